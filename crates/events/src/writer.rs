@@ -211,6 +211,15 @@ impl EventSink {
     }
 }
 
+impl std::fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventSink")
+            .field("source", &self.source)
+            .field("enabled", &self.is_enabled())
+            .finish()
+    }
+}
+
 /// Events collected to be queued together; queued when committed or dropped.
 pub struct EventBatch<'a> {
     sink: &'a EventSink,

@@ -126,6 +126,18 @@ impl StreamDecoder {
         self.version = Some(version);
     }
 
+    /// Gives up decoding: everything from here on is raw. Used when bytes were discarded without
+    /// regard to packet boundaries, after which the stream cannot be trusted to parse.
+    pub fn desync(&mut self) {
+        self.mode = StreamMode::Raw;
+        self.continuation_left = 0;
+    }
+
+    /// Records bytes the caller discarded without asking the decoder (see [`Self::desync`]).
+    pub fn skip(&mut self, len: usize) {
+        self.offset += len as u64;
+    }
+
     /// Bytes consumed so far (the stream offset of the next unit).
     pub fn offset(&self) -> u64 {
         self.offset

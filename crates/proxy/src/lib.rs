@@ -1,1 +1,231 @@
-//! placeholder
+//! linecut's fault-injecting, MQTT-aware TCP proxy.
+//!
+//! The proxy sits between MQTT clients and a broker. It forwards every byte, splits each
+//! direction into MQTT control packets (with [`linecut_mqtt`]) and logs each packet with its fate,
+//! and plays faults on a schedule or on request — so that an outage experiment can be scripted and
+//! every endpoint's reaction read off one log.
+//!
+//! # Faults
+//! A userspace proxy terminates TCP on both sides, so its kernel keeps acknowledging whatever the
+//! proxy reads. Each fault is therefore built to look, to each endpoint, like the network event it
+//! is named after:
+//!
+//! | kind | real-world event | what the endpoints see |
+//! |---|---|---|
+//! | `cut` | cable pulled, later restored | nothing in the cut direction(s); bytes, FIN and RST sent meanwhile are held (bounded; back-pressure past `hold`) and delivered in order when the cut ends, unless `give_up` resets the connection first. New connections: the handshake completes with the proxy, nothing reaches the broker until the cut ends. |
+//! | `blackhole` | middlebox silently eating traffic | whole MQTT packets discarded (`mode=raw`: bytes); the connection stays open |
+//! | `reset` | NAT entry expired, peer rebooted | RST on both ends of every live targeted connection |
+//! | `close` | orderly shutdown by a middlebox | FIN on both ends of every live targeted connection |
+//! | `refuse` | broker down, port closed | new connects refused (listener closed); live connections untouched |
+//! | `latency` | slow or long path | each unit delivered `delay ± jitter` after it was read, order kept |
+//! | `bandwidth` | thin link | throughput capped at `rate` bytes per second |
+//!
+//! Every fault has a direction, a target (all, new, or a client-id glob), a start and a duration,
+//! and optional repetition; see [`spec`] for the `KIND[:key=value,...]` spelling and [`faults`] for
+//! the contract a new kind must honour.
+//!
+//! # Shape
+//! [`Proxy::run`] takes a bound listener and a shutdown future (the mini-redis shape), so that
+//! callers bind `127.0.0.1:0` and learn the port before anything runs. Module map: `server.rs`
+//! (accept loop, connection setup, shutdown), `pump.rs` (per-direction forwarding), `board.rs`
+//! (active faults), `scheduler.rs` (timing), `conn.rs` (live connections), `wirelog.rs` (packet
+//! events), `control.rs` (HTTP API).
+
+mod board;
+mod conn;
+mod control;
+pub mod faults;
+mod pump;
+mod scheduler;
+mod server;
+pub mod spec;
+mod wirelog;
+
+pub use board::{FaultInfo, Origin, Status};
+pub use conn::ConnHandle;
+pub use spec::{FaultSpec, SpecError};
+pub use wirelog::{WireLog, DEFAULT_PUBLISH_LIMIT};
+
+use board::FaultBoard;
+use conn::ConnRegistry;
+use linecut_events::{EventKind, EventSink, ProxyStarted, ProxyStopped};
+use scheduler::{ScheduleHandle, Scheduler};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// Everything that shapes a proxy except its listener and faults.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// The broker, as `host:port` (resolved on every connection).
+    pub upstream: String,
+    pub wire_log: WireLog,
+    /// Live connections at most; beyond it, accepting pauses.
+    pub max_connections: usize,
+    /// How long to wait for the broker to accept a connection.
+    pub connect_timeout: Duration,
+    /// Largest MQTT packet decoded whole; larger ones stream through.
+    pub max_buffered_packet: usize,
+    /// Bytes a direction may queue before the proxy stops reading from its sender.
+    pub queue_limit: usize,
+}
+
+impl ProxyConfig {
+    pub fn new(upstream: impl Into<String>) -> Self {
+        ProxyConfig {
+            upstream: upstream.into(),
+            wire_log: WireLog::default(),
+            max_connections: 20_000,
+            connect_timeout: Duration::from_secs(5),
+            max_buffered_packet: 1024 * 1024,
+            queue_limit: 1024 * 1024,
+        }
+    }
+}
+
+/// State shared by every task of one proxy.
+pub(crate) struct Shared {
+    pub events: EventSink,
+    pub board: Arc<FaultBoard>,
+    pub conns: Arc<ConnRegistry>,
+    pub config: ProxyConfig,
+}
+
+/// Errors that stop a proxy.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+}
+
+/// What a finished run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunSummary {
+    pub connections: u64,
+}
+
+/// A proxy, configured and with its schedule clock started, not yet serving.
+pub struct Proxy {
+    shared: Arc<Shared>,
+    scheduler: Scheduler,
+}
+
+impl Proxy {
+    /// Creates the proxy. The schedule's clock (`at=0s`) starts now.
+    pub fn new(config: ProxyConfig, events: EventSink) -> Proxy {
+        let conns = Arc::new(ConnRegistry::default());
+        let board = Arc::new(FaultBoard::new(conns.clone(), events.clone()));
+        let scheduler = Scheduler::start(board.clone(), Instant::now());
+        Proxy {
+            shared: Arc::new(Shared {
+                events,
+                board,
+                conns,
+                config,
+            }),
+            scheduler,
+        }
+    }
+
+    /// Adds a fault to the schedule (its `at` counts from proxy start); returns its id.
+    pub fn schedule(&self, spec: FaultSpec) -> u64 {
+        self.scheduler.handle().add_scheduled(spec)
+    }
+
+    /// A handle for adding and removing faults and listing connections while the proxy runs.
+    pub fn handle(&self) -> ProxyHandle {
+        ProxyHandle {
+            board: self.shared.board.clone(),
+            conns: self.shared.conns.clone(),
+            schedule: self.scheduler.handle().clone(),
+        }
+    }
+
+    /// Serves until `shutdown` completes, then closes every connection and returns.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        control: Option<TcpListener>,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<RunSummary, ProxyError> {
+        let io = |context: &str| {
+            let context = context.to_string();
+            move |source| ProxyError::Io { context, source }
+        };
+        let listen = listener
+            .local_addr()
+            .map_err(io("reading the listen address"))?;
+        let control_addr = match &control {
+            Some(c) => Some(c.local_addr().map_err(io("reading the control address"))?),
+            None => None,
+        };
+        self.shared
+            .events
+            .emit(EventKind::ProxyStarted(ProxyStarted {
+                listen: listen.to_string(),
+                upstream: self.shared.config.upstream.clone(),
+                control: control_addr.map(|a| a.to_string()),
+            }));
+        let (stop_control, control_stopped) = tokio::sync::oneshot::channel::<()>();
+        let control_task = control.map(|listener| {
+            let state = control::ControlState {
+                board: self.shared.board.clone(),
+                conns: self.shared.conns.clone(),
+                schedule: self.scheduler.handle().clone(),
+                listen: listen.to_string(),
+                upstream: self.shared.config.upstream.clone(),
+            };
+            tokio::spawn(control::serve(listener, state, async move {
+                let _ = control_stopped.await;
+            }))
+        });
+        let served = server::accept_loop(self.shared.clone(), listener, shutdown).await;
+        let _ = stop_control.send(());
+        if let Some(task) = control_task {
+            let _ = task.await;
+        }
+        served.map_err(io("serving"))?;
+        let connections = self.shared.conns.accepted();
+        self.shared
+            .events
+            .emit(EventKind::ProxyStopped(ProxyStopped { connections }));
+        Ok(RunSummary { connections })
+    }
+}
+
+/// Live access to a running proxy.
+#[derive(Clone)]
+pub struct ProxyHandle {
+    board: Arc<FaultBoard>,
+    conns: Arc<ConnRegistry>,
+    schedule: ScheduleHandle,
+}
+
+impl ProxyHandle {
+    /// Adds a fault whose `at` counts from now; returns its id.
+    pub fn add_fault(&self, spec: FaultSpec) -> u64 {
+        self.schedule.add_now(spec)
+    }
+
+    /// Ends a fault now and cancels its later occurrences; false if there is no such fault.
+    pub fn remove_fault(&self, id: u64) -> bool {
+        self.board.remove(id)
+    }
+
+    pub fn faults(&self) -> Vec<FaultInfo> {
+        self.board.list()
+    }
+
+    pub fn connections(&self) -> Vec<Arc<ConnHandle>> {
+        self.conns.live()
+    }
+
+    /// Whether fault `id` currently has an active occurrence.
+    pub fn is_active(&self, id: u64) -> bool {
+        self.board.snapshot().iter().any(|f| f.id == id)
+    }
+}

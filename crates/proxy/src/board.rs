@@ -1,0 +1,277 @@
+//! The fault board: which faults exist, which are active now, and the actions they take.
+//!
+//! Every fault (from the command line, a scenario or the control API) gets an id here. The
+//! scheduler starts and ends occurrences through the board; the pumps never lock it — they watch an
+//! immutable snapshot of the active faults ([`Snapshot`]) that the board republishes on every
+//! change, so the hot path costs one atomic check per unit while nothing changes.
+
+use crate::conn::{ConnHandle, ConnRegistry};
+use crate::spec::{FaultSpec, Target};
+use linecut_events::{Direction, EventKind, EventSink, FaultAction, FaultEnded, FaultStarted};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use tokio::sync::watch;
+
+/// One active occurrence of a fault.
+#[derive(Debug, Clone)]
+pub struct ActiveFault {
+    pub id: u64,
+    pub spec: Arc<FaultSpec>,
+    pub started_at: Instant,
+}
+
+impl ActiveFault {
+    /// Does this fault target the connection (direction aside)?
+    pub fn targets(&self, conn: &ConnHandle) -> bool {
+        match &self.spec.target {
+            Target::All => true,
+            Target::New => conn.opened_at >= self.started_at,
+            Target::Client(glob) => conn.client_id().is_some_and(|id| glob.matches(id)),
+        }
+    }
+
+    pub fn applies_to(&self, conn: &ConnHandle, dir: Direction) -> bool {
+        self.spec.dir.matches(dir) && self.targets(conn)
+    }
+}
+
+/// The active faults at one moment; replaced, never mutated.
+pub type Snapshot = Arc<Vec<ActiveFault>>;
+
+/// Where a fault came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    Schedule,
+    Control,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Scheduled,
+    Active,
+    Finished,
+    Removed,
+}
+
+/// What the control API lists for a fault.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultInfo {
+    pub id: u64,
+    pub spec: String,
+    pub kind: &'static str,
+    pub origin: Origin,
+    pub status: Status,
+    pub occurrences: u32,
+}
+
+#[derive(Debug)]
+struct Entry {
+    spec: Arc<FaultSpec>,
+    origin: Origin,
+    status: Status,
+    occurrences: u32,
+}
+
+#[derive(Debug)]
+pub struct FaultBoard {
+    entries: Mutex<BoardState>,
+    active_tx: watch::Sender<Snapshot>,
+    conns: Arc<ConnRegistry>,
+    events: EventSink,
+}
+
+#[derive(Debug, Default)]
+struct BoardState {
+    next_id: u64,
+    entries: BTreeMap<u64, Entry>,
+    active: Vec<ActiveFault>,
+}
+
+impl FaultBoard {
+    pub fn new(conns: Arc<ConnRegistry>, events: EventSink) -> Self {
+        let (active_tx, _) = watch::channel(Arc::new(Vec::new()));
+        FaultBoard {
+            entries: Mutex::new(BoardState::default()),
+            active_tx,
+            conns,
+            events,
+        }
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Snapshot> {
+        self.active_tx.subscribe()
+    }
+
+    pub fn snapshot(&self) -> Snapshot {
+        self.active_tx.borrow().clone()
+    }
+
+    pub(crate) fn register(&self, spec: Arc<FaultSpec>, origin: Origin) -> u64 {
+        let mut state = self.lock();
+        state.next_id += 1;
+        let id = state.next_id;
+        state.entries.insert(
+            id,
+            Entry {
+                spec,
+                origin,
+                status: Status::Scheduled,
+                occurrences: 0,
+            },
+        );
+        id
+    }
+
+    /// Starts the next occurrence of fault `id`; false if the fault was removed meanwhile.
+    pub(crate) fn start(
+        &self,
+        id: u64,
+        scheduled_us: Option<u64>,
+        lateness_us: Option<u64>,
+    ) -> bool {
+        let spec = {
+            let mut state = self.lock();
+            let Some(entry) = state.entries.get_mut(&id) else {
+                return false;
+            };
+            if entry.status == Status::Removed {
+                return false;
+            }
+            entry.occurrences += 1;
+            entry.status = if entry.spec.is_instant() {
+                Status::Finished
+            } else {
+                Status::Active
+            };
+            let spec = entry.spec.clone();
+            let active = ActiveFault {
+                id,
+                spec: spec.clone(),
+                started_at: Instant::now(),
+            };
+            if !spec.is_instant() {
+                state.active.push(active.clone());
+                self.publish(&state);
+            }
+            (spec, active)
+        };
+        let (spec, active) = spec;
+        self.events.emit(EventKind::FaultStarted(FaultStarted {
+            fault: id,
+            spec: spec.to_string(),
+            kind: spec.kind().to_string(),
+            scheduled_us,
+            lateness_us,
+        }));
+        if let Some(action) = spec.fault.on_start() {
+            for conn in self.conns.live() {
+                if active.targets(&conn) {
+                    let reason = format!("fault {id} ({})", spec.kind());
+                    conn.kill(action, reason);
+                    self.events.emit(EventKind::FaultAction(FaultAction {
+                        fault: id,
+                        kind: spec.kind().to_string(),
+                        action: spec.kind().to_string(),
+                        conn: Some(conn.id),
+                        detail: conn.client_id().map(|c| format!("client_id={c}")),
+                    }));
+                }
+            }
+        }
+        if spec.is_instant() {
+            // An instant fault's window is a point: record its end so every start has one.
+            self.events.emit(EventKind::FaultEnded(FaultEnded {
+                fault: id,
+                kind: spec.kind().to_string(),
+                scheduled_us,
+                lateness_us,
+            }));
+        }
+        true
+    }
+
+    /// Ends the active occurrence of fault `id` (if any).
+    pub(crate) fn end(&self, id: u64, scheduled_us: Option<u64>, lateness_us: Option<u64>) {
+        let kind = {
+            let mut state = self.lock();
+            let before = state.active.len();
+            state.active.retain(|a| a.id != id);
+            if state.active.len() == before {
+                return;
+            }
+            self.publish(&state);
+            let Some(entry) = state.entries.get_mut(&id) else {
+                return;
+            };
+            if entry.status == Status::Active {
+                entry.status = Status::Scheduled;
+            }
+            entry.spec.kind()
+        };
+        self.events.emit(EventKind::FaultEnded(FaultEnded {
+            fault: id,
+            kind: kind.to_string(),
+            scheduled_us,
+            lateness_us,
+        }));
+    }
+
+    /// Marks a fault finished once its last occurrence has ended.
+    pub(crate) fn finish(&self, id: u64) {
+        if let Some(entry) = self.lock().entries.get_mut(&id) {
+            if entry.status != Status::Removed {
+                entry.status = Status::Finished;
+            }
+        }
+    }
+
+    /// Removes a fault: ends it now if active and cancels future occurrences.
+    pub fn remove(&self, id: u64) -> bool {
+        {
+            let mut state = self.lock();
+            let Some(entry) = state.entries.get_mut(&id) else {
+                return false;
+            };
+            entry.status = Status::Removed;
+        }
+        self.end(id, None, None);
+        true
+    }
+
+    pub fn list(&self) -> Vec<FaultInfo> {
+        self.lock()
+            .entries
+            .iter()
+            .map(|(&id, e)| FaultInfo {
+                id,
+                spec: e.spec.to_string(),
+                kind: e.spec.kind(),
+                origin: e.origin,
+                status: e.status,
+                occurrences: e.occurrences,
+            })
+            .collect()
+    }
+
+    pub(crate) fn emit_action(&self, fault: &ActiveFault, action: &str, conn: Option<u64>) {
+        self.events.emit(EventKind::FaultAction(FaultAction {
+            fault: fault.id,
+            kind: fault.spec.kind().to_string(),
+            action: action.to_string(),
+            conn,
+            detail: None,
+        }));
+    }
+
+    fn publish(&self, state: &BoardState) {
+        self.active_tx.send_replace(Arc::new(state.active.clone()));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BoardState> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

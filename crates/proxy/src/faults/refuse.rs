@@ -1,0 +1,34 @@
+//! `refuse`: the broker is down or its port closed. New connection attempts fail at once while
+//! the fault lasts; live connections are untouched.
+//!
+//! With target `all` or `new` the proxy closes its listening socket, so a connect gets a real
+//! `ECONNREFUSED` (and connects already queued in the backlog get RST), then reopens it on the same
+//! address when the fault ends. A client id is unknown before CONNECT, so with
+//! `target=client=PATTERN` the proxy accepts, reads the CONNECT, and resets the connection if the id
+//! matches — the closest a TCP-level proxy can come to refusing one client.
+
+use super::Fault;
+use crate::spec::{DirFilter, FaultSpec, SpecError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refuse;
+
+impl Fault for Refuse {
+    fn kind(&self) -> &'static str {
+        "refuse"
+    }
+
+    fn check(&self, spec: &FaultSpec) -> Result<(), SpecError> {
+        if spec.dir != DirFilter::Both {
+            return Err(SpecError::new(
+                "`refuse` acts on connection attempts, which have no direction; drop `dir`",
+            ));
+        }
+        // `new` and `all` mean the same for refusals; both are accepted for symmetry.
+        Ok(())
+    }
+
+    fn refuses_connections(&self) -> bool {
+        true
+    }
+}

@@ -1,0 +1,483 @@
+//! Fault specifications: the `KIND[:key=value,...]` spelling of `linecut proxy --fault`, parsed
+//! into a checked [`FaultSpec`].
+//!
+//! The spelling is a public interface (users, scripts and scenario files rely on it), so parsing is
+//! strict: unknown keys, repeated keys and impossible combinations are errors that name the key
+//! and list what is allowed. Keys common to every kind are handled here; kind-specific keys are
+//! handed to the kind's own file in `faults/`, which consumes them from [`Keys`].
+//!
+//! Common keys:
+//! - `at`: start, relative to proxy start (default `0s`);
+//! - `for`: duration (default: open-ended);
+//! - `dir`: `up` (client to broker), `down` (broker to client) or `both` (default);
+//! - `target`: `all` (default), `new` (connections opened while the fault is active), or
+//!   `client=PATTERN` (MQTT client ids matching a glob with `*` and `?`);
+//! - `every` / `count`: repeat the fault every interval, `count` times in all (default: forever).
+
+use crate::faults::{self, Fault};
+use linecut_events::Direction;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A fault spec that failed to parse: says which key and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SpecError {
+    pub message: String,
+}
+
+impl SpecError {
+    pub fn new(message: impl Into<String>) -> Self {
+        SpecError {
+            message: message.into(),
+        }
+    }
+}
+
+/// Which directions of a connection a fault applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DirFilter {
+    Up,
+    Down,
+    Both,
+}
+
+impl DirFilter {
+    pub fn matches(self, dir: Direction) -> bool {
+        match self {
+            DirFilter::Both => true,
+            DirFilter::Up => dir == Direction::Up,
+            DirFilter::Down => dir == Direction::Down,
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            DirFilter::Up => "up",
+            DirFilter::Down => "down",
+            DirFilter::Both => "both",
+        }
+    }
+}
+
+/// Which connections a fault applies to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    All,
+    /// Only connections opened while the fault is active.
+    New,
+    /// Connections whose CONNECT carried a client id matching this glob.
+    Client(Glob),
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::All => f.write_str("all"),
+            Target::New => f.write_str("new"),
+            Target::Client(glob) => write!(f, "client={}", glob.pattern),
+        }
+    }
+}
+
+/// A glob over client ids: `*` matches any run of characters, `?` exactly one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Glob {
+    pattern: String,
+}
+
+impl Glob {
+    pub fn new(pattern: &str) -> Self {
+        Glob {
+            pattern: pattern.to_string(),
+        }
+    }
+
+    pub fn matches(&self, text: &str) -> bool {
+        let pattern: Vec<char> = self.pattern.chars().collect();
+        let text: Vec<char> = text.chars().collect();
+        // Iterative matcher with one backtrack point: linear for the patterns people write.
+        let (mut p, mut t) = (0, 0);
+        let mut star: Option<(usize, usize)> = None;
+        while t < text.len() {
+            if p < pattern.len() && (pattern[p] == '?' || pattern[p] == text[t]) {
+                p += 1;
+                t += 1;
+            } else if p < pattern.len() && pattern[p] == '*' {
+                star = Some((p, t));
+                p += 1;
+            } else if let Some((sp, st)) = star {
+                p = sp + 1;
+                t = st + 1;
+                star = Some((sp, st + 1));
+            } else {
+                return false;
+            }
+        }
+        pattern[p..].iter().all(|&c| c == '*')
+    }
+}
+
+/// Repetition of a fault: every `every`, `count` occurrences (None = forever).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Repeat {
+    pub every: Duration,
+    pub count: Option<u32>,
+}
+
+/// A parsed, checked fault.
+#[derive(Debug, Clone)]
+pub struct FaultSpec {
+    pub fault: Arc<dyn Fault>,
+    pub at: Duration,
+    pub duration: Option<Duration>,
+    pub dir: DirFilter,
+    pub target: Target,
+    pub repeat: Option<Repeat>,
+}
+
+impl FaultSpec {
+    pub fn kind(&self) -> &'static str {
+        self.fault.kind()
+    }
+
+    /// Parses `KIND[:key=value,...]`.
+    pub fn parse(text: &str) -> Result<FaultSpec, SpecError> {
+        let text = text.trim();
+        let (kind, rest) = match text.split_once(':') {
+            Some((k, r)) => (k.trim(), r),
+            None => (text, ""),
+        };
+        let mut keys = Keys::parse(rest)?;
+        let at = keys.duration("at")?.unwrap_or(Duration::ZERO);
+        let duration = keys.duration("for")?;
+        if duration == Some(Duration::ZERO) {
+            return Err(SpecError::new("`for` must be longer than 0s"));
+        }
+        let dir = match keys.take("dir").as_deref() {
+            None | Some("both") => DirFilter::Both,
+            Some("up") => DirFilter::Up,
+            Some("down") => DirFilter::Down,
+            Some(other) => {
+                return Err(SpecError::new(format!(
+                    "`dir={other}` is not a direction; use up, down or both"
+                )))
+            }
+        };
+        let target = match keys.take("target") {
+            None => Target::All,
+            Some(t) if t == "all" => Target::All,
+            Some(t) if t == "new" => Target::New,
+            Some(t) => match t.strip_prefix("client=") {
+                Some(pattern) if !pattern.is_empty() => Target::Client(Glob::new(pattern)),
+                _ => {
+                    return Err(SpecError::new(format!(
+                        "`target={t}` is not a target; use all, new or client=PATTERN"
+                    )))
+                }
+            },
+        };
+        let every = keys.duration("every")?;
+        let count = keys.number::<u32>("count")?;
+        let repeat = match (every, count) {
+            (None, None) => None,
+            (None, Some(_)) => return Err(SpecError::new("`count` needs `every`")),
+            (Some(every), count) => {
+                if every.is_zero() {
+                    return Err(SpecError::new("`every` must be longer than 0s"));
+                }
+                if count == Some(0) {
+                    return Err(SpecError::new("`count` must be at least 1"));
+                }
+                match duration {
+                    None => {
+                        return Err(SpecError::new(
+                            "a repeating fault needs `for` (each occurrence must end)",
+                        ))
+                    }
+                    Some(d) if d >= every => {
+                        return Err(SpecError::new(format!(
+                            "`for` ({}) must be shorter than `every` ({})",
+                            humantime::format_duration(d),
+                            humantime::format_duration(every)
+                        )))
+                    }
+                    _ => {}
+                }
+                Some(Repeat { every, count })
+            }
+        };
+        let fault = faults::build(kind, &mut keys)?;
+        keys.finish(kind, fault.keys())?;
+        let spec = FaultSpec {
+            fault,
+            at,
+            duration,
+            dir,
+            target,
+            repeat,
+        };
+        spec.fault.check(&spec)?;
+        Ok(spec)
+    }
+
+    /// When occurrence `n` (0-based) starts, relative to proxy start; None past the last one.
+    pub fn occurrence_start(&self, n: u32) -> Option<Duration> {
+        match self.repeat {
+            None if n == 0 => Some(self.at),
+            None => None,
+            Some(Repeat { count: Some(c), .. }) if n >= c => None,
+            Some(Repeat { every, .. }) => Some(self.at + every * n),
+        }
+    }
+
+    /// True for faults that act once when they start (reset, close) rather than over a window.
+    pub fn is_instant(&self) -> bool {
+        self.fault.is_instant()
+    }
+}
+
+impl fmt::Display for FaultSpec {
+    /// The canonical spelling: parsing it gives the same fault back.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut parts: Vec<String> = vec![format!("at={}", fmt_duration(self.at))];
+        if let Some(d) = self.duration {
+            parts.push(format!("for={}", fmt_duration(d)));
+        }
+        if self.dir != DirFilter::Both {
+            parts.push(format!("dir={}", self.dir.as_str()));
+        }
+        if self.target != Target::All {
+            parts.push(format!("target={}", self.target));
+        }
+        if let Some(r) = self.repeat {
+            parts.push(format!("every={}", fmt_duration(r.every)));
+            if let Some(c) = r.count {
+                parts.push(format!("count={c}"));
+            }
+        }
+        for (key, value) in self.fault.params() {
+            parts.push(format!("{key}={value}"));
+        }
+        write!(f, "{}:{}", self.kind(), parts.join(","))
+    }
+}
+
+pub(crate) fn fmt_duration(d: Duration) -> String {
+    if d.is_zero() {
+        "0s".to_string()
+    } else {
+        humantime::format_duration(d).to_string().replace(' ', "")
+    }
+}
+
+/// The `key=value` pairs of a spec, consumed as they are understood; leftovers are errors.
+#[derive(Debug, Default)]
+pub struct Keys {
+    values: BTreeMap<String, String>,
+}
+
+/// Keys every fault kind accepts.
+const COMMON_KEYS: &[&str] = &["at", "for", "dir", "target", "every", "count"];
+
+impl Keys {
+    fn parse(text: &str) -> Result<Keys, SpecError> {
+        let mut values = BTreeMap::new();
+        if text.trim().is_empty() {
+            return Ok(Keys { values });
+        }
+        for part in text.split(',') {
+            let part = part.trim();
+            let Some((key, value)) = part.split_once('=') else {
+                return Err(SpecError::new(format!(
+                    "`{part}` is not key=value (keys are separated by commas)"
+                )));
+            };
+            let (key, value) = (key.trim(), value.trim());
+            if key.is_empty() || value.is_empty() {
+                return Err(SpecError::new(format!(
+                    "`{part}` has an empty key or value"
+                )));
+            }
+            if values.insert(key.to_string(), value.to_string()).is_some() {
+                return Err(SpecError::new(format!("`{key}` is given twice")));
+            }
+        }
+        Ok(Keys { values })
+    }
+
+    pub fn take(&mut self, key: &str) -> Option<String> {
+        self.values.remove(key)
+    }
+
+    pub fn duration(&mut self, key: &str) -> Result<Option<Duration>, SpecError> {
+        let Some(text) = self.take(key) else {
+            return Ok(None);
+        };
+        humantime::parse_duration(&text).map(Some).map_err(|e| {
+            SpecError::new(format!(
+                "`{key}={text}` is not a duration ({e}); write e.g. 500ms, 10s, 2m"
+            ))
+        })
+    }
+
+    pub fn number<T: std::str::FromStr>(&mut self, key: &str) -> Result<Option<T>, SpecError> {
+        let Some(text) = self.take(key) else {
+            return Ok(None);
+        };
+        text.parse()
+            .map(Some)
+            .map_err(|_| SpecError::new(format!("`{key}={text}` is not a whole number")))
+    }
+
+    /// A byte count: a number with an optional unit (B, KB, KiB, MB, MiB, GB, GiB).
+    pub fn bytes(&mut self, key: &str) -> Result<Option<u64>, SpecError> {
+        let Some(text) = self.take(key) else {
+            return Ok(None);
+        };
+        parse_bytes(&text).map(Some).ok_or_else(|| {
+            SpecError::new(format!(
+                "`{key}={text}` is not a size; write e.g. 1500, 64KiB, 10MB"
+            ))
+        })
+    }
+
+    fn finish(self, kind: &str, kind_keys: &[&str]) -> Result<(), SpecError> {
+        if let Some(key) = self.values.keys().next() {
+            let mut allowed: Vec<&str> = COMMON_KEYS.to_vec();
+            allowed.extend_from_slice(kind_keys);
+            return Err(SpecError::new(format!(
+                "`{kind}` has no key `{key}`; keys are: {}",
+                allowed.join(", ")
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Parses sizes like `1500`, `64KiB`, `10MB`, `1.5MiB`.
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale = match unit.trim() {
+        "" | "B" => 1.0,
+        "KB" | "kB" => 1e3,
+        "KiB" => 1024.0,
+        "MB" => 1e6,
+        "MiB" => 1024.0 * 1024.0,
+        "GB" => 1e9,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let value = number * scale;
+    (value.is_finite() && value >= 1.0).then_some(value as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_both_directions_all_connections_open_ended_from_zero() {
+        let spec = FaultSpec::parse("cut").unwrap();
+        assert_eq!(spec.kind(), "cut");
+        assert_eq!(spec.at, Duration::ZERO);
+        assert_eq!(spec.duration, None);
+        assert_eq!(spec.dir, DirFilter::Both);
+        assert_eq!(spec.target, Target::All);
+        assert!(spec.repeat.is_none());
+    }
+
+    #[test]
+    fn the_documented_example_parses_and_prints_canonically() {
+        let spec = FaultSpec::parse("cut:at=10s,for=120s,dir=both").unwrap();
+        assert_eq!(spec.at, Duration::from_secs(10));
+        assert_eq!(spec.duration, Some(Duration::from_secs(120)));
+        assert_eq!(spec.to_string(), "cut:at=10s,for=2m");
+        let again = FaultSpec::parse(&spec.to_string()).unwrap();
+        assert_eq!(again.to_string(), spec.to_string());
+    }
+
+    #[test]
+    fn every_kind_round_trips_through_its_canonical_spelling() {
+        for text in [
+            "cut:at=1s,for=2s,dir=up,hold=64KiB,give_up=30s",
+            "blackhole:for=1s,mode=raw",
+            "reset:at=3s,target=client=sensor-*",
+            "close:at=500ms,target=new",
+            "refuse:at=1s,for=4s",
+            "latency:delay=100ms,jitter=10ms,dir=down",
+            "bandwidth:rate=10KiB",
+            "cut:at=1s,for=1s,every=5s,count=3",
+        ] {
+            let spec = FaultSpec::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let canonical = spec.to_string();
+            let again = FaultSpec::parse(&canonical).unwrap();
+            assert_eq!(again.to_string(), canonical, "{text}");
+        }
+    }
+
+    #[test]
+    fn errors_name_the_key_and_what_is_wrong() {
+        let cases = [
+            ("teleport", "unknown fault kind `teleport`"),
+            ("cut:for=ten", "`for=ten` is not a duration"),
+            ("cut:dir=sideways", "`dir=sideways` is not a direction"),
+            ("cut:target=some", "`target=some` is not a target"),
+            ("cut:speed=3", "`cut` has no key `speed`"),
+            ("cut:for=1s,for=2s", "`for` is given twice"),
+            ("cut:for", "`for` is not key=value"),
+            ("cut:count=3", "`count` needs `every`"),
+            ("cut:every=5s", "a repeating fault needs `for`"),
+            ("cut:for=5s,every=5s", "must be shorter than `every`"),
+            ("latency", "`latency` needs `delay`"),
+            ("bandwidth:rate=fast", "`rate=fast` is not a size"),
+            ("blackhole:mode=sometimes", "`mode=sometimes`"),
+            ("reset:for=5s", "`reset` acts once when it starts"),
+            ("cut:for=0s", "`for` must be longer than 0s"),
+        ];
+        for (text, want) in cases {
+            let err = FaultSpec::parse(text).unwrap_err().to_string();
+            assert!(err.contains(want), "{text}: got `{err}`, want `{want}`");
+        }
+    }
+
+    #[test]
+    fn repetition_lists_occurrences_and_stops_after_count() {
+        let spec = FaultSpec::parse("cut:at=1s,for=1s,every=5s,count=3").unwrap();
+        let starts: Vec<_> = (0..5).map(|n| spec.occurrence_start(n)).collect();
+        let s = Duration::from_secs;
+        assert_eq!(
+            starts,
+            vec![Some(s(1)), Some(s(6)), Some(s(11)), None, None]
+        );
+    }
+
+    #[test]
+    fn globs_match_client_ids() {
+        let g = Glob::new("sensor-*-?");
+        assert!(g.matches("sensor-12-a"));
+        assert!(g.matches("sensor--b"));
+        assert!(!g.matches("sensor-12"));
+        assert!(!g.matches("xsensor-1-a"));
+        assert!(Glob::new("*").matches(""));
+        assert!(Glob::new("a*b*c").matches("aXXbYYc"));
+        assert!(!Glob::new("a*b*c").matches("aXXbYY"));
+    }
+
+    #[test]
+    fn sizes_accept_common_units() {
+        assert_eq!(parse_bytes("1500"), Some(1500));
+        assert_eq!(parse_bytes("64KiB"), Some(65536));
+        assert_eq!(parse_bytes("10MB"), Some(10_000_000));
+        assert_eq!(parse_bytes("1.5MiB"), Some(1_572_864));
+        assert_eq!(parse_bytes("0"), None);
+        assert_eq!(parse_bytes("ten"), None);
+    }
+}

@@ -1,0 +1,203 @@
+//! What the event log says about real MQTT sessions: a rumqttc client through the proxy to an
+//! embedded rumqttd broker, and streams that are not MQTT.
+
+use crate::util::*;
+use linecut_events::{Direction, EventKind, Fate};
+use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Starts rumqttd on a free loopback port in its own thread and waits until it accepts.
+async fn start_rumqttd() -> SocketAddr {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let server = rumqttd::ServerSettings {
+        name: "v4-1".into(),
+        listen: addr,
+        tls: None,
+        next_connection_delay_ms: 1,
+        connections: rumqttd::ConnectionSettings {
+            connection_timeout_ms: 5000,
+            max_payload_size: 1 << 20,
+            max_inflight_count: 100,
+            auth: None,
+            external_auth: None,
+            dynamic_filters: true,
+        },
+    };
+    let config = rumqttd::Config {
+        id: 0,
+        router: rumqttd::RouterConfig {
+            max_connections: 1000,
+            max_outgoing_packet_count: 200,
+            max_segment_size: 1 << 20,
+            max_segment_count: 10,
+            custom_segment: None,
+            initialized_filters: None,
+            shared_subscriptions_strategy: Default::default(),
+        },
+        v4: Some(HashMap::from([("1".to_string(), server)])),
+        v5: None,
+        ws: None,
+        cluster: None,
+        console: None,
+        bridge: None,
+        prometheus: None,
+        metrics: None,
+    };
+    std::thread::spawn(move || {
+        let _ = rumqttd::Broker::new(config).start();
+    });
+    for _ in 0..500 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return addr;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("rumqttd did not start on {addr}");
+}
+
+#[tokio::test]
+async fn a_real_session_is_logged_packet_by_packet_with_its_fields() {
+    let broker = start_rumqttd().await;
+    let rig = Rig::with(RigOptions {
+        upstream_override: Some(broker.to_string()),
+        ..Default::default()
+    })
+    .await;
+    let mut options = MqttOptions::new("logger-1", rig.addr.ip().to_string(), rig.addr.port());
+    options.set_keep_alive(Duration::from_secs(1));
+    let (client, mut eventloop) = AsyncClient::new(options, 10);
+    client.subscribe("t/#", QoS::AtLeastOnce).await.unwrap();
+    client
+        .publish("t/1", QoS::AtLeastOnce, false, vec![9u8; 42])
+        .await
+        .unwrap();
+    let (mut got_publish, mut got_pingresp) = (false, false);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !(got_publish && got_pingresp) {
+            match eventloop.poll().await.unwrap() {
+                Event::Incoming(Incoming::Publish(_)) => got_publish = true,
+                Event::Incoming(Incoming::PingResp) => got_pingresp = true,
+                _ => {}
+            }
+        }
+    })
+    .await
+    .expect("a message and a ping response through the proxy");
+    client.disconnect().await.unwrap();
+    // Drive the loop until the DISCONNECT is on the wire and the connection ends.
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while eventloop.poll().await.is_ok() {}
+    })
+    .await;
+    let events = rig.stop().await;
+    let packets = packet_events(&events);
+    let seq: Vec<(Direction, &str)> = packets
+        .iter()
+        .map(|p| (p.dir, p.packet_type.as_str()))
+        .collect();
+    let first = |dir: Direction, t: &str| {
+        packets
+            .iter()
+            .find(|p| p.dir == dir && p.packet_type == t)
+            .unwrap_or_else(|| panic!("no {t} {dir:?} in {seq:?}"))
+    };
+    let connect = first(Direction::Up, "CONNECT");
+    assert_eq!(connect.client_id.as_deref(), Some("logger-1"));
+    assert_eq!(connect.keepalive_s, Some(1));
+    assert_eq!(connect.clean_session, Some(true));
+    assert_eq!(connect.protocol_version, Some(4));
+    let connack = first(Direction::Down, "CONNACK");
+    assert_eq!(
+        (connack.return_code, connack.session_present),
+        (Some(0), Some(false))
+    );
+    let subscribe = first(Direction::Up, "SUBSCRIBE");
+    let topics = subscribe.topics.as_ref().unwrap();
+    assert_eq!((topics[0].filter.as_str(), topics[0].qos), ("t/#", Some(1)));
+    assert_eq!(first(Direction::Down, "SUBACK").codes, Some(vec![1]));
+    let publish_up = first(Direction::Up, "PUBLISH");
+    assert_eq!(publish_up.topic.as_deref(), Some("t/1"));
+    assert_eq!(
+        (publish_up.qos, publish_up.payload_len),
+        (Some(1), Some(42))
+    );
+    assert!(publish_up.packet_id.is_some());
+    assert_eq!(
+        first(Direction::Down, "PUBACK").packet_id,
+        publish_up.packet_id
+    );
+    assert_eq!(first(Direction::Down, "PUBLISH").payload_len, Some(42));
+    first(Direction::Up, "PINGREQ");
+    first(Direction::Down, "PINGRESP");
+    first(Direction::Up, "DISCONNECT");
+    assert!(packets.iter().all(|p| p.fate == Fate::Forwarded));
+    assert!(packets.iter().all(|p| p.conn == connect.conn));
+}
+
+#[tokio::test]
+async fn a_stream_that_is_not_mqtt_is_forwarded_untouched_and_logged_as_raw() {
+    let rig = Rig::start().await;
+    let (mut client, mut broker) = rig.pair().await;
+    let request = b"GET /status HTTP/1.1\r\nHost: example\r\n\r\n";
+    client.write_all(request).await.unwrap();
+    assert_eq!(read_exact(&mut broker, request.len()).await, request);
+    let garbage: Vec<u8> = (0..=255u8).collect();
+    broker.write_all(&garbage).await.unwrap();
+    assert_eq!(read_exact(&mut client, garbage.len()).await, garbage);
+    drop(client);
+    let mut rest = Vec::new();
+    let _ = broker.read_to_end(&mut rest).await;
+    let events = rig.stop().await;
+    let malformed = events
+        .iter()
+        .filter(|e| matches!(&e.kind, EventKind::MqttMalformed(m) if m.error.contains("not MQTT")))
+        .count();
+    assert_eq!(malformed, 2, "one per direction");
+    let raw: u64 = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::RawBytes(r) => Some(r.len),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(raw as usize, request.len() + garbage.len());
+}
+
+#[tokio::test]
+async fn publish_floods_are_counted_not_logged_one_by_one_past_the_limit() {
+    let rig = Rig::with(RigOptions {
+        configure: |c| c.wire_log = linecut_proxy::WireLog::All { publish_limit: 10 },
+        ..Default::default()
+    })
+    .await;
+    let (mut client, mut broker) = rig.mqtt_pair("flood").await;
+    let one = publish_packet("f", b"x");
+    let burst: Vec<u8> = one.iter().copied().cycle().take(one.len() * 500).collect();
+    client.write_all(&burst).await.unwrap();
+    read_exact(&mut broker, burst.len()).await;
+    drop(client);
+    let events = rig.stop().await;
+    let logged = packet_events(&events)
+        .iter()
+        .filter(|p| p.packet_type == "PUBLISH")
+        .count();
+    let suppressed: u64 = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::PublishSuppressed(s) => Some(s.count),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(logged, 10);
+    assert_eq!(
+        logged as u64 + suppressed,
+        500,
+        "every PUBLISH is accounted for"
+    );
+}
