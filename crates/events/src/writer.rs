@@ -2,16 +2,18 @@
 //! owns the file.
 //!
 //! Producers sit on hot paths (the proxy logs packets while forwarding them), so a sink only
-//! serialises into memory and hands whole batches to one writer thread over a channel. The thread
-//! batches writes through a `BufWriter`, flushes whenever it goes idle (so a file being tailed is
-//! never far behind) and on close. [`EventLog::finish`] drains everything queued before it and
-//! reports the first IO error, so a caller can tell a complete log from a damaged one.
+//! serialises into memory and appends whole batches to a shared buffer. One writer thread takes the
+//! buffer every [`FLUSH_INTERVAL`] (or as soon as it holds [`WAKE_BYTES`]) and writes it out. A
+//! producer never wakes the writer for an ordinary event: on a small machine a thread wake-up per
+//! packet costs more than the packet, and it lands in the latency being measured. A file being
+//! tailed is at most one interval behind. [`EventLog::finish`] writes everything appended before
+//! it and reports the first IO error, so a caller can tell a complete log from a damaged one.
 
 use crate::{now_us, Event, EventKind, Header, Source};
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{channel, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -32,18 +34,34 @@ pub enum WriteError {
     Panicked { path: PathBuf },
 }
 
-enum Message {
-    Lines(Vec<u8>),
-    Close,
+/// How often the writer thread takes what producers appended.
+pub const FLUSH_INTERVAL: Duration = Duration::from_millis(20);
+/// Appended bytes that wake the writer early, bounding memory under a flood of events.
+pub const WAKE_BYTES: usize = 4 * 1024 * 1024;
+
+/// The buffer producers append to and the writer drains.
+struct Pending {
+    state: Mutex<PendingState>,
+    wake: Condvar,
 }
 
-/// How long the writer waits for more events before flushing what it has.
-const IDLE_FLUSH: Duration = Duration::from_millis(50);
+#[derive(Default)]
+struct PendingState {
+    bytes: Vec<u8>,
+    closed: bool,
+}
+
+impl Pending {
+    fn lock(&self) -> MutexGuard<'_, PendingState> {
+        // Appends are single `extend` calls: a poisoned lock still holds whole lines.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
 
 /// Owner of an events file. Keep it until every producer is done, then call [`EventLog::finish`].
 pub struct EventLog {
     path: PathBuf,
-    tx: Sender<Message>,
+    pending: Arc<Pending>,
     thread: Option<JoinHandle<Result<(), std::io::Error>>>,
 }
 
@@ -73,22 +91,26 @@ impl EventLog {
                 path: path.to_path_buf(),
                 source,
             })?;
-        let (tx, rx) = channel();
+        let pending = Arc::new(Pending {
+            state: Mutex::new(PendingState::default()),
+            wake: Condvar::new(),
+        });
+        let for_thread = pending.clone();
         let thread = std::thread::Builder::new()
             .name("linecut-events".into())
-            .spawn(move || write_loop(rx, out))
+            .spawn(move || write_loop(&for_thread, out))
             .map_err(|source| WriteError::Create {
                 path: path.to_path_buf(),
                 source,
             })?;
         let sink = EventSink {
-            tx: Some(tx.clone()),
+            pending: Some(pending.clone()),
             source,
         };
         Ok((
             EventLog {
                 path: path.to_path_buf(),
-                tx,
+                pending,
                 thread: Some(thread),
             },
             sink,
@@ -109,7 +131,8 @@ impl EventLog {
         let Some(thread) = self.thread.take() else {
             return Ok(());
         };
-        let _ = self.tx.send(Message::Close);
+        self.pending.lock().closed = true;
+        self.pending.wake.notify_one();
         match thread.join() {
             Ok(Ok(())) => Ok(()),
             Ok(Err(source)) => Err(WriteError::Write {
@@ -130,42 +153,34 @@ impl Drop for EventLog {
     }
 }
 
-fn write_loop(rx: Receiver<Message>, mut out: BufWriter<File>) -> Result<(), std::io::Error> {
+fn write_loop(pending: &Pending, mut out: BufWriter<File>) -> Result<(), std::io::Error> {
     // Keep draining after an error so producers never notice; report the first error at close.
     let mut first_error: Option<std::io::Error> = None;
-    let mut dirty = false;
+    let mut spare = Vec::new();
     loop {
-        let message = match rx.recv_timeout(IDLE_FLUSH) {
-            Ok(m) => m,
-            Err(RecvTimeoutError::Timeout) => {
-                if dirty {
-                    if let Err(e) = out.flush() {
-                        first_error.get_or_insert(e);
-                    }
-                    dirty = false;
-                }
-                continue;
+        let closed = {
+            let mut state = pending.lock();
+            if state.bytes.len() < WAKE_BYTES && !state.closed {
+                state = pending
+                    .wake
+                    .wait_timeout(state, FLUSH_INTERVAL)
+                    .map(|(guard, _)| guard)
+                    .unwrap_or_else(|e| e.into_inner().0);
             }
-            Err(RecvTimeoutError::Disconnected) => Message::Close,
+            std::mem::swap(&mut state.bytes, &mut spare);
+            state.closed
         };
-        match message {
-            Message::Lines(bytes) => {
-                if first_error.is_none() {
-                    if let Err(e) = out.write_all(&bytes) {
-                        first_error = Some(e);
-                    }
-                    dirty = true;
-                }
+        if !spare.is_empty() && first_error.is_none() {
+            if let Err(e) = out.write_all(&spare).and_then(|()| out.flush()) {
+                first_error = Some(e);
             }
-            Message::Close => {
-                if let Err(e) = out.flush() {
-                    first_error.get_or_insert(e);
-                }
-                return match first_error {
-                    Some(e) => Err(e),
-                    None => Ok(()),
-                };
-            }
+        }
+        spare.clear();
+        if closed {
+            return match first_error {
+                Some(e) => Err(e),
+                None => Ok(()),
+            };
         }
     }
 }
@@ -173,18 +188,21 @@ fn write_loop(rx: Receiver<Message>, mut out: BufWriter<File>) -> Result<(), std
 /// A handle producers use to emit events. Cloning is cheap; a disabled sink drops everything.
 #[derive(Clone)]
 pub struct EventSink {
-    tx: Option<Sender<Message>>,
+    pending: Option<Arc<Pending>>,
     source: Source,
 }
 
 impl EventSink {
     /// A sink that writes nowhere (for components run without an events file).
     pub fn disabled(source: Source) -> Self {
-        EventSink { tx: None, source }
+        EventSink {
+            pending: None,
+            source,
+        }
     }
 
     pub fn is_enabled(&self) -> bool {
-        self.tx.is_some()
+        self.pending.is_some()
     }
 
     pub fn source(&self) -> Source {
@@ -232,7 +250,7 @@ impl EventBatch<'_> {
     }
 
     pub fn push_at(&mut self, ts_us: i64, kind: EventKind) {
-        if self.sink.tx.is_none() {
+        if self.sink.pending.is_none() {
             return;
         }
         let event = Event {
@@ -259,9 +277,16 @@ impl Drop for EventBatch<'_> {
         if self.buf.is_empty() {
             return;
         }
-        if let Some(tx) = &self.sink.tx {
+        if let Some(pending) = &self.sink.pending {
+            let mut state = pending.lock();
             // A closed log means the run is over; late events have nowhere to go.
-            let _ = tx.send(Message::Lines(std::mem::take(&mut self.buf)));
+            if state.closed {
+                return;
+            }
+            state.bytes.extend_from_slice(&self.buf);
+            if state.bytes.len() >= WAKE_BYTES {
+                pending.wake.notify_one();
+            }
         }
     }
 }

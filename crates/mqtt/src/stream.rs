@@ -42,6 +42,8 @@ pub enum StreamMode {
 pub enum Unit<'a> {
     /// A whole packet of `len` bytes.
     Packet { len: usize, packet: Packet<'a> },
+    /// A whole packet of `len` bytes whose body was not examined ([`StreamDecoder::next_frame`]).
+    Frame { len: usize, header: FixedHeader },
     /// The first `len` bytes of a packet larger than the decoder buffers; its remaining bytes
     /// arrive as [`Unit::Continuation`].
     OversizedStart { len: usize, header: FixedHeader },
@@ -64,6 +66,7 @@ impl Unit<'_> {
     pub fn len(&self) -> usize {
         match self {
             Unit::Packet { len, .. }
+            | Unit::Frame { len, .. }
             | Unit::OversizedStart { len, .. }
             | Unit::Continuation { len }
             | Unit::Raw { len } => *len,
@@ -146,6 +149,29 @@ impl StreamDecoder {
     /// The largest packet decoded whole; a caller's buffer must be able to hold this much.
     pub fn max_buffered(&self) -> usize {
         self.max_buffered
+    }
+
+    /// Like [`Self::next`], but finds packet boundaries from fixed headers alone: a complete
+    /// packet comes back as [`Unit::Frame`] without its body being parsed or validated, for the
+    /// caller to [`crate::decode`] only if it cares. The first packet of a stream and every
+    /// CONNECT are still decoded in full (they decide whether the stream is MQTT and its
+    /// version). This is what keeps a busy PUBLISH stream cheap to observe.
+    pub fn next_frame<'a>(&mut self, buf: &'a [u8]) -> Unit<'a> {
+        if self.mode != StreamMode::Mqtt || self.continuation_left > 0 {
+            return self.next(buf);
+        }
+        match crate::header::parse_fixed_header(buf, self.version) {
+            Ok(Some(header))
+                if header.packet_type != PacketType::Connect && header.total_len() <= buf.len() =>
+            {
+                self.consume(Unit::Frame {
+                    len: header.total_len(),
+                    header,
+                })
+            }
+            // Incomplete, oversized, malformed or CONNECT: the full path handles each.
+            _ => self.next(buf),
+        }
     }
 
     /// Classifies the start of `buf`. The caller must then drop `unit.len()` bytes from the front.

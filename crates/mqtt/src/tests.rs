@@ -478,7 +478,9 @@ fn run_stream(decoder: &mut StreamDecoder, chunks: &[&[u8]]) -> (Vec<PacketType>
             match unit {
                 Unit::NeedMore => break,
                 Unit::Packet { packet, .. } => types.push(packet.packet_type()),
-                Unit::OversizedStart { header, .. } => types.push(header.packet_type),
+                Unit::OversizedStart { header, .. } | Unit::Frame { header, .. } => {
+                    types.push(header.packet_type)
+                }
                 Unit::Raw { len } => raw += len,
                 Unit::Continuation { .. } | Unit::Malformed { .. } => {}
             }
@@ -504,6 +506,39 @@ fn stream_yields_the_same_packets_at_every_split_point() {
         );
         assert_eq!(d.offset(), stream.len() as u64);
     }
+}
+
+#[test]
+fn frame_mode_finds_the_same_boundaries_and_still_decodes_connect() {
+    let stream = oracle_stream();
+    let mut full = StreamDecoder::new(Role::Client, 1 << 20);
+    let mut framed = StreamDecoder::new(Role::Client, 1 << 20);
+    let (mut a, mut b) = (&stream[..], &stream[..]);
+    let mut kinds = Vec::new();
+    loop {
+        let (u, v) = (full.next(a), framed.next_frame(b));
+        if u == Unit::NeedMore {
+            assert_eq!(v, Unit::NeedMore);
+            break;
+        }
+        assert_eq!(u.len(), v.len());
+        let Unit::Packet { packet, .. } = &u else {
+            panic!("{u:?}")
+        };
+        match &v {
+            Unit::Frame { header, .. } => assert_eq!(header.packet_type, packet.packet_type()),
+            Unit::Packet { .. } => kinds.push(packet.packet_type()),
+            other => panic!("{other:?}"),
+        }
+        a = &a[u.len()..];
+        b = &b[v.len()..];
+    }
+    assert_eq!(
+        kinds,
+        vec![PacketType::Connect],
+        "only CONNECT is decoded in frame mode"
+    );
+    assert_eq!(framed.version(), Some(Version::V3_1_1));
 }
 
 #[test]

@@ -1,48 +1,65 @@
 //! The per-direction pumps: read from one endpoint, decide each unit's fate, write to the other.
 //!
-//! Each direction of a connection is a [`Lane`] with two halves joined by a queue of timestamped
-//! [`Item`]s, as in Toxiproxy's links:
+//! Each direction of a connection is a [`Lane`]: one future that owns the source's read half and
+//! the destination's write half, and a local queue of timestamped [`Item`]s between them.
 //!
-//! - the **reader** reads from its source socket, splits the bytes into units with the MQTT
-//!   [`StreamDecoder`], applies read-side faults (drops), logs packets, and queues whole units.
-//!   It stops reading while the queue is over its limit, so a held direction pushes back on its
-//!   sender as a full TCP window would.
-//! - the **writer** takes items in order and asks the active faults whether the head item may go
-//!   (`cut` holds it, `latency` and `bandwidth` make it wait), then writes it. End of stream (FIN)
-//!   and reset (RST) are items too, so they keep their place behind the data.
+//! - **Reading** splits the bytes into units with the MQTT [`StreamDecoder`], applies read-side
+//!   faults (drops), logs packets and queues whole units. It pauses while the queue is over its
+//!   limit, so a held direction pushes back on its sender as a full TCP window would.
+//! - **Writing** asks the active faults whether the head item may go (`cut` holds it, `latency`
+//!   and `bandwidth` make it wait) and writes it. End of stream (FIN) and reset (RST) are items
+//!   too, so they keep their place behind the data.
 //!
-//! Fates are logged where they are decided: `dropped` by the reader, `held`, `released`,
-//! `forwarded` and `discarded` by the writer. A socket is shared by the reader of one lane and the
-//! writer of the other; ending a connection is coordinated through the connection's kill switch.
+//! Both happen in the same future: a unit read with no fault in the way is written in the same
+//! poll, with no hand-off between tasks (a wake-up per hop would roughly double the proxy's added
+//! latency on a small machine). While the head item waits, the future waits on "readable", the
+//! item's deadline, fault changes and the kill switch together, so reading goes on during a hold
+//! and delays do not accumulate.
+//!
+//! Fates are logged where they are decided: `dropped` when read, `held` when a hold first
+//! covers an item, `released`/`forwarded` when written, `discarded` when the connection dies
+//! with the item still queued. A socket is shared by the reading side of one lane and the writing
+//! side of the other; ending a connection is coordinated through the connection's kill switch.
 
-use crate::board::Snapshot;
+use crate::board::{ActiveFault, Snapshot};
 use crate::conn::{ConnHandle, Kill};
 use crate::faults::{ConnAction, Pacing, ReadEffect, WriteContext, WriteEffect};
 use crate::wirelog::{describe, PublishBudget};
-use crate::Shared;
+use crate::{Shared, WireLog};
 use bytes::{Bytes, BytesMut};
 use linecut_events::{
-    now_us, CloseHow, ClosedBy, Direction, EventBatch, EventKind, Fate, LegClosed, MqttMalformed,
-    MqttPacket, PublishSuppressed, RawBytes,
+    now_us, CloseHow, ClosedBy, Direction, EventBatch, EventKind, Fate, Leg, LegClosed,
+    MqttMalformed, MqttPacket, PublishSuppressed, RawBytes,
 };
-use linecut_mqtt::{Packet, Role, StreamDecoder, Unit};
+use linecut_mqtt::{decode, Decoded, Packet, Role, StreamDecoder, Unit};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
-use tokio::sync::Notify;
 
 /// Bytes asked for per read.
-const READ_CHUNK: usize = 64 * 1024;
+const READ_CHUNK: usize = 128 * 1024;
 /// How long a closing connection keeps draining a peer so that the close is a FIN, not an RST
 /// (closing a socket with unread data makes Linux send RST).
 const CLOSE_DRAIN: Duration = Duration::from_secs(2);
 
-use linecut_events::Leg;
+/// Forwards both directions of a connection until both have ended.
+pub(crate) async fn pump_connection(
+    shared: &Arc<Shared>,
+    conn: &Arc<ConnHandle>,
+    client: TcpStream,
+    upstream: TcpStream,
+) {
+    let (client_r, client_w) = client.into_split();
+    let (upstream_r, upstream_w) = upstream.into_split();
+    let up = Lane::new(Direction::Up, conn.clone(), shared.clone());
+    let down = Lane::new(Direction::Down, conn.clone(), shared.clone());
+    // One task per connection: its two lanes interleave on it, which keeps a connection's events
+    // in order and costs no cross-thread wake-ups on the hot path.
+    tokio::join!(up.run(client_r, upstream_w), down.run(upstream_r, client_w));
+}
 
 enum Payload {
     Data(Bytes),
@@ -69,27 +86,19 @@ impl Item {
     }
 }
 
-/// Forwards both directions of a connection until both have ended.
-pub(crate) async fn pump_connection(
-    shared: &Arc<Shared>,
-    conn: &Arc<ConnHandle>,
-    client: TcpStream,
-    upstream: TcpStream,
-) {
-    let (client_r, client_w) = client.into_split();
-    let (upstream_r, upstream_w) = upstream.into_split();
-    let up = Lane::new(Direction::Up, conn.clone(), shared.clone());
-    let down = Lane::new(Direction::Down, conn.clone(), shared.clone());
-    let (up_tx, up_rx) = mpsc::unbounded_channel();
-    let (down_tx, down_rx) = mpsc::unbounded_channel();
-    // One task per connection: the four halves interleave on it, which keeps a connection's
-    // events in order and costs no cross-thread wake-ups on the hot path.
-    tokio::join!(
-        read_side(&up, client_r, up_tx),
-        write_side(&up, upstream_w, up_rx),
-        read_side(&down, upstream_r, down_tx),
-        write_side(&down, client_w, down_rx),
-    );
+/// What the head of the queue is waiting for.
+enum Gate {
+    Go,
+    Wait(Instant),
+    Hold { give_up: Option<Duration> },
+}
+
+/// How a lane's loop ended.
+enum LaneEnd {
+    /// End of stream forwarded; the destination's write side is shut down.
+    Finished,
+    /// The connection was killed; the queue is discarded.
+    Killed(Kill),
 }
 
 /// One direction of one connection.
@@ -97,18 +106,32 @@ struct Lane {
     dir: Direction,
     conn: Arc<ConnHandle>,
     shared: Arc<Shared>,
-    queued: AtomicUsize,
-    drained: Notify,
+    decoder: StreamDecoder,
+    budget: PublishBudget,
+    buf: BytesMut,
+    rng: fastrand::Rng,
+    queue: VecDeque<Item>,
+    queued_bytes: usize,
+    pacing: Pacing,
 }
 
 impl Lane {
     fn new(dir: Direction, conn: Arc<ConnHandle>, shared: Arc<Shared>) -> Self {
+        let role = match dir {
+            Direction::Up => Role::Client,
+            Direction::Down => Role::Broker,
+        };
         Lane {
             dir,
+            decoder: StreamDecoder::new(role, shared.config.max_buffered_packet),
+            budget: PublishBudget::new(shared.config.wire_log, Instant::now()),
+            buf: BytesMut::with_capacity(READ_CHUNK),
+            rng: fastrand::Rng::new(),
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            pacing: Pacing::default(),
             conn,
             shared,
-            queued: AtomicUsize::new(0),
-            drained: Notify::new(),
         }
     }
 
@@ -138,13 +161,9 @@ impl Lane {
         }
     }
 
-    fn applying<'a>(
-        &'a self,
-        snapshot: &'a Snapshot,
-    ) -> impl Iterator<Item = &'a crate::board::ActiveFault> + 'a {
-        snapshot
-            .iter()
-            .filter(move |f| f.applies_to(&self.conn, self.dir))
+    fn applying<'a>(&'a self, snapshot: &'a Snapshot) -> impl Iterator<Item = &'a ActiveFault> {
+        let (conn, dir) = (&self.conn, self.dir);
+        snapshot.iter().filter(move |f| f.applies_to(conn, dir))
     }
 
     /// Queue bound: a holding fault's limit while one applies, the normal bound otherwise.
@@ -161,7 +180,7 @@ impl Lane {
             event.fate = fate;
             batch.push_at(ts_us, EventKind::MqttPacket(event));
         }
-        if item.raw_len > 0 && self.shared.config.wire_log != crate::WireLog::Off {
+        if item.raw_len > 0 && self.shared.config.wire_log != WireLog::Off {
             batch.push_at(
                 ts_us,
                 EventKind::RawBytes(RawBytes {
@@ -173,468 +192,217 @@ impl Lane {
             );
         }
     }
-}
 
-// ---- reader -----------------------------------------------------------------------------------
+    fn new_item(&mut self, payload: Payload, now: Instant) -> Item {
+        Item {
+            payload,
+            read_at: now,
+            jitter_unit: self.rng.f64() * 2.0 - 1.0,
+            packets: Vec::new(),
+            raw_len: 0,
+            held_since: None,
+        }
+    }
 
-struct ReadState {
-    decoder: StreamDecoder,
-    budget: PublishBudget,
-    buf: BytesMut,
-    rng: fastrand::Rng,
-}
+    fn enqueue(&mut self, item: Item) {
+        self.queued_bytes += item.len();
+        self.queue.push_back(item);
+    }
 
-async fn read_side(lane: &Lane, src: OwnedReadHalf, tx: UnboundedSender<Item>) {
-    let shared = &lane.shared;
-    let role = match lane.dir {
-        Direction::Up => Role::Client,
-        Direction::Down => Role::Broker,
-    };
-    let mut state = ReadState {
-        decoder: StreamDecoder::new(role, shared.config.max_buffered_packet),
-        budget: PublishBudget::new(shared.config.wire_log, Instant::now()),
-        buf: BytesMut::with_capacity(READ_CHUNK),
-        rng: fastrand::Rng::new(),
-    };
-    read_loop(lane, &mut state, src, &tx).await;
-    report_suppressed(lane, &mut state, Instant::now(), true);
-}
+    /// Runs the lane until its stream has been forwarded to the end or the connection is killed.
+    async fn run(mut self, mut src: OwnedReadHalf, mut dst: OwnedWriteHalf) {
+        let end = self.forward(&mut src, &mut dst).await;
+        self.report_suppressed(Instant::now(), true);
+        if let LaneEnd::Killed(kill) = end {
+            self.killed(src, dst, kill).await;
+        }
+    }
 
-async fn read_loop(
-    lane: &Lane,
-    state: &mut ReadState,
-    mut src: OwnedReadHalf,
-    tx: &UnboundedSender<Item>,
-) {
-    let shared = &lane.shared;
-    let mut faults = shared.board.subscribe();
-    let mut kill = lane.conn.watch_kill();
-    let counter = match lane.dir {
-        Direction::Up => &lane.conn.bytes_up,
-        Direction::Down => &lane.conn.bytes_down,
-    };
-    loop {
-        // Back-pressure: while the queue is full, stop reading (the sender's window fills up).
+    async fn forward(&mut self, src: &mut OwnedReadHalf, dst: &mut OwnedWriteHalf) -> LaneEnd {
+        let mut faults = self.shared.board.subscribe();
+        let mut kill = self.conn.watch_kill();
+        let mut src_open = true;
         loop {
             let current_kill = kill.borrow_and_update().clone();
             if let Some(k) = current_kill {
-                return reader_killed(lane, src, k).await;
+                return LaneEnd::Killed(k);
             }
-            let limit = lane.queue_limit(&faults.borrow_and_update());
-            if lane.queued.load(Ordering::Acquire) < limit {
-                break;
+            // `changed()` marks the value seen, so refresh unconditionally: an Arc clone.
+            let snapshot = faults.borrow_and_update().clone();
+            let now = Instant::now();
+            let gate = self
+                .queue
+                .front()
+                .map(|item| gate(&self.conn, self.dir, &snapshot, item, &mut self.pacing, now));
+            let mut deadline = None;
+            match gate {
+                Some(Gate::Go) => {
+                    tokio::select! {
+                        biased;
+                        _ = kill.changed() => continue,
+                        done = self.deliver_head(&snapshot, dst) => match done {
+                            Some(end) => return end,
+                            None => continue,
+                        },
+                    }
+                }
+                Some(Gate::Wait(t)) => deadline = Some(t),
+                Some(Gate::Hold { give_up }) => {
+                    self.mark_held(now);
+                    let since = self.queue.front().and_then(|i| i.held_since);
+                    if let (Some(g), Some(since)) = (give_up, since) {
+                        if now >= since + g {
+                            self.give_up(&snapshot);
+                            continue;
+                        }
+                        deadline = Some(since + g);
+                    }
+                }
+                None => {}
+            }
+            let can_read = src_open && self.queued_bytes < self.queue_limit(&snapshot);
+            if can_read {
+                self.buf.reserve(READ_CHUNK);
             }
             tokio::select! {
-                _ = lane.drained.notified() => {}
+                result = src.read_buf(&mut self.buf), if can_read => {
+                    let now = Instant::now();
+                    match result {
+                        Ok(0) => {
+                            src_open = false;
+                            self.flush_partial_packet(now);
+                            self.leg_closed(self.src_leg(), ClosedBy::Peer, CloseHow::Fin, None);
+                            let eof = self.new_item(Payload::Eof, now);
+                            self.enqueue(eof);
+                        }
+                        Ok(n) => {
+                            let counter = match self.dir {
+                                Direction::Up => &self.conn.bytes_up,
+                                Direction::Down => &self.conn.bytes_down,
+                            };
+                            counter.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                            if !self.process(&snapshot, now) {
+                                continue;
+                            }
+                        }
+                        Err(e) => {
+                            src_open = false;
+                            self.flush_partial_packet(now);
+                            let how = match e.kind() {
+                                std::io::ErrorKind::ConnectionReset => CloseHow::Rst,
+                                _ => CloseHow::Error,
+                            };
+                            self.leg_closed(self.src_leg(), ClosedBy::Peer, how, Some(e.to_string()));
+                            let reset = self.new_item(Payload::Reset, now);
+                            self.enqueue(reset);
+                        }
+                    }
+                }
+                _ = sleep_until_opt(deadline) => {}
                 _ = faults.changed() => {}
                 _ = kill.changed() => {}
             }
         }
-        state.buf.reserve(READ_CHUNK);
-        let result = tokio::select! {
-            r = src.read_buf(&mut state.buf) => r,
-            _ = kill.changed() => continue,
-        };
-        let now = Instant::now();
-        match result {
-            Ok(0) => {
-                flush_partial_packet(lane, state, tx, now);
-                lane.leg_closed(lane.src_leg(), ClosedBy::Peer, CloseHow::Fin, None);
-                send(lane, tx, item(Payload::Eof, now, state));
-                return;
-            }
-            Ok(n) => {
-                counter.fetch_add(n as u64, Ordering::Relaxed);
-                let snapshot = faults.borrow_and_update().clone();
-                if !process(lane, state, &snapshot, tx, now) {
-                    return;
-                }
-            }
-            Err(e) => {
-                flush_partial_packet(lane, state, tx, now);
-                let how = match e.kind() {
-                    std::io::ErrorKind::ConnectionReset => CloseHow::Rst,
-                    _ => CloseHow::Error,
-                };
-                lane.leg_closed(lane.src_leg(), ClosedBy::Peer, how, Some(e.to_string()));
-                send(lane, tx, item(Payload::Reset, now, state));
-                return;
-            }
-        }
     }
 }
 
-fn item(payload: Payload, now: Instant, state: &mut ReadState) -> Item {
-    Item {
-        payload,
-        read_at: now,
-        jitter_unit: state.rng.f64() * 2.0 - 1.0,
-        packets: Vec::new(),
-        raw_len: 0,
-        held_since: None,
-    }
-}
-
-fn send(lane: &Lane, tx: &UnboundedSender<Item>, item: Item) {
-    lane.queued.fetch_add(item.len(), Ordering::AcqRel);
-    // A closed queue means the writer has ended the connection; the bytes die with it.
-    let _ = tx.send(item);
-}
-
-/// At end of stream: forward the bytes of an incomplete packet (they were sent, so they are
-/// delivered, as raw bytes).
-fn flush_partial_packet(
-    lane: &Lane,
-    state: &mut ReadState,
-    tx: &UnboundedSender<Item>,
-    now: Instant,
-) {
-    if !state.buf.is_empty() {
-        let bytes = state.buf.split().freeze();
-        let mut it = item(Payload::Data(bytes), now, state);
-        it.raw_len = it.len() as u64;
-        send(lane, tx, it);
-    }
-}
-
-fn report_suppressed(lane: &Lane, state: &mut ReadState, now: Instant, force: bool) {
-    if let Some((count, bytes)) = state.budget.take_report(now, force) {
-        lane.shared
-            .events
-            .emit(EventKind::PublishSuppressed(PublishSuppressed {
-                conn: lane.conn.id,
-                dir: lane.dir,
-                count,
-                bytes,
-            }));
-    }
-}
-
-/// Splits what was read into units and queues them. False if the connection must end now.
-fn process(
-    lane: &Lane,
-    state: &mut ReadState,
+/// Asks every fault applying to this lane what the head item must wait for.
+fn gate(
+    conn: &ConnHandle,
+    dir: Direction,
     snapshot: &Snapshot,
-    tx: &UnboundedSender<Item>,
+    item: &Item,
+    pacing: &mut Pacing,
     now: Instant,
-) -> bool {
-    let ts_us = now_us();
-    if state.decoder.version().is_none() {
-        if let Some(version) = lane.conn.version() {
-            state.decoder.set_version(version);
-        }
-    }
-    let effect = lane
-        .applying(snapshot)
-        .map(|f| f.spec.fault.on_read())
-        .fold(ReadEffect::Pass, |acc, e| match (acc, e) {
-            (ReadEffect::DropBytes, _) | (_, ReadEffect::DropBytes) => ReadEffect::DropBytes,
-            (ReadEffect::DropPackets, _) | (_, ReadEffect::DropPackets) => ReadEffect::DropPackets,
-            _ => ReadEffect::Pass,
-        });
-    let events = &lane.shared.events;
-    let mut batch = events.batch();
-    if effect == ReadEffect::DropBytes {
-        let len = state.buf.len();
-        state.buf.clear();
-        state.decoder.desync();
-        state.decoder.skip(len);
-        batch.push_at(
-            ts_us,
-            EventKind::RawBytes(RawBytes {
-                conn: lane.conn.id,
-                dir: lane.dir,
-                fate: Fate::Dropped,
-                len: len as u64,
-            }),
-        );
-        return true;
-    }
-    let dropping = effect == ReadEffect::DropPackets;
-    let mut pass = 0usize;
-    let mut packets: Vec<MqttPacket> = Vec::new();
-    let mut raw = 0u64;
-    loop {
-        let unit = state.decoder.next(&state.buf[pass..]);
-        let len = unit.len();
-        let mut event = None;
-        let mut unit_raw = 0;
-        match &unit {
-            Unit::NeedMore => break,
-            Unit::Malformed { error, offset } => {
-                batch.push_at(
-                    ts_us,
-                    EventKind::MqttMalformed(MqttMalformed {
-                        conn: lane.conn.id,
-                        dir: lane.dir,
-                        error: error.to_string(),
-                        offset: *offset,
-                    }),
-                );
-                continue;
-            }
-            Unit::Packet { packet, .. } => {
-                if let Packet::Connect(connect) = packet {
-                    if lane.dir == Direction::Up {
-                        lane.conn.set_client_id(connect.client_id);
-                        lane.conn.set_version(connect.version);
-                        if let Some(fault) = snapshot.iter().find(|f| {
-                            f.spec.fault.refuses_connections()
-                                && matches!(f.spec.target, crate::spec::Target::Client(_))
-                                && f.targets(&lane.conn)
-                        }) {
-                            lane.shared
-                                .board
-                                .emit_action(fault, "refuse", Some(lane.conn.id));
-                            lane.conn.kill(
-                                ConnAction::Reset,
-                                format!("fault {} (refuse client)", fault.id),
-                            );
-                            return false;
-                        }
-                    }
-                }
-                if state.budget.wants(packet.packet_type(), len, now) {
-                    event = Some(describe(lane.conn.id, lane.dir, len, packet));
-                }
-            }
-            Unit::OversizedStart { header, .. } => {
-                if state
-                    .budget
-                    .wants(header.packet_type, header.total_len(), now)
-                {
-                    event = Some(MqttPacket {
-                        conn: lane.conn.id,
-                        dir: lane.dir,
-                        packet_type: header.packet_type.name().to_string(),
-                        len: header.total_len() as u32,
-                        ..Default::default()
+) -> Gate {
+    {
+        let unit = WriteContext {
+            read_at: item.read_at,
+            len: item.len(),
+            jitter_unit: item.jitter_unit,
+            now,
+        };
+        let mut wait: Option<Instant> = None;
+        let mut hold: Option<Option<Duration>> = None;
+        for fault in snapshot.iter().filter(|f| f.applies_to(conn, dir)) {
+            match fault.spec.fault.on_write(&unit, pacing) {
+                WriteEffect::Go => {}
+                WriteEffect::WaitUntil(t) => wait = Some(wait.map_or(t, |w| w.max(t))),
+                WriteEffect::Hold { give_up } => {
+                    // The shortest give-up among holding faults wins.
+                    hold = Some(match (hold.flatten(), give_up) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
                     });
                 }
             }
-            Unit::Continuation { .. } => {}
-            Unit::Raw { len } => unit_raw = *len as u64,
         }
-        if dropping {
-            if pass > 0 {
-                let bytes = state.buf.split_to(pass).freeze();
-                queue_data(
-                    lane,
-                    state,
-                    tx,
-                    bytes,
-                    std::mem::take(&mut packets),
-                    raw,
-                    now,
-                );
-                pass = 0;
-                raw = 0;
-            }
-            let _ = state.buf.split_to(len);
-            if let Some(mut e) = event {
-                e.fate = Fate::Dropped;
-                batch.push_at(ts_us, EventKind::MqttPacket(e));
-            }
-            if unit_raw > 0 {
-                batch.push_at(
-                    ts_us,
-                    EventKind::RawBytes(RawBytes {
-                        conn: lane.conn.id,
-                        dir: lane.dir,
-                        fate: Fate::Dropped,
-                        len: unit_raw,
-                    }),
-                );
-            }
+        if let Some(give_up) = hold {
+            Gate::Hold { give_up }
+        } else if let Some(t) = wait {
+            Gate::Wait(t)
         } else {
-            pass += len;
-            packets.extend(event);
-            raw += unit_raw;
-        }
-    }
-    if pass > 0 {
-        let bytes = state.buf.split_to(pass).freeze();
-        queue_data(lane, state, tx, bytes, packets, raw, now);
-    }
-    batch.commit();
-    report_suppressed(lane, state, now, false);
-    true
-}
-
-fn queue_data(
-    lane: &Lane,
-    state: &mut ReadState,
-    tx: &UnboundedSender<Item>,
-    bytes: Bytes,
-    packets: Vec<MqttPacket>,
-    raw_len: u64,
-    now: Instant,
-) {
-    let mut it = item(Payload::Data(bytes), now, state);
-    it.packets = packets;
-    it.raw_len = raw_len;
-    send(lane, tx, it);
-}
-
-async fn reader_killed(lane: &Lane, mut src: OwnedReadHalf, kill: Kill) {
-    match kill.action {
-        ConnAction::Reset => {
-            let _ = src.as_ref().set_zero_linger();
-            lane.leg_closed(
-                lane.src_leg(),
-                ClosedBy::Proxy,
-                CloseHow::Rst,
-                Some(kill.reason),
-            );
-        }
-        ConnAction::Close => {
-            // The other lane's writer sends our peer a FIN; keep reading (and discarding) until
-            // the peer answers with its own, so the socket closes cleanly.
-            let mut sink = vec![0u8; 16 * 1024];
-            let _ = tokio::time::timeout(CLOSE_DRAIN, async {
-                while let Ok(n) = src.read(&mut sink).await {
-                    if n == 0 {
-                        break;
-                    }
-                }
-            })
-            .await;
+            Gate::Go
         }
     }
 }
 
-// ---- writer -----------------------------------------------------------------------------------
-
-enum Gate {
-    Go,
-    Wait(Instant),
-    Hold { give_up: Option<Duration> },
-}
-
-fn gate(lane: &Lane, snapshot: &Snapshot, item: &Item, pacing: &mut Pacing, now: Instant) -> Gate {
-    let unit = WriteContext {
-        read_at: item.read_at,
-        len: item.len(),
-        jitter_unit: item.jitter_unit,
-        now,
-    };
-    let mut wait: Option<Instant> = None;
-    let mut hold: Option<Option<Duration>> = None;
-    for fault in lane.applying(snapshot) {
-        match fault.spec.fault.on_write(&unit, pacing) {
-            WriteEffect::Go => {}
-            WriteEffect::WaitUntil(t) => wait = Some(wait.map_or(t, |w| w.max(t))),
-            WriteEffect::Hold { give_up } => {
-                // The shortest give-up among holding faults wins.
-                hold = Some(match (hold.flatten(), give_up) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                });
+impl Lane {
+    /// Logs `held` for every queued item a hold newly covers.
+    fn mark_held(&mut self, now: Instant) {
+        let ts = now_us();
+        let mut newly = Vec::new();
+        for (i, item) in self.queue.iter_mut().enumerate() {
+            if item.held_since.is_none() {
+                item.held_since = Some(now);
+                newly.push(i);
             }
         }
-    }
-    if let Some(give_up) = hold {
-        Gate::Hold { give_up }
-    } else if let Some(t) = wait {
-        Gate::Wait(t)
-    } else {
-        Gate::Go
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(t) => tokio::time::sleep_until(t.into()).await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn write_side(lane: &Lane, mut dst: OwnedWriteHalf, mut rx: UnboundedReceiver<Item>) {
-    let events = &lane.shared.events;
-    let mut faults = lane.shared.board.subscribe();
-    let mut snapshot: Snapshot;
-    let mut kill = lane.conn.watch_kill();
-    let mut backlog: VecDeque<Item> = VecDeque::new();
-    let mut pacing = Pacing::default();
-    let mut rx_open = true;
-    'next_item: loop {
-        let current_kill = kill.borrow_and_update().clone();
-        if let Some(k) = current_kill {
-            return writer_killed(lane, dst, rx, backlog, k).await;
+        if newly.is_empty() {
+            return;
         }
-        let mut item = match backlog.pop_front() {
-            Some(item) => item,
-            None => tokio::select! {
-                _ = kill.changed() => continue 'next_item,
-                item = rx.recv(), if rx_open => match item {
-                    Some(item) => item,
-                    // The reader ended without an end-of-stream item: the connection was killed.
-                    None => { rx_open = false; continue 'next_item }
-                },
-                _ = std::future::ready(()), if !rx_open => return,
-            },
-        };
-        loop {
-            // `changed()` below marks the value seen, so refresh unconditionally: an Arc clone.
-            snapshot = faults.borrow_and_update().clone();
-            let now = Instant::now();
-            match gate(lane, &snapshot, &item, &mut pacing, now) {
-                Gate::Go => break,
-                Gate::Wait(t) => {
-                    tokio::select! {
-                        _ = tokio::time::sleep_until(t.into()) => {}
-                        _ = faults.changed() => {}
-                        _ = kill.changed() => { backlog.push_front(item); continue 'next_item }
-                    }
-                }
-                Gate::Hold { give_up } => {
-                    if item.held_since.is_none() {
-                        item.held_since = Some(now);
-                        lane.push_fates(&mut events.batch(), &item, Fate::Held, now_us());
-                    }
-                    let deadline = give_up.and_then(|g| item.held_since.map(|s| s + g));
-                    tokio::select! {
-                        _ = faults.changed() => {}
-                        _ = sleep_until_opt(deadline) => {
-                            if let Some(fault) = lane.applying(&snapshot).find(|f| f.spec.fault.hold_limit().is_some()) {
-                                lane.shared.board.emit_action(fault, "give_up", Some(lane.conn.id));
-                            }
-                            lane.conn.kill(ConnAction::Reset, "held past the cut's give_up time");
-                            backlog.push_front(item);
-                            continue 'next_item;
-                        }
-                        next = rx.recv(), if rx_open => match next {
-                            Some(mut next) => {
-                                next.held_since = Some(now);
-                                lane.push_fates(&mut events.batch(), &next, Fate::Held, now_us());
-                                backlog.push_back(next);
-                            }
-                            None => rx_open = false,
-                        },
-                        _ = kill.changed() => { backlog.push_front(item); continue 'next_item }
-                    }
-                }
-            }
+        let mut batch = self.shared.events.batch();
+        for i in newly {
+            self.push_fates(&mut batch, &self.queue[i], Fate::Held, ts);
         }
-        // Pacing faults write in slices; the rest of the item goes back to the head of the queue
-        // and passes the gate again.
-        if let Payload::Data(bytes) = &mut item.payload {
-            let max = lane
-                .applying(&snapshot)
-                .filter_map(|f| f.spec.fault.max_write())
-                .min();
-            if let Some(max) = max.filter(|&m| bytes.len() > m) {
-                let head = bytes.split_to(max);
+    }
+
+    fn give_up(&self, snapshot: &Snapshot) {
+        if let Some(fault) = self
+            .applying(snapshot)
+            .find(|f| f.spec.fault.hold_limit().is_some())
+        {
+            self.shared
+                .board
+                .emit_action(fault, "give_up", Some(self.conn.id));
+        }
+        self.conn
+            .kill(ConnAction::Reset, "held past the cut's give_up time");
+    }
+
+    /// Writes the head item (or its first slice under a pacing fault). `Some` ends the lane.
+    async fn deliver_head(
+        &mut self,
+        snapshot: &Snapshot,
+        dst: &mut OwnedWriteHalf,
+    ) -> Option<LaneEnd> {
+        let max = self
+            .applying(snapshot)
+            .filter_map(|f| f.spec.fault.max_write())
+            .min();
+        let mut item = self.queue.pop_front()?;
+        // Pacing faults write in slices; the rest goes back to the head and passes the gate again.
+        if let (Payload::Data(bytes), Some(max)) = (&mut item.payload, max) {
+            if bytes.len() > max {
                 let rest = Item {
-                    payload: Payload::Data(std::mem::take(bytes)),
+                    payload: Payload::Data(bytes.split_off(max)),
                     read_at: item.read_at,
                     jitter_unit: item.jitter_unit,
                     packets: std::mem::take(&mut item.packets),
                     raw_len: std::mem::take(&mut item.raw_len),
                     held_since: item.held_since,
                 };
-                *bytes = head;
-                backlog.push_front(rest);
+                self.queue.push_front(rest);
             }
         }
         let fate = if item.held_since.is_some() {
@@ -645,45 +413,282 @@ async fn write_side(lane: &Lane, mut dst: OwnedWriteHalf, mut rx: UnboundedRecei
         match &item.payload {
             Payload::Data(bytes) => {
                 let len = bytes.len();
-                let written = tokio::select! {
-                    r = dst.write_all(bytes) => r,
-                    _ = kill.changed() => { backlog.push_front(item); continue 'next_item }
-                };
-                let now = Instant::now();
-                if let Err(e) = written {
+                self.queued_bytes -= len;
+                if let Err(e) = dst.write_all(bytes).await {
                     let how = match e.kind() {
                         std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe => {
                             CloseHow::Rst
                         }
                         _ => CloseHow::Error,
                     };
-                    lane.leg_closed(lane.dst_leg(), ClosedBy::Peer, how, Some(e.to_string()));
-                    lane.conn.kill(
-                        ConnAction::Reset,
-                        format!("write to the {:?} leg failed", lane.dst_leg()).to_lowercase(),
-                    );
-                    backlog.push_front(item);
-                    continue 'next_item;
+                    self.leg_closed(self.dst_leg(), ClosedBy::Peer, how, Some(e.to_string()));
+                    let leg = leg_name(self.dst_leg());
+                    self.conn
+                        .kill(ConnAction::Reset, format!("write to the {leg} leg failed"));
+                    self.queue.push_front(item);
+                    return None;
                 }
-                for fault in lane.applying(&snapshot) {
-                    fault.spec.fault.after_write(len, now, &mut pacing);
+                let now = Instant::now();
+                let (conn, dir, pacing) = (&self.conn, self.dir, &mut self.pacing);
+                for fault in snapshot.iter().filter(|f| f.applies_to(conn, dir)) {
+                    fault.spec.fault.after_write(len, now, pacing);
                 }
-                lane.queued.fetch_sub(len, Ordering::AcqRel);
-                lane.drained.notify_one();
-                lane.push_fates(&mut events.batch(), &item, fate, now_us());
+                self.push_fates(&mut self.shared.events.batch(), &item, fate, now_us());
+                None
             }
             Payload::Eof => {
                 let _ = dst.shutdown().await;
-                let reason = format!("forwarding FIN from the {} leg", leg_name(lane.src_leg()));
-                lane.leg_closed(lane.dst_leg(), ClosedBy::Proxy, CloseHow::Fin, Some(reason));
-                return;
+                let reason = format!("forwarding FIN from the {} leg", leg_name(self.src_leg()));
+                self.leg_closed(self.dst_leg(), ClosedBy::Proxy, CloseHow::Fin, Some(reason));
+                Some(LaneEnd::Finished)
             }
             Payload::Reset => {
-                let reason = format!("forwarding RST from the {} leg", leg_name(lane.src_leg()));
-                lane.conn.kill(ConnAction::Reset, reason);
-                continue 'next_item;
+                let reason = format!("forwarding RST from the {} leg", leg_name(self.src_leg()));
+                self.conn.kill(ConnAction::Reset, reason);
+                None
             }
         }
+    }
+
+    /// Ends the lane for a killed connection: discards the queue, then RST or FIN.
+    async fn killed(mut self, mut src: OwnedReadHalf, mut dst: OwnedWriteHalf, kill: Kill) {
+        {
+            let mut batch = self.shared.events.batch();
+            let ts = now_us();
+            for item in &self.queue {
+                self.push_fates(&mut batch, item, Fate::Discarded, ts);
+            }
+        }
+        self.queue.clear();
+        match kill.action {
+            ConnAction::Reset => {
+                let _ = src.as_ref().set_zero_linger();
+                let _ = dst.as_ref().set_zero_linger();
+                let reason = Some(kill.reason);
+                self.leg_closed(
+                    self.src_leg(),
+                    ClosedBy::Proxy,
+                    CloseHow::Rst,
+                    reason.clone(),
+                );
+                self.leg_closed(self.dst_leg(), ClosedBy::Proxy, CloseHow::Rst, reason);
+                // Dropping a write half would send FIN before the RST; the read half closes it.
+                dst.forget();
+            }
+            ConnAction::Close => {
+                let _ = dst.shutdown().await;
+                let reason = Some(kill.reason);
+                self.leg_closed(self.dst_leg(), ClosedBy::Proxy, CloseHow::Fin, reason);
+                // Our peer gets its FIN from the other lane; keep reading (and discarding) until
+                // it answers with its own, so the socket closes cleanly.
+                let mut sink = vec![0u8; 16 * 1024];
+                let _ = tokio::time::timeout(CLOSE_DRAIN, async {
+                    while let Ok(n) = src.read(&mut sink).await {
+                        if n == 0 {
+                            break;
+                        }
+                    }
+                })
+                .await;
+            }
+        }
+    }
+
+    /// At end of stream: forward the bytes of an incomplete packet (they were sent, so they are
+    /// delivered, as raw bytes).
+    fn flush_partial_packet(&mut self, now: Instant) {
+        if !self.buf.is_empty() {
+            let bytes = self.buf.split().freeze();
+            let mut item = self.new_item(Payload::Data(bytes), now);
+            item.raw_len = item.len() as u64;
+            self.enqueue(item);
+        }
+    }
+
+    fn report_suppressed(&mut self, now: Instant, force: bool) {
+        if let Some((count, bytes)) = self.budget.take_report(now, force) {
+            self.shared
+                .events
+                .emit(EventKind::PublishSuppressed(PublishSuppressed {
+                    conn: self.conn.id,
+                    dir: self.dir,
+                    count,
+                    bytes,
+                }));
+        }
+    }
+
+    fn queue_data(&mut self, bytes: Bytes, packets: Vec<MqttPacket>, raw_len: u64, now: Instant) {
+        let mut item = self.new_item(Payload::Data(bytes), now);
+        item.packets = packets;
+        item.raw_len = raw_len;
+        self.enqueue(item);
+    }
+
+    /// Splits what was read into units and queues them. False if the connection must end now.
+    fn process(&mut self, snapshot: &Snapshot, now: Instant) -> bool {
+        let ts_us = now_us();
+        if self.decoder.version().is_none() {
+            if let Some(version) = self.conn.version() {
+                self.decoder.set_version(version);
+            }
+        }
+        let effect = self
+            .applying(snapshot)
+            .map(|f| f.spec.fault.on_read())
+            .fold(ReadEffect::Pass, |acc, e| match (acc, e) {
+                (ReadEffect::DropBytes, _) | (_, ReadEffect::DropBytes) => ReadEffect::DropBytes,
+                (ReadEffect::DropPackets, _) | (_, ReadEffect::DropPackets) => {
+                    ReadEffect::DropPackets
+                }
+                _ => ReadEffect::Pass,
+            });
+        // The batch borrows the sink while units are queued on `self`: hold our own handle.
+        let shared = self.shared.clone();
+        let mut batch = shared.events.batch();
+        if effect == ReadEffect::DropBytes {
+            let len = self.buf.len();
+            self.buf.clear();
+            self.decoder.desync();
+            self.decoder.skip(len);
+            batch.push_at(
+                ts_us,
+                EventKind::RawBytes(RawBytes {
+                    conn: self.conn.id,
+                    dir: self.dir,
+                    fate: Fate::Dropped,
+                    len: len as u64,
+                }),
+            );
+            return true;
+        }
+        let dropping = effect == ReadEffect::DropPackets;
+        let mut pass = 0usize;
+        let mut packets: Vec<MqttPacket> = Vec::new();
+        let mut raw = 0u64;
+        loop {
+            // Frame mode: bodies are parsed only for packets that will be logged.
+            let unit = self.decoder.next_frame(&self.buf[pass..]);
+            let len = unit.len();
+            let mut event = None;
+            let mut unit_raw = 0;
+            match &unit {
+                Unit::NeedMore => break,
+                Unit::Malformed { error, offset } => {
+                    batch.push_at(
+                        ts_us,
+                        EventKind::MqttMalformed(MqttMalformed {
+                            conn: self.conn.id,
+                            dir: self.dir,
+                            error: error.to_string(),
+                            offset: *offset,
+                        }),
+                    );
+                    continue;
+                }
+                Unit::Packet { packet, .. } => {
+                    if let Packet::Connect(connect) = packet {
+                        if self.dir == Direction::Up {
+                            self.conn.set_client_id(connect.client_id);
+                            self.conn.set_version(connect.version);
+                            if let Some(fault) = snapshot.iter().find(|f| {
+                                f.spec.fault.refuses_connections()
+                                    && matches!(f.spec.target, crate::spec::Target::Client(_))
+                                    && f.targets(&self.conn)
+                            }) {
+                                self.shared
+                                    .board
+                                    .emit_action(fault, "refuse", Some(self.conn.id));
+                                self.conn.kill(
+                                    ConnAction::Reset,
+                                    format!("fault {} (refuse client)", fault.id),
+                                );
+                                return false;
+                            }
+                        }
+                    }
+                    if self.budget.wants(packet.packet_type(), len, now) {
+                        event = Some(describe(self.conn.id, self.dir, len, packet));
+                    }
+                }
+                Unit::Frame { header, .. } => {
+                    if self.budget.wants(header.packet_type, len, now) {
+                        let bytes = &self.buf[pass..pass + len];
+                        match decode(bytes, self.decoder.version()) {
+                            Decoded::Packet { packet, .. } => {
+                                event = Some(describe(self.conn.id, self.dir, len, &packet));
+                            }
+                            Decoded::Malformed(error) => {
+                                // The framing held but the body did not: as in full decoding, the
+                                // stream is no longer trusted and passes through raw from here.
+                                batch.push_at(
+                                    ts_us,
+                                    EventKind::MqttMalformed(MqttMalformed {
+                                        conn: self.conn.id,
+                                        dir: self.dir,
+                                        error: format!("malformed {error}"),
+                                        offset: self.decoder.offset() - len as u64,
+                                    }),
+                                );
+                                self.decoder.desync();
+                            }
+                            Decoded::Incomplete { .. } => {}
+                        }
+                    }
+                }
+                Unit::OversizedStart { header, .. } => {
+                    if self
+                        .budget
+                        .wants(header.packet_type, header.total_len(), now)
+                    {
+                        event = Some(MqttPacket {
+                            conn: self.conn.id,
+                            dir: self.dir,
+                            packet_type: header.packet_type.name().to_string(),
+                            len: header.total_len() as u32,
+                            ..Default::default()
+                        });
+                    }
+                }
+                Unit::Continuation { .. } => {}
+                Unit::Raw { len } => unit_raw = *len as u64,
+            }
+            if dropping {
+                if pass > 0 {
+                    let bytes = self.buf.split_to(pass).freeze();
+                    self.queue_data(bytes, std::mem::take(&mut packets), raw, now);
+                    pass = 0;
+                    raw = 0;
+                }
+                let _ = self.buf.split_to(len);
+                if let Some(mut e) = event {
+                    e.fate = Fate::Dropped;
+                    batch.push_at(ts_us, EventKind::MqttPacket(e));
+                }
+                if unit_raw > 0 {
+                    batch.push_at(
+                        ts_us,
+                        EventKind::RawBytes(RawBytes {
+                            conn: self.conn.id,
+                            dir: self.dir,
+                            fate: Fate::Dropped,
+                            len: unit_raw,
+                        }),
+                    );
+                }
+            } else {
+                pass += len;
+                packets.extend(event);
+                raw += unit_raw;
+            }
+        }
+        if pass > 0 {
+            let bytes = self.buf.split_to(pass).freeze();
+            self.queue_data(bytes, packets, raw, now);
+        }
+        batch.commit();
+        self.report_suppressed(now, false);
+        true
     }
 }
 
@@ -694,44 +699,9 @@ fn leg_name(leg: Leg) -> &'static str {
     }
 }
 
-async fn writer_killed(
-    lane: &Lane,
-    mut dst: OwnedWriteHalf,
-    mut rx: UnboundedReceiver<Item>,
-    mut backlog: VecDeque<Item>,
-    kill: Kill,
-) {
-    rx.close();
-    while let Ok(item) = rx.try_recv() {
-        backlog.push_back(item);
-    }
-    {
-        let mut batch = lane.shared.events.batch();
-        let ts = now_us();
-        for item in &backlog {
-            lane.push_fates(&mut batch, item, Fate::Discarded, ts);
-        }
-    }
-    match kill.action {
-        ConnAction::Reset => {
-            let _ = dst.as_ref().set_zero_linger();
-            lane.leg_closed(
-                lane.dst_leg(),
-                ClosedBy::Proxy,
-                CloseHow::Rst,
-                Some(kill.reason),
-            );
-            // Dropping a write half would send FIN before the RST; let the read half close it.
-            dst.forget();
-        }
-        ConnAction::Close => {
-            let _ = dst.shutdown().await;
-            lane.leg_closed(
-                lane.dst_leg(),
-                ClosedBy::Proxy,
-                CloseHow::Fin,
-                Some(kill.reason),
-            );
-        }
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(t) => tokio::time::sleep_until(t.into()).await,
+        None => std::future::pending().await,
     }
 }
