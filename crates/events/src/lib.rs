@@ -37,6 +37,16 @@
 //! | `fault_started` | proxy | `fault` (id), `spec` (the fault as written), `kind`, `scheduled_us`, `lateness_us` |
 //! | `fault_ended` | proxy | `fault`, `kind`, `scheduled_us`, `lateness_us` |
 //! | `fault_action` | proxy | `fault`, `kind`, `action` (`reset`/`close`/`refuse`/`give_up`), `conn` (optional), `detail` |
+//! | `connect_attempt` | subscriber, publisher | `client`, `attempt` (1-based, per client), `broker`, `delay_ms` (back-off slept before it) |
+//! | `connack` | subscriber, publisher | `client`, `code`, `session_present` |
+//! | `subscribe_sent` | subscriber | `client`, `topics` (filter and QoS), `reason` (`first`/`always`/`session_lost`) |
+//! | `suback` | subscriber | `client`, `packet_id`, `codes` |
+//! | `ping_sent` / `ping_received` | subscriber, publisher | `client` |
+//! | `message` | subscriber | `client`, `topic`, `qos`, `dup`, `retain`, `packet_id`, `payload_len`, `seq`, `pub_ts_us`, `foreign` (payload not in linecut's format) |
+//! | `published` | publisher | `client`, `topic`, `seq`, `qos`, `retain`, `payload_len` (`ts_us` is the publish timestamp carried in the payload) |
+//! | `puback` | publisher | `client`, `packet_id` |
+//! | `disconnected` | subscriber, publisher | `client`, `cause` (see [`DisconnectCause`]), `error` (the library's own text) |
+//! | `agent_stopped` | subscriber, publisher | `clients`, `messages` (received or published), `incomplete` |
 //!
 //! `dir` is `up` (client to broker) or `down` (broker to client). `fate` is what the proxy did with
 //! the bytes: `forwarded` (written on at once), `dropped` (a fault discarded them), `held` (a fault
@@ -125,6 +135,17 @@ pub enum EventKind {
     FaultStarted(FaultStarted),
     FaultEnded(FaultEnded),
     FaultAction(FaultAction),
+    ConnectAttempt(ConnectAttempt),
+    Connack(Connack),
+    SubscribeSent(SubscribeSent),
+    Suback(Suback),
+    PingSent(ClientRef),
+    PingReceived(ClientRef),
+    Message(Message),
+    Published(Published),
+    Puback(Puback),
+    Disconnected(Disconnected),
+    AgentStopped(AgentStopped),
 }
 
 impl EventKind {
@@ -146,6 +167,17 @@ impl EventKind {
             EventKind::FaultStarted(_) => "fault_started",
             EventKind::FaultEnded(_) => "fault_ended",
             EventKind::FaultAction(_) => "fault_action",
+            EventKind::ConnectAttempt(_) => "connect_attempt",
+            EventKind::Connack(_) => "connack",
+            EventKind::SubscribeSent(_) => "subscribe_sent",
+            EventKind::Suback(_) => "suback",
+            EventKind::PingSent(_) => "ping_sent",
+            EventKind::PingReceived(_) => "ping_received",
+            EventKind::Message(_) => "message",
+            EventKind::Published(_) => "published",
+            EventKind::Puback(_) => "puback",
+            EventKind::Disconnected(_) => "disconnected",
+            EventKind::AgentStopped(_) => "agent_stopped",
         }
     }
 }
@@ -409,6 +441,126 @@ pub struct FaultAction {
     pub conn: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectAttempt {
+    pub client: String,
+    pub attempt: u32,
+    pub broker: String,
+    pub delay_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Connack {
+    pub client: String,
+    pub code: u8,
+    pub session_present: bool,
+}
+
+/// Why a subscriber sent SUBSCRIBE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscribeReason {
+    /// The first connection of this client.
+    First,
+    /// Policy `always`: on every CONNACK.
+    Always,
+    /// Policy `when-session-lost`: CONNACK said the broker kept no session.
+    SessionLost,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SubscribeSent {
+    pub client: String,
+    pub topics: Vec<TopicFilter>,
+    pub reason: SubscribeReason,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Suback {
+    pub client: String,
+    pub packet_id: u16,
+    pub codes: Vec<u8>,
+}
+
+/// Events that only name the client (`ping_sent`, `ping_received`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientRef {
+    pub client: String,
+}
+
+/// A message delivered to the application.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub client: String,
+    pub topic: String,
+    pub qos: u8,
+    pub dup: bool,
+    pub retain: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packet_id: Option<u16>,
+    pub payload_len: u32,
+    /// The publisher's sequence number, if the payload is in linecut's format.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+    /// The publish time carried in the payload (Unix microseconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pub_ts_us: Option<i64>,
+    /// The payload is not in linecut's format (counted, never dropped).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub foreign: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Published {
+    pub client: String,
+    pub topic: String,
+    pub seq: u64,
+    pub qos: u8,
+    pub retain: bool,
+    pub payload_len: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Puback {
+    pub client: String,
+    pub packet_id: u16,
+}
+
+/// Why a client's connection ended, classified from the library's error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DisconnectCause {
+    /// No PINGRESP came for a PINGREQ within the client's keepalive.
+    KeepaliveTimeout,
+    /// The connection was reset (RST, or a write that failed).
+    ConnectionReset,
+    /// The peer closed the connection (FIN).
+    ClosedByPeer,
+    /// Connecting (TCP plus CONNACK) took longer than the connection timeout.
+    ConnectTimeout,
+    /// The TCP connect was refused, or CONNACK carried a refusal code.
+    Refused,
+    /// The client disconnected because it was told to stop.
+    Requested,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Disconnected {
+    pub client: String,
+    pub cause: DisconnectCause,
+    pub error: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentStopped {
+    pub clients: u32,
+    pub messages: u64,
+    /// True if the agent stopped before it was told to (an error, a signal).
+    #[serde(default)]
+    pub incomplete: bool,
 }
 
 #[cfg(test)]

@@ -108,6 +108,82 @@ fn one_of_each() -> Vec<EventKind> {
             conn: Some(1),
             detail: None,
         }),
+        EventKind::ConnectAttempt(ConnectAttempt {
+            client: "sub-1".into(),
+            attempt: 2,
+            broker: "127.0.0.1:1".into(),
+            delay_ms: 250,
+        }),
+        EventKind::Connack(Connack {
+            client: "sub-1".into(),
+            code: 0,
+            session_present: true,
+        }),
+        EventKind::SubscribeSent(SubscribeSent {
+            client: "sub-1".into(),
+            topics: vec![TopicFilter {
+                filter: "t/#".into(),
+                qos: Some(1),
+            }],
+            reason: SubscribeReason::SessionLost,
+        }),
+        EventKind::Suback(Suback {
+            client: "sub-1".into(),
+            packet_id: 1,
+            codes: vec![1],
+        }),
+        EventKind::PingSent(ClientRef {
+            client: "sub-1".into(),
+        }),
+        EventKind::PingReceived(ClientRef {
+            client: "sub-1".into(),
+        }),
+        EventKind::Message(Message {
+            client: "sub-1".into(),
+            topic: "t/1".into(),
+            qos: 1,
+            dup: true,
+            retain: false,
+            packet_id: Some(4),
+            payload_len: 64,
+            seq: Some(17),
+            pub_ts_us: Some(1_700_000_000_000_000),
+            foreign: false,
+        }),
+        EventKind::Message(Message {
+            client: "sub-1".into(),
+            topic: "t/1".into(),
+            qos: 0,
+            dup: false,
+            retain: false,
+            packet_id: None,
+            payload_len: 3,
+            seq: None,
+            pub_ts_us: None,
+            foreign: true,
+        }),
+        EventKind::Published(Published {
+            client: "pub".into(),
+            topic: "t/1".into(),
+            seq: 17,
+            qos: 1,
+            retain: false,
+            payload_len: 64,
+        }),
+        EventKind::Puback(Puback {
+            client: "pub".into(),
+            packet_id: 4,
+        }),
+        EventKind::Disconnected(Disconnected {
+            client: "sub-1".into(),
+            cause: DisconnectCause::KeepaliveTimeout,
+            error: "Mqtt state: Last pingreq isn't acked".into(),
+        }),
+        EventKind::AgentStopped(AgentStopped {
+            clients: 1,
+            messages: 10,
+            incomplete: false,
+        }),
     ]
 }
 
