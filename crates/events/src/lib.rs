@@ -44,7 +44,7 @@
 //! | `ping_sent` / `ping_received` | subscriber, publisher | `client` |
 //! | `message` | subscriber | `client`, `topic`, `qos`, `dup`, `retain`, `packet_id`, `payload_len`, `seq`, `pub_ts_us`, `foreign` (payload not in linecut's format) |
 //! | `published` | publisher | `client`, `topic`, `seq`, `qos`, `retain`, `payload_len` (`ts_us` is the publish timestamp carried in the payload) |
-//! | `puback` | publisher | `client`, `packet_id` |
+//! | `puback` | publisher | `client`, `packet_id`, `topic` and `seq` of the acknowledged message |
 //! | `disconnected` | subscriber, publisher | `client`, `cause` (see [`DisconnectCause`]), `error` (the library's own text) |
 //! | `agent_stopped` | subscriber, publisher | `clients`, `messages` (received or published), `incomplete` |
 //!
@@ -526,6 +526,11 @@ pub struct Published {
 pub struct Puback {
     pub client: String,
     pub packet_id: u16,
+    /// The acknowledged message, when the publisher could match the packet id to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
 }
 
 /// Why a client's connection ended, classified from the library's error.

@@ -173,6 +173,8 @@ fn one_of_each() -> Vec<EventKind> {
         EventKind::Puback(Puback {
             client: "pub".into(),
             packet_id: 4,
+            topic: Some("t/1".into()),
+            seq: Some(17),
         }),
         EventKind::Disconnected(Disconnected {
             client: "sub-1".into(),

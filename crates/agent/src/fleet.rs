@@ -1,0 +1,86 @@
+//! Fleet mode: many subscribers in one process, one connection each, one shared log.
+//!
+//! Watching a reconnect storm after an outage needs hundreds or thousands of clients; one process
+//! and one runtime carry them cheaply (each is a task, not a thread), and every event names its
+//! client so the analyzer can take them apart again.
+
+use crate::options::SubscriberOptions;
+use crate::session::{SessionConfig, V4Session};
+use crate::subscriber::{run_subscriber, SubscriberStats};
+use linecut_events::EventSink;
+use tokio::sync::watch;
+
+/// Client ids for a fleet: `{n}` in `pattern` becomes 1..=count; without `{n}`, `-n` is appended.
+pub fn fleet_ids(pattern: &str, count: u32) -> Vec<String> {
+    (1..=count)
+        .map(|n| {
+            if pattern.contains("{n}") {
+                pattern.replace("{n}", &n.to_string())
+            } else if count == 1 {
+                pattern.to_string()
+            } else {
+                format!("{pattern}-{n}")
+            }
+        })
+        .collect()
+}
+
+/// Totals over a fleet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FleetStats {
+    pub clients: u32,
+    pub messages: u64,
+    pub foreign: u64,
+    pub disconnects: u64,
+}
+
+/// Runs one subscriber per id until `stop` turns true. Options must be validated first.
+pub async fn run_fleet(
+    options: &SubscriberOptions,
+    ids: Vec<String>,
+    sink: &EventSink,
+    stop: watch::Receiver<bool>,
+) -> FleetStats {
+    let (host, port) = crate::options::parse_broker(&options.broker)
+        .expect("options are validated before a fleet starts");
+    let mut tasks = tokio::task::JoinSet::new();
+    for id in ids {
+        let options = options.clone();
+        let sink = sink.clone();
+        let stop = stop.clone();
+        let host = host.clone();
+        tasks.spawn(async move {
+            let session = V4Session::new(&SessionConfig {
+                host: &host,
+                port,
+                client_id: &id,
+                keepalive_s: options.keepalive_s,
+                clean_session: options.clean_session,
+                connect_timeout_s: options.connect_timeout_s,
+                queue: 16,
+            });
+            run_subscriber(&options, &id, session, &sink, stop).await
+        });
+    }
+    let mut stats = FleetStats::default();
+    while let Some(done) = tasks.join_next().await {
+        let s: SubscriberStats = done.unwrap_or_default();
+        stats.clients += 1;
+        stats.messages += s.messages;
+        stats.foreign += s.foreign;
+        stats.disconnects += u64::from(s.disconnects);
+    }
+    stats
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_follow_the_pattern() {
+        assert_eq!(fleet_ids("s-{n}", 3), vec!["s-1", "s-2", "s-3"]);
+        assert_eq!(fleet_ids("s", 2), vec!["s-1", "s-2"]);
+        assert_eq!(fleet_ids("single", 1), vec!["single"]);
+    }
+}

@@ -1,0 +1,217 @@
+//! The publisher: a sample on every topic at a fixed interval, each payload stamped with its
+//! sequence number and publish time (see [`crate::payload`]).
+//!
+//! It connects straight to the broker — not through the proxy — so that the data an experiment
+//! loses or delays is lost or delayed on the subscriber's side of the outage only. Publishing and
+//! driving the connection run in separate tasks: a publish waiting for room in the request queue
+//! must not stop pings and acknowledgements.
+
+use crate::options::PublisherOptions;
+use crate::payload::{self, Stamp};
+use crate::session::{Requests, Session, SessionEvent};
+use crate::subscriber::stopped;
+use linecut_events::{
+    now_us, ClientRef, Connack, ConnectAttempt, DisconnectCause, Disconnected, EventKind,
+    EventSink, Puback, Published,
+};
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PublisherStats {
+    pub published: u64,
+    pub acknowledged: u64,
+}
+
+/// Messages with QoS > 0 queued but not yet given a packet id, oldest first.
+type Unnumbered = Arc<Mutex<VecDeque<(String, u64)>>>;
+
+/// Runs the publisher until `stop` turns true.
+pub async fn run_publisher<S: Session + 'static>(
+    options: &PublisherOptions,
+    session: S,
+    sink: &EventSink,
+    mut stop: watch::Receiver<bool>,
+) -> PublisherStats {
+    let requests = session.requests();
+    let unnumbered: Unnumbered = Arc::default();
+    let (loop_stop_tx, loop_stop) = watch::channel(false);
+    let driver = tokio::spawn(drive(
+        options.clone(),
+        session,
+        sink.clone(),
+        loop_stop,
+        unnumbered.clone(),
+    ));
+    let mut ticker = tokio::time::interval(options.interval);
+    // After a stall, carry on at the set rate rather than bursting to catch up.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seqs = vec![0u64; options.topics.len()];
+    let mut published = 0;
+    'ticks: loop {
+        tokio::select! {
+            biased;
+            _ = stopped(&mut stop) => break,
+            _ = ticker.tick() => {}
+        }
+        for (topic, seq) in options.topics.iter().zip(seqs.iter_mut()) {
+            *seq += 1;
+            let ts = now_us();
+            let body = payload::encode(
+                Stamp {
+                    seq: *seq,
+                    pub_ts_us: ts,
+                },
+                options.payload_size,
+            );
+            let len = body.len() as u32;
+            if options.qos > 0 {
+                lock(&unnumbered).push_back((topic.clone(), *seq));
+            }
+            let sent = tokio::select! {
+                biased;
+                _ = stopped(&mut stop) => break 'ticks,
+                sent = requests.publish(topic, options.qos, options.retain, body) => sent,
+            };
+            match sent {
+                Ok(()) => {
+                    published += 1;
+                    sink.emit_at(
+                        ts,
+                        EventKind::Published(Published {
+                            client: options.client_id.clone(),
+                            topic: topic.clone(),
+                            seq: *seq,
+                            qos: options.qos,
+                            retain: options.retain,
+                            payload_len: len,
+                        }),
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!("publish of {topic} #{seq} failed: {}", e.text);
+                    break 'ticks;
+                }
+            }
+        }
+    }
+    let acknowledged = finish(&requests, loop_stop_tx, driver).await;
+    PublisherStats {
+        published,
+        acknowledged,
+    }
+}
+
+async fn finish(
+    requests: &Requests,
+    loop_stop: watch::Sender<bool>,
+    mut driver: tokio::task::JoinHandle<u64>,
+) -> u64 {
+    let _ = requests.disconnect();
+    // Give the driver a moment to write the DISCONNECT, then stop it regardless.
+    match tokio::time::timeout(Duration::from_secs(2), &mut driver).await {
+        Ok(acked) => acked.unwrap_or(0),
+        Err(_) => {
+            let _ = loop_stop.send(true);
+            driver.await.unwrap_or(0)
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Drives the publisher's connection: logs it, reconnects by policy, matches PUBACKs to messages.
+async fn drive<S: Session>(
+    options: PublisherOptions,
+    mut session: S,
+    sink: EventSink,
+    mut stop: watch::Receiver<bool>,
+    unnumbered: Unnumbered,
+) -> u64 {
+    let client = options.client_id.clone();
+    let mut numbered: HashMap<u16, (String, u64)> = HashMap::new();
+    let (mut attempt, mut failures, mut acknowledged) = (1u32, 0u32, 0u64);
+    let mut rng = fastrand::Rng::new();
+    sink.emit(EventKind::ConnectAttempt(ConnectAttempt {
+        client: client.clone(),
+        attempt,
+        broker: options.broker.clone(),
+        delay_ms: 0,
+    }));
+    loop {
+        let polled = tokio::select! {
+            biased;
+            _ = stopped(&mut stop) => break,
+            polled = session.poll() => polled,
+        };
+        match polled {
+            Ok(SessionEvent::ConnAck {
+                code,
+                session_present,
+            }) => {
+                failures = 0;
+                sink.emit(EventKind::Connack(Connack {
+                    client: client.clone(),
+                    code,
+                    session_present,
+                }));
+            }
+            Ok(SessionEvent::PublishSent { packet_id }) => {
+                if let Some(message) = lock(&unnumbered).pop_front() {
+                    numbered.insert(packet_id, message);
+                }
+            }
+            Ok(SessionEvent::PubAck { packet_id }) => {
+                acknowledged += 1;
+                let message = numbered.remove(&packet_id);
+                sink.emit(EventKind::Puback(Puback {
+                    client: client.clone(),
+                    packet_id,
+                    topic: message.as_ref().map(|m| m.0.clone()),
+                    seq: message.map(|m| m.1),
+                }));
+            }
+            Ok(SessionEvent::PingSent) => sink.emit(EventKind::PingSent(ClientRef {
+                client: client.clone(),
+            })),
+            Ok(SessionEvent::PingReceived) => sink.emit(EventKind::PingReceived(ClientRef {
+                client: client.clone(),
+            })),
+            Ok(SessionEvent::DisconnectSent) => {
+                sink.emit(EventKind::Disconnected(Disconnected {
+                    client: client.clone(),
+                    cause: DisconnectCause::Requested,
+                    error: "stopped".into(),
+                }));
+                break;
+            }
+            Ok(_) => {}
+            Err(error) => {
+                sink.emit(EventKind::Disconnected(Disconnected {
+                    client: client.clone(),
+                    cause: error.cause,
+                    error: error.text,
+                }));
+                failures += 1;
+                let delay = options.reconnect.delay(failures, rng.f64());
+                tokio::select! {
+                    biased;
+                    _ = stopped(&mut stop) => break,
+                    _ = tokio::time::sleep(delay) => {}
+                }
+                attempt += 1;
+                sink.emit(EventKind::ConnectAttempt(ConnectAttempt {
+                    client: client.clone(),
+                    attempt,
+                    broker: options.broker.clone(),
+                    delay_ms: delay.as_millis() as u64,
+                }));
+            }
+        }
+    }
+    acknowledged
+}

@@ -1,0 +1,205 @@
+//! The MQTT client behind an agent, reduced to what the agent's logic needs.
+//!
+//! The subscriber's behaviour (re-subscribe policy, back-off, what it logs) is the same whatever
+//! client library speaks MQTT for it. [`Session`] is that boundary: it turns the library's events
+//! into [`SessionEvent`]s and its errors into classified causes, and everything above it is plain
+//! state logic. [`V4Session`] adapts rumqttc's MQTT 3.1.1 client.
+
+use crate::classify::classify;
+use crate::options::Topic;
+use linecut_events::DisconnectCause;
+use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, Outgoing, QoS};
+use std::time::Duration;
+
+/// What happened on the connection, library-neutral.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionEvent {
+    ConnAck {
+        code: u8,
+        session_present: bool,
+    },
+    SubAck {
+        packet_id: u16,
+        codes: Vec<u8>,
+    },
+    Publish {
+        topic: String,
+        qos: u8,
+        dup: bool,
+        retain: bool,
+        packet_id: Option<u16>,
+        payload: Vec<u8>,
+    },
+    PubAck {
+        packet_id: u16,
+    },
+    /// A PUBLISH with QoS > 0 was written with this packet id.
+    PublishSent {
+        packet_id: u16,
+    },
+    PingSent,
+    PingReceived,
+    /// The DISCONNECT the agent asked for is on the wire.
+    DisconnectSent,
+    Other,
+}
+
+/// A connection error, classified, with the library's own text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionError {
+    pub cause: DisconnectCause,
+    pub text: String,
+}
+
+/// An MQTT client connection that reconnects when polled after an error.
+pub trait Session: Send {
+    /// Drives the connection; after an error, the next call reconnects.
+    fn poll(
+        &mut self,
+    ) -> impl std::future::Future<Output = Result<SessionEvent, SessionError>> + Send;
+    /// A handle for queueing requests from this or another task.
+    fn requests(&self) -> Requests;
+}
+
+/// Queues requests on a session's connection.
+#[derive(Clone)]
+pub struct Requests {
+    inner: RequestsInner,
+}
+
+#[derive(Clone)]
+enum RequestsInner {
+    V4(AsyncClient),
+}
+
+impl Requests {
+    /// Queues a SUBSCRIBE without waiting (safe to call from the poll loop).
+    pub fn subscribe(&self, topics: &[Topic]) -> Result<(), SessionError> {
+        match &self.inner {
+            RequestsInner::V4(client) => {
+                let filters = topics
+                    .iter()
+                    .map(|t| rumqttc::SubscribeFilter::new(t.name.clone(), qos(t.qos)));
+                client.try_subscribe_many(filters).map_err(request_error)
+            }
+        }
+    }
+
+    /// Queues a PUBLISH, waiting while the request queue is full.
+    pub async fn publish(
+        &self,
+        topic: &str,
+        q: u8,
+        retain: bool,
+        payload: Vec<u8>,
+    ) -> Result<(), SessionError> {
+        match &self.inner {
+            RequestsInner::V4(client) => client
+                .publish(topic, qos(q), retain, payload)
+                .await
+                .map_err(request_error),
+        }
+    }
+
+    /// Queues a DISCONNECT without waiting.
+    pub fn disconnect(&self) -> Result<(), SessionError> {
+        match &self.inner {
+            RequestsInner::V4(client) => client.try_disconnect().map_err(request_error),
+        }
+    }
+}
+
+fn qos(q: u8) -> QoS {
+    match q {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    }
+}
+
+fn request_error(e: rumqttc::ClientError) -> SessionError {
+    SessionError {
+        cause: DisconnectCause::Other,
+        text: e.to_string(),
+    }
+}
+
+/// rumqttc's MQTT 3.1.1 client.
+pub struct V4Session {
+    client: AsyncClient,
+    eventloop: EventLoop,
+}
+
+/// Settings a session is built from (already validated).
+pub struct SessionConfig<'a> {
+    pub host: &'a str,
+    pub port: u16,
+    pub client_id: &'a str,
+    pub keepalive_s: u16,
+    pub clean_session: bool,
+    pub connect_timeout_s: u64,
+    /// Requests (SUBSCRIBE, PUBLISH) that may wait for the connection.
+    pub queue: usize,
+}
+
+impl V4Session {
+    pub fn new(config: &SessionConfig<'_>) -> V4Session {
+        let mut options = MqttOptions::new(config.client_id, config.host, config.port);
+        options.set_keep_alive(Duration::from_secs(config.keepalive_s.into()));
+        options.set_clean_session(config.clean_session);
+        options.set_max_packet_size(1 << 20, 1 << 20);
+        let (client, mut eventloop) = AsyncClient::new(options, config.queue);
+        let mut network = eventloop.network_options();
+        network.set_connection_timeout(config.connect_timeout_s);
+        eventloop.set_network_options(network);
+        V4Session { client, eventloop }
+    }
+}
+
+impl Session for V4Session {
+    async fn poll(&mut self) -> Result<SessionEvent, SessionError> {
+        let event = self.eventloop.poll().await.map_err(|e| SessionError {
+            cause: classify(&e),
+            text: e.to_string(),
+        })?;
+        Ok(match event {
+            Event::Incoming(Incoming::ConnAck(a)) => SessionEvent::ConnAck {
+                code: a.code as u8,
+                session_present: a.session_present,
+            },
+            Event::Incoming(Incoming::SubAck(a)) => SessionEvent::SubAck {
+                packet_id: a.pkid,
+                codes: a
+                    .return_codes
+                    .iter()
+                    .map(|c| match c {
+                        rumqttc::SubscribeReasonCode::Success(q) => *q as u8,
+                        rumqttc::SubscribeReasonCode::Failure => 0x80,
+                    })
+                    .collect(),
+            },
+            Event::Incoming(Incoming::Publish(p)) => SessionEvent::Publish {
+                topic: p.topic,
+                qos: p.qos as u8,
+                dup: p.dup,
+                retain: p.retain,
+                packet_id: (p.pkid != 0).then_some(p.pkid),
+                payload: p.payload.to_vec(),
+            },
+            Event::Incoming(Incoming::PubAck(a)) => SessionEvent::PubAck { packet_id: a.pkid },
+            Event::Incoming(Incoming::PingResp) => SessionEvent::PingReceived,
+            Event::Outgoing(Outgoing::PingReq) => SessionEvent::PingSent,
+            Event::Outgoing(Outgoing::Publish(pkid)) if pkid != 0 => {
+                SessionEvent::PublishSent { packet_id: pkid }
+            }
+            Event::Outgoing(Outgoing::Disconnect) => SessionEvent::DisconnectSent,
+            _ => SessionEvent::Other,
+        })
+    }
+
+    fn requests(&self) -> Requests {
+        Requests {
+            inner: RequestsInner::V4(self.client.clone()),
+        }
+    }
+}

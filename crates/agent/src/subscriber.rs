@@ -1,0 +1,189 @@
+//! The subscriber: connect, subscribe, receive, and log everything an outage analysis needs —
+//! then reconnect and re-subscribe according to policy when the connection dies.
+//!
+//! The loop is plain state logic over a [`Session`]: it never sleeps to synchronise, only to
+//! honour the reconnect policy, and every state change it makes is an event in the log.
+
+use crate::options::{ResubscribePolicy, SubscriberOptions};
+use crate::payload;
+use crate::session::{Session, SessionEvent};
+use linecut_events::{
+    ClientRef, Connack, ConnectAttempt, DisconnectCause, Disconnected, EventKind, EventSink,
+    Message, Suback, SubscribeReason, SubscribeSent, TopicFilter,
+};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// What one subscriber did, for summaries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SubscriberStats {
+    pub messages: u64,
+    pub foreign: u64,
+    pub connacks: u32,
+    pub disconnects: u32,
+}
+
+/// Resolves once `stop` says true (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Runs one subscriber until `stop` turns true, then disconnects cleanly.
+pub async fn run_subscriber<S: Session>(
+    options: &SubscriberOptions,
+    client_id: &str,
+    mut session: S,
+    sink: &EventSink,
+    mut stop: watch::Receiver<bool>,
+) -> SubscriberStats {
+    let requests = session.requests();
+    let client = client_id.to_string();
+    let mut stats = SubscriberStats::default();
+    let mut rng = fastrand::Rng::new();
+    let (mut attempt, mut failures) = (1u32, 0u32);
+    let mut subscribed_once = false;
+    let mut connected = false;
+    sink.emit(EventKind::ConnectAttempt(ConnectAttempt {
+        client: client.clone(),
+        attempt,
+        broker: options.broker.clone(),
+        delay_ms: 0,
+    }));
+    loop {
+        let polled = tokio::select! {
+            biased;
+            _ = stopped(&mut stop) => break,
+            polled = session.poll() => polled,
+        };
+        match polled {
+            Ok(SessionEvent::ConnAck {
+                code,
+                session_present,
+            }) => {
+                stats.connacks += 1;
+                sink.emit(EventKind::Connack(Connack {
+                    client: client.clone(),
+                    code,
+                    session_present,
+                }));
+                if code != 0 {
+                    continue;
+                }
+                connected = true;
+                failures = 0;
+                let reason = if !subscribed_once {
+                    Some(SubscribeReason::First)
+                } else {
+                    match options.resubscribe {
+                        ResubscribePolicy::Always => Some(SubscribeReason::Always),
+                        ResubscribePolicy::WhenSessionLost if !session_present => {
+                            Some(SubscribeReason::SessionLost)
+                        }
+                        _ => None,
+                    }
+                };
+                if let Some(reason) = reason {
+                    match requests.subscribe(&options.topics) {
+                        Ok(()) => {
+                            subscribed_once = true;
+                            sink.emit(EventKind::SubscribeSent(SubscribeSent {
+                                client: client.clone(),
+                                topics: options
+                                    .topics
+                                    .iter()
+                                    .map(|t| TopicFilter {
+                                        filter: t.name.clone(),
+                                        qos: Some(t.qos),
+                                    })
+                                    .collect(),
+                                reason,
+                            }));
+                        }
+                        Err(e) => tracing::warn!("{client}: cannot queue SUBSCRIBE: {}", e.text),
+                    }
+                }
+            }
+            Ok(SessionEvent::SubAck { packet_id, codes }) => {
+                sink.emit(EventKind::Suback(Suback {
+                    client: client.clone(),
+                    packet_id,
+                    codes,
+                }));
+            }
+            Ok(SessionEvent::Publish {
+                topic,
+                qos,
+                dup,
+                retain,
+                packet_id,
+                payload,
+            }) => {
+                let stamp = payload::decode(&payload);
+                stats.messages += 1;
+                stats.foreign += u64::from(stamp.is_none());
+                sink.emit(EventKind::Message(Message {
+                    client: client.clone(),
+                    topic,
+                    qos,
+                    dup,
+                    retain,
+                    packet_id,
+                    payload_len: payload.len() as u32,
+                    seq: stamp.map(|s| s.seq),
+                    pub_ts_us: stamp.map(|s| s.pub_ts_us),
+                    foreign: stamp.is_none(),
+                }));
+            }
+            Ok(SessionEvent::PingSent) => sink.emit(EventKind::PingSent(ClientRef {
+                client: client.clone(),
+            })),
+            Ok(SessionEvent::PingReceived) => sink.emit(EventKind::PingReceived(ClientRef {
+                client: client.clone(),
+            })),
+            Ok(_) => {}
+            Err(error) => {
+                connected = false;
+                stats.disconnects += 1;
+                sink.emit(EventKind::Disconnected(Disconnected {
+                    client: client.clone(),
+                    cause: error.cause,
+                    error: error.text,
+                }));
+                failures += 1;
+                let delay = options.reconnect.delay(failures, rng.f64());
+                if !delay.is_zero() {
+                    tokio::select! {
+                        biased;
+                        _ = stopped(&mut stop) => break,
+                        _ = tokio::time::sleep(delay) => {}
+                    }
+                }
+                attempt += 1;
+                sink.emit(EventKind::ConnectAttempt(ConnectAttempt {
+                    client: client.clone(),
+                    attempt,
+                    broker: options.broker.clone(),
+                    delay_ms: delay.as_millis() as u64,
+                }));
+            }
+        }
+    }
+    if connected && requests.disconnect().is_ok() {
+        // Drive the loop until the DISCONNECT is written (or the connection is already gone).
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            loop {
+                match session.poll().await {
+                    Ok(SessionEvent::DisconnectSent) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await;
+    }
+    sink.emit(EventKind::Disconnected(Disconnected {
+        client,
+        cause: DisconnectCause::Requested,
+        error: "stopped".into(),
+    }));
+    stats
+}

@@ -1,0 +1,165 @@
+//! Brokers for linecut experiments.
+//!
+//! [`EmbeddedBroker`] runs rumqttd inside the linecut process, so an experiment needs nothing
+//! installed. rumqttd cannot report the port it bound and has no shutdown, which shapes this
+//! wrapper: it picks a free loopback port first (binding port 0 and releasing it), starts the
+//! broker on its own thread, and waits until the port accepts connections. The broker lives until
+//! the process exits; one process runs one experiment, so that is the natural lifetime.
+//!
+//! Behaviour worth knowing when reading results (rumqttd 0.20): it drops a client after 1.5×
+//! its keepalive without a packet, but the timer is reset whenever the broker *sends* to the
+//! client, so a dead subscriber that keeps being published to may be detected late or never; it
+//! rejects keepalive 0; a duplicate client id drops the older connection.
+
+use std::collections::HashMap;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+/// The rumqttd version linked in, for reports.
+pub const RUMQTTD_VERSION: &str = "0.20";
+
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    #[error("cannot find a free port on {ip}: {source}")]
+    NoPort {
+        ip: std::net::IpAddr,
+        source: std::io::Error,
+    },
+    #[error("the embedded broker did not accept connections on {addr} within {waited:?}")]
+    NotReady { addr: SocketAddr, waited: Duration },
+    #[error("cannot start the embedded broker thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Settings of the embedded broker that experiments vary.
+#[derive(Debug, Clone)]
+pub struct EmbeddedConfig {
+    /// Where to listen; port 0 picks a free one.
+    pub listen: SocketAddr,
+    pub max_connections: usize,
+    /// Largest PUBLISH payload accepted.
+    pub max_payload_size: usize,
+    /// How long a new connection may take to send CONNECT.
+    pub connect_timeout: Duration,
+}
+
+impl Default for EmbeddedConfig {
+    fn default() -> Self {
+        EmbeddedConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            max_connections: 20_000,
+            max_payload_size: 1 << 20,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A running embedded rumqttd.
+#[derive(Debug)]
+pub struct EmbeddedBroker {
+    addr: SocketAddr,
+}
+
+impl EmbeddedBroker {
+    /// Starts rumqttd and returns once it accepts connections.
+    pub fn start(config: EmbeddedConfig) -> Result<EmbeddedBroker, BrokerError> {
+        let mut addr = config.listen;
+        if addr.port() == 0 {
+            // rumqttd cannot tell us which port it bound, so choose one ourselves.
+            let probe = TcpListener::bind(addr).map_err(|source| BrokerError::NoPort {
+                ip: addr.ip(),
+                source,
+            })?;
+            addr = probe.local_addr().map_err(|source| BrokerError::NoPort {
+                ip: addr.ip(),
+                source,
+            })?;
+        }
+        let rumqttd_config = rumqttd_config(&config, addr);
+        std::thread::Builder::new()
+            .name("linecut-rumqttd".into())
+            .spawn(move || {
+                // `start` blocks for the life of the broker and only returns on a startup error,
+                // which the readiness wait below reports.
+                let _ = rumqttd::Broker::new(rumqttd_config).start();
+            })
+            .map_err(BrokerError::Thread)?;
+        let waited = Duration::from_secs(10);
+        let deadline = Instant::now() + waited;
+        while Instant::now() < deadline {
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(EmbeddedBroker { addr });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err(BrokerError::NotReady { addr, waited })
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A name for reports, e.g. `rumqttd 0.20 (embedded)`.
+    pub fn describe(&self) -> String {
+        format!("rumqttd {RUMQTTD_VERSION} (embedded)")
+    }
+}
+
+fn rumqttd_config(config: &EmbeddedConfig, addr: SocketAddr) -> rumqttd::Config {
+    let server = rumqttd::ServerSettings {
+        name: "linecut-v4".into(),
+        listen: addr,
+        tls: None,
+        next_connection_delay_ms: 0,
+        connections: rumqttd::ConnectionSettings {
+            connection_timeout_ms: config.connect_timeout.as_millis().min(u16::MAX as u128) as u16,
+            max_payload_size: config.max_payload_size,
+            max_inflight_count: 100,
+            auth: None,
+            external_auth: None,
+            dynamic_filters: true,
+        },
+    };
+    rumqttd::Config {
+        id: 0,
+        router: rumqttd::RouterConfig {
+            max_connections: config.max_connections,
+            max_outgoing_packet_count: 200,
+            max_segment_size: 100 << 20,
+            max_segment_count: 10,
+            custom_segment: None,
+            initialized_filters: None,
+            shared_subscriptions_strategy: Default::default(),
+        },
+        v4: Some(HashMap::from([("1".to_string(), server)])),
+        v5: None,
+        ws: None,
+        cluster: None,
+        console: None,
+        bridge: None,
+        prometheus: None,
+        metrics: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+
+    #[test]
+    fn the_embedded_broker_answers_connect_with_connack_on_a_free_port() {
+        let broker = EmbeddedBroker::start(EmbeddedConfig::default()).unwrap();
+        assert!(broker.addr().ip().is_loopback());
+        assert_ne!(broker.addr().port(), 0);
+        let mut s = TcpStream::connect(broker.addr()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        #[rustfmt::skip]
+        let connect = [0x10, 0x0e, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x05,
+                       0x00, 0x02, b'i', b'd'];
+        s.write_all(&connect).unwrap();
+        let mut connack = [0u8; 4];
+        s.read_exact(&mut connack).unwrap();
+        assert_eq!(connack, [0x20, 0x02, 0x00, 0x00]);
+    }
+}
