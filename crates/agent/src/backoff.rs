@@ -68,9 +68,11 @@ impl ReconnectPolicy {
                                     format!("`jitter={value}` must be a number from 0 to 1")
                                 })?
                         }
-                        other => return Err(format!(
+                        other => {
+                            return Err(format!(
                             "exponential back-off has no key `{other}`; keys are min, max, jitter"
-                        )),
+                        ))
+                        }
                     }
                 }
                 let min = min.ok_or("exponential back-off needs min=DURATION")?;

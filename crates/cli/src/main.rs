@@ -9,6 +9,9 @@
 //! - 1: ran, and an expectation failed;
 //! - 2: bad input (arguments, files) or the harness itself failed.
 
+mod agent_cmd;
+mod broker_cmd;
+mod common;
 mod proxy_cmd;
 
 use clap::{Parser, Subcommand};
@@ -31,6 +34,12 @@ struct Cli {
 enum Command {
     /// Run the fault-injecting MQTT-aware TCP proxy between clients and a broker.
     Proxy(proxy_cmd::ProxyArgs),
+    /// Run subscribers that log every connect, ping, message and disconnect.
+    Subscribe(agent_cmd::SubscribeArgs),
+    /// Publish stamped samples (sequence number and publish time) at a fixed interval.
+    Publish(agent_cmd::PublishArgs),
+    /// Run the embedded MQTT broker (rumqttd) on its own.
+    Broker(broker_cmd::BrokerArgs),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +53,9 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Proxy(args) => proxy_cmd::run(args),
+        Command::Subscribe(args) => agent_cmd::subscribe(args),
+        Command::Publish(args) => agent_cmd::publish(args),
+        Command::Broker(args) => broker_cmd::run(args),
     };
     match result {
         Ok(code) => code,

@@ -5,9 +5,10 @@
 //! 127.0.0.1:0`); with `--control`, the second is `control http://ADDR`. Everything else goes to
 //! stderr or the events file.
 
+use crate::common::{finish_events, open_events, shutdown_signal};
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
-use linecut_events::{EventLog, EventSink, Source};
+use linecut_events::Source;
 use linecut_proxy::{FaultSpec, Proxy, ProxyConfig, WireLog};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -128,19 +129,7 @@ async fn serve(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         ),
         None => None,
     };
-    let (log, sink) = match &args.events {
-        Some(path) => {
-            let (log, sink) = EventLog::create(
-                path,
-                Source::Proxy,
-                "linecut-proxy",
-                env!("CARGO_PKG_VERSION"),
-            )
-            .with_context(|| format!("--events {}", path.display()))?;
-            (Some(log), sink)
-        }
-        None => (None, EventSink::disabled(Source::Proxy)),
-    };
+    let (log, sink) = open_events(args.events.as_ref(), Source::Proxy, "linecut-proxy")?;
     let mut config = ProxyConfig::new(args.upstream.clone());
     config.wire_log = match args.wire_log {
         WireLogArg::All => WireLog::All {
@@ -171,32 +160,6 @@ async fn serve(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("proxy failed")?;
     tracing::info!("proxy stopped after {} connections", summary.connections);
-    if let Some(log) = log {
-        let path = log.path().to_path_buf();
-        log.finish()
-            .with_context(|| format!("finishing events file {}", path.display()))?;
-    }
+    finish_events(log)?;
     Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal(duration: Option<Duration>) {
-    let timer = async {
-        match duration {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-        _ = timer => {}
-    }
 }

@@ -136,3 +136,113 @@ fn an_unwritable_events_file_exits_2_naming_it() {
     assert_eq!(code, 2);
     assert!(stderr.contains("/nonexistent-dir/proxy.jsonl"), "{stderr}");
 }
+
+#[test]
+fn invalid_agent_options_exit_2_before_connecting() {
+    // A listener that would see any connection attempt.
+    let watcher = TcpListener::bind("127.0.0.1:0").unwrap();
+    watcher.set_nonblocking(true).unwrap();
+    let broker = watcher.local_addr().unwrap().to_string();
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["subscribe", "--client-id", "", "--clean-session", "false"],
+            "client-id",
+        ),
+        (&["subscribe", "--keepalive", "70000s"], "--keepalive"),
+        (
+            &["subscribe", "--keepalive", "1.5s"],
+            "whole number of seconds",
+        ),
+        (&["subscribe", "--topic", "a:7"], "QoS must be 0, 1 or 2"),
+        (
+            &["subscribe", "--reconnect", "sometimes"],
+            "not a reconnect policy",
+        ),
+        (
+            &["subscribe", "--resubscribe", "maybe"],
+            "not a re-subscribe policy",
+        ),
+        (&["publish", "--topic", "a/#"], "wildcards"),
+        (&["publish", "--qos", "3"], "--qos"),
+    ];
+    for (args, want) in cases {
+        let out = linecut()
+            .args(*args)
+            .args(["--broker", &broker, "--duration", "1s"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    }
+    let (code, stderr) = fails(&["subscribe", "--broker", "no-port-here"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("broker"), "{stderr}");
+    assert!(
+        watcher.accept().is_err(),
+        "nothing may connect when options are invalid"
+    );
+}
+
+#[test]
+fn broker_subscribe_and_publish_run_an_experiment_together() {
+    let dir = temp_dir("agents");
+    let mut broker = linecut()
+        .args(["broker", "--listen", "127.0.0.1:0", "--duration", "20s"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(broker.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let addr = first.trim().to_string();
+    let sub_events = dir.join("sub.jsonl");
+    let subscriber = linecut()
+        .args([
+            "subscribe",
+            "--broker",
+            &addr,
+            "--topic",
+            "cli/#:1",
+            "--keepalive",
+            "2s",
+        ])
+        .args(["--duration", "3s", "--events"])
+        .arg(&sub_events)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Publish only once the subscription is in place, so every sample is expected.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&sub_events)
+        .unwrap_or_default()
+        .contains(r#""type":"suback""#)
+    {
+        assert!(Instant::now() < deadline, "subscriber never got its SUBACK");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let publisher = linecut()
+        .args([
+            "publish", "--broker", &addr, "--topic", "cli/x", "--rate", "20", "--qos", "1",
+        ])
+        .args(["--duration", "1s"])
+        .output()
+        .unwrap();
+    assert!(publisher.status.success());
+    let out = subscriber.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let _ = broker.kill();
+    let _ = broker.wait();
+    let text = std::fs::read_to_string(&sub_events).unwrap();
+    let messages = text
+        .lines()
+        .filter(|l| l.contains(r#""type":"message""#))
+        .count();
+    assert!(
+        (15..=25).contains(&messages),
+        "{messages} messages at 20/s for 1s"
+    );
+    assert!(text.contains(r#""seq":1,"#) && text.contains(r#""type":"agent_stopped""#));
+}
