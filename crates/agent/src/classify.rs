@@ -24,6 +24,22 @@ pub fn classify(error: &ConnectionError) -> DisconnectCause {
     }
 }
 
+/// The same classification for rumqttc's MQTT 5 client, whose error types are separate.
+pub fn classify5(error: &rumqttc::v5::ConnectionError) -> DisconnectCause {
+    use rumqttc::v5::{ConnectionError as C, StateError as S};
+    match error {
+        C::MqttState(S::AwaitPingResp) => DisconnectCause::KeepaliveTimeout,
+        C::MqttState(S::ConnectionAborted) => DisconnectCause::ClosedByPeer,
+        C::MqttState(S::ServerDisconnect { .. }) => DisconnectCause::ClosedByPeer,
+        C::MqttState(S::Io(e)) | C::Io(e) => classify_io(e),
+        C::MqttState(S::Deserialization(rumqttc::v5::mqttbytes::Error::Io(e))) => classify_io(e),
+        C::Timeout(_) => DisconnectCause::ConnectTimeout,
+        C::ConnectionRefused(_) => DisconnectCause::Refused,
+        C::RequestsDone => DisconnectCause::Requested,
+        _ => DisconnectCause::Other,
+    }
+}
+
 fn classify_io(error: &std::io::Error) -> DisconnectCause {
     match error.kind() {
         ErrorKind::ConnectionRefused => DisconnectCause::Refused,

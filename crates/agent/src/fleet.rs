@@ -5,7 +5,6 @@
 //! client so the analyzer can take them apart again.
 
 use crate::options::SubscriberOptions;
-use crate::session::{SessionConfig, V4Session};
 use crate::subscriber::{run_subscriber, SubscriberStats};
 use linecut_events::EventSink;
 use tokio::sync::watch;
@@ -41,24 +40,13 @@ pub async fn run_fleet(
     sink: &EventSink,
     stop: watch::Receiver<bool>,
 ) -> FleetStats {
-    let (host, port) = crate::options::parse_broker(&options.broker)
-        .expect("options are validated before a fleet starts");
     let mut tasks = tokio::task::JoinSet::new();
     for id in ids {
         let options = options.clone();
         let sink = sink.clone();
         let stop = stop.clone();
-        let host = host.clone();
         tasks.spawn(async move {
-            let session = V4Session::new(&SessionConfig {
-                host: &host,
-                port,
-                client_id: &id,
-                keepalive_s: options.keepalive_s,
-                clean_session: options.clean_session,
-                connect_timeout_s: options.connect_timeout_s,
-                queue: 16,
-            });
+            let session = crate::subscriber_session(&options, &id);
             run_subscriber(&options, &id, session, &sink, stop).await
         });
     }

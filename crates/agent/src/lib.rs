@@ -25,14 +25,16 @@ pub use classify::classify;
 pub use fleet::{fleet_ids, run_fleet, FleetStats};
 pub use options::{AgentError, PublisherOptions, ResubscribePolicy, SubscriberOptions, Topic};
 pub use publisher::{run_publisher, PublisherStats};
-pub use session::{Session, SessionConfig, SessionEvent, V4Session};
+pub use session::{
+    ClientSession, Protocol, Session, SessionConfig, SessionEvent, V4Session, V5Session,
+};
 pub use subscriber::{run_subscriber, SubscriberStats};
 
 /// A session for validated subscriber options and one client id.
-pub fn subscriber_session(options: &SubscriberOptions, client_id: &str) -> V4Session {
+pub fn subscriber_session(options: &SubscriberOptions, client_id: &str) -> ClientSession {
     let (host, port) =
         options::parse_broker(&options.broker).expect("options are validated before use");
-    V4Session::new(&SessionConfig {
+    ClientSession::new(&SessionConfig {
         host: &host,
         port,
         client_id,
@@ -40,14 +42,15 @@ pub fn subscriber_session(options: &SubscriberOptions, client_id: &str) -> V4Ses
         clean_session: options.clean_session,
         connect_timeout_s: options.connect_timeout_s,
         queue: 16,
+        protocol: options.protocol,
     })
 }
 
 /// A session for validated publisher options.
-pub fn publisher_session(options: &PublisherOptions) -> V4Session {
+pub fn publisher_session(options: &PublisherOptions) -> ClientSession {
     let (host, port) =
         options::parse_broker(&options.broker).expect("options are validated before use");
-    V4Session::new(&SessionConfig {
+    ClientSession::new(&SessionConfig {
         host: &host,
         port,
         client_id: &options.client_id,
@@ -55,5 +58,6 @@ pub fn publisher_session(options: &PublisherOptions) -> V4Session {
         clean_session: true,
         connect_timeout_s: options.connect_timeout_s,
         queue: 64,
+        protocol: options.protocol,
     })
 }

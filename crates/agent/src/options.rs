@@ -5,6 +5,7 @@
 //! becomes an [`AgentError::Invalid`] naming the option and the rule.
 
 use crate::backoff::ReconnectPolicy;
+use crate::session::Protocol;
 use std::fmt;
 use std::time::Duration;
 
@@ -118,6 +119,7 @@ pub struct SubscriberOptions {
     pub connect_timeout_s: u64,
     pub reconnect: ReconnectPolicy,
     pub resubscribe: ResubscribePolicy,
+    pub protocol: Protocol,
 }
 
 impl SubscriberOptions {
@@ -138,6 +140,7 @@ impl SubscriberOptions {
                 jitter: 0.0,
             },
             resubscribe: ResubscribePolicy::Always,
+            protocol: Protocol::V311,
         }
     }
 
@@ -161,8 +164,20 @@ impl SubscriberOptions {
         if self.connect_timeout_s == 0 {
             return Err(invalid("connect-timeout", "must be at least 1s"));
         }
-        Ok(())
+        check_keepalive(self.protocol, self.keepalive_s)
     }
+}
+
+/// rumqttc's MQTT 5 client accepts only keepalives of 5 s or more (it asserts, and 0 is
+/// refused too); its 3.1.1 client accepts 0 or any whole number of seconds.
+fn check_keepalive(protocol: Protocol, keepalive_s: u16) -> Result<(), AgentError> {
+    if protocol == Protocol::V5 && keepalive_s < 5 {
+        return Err(invalid(
+            "keepalive",
+            format!("{keepalive_s}s: the MQTT 5 client (rumqttc) needs a keepalive of at least 5s"),
+        ));
+    }
+    Ok(())
 }
 
 /// Everything about the publisher.
@@ -180,6 +195,7 @@ pub struct PublisherOptions {
     pub interval: Duration,
     pub connect_timeout_s: u64,
     pub reconnect: ReconnectPolicy,
+    pub protocol: Protocol,
 }
 
 impl PublisherOptions {
@@ -195,6 +211,7 @@ impl PublisherOptions {
             interval: Duration::from_secs(1),
             connect_timeout_s: 5,
             reconnect: ReconnectPolicy::Fixed(Duration::from_millis(200)),
+            protocol: Protocol::V311,
         }
     }
 
@@ -224,7 +241,7 @@ impl PublisherOptions {
         if self.connect_timeout_s == 0 {
             return Err(invalid("connect-timeout", "must be at least 1s"));
         }
-        Ok(())
+        check_keepalive(self.protocol, self.keepalive_s)
     }
 }
 
@@ -276,6 +293,15 @@ mod tests {
             .to_string()
             .starts_with("connect-timeout:"));
         assert!(SubscriberOptions::new("[::1]:1883", "x").validate().is_ok());
+        let mut o = SubscriberOptions::new("h:1883", "x");
+        (o.protocol, o.keepalive_s) = (Protocol::V5, 2);
+        assert!(o
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("at least 5s"));
+        o.keepalive_s = 5;
+        assert!(o.validate().is_ok());
     }
 
     #[test]

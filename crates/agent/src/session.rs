@@ -3,7 +3,8 @@
 //! The subscriber's behaviour (re-subscribe policy, back-off, what it logs) is the same whatever
 //! client library speaks MQTT for it. [`Session`] is that boundary: it turns the library's events
 //! into [`SessionEvent`]s and its errors into classified causes, and everything above it is plain
-//! state logic. [`V4Session`] adapts rumqttc's MQTT 3.1.1 client.
+//! state logic. [`V4Session`] adapts rumqttc's MQTT 3.1.1 client and [`V5Session`] its MQTT 5
+//! client; [`ClientSession`] is either, chosen by the options.
 
 use crate::classify::classify;
 use crate::options::Topic;
@@ -70,6 +71,7 @@ pub struct Requests {
 #[derive(Clone)]
 enum RequestsInner {
     V4(AsyncClient),
+    V5(rumqttc::v5::AsyncClient),
 }
 
 impl Requests {
@@ -81,6 +83,12 @@ impl Requests {
                     .iter()
                     .map(|t| rumqttc::SubscribeFilter::new(t.name.clone(), qos(t.qos)));
                 client.try_subscribe_many(filters).map_err(request_error)
+            }
+            RequestsInner::V5(client) => {
+                let filters = topics
+                    .iter()
+                    .map(|t| rumqttc::v5::mqttbytes::v5::Filter::new(t.name.clone(), qos5(t.qos)));
+                client.try_subscribe_many(filters).map_err(request_error5)
             }
         }
     }
@@ -98,6 +106,10 @@ impl Requests {
                 .publish(topic, qos(q), retain, payload)
                 .await
                 .map_err(request_error),
+            RequestsInner::V5(client) => client
+                .publish(topic, qos5(q), retain, payload)
+                .await
+                .map_err(request_error5),
         }
     }
 
@@ -105,6 +117,7 @@ impl Requests {
     pub fn disconnect(&self) -> Result<(), SessionError> {
         match &self.inner {
             RequestsInner::V4(client) => client.try_disconnect().map_err(request_error),
+            RequestsInner::V5(client) => client.try_disconnect().map_err(request_error5),
         }
     }
 }
@@ -114,6 +127,22 @@ fn qos(q: u8) -> QoS {
         0 => QoS::AtMostOnce,
         1 => QoS::AtLeastOnce,
         _ => QoS::ExactlyOnce,
+    }
+}
+
+fn qos5(q: u8) -> rumqttc::v5::mqttbytes::QoS {
+    use rumqttc::v5::mqttbytes::QoS;
+    match q {
+        0 => QoS::AtMostOnce,
+        1 => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    }
+}
+
+fn request_error5(e: rumqttc::v5::ClientError) -> SessionError {
+    SessionError {
+        cause: DisconnectCause::Other,
+        text: e.to_string(),
     }
 }
 
@@ -130,6 +159,23 @@ pub struct V4Session {
     eventloop: EventLoop,
 }
 
+/// MQTT protocol version an agent speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    V311,
+    V5,
+}
+
+impl Protocol {
+    pub fn parse(text: &str) -> Result<Protocol, String> {
+        match text {
+            "3.1.1" | "4" => Ok(Protocol::V311),
+            "5" | "5.0" => Ok(Protocol::V5),
+            _ => Err(format!("`{text}` is not an MQTT version; use 3.1.1 or 5")),
+        }
+    }
+}
+
 /// Settings a session is built from (already validated).
 pub struct SessionConfig<'a> {
     pub host: &'a str,
@@ -140,6 +186,7 @@ pub struct SessionConfig<'a> {
     pub connect_timeout_s: u64,
     /// Requests (SUBSCRIBE, PUBLISH) that may wait for the connection.
     pub queue: usize,
+    pub protocol: Protocol,
 }
 
 impl V4Session {
@@ -200,6 +247,128 @@ impl Session for V4Session {
     fn requests(&self) -> Requests {
         Requests {
             inner: RequestsInner::V4(self.client.clone()),
+        }
+    }
+}
+
+/// rumqttc's MQTT 5 client.
+pub struct V5Session {
+    client: rumqttc::v5::AsyncClient,
+    eventloop: rumqttc::v5::EventLoop,
+}
+
+impl V5Session {
+    pub fn new(config: &SessionConfig<'_>) -> V5Session {
+        let mut options = rumqttc::v5::MqttOptions::new(config.client_id, config.host, config.port);
+        // rumqttc's MQTT 5 client asserts a keepalive of at least 5 s; options are validated
+        // against that before a session is built.
+        options.set_keep_alive(Duration::from_secs(config.keepalive_s.into()));
+        options.set_clean_start(config.clean_session);
+        options.set_connection_timeout(config.connect_timeout_s);
+        let (client, eventloop) = rumqttc::v5::AsyncClient::new(options, config.queue);
+        V5Session { client, eventloop }
+    }
+}
+
+/// MQTT 5 reason codes as they are on the wire: the packet is re-encoded with rumqttc's own
+/// writer and read back with linecut's decoder, so the mapping cannot drift from either.
+fn with_wire_packet5<T>(
+    packet: rumqttc::v5::mqttbytes::v5::Packet,
+    read: impl FnOnce(&linecut_mqtt::Packet<'_>) -> Option<T>,
+) -> Option<T> {
+    let mut buf = bytes::BytesMut::new();
+    packet.write(&mut buf, None).ok()?;
+    match linecut_mqtt::decode(&buf, Some(linecut_mqtt::Version::V5)) {
+        linecut_mqtt::Decoded::Packet { packet, .. } => read(&packet),
+        _ => None,
+    }
+}
+
+impl Session for V5Session {
+    async fn poll(&mut self) -> Result<SessionEvent, SessionError> {
+        use rumqttc::v5::mqttbytes::v5::Packet as P;
+        use rumqttc::v5::Event as E;
+        use rumqttc::Outgoing as O;
+        let event = self.eventloop.poll().await.map_err(|e| SessionError {
+            cause: crate::classify::classify5(&e),
+            text: e.to_string(),
+        })?;
+        Ok(match event {
+            E::Incoming(P::ConnAck(a)) => {
+                let session_present = a.session_present;
+                let code = with_wire_packet5(P::ConnAck(a), |p| match p {
+                    linecut_mqtt::Packet::ConnAck(c) => Some(c.code),
+                    _ => None,
+                })
+                .unwrap_or(0x80);
+                SessionEvent::ConnAck {
+                    code,
+                    session_present,
+                }
+            }
+            E::Incoming(P::SubAck(a)) => {
+                let packet_id = a.pkid;
+                let codes = with_wire_packet5(P::SubAck(a), |p| match p {
+                    linecut_mqtt::Packet::SubAck(s) => Some(s.codes.to_vec()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+                SessionEvent::SubAck { packet_id, codes }
+            }
+            E::Incoming(P::Publish(p)) => SessionEvent::Publish {
+                topic: String::from_utf8_lossy(&p.topic).into_owned(),
+                qos: p.qos as u8,
+                dup: p.dup,
+                retain: p.retain,
+                packet_id: (p.pkid != 0).then_some(p.pkid),
+                payload: p.payload.to_vec(),
+            },
+            E::Incoming(P::PubAck(a)) => SessionEvent::PubAck { packet_id: a.pkid },
+            E::Incoming(P::PingResp(_)) => SessionEvent::PingReceived,
+            E::Outgoing(O::PingReq) => SessionEvent::PingSent,
+            E::Outgoing(O::Publish(pkid)) if pkid != 0 => {
+                SessionEvent::PublishSent { packet_id: pkid }
+            }
+            E::Outgoing(O::Disconnect) => SessionEvent::DisconnectSent,
+            _ => SessionEvent::Other,
+        })
+    }
+
+    fn requests(&self) -> Requests {
+        Requests {
+            inner: RequestsInner::V5(self.client.clone()),
+        }
+    }
+}
+
+/// The session an agent's options ask for. Boxed: the two clients differ a lot in size, and a
+/// fleet holds thousands of them.
+pub enum ClientSession {
+    V4(Box<V4Session>),
+    V5(Box<V5Session>),
+}
+
+impl ClientSession {
+    pub fn new(config: &SessionConfig<'_>) -> ClientSession {
+        match config.protocol {
+            Protocol::V311 => ClientSession::V4(Box::new(V4Session::new(config))),
+            Protocol::V5 => ClientSession::V5(Box::new(V5Session::new(config))),
+        }
+    }
+}
+
+impl Session for ClientSession {
+    async fn poll(&mut self) -> Result<SessionEvent, SessionError> {
+        match self {
+            ClientSession::V4(s) => s.poll().await,
+            ClientSession::V5(s) => s.poll().await,
+        }
+    }
+
+    fn requests(&self) -> Requests {
+        match self {
+            ClientSession::V4(s) => s.requests(),
+            ClientSession::V5(s) => s.requests(),
         }
     }
 }

@@ -54,28 +54,23 @@ impl Default for EmbeddedConfig {
     }
 }
 
-/// A running embedded rumqttd.
+/// A running embedded rumqttd: an MQTT 3.1.1 listener and an MQTT 5 listener.
 #[derive(Debug)]
 pub struct EmbeddedBroker {
     addr: SocketAddr,
+    addr_v5: SocketAddr,
 }
 
 impl EmbeddedBroker {
-    /// Starts rumqttd and returns once it accepts connections.
+    /// Starts rumqttd and returns once both listeners accept connections. The MQTT 5 listener
+    /// takes a free port on the same address.
     pub fn start(config: EmbeddedConfig) -> Result<EmbeddedBroker, BrokerError> {
-        let mut addr = config.listen;
-        if addr.port() == 0 {
-            // rumqttd cannot tell us which port it bound, so choose one ourselves.
-            let probe = TcpListener::bind(addr).map_err(|source| BrokerError::NoPort {
-                ip: addr.ip(),
-                source,
-            })?;
-            addr = probe.local_addr().map_err(|source| BrokerError::NoPort {
-                ip: addr.ip(),
-                source,
-            })?;
-        }
-        let rumqttd_config = rumqttd_config(&config, addr);
+        let addr = match config.listen.port() {
+            0 => free_port(config.listen)?,
+            _ => config.listen,
+        };
+        let addr_v5 = free_port(SocketAddr::new(config.listen.ip(), 0))?;
+        let rumqttd_config = rumqttd_config(&config, addr, addr_v5);
         std::thread::Builder::new()
             .name("linecut-rumqttd".into())
             .spawn(move || {
@@ -86,17 +81,31 @@ impl EmbeddedBroker {
             .map_err(BrokerError::Thread)?;
         let waited = Duration::from_secs(10);
         let deadline = Instant::now() + waited;
-        while Instant::now() < deadline {
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return Ok(EmbeddedBroker { addr });
+        for listener in [addr, addr_v5] {
+            loop {
+                if TcpStream::connect_timeout(&listener, Duration::from_millis(200)).is_ok() {
+                    break;
+                }
+                if Instant::now() > deadline {
+                    return Err(BrokerError::NotReady {
+                        addr: listener,
+                        waited,
+                    });
+                }
+                std::thread::sleep(Duration::from_millis(10));
             }
-            std::thread::sleep(Duration::from_millis(10));
         }
-        Err(BrokerError::NotReady { addr, waited })
+        Ok(EmbeddedBroker { addr, addr_v5 })
     }
 
+    /// The MQTT 3.1.1 listener.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The MQTT 5 listener.
+    pub fn addr_v5(&self) -> SocketAddr {
+        self.addr_v5
     }
 
     /// A name for reports, e.g. `rumqttd 0.20 (embedded)`.
@@ -105,10 +114,26 @@ impl EmbeddedBroker {
     }
 }
 
-fn rumqttd_config(config: &EmbeddedConfig, addr: SocketAddr) -> rumqttd::Config {
-    let server = rumqttd::ServerSettings {
-        name: "linecut-v4".into(),
-        listen: addr,
+/// Binds port 0 and releases it: rumqttd cannot tell us which port it bound, so we choose.
+fn free_port(on: SocketAddr) -> Result<SocketAddr, BrokerError> {
+    let no_port = |source| BrokerError::NoPort {
+        ip: on.ip(),
+        source,
+    };
+    TcpListener::bind(on)
+        .map_err(no_port)?
+        .local_addr()
+        .map_err(no_port)
+}
+
+fn rumqttd_config(
+    config: &EmbeddedConfig,
+    addr: SocketAddr,
+    addr_v5: SocketAddr,
+) -> rumqttd::Config {
+    let server = |name: &str, listen: SocketAddr| rumqttd::ServerSettings {
+        name: name.into(),
+        listen,
         tls: None,
         next_connection_delay_ms: 0,
         connections: rumqttd::ConnectionSettings {
@@ -131,8 +156,14 @@ fn rumqttd_config(config: &EmbeddedConfig, addr: SocketAddr) -> rumqttd::Config 
             initialized_filters: None,
             shared_subscriptions_strategy: Default::default(),
         },
-        v4: Some(HashMap::from([("1".to_string(), server)])),
-        v5: None,
+        v4: Some(HashMap::from([(
+            "1".to_string(),
+            server("linecut-v4", addr),
+        )])),
+        v5: Some(HashMap::from([(
+            "1".to_string(),
+            server("linecut-v5", addr_v5),
+        )])),
         ws: None,
         cluster: None,
         console: None,
@@ -161,5 +192,23 @@ mod tests {
         let mut connack = [0u8; 4];
         s.read_exact(&mut connack).unwrap();
         assert_eq!(connack, [0x20, 0x02, 0x00, 0x00]);
+
+        // The MQTT 5 listener answers a v5 CONNECT with a v5 CONNACK (with a property length).
+        let mut s = TcpStream::connect(broker.addr_v5()).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        #[rustfmt::skip]
+        let connect = [0x10, 0x0f, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, 0x02, 0x00, 0x05,
+                       0x00, 0x00, 0x02, b'i', b'd'];
+        s.write_all(&connect).unwrap();
+        let mut head = [0u8; 2];
+        s.read_exact(&mut head).unwrap();
+        assert_eq!(head[0], 0x20);
+        let mut body = vec![0u8; head[1] as usize];
+        s.read_exact(&mut body).unwrap();
+        assert_eq!(
+            &body[..2],
+            &[0x00, 0x00],
+            "session present 0, reason code success"
+        );
     }
 }

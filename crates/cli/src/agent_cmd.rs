@@ -7,8 +7,8 @@ use crate::common::{finish_events, open_events, parse_whole_seconds, shutdown_si
 use anyhow::Context;
 use clap::{ArgAction, Args};
 use linecut_agent::{
-    fleet_ids, publisher_session, run_fleet, run_publisher, PublisherOptions, ReconnectPolicy,
-    ResubscribePolicy, SubscriberOptions, Topic,
+    fleet_ids, publisher_session, run_fleet, run_publisher, Protocol, PublisherOptions,
+    ReconnectPolicy, ResubscribePolicy, SubscriberOptions, Topic,
 };
 use linecut_events::{AgentStopped, EventKind, Source};
 use std::path::PathBuf;
@@ -50,6 +50,10 @@ pub struct SubscribeArgs {
     #[arg(long, default_value = "exponential:min=1s,max=120s", value_parser = ReconnectPolicy::parse, value_name = "POLICY")]
     reconnect: ReconnectPolicy,
 
+    /// MQTT version: 3.1.1 or 5 (rumqttc's MQTT 5 client needs a keepalive of at least 5s).
+    #[arg(long, default_value = "3.1.1", value_parser = Protocol::parse, value_name = "VERSION")]
+    mqtt: Protocol,
+
     /// When to SUBSCRIBE again after a reconnect: always | when-session-lost | never.
     #[arg(long, default_value = "always", value_parser = ResubscribePolicy::parse, value_name = "POLICY")]
     resubscribe: ResubscribePolicy,
@@ -86,6 +90,10 @@ pub struct PublishArgs {
 
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=2))]
     qos: u8,
+
+    /// MQTT version: 3.1.1 or 5.
+    #[arg(long, default_value = "3.1.1", value_parser = Protocol::parse, value_name = "VERSION")]
+    mqtt: Protocol,
 
     /// Publish with the retain flag.
     #[arg(long)]
@@ -126,6 +134,7 @@ pub fn subscribe(args: SubscribeArgs) -> anyhow::Result<ExitCode> {
         connect_timeout_s: args.connect_timeout,
         reconnect: args.reconnect,
         resubscribe: args.resubscribe,
+        protocol: args.mqtt,
     };
     options.validate().context("invalid subscriber options")?;
     let ids = fleet_ids(&args.client_id, args.count);
@@ -179,6 +188,7 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<ExitCode> {
         interval,
         connect_timeout_s: args.connect_timeout,
         reconnect: args.reconnect,
+        protocol: args.mqtt,
     };
     options.validate().context("invalid publisher options")?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

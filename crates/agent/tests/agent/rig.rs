@@ -20,13 +20,20 @@ pub const PROMPT: Duration = Duration::from_secs(15);
 
 /// One embedded broker for the whole test binary (rumqttd cannot be stopped); tests keep apart
 /// by topic and client id.
+fn embedded() -> &'static EmbeddedBroker {
+    static BROKER: OnceLock<EmbeddedBroker> = OnceLock::new();
+    BROKER
+        .get_or_init(|| EmbeddedBroker::start(EmbeddedConfig::default()).expect("embedded broker"))
+}
+
+/// The broker's MQTT 3.1.1 listener.
 pub fn broker() -> SocketAddr {
-    static BROKER: OnceLock<SocketAddr> = OnceLock::new();
-    *BROKER.get_or_init(|| {
-        EmbeddedBroker::start(EmbeddedConfig::default())
-            .expect("embedded broker")
-            .addr()
-    })
+    embedded().addr()
+}
+
+/// The broker's MQTT 5 listener.
+pub fn broker_v5() -> SocketAddr {
+    embedded().addr_v5()
 }
 
 pub fn unique(name: &str) -> String {
@@ -74,10 +81,14 @@ pub struct Proxied {
 
 impl Proxied {
     pub async fn start() -> Proxied {
+        Proxied::start_to(broker()).await
+    }
+
+    pub async fn start_to(upstream: SocketAddr) -> Proxied {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let proxy = Proxy::new(
-            ProxyConfig::new(broker().to_string()),
+            ProxyConfig::new(upstream.to_string()),
             EventSink::disabled(Source::Proxy),
         );
         let handle = proxy.handle();
