@@ -1,0 +1,593 @@
+//! linecut scenario files: one TOML file describes a whole experiment.
+//!
+//! Parsing has two stages. [`raw`] deserialises the file into structs that keep every value's
+//! byte span and reject unknown keys; [`parse`] then checks values against each other (a fault
+//! that starts after the run ends, a keepalive longer than the run) and builds the typed
+//! [`Scenario`]. Every problem is reported with file, line, column and the dotted field name,
+//! and all problems of a file are reported at once.
+//!
+//! The format is documented with an annotated example of every section in `scenarios/README.md`;
+//! [`schema::json_schema`] is its JSON Schema (`linecut schema`).
+
+mod error;
+mod raw;
+pub mod schema;
+
+pub use error::{Problem, ScenarioError};
+
+use error::{closest, Locator};
+use linecut_agent::{Protocol, ReconnectPolicy, ResubscribePolicy, Topic};
+use linecut_proxy::FaultSpec;
+use raw::{RawFault, RawScenario};
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::path::Path;
+use std::time::Duration;
+use toml::Spanned;
+
+/// Which broker an experiment runs against.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BrokerSpec {
+    /// rumqttd inside the linecut process, on a free loopback port.
+    Embedded,
+    /// A mosquitto process started by the runner with a generated configuration.
+    Mosquitto(MosquittoSettings),
+    /// A broker the user runs; linecut starts nothing.
+    External { address: String },
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MosquittoSettings {
+    pub persistence: bool,
+    pub persistent_client_expiration: Option<Duration>,
+    pub max_keepalive: Option<u16>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PublisherSpec {
+    pub topics: Vec<String>,
+    pub interval: Duration,
+    pub qos: u8,
+    pub retain: bool,
+    pub size: usize,
+    pub protocol: Protocol,
+    pub keepalive_s: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct SubscriberSpec {
+    pub count: u32,
+    pub client_id: String,
+    pub keepalive_s: u16,
+    pub clean_session: bool,
+    pub topics: Vec<Topic>,
+    pub connect_timeout_s: u64,
+    pub reconnect: ReconnectPolicy,
+    pub resubscribe: ResubscribePolicy,
+    pub protocol: Protocol,
+}
+
+/// A validated experiment.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub description: Option<String>,
+    /// How long the experiment runs once every subscriber is subscribed.
+    pub duration: Duration,
+    pub broker: BrokerSpec,
+    pub publisher: PublisherSpec,
+    pub subscriber: SubscriberSpec,
+    /// The proxy's fault schedule; `at` counts from the moment every subscriber is subscribed.
+    pub faults: Vec<FaultSpec>,
+    /// Expectations, metric name to condition, checked by the analyzer.
+    pub expect: BTreeMap<String, String>,
+    /// The file as written.
+    pub source: String,
+}
+
+/// Reads and validates a scenario file.
+pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+        file: path.to_path_buf(),
+        problems: vec![Problem {
+            line: 0,
+            column: 0,
+            field: "(file)".into(),
+            message: format!("cannot read: {e}"),
+            suggestion: None,
+        }],
+    })?;
+    parse(path, &text)
+}
+
+/// Validates scenario text; `path` labels errors and names the scenario by default.
+pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
+    let locate = Locator::new(text);
+    let fail = |problems| ScenarioError {
+        file: path.to_path_buf(),
+        problems,
+    };
+    let raw: RawScenario =
+        toml::from_str(text).map_err(|e| fail(vec![raw::problem(&e, text, &locate)]))?;
+    let mut check = Checker {
+        locate: &locate,
+        problems: Vec::new(),
+    };
+    let scenario = check.scenario(path, raw, text);
+    if check.problems.is_empty() {
+        Ok(scenario.expect("no problems means a scenario"))
+    } else {
+        Err(fail(check.problems))
+    }
+}
+
+struct Checker<'a> {
+    locate: &'a Locator<'a>,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn problem(&mut self, span: Range<usize>, field: &str, message: impl Into<String>) {
+        self.problem_with(span, field, message, None);
+    }
+
+    fn problem_with(
+        &mut self,
+        span: Range<usize>,
+        field: &str,
+        message: impl Into<String>,
+        suggestion: Option<String>,
+    ) {
+        let (line, column) = self.locate.at(span.start);
+        self.problems.push(Problem {
+            line,
+            column,
+            field: field.to_string(),
+            message: message.into(),
+            suggestion,
+        });
+    }
+
+    fn duration(&mut self, value: &Spanned<String>, field: &str) -> Option<Duration> {
+        match humantime::parse_duration(value.get_ref()) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.problem(
+                    value.span(),
+                    field,
+                    format!(
+                        "`{}` is not a duration ({e}); write e.g. 500ms, 10s, 2m",
+                        value.get_ref()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn whole_seconds(&mut self, value: &Spanned<String>, field: &str, max: u64) -> Option<u64> {
+        let d = self.duration(value, field)?;
+        if d.subsec_nanos() != 0 {
+            self.problem(
+                value.span(),
+                field,
+                format!("`{}` must be whole seconds", value.get_ref()),
+            );
+            return None;
+        }
+        if d.as_secs() > max {
+            self.problem(
+                value.span(),
+                field,
+                format!("`{}` is more than {max}s", value.get_ref()),
+            );
+            return None;
+        }
+        Some(d.as_secs())
+    }
+
+    fn parsed<T>(
+        &mut self,
+        value: &Spanned<String>,
+        field: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Option<T> {
+        match parse(value.get_ref()) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.problem(value.span(), field, e);
+                None
+            }
+        }
+    }
+
+    fn scenario(&mut self, path: &Path, raw: RawScenario, text: &str) -> Option<Scenario> {
+        let name = match &raw.name {
+            Some(n) if n.get_ref().is_empty() || n.get_ref().contains(['/', '\\']) => {
+                self.problem(
+                    n.span(),
+                    "name",
+                    "must be non-empty and contain no path separators",
+                );
+                String::new()
+            }
+            Some(n) => n.get_ref().clone(),
+            None => path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "scenario".into()),
+        };
+        let duration = self.duration(&raw.duration, "duration");
+        if duration.is_some_and(|d| d.is_zero()) {
+            self.problem(raw.duration.span(), "duration", "must be longer than 0s");
+        }
+        let broker = self.broker(&raw);
+        let publisher = self.publisher(&raw);
+        let subscriber = self.subscriber(&raw, duration);
+        let faults = self.faults(&raw.faults, duration);
+        let expect = raw
+            .expect
+            .map(|table| {
+                table
+                    .into_iter()
+                    .map(|(k, v)| {
+                        let v = match v {
+                            toml::Value::String(s) => s,
+                            other => other.to_string(),
+                        };
+                        (k, v)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(Scenario {
+            name,
+            description: raw.description,
+            duration: duration?,
+            broker: broker?,
+            publisher: publisher?,
+            subscriber: subscriber?,
+            faults: faults?,
+            expect,
+            source: text.to_string(),
+        })
+    }
+
+    fn broker(&mut self, raw: &RawScenario) -> Option<BrokerSpec> {
+        let Some(b) = &raw.broker else {
+            return Some(BrokerSpec::Embedded);
+        };
+        let kind = b.kind.as_ref().map_or("embedded", |k| k.get_ref().as_str());
+        let kind_span = b.kind.as_ref().map_or(0..0, |k| k.span());
+        let mosquitto_only = b.persistence.is_some()
+            || b.persistent_client_expiration.is_some()
+            || b.max_keepalive.is_some();
+        match kind {
+            "embedded" | "mosquitto" | "external" => {}
+            other => {
+                self.problem_with(
+                    kind_span.clone(),
+                    "broker.kind",
+                    format!("`{other}` is not a broker kind; use embedded, mosquitto or external"),
+                    closest(other, ["embedded", "mosquitto", "external"]).map(|s| format!("`{s}`")),
+                );
+                return None;
+            }
+        }
+        if mosquitto_only && kind != "mosquitto" {
+            self.problem(kind_span.clone(), "broker.kind", format!("persistence, persistent_client_expiration and max_keepalive are mosquitto settings, but kind is `{kind}`"));
+        }
+        match kind {
+            "embedded" => {
+                if let Some(a) = &b.address {
+                    self.problem(a.span(), "broker.address", "the embedded broker picks its own free port; `address` is for kind = \"external\"");
+                }
+                Some(BrokerSpec::Embedded)
+            }
+            "mosquitto" => {
+                let expiration = b
+                    .persistent_client_expiration
+                    .as_ref()
+                    .and_then(|e| self.duration(e, "broker.persistent_client_expiration"));
+                if let (Some(e), Some(d)) = (&b.persistent_client_expiration, expiration) {
+                    if d < Duration::from_secs(3600) {
+                        self.problem(
+                            e.span(),
+                            "broker.persistent_client_expiration",
+                            "mosquitto's smallest unit is 1h",
+                        );
+                    }
+                }
+                Some(BrokerSpec::Mosquitto(MosquittoSettings {
+                    persistence: b.persistence.unwrap_or(false),
+                    persistent_client_expiration: expiration,
+                    max_keepalive: b.max_keepalive.as_ref().map(|k| *k.get_ref()),
+                }))
+            }
+            _ => match &b.address {
+                Some(a) => {
+                    let ok = self.parsed(a, "broker.address", |t| {
+                        linecut_agent::options::parse_broker(t)
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    });
+                    ok.map(|()| BrokerSpec::External {
+                        address: a.get_ref().clone(),
+                    })
+                }
+                None => {
+                    self.problem(
+                        kind_span,
+                        "broker.address",
+                        "kind = \"external\" needs `address = \"HOST:PORT\"`",
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    fn protocol(&mut self, value: Option<&Spanned<String>>, field: &str) -> Option<Protocol> {
+        match value {
+            None => Some(Protocol::V311),
+            Some(v) => self.parsed(v, field, Protocol::parse),
+        }
+    }
+
+    fn publisher(&mut self, raw: &RawScenario) -> Option<PublisherSpec> {
+        let p = raw.publisher.clone().unwrap_or_default();
+        let topics: Vec<String> = match &p.topics {
+            None => vec!["linecut/data".into()],
+            Some(list) => {
+                for t in list {
+                    if t.get_ref().is_empty() || t.get_ref().contains(['+', '#']) {
+                        self.problem(
+                            t.span(),
+                            "publisher.topics",
+                            format!(
+                                "`{}`: publish topics must be non-empty and have no wildcards",
+                                t.get_ref()
+                            ),
+                        );
+                    }
+                }
+                list.iter().map(|t| t.get_ref().clone()).collect()
+            }
+        };
+        let interval = match (&p.interval, &p.rate) {
+            (Some(i), Some(r)) => {
+                self.problem(
+                    r.span(),
+                    "publisher.rate",
+                    "give `interval` or `rate`, not both",
+                );
+                let _ = i;
+                None
+            }
+            (Some(i), None) => self.duration(i, "publisher.interval"),
+            (None, Some(r)) if *r.get_ref() > 0.0 && r.get_ref().is_finite() => {
+                Some(Duration::from_secs_f64(1.0 / r.get_ref()))
+            }
+            (None, Some(r)) => {
+                self.problem(
+                    r.span(),
+                    "publisher.rate",
+                    "must be a positive number of samples per second",
+                );
+                None
+            }
+            (None, None) => Some(Duration::from_secs(1)),
+        };
+        if let (Some(i), Some(d)) = (&p.interval, interval) {
+            if d < Duration::from_millis(1) {
+                self.problem(i.span(), "publisher.interval", "must be at least 1ms");
+            }
+        }
+        let qos = p.qos.as_ref().map_or(0, |q| *q.get_ref());
+        if let Some(q) = p.qos.as_ref().filter(|q| *q.get_ref() > 2) {
+            self.problem(q.span(), "publisher.qos", "must be 0, 1 or 2");
+        }
+        let protocol = self.protocol(p.mqtt.as_ref(), "publisher.mqtt");
+        let keepalive_s = match &p.keepalive {
+            Some(k) => self
+                .whole_seconds(k, "publisher.keepalive", 65_535)
+                .map(|k| k as u16),
+            None => Some(30),
+        };
+        if let (Some(Protocol::V5), Some(k), Some(span)) = (
+            protocol,
+            keepalive_s,
+            p.keepalive.as_ref().map(|k| k.span()),
+        ) {
+            if k < 5 {
+                self.problem(
+                    span,
+                    "publisher.keepalive",
+                    "the MQTT 5 client (rumqttc) needs at least 5s",
+                );
+            }
+        }
+        Some(PublisherSpec {
+            topics,
+            interval: interval?,
+            qos,
+            retain: p.retain.unwrap_or(false),
+            size: p.size.as_ref().map_or(64, |s| *s.get_ref() as usize),
+            protocol: protocol?,
+            keepalive_s: keepalive_s?,
+        })
+    }
+
+    fn subscriber(
+        &mut self,
+        raw: &RawScenario,
+        duration: Option<Duration>,
+    ) -> Option<SubscriberSpec> {
+        let s = raw.subscriber.clone().unwrap_or_default();
+        let keepalive_s = match &s.keepalive {
+            Some(k) => self
+                .whole_seconds(k, "subscriber.keepalive", 65_535)
+                .map(|k| k as u16),
+            None => Some(60),
+        };
+        if let (Some(k), Some(d)) = (keepalive_s, duration) {
+            if u64::from(k) > d.as_secs() {
+                let span = s
+                    .keepalive
+                    .as_ref()
+                    .map_or(raw.duration.span(), |k| k.span());
+                self.problem(
+                    span,
+                    "subscriber.keepalive",
+                    format!(
+                        "{k}s is longer than the run ({}): no outage could be detected within it",
+                        humantime::format_duration(d)
+                    ),
+                );
+            }
+        }
+        let protocol = self.protocol(s.mqtt.as_ref(), "subscriber.mqtt");
+        if let (Some(Protocol::V5), Some(k)) = (protocol, keepalive_s) {
+            if k < 5 {
+                let span = s.keepalive.as_ref().map_or(0..0, |k| k.span());
+                self.problem(
+                    span,
+                    "subscriber.keepalive",
+                    "the MQTT 5 client (rumqttc) needs at least 5s",
+                );
+            }
+        }
+        let topics = match &s.topics {
+            None => Some(vec![Topic {
+                name: "linecut/#".into(),
+                qos: 0,
+            }]),
+            Some(list) if list.is_empty() => {
+                self.problem(
+                    0..0,
+                    "subscriber.topics",
+                    "a subscriber needs at least one topic",
+                );
+                None
+            }
+            Some(list) => list
+                .iter()
+                .map(|t| self.parsed(t, "subscriber.topics", Topic::parse))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .collect(),
+        };
+        let client_id = s
+            .client_id
+            .as_ref()
+            .map_or("linecut-sub".to_string(), |c| c.get_ref().clone());
+        let clean_session = s.clean_session.unwrap_or(true);
+        if client_id.is_empty() && !clean_session {
+            let span = s.client_id.as_ref().map_or(0..0, |c| c.span());
+            self.problem(
+                span,
+                "subscriber.client_id",
+                "an empty client id needs clean_session = true",
+            );
+        }
+        let count = s.count.as_ref().map_or(1, |c| *c.get_ref());
+        if let Some(c) = s.count.as_ref().filter(|c| *c.get_ref() == 0) {
+            self.problem(c.span(), "subscriber.count", "must be at least 1");
+        }
+        let connect_timeout_s = match &s.connect_timeout {
+            Some(c) => self.whole_seconds(c, "subscriber.connect_timeout", 3600),
+            None => Some(5),
+        };
+        if let (Some(0), Some(c)) = (connect_timeout_s, &s.connect_timeout) {
+            self.problem(
+                c.span(),
+                "subscriber.connect_timeout",
+                "must be at least 1s",
+            );
+        }
+        let reconnect = match &s.reconnect {
+            Some(r) => self.parsed(r, "subscriber.reconnect", ReconnectPolicy::parse),
+            None => Some(ReconnectPolicy::Exponential {
+                min: Duration::from_secs(1),
+                max: Duration::from_secs(120),
+                jitter: 0.0,
+            }),
+        };
+        let resubscribe = match &s.resubscribe {
+            Some(r) => self.parsed(r, "subscriber.resubscribe", ResubscribePolicy::parse),
+            None => Some(ResubscribePolicy::Always),
+        };
+        Some(SubscriberSpec {
+            count,
+            client_id,
+            keepalive_s: keepalive_s?,
+            clean_session,
+            topics: topics?,
+            connect_timeout_s: connect_timeout_s?,
+            reconnect: reconnect?,
+            resubscribe: resubscribe?,
+            protocol: protocol?,
+        })
+    }
+
+    fn faults(
+        &mut self,
+        raw: &[Spanned<RawFault>],
+        duration: Option<Duration>,
+    ) -> Option<Vec<FaultSpec>> {
+        let mut faults = Vec::new();
+        let mut ok = true;
+        for (i, fault) in raw.iter().enumerate() {
+            let field = format!("fault[{}]", i + 1);
+            let f = fault.get_ref();
+            let spec_text = f.spec_text();
+            match FaultSpec::parse(&spec_text) {
+                Ok(spec) => {
+                    if let Some(d) = duration {
+                        if spec.at >= d {
+                            let span = f.at.as_ref().map_or(fault.span(), |a| a.span());
+                            self.problem(
+                                span,
+                                &format!("{field}.at"),
+                                format!(
+                                "starts at {} but the run lasts {}: the fault would never happen",
+                                humantime::format_duration(spec.at),
+                                humantime::format_duration(d)
+                            ),
+                            );
+                            ok = false;
+                        }
+                    }
+                    faults.push(spec);
+                }
+                Err(e) => {
+                    ok = false;
+                    // Point at the key the message names, when it names one.
+                    let key = e
+                        .message
+                        .strip_prefix('`')
+                        .and_then(|m| m.split(['=', '`']).next())
+                        .unwrap_or("");
+                    let (span, sub) = match f.span_of(key) {
+                        Some(span) => (span, format!("{field}.{key}")),
+                        None => (fault.span(), field.clone()),
+                    };
+                    let suggestion = if e.message.starts_with("unknown fault kind") {
+                        closest(
+                            f.kind.get_ref(),
+                            linecut_proxy::faults::KINDS.iter().copied(),
+                        )
+                        .map(|k| format!("`{k}`"))
+                    } else {
+                        None
+                    };
+                    self.problem_with(span, &sub, e.message, suggestion);
+                }
+            }
+        }
+        ok.then_some(faults)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,163 @@
+//! Stage one: the file as written. Every value keeps its byte span, unknown keys are rejected
+//! (with the closest known key as a suggestion), and wrong types fail here with their location.
+
+use crate::error::{closest, Locator, Problem};
+use serde::Deserialize;
+use std::ops::Range;
+use toml::Spanned;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScenario {
+    pub name: Option<Spanned<String>>,
+    pub description: Option<String>,
+    pub duration: Spanned<String>,
+    pub broker: Option<RawBroker>,
+    pub publisher: Option<RawPublisher>,
+    pub subscriber: Option<RawSubscriber>,
+    #[serde(default, rename = "fault")]
+    pub faults: Vec<Spanned<RawFault>>,
+    pub expect: Option<toml::Table>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBroker {
+    pub kind: Option<Spanned<String>>,
+    pub address: Option<Spanned<String>>,
+    pub persistence: Option<bool>,
+    pub persistent_client_expiration: Option<Spanned<String>>,
+    pub max_keepalive: Option<Spanned<u16>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPublisher {
+    pub topics: Option<Vec<Spanned<String>>>,
+    pub interval: Option<Spanned<String>>,
+    pub rate: Option<Spanned<f64>>,
+    pub qos: Option<Spanned<u8>>,
+    pub retain: Option<bool>,
+    pub size: Option<Spanned<u32>>,
+    pub mqtt: Option<Spanned<String>>,
+    pub keepalive: Option<Spanned<String>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSubscriber {
+    pub count: Option<Spanned<u32>>,
+    pub client_id: Option<Spanned<String>>,
+    pub keepalive: Option<Spanned<String>>,
+    pub clean_session: Option<bool>,
+    pub topics: Option<Vec<Spanned<String>>>,
+    pub connect_timeout: Option<Spanned<String>>,
+    pub reconnect: Option<Spanned<String>>,
+    pub resubscribe: Option<Spanned<String>>,
+    pub mqtt: Option<Spanned<String>>,
+}
+
+/// One `[[fault]]`: the same keys as `linecut proxy --fault`, as a table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFault {
+    pub kind: Spanned<String>,
+    pub at: Option<Spanned<String>>,
+    #[serde(rename = "for")]
+    pub for_: Option<Spanned<String>>,
+    pub dir: Option<Spanned<String>>,
+    pub target: Option<Spanned<String>>,
+    pub every: Option<Spanned<String>>,
+    pub count: Option<Spanned<u32>>,
+    pub hold: Option<Spanned<String>>,
+    pub give_up: Option<Spanned<String>>,
+    pub mode: Option<Spanned<String>>,
+    pub delay: Option<Spanned<String>>,
+    pub jitter: Option<Spanned<String>>,
+    pub rate: Option<Spanned<String>>,
+}
+
+impl RawFault {
+    fn strings(&self) -> [(&'static str, Option<&Spanned<String>>); 11] {
+        [
+            ("at", self.at.as_ref()),
+            ("for", self.for_.as_ref()),
+            ("dir", self.dir.as_ref()),
+            ("target", self.target.as_ref()),
+            ("every", self.every.as_ref()),
+            ("hold", self.hold.as_ref()),
+            ("give_up", self.give_up.as_ref()),
+            ("mode", self.mode.as_ref()),
+            ("delay", self.delay.as_ref()),
+            ("jitter", self.jitter.as_ref()),
+            ("rate", self.rate.as_ref()),
+        ]
+    }
+
+    /// The `--fault` spelling of this table, so both go through one parser.
+    pub fn spec_text(&self) -> String {
+        let mut parts: Vec<String> = self
+            .strings()
+            .into_iter()
+            .filter_map(|(k, v)| v.map(|v| format!("{k}={}", v.get_ref())))
+            .collect();
+        if let Some(c) = &self.count {
+            parts.push(format!("count={}", c.get_ref()));
+        }
+        format!("{}:{}", self.kind.get_ref(), parts.join(","))
+    }
+
+    pub fn span_of(&self, key: &str) -> Option<Range<usize>> {
+        if key == "count" {
+            return self.count.as_ref().map(|c| c.span());
+        }
+        if key == "kind" {
+            return Some(self.kind.span());
+        }
+        self.strings()
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.map(|v| v.span()))
+    }
+}
+
+/// A stage-one error as a located problem, with a suggestion for a misspelt key.
+pub fn problem(error: &toml::de::Error, text: &str, locate: &Locator<'_>) -> Problem {
+    let span = error.span().unwrap_or(0..0);
+    let (line, column) = locate.at(span.start);
+    let message = error.message().trim().to_string();
+    let at_span = text
+        .get(span.clone())
+        .unwrap_or("")
+        .trim()
+        .trim_matches('"');
+    // toml says "unknown field `x`, expected one of `a`, `b`".
+    let unknown = message
+        .strip_prefix("unknown field `")
+        .and_then(|m| m.split('`').next());
+    let suggestion = unknown.and_then(|word| {
+        let expected: Vec<&str> = message
+            .split("expected")
+            .nth(1)
+            .map(|list| list.split('`').skip(1).step_by(2).collect())
+            .unwrap_or_default();
+        closest(word, expected).map(|s| format!("`{s}`"))
+    });
+    let field = unknown
+        .or(message
+            .strip_prefix("missing field `")
+            .and_then(|m| m.split('`').next()))
+        .unwrap_or(if at_span.is_empty() {
+            "(file)"
+        } else {
+            at_span
+        })
+        .to_string();
+    Problem {
+        line,
+        column,
+        field,
+        message,
+        suggestion,
+    }
+}

@@ -1,0 +1,83 @@
+//! The JSON Schema of scenario files, for editors (`linecut schema`). Written by hand next to
+//! the raw structs it describes; a test keeps the two in step.
+
+use serde_json::{json, Value};
+
+fn duration() -> Value {
+    json!({"type": "string", "pattern": "^[0-9]+(\\.[0-9]+)?\\s*[a-z]+", "description": "a duration such as 500ms, 10s, 2m"})
+}
+
+pub fn json_schema() -> Value {
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "linecut scenario",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["duration"],
+        "properties": {
+            "name": {"type": "string", "description": "run directory name (default: the file name)"},
+            "description": {"type": "string"},
+            "duration": duration(),
+            "broker": {
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "kind": {"enum": ["embedded", "mosquitto", "external"]},
+                    "address": {"type": "string", "description": "HOST:PORT, for kind = external"},
+                    "persistence": {"type": "boolean"},
+                    "persistent_client_expiration": duration(),
+                    "max_keepalive": {"type": "integer", "minimum": 0, "maximum": 65535}
+                }
+            },
+            "publisher": {
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "topics": {"type": "array", "items": {"type": "string"}},
+                    "interval": duration(),
+                    "rate": {"type": "number", "exclusiveMinimum": 0},
+                    "qos": {"enum": [0, 1, 2]},
+                    "retain": {"type": "boolean"},
+                    "size": {"type": "integer", "minimum": 0},
+                    "mqtt": {"enum": ["3.1.1", "5"]},
+                    "keepalive": duration()
+                }
+            },
+            "subscriber": {
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "count": {"type": "integer", "minimum": 1},
+                    "client_id": {"type": "string", "description": "{n} becomes 1..count"},
+                    "keepalive": duration(),
+                    "clean_session": {"type": "boolean"},
+                    "topics": {"type": "array", "items": {"type": "string", "description": "FILTER or FILTER:QOS"}},
+                    "connect_timeout": duration(),
+                    "reconnect": {"type": "string", "description": "immediate | fixed:DURATION | exponential:min=D,max=D[,jitter=F]"},
+                    "resubscribe": {"enum": ["always", "when-session-lost", "never"]},
+                    "mqtt": {"enum": ["3.1.1", "5"]}
+                }
+            },
+            "fault": {
+                "type": "array",
+                "items": {
+                    "type": "object", "additionalProperties": false, "required": ["kind"],
+                    "properties": {
+                        "kind": {"enum": ["cut", "blackhole", "reset", "close", "refuse", "latency", "bandwidth"]},
+                        "at": duration(), "for": duration(),
+                        "dir": {"enum": ["up", "down", "both"]},
+                        "target": {"type": "string", "description": "all | new | client=PATTERN"},
+                        "every": duration(),
+                        "count": {"type": "integer", "minimum": 1},
+                        "hold": {"type": "string"}, "give_up": duration(),
+                        "mode": {"enum": ["packet", "raw"]},
+                        "delay": duration(), "jitter": duration(),
+                        "rate": {"type": "string", "description": "bytes per second, e.g. 10KiB"}
+                    }
+                }
+            },
+            "expect": {
+                "type": "object",
+                "additionalProperties": {"type": ["string", "number", "boolean"]},
+                "description": "metric = condition, checked by the analyzer"
+            }
+        }
+    })
+}

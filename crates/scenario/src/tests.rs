@@ -1,0 +1,246 @@
+//! Scenario parsing: a full file, and one test per class of error, each checking that the
+//! message names the line and the field.
+
+use super::*;
+use std::path::Path;
+
+/// Uses every key the format has (the schema test relies on that).
+const FULL: &str = r#"
+name = "full"
+description = "every key"
+duration = "30s"
+
+[broker]
+kind = "mosquitto"
+persistence = true
+persistent_client_expiration = "1h"
+max_keepalive = 120
+
+[publisher]
+topics = ["linecut/a", "linecut/b"]
+interval = "500ms"
+qos = 1
+retain = false
+size = 80
+mqtt = "3.1.1"
+keepalive = "30s"
+
+[subscriber]
+count = 3
+client_id = "sensor-{n}"
+keepalive = "2s"
+clean_session = false
+topics = ["linecut/#:1"]
+connect_timeout = "3s"
+reconnect = "exponential:min=1s,max=10s,jitter=0.1"
+resubscribe = "when-session-lost"
+mqtt = "3.1.1"
+
+[[fault]]
+kind = "cut"
+at = "10s"
+for = "5s"
+dir = "both"
+target = "all"
+hold = "64KiB"
+give_up = "60s"
+
+[[fault]]
+kind = "latency"
+at = "20s"
+for = "1s"
+delay = "100ms"
+jitter = "10ms"
+every = "3s"
+count = 2
+
+[[fault]]
+kind = "blackhole"
+at = "1s"
+mode = "raw"
+for = "1s"
+
+[[fault]]
+kind = "bandwidth"
+at = "2s"
+for = "1s"
+rate = "1KiB"
+
+[expect]
+client_detect_s = "<= 4"
+lost = 0
+"#;
+
+fn errors(text: &str) -> String {
+    parse(Path::new("bad.toml"), text).unwrap_err().to_string()
+}
+
+#[test]
+fn a_full_scenario_parses_into_its_typed_form() {
+    let s = parse(Path::new("x.toml"), FULL).unwrap();
+    assert_eq!(s.name, "full");
+    assert_eq!(s.duration, Duration::from_secs(30));
+    assert!(
+        matches!(&s.broker, BrokerSpec::Mosquitto(m) if m.persistence && m.max_keepalive == Some(120))
+    );
+    assert_eq!(s.publisher.topics.len(), 2);
+    assert_eq!(s.publisher.interval, Duration::from_millis(500));
+    assert_eq!((s.subscriber.count, s.subscriber.keepalive_s), (3, 2));
+    assert_eq!(s.subscriber.resubscribe, ResubscribePolicy::WhenSessionLost);
+    assert_eq!(s.faults.len(), 4);
+    assert_eq!(
+        s.faults[0].to_string(),
+        "cut:at=10s,for=5s,hold=65536,give_up=1m"
+    );
+    assert_eq!(s.expect.get("lost").map(String::as_str), Some("0"));
+    assert_eq!(
+        s.expect.get("client_detect_s").map(String::as_str),
+        Some("<= 4")
+    );
+}
+
+#[test]
+fn defaults_make_a_minimal_scenario_runnable() {
+    let s = parse(
+        Path::new("dir/minimal.toml"),
+        "duration = \"20s\"\n[subscriber]\nkeepalive = \"5s\"\n",
+    )
+    .unwrap();
+    assert_eq!(s.name, "minimal");
+    assert_eq!(s.broker, BrokerSpec::Embedded);
+    assert!(s.faults.is_empty());
+    assert_eq!(s.subscriber.topics[0].name, "linecut/#");
+}
+
+#[test]
+fn an_unknown_key_names_its_line_and_suggests_the_known_one() {
+    let e = errors("duration = \"10s\"\n[subscriber]\nkeepalve = \"2s\"\n");
+    assert!(
+        e.starts_with("bad.toml:3:1: keepalve: unknown field `keepalve`"),
+        "{e}"
+    );
+    assert!(e.contains("did you mean `keepalive`?"), "{e}");
+}
+
+#[test]
+fn a_wrong_type_names_its_line_and_field() {
+    let e = errors("duration = \"10s\"\n\n[publisher]\nqos = \"one\"\n");
+    assert!(e.starts_with("bad.toml:4:7:"), "{e}");
+    assert!(e.contains("invalid type"), "{e}");
+}
+
+#[test]
+fn a_missing_required_key_is_named() {
+    let e = errors("[subscriber]\nkeepalive = \"2s\"\n");
+    assert!(e.contains("duration") && e.contains("missing field"), "{e}");
+}
+
+#[test]
+fn impossible_values_are_located_at_the_value() {
+    let e = errors(
+        "duration = \"10s\"\n[subscriber]\nkeepalive = \"1.5s\"\nresubscribe = \"sometimes\"\n",
+    );
+    assert!(
+        e.contains("bad.toml:3:13: subscriber.keepalive: `1.5s` must be whole seconds"),
+        "{e}"
+    );
+    assert!(e.contains("bad.toml:4:15: subscriber.resubscribe:"), "{e}");
+    assert_eq!(
+        e.lines().count(),
+        2,
+        "every problem is reported at once:\n{e}"
+    );
+}
+
+#[test]
+fn a_fault_outside_the_run_is_rejected_at_its_start() {
+    let e = errors("duration = \"10s\"\n[subscriber]\nkeepalive = \"2s\"\n[[fault]]\nkind = \"cut\"\nat = \"12s\"\n");
+    assert!(
+        e.contains("bad.toml:6:6: fault[1].at: starts at 12s but the run lasts 10s"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_keepalive_longer_than_the_run_is_rejected() {
+    let e = errors("duration = \"10s\"\n[subscriber]\nkeepalive = \"60s\"\n");
+    assert!(
+        e.contains("bad.toml:3:13: subscriber.keepalive: 60s is longer than the run"),
+        "{e}"
+    );
+}
+
+#[test]
+fn fault_errors_point_at_the_key_and_suggest_the_kind() {
+    let e = errors("duration = \"10s\"\n[subscriber]\nkeepalive = \"2s\"\n[[fault]]\nkind = \"cut\"\nfor = \"soon\"\n");
+    assert!(
+        e.contains("bad.toml:6:7: fault[1].for: `for=soon` is not a duration"),
+        "{e}"
+    );
+    let e = errors(
+        "duration = \"10s\"\n[subscriber]\nkeepalive = \"2s\"\n[[fault]]\nkind = \"cutt\"\n",
+    );
+    assert!(
+        e.contains("fault[1]") && e.contains("did you mean `cut`?"),
+        "{e}"
+    );
+}
+
+#[test]
+fn broker_settings_must_fit_the_broker_kind() {
+    let e = errors(
+        "duration = \"10s\"\n[subscriber]\nkeepalive = \"2s\"\n[broker]\nkind = \"external\"\n",
+    );
+    assert!(
+        e.contains("broker.address") && e.contains("needs `address"),
+        "{e}"
+    );
+    let e = errors(
+        "duration = \"10s\"\n[subscriber]\nkeepalive = \"2s\"\n[broker]\nkind = \"mosquito\"\n",
+    );
+    assert!(e.contains("did you mean `mosquitto`?"), "{e}");
+}
+
+#[test]
+fn the_json_schema_describes_exactly_the_keys_the_parser_accepts() {
+    let schema = schema::json_schema();
+    let full: toml::Table = toml::from_str(FULL).unwrap();
+    let props = |v: &serde_json::Value| -> Vec<String> {
+        let mut keys: Vec<String> = v["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    };
+    let keys = |t: &toml::Table| -> Vec<String> {
+        let mut keys: Vec<String> = t.keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(props(&schema), keys(&full));
+    for section in ["broker", "publisher", "subscriber"] {
+        let mut in_file = keys(full[section].as_table().unwrap());
+        let mut in_schema = props(&schema["properties"][section]);
+        // `address` (external brokers) and `rate` (instead of interval) cannot share a file
+        // with their alternatives.
+        in_schema.retain(|k| in_file.contains(k) || k == "address" || k == "rate");
+        in_file.retain(|k| in_schema.contains(k));
+        assert_eq!(
+            in_schema.len() - in_file.len(),
+            usize::from(section != "subscriber"),
+            "{section}"
+        );
+    }
+    let mut fault_keys: Vec<String> = full["fault"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|f| f.as_table().unwrap().keys().cloned())
+        .collect();
+    fault_keys.sort();
+    fault_keys.dedup();
+    assert_eq!(props(&schema["properties"]["fault"]["items"]), fault_keys);
+}
