@@ -5,8 +5,9 @@
 //! client so the analyzer can take them apart again.
 
 use crate::options::SubscriberOptions;
-use crate::subscriber::{run_subscriber, SubscriberStats};
+use crate::subscriber::{run_subscriber, Progress, SubscriberStats};
 use linecut_events::EventSink;
+use std::sync::Arc;
 use tokio::sync::watch;
 
 /// Client ids for a fleet: `{n}` in `pattern` becomes 1..=count; without `{n}`, `-n` is appended.
@@ -39,15 +40,17 @@ pub async fn run_fleet(
     ids: Vec<String>,
     sink: &EventSink,
     stop: watch::Receiver<bool>,
+    progress: Arc<Progress>,
 ) -> FleetStats {
     let mut tasks = tokio::task::JoinSet::new();
     for id in ids {
         let options = options.clone();
         let sink = sink.clone();
         let stop = stop.clone();
+        let progress = progress.clone();
         tasks.spawn(async move {
             let session = crate::subscriber_session(&options, &id);
-            run_subscriber(&options, &id, session, &sink, stop).await
+            run_subscriber(&options, &id, session, &sink, stop, &progress).await
         });
     }
     let mut stats = FleetStats::default();

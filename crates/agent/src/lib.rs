@@ -28,7 +28,7 @@ pub use publisher::{run_publisher, PublisherStats};
 pub use session::{
     ClientSession, Protocol, Session, SessionConfig, SessionEvent, V4Session, V5Session,
 };
-pub use subscriber::{run_subscriber, SubscriberStats};
+pub use subscriber::{run_subscriber, Progress, SubscriberStats};
 
 /// A session for validated subscriber options and one client id.
 pub fn subscriber_session(options: &SubscriberOptions, client_id: &str) -> ClientSession {

@@ -11,8 +11,21 @@ use linecut_events::{
     ClientRef, Connack, ConnectAttempt, DisconnectCause, Disconnected, EventKind, EventSink,
     Message, Suback, SubscribeReason, SubscribeSent, TopicFilter,
 };
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
+
+/// Live counters shared by running subscribers, for progress displays and for waiting until a
+/// fleet is subscribed. Updated as events happen; read at any time.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Subscribers with a live connection (CONNACK accepted, no error since).
+    pub connected: AtomicU32,
+    /// Subscribers that have had at least one SUBACK.
+    pub subscribed: AtomicU32,
+    /// Messages delivered, all subscribers together.
+    pub messages: AtomicU64,
+}
 
 /// What one subscriber did, for summaries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -35,8 +48,10 @@ pub async fn run_subscriber<S: Session>(
     mut session: S,
     sink: &EventSink,
     mut stop: watch::Receiver<bool>,
+    progress: &Progress,
 ) -> SubscriberStats {
     let requests = session.requests();
+    let mut acked_once = false;
     let client = client_id.to_string();
     let mut stats = SubscriberStats::default();
     let mut rng = fastrand::Rng::new();
@@ -68,6 +83,9 @@ pub async fn run_subscriber<S: Session>(
                 }));
                 if code != 0 {
                     continue;
+                }
+                if !connected {
+                    progress.connected.fetch_add(1, Ordering::Relaxed);
                 }
                 connected = true;
                 failures = 0;
@@ -104,6 +122,10 @@ pub async fn run_subscriber<S: Session>(
                 }
             }
             Ok(SessionEvent::SubAck { packet_id, codes }) => {
+                if !acked_once {
+                    acked_once = true;
+                    progress.subscribed.fetch_add(1, Ordering::Relaxed);
+                }
                 sink.emit(EventKind::Suback(Suback {
                     client: client.clone(),
                     packet_id,
@@ -120,6 +142,7 @@ pub async fn run_subscriber<S: Session>(
             }) => {
                 let stamp = payload::decode(&payload);
                 stats.messages += 1;
+                progress.messages.fetch_add(1, Ordering::Relaxed);
                 stats.foreign += u64::from(stamp.is_none());
                 sink.emit(EventKind::Message(Message {
                     client: client.clone(),
@@ -142,6 +165,9 @@ pub async fn run_subscriber<S: Session>(
             })),
             Ok(_) => {}
             Err(error) => {
+                if connected {
+                    progress.connected.fetch_sub(1, Ordering::Relaxed);
+                }
                 connected = false;
                 stats.disconnects += 1;
                 sink.emit(EventKind::Disconnected(Disconnected {
@@ -167,6 +193,9 @@ pub async fn run_subscriber<S: Session>(
                 }));
             }
         }
+    }
+    if connected {
+        progress.connected.fetch_sub(1, Ordering::Relaxed);
     }
     if connected && requests.disconnect().is_ok() {
         // Drive the loop until the DISCONNECT is written (or the connection is already gone).

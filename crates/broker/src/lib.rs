@@ -10,6 +10,15 @@
 //! its keepalive without a packet, but the timer is reset whenever the broker *sends* to the
 //! client, so a dead subscriber that keeps being published to may be detected late or never; it
 //! rejects keepalive 0; a duplicate client id drops the older connection.
+//!
+//! [`MosquittoBroker`] runs the reference broker of the 2014 experiment as a child process with
+//! a generated configuration, its log in the run directory, stopped (and reaped) when dropped.
+
+mod log;
+mod mosquitto;
+
+pub use log::{embedded_log_writer, set_embedded_log, EmbeddedLogWriter};
+pub use mosquitto::{MosquittoBroker, MosquittoConfig};
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -29,6 +38,15 @@ pub enum BrokerError {
     NotReady { addr: SocketAddr, waited: Duration },
     #[error("cannot start the embedded broker thread: {0}")]
     Thread(std::io::Error),
+    #[error("mosquitto is not installed (looked for `mosquitto` on PATH and in /usr/sbin); install it with `apt-get install mosquitto` (Debian/Ubuntu) or your system's package manager")]
+    MosquittoMissing,
+    #[error("cannot {action}: {source}")]
+    Io {
+        action: String,
+        source: std::io::Error,
+    },
+    #[error("mosquitto exited during start-up ({status}); its log: {log}")]
+    MosquittoDied { status: String, log: String },
 }
 
 /// Settings of the embedded broker that experiments vary.
@@ -115,7 +133,7 @@ impl EmbeddedBroker {
 }
 
 /// Binds port 0 and releases it: rumqttd cannot tell us which port it bound, so we choose.
-fn free_port(on: SocketAddr) -> Result<SocketAddr, BrokerError> {
+pub(crate) fn free_port(on: SocketAddr) -> Result<SocketAddr, BrokerError> {
     let no_port = |source| BrokerError::NoPort {
         ip: on.ip(),
         source,

@@ -146,7 +146,7 @@ pub fn subscribe(args: SubscribeArgs) -> anyhow::Result<ExitCode> {
             "linecut-subscriber",
         )?;
         let (stop, stopped) = watch::channel(false);
-        let fleet = run_fleet(&options, ids, &sink, stopped);
+        let fleet = run_fleet(&options, ids, &sink, stopped, Default::default());
         tokio::pin!(fleet);
         let stats = tokio::select! {
             stats = &mut fleet => stats,

@@ -13,6 +13,7 @@ mod agent_cmd;
 mod broker_cmd;
 mod common;
 mod proxy_cmd;
+mod run_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -32,6 +33,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a scenario end to end and leave a run directory (default results/<name>/).
+    Run(run_cmd::RunArgs),
+    /// Check scenario files without running them.
+    Validate(run_cmd::ValidateArgs),
+    /// Print the JSON Schema of scenario files (for editors).
+    Schema,
     /// Run the fault-injecting MQTT-aware TCP proxy between clients and a broker.
     Proxy(proxy_cmd::ProxyArgs),
     /// Run subscribers that log every connect, ping, message and disconnect.
@@ -42,16 +49,37 @@ enum Command {
     Broker(broker_cmd::BrokerArgs),
 }
 
+/// Our own diagnostics go to stderr (`LINECUT_LOG` sets the level, default warn). The embedded
+/// broker's log (target `rumqttd`) is kept off the terminal and written to the run directory.
+fn init_logging() {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+    let ours = std::env::var("LINECUT_LOG").unwrap_or_else(|_| "warn".into());
+    let terminal = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_filter(tracing_subscriber::EnvFilter::new(format!(
+            "{ours},rumqttd=off"
+        )));
+    let broker = tracing_subscriber::fmt::layer()
+        .with_writer(linecut_broker::embedded_log_writer)
+        .with_ansi(false)
+        .with_filter(
+            tracing_subscriber::filter::Targets::new().with_target("rumqttd", tracing::Level::INFO),
+        );
+    tracing_subscriber::registry()
+        .with(terminal)
+        .with(broker)
+        .init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LINECUT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .init();
+    init_logging();
     let result = match cli.command {
+        Command::Run(args) => run_cmd::run(args),
+        Command::Validate(args) => run_cmd::validate(args),
+        Command::Schema => run_cmd::schema(),
         Command::Proxy(args) => proxy_cmd::run(args),
         Command::Subscribe(args) => agent_cmd::subscribe(args),
         Command::Publish(args) => agent_cmd::publish(args),

@@ -246,3 +246,97 @@ fn broker_subscribe_and_publish_run_an_experiment_together() {
     );
     assert!(text.contains(r#""seq":1,"#) && text.contains(r#""type":"agent_stopped""#));
 }
+
+#[test]
+fn validate_reports_line_and_field_and_exits_2_and_schema_is_json() {
+    let dir = temp_dir("validate");
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "duration = \"10s\"\n[subscriber]\nkeepalive = \"60s\"\n",
+    )
+    .unwrap();
+    let good = dir.join("good.toml");
+    std::fs::write(
+        &good,
+        "duration = \"10s\"\n[subscriber]\nkeepalive = \"2s\"\n",
+    )
+    .unwrap();
+    let out = linecut()
+        .arg("validate")
+        .arg(&good)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("good.toml: ok"), "{stdout}");
+    assert!(
+        stderr.contains("bad.toml:3:13: subscriber.keepalive:"),
+        "{stderr}"
+    );
+
+    let out = linecut().arg("schema").output().unwrap();
+    assert!(out.status.success());
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(schema["required"][0], "duration");
+
+    let out = linecut()
+        .args(["run", "/nonexistent/scenario.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/scenario.toml"));
+}
+
+#[test]
+fn an_interrupted_run_keeps_its_files_marked_incomplete_and_leaves_no_process() {
+    let dir = temp_dir("interrupt");
+    let scenario = dir.join("interrupt.toml");
+    std::fs::write(
+        &scenario,
+        "duration = \"60s\"\n[broker]\nkind = \"mosquitto\"\n[subscriber]\nkeepalive = \"2s\"\n",
+    )
+    .unwrap();
+    let out_dir = dir.join("run");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let child = linecut()
+        .args(["run", "--plain"])
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out_dir)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let meta = out_dir.join("meta.json");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&meta)
+        .unwrap_or_default()
+        .contains("experiment_start_us\": 1")
+    {
+        assert!(Instant::now() < deadline, "the run never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = child.wait_with_output().unwrap().status;
+    assert_eq!(status.code(), Some(2));
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&meta).unwrap()).unwrap();
+    assert_eq!(meta["status"], "incomplete");
+    assert!(out_dir.join("broker.log").is_file() && out_dir.join("proxy.jsonl").is_file());
+    // The mosquitto this run started is gone.
+    let conf = out_dir.join("mosquitto.conf");
+    let left = Command::new("pgrep")
+        .args(["-f", &conf.to_string_lossy()])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "left behind: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}

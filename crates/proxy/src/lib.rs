@@ -211,6 +211,12 @@ impl ProxyHandle {
         self.schedule.add_now(spec)
     }
 
+    /// Schedules a fault whose `at` counts from `base` rather than from proxy start: a runner
+    /// starts its clock once every subscriber is subscribed.
+    pub fn schedule_from(&self, spec: FaultSpec, base: std::time::Instant) -> u64 {
+        self.schedule.add_scheduled_from(spec, base)
+    }
+
     /// Ends a fault now and cancels its later occurrences; false if there is no such fault.
     pub fn remove_fault(&self, id: u64) -> bool {
         self.board.remove(id)

@@ -169,6 +169,11 @@ impl ScheduleHandle {
         self.add(spec, Instant::now(), Origin::Control)
     }
 
+    /// Adds a scheduled fault whose `at` counts from `base` (a runner's experiment start).
+    pub fn add_scheduled_from(&self, spec: FaultSpec, base: Instant) -> u64 {
+        self.add(spec, base, Origin::Schedule)
+    }
+
     fn add(&self, spec: FaultSpec, base: Instant, origin: Origin) -> u64 {
         let spec = Arc::new(spec);
         let id = self.board.register(spec.clone(), origin);

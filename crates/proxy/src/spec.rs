@@ -181,6 +181,7 @@ impl FaultSpec {
         };
         let every = keys.duration("every")?;
         let count = keys.number::<u32>("count")?;
+        let fault = faults::build(kind, &mut keys)?;
         let repeat = match (every, count) {
             (None, None) => None,
             (None, Some(_)) => return Err(SpecError::new("`count` needs `every`")),
@@ -192,6 +193,8 @@ impl FaultSpec {
                     return Err(SpecError::new("`count` must be at least 1"));
                 }
                 match duration {
+                    // Instant faults (reset, close) act once per occurrence: nothing to end.
+                    None if fault.is_instant() => {}
                     None => {
                         return Err(SpecError::new(
                             "a repeating fault needs `for` (each occurrence must end)",
@@ -209,7 +212,6 @@ impl FaultSpec {
                 Some(Repeat { every, count })
             }
         };
-        let fault = faults::build(kind, &mut keys)?;
         keys.finish(kind, fault.keys())?;
         let spec = FaultSpec {
             fault,
@@ -415,6 +417,7 @@ mod tests {
             "latency:delay=100ms,jitter=10ms,dir=down",
             "bandwidth:rate=10KiB",
             "cut:at=1s,for=1s,every=5s,count=3",
+            "reset:at=5s,every=5s,count=2",
         ] {
             let spec = FaultSpec::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
             let canonical = spec.to_string();

@@ -155,7 +155,7 @@ pub fn start_subscriber(options: SubscriberOptions) -> Running<SubscriberStats> 
     let task = tokio::spawn(async move {
         let id = options.client_id.clone();
         let session = subscriber_session(&options, &id);
-        run_subscriber(&options, &id, session, &sink, stopped).await
+        run_subscriber(&options, &id, session, &sink, stopped, &Default::default()).await
     });
     Running {
         events,

@@ -1,0 +1,170 @@
+//! The runner end to end, in process: real brokers (embedded rumqttd, and mosquitto, which the
+//! test command installs), the real proxy and agents, and the run directory they leave.
+
+use linecut_runner::{run, DisplayMode, RunError, RunOptions, RunStatus};
+use std::path::{Path, PathBuf};
+
+fn temp_dir(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("linecut-runner-{}-{name}", std::process::id()))
+}
+
+fn scenario(text: &str) -> linecut_scenario::Scenario {
+    linecut_scenario::parse(Path::new("test.toml"), text).unwrap()
+}
+
+fn options(dir: &Path) -> RunOptions {
+    RunOptions {
+        dir: dir.to_path_buf(),
+        force: false,
+        display: DisplayMode::Quiet,
+    }
+}
+
+const SHORT: &str = r#"
+name = "short"
+duration = "4s"
+[publisher]
+interval = "100ms"
+[subscriber]
+keepalive = "1s"
+reconnect = "immediate"
+[[fault]]
+kind = "cut"
+at = "1s"
+for = "2s"
+[expect]
+reconnects = 1
+"#;
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn count_type(path: &Path, type_name: &str) -> usize {
+    let needle = format!(r#""type":"{type_name}""#);
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(&needle))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_with_the_embedded_broker_leaves_every_file() {
+    let dir = temp_dir("embedded");
+    let _ = std::fs::remove_dir_all(&dir);
+    let outcome = run(&scenario(SHORT), &options(&dir), std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, RunStatus::Complete);
+    for file in [
+        "scenario.toml",
+        "meta.json",
+        "proxy.jsonl",
+        "subscriber.jsonl",
+        "publisher.jsonl",
+        "broker.log",
+        "summary.json",
+    ] {
+        assert!(dir.join(file).is_file(), "{file} missing");
+    }
+    let meta = read_json(&dir.join("meta.json"));
+    assert_eq!(meta["status"], "complete");
+    assert_eq!(meta["broker"], "rumqttd 0.20 (embedded)");
+    assert_eq!(meta["faults"][0], "cut:at=1s,for=2s");
+    assert_eq!(meta["expectations"]["reconnects"], "1");
+    let start = meta["experiment_start_us"].as_i64().unwrap();
+    assert!(start >= meta["started_us"].as_i64().unwrap());
+    // The fault started 1 s into the experiment (the clock starts at subscription).
+    let proxy = std::fs::read_to_string(dir.join("proxy.jsonl")).unwrap();
+    let fault_ts = proxy
+        .lines()
+        .find(|l| l.contains(r#""type":"fault_started""#))
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["ts_us"]
+                .as_i64()
+                .unwrap()
+        })
+        .unwrap();
+    let offset = fault_ts - start;
+    assert!(
+        (950_000..1_100_000).contains(&offset),
+        "fault began {offset} µs after the start"
+    );
+    assert!(outcome.summary.delivered > 5 && outcome.summary.published > 20);
+    assert!(count_type(&dir.join("subscriber.jsonl"), "disconnected") >= 1);
+    assert_eq!(
+        count_type(&dir.join("subscriber.jsonl"), "agent_stopped"),
+        1
+    );
+    // A second run into the same directory is refused; --force replaces it.
+    let again = run(&scenario(SHORT), &options(&dir), std::future::pending()).await;
+    assert!(matches!(again, Err(RunError::Exists(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_with_mosquitto_keeps_its_log_and_names_its_version() {
+    assert!(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v mosquitto || test -x /usr/sbin/mosquitto"])
+            .status()
+            .unwrap()
+            .success(),
+        "mosquitto is not installed: run the tests with scripts/test, which installs it"
+    );
+    let dir = temp_dir("mosquitto");
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = format!("{SHORT}\n[broker]\nkind = \"mosquitto\"\n");
+    let outcome = run(&scenario(&text), &options(&dir), std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, RunStatus::Complete);
+    let meta = read_json(&dir.join("meta.json"));
+    assert!(
+        meta["broker"]
+            .as_str()
+            .unwrap()
+            .starts_with("mosquitto version 2."),
+        "{meta}"
+    );
+    let log = std::fs::read_to_string(dir.join("broker.log")).unwrap();
+    assert!(log.contains("New client connected"), "{log}");
+    assert!(dir.join("mosquitto.conf").is_file());
+    assert!(outcome.summary.delivered > 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_run_is_kept_and_marked_incomplete() {
+    let dir = temp_dir("interrupted");
+    let _ = std::fs::remove_dir_all(&dir);
+    let long = SHORT.replace("duration = \"4s\"", "duration = \"60s\"");
+    let meta_path = dir.join("meta.json");
+    let watch = meta_path.clone();
+    let interrupt = async move {
+        // Interrupt once the experiment has started.
+        loop {
+            let started = std::fs::read_to_string(&watch)
+                .map(|t| t.contains("experiment_start_us\": 1"))
+                .unwrap_or(false);
+            if started {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    };
+    let outcome = run(&scenario(&long), &options(&dir), interrupt)
+        .await
+        .unwrap();
+    let RunStatus::Incomplete(reason) = &outcome.status else {
+        panic!("{:?}", outcome.status)
+    };
+    assert!(reason.contains("interrupted"), "{reason}");
+    let meta = read_json(&meta_path);
+    assert_eq!(meta["status"], "incomplete");
+    assert!(meta["reason"].as_str().unwrap().contains("interrupted"));
+    assert!(dir.join("subscriber.jsonl").is_file() && dir.join("summary.json").is_file());
+    assert_eq!(
+        count_type(&dir.join("subscriber.jsonl"), "agent_stopped"),
+        1
+    );
+}
