@@ -13,6 +13,7 @@
 
 pub mod backoff;
 mod classify;
+mod connection;
 mod fleet;
 pub mod options;
 pub mod payload;

@@ -6,13 +6,13 @@
 //! driving the connection run in separate tasks: a publish waiting for room in the request queue
 //! must not stop pings and acknowledgements.
 
+use crate::connection::Connection;
 use crate::options::PublisherOptions;
 use crate::payload::{self, Stamp};
 use crate::session::{Requests, Session, SessionEvent};
 use crate::subscriber::stopped;
 use linecut_events::{
-    now_us, ClientRef, Connack, ConnectAttempt, DisconnectCause, Disconnected, EventKind,
-    EventSink, Puback, Published,
+    now_us, DisconnectCause, Disconnected, EventKind, EventSink, Puback, Published,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -134,14 +134,13 @@ async fn drive<S: Session>(
 ) -> u64 {
     let client = options.client_id.clone();
     let mut numbered: HashMap<u16, (String, u64)> = HashMap::new();
-    let (mut attempt, mut failures, mut acknowledged) = (1u32, 0u32, 0u64);
-    let mut rng = fastrand::Rng::new();
-    sink.emit(EventKind::ConnectAttempt(ConnectAttempt {
-        client: client.clone(),
-        attempt,
-        broker: options.broker.clone(),
-        delay_ms: 0,
-    }));
+    let mut acknowledged = 0u64;
+    let mut connection = Connection::start(
+        &options.client_id,
+        &options.broker,
+        options.reconnect,
+        &sink,
+    );
     loop {
         let polled = tokio::select! {
             biased;
@@ -152,14 +151,7 @@ async fn drive<S: Session>(
             Ok(SessionEvent::ConnAck {
                 code,
                 session_present,
-            }) => {
-                failures = 0;
-                sink.emit(EventKind::Connack(Connack {
-                    client: client.clone(),
-                    code,
-                    session_present,
-                }));
-            }
+            }) => connection.connack(code, session_present),
             Ok(SessionEvent::PublishSent { packet_id }) => {
                 if let Some(message) = lock(&unnumbered).pop_front() {
                     numbered.insert(packet_id, message);
@@ -175,15 +167,11 @@ async fn drive<S: Session>(
                     seq: message.map(|m| m.1),
                 }));
             }
-            Ok(SessionEvent::PingSent) => sink.emit(EventKind::PingSent(ClientRef {
-                client: client.clone(),
-            })),
-            Ok(SessionEvent::PingReceived) => sink.emit(EventKind::PingReceived(ClientRef {
-                client: client.clone(),
-            })),
+            Ok(SessionEvent::PingSent) => connection.ping_sent(),
+            Ok(SessionEvent::PingReceived) => connection.ping_received(),
             Ok(SessionEvent::DisconnectSent) => {
                 sink.emit(EventKind::Disconnected(Disconnected {
-                    client: client.clone(),
+                    client: connection.client().to_string(),
                     cause: DisconnectCause::Requested,
                     error: "stopped".into(),
                 }));
@@ -191,25 +179,9 @@ async fn drive<S: Session>(
             }
             Ok(_) => {}
             Err(error) => {
-                sink.emit(EventKind::Disconnected(Disconnected {
-                    client: client.clone(),
-                    cause: error.cause,
-                    error: error.text,
-                }));
-                failures += 1;
-                let delay = options.reconnect.delay(failures, rng.f64());
-                tokio::select! {
-                    biased;
-                    _ = stopped(&mut stop) => break,
-                    _ = tokio::time::sleep(delay) => {}
+                if !connection.failed(error, &mut stop).await {
+                    break;
                 }
-                attempt += 1;
-                sink.emit(EventKind::ConnectAttempt(ConnectAttempt {
-                    client: client.clone(),
-                    attempt,
-                    broker: options.broker.clone(),
-                    delay_ms: delay.as_millis() as u64,
-                }));
             }
         }
     }

@@ -4,12 +4,13 @@
 //! The loop is plain state logic over a [`Session`]: it never sleeps to synchronise, only to
 //! honour the reconnect policy, and every state change it makes is an event in the log.
 
+use crate::connection::Connection;
 use crate::options::{ResubscribePolicy, SubscriberOptions};
 use crate::payload;
 use crate::session::{Session, SessionEvent};
 use linecut_events::{
-    ClientRef, Connack, ConnectAttempt, DisconnectCause, Disconnected, EventKind, EventSink,
-    Message, Suback, SubscribeReason, SubscribeSent, TopicFilter,
+    DisconnectCause, Disconnected, EventKind, EventSink, Message, Suback, SubscribeReason,
+    SubscribeSent, TopicFilter,
 };
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -54,16 +55,9 @@ pub async fn run_subscriber<S: Session>(
     let mut acked_once = false;
     let client = client_id.to_string();
     let mut stats = SubscriberStats::default();
-    let mut rng = fastrand::Rng::new();
-    let (mut attempt, mut failures) = (1u32, 0u32);
+    let mut connection = Connection::start(client_id, &options.broker, options.reconnect, sink);
     let mut subscribed_once = false;
     let mut connected = false;
-    sink.emit(EventKind::ConnectAttempt(ConnectAttempt {
-        client: client.clone(),
-        attempt,
-        broker: options.broker.clone(),
-        delay_ms: 0,
-    }));
     loop {
         let polled = tokio::select! {
             biased;
@@ -76,11 +70,7 @@ pub async fn run_subscriber<S: Session>(
                 session_present,
             }) => {
                 stats.connacks += 1;
-                sink.emit(EventKind::Connack(Connack {
-                    client: client.clone(),
-                    code,
-                    session_present,
-                }));
+                connection.connack(code, session_present);
                 if code != 0 {
                     continue;
                 }
@@ -88,7 +78,6 @@ pub async fn run_subscriber<S: Session>(
                     progress.connected.fetch_add(1, Ordering::Relaxed);
                 }
                 connected = true;
-                failures = 0;
                 let reason = if !subscribed_once {
                     Some(SubscribeReason::First)
                 } else {
@@ -157,12 +146,8 @@ pub async fn run_subscriber<S: Session>(
                     foreign: stamp.is_none(),
                 }));
             }
-            Ok(SessionEvent::PingSent) => sink.emit(EventKind::PingSent(ClientRef {
-                client: client.clone(),
-            })),
-            Ok(SessionEvent::PingReceived) => sink.emit(EventKind::PingReceived(ClientRef {
-                client: client.clone(),
-            })),
+            Ok(SessionEvent::PingSent) => connection.ping_sent(),
+            Ok(SessionEvent::PingReceived) => connection.ping_received(),
             Ok(_) => {}
             Err(error) => {
                 if connected {
@@ -170,27 +155,9 @@ pub async fn run_subscriber<S: Session>(
                 }
                 connected = false;
                 stats.disconnects += 1;
-                sink.emit(EventKind::Disconnected(Disconnected {
-                    client: client.clone(),
-                    cause: error.cause,
-                    error: error.text,
-                }));
-                failures += 1;
-                let delay = options.reconnect.delay(failures, rng.f64());
-                if !delay.is_zero() {
-                    tokio::select! {
-                        biased;
-                        _ = stopped(&mut stop) => break,
-                        _ = tokio::time::sleep(delay) => {}
-                    }
+                if !connection.failed(error, &mut stop).await {
+                    break;
                 }
-                attempt += 1;
-                sink.emit(EventKind::ConnectAttempt(ConnectAttempt {
-                    client: client.clone(),
-                    attempt,
-                    broker: options.broker.clone(),
-                    delay_ms: delay.as_millis() as u64,
-                }));
             }
         }
     }

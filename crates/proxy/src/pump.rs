@@ -193,6 +193,15 @@ impl Lane {
         }
     }
 
+    fn dropped_raw(&self, len: u64) -> EventKind {
+        EventKind::RawBytes(RawBytes {
+            conn: self.conn.id,
+            dir: self.dir,
+            fate: Fate::Dropped,
+            len,
+        })
+    }
+
     fn new_item(&mut self, payload: Payload, now: Instant) -> Item {
         Item {
             payload,
@@ -551,15 +560,7 @@ impl Lane {
             self.buf.clear();
             self.decoder.desync();
             self.decoder.skip(len);
-            batch.push_at(
-                ts_us,
-                EventKind::RawBytes(RawBytes {
-                    conn: self.conn.id,
-                    dir: self.dir,
-                    fate: Fate::Dropped,
-                    len: len as u64,
-                }),
-            );
+            batch.push_at(ts_us, self.dropped_raw(len as u64));
             return true;
         }
         let dropping = effect == ReadEffect::DropPackets;
@@ -666,15 +667,7 @@ impl Lane {
                     batch.push_at(ts_us, EventKind::MqttPacket(e));
                 }
                 if unit_raw > 0 {
-                    batch.push_at(
-                        ts_us,
-                        EventKind::RawBytes(RawBytes {
-                            conn: self.conn.id,
-                            dir: self.dir,
-                            fate: Fate::Dropped,
-                            len: unit_raw,
-                        }),
-                    );
+                    batch.push_at(ts_us, self.dropped_raw(unit_raw));
                 }
             } else {
                 pass += len;

@@ -4,66 +4,20 @@
 use crate::util::*;
 use linecut_events::{Direction, EventKind, Fate};
 use rumqttc::{AsyncClient, Event, Incoming, MqttOptions, QoS};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-/// Starts rumqttd on a free loopback port in its own thread and waits until it accepts.
-async fn start_rumqttd() -> SocketAddr {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    let server = rumqttd::ServerSettings {
-        name: "v4-1".into(),
-        listen: addr,
-        tls: None,
-        next_connection_delay_ms: 1,
-        connections: rumqttd::ConnectionSettings {
-            connection_timeout_ms: 5000,
-            max_payload_size: 1 << 20,
-            max_inflight_count: 100,
-            auth: None,
-            external_auth: None,
-            dynamic_filters: true,
-        },
-    };
-    let config = rumqttd::Config {
-        id: 0,
-        router: rumqttd::RouterConfig {
-            max_connections: 1000,
-            max_outgoing_packet_count: 200,
-            max_segment_size: 1 << 20,
-            max_segment_count: 10,
-            custom_segment: None,
-            initialized_filters: None,
-            shared_subscriptions_strategy: Default::default(),
-        },
-        v4: Some(HashMap::from([("1".to_string(), server)])),
-        v5: None,
-        ws: None,
-        cluster: None,
-        console: None,
-        bridge: None,
-        prometheus: None,
-        metrics: None,
-    };
-    std::thread::spawn(move || {
-        let _ = rumqttd::Broker::new(config).start();
-    });
-    for _ in 0..500 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return addr;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("rumqttd did not start on {addr}");
+/// The embedded rumqttd on a free loopback port.
+fn start_rumqttd() -> SocketAddr {
+    linecut_broker::EmbeddedBroker::start(Default::default())
+        .expect("embedded broker")
+        .addr()
 }
 
 #[tokio::test]
 async fn a_real_session_is_logged_packet_by_packet_with_its_fields() {
-    let broker = start_rumqttd().await;
+    let broker = start_rumqttd();
     let rig = Rig::with(RigOptions {
         upstream_override: Some(broker.to_string()),
         ..Default::default()

@@ -1,0 +1,97 @@
+//! The bookkeeping every agent's connection loop shares: numbering and logging connect attempts,
+//! logging CONNACKs, pings and disconnects, and sleeping the reconnect policy's delay between
+//! a failure and the next attempt. The subscriber and the publisher differ only in what they do
+//! with the rest of the session's events.
+
+use crate::backoff::ReconnectPolicy;
+use crate::session::SessionError;
+use crate::subscriber::stopped;
+use linecut_events::{ClientRef, Connack, ConnectAttempt, Disconnected, EventKind, EventSink};
+use tokio::sync::watch;
+
+pub(crate) struct Connection<'a> {
+    client: String,
+    broker: String,
+    policy: ReconnectPolicy,
+    sink: &'a EventSink,
+    attempt: u32,
+    /// Failed attempts since the last accepted CONNACK.
+    failures: u32,
+    rng: fastrand::Rng,
+}
+
+impl<'a> Connection<'a> {
+    /// Logs the first connect attempt.
+    pub fn start(client: &str, broker: &str, policy: ReconnectPolicy, sink: &'a EventSink) -> Self {
+        let connection = Connection {
+            client: client.to_string(),
+            broker: broker.to_string(),
+            policy,
+            sink,
+            attempt: 1,
+            failures: 0,
+            rng: fastrand::Rng::new(),
+        };
+        connection.log_attempt(0);
+        connection
+    }
+
+    pub fn client(&self) -> &str {
+        &self.client
+    }
+
+    fn log_attempt(&self, delay_ms: u64) {
+        self.sink.emit(EventKind::ConnectAttempt(ConnectAttempt {
+            client: self.client.clone(),
+            attempt: self.attempt,
+            broker: self.broker.clone(),
+            delay_ms,
+        }));
+    }
+
+    /// Logs a CONNACK; an accepted one resets the back-off.
+    pub fn connack(&mut self, code: u8, session_present: bool) {
+        if code == 0 {
+            self.failures = 0;
+        }
+        self.sink.emit(EventKind::Connack(Connack {
+            client: self.client.clone(),
+            code,
+            session_present,
+        }));
+    }
+
+    pub fn ping_sent(&self) {
+        self.sink.emit(EventKind::PingSent(ClientRef {
+            client: self.client.clone(),
+        }));
+    }
+
+    pub fn ping_received(&self) {
+        self.sink.emit(EventKind::PingReceived(ClientRef {
+            client: self.client.clone(),
+        }));
+    }
+
+    /// Logs the disconnect, waits the policy's delay and logs the next attempt (the session
+    /// reconnects when polled again). False if `stop` came during the wait.
+    pub async fn failed(&mut self, error: SessionError, stop: &mut watch::Receiver<bool>) -> bool {
+        self.sink.emit(EventKind::Disconnected(Disconnected {
+            client: self.client.clone(),
+            cause: error.cause,
+            error: error.text,
+        }));
+        self.failures += 1;
+        let delay = self.policy.delay(self.failures, self.rng.f64());
+        if !delay.is_zero() {
+            tokio::select! {
+                biased;
+                _ = stopped(stop) => return false,
+                _ = tokio::time::sleep(delay) => {}
+            }
+        }
+        self.attempt += 1;
+        self.log_attempt(delay.as_millis() as u64);
+        true
+    }
+}
