@@ -35,6 +35,10 @@ struct Cli {
 enum Command {
     /// Run a scenario end to end and leave a run directory (default results/<name>/).
     Run(run_cmd::RunArgs),
+    /// (Re)compute a run directory's reports and check its expectations.
+    Analyze(run_cmd::AnalyzeArgs),
+    /// Regenerate the reports of every run directory under DIR from their stored events.
+    Report(run_cmd::ReportArgs),
     /// Check scenario files without running them.
     Validate(run_cmd::ValidateArgs),
     /// Print the JSON Schema of scenario files (for editors).
@@ -78,6 +82,8 @@ fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Run(args) => run_cmd::run(args),
+        Command::Analyze(args) => run_cmd::analyze(args),
+        Command::Report(args) => run_cmd::report(args),
         Command::Validate(args) => run_cmd::validate(args),
         Command::Schema => run_cmd::schema(),
         Command::Proxy(args) => proxy_cmd::run(args),

@@ -72,16 +72,112 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         s.disconnects,
         s.faults_started
     );
-    if !scenario.expect.is_empty() {
-        eprintln!(
-            "linecut: {} expectation(s) recorded in meta.json; they are checked by the analyzer (`linecut analyze`), which is not part of this build yet",
-            scenario.expect.len()
-        );
-    }
+    let report = match &outcome.report {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("linecut: the run could not be analysed: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    print_verdicts(report, &outcome.dir);
     Ok(match outcome.status {
-        RunStatus::Complete => ExitCode::SUCCESS,
+        RunStatus::Complete if report.expectations_hold() => ExitCode::SUCCESS,
+        RunStatus::Complete => ExitCode::from(1),
         _ => ExitCode::from(2),
     })
+}
+
+/// One line per fault window and subscriber, then each expectation's verdict.
+fn print_verdicts(report: &linecut_analyzer::Report, dir: &std::path::Path) {
+    let s = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.3}s"));
+    for w in &report.windows {
+        for m in &w.subscribers {
+            eprintln!(
+                "linecut: fault {} ({}) {}: client gave up after {}{}, broker after {}, back {} after the end",
+                w.fault,
+                w.kind,
+                m.client,
+                s(m.client_detect_s),
+                m.client_detect_band
+                    .as_ref()
+                    .map(|b| format!(" (band {:.1}-{:.1}s, {})", b.low_s, b.high_s, if b.inside { "inside" } else { "OUTSIDE" }))
+                    .unwrap_or_default(),
+                s(m.broker_detect_s),
+                s(m.reconnect_s),
+            );
+        }
+    }
+    for x in &report.expectations {
+        let values: Vec<String> = x
+            .values
+            .values()
+            .map(|v| v.map_or("none".into(), |v| format!("{v}")))
+            .collect();
+        eprintln!(
+            "linecut: expect {} {}: {} ({})",
+            x.metric,
+            x.condition,
+            if x.ok { "pass" } else { "FAIL" },
+            x.problem.clone().unwrap_or_else(|| values.join(", "))
+        );
+    }
+    eprintln!("linecut: report: {}", dir.join("report.md").display());
+}
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    /// A run directory (as left by `linecut run`).
+    run_dir: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// A directory holding run directories (e.g. results/).
+    dir: PathBuf,
+}
+
+pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
+    let report = linecut_analyzer::analyze_dir(&args.run_dir)?;
+    print_verdicts(&report, &args.run_dir);
+    Ok(if !report.complete {
+        ExitCode::from(2)
+    } else if report.expectations_hold() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+/// Regenerates the reports of every run directory under `dir` from its stored events.
+pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let mut runs = Vec::new();
+    find_runs(&args.dir, &mut runs)?;
+    runs.sort();
+    if runs.is_empty() {
+        anyhow::bail!(
+            "{}: no run directories (with a meta.json) below it",
+            args.dir.display()
+        );
+    }
+    for run in &runs {
+        linecut_analyzer::analyze_dir(run)?;
+        println!("{}: reports regenerated", run.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn find_runs(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    if dir.join("meta.json").is_file() {
+        out.push(dir.to_path_buf());
+        return Ok(());
+    }
+    for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.is_dir() {
+            find_runs(&path, out)?;
+        }
+    }
+    Ok(())
 }
 
 pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {

@@ -340,3 +340,47 @@ fn an_interrupted_run_keeps_its_files_marked_incomplete_and_leaves_no_process() 
         String::from_utf8_lossy(&left.stdout)
     );
 }
+
+#[test]
+fn a_failed_expectation_exits_1_and_analyze_recomputes_the_same_verdict() {
+    let dir = temp_dir("expect");
+    let scenario = dir.join("expect.toml");
+    std::fs::write(
+        &scenario,
+        "duration = \"3s\"\n[publisher]\ninterval = \"100ms\"\n[subscriber]\nkeepalive = \"2s\"\n\
+         [expect]\nreconnects = 0\ndelivered = \">= 1000\"\n",
+    )
+    .unwrap();
+    let out_dir = dir.join("run");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out = linecut()
+        .args(["run", "--quiet"])
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("expect reconnects 0: pass"), "{stderr}");
+    assert!(
+        stderr.contains("expect delivered >= 1000: FAIL"),
+        "{stderr}"
+    );
+    let report = std::fs::read_to_string(out_dir.join("report.md")).unwrap();
+    assert!(report.contains("| delivered | `>= 1000` |"), "{report}");
+    let before = std::fs::read(out_dir.join("report.json")).unwrap();
+    let again = linecut().arg("analyze").arg(&out_dir).output().unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(
+        std::fs::read(out_dir.join("report.json")).unwrap(),
+        before,
+        "deterministic"
+    );
+    let missing = linecut()
+        .args(["analyze", "/nonexistent-run"])
+        .output()
+        .unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not a run directory"));
+}

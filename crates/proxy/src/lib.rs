@@ -230,6 +230,11 @@ impl ProxyHandle {
         self.conns.live()
     }
 
+    /// Connections accepted since the proxy started (live or not).
+    pub fn accepted(&self) -> u64 {
+        self.conns.accepted()
+    }
+
     /// Whether fault `id` currently has an active occurrence.
     pub fn is_active(&self, id: u64) -> bool {
         self.board.snapshot().iter().any(|f| f.id == id)

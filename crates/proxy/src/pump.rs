@@ -51,10 +51,13 @@ pub(crate) async fn pump_connection(
     conn: &Arc<ConnHandle>,
     client: TcpStream,
     upstream: TcpStream,
+    held_up: BytesMut,
 ) {
     let (client_r, client_w) = client.into_split();
     let (upstream_r, upstream_w) = upstream.into_split();
-    let up = Lane::new(Direction::Up, conn.clone(), shared.clone());
+    let mut up = Lane::new(Direction::Up, conn.clone(), shared.clone());
+    // Bytes the client sent while a cut kept its connection from the broker come first.
+    up.buf = held_up;
     let down = Lane::new(Direction::Down, conn.clone(), shared.clone());
     // One task per connection: its two lanes interleave on it, which keeps a connection's events
     // in order and costs no cross-thread wake-ups on the hot path.
@@ -231,6 +234,10 @@ impl Lane {
         let mut faults = self.shared.board.subscribe();
         let mut kill = self.conn.watch_kill();
         let mut src_open = true;
+        if !self.buf.is_empty() {
+            let snapshot = faults.borrow_and_update().clone();
+            self.process(&snapshot, Instant::now());
+        }
         loop {
             let current_kill = kill.borrow_and_update().clone();
             if let Some(k) = current_kill {

@@ -13,6 +13,7 @@ use crate::faults::ConnAction;
 use crate::pump::pump_connection;
 use crate::spec::Target;
 use crate::Shared;
+use bytes::BytesMut;
 use linecut_events::{
     now_us, CloseHow, ClosedBy, ConnClosed, ConnOpened, Direction, EventKind, FaultAction, Leg,
     LegClosed, UpstreamConnected, UpstreamFailed,
@@ -151,9 +152,10 @@ async fn serve_connection(
         }),
     );
     let _ = client.set_nodelay(true);
-    if let Some(upstream) = connect_upstream(&shared, &conn, &client).await {
+    let mut held = BytesMut::new();
+    if let Some(upstream) = connect_upstream(&shared, &conn, &client, &mut held).await {
         let _ = upstream.set_nodelay(true);
-        pump_connection(&shared, &conn, client, upstream).await;
+        pump_connection(&shared, &conn, client, upstream, held).await;
     }
     shared.events.emit(EventKind::ConnClosed(ConnClosed {
         conn: conn.id,
@@ -168,10 +170,14 @@ async fn serve_connection(
 /// Opens the broker leg. While a cut holds the upstream direction of this connection, the
 /// connection is not opened at all: during a real cut the client's SYN would not reach the broker
 /// either (the client's handshake with the proxy's kernel stands for the SYN still in flight).
+/// What the client sends meanwhile is read into `held` (and forwarded once the cut ends); a
+/// client that gives up and closes before the cut ends never reaches the broker, as on a real
+/// line — delivering its stale CONNECT later would take over the session of its live successor.
 async fn connect_upstream(
     shared: &Shared,
     conn: &Arc<ConnHandle>,
     client: &TcpStream,
+    held: &mut BytesMut,
 ) -> Option<TcpStream> {
     let mut faults = shared.board.subscribe();
     let mut kill = conn.watch_kill();
@@ -181,16 +187,60 @@ async fn connect_upstream(
             end_client_leg(shared, conn, client, k.action, k.reason);
             return None;
         }
-        let held = faults
-            .borrow_and_update()
+        let snapshot = faults.borrow_and_update().clone();
+        let holding: Vec<usize> = snapshot
             .iter()
-            .any(|f| f.applies_to(conn, Direction::Up) && f.spec.fault.hold_limit().is_some());
-        if !held {
+            .filter(|f| f.applies_to(conn, Direction::Up))
+            .filter_map(|f| f.spec.fault.hold_limit())
+            .collect();
+        let Some(&limit) = holding.iter().min() else {
             break;
-        }
+        };
+        let room = held.len() < limit;
         tokio::select! {
             _ = faults.changed() => {}
             _ = kill.changed() => {}
+            ready = client.readable(), if room => {
+                if ready.is_err() {
+                    continue;
+                }
+                held.reserve(16 * 1024);
+                match client.try_read_buf(held) {
+                    Ok(0) => {
+                        if conn.mark_leg_closed(Leg::Client) {
+                            shared.events.emit(EventKind::LegClosed(LegClosed {
+                                conn: conn.id,
+                                leg: Leg::Client,
+                                by: ClosedBy::Peer,
+                                how: CloseHow::Fin,
+                                reason: Some("closed during a cut, before reaching the broker".into()),
+                            }));
+                        }
+                        return None;
+                    }
+                    Ok(n) => {
+                        conn.bytes_up.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        let how = if e.kind() == std::io::ErrorKind::ConnectionReset {
+                            CloseHow::Rst
+                        } else {
+                            CloseHow::Error
+                        };
+                        if conn.mark_leg_closed(Leg::Client) {
+                            shared.events.emit(EventKind::LegClosed(LegClosed {
+                                conn: conn.id,
+                                leg: Leg::Client,
+                                by: ClosedBy::Peer,
+                                how,
+                                reason: Some(format!("{e} (during a cut, before reaching the broker)")),
+                            }));
+                        }
+                        return None;
+                    }
+                }
+            }
         }
     }
     let started = Instant::now();

@@ -10,7 +10,9 @@
 //! 4. the publisher starts (straight to the broker) and the fault schedule is handed to the proxy,
 //!    both counted from that moment;
 //! 5. after the scenario's duration (or on interrupt) everything stops in reverse order, the
-//!    events files are closed, and `meta.json` is rewritten with the final status.
+//!    events files are closed, and `meta.json` is rewritten with the final status;
+//! 6. the analyzer reads the run directory and writes `report.json` and `report.md`, checking
+//!    the scenario's expectations (an incomplete run is analysed as far as it goes).
 //!
 //! Anything that ends a run early — a signal, a subscriber that never subscribes, a failed
 //! events file — still goes through step 5, so the files are kept and the run is marked
@@ -103,6 +105,8 @@ pub struct RunOutcome {
     pub dir: PathBuf,
     pub status: RunStatus,
     pub summary: Summary,
+    /// The analysis, or why there is none.
+    pub report: Result<linecut_analyzer::Report, String>,
 }
 
 /// `meta.json`: what produced the run and how it ended.
@@ -462,10 +466,12 @@ pub async fn run(
     meta.files = list_files(&dir);
     meta.write(&dir)?;
     reporter.finish(&meta.status);
+    let report = linecut_analyzer::analyze_dir(&dir).map_err(|e| e.to_string());
     Ok(RunOutcome {
         dir,
         status: meta.status,
         summary,
+        report,
     })
 }
 

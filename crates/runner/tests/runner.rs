@@ -92,6 +92,13 @@ async fn a_run_with_the_embedded_broker_leaves_every_file() {
         "fault began {offset} µs after the start"
     );
     assert!(outcome.summary.delivered > 5 && outcome.summary.published > 20);
+    // The run is analysed: reports exist and the expectation (one reconnect) was checked.
+    let report = outcome.report.as_ref().unwrap();
+    assert!(dir.join("report.json").is_file() && dir.join("report.md").is_file());
+    assert_eq!(report.expectations.len(), 1);
+    assert!(report.expectations_hold(), "{:?}", report.expectations);
+    let m = &report.windows[0].subscribers[0];
+    assert!(m.client_detect_band.as_ref().unwrap().inside, "{m:?}");
     assert!(count_type(&dir.join("subscriber.jsonl"), "disconnected") >= 1);
     assert_eq!(
         count_type(&dir.join("subscriber.jsonl"), "agent_stopped"),

@@ -154,6 +154,36 @@ async fn cut_keeps_new_connections_from_reaching_the_broker_until_it_ends() {
 }
 
 #[tokio::test]
+async fn a_client_that_gives_up_during_a_cut_never_reaches_the_broker() {
+    let rig = Rig::start().await;
+    let cut = rig.fault("cut").await;
+    let mut quitter = TcpStream::connect(rig.addr).await.unwrap();
+    quitter
+        .write_all(&connect_packet("same-id", 5))
+        .await
+        .unwrap();
+    drop(quitter);
+    // Wait until the proxy has seen the client come and go, then end the cut.
+    eventually(|| rig.handle.accepted() == 1 && rig.handle.connections().is_empty()).await;
+    rig.end_fault(cut).await;
+    // A successor connects after the cut: it is the only connection the broker ever sees.
+    let (mut client, mut broker) = rig.pair().await;
+    let connect = connect_packet("same-id", 5);
+    client.write_all(&connect).await.unwrap();
+    assert_eq!(read_exact(&mut broker, connect.len()).await, connect);
+    let stale = tokio::time::timeout(QUIET, rig.upstream.accept()).await;
+    assert!(
+        stale.is_err(),
+        "the stale CONNECT must not be delivered after the cut"
+    );
+    let events = rig.stop().await;
+    assert!(events
+        .iter()
+        .any(|e| matches!(&e.kind, EventKind::LegClosed(l)
+        if l.reason.as_deref() == Some("closed during a cut, before reaching the broker"))));
+}
+
+#[tokio::test]
 async fn packet_blackhole_drops_whole_packets_so_the_stream_still_parses() {
     let rig = Rig::start().await;
     let (mut client, mut broker) = rig.mqtt_pair("bh-1").await;

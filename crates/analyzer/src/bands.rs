@@ -1,0 +1,76 @@
+//! The bands the protocol and the implementations give for detecting a silent outage, measured
+//! from the outage start with keepalive K (facts from the libraries' and brokers' sources; see
+//! the project's keepalive notes). A measurement is judged against its band with a small slack
+//! for scheduling on a loaded machine.
+
+use crate::Band;
+
+/// Scheduling slack added to both ends of a band when judging a measurement.
+pub const SLACK_S: f64 = 0.25;
+
+/// A band before judging.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    pub low_s: f64,
+    pub high_s: f64,
+    pub rule: String,
+}
+
+impl Rule {
+    pub fn judge(&self, measured: Option<f64>) -> Band {
+        Band {
+            low_s: self.low_s,
+            high_s: self.high_s,
+            inside: measured
+                .is_some_and(|m| m >= self.low_s - SLACK_S && m <= self.high_s + SLACK_S),
+            rule: self.rule.clone(),
+        }
+    }
+}
+
+/// The client library's band, from the `subscriber_client` named in `meta.json`.
+pub fn client(library: &str, k: u16) -> Option<Rule> {
+    let k = f64::from(k);
+    if k == 0.0 {
+        return None;
+    }
+    if library.contains("rumqttc") {
+        return Some(Rule {
+            low_s: k,
+            high_s: 2.0 * k,
+            rule: "rumqttc pings every K from CONNACK and gives up when the previous PINGREQ is still unanswered at the next tick: K..2K after the outage starts".into(),
+        });
+    }
+    if library.contains("paho") {
+        return Some(Rule {
+            low_s: k,
+            high_s: 2.0 * k + 1.0,
+            rule: "paho pings after K of silence and gives up K after an unanswered PINGREQ, checking about once a second: K..2K+1 s".into(),
+        });
+    }
+    None
+}
+
+/// The broker's band, from the `broker` named in `meta.json`.
+pub fn broker(broker: &str, k: u16) -> Option<Rule> {
+    if k == 0 {
+        return None;
+    }
+    let k = f64::from(k);
+    let limit = (1.5 * k).floor();
+    if broker.contains("mosquitto") {
+        return Some(Rule {
+            low_s: (limit - k).max(0.0),
+            high_s: limit + 6.0,
+            rule: "mosquitto drops a client more than floor(1.5K) after its last packet, checking about every 6 s; the last packet came up to K before the outage".into(),
+        });
+    }
+    if broker.contains("rumqttd") {
+        return Some(Rule {
+            low_s: (1.5 * k - k).max(0.0),
+            high_s: 1.5 * k,
+            rule: "rumqttd times out a read after 1.5K, but the timer restarts whenever it sends to the client, so it may be late or never while it publishes".into(),
+        });
+    }
+    None
+}

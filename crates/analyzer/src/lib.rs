@@ -1,0 +1,928 @@
+//! The analyzer: a run directory in, a report out.
+//!
+//! It answers the questions of the 2014 experiment with numbers, per fault window and per
+//! subscriber:
+//!
+//! | metric | meaning |
+//! |---|---|
+//! | `outage_start_us`, `outage_end_us` | the fault's actual window, from the proxy log |
+//! | `client_detect_s` | outage start to the client giving up: its own disconnect event, or (black-box) it closed its socket or opened a new connection; null if it never did |
+//! | `broker_detect_s` | outage start to the broker closing its side (the proxy's broker leg), or its log saying it timed the client out; null if never |
+//! | `reconnect_s` | outage end to the first accepted CONNACK after the client gave up |
+//! | `resubscribe_s` | outage end to the SUBACK after that CONNACK |
+//! | `connect_attempts` | attempts from giving up to coming back, with how each failed |
+//! | `first_fresh_s` | outage end to the delivery of the first message published after it |
+//! | `session_present`, `resubscribed` | what the reconnect's CONNACK said, and whether SUBSCRIBE was sent again |
+//!
+//! and per subscriber over the whole run: `published`, `delivered`, `lost`, `duplicates`,
+//! `out_of_order`, `late` (published during an outage, delivered after it), `data_gap_receive_s`
+//! and `data_gap_publish_s` (the longest stretch without deliveries by receive and by publish
+//! time), `reconnects`, `foreign`.
+//!
+//! Next to each detection time stands the band the protocol gives for the client library and
+//! broker that produced the run (see [`bands`]), and whether the measurement fell inside it. The
+//! stories — "client timed out waiting for PINGRESP", "broker timed the client out", "new
+//! connection took over the old session", "data and FIN arrived on a connection the client had
+//! already abandoned", "rode through the outage without reconnecting" — are recognised from the
+//! same events.
+//!
+//! Deterministic: the same run directory always gives byte-identical reports (ordered maps,
+//! fixed float formatting, no wall-clock reads).
+
+pub mod bands;
+mod expect;
+mod load;
+mod markdown;
+
+pub use expect::Condition;
+pub use load::{load, Run};
+
+use linecut_events::{CloseHow, ClosedBy, Direction, DisconnectCause, Event, EventKind, Fate, Leg};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Name and version of `report.json`'s schema; bumped when a field changes meaning.
+pub const REPORT_SCHEMA: &str = "linecut-report";
+pub const REPORT_SCHEMA_VERSION: u32 = 1;
+/// Messages published this close to a subscriber's stop are not counted as lost.
+const STOP_GRACE_US: i64 = 1_000_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyzeError {
+    #[error("{0} is not a run directory (no readable meta.json)")]
+    NotARun(PathBuf),
+    #[error("{0} is missing")]
+    Missing(PathBuf),
+    #[error("{0}")]
+    Read(String),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A detection time's expected band.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Band {
+    pub low_s: f64,
+    pub high_s: f64,
+    pub inside: bool,
+    /// The rule the band comes from, in words.
+    pub rule: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowMetrics {
+    pub client: String,
+    pub client_detect_s: Option<f64>,
+    /// How the client's giving up was seen: its disconnect cause, or `socket_closed` /
+    /// `new_connection` when only the wire showed it.
+    pub client_detect_how: Option<String>,
+    pub client_detect_band: Option<Band>,
+    pub broker_detect_s: Option<f64>,
+    /// `proxy` (the broker closed its leg) or `broker_log`.
+    pub broker_detect_how: Option<String>,
+    pub broker_detect_band: Option<Band>,
+    pub reconnect_s: Option<f64>,
+    pub resubscribe_s: Option<f64>,
+    pub connect_attempts: u32,
+    pub attempt_failures: BTreeMap<String, u32>,
+    pub first_fresh_s: Option<f64>,
+    pub session_present: Option<bool>,
+    pub resubscribed: Option<bool>,
+    pub stories: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowReport {
+    pub fault: u64,
+    pub kind: String,
+    pub spec: String,
+    pub outage_start_us: i64,
+    pub outage_end_us: i64,
+    pub subscribers: Vec<WindowMetrics>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DataMetrics {
+    pub client: String,
+    pub published: u64,
+    pub delivered: u64,
+    pub lost: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    pub late: u64,
+    pub late_max_delay_s: Option<f64>,
+    pub data_gap_receive_s: Option<f64>,
+    pub data_gap_publish_s: Option<f64>,
+    pub reconnects: u64,
+    pub foreign: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExpectationResult {
+    pub metric: String,
+    pub condition: String,
+    /// Value per subscriber (null where the metric has none).
+    pub values: BTreeMap<String, Option<f64>>,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineEntry {
+    /// Seconds from the experiment start.
+    pub t_s: f64,
+    pub ts_us: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    pub what: String,
+}
+
+/// Everything `report.json` holds.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub schema_version: u32,
+    pub scenario: String,
+    pub broker: String,
+    pub client_library: String,
+    pub complete: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incomplete_reason: Option<String>,
+    pub experiment_start_us: i64,
+    pub keepalive_s: Option<u16>,
+    pub windows: Vec<WindowReport>,
+    pub data: Vec<DataMetrics>,
+    pub expectations: Vec<ExpectationResult>,
+    pub timeline: Vec<TimelineEntry>,
+    pub warnings: Vec<String>,
+}
+
+impl Report {
+    /// True when every expectation held (and there were expectations or not).
+    pub fn expectations_hold(&self) -> bool {
+        self.expectations.iter().all(|e| e.ok)
+    }
+}
+
+/// Analyses a run directory and writes `report.json` and `report.md` into it.
+pub fn analyze_dir(dir: &Path) -> Result<Report, AnalyzeError> {
+    let run = load(dir)?;
+    let report = analyze(&run);
+    write_reports(dir, &report)?;
+    Ok(report)
+}
+
+pub fn write_reports(dir: &Path, report: &Report) -> Result<(), AnalyzeError> {
+    let write = |name: &str, text: String| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|source| AnalyzeError::Write { path, source })
+    };
+    let mut json = serde_json::to_string_pretty(report).expect("reports serialise");
+    json.push('\n');
+    write("report.json", json)?;
+    write("report.md", markdown::render(report))
+}
+
+fn secs(us: i64) -> f64 {
+    // Millisecond precision: finer digits would be noise, and fixed rounding keeps reports stable.
+    (us as f64 / 1000.0).round() / 1000.0
+}
+
+/// One client's events, and the proxy connections that carried it.
+struct Client<'a> {
+    id: String,
+    events: Vec<&'a Event>,
+    conns: BTreeSet<u64>,
+}
+
+struct Window {
+    fault: u64,
+    kind: String,
+    spec: String,
+    start: i64,
+    end: i64,
+}
+
+fn windows(run: &Run, run_end: i64) -> Vec<Window> {
+    let mut windows: Vec<Window> = Vec::new();
+    let mut open: Vec<usize> = Vec::new();
+    for e in &run.proxy {
+        match &e.kind {
+            EventKind::FaultStarted(f) => {
+                windows.push(Window {
+                    fault: f.fault,
+                    kind: f.kind.clone(),
+                    spec: f.spec.clone(),
+                    start: e.ts_us,
+                    end: run_end,
+                });
+                open.push(windows.len() - 1);
+            }
+            EventKind::FaultEnded(f) => {
+                if let Some(pos) = open.iter().position(|&i| windows[i].fault == f.fault) {
+                    windows[open.remove(pos)].end = e.ts_us;
+                }
+            }
+            _ => {}
+        }
+    }
+    windows
+}
+
+fn client_of(e: &Event) -> Option<&str> {
+    match &e.kind {
+        EventKind::ConnectAttempt(x) => Some(&x.client),
+        EventKind::Connack(x) => Some(&x.client),
+        EventKind::SubscribeSent(x) => Some(&x.client),
+        EventKind::Suback(x) => Some(&x.client),
+        EventKind::PingSent(x) | EventKind::PingReceived(x) => Some(&x.client),
+        EventKind::Message(x) => Some(&x.client),
+        EventKind::Disconnected(x) => Some(&x.client),
+        _ => None,
+    }
+}
+
+/// Runs the analysis on loaded events.
+pub fn analyze(run: &Run) -> Report {
+    let meta = &run.meta;
+    let text = |key: &str| meta[key].as_str().unwrap_or("").to_string();
+    let all_ts = run
+        .proxy
+        .iter()
+        .chain(&run.subscriber)
+        .chain(&run.publisher)
+        .map(|e| e.ts_us);
+    let run_end = all_ts.clone().max().unwrap_or(0);
+    let start = meta["experiment_start_us"]
+        .as_i64()
+        .or_else(|| all_ts.min())
+        .unwrap_or(0);
+
+    // Which proxy connections each MQTT client id used.
+    let mut conn_client: BTreeMap<u64, String> = BTreeMap::new();
+    for e in &run.proxy {
+        if let EventKind::MqttPacket(p) = &e.kind {
+            if p.packet_type == "CONNECT" && p.dir == Direction::Up {
+                if let Some(id) = &p.client_id {
+                    conn_client.insert(p.conn, id.clone());
+                }
+            }
+        }
+    }
+    // Only subscribers connect through the proxy, so its first CONNECT carries their keepalive.
+    let keepalive_s = run.proxy.iter().find_map(|e| match &e.kind {
+        EventKind::MqttPacket(p) if p.packet_type == "CONNECT" && p.dir == Direction::Up => {
+            p.keepalive_s
+        }
+        _ => None,
+    });
+    let mut clients: BTreeMap<String, Client> = BTreeMap::new();
+    for e in &run.subscriber {
+        if let Some(id) = client_of(e) {
+            clients
+                .entry(id.to_string())
+                .or_insert_with(|| Client {
+                    id: id.to_string(),
+                    events: Vec::new(),
+                    conns: BTreeSet::new(),
+                })
+                .events
+                .push(e);
+        }
+    }
+    for (conn, id) in &conn_client {
+        if let Some(c) = clients.get_mut(id) {
+            c.conns.insert(*conn);
+        }
+    }
+
+    let client_library = text("subscriber_client");
+    let broker = text("broker");
+    let windows = windows(run, run_end);
+    let mut window_reports = Vec::new();
+    for (i, w) in windows.iter().enumerate() {
+        let horizon = windows.get(i + 1).map_or(run_end, |n| n.start);
+        let subscribers = clients
+            .values()
+            .map(|c| window_metrics(run, c, w, horizon, keepalive_s, &client_library, &broker))
+            .collect();
+        window_reports.push(WindowReport {
+            fault: w.fault,
+            kind: w.kind.clone(),
+            spec: w.spec.clone(),
+            outage_start_us: w.start,
+            outage_end_us: w.end,
+            subscribers,
+        });
+    }
+    let data: Vec<DataMetrics> = clients
+        .values()
+        .map(|c| data_metrics(run, c, &windows))
+        .collect();
+    let timeline = timeline(run, &clients, &windows, start, keepalive_s);
+    let mut report = Report {
+        schema: REPORT_SCHEMA,
+        schema_version: REPORT_SCHEMA_VERSION,
+        scenario: text("scenario"),
+        broker,
+        client_library,
+        complete: meta["status"] == "complete",
+        incomplete_reason: meta["reason"].as_str().map(str::to_string),
+        experiment_start_us: start,
+        keepalive_s,
+        windows: window_reports,
+        data,
+        expectations: Vec::new(),
+        timeline,
+        warnings: run.warnings.clone(),
+    };
+    if let Some(expect) = meta["expectations"].as_object() {
+        for (metric, condition) in expect {
+            let condition = match condition {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            report.expectations.push(check(&report, metric, &condition));
+        }
+    }
+    report
+}
+
+/// The first time, at or after `from` and before `until`, that `pick` matches.
+fn first<'a>(
+    events: &[&'a Event],
+    from: i64,
+    until: i64,
+    pick: impl Fn(&Event) -> bool,
+) -> Option<&'a Event> {
+    events
+        .iter()
+        .copied()
+        .find(|e| e.ts_us >= from && e.ts_us < until && pick(e))
+}
+
+fn window_metrics(
+    run: &Run,
+    c: &Client,
+    w: &Window,
+    horizon: i64,
+    keepalive_s: Option<u16>,
+    client_library: &str,
+    broker: &str,
+) -> WindowMetrics {
+    // The connections this client had open when the outage began.
+    let opened_before: BTreeSet<u64> = run
+        .proxy
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::ConnOpened(o) if e.ts_us < w.start && c.conns.contains(&o.conn) => {
+                Some(o.conn)
+            }
+            _ => None,
+        })
+        .collect();
+    // The analysis of this window ends where the subscriber was told to stop: its own orderly
+    // close at the end of the run is not "giving up".
+    let horizon = first(
+        &c.events,
+        w.start,
+        horizon,
+        |e| matches!(&e.kind, EventKind::Disconnected(d) if d.cause == DisconnectCause::Requested),
+    )
+    .map_or(horizon, |stop| stop.ts_us);
+    // Client side: its own disconnect, its socket closing, or a new CONNECT.
+    let own = first(
+        &c.events,
+        w.start,
+        horizon,
+        |e| matches!(&e.kind, EventKind::Disconnected(d) if d.cause != DisconnectCause::Requested),
+    );
+    let proxy_events: Vec<&Event> = run.proxy.iter().collect();
+    let socket = first(
+        &proxy_events,
+        w.start,
+        horizon,
+        |e| matches!(&e.kind, EventKind::LegClosed(l) if l.leg == Leg::Client && l.by == ClosedBy::Peer && opened_before.contains(&l.conn)),
+    );
+    let reconnect_packet = first(
+        &proxy_events,
+        w.start,
+        horizon,
+        |e| matches!(&e.kind, EventKind::MqttPacket(p) if p.packet_type == "CONNECT" && c.conns.contains(&p.conn) && !opened_before.contains(&p.conn)),
+    );
+    let mut seen: Vec<(i64, String)> = Vec::new();
+    if let Some(e) = own {
+        if let EventKind::Disconnected(d) = &e.kind {
+            seen.push((
+                e.ts_us,
+                serde_json::to_value(d.cause)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+            ));
+        }
+    }
+    if let Some(e) = socket {
+        seen.push((e.ts_us, "socket_closed".into()));
+    }
+    if let Some(e) = reconnect_packet {
+        seen.push((e.ts_us, "new_connection".into()));
+    }
+    seen.sort();
+    let detect = seen.first().cloned();
+
+    // Broker side: it closed its leg of a connection this client had, or its log says so.
+    let broker_leg = first(
+        &proxy_events,
+        w.start,
+        horizon,
+        |e| matches!(&e.kind, EventKind::LegClosed(l) if l.leg == Leg::Upstream && l.by == ClosedBy::Peer && opened_before.contains(&l.conn)),
+    );
+    let log_line = run.broker_log.iter().find(|(ts, line)| {
+        *ts >= w.start - 1_000_000
+            && *ts < horizon
+            && line.contains(&format!("Client {} has exceeded timeout", c.id))
+    });
+    let broker_detect = match (broker_leg, log_line) {
+        (Some(e), _) => Some((e.ts_us, "proxy".to_string())),
+        (None, Some((ts, _))) => Some(((*ts).max(w.start), "broker_log".to_string())),
+        (None, None) => None,
+    };
+
+    let after = detect.as_ref().map(|d| d.0);
+    let connack = after.and_then(|t| {
+        first(
+            &c.events,
+            t,
+            i64::MAX,
+            |e| matches!(&e.kind, EventKind::Connack(a) if a.code == 0),
+        )
+    });
+    let next_connack = connack.and_then(|a| {
+        first(&c.events, a.ts_us + 1, i64::MAX, |e| {
+            matches!(&e.kind, EventKind::Connack(_))
+        })
+    });
+    let suback = connack.and_then(|a| {
+        first(&c.events, a.ts_us, i64::MAX, |e| {
+            matches!(e.kind, EventKind::Suback(_))
+        })
+    });
+    let resubscribed = connack.map(|a| {
+        first(
+            &c.events,
+            a.ts_us,
+            next_connack.map_or(i64::MAX, |n| n.ts_us),
+            |e| matches!(e.kind, EventKind::SubscribeSent(_)),
+        )
+        .is_some()
+    });
+    let (mut attempts, mut failures) = (0u32, BTreeMap::new());
+    if let (Some(t), Some(a)) = (after, connack) {
+        for e in c
+            .events
+            .iter()
+            .filter(|e| e.ts_us > t && e.ts_us <= a.ts_us)
+        {
+            match &e.kind {
+                EventKind::ConnectAttempt(_) => attempts += 1,
+                EventKind::Disconnected(d) => {
+                    let cause = serde_json::to_value(d.cause)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    *failures.entry(cause).or_insert(0) += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    let fresh = first(
+        &c.events,
+        w.end,
+        i64::MAX,
+        |e| matches!(&e.kind, EventKind::Message(m) if m.pub_ts_us.is_some_and(|p| p > w.end)),
+    );
+
+    // Bands apply to silent outages long enough to be detected at all: a cut shorter than the
+    // band's lower end is expected to go unnoticed, and "never" is then the right answer.
+    let silent = matches!(w.kind.as_str(), "cut" | "blackhole");
+    let outage_s = secs(w.end - w.start);
+    let applies = |rule: Option<bands::Rule>| rule.filter(|r| silent && outage_s >= r.low_s);
+    let client_band = applies(keepalive_s.and_then(|k| bands::client(client_library, k)));
+    let broker_band = applies(keepalive_s.and_then(|k| bands::broker(broker, k)));
+    let detect_s = detect.as_ref().map(|d| secs(d.0 - w.start));
+    let broker_s = broker_detect.as_ref().map(|d| secs(d.0 - w.start));
+
+    let mut stories = Vec::new();
+    if detect.as_ref().is_some_and(|d| d.1 == "keepalive_timeout") {
+        stories.push("client timed out waiting for PINGRESP".to_string());
+    }
+    if let Some((b, _)) = &broker_detect {
+        if detect.as_ref().is_none_or(|d| *b < d.0) {
+            stories.push("broker timed the client out".to_string());
+        }
+    }
+    // Takeover: the new connection's CONNECT came while the broker still held the old one.
+    if let Some(new) = reconnect_packet {
+        let old_closed_by_broker_before = broker_leg.is_some_and(|b| b.ts_us <= new.ts_us);
+        let log_takeover = run.broker_log.iter().any(|(ts, line)| {
+            *ts >= w.start
+                && *ts < horizon
+                && line.contains(&format!("Client {} already connected", c.id))
+        });
+        if (!old_closed_by_broker_before
+            && !opened_before.is_empty()
+            && upstream_still_open(run, &opened_before, new.ts_us))
+            || log_takeover
+        {
+            stories.push("new connection took over the old session".to_string());
+        }
+    }
+    if stale_delivery(run, &opened_before, w.start, horizon) {
+        stories.push(
+            "data and FIN arrived on a connection the client had already abandoned".to_string(),
+        );
+    }
+    if detect.is_none() && broker_detect.is_none() {
+        stories.push("rode through the outage without reconnecting".to_string());
+    }
+
+    WindowMetrics {
+        client: c.id.clone(),
+        client_detect_s: detect_s,
+        client_detect_how: detect.map(|d| d.1),
+        client_detect_band: client_band.map(|b| b.judge(detect_s)),
+        broker_detect_s: broker_s,
+        broker_detect_how: broker_detect.map(|d| d.1),
+        broker_detect_band: broker_band.map(|b| b.judge(broker_s)),
+        reconnect_s: connack.map(|a| secs(a.ts_us - w.end)),
+        resubscribe_s: suback.map(|s| secs(s.ts_us - w.end)),
+        connect_attempts: attempts,
+        attempt_failures: failures,
+        first_fresh_s: fresh.map(|f| secs(f.ts_us - w.end)),
+        session_present: connack.and_then(|a| match &a.kind {
+            EventKind::Connack(x) => Some(x.session_present),
+            _ => None,
+        }),
+        resubscribed,
+        stories,
+    }
+}
+
+/// True if some connection in `conns` still had its broker leg open at `ts`.
+fn upstream_still_open(run: &Run, conns: &BTreeSet<u64>, ts: i64) -> bool {
+    conns.iter().any(|conn| {
+        !run.proxy.iter().any(|e| {
+            e.ts_us <= ts && matches!(&e.kind, EventKind::LegClosed(l) if l.conn == *conn && l.leg == Leg::Upstream)
+        })
+    })
+}
+
+/// Held broker data (or its FIN) delivered on a connection after the client had closed it.
+fn stale_delivery(run: &Run, conns: &BTreeSet<u64>, from: i64, until: i64) -> bool {
+    conns.iter().any(|conn| {
+        let client_closed = run.proxy.iter().find_map(|e| match &e.kind {
+            EventKind::LegClosed(l)
+                if l.conn == *conn && l.leg == Leg::Client && l.by == ClosedBy::Peer =>
+            {
+                Some(e.ts_us)
+            }
+            _ => None,
+        });
+        let Some(closed) = client_closed else {
+            return false;
+        };
+        run.proxy.iter().any(|e| {
+            e.ts_us > closed
+                && e.ts_us >= from
+                && e.ts_us < until
+                && match &e.kind {
+                    EventKind::MqttPacket(p) => {
+                        p.conn == *conn && p.dir == Direction::Down && p.fate == Fate::Released
+                    }
+                    EventKind::LegClosed(l) => {
+                        l.conn == *conn
+                            && l.leg == Leg::Client
+                            && l.by == ClosedBy::Proxy
+                            && l.how == CloseHow::Fin
+                    }
+                    _ => false,
+                }
+        })
+    })
+}
+
+fn data_metrics(run: &Run, c: &Client, windows: &[Window]) -> DataMetrics {
+    let filters: Vec<String> = c
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::SubscribeSent(s) => Some(
+                s.topics
+                    .iter()
+                    .map(|t| t.filter.clone())
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let subscribed_at = c
+        .events
+        .iter()
+        .find(|e| matches!(e.kind, EventKind::Suback(_)))
+        .map(|e| e.ts_us);
+    let stopped_at = c
+        .events
+        .iter()
+        .rev()
+        .find(|e| matches!(&e.kind, EventKind::Disconnected(d) if d.cause == DisconnectCause::Requested))
+        .or(c.events.last())
+        .map_or(i64::MAX, |e| e.ts_us);
+    let expected: BTreeSet<(String, u64)> = run
+        .publisher
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Published(p)
+                if subscribed_at.is_some_and(|s| e.ts_us >= s)
+                    && e.ts_us < stopped_at - STOP_GRACE_US
+                    && filters.iter().any(|f| topic_matches(f, &p.topic)) =>
+            {
+                Some((p.topic.clone(), p.seq))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut delivered: BTreeMap<(String, u64), u32> = BTreeMap::new();
+    let (mut out_of_order, mut foreign, mut late, mut late_max) = (0u64, 0u64, 0u64, None::<i64>);
+    let mut highest: BTreeMap<String, u64> = BTreeMap::new();
+    let (mut receive_times, mut publish_times) = (Vec::new(), Vec::new());
+    for e in &c.events {
+        let EventKind::Message(m) = &e.kind else {
+            continue;
+        };
+        let (Some(seq), Some(pub_ts)) = (m.seq, m.pub_ts_us) else {
+            foreign += 1;
+            continue;
+        };
+        *delivered.entry((m.topic.clone(), seq)).or_insert(0) += 1;
+        let top = highest.entry(m.topic.clone()).or_insert(0);
+        if seq < *top {
+            out_of_order += 1;
+        }
+        *top = (*top).max(seq);
+        receive_times.push(e.ts_us);
+        publish_times.push(pub_ts);
+        if windows
+            .iter()
+            .any(|w| pub_ts >= w.start && pub_ts < w.end && e.ts_us >= w.end)
+        {
+            late += 1;
+            late_max = Some(late_max.map_or(e.ts_us - pub_ts, |x: i64| x.max(e.ts_us - pub_ts)));
+        }
+    }
+    publish_times.sort_unstable();
+    let gap = |times: &[i64]| times.windows(2).map(|p| p[1] - p[0]).max().map(secs);
+    DataMetrics {
+        client: c.id.clone(),
+        published: expected.len() as u64,
+        delivered: delivered.values().map(|&n| u64::from(n)).sum(),
+        lost: expected
+            .iter()
+            .filter(|k| !delivered.contains_key(*k))
+            .count() as u64,
+        duplicates: delivered
+            .values()
+            .map(|&n| u64::from(n.saturating_sub(1)))
+            .sum(),
+        out_of_order,
+        late,
+        late_max_delay_s: late_max.map(secs),
+        data_gap_receive_s: gap(&receive_times),
+        data_gap_publish_s: gap(&publish_times),
+        reconnects: c
+            .events
+            .iter()
+            .filter(|e| matches!(&e.kind, EventKind::Connack(a) if a.code == 0))
+            .count()
+            .saturating_sub(1) as u64,
+        foreign,
+    }
+}
+
+/// MQTT topic filter matching (`+` one level, `#` the rest).
+pub fn topic_matches(filter: &str, topic: &str) -> bool {
+    let mut f = filter.split('/');
+    let mut t = topic.split('/');
+    loop {
+        match (f.next(), t.next()) {
+            (Some("#"), _) => return true,
+            (Some("+"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+fn timeline(
+    run: &Run,
+    clients: &BTreeMap<String, Client>,
+    windows: &[Window],
+    start: i64,
+    keepalive_s: Option<u16>,
+) -> Vec<TimelineEntry> {
+    let k_us = i64::from(keepalive_s.unwrap_or(60)) * 1_000_000;
+    let near_outage = |ts: i64| {
+        windows
+            .iter()
+            .any(|w| ts >= w.start - k_us && ts <= w.end + k_us)
+    };
+    let mut out = Vec::new();
+    let mut push = |ts: i64, client: Option<&str>, what: String| {
+        out.push(TimelineEntry {
+            t_s: secs(ts - start),
+            ts_us: ts,
+            client: client.map(str::to_string),
+            what,
+        });
+    };
+    for w in windows {
+        push(
+            w.start,
+            None,
+            format!("{} begins (fault {}: {})", w.kind, w.fault, w.spec),
+        );
+        if w.end != w.start {
+            push(w.end, None, format!("{} ends (fault {})", w.kind, w.fault));
+        }
+    }
+    for c in clients.values() {
+        let id = Some(c.id.as_str());
+        let mut last_message: Option<&Event> = None;
+        for e in &c.events {
+            match &e.kind {
+                EventKind::ConnectAttempt(a) if a.attempt > 1 => push(
+                    e.ts_us,
+                    id,
+                    format!(
+                        "connect attempt {} (after {} ms back-off)",
+                        a.attempt, a.delay_ms
+                    ),
+                ),
+                EventKind::Connack(a) => push(
+                    e.ts_us,
+                    id,
+                    format!(
+                        "CONNACK code {} session_present={}",
+                        a.code, a.session_present
+                    ),
+                ),
+                EventKind::SubscribeSent(s) => push(
+                    e.ts_us,
+                    id,
+                    format!("SUBSCRIBE sent ({:?})", s.reason).to_lowercase(),
+                ),
+                EventKind::Suback(s) => push(e.ts_us, id, format!("SUBACK codes {:?}", s.codes)),
+                EventKind::PingSent(_) if near_outage(e.ts_us) => {
+                    push(e.ts_us, id, "sends PINGREQ".into())
+                }
+                EventKind::PingReceived(_) if near_outage(e.ts_us) => {
+                    push(e.ts_us, id, "gets PINGRESP".into())
+                }
+                EventKind::Disconnected(d) => push(
+                    e.ts_us,
+                    id,
+                    format!(
+                        "gives up the connection ({}): {}",
+                        serde_json::to_value(d.cause)
+                            .ok()
+                            .and_then(|v| v.as_str().map(str::to_string))
+                            .unwrap_or_default(),
+                        d.error
+                    ),
+                ),
+                EventKind::Message(m) => {
+                    let after_gap = last_message
+                        .is_some_and(|l| e.ts_us - l.ts_us > 2 * k_us.min(5_000_000))
+                        || windows.iter().any(|w| {
+                            last_message.is_none_or(|l| l.ts_us < w.end) && e.ts_us >= w.end
+                        });
+                    if after_gap {
+                        push(
+                            e.ts_us,
+                            id,
+                            format!(
+                                "receives seq {} published at t+{:.3} s",
+                                m.seq.unwrap_or(0),
+                                secs(m.pub_ts_us.unwrap_or(e.ts_us) - start)
+                            ),
+                        );
+                    }
+                    last_message = Some(e);
+                }
+                _ => {}
+            }
+        }
+    }
+    for e in &run.proxy {
+        match &e.kind {
+            EventKind::LegClosed(l) => {
+                let who = match (l.leg, l.by) {
+                    (Leg::Client, ClosedBy::Peer) => "the client closed its connection",
+                    (Leg::Upstream, ClosedBy::Peer) => "the broker closed its connection",
+                    (Leg::Client, ClosedBy::Proxy) => "the proxy closed the client's connection",
+                    (Leg::Upstream, ClosedBy::Proxy) => "the proxy closed the broker's connection",
+                };
+                push(
+                    e.ts_us,
+                    None,
+                    format!(
+                        "conn {}: {who} ({:?}){}",
+                        l.conn,
+                        l.how,
+                        l.reason
+                            .as_ref()
+                            .map(|r| format!(": {r}"))
+                            .unwrap_or_default()
+                    )
+                    .replace("(Fin)", "(FIN)")
+                    .replace("(Rst)", "(RST)")
+                    .replace("(Error)", "(error)"),
+                );
+            }
+            EventKind::ConnOpened(o) => push(
+                e.ts_us,
+                None,
+                format!("conn {}: opened from {}", o.conn, o.client_addr),
+            ),
+            _ => {}
+        }
+    }
+    for (ts, line) in &run.broker_log {
+        if line.contains("exceeded timeout") || line.contains("already connected") {
+            // mosquitto stamps whole seconds: the event happened within the second after this.
+            push(*ts, None, format!("broker log (1 s resolution): {line}"));
+        }
+    }
+    out.sort_by(|a, b| a.ts_us.cmp(&b.ts_us).then_with(|| a.what.cmp(&b.what)));
+    out
+}
+
+fn check(report: &Report, metric: &str, condition_text: &str) -> ExpectationResult {
+    let mut result = ExpectationResult {
+        metric: metric.to_string(),
+        condition: condition_text.to_string(),
+        values: BTreeMap::new(),
+        ok: false,
+        problem: None,
+    };
+    let condition = match Condition::parse(condition_text) {
+        Ok(c) => c,
+        Err(e) => {
+            result.problem = Some(e);
+            return result;
+        }
+    };
+    let first_window = report.windows.first();
+    for d in &report.data {
+        let window = first_window.and_then(|w| w.subscribers.iter().find(|m| m.client == d.client));
+        let value = match metric {
+            "client_detect_s" => window.and_then(|w| w.client_detect_s),
+            "broker_detect_s" => window.and_then(|w| w.broker_detect_s),
+            "reconnect_s" => window.and_then(|w| w.reconnect_s),
+            "resubscribe_s" => window.and_then(|w| w.resubscribe_s),
+            "first_fresh_s" => window.and_then(|w| w.first_fresh_s),
+            "connect_attempts" => window.map(|w| f64::from(w.connect_attempts)),
+            "published" => Some(d.published as f64),
+            "delivered" => Some(d.delivered as f64),
+            "lost" => Some(d.lost as f64),
+            "duplicates" => Some(d.duplicates as f64),
+            "out_of_order" => Some(d.out_of_order as f64),
+            "late" => Some(d.late as f64),
+            "data_gap_receive_s" => d.data_gap_receive_s,
+            "data_gap_publish_s" => d.data_gap_publish_s,
+            "reconnects" => Some(d.reconnects as f64),
+            "foreign" => Some(d.foreign as f64),
+            _ => {
+                result.problem = Some(format!("`{metric}` is not a metric linecut reports"));
+                return result;
+            }
+        };
+        result.values.insert(d.client.clone(), value);
+    }
+    result.ok = !result.values.is_empty() && result.values.values().all(|v| condition.holds(*v));
+    if result.values.is_empty() {
+        result.problem = Some("no subscriber in the run".into());
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests;
