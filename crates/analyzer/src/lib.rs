@@ -14,7 +14,10 @@
 //! | `first_fresh_s` | outage end to the delivery of the first message published after it |
 //! | `session_present`, `resubscribed` | what the reconnect's CONNACK said, and whether SUBSCRIBE was sent again |
 //!
-//! and per subscriber over the whole run: `published`, `delivered`, `lost`, `duplicates`,
+//! For a fleet, each window also carries the distribution (min, p50, p90, p99, max) of every
+//! timing across subscribers; an expectation such as `client_detect_s.p99 = "<= 4"` checks it.
+//!
+//! And per subscriber over the whole run: `published`, `delivered`, `lost`, `duplicates`,
 //! `out_of_order`, `late` (published during an outage, delivered after it), `data_gap_receive_s`
 //! and `data_gap_publish_s` (the longest stretch without deliveries by receive and by publish
 //! time), `reconnects`, `foreign`.
@@ -103,6 +106,72 @@ pub struct WindowReport {
     pub outage_start_us: i64,
     pub outage_end_us: i64,
     pub subscribers: Vec<WindowMetrics>,
+    /// Each timing's distribution across subscribers (those with a value), for fleets.
+    pub distribution: BTreeMap<String, Distribution>,
+}
+
+/// min, p50, p90, p99 and max of one timing across a fleet, and how many had no value.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Distribution {
+    pub count: usize,
+    pub missing: usize,
+    pub min: f64,
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Distribution {
+    fn of(values: &[Option<f64>]) -> Option<Distribution> {
+        let mut v: Vec<f64> = values.iter().flatten().copied().collect();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        // Nearest-rank percentiles: always a measured value, never an interpolation.
+        let rank = |q: f64| v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+        Some(Distribution {
+            count: v.len(),
+            missing: values.len() - v.len(),
+            min: v[0],
+            p50: rank(0.50),
+            p90: rank(0.90),
+            p99: rank(0.99),
+            max: v[v.len() - 1],
+        })
+    }
+
+    fn get(&self, stat: &str) -> Option<f64> {
+        Some(match stat {
+            "min" => self.min,
+            "p50" => self.p50,
+            "p90" => self.p90,
+            "p99" => self.p99,
+            "max" => self.max,
+            _ => return None,
+        })
+    }
+}
+
+/// The timings a window's distribution covers.
+const TIMINGS: [&str; 5] = [
+    "client_detect_s",
+    "broker_detect_s",
+    "reconnect_s",
+    "resubscribe_s",
+    "first_fresh_s",
+];
+
+fn timing(m: &WindowMetrics, name: &str) -> Option<f64> {
+    match name {
+        "client_detect_s" => m.client_detect_s,
+        "broker_detect_s" => m.broker_detect_s,
+        "reconnect_s" => m.reconnect_s,
+        "resubscribe_s" => m.resubscribe_s,
+        "first_fresh_s" => m.first_fresh_s,
+        _ => None,
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -307,9 +376,17 @@ pub fn analyze(run: &Run) -> Report {
     let mut window_reports = Vec::new();
     for (i, w) in windows.iter().enumerate() {
         let horizon = windows.get(i + 1).map_or(run_end, |n| n.start);
-        let subscribers = clients
+        let subscribers: Vec<WindowMetrics> = clients
             .values()
             .map(|c| window_metrics(run, c, w, horizon, keepalive_s, &client_library, &broker))
+            .collect();
+        let distribution = TIMINGS
+            .iter()
+            .filter_map(|name| {
+                let values: Vec<Option<f64>> =
+                    subscribers.iter().map(|m| timing(m, name)).collect();
+                Distribution::of(&values).map(|d| (name.to_string(), d))
+            })
             .collect();
         window_reports.push(WindowReport {
             fault: w.fault,
@@ -318,6 +395,7 @@ pub fn analyze(run: &Run) -> Report {
             outage_start_us: w.start,
             outage_end_us: w.end,
             subscribers,
+            distribution,
         });
     }
     let data: Vec<DataMetrics> = clients
@@ -891,6 +969,22 @@ fn check(report: &Report, metric: &str, condition_text: &str) -> ExpectationResu
         }
     };
     let first_window = report.windows.first();
+    // `metric.p99` (or min, p50, p90, max) checks the fleet's distribution of a timing.
+    if let Some((name, stat)) = metric.split_once('.') {
+        let value = first_window
+            .and_then(|w| w.distribution.get(name))
+            .and_then(|d| d.get(stat));
+        if !TIMINGS.contains(&name) || !["min", "p50", "p90", "p99", "max"].contains(&stat) {
+            result.problem = Some(format!(
+                "`{metric}` is not a fleet statistic; use a timing ({}) with .min, .p50, .p90, .p99 or .max",
+                TIMINGS.join(", ")
+            ));
+            return result;
+        }
+        result.values.insert("fleet".into(), value);
+        result.ok = condition.holds(value);
+        return result;
+    }
     for d in &report.data {
         let window = first_window.and_then(|w| w.subscribers.iter().find(|m| m.client == d.client));
         let value = match metric {

@@ -92,6 +92,28 @@ pub fn render(r: &Report) -> String {
                 m.connect_attempts,
             );
         }
+        if window.subscribers.len() > 1 {
+            let _ = writeln!(
+                w,
+                "\nAcross the {} subscribers:\n",
+                window.subscribers.len()
+            );
+            let _ = writeln!(w, "| timing | measured | min | p50 | p90 | p99 | max |");
+            let _ = writeln!(w, "|---|---|---|---|---|---|---|");
+            for (name, d) in &window.distribution {
+                let _ = writeln!(
+                    w,
+                    "| {name} | {} of {} | {:.3} s | {:.3} s | {:.3} s | {:.3} s | {:.3} s |",
+                    d.count,
+                    d.count + d.missing,
+                    d.min,
+                    d.p50,
+                    d.p90,
+                    d.p99,
+                    d.max
+                );
+            }
+        }
         for m in &window.subscribers {
             for story in &m.stories {
                 let _ = writeln!(w, "\n- {}: {story}.", m.client);

@@ -444,6 +444,40 @@ fn a_run_directory_with_a_bad_line_is_analysed_and_the_line_is_named() {
 }
 
 #[test]
+fn fleet_distributions_use_nearest_rank_and_feed_expectations() {
+    let values: Vec<Option<f64>> = (1..=100).map(|i| Some(i as f64)).chain([None]).collect();
+    let d = Distribution::of(&values).unwrap();
+    assert_eq!(
+        (d.count, d.missing, d.min, d.p50, d.p90, d.p99, d.max),
+        (100, 1, 1.0, 50.0, 90.0, 99.0, 100.0)
+    );
+    assert!(Distribution::of(&[None, None]).is_none());
+    let mut run = classic();
+    run.meta["expectations"] =
+        serde_json::json!({"client_detect_s.p99": "<= 4", "client_detect_s.p42": "1"});
+    let r = analyze(&run);
+    let p99 = r
+        .expectations
+        .iter()
+        .find(|e| e.metric == "client_detect_s.p99")
+        .unwrap();
+    assert!(p99.ok && p99.values["fleet"] == Some(3.0));
+    let bad = r
+        .expectations
+        .iter()
+        .find(|e| e.metric == "client_detect_s.p42")
+        .unwrap();
+    assert!(
+        !bad.ok
+            && bad
+                .problem
+                .as_deref()
+                .unwrap()
+                .contains("not a fleet statistic")
+    );
+}
+
+#[test]
 fn topic_filters_match_as_mqtt_does() {
     assert!(topic_matches("t/#", "t/1"));
     assert!(topic_matches("#", "a/b"));
