@@ -257,6 +257,14 @@ pub fn write_reports(dir: &Path, report: &Report) -> Result<(), AnalyzeError> {
     write("report.md", markdown::render(report))
 }
 
+/// A disconnect cause as the events spell it (`keepalive_timeout`, …).
+fn cause_name(cause: DisconnectCause) -> String {
+    serde_json::to_value(cause)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 fn secs(us: i64) -> f64 {
     // Millisecond precision: finer digits would be noise, and fixed rounding keeps reports stable.
     (us as f64 / 1000.0).round() / 1000.0
@@ -496,13 +504,7 @@ fn window_metrics(
     let mut seen: Vec<(i64, String)> = Vec::new();
     if let Some(e) = own {
         if let EventKind::Disconnected(d) = &e.kind {
-            seen.push((
-                e.ts_us,
-                serde_json::to_value(d.cause)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default(),
-            ));
+            seen.push((e.ts_us, cause_name(d.cause)));
         }
     }
     if let Some(e) = socket {
@@ -570,10 +572,7 @@ fn window_metrics(
             match &e.kind {
                 EventKind::ConnectAttempt(_) => attempts += 1,
                 EventKind::Disconnected(d) => {
-                    let cause = serde_json::to_value(d.cause)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_string))
-                        .unwrap_or_default();
+                    let cause = cause_name(d.cause);
                     *failures.entry(cause).or_insert(0) += 1;
                 }
                 _ => {}
@@ -879,10 +878,7 @@ fn timeline(
                     id,
                     format!(
                         "gives up the connection ({}): {}",
-                        serde_json::to_value(d.cause)
-                            .ok()
-                            .and_then(|v| v.as_str().map(str::to_string))
-                            .unwrap_or_default(),
+                        cause_name(d.cause),
                         d.error
                     ),
                 ),
