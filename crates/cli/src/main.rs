@@ -35,6 +35,8 @@ struct Cli {
 enum Command {
     /// Run a scenario end to end and leave a run directory (default results/<name>/).
     Run(run_cmd::RunArgs),
+    /// Run scenarios and print one verdict table (--junit for CI systems).
+    Check(run_cmd::CheckArgs),
     /// (Re)compute a run directory's reports and check its expectations.
     Analyze(run_cmd::AnalyzeArgs),
     /// Regenerate the reports of every run directory under DIR from their stored events.
@@ -82,6 +84,7 @@ fn main() -> ExitCode {
     init_logging();
     let result = match cli.command {
         Command::Run(args) => run_cmd::run(args),
+        Command::Check(args) => run_cmd::check(args),
         Command::Analyze(args) => run_cmd::analyze(args),
         Command::Report(args) => run_cmd::report(args),
         Command::Validate(args) => run_cmd::validate(args),

@@ -211,3 +211,158 @@ pub fn schema() -> anyhow::Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Scenario files to run.
+    #[arg(required = true)]
+    scenarios: Vec<PathBuf>,
+
+    /// Where the run directories go (one per scenario, replaced on every check).
+    #[arg(long, default_value = "results/check", value_name = "DIR")]
+    out_dir: PathBuf,
+
+    /// Also write the verdicts as JUnit XML, for CI systems.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+}
+
+/// One scenario's outcome in a check.
+struct Verdict {
+    scenario: String,
+    seconds: f64,
+    /// Why the run itself failed (incomplete, could not run, not analysed).
+    error: Option<String>,
+    expectations: Vec<linecut_analyzer::ExpectationResult>,
+}
+
+/// Runs scenarios one after another and prints one verdict table (exit 0, 1 or 2).
+pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let mut verdicts = Vec::new();
+    for path in &args.scenarios {
+        let scenario = linecut_scenario::load(path)?;
+        let started = std::time::Instant::now();
+        let options = RunOptions {
+            dir: args.out_dir.join(&scenario.name),
+            force: true,
+            display: DisplayMode::Quiet,
+        };
+        eprintln!("linecut: checking {} ...", path.display());
+        let outcome = runtime.block_on(linecut_runner::run(
+            &scenario,
+            &options,
+            shutdown_signal(None),
+        ));
+        let mut verdict = Verdict {
+            scenario: scenario.name.clone(),
+            seconds: 0.0,
+            error: None,
+            expectations: Vec::new(),
+        };
+        match outcome {
+            Err(e) => verdict.error = Some(format!("could not run: {e}")),
+            Ok(outcome) => {
+                if let RunStatus::Incomplete(reason) = &outcome.status {
+                    verdict.error = Some(format!("incomplete: {reason}"));
+                }
+                match outcome.report {
+                    Ok(report) => verdict.expectations = report.expectations,
+                    Err(e) => verdict.error = Some(format!("not analysed: {e}")),
+                }
+            }
+        }
+        verdict.seconds = started.elapsed().as_secs_f64();
+        verdicts.push(verdict);
+    }
+    println!("{:<24} {:<12} expectations", "scenario", "verdict");
+    for v in &verdicts {
+        let passed = v.expectations.iter().filter(|e| e.ok).count();
+        let state = match (&v.error, passed == v.expectations.len()) {
+            (Some(_), _) => "ERROR",
+            (None, true) => "pass",
+            (None, false) => "FAIL",
+        };
+        let failed: Vec<String> = v
+            .expectations
+            .iter()
+            .filter(|e| !e.ok)
+            .map(|e| format!("{} {}", e.metric, e.condition))
+            .collect();
+        let detail = v.error.clone().unwrap_or_else(|| {
+            if failed.is_empty() {
+                format!("{passed}/{} held", v.expectations.len())
+            } else {
+                format!(
+                    "{passed}/{} held; failed: {}",
+                    v.expectations.len(),
+                    failed.join("; ")
+                )
+            }
+        });
+        println!("{:<24} {:<12} {}", v.scenario, state, detail);
+    }
+    if let Some(path) = &args.junit {
+        std::fs::write(path, junit(&verdicts))
+            .with_context(|| format!("--junit {}", path.display()))?;
+    }
+    Ok(if verdicts.iter().any(|v| v.error.is_some()) {
+        ExitCode::from(2)
+    } else if verdicts.iter().all(|v| v.expectations.iter().all(|e| e.ok)) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+fn xml(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// JUnit XML: one suite per scenario; a test case for the run itself and one per expectation.
+fn junit(verdicts: &[Verdict]) -> String {
+    let mut out =
+        String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"linecut\">\n");
+    for v in verdicts {
+        let failures = v.expectations.iter().filter(|e| !e.ok).count();
+        let errors = usize::from(v.error.is_some());
+        out.push_str(&format!(
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"{errors}\" time=\"{:.3}\">\n",
+            xml(&v.scenario),
+            v.expectations.len() + 1,
+            v.seconds
+        ));
+        out.push_str(&format!(
+            "    <testcase classname=\"{}\" name=\"run completes\">",
+            xml(&v.scenario)
+        ));
+        if let Some(e) = &v.error {
+            out.push_str(&format!("<error message=\"{}\"/>", xml(e)));
+        }
+        out.push_str("</testcase>\n");
+        for e in &v.expectations {
+            out.push_str(&format!(
+                "    <testcase classname=\"{}\" name=\"{} {}\">",
+                xml(&v.scenario),
+                xml(&e.metric),
+                xml(&e.condition)
+            ));
+            if !e.ok {
+                let values: Vec<String> = e
+                    .values
+                    .iter()
+                    .map(|(c, v)| format!("{c}={}", v.map_or("none".into(), |v| v.to_string())))
+                    .collect();
+                let message = e.problem.clone().unwrap_or_else(|| values.join(", "));
+                out.push_str(&format!("<failure message=\"{}\"/>", xml(&message)));
+            }
+            out.push_str("</testcase>\n");
+        }
+        out.push_str("  </testsuite>\n");
+    }
+    out.push_str("</testsuites>\n");
+    out
+}

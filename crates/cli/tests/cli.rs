@@ -384,3 +384,46 @@ fn a_failed_expectation_exits_1_and_analyze_recomputes_the_same_verdict() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("not a run directory"));
 }
+
+#[test]
+fn check_runs_scenarios_prints_verdicts_and_writes_junit() {
+    let dir = temp_dir("check");
+    let good = dir.join("holds.toml");
+    std::fs::write(&good, "duration = \"2s\"\n[publisher]\ninterval = \"100ms\"\n[subscriber]\nkeepalive = \"2s\"\n[expect]\nreconnects = 0\n").unwrap();
+    let bad = dir.join("fails.toml");
+    std::fs::write(&bad, "duration = \"2s\"\n[publisher]\ninterval = \"100ms\"\n[subscriber]\nkeepalive = \"2s\"\n[expect]\nlost = \"> 5\"\n").unwrap();
+    let junit = dir.join("junit.xml");
+    let out = linecut()
+        .arg("check")
+        .arg(&good)
+        .arg(&bad)
+        .arg("--out-dir")
+        .arg(dir.join("runs"))
+        .arg("--junit")
+        .arg(&junit)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("holds") && stdout.contains("pass"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("FAIL") && stdout.contains("failed: lost > 5"),
+        "{stdout}"
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.contains(r#"<testsuite name="fails" tests="2" failures="1" errors="0""#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"name="lost &gt; 5"><failure message="linecut-sub=0"/>"#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(r#"<testcase classname="holds" name="reconnects 0"></testcase>"#),
+        "{xml}"
+    );
+}
