@@ -873,6 +873,9 @@ fn timeline(
                 EventKind::PingReceived(_) if near_outage(e.ts_us) => {
                     push(e.ts_us, id, "gets PINGRESP".into())
                 }
+                EventKind::Disconnected(d) if d.cause == DisconnectCause::Requested => {
+                    push(e.ts_us, id, "disconnects: the run is over".into())
+                }
                 EventKind::Disconnected(d) => push(
                     e.ts_us,
                     id,
