@@ -36,6 +36,7 @@ pub mod bands;
 mod expect;
 mod load;
 mod markdown;
+mod svg;
 
 pub use expect::Condition;
 pub use load::{load, Run};
@@ -238,23 +239,31 @@ impl Report {
     }
 }
 
-/// Analyses a run directory and writes `report.json` and `report.md` into it.
+/// Analyses a run directory and writes `report.json`, `report.md` and `timeline.svg` into it.
 pub fn analyze_dir(dir: &Path) -> Result<Report, AnalyzeError> {
     let run = load(dir)?;
     let report = analyze(&run);
-    write_reports(dir, &report)?;
+    write_reports(dir, &report, &run)?;
     Ok(report)
 }
 
-pub fn write_reports(dir: &Path, report: &Report) -> Result<(), AnalyzeError> {
-    let write = |name: &str, text: String| {
-        let path = dir.join(name);
-        std::fs::write(&path, text).map_err(|source| AnalyzeError::Write { path, source })
-    };
+/// The three reports, as text: `report.json`, `report.md`, `timeline.svg`.
+pub fn render_reports(report: &Report, run: &Run) -> [(&'static str, String); 3] {
     let mut json = serde_json::to_string_pretty(report).expect("reports serialise");
     json.push('\n');
-    write("report.json", json)?;
-    write("report.md", markdown::render(report))
+    [
+        ("report.json", json),
+        ("report.md", markdown::render(report)),
+        ("timeline.svg", svg::render(report, run)),
+    ]
+}
+
+pub fn write_reports(dir: &Path, report: &Report, run: &Run) -> Result<(), AnalyzeError> {
+    for (name, text) in render_reports(report, run) {
+        let path = dir.join(name);
+        std::fs::write(&path, text).map_err(|source| AnalyzeError::Write { path, source })?;
+    }
+    Ok(())
 }
 
 /// A disconnect cause as the events spell it (`keepalive_timeout`, …).
