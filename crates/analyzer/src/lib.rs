@@ -17,7 +17,9 @@
 //! For a fleet, each window also carries the distribution (min, p50, p90, p99, max) of every
 //! timing across subscribers; an expectation such as `client_detect_s.p99 = "<= 4"` checks it.
 //!
-//! And per subscriber over the whole run: `published`, `delivered`, `lost`, `duplicates`,
+//! And per subscriber over the whole run: `published` (on its topics while it was subscribed),
+//! `delivered`, `lost` (published but never delivered, except in the last second before it
+//! stopped, which may still have been in flight), `duplicates`,
 //! `out_of_order`, `late` (published during an outage, delivered after it), `data_gap_receive_s`
 //! and `data_gap_publish_s` (the longest stretch without deliveries by receive and by publish
 //! time), `reconnects`, `foreign`.
@@ -731,19 +733,26 @@ fn data_metrics(run: &Run, c: &Client, windows: &[Window]) -> DataMetrics {
         .find(|e| matches!(&e.kind, EventKind::Disconnected(d) if d.cause == DisconnectCause::Requested))
         .or(c.events.last())
         .map_or(i64::MAX, |e| e.ts_us);
-    let expected: BTreeSet<(String, u64)> = run
+    // Everything published on this subscriber's topics while it was subscribed…
+    let published: Vec<(i64, (String, u64))> = run
         .publisher
         .iter()
         .filter_map(|e| match &e.kind {
             EventKind::Published(p)
                 if subscribed_at.is_some_and(|s| e.ts_us >= s)
-                    && e.ts_us < stopped_at - STOP_GRACE_US
+                    && e.ts_us < stopped_at
                     && filters.iter().any(|f| topic_matches(f, &p.topic)) =>
             {
-                Some((p.topic.clone(), p.seq))
+                Some((e.ts_us, (p.topic.clone(), p.seq)))
             }
             _ => None,
         })
+        .collect();
+    // …of which the last second's may still have been in flight when it stopped: not "lost".
+    let expected: BTreeSet<(String, u64)> = published
+        .iter()
+        .filter(|(ts, _)| *ts < stopped_at - STOP_GRACE_US)
+        .map(|(_, key)| key.clone())
         .collect();
     let mut delivered: BTreeMap<(String, u64), u32> = BTreeMap::new();
     let (mut out_of_order, mut foreign, mut late, mut late_max) = (0u64, 0u64, 0u64, None::<i64>);
@@ -777,7 +786,7 @@ fn data_metrics(run: &Run, c: &Client, windows: &[Window]) -> DataMetrics {
     let gap = |times: &[i64]| times.windows(2).map(|p| p[1] - p[0]).max().map(secs);
     DataMetrics {
         client: c.id.clone(),
-        published: expected.len() as u64,
+        published: published.len() as u64,
         delivered: delivered.values().map(|&n| u64::from(n)).sum(),
         lost: expected
             .iter()
