@@ -41,7 +41,7 @@ mod markdown;
 mod svg;
 
 pub use expect::Condition;
-pub use load::{load, Run};
+pub use load::{load, Delivery, Publish, Run};
 
 use linecut_events::{CloseHow, ClosedBy, Direction, DisconnectCause, Event, EventKind, Fate, Leg};
 use serde::Serialize;
@@ -281,10 +281,11 @@ fn secs(us: i64) -> f64 {
     (us as f64 / 1000.0).round() / 1000.0
 }
 
-/// One client's events, and the proxy connections that carried it.
+/// One client's events, its deliveries, and the proxy connections that carried it.
 struct Client<'a> {
     id: String,
     events: Vec<&'a Event>,
+    deliveries: Vec<&'a Delivery>,
     conns: BTreeSet<u64>,
 }
 
@@ -377,11 +378,25 @@ pub fn analyze(run: &Run) -> Report {
                 .or_insert_with(|| Client {
                     id: id.to_string(),
                     events: Vec::new(),
+                    deliveries: Vec::new(),
                     conns: BTreeSet::new(),
                 })
                 .events
                 .push(e);
         }
+    }
+    for d in &run.deliveries {
+        let id = run.client_name(d.client);
+        clients
+            .entry(id.to_string())
+            .or_insert_with(|| Client {
+                id: id.to_string(),
+                events: Vec::new(),
+                deliveries: Vec::new(),
+                conns: BTreeSet::new(),
+            })
+            .deliveries
+            .push(d);
     }
     for (conn, id) in &conn_client {
         if let Some(c) = clients.get_mut(id) {
@@ -590,12 +605,10 @@ fn window_metrics(
             }
         }
     }
-    let fresh = first(
-        &c.events,
-        w.end,
-        i64::MAX,
-        |e| matches!(&e.kind, EventKind::Message(m) if m.pub_ts_us.is_some_and(|p| p > w.end)),
-    );
+    let fresh = c
+        .deliveries
+        .iter()
+        .find(|d| d.ts_us >= w.end && d.pub_ts_us.is_some_and(|p| p > w.end));
 
     // Bands apply to silent outages long enough to be detected at all: a cut shorter than the
     // band's lower end is expected to go unnoticed, and "never" is then the right answer.
@@ -726,60 +739,79 @@ fn data_metrics(run: &Run, c: &Client, windows: &[Window]) -> DataMetrics {
         .iter()
         .find(|e| matches!(e.kind, EventKind::Suback(_)))
         .map(|e| e.ts_us);
-    let stopped_at = c
+    // Where the subscriber stopped: its orderly disconnect, or (a run cut short) the last thing
+    // it did, deliveries included.
+    let requested_stop = c.events.iter().rev().find(
+        |e| matches!(&e.kind, EventKind::Disconnected(d) if d.cause == DisconnectCause::Requested),
+    );
+    let last_seen = c
         .events
-        .iter()
-        .rev()
-        .find(|e| matches!(&e.kind, EventKind::Disconnected(d) if d.cause == DisconnectCause::Requested))
-        .or(c.events.last())
-        .map_or(i64::MAX, |e| e.ts_us);
+        .last()
+        .map(|e| e.ts_us)
+        .max(c.deliveries.last().map(|d| d.ts_us));
+    let stopped_at = requested_stop
+        .map(|e| e.ts_us)
+        .or(last_seen)
+        .unwrap_or(i64::MAX);
     // Everything published on this subscriber's topics while it was subscribed…
-    let published: Vec<(i64, (String, u64))> = run
-        .publisher
+    let on_topics: Vec<bool> = run
+        .topics
         .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Published(p)
-                if subscribed_at.is_some_and(|s| e.ts_us >= s)
-                    && e.ts_us < stopped_at
-                    && filters.iter().any(|f| topic_matches(f, &p.topic)) =>
-            {
-                Some((e.ts_us, (p.topic.clone(), p.seq)))
-            }
-            _ => None,
+        .map(|t| filters.iter().any(|f| topic_matches(f, t)))
+        .collect();
+    let published: Vec<&Publish> = run
+        .publishes
+        .iter()
+        .filter(|p| {
+            on_topics[p.topic as usize]
+                && subscribed_at.is_some_and(|s| p.ts_us >= s)
+                && p.ts_us < stopped_at
         })
         .collect();
     // …of which the last second's may still have been in flight when it stopped: not "lost".
-    let expected: BTreeSet<(String, u64)> = published
+    // Sorted vectors rather than maps: a busy run has millions of (topic, seq) pairs.
+    let mut expected: Vec<(u32, u64)> = published
         .iter()
-        .filter(|(ts, _)| *ts < stopped_at - STOP_GRACE_US)
-        .map(|(_, key)| key.clone())
+        .filter(|p| p.ts_us < stopped_at - STOP_GRACE_US)
+        .map(|p| (p.topic, p.seq))
         .collect();
-    let mut delivered: BTreeMap<(String, u64), u32> = BTreeMap::new();
+    expected.sort_unstable();
+    expected.dedup();
+    let mut delivered: Vec<(u32, u64)> = c
+        .deliveries
+        .iter()
+        .filter_map(|d| d.seq.map(|seq| (d.topic, seq)))
+        .collect();
+    delivered.sort_unstable();
+    let delivered_count = delivered.len() as u64;
+    let before_dedup = delivered.len();
+    delivered.dedup();
+    let duplicates = (before_dedup - delivered.len()) as u64;
+    let lost = expected
+        .iter()
+        .filter(|k| delivered.binary_search(k).is_err())
+        .count() as u64;
     let (mut out_of_order, mut foreign, mut late, mut late_max) = (0u64, 0u64, 0u64, None::<i64>);
-    let mut highest: BTreeMap<String, u64> = BTreeMap::new();
+    let mut highest: BTreeMap<u32, u64> = BTreeMap::new();
     let (mut receive_times, mut publish_times) = (Vec::new(), Vec::new());
-    for e in &c.events {
-        let EventKind::Message(m) = &e.kind else {
-            continue;
-        };
-        let (Some(seq), Some(pub_ts)) = (m.seq, m.pub_ts_us) else {
+    for d in &c.deliveries {
+        let (Some(seq), Some(pub_ts)) = (d.seq, d.pub_ts_us) else {
             foreign += 1;
             continue;
         };
-        *delivered.entry((m.topic.clone(), seq)).or_insert(0) += 1;
-        let top = highest.entry(m.topic.clone()).or_insert(0);
+        let top = highest.entry(d.topic).or_insert(0);
         if seq < *top {
             out_of_order += 1;
         }
         *top = (*top).max(seq);
-        receive_times.push(e.ts_us);
+        receive_times.push(d.ts_us);
         publish_times.push(pub_ts);
         if windows
             .iter()
-            .any(|w| pub_ts >= w.start && pub_ts < w.end && e.ts_us >= w.end)
+            .any(|w| pub_ts >= w.start && pub_ts < w.end && d.ts_us >= w.end)
         {
             late += 1;
-            late_max = Some(late_max.map_or(e.ts_us - pub_ts, |x: i64| x.max(e.ts_us - pub_ts)));
+            late_max = Some(late_max.map_or(d.ts_us - pub_ts, |x: i64| x.max(d.ts_us - pub_ts)));
         }
     }
     publish_times.sort_unstable();
@@ -787,15 +819,9 @@ fn data_metrics(run: &Run, c: &Client, windows: &[Window]) -> DataMetrics {
     DataMetrics {
         client: c.id.clone(),
         published: published.len() as u64,
-        delivered: delivered.values().map(|&n| u64::from(n)).sum(),
-        lost: expected
-            .iter()
-            .filter(|k| !delivered.contains_key(*k))
-            .count() as u64,
-        duplicates: delivered
-            .values()
-            .map(|&n| u64::from(n.saturating_sub(1)))
-            .sum(),
+        delivered: delivered_count,
+        lost,
+        duplicates,
         out_of_order,
         late,
         late_max_delay_s: late_max.map(secs),
@@ -860,7 +886,26 @@ fn timeline(
     }
     for c in clients.values() {
         let id = Some(c.id.as_str());
-        let mut last_message: Option<&Event> = None;
+        // Deliveries: only the first one after a hole (or after an outage) makes the timeline.
+        let mut last: Option<i64> = None;
+        for d in &c.deliveries {
+            let after_gap = last.is_some_and(|l| d.ts_us - l > 2 * k_us.min(5_000_000))
+                || windows
+                    .iter()
+                    .any(|w| last.is_none_or(|l| l < w.end) && d.ts_us >= w.end);
+            if after_gap {
+                push(
+                    d.ts_us,
+                    id,
+                    format!(
+                        "receives seq {} published at t+{:.3} s",
+                        d.seq.unwrap_or(0),
+                        secs(d.pub_ts_us.unwrap_or(d.ts_us) - start)
+                    ),
+                );
+            }
+            last = Some(d.ts_us);
+        }
         for e in &c.events {
             match &e.kind {
                 EventKind::ConnectAttempt(a) if a.attempt > 1 => push(
@@ -903,25 +948,6 @@ fn timeline(
                         d.error
                     ),
                 ),
-                EventKind::Message(m) => {
-                    let after_gap = last_message
-                        .is_some_and(|l| e.ts_us - l.ts_us > 2 * k_us.min(5_000_000))
-                        || windows.iter().any(|w| {
-                            last_message.is_none_or(|l| l.ts_us < w.end) && e.ts_us >= w.end
-                        });
-                    if after_gap {
-                        push(
-                            e.ts_us,
-                            id,
-                            format!(
-                                "receives seq {} published at t+{:.3} s",
-                                m.seq.unwrap_or(0),
-                                secs(m.pub_ts_us.unwrap_or(e.ts_us) - start)
-                            ),
-                        );
-                    }
-                    last_message = Some(e);
-                }
                 _ => {}
             }
         }

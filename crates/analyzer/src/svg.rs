@@ -13,6 +13,7 @@ use plotters::prelude::*;
 use std::collections::BTreeMap;
 
 const WIDTH: u32 = 1100;
+const MAX_POINTS: usize = 20_000;
 const HEIGHT: u32 = 720;
 const FAULT: RGBColor = RGBColor(235, 120, 100);
 const LIFE: RGBColor = RGBColor(90, 130, 200);
@@ -31,19 +32,27 @@ pub fn render(report: &Report, run: &Run) -> String {
         .iter()
         .chain(&run.proxy)
         .map(|e| t(e.ts_us))
+        .chain(run.deliveries.iter().map(|d| t(d.ts_us)))
         .fold(1.0_f64, f64::max);
     let windows: Vec<(f64, f64, String)> = report
         .windows
         .iter()
-        .map(|w| (t(w.outage_start_us), t(w.outage_end_us).max(t(w.outage_start_us) + 0.05), w.kind.clone()))
-        .collect();
-    let points: Vec<(f64, f64)> = run
-        .subscriber
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Message(m) => m.pub_ts_us.map(|p| (t(e.ts_us), t(p))),
-            _ => None,
+        .map(|w| {
+            (
+                t(w.outage_start_us),
+                t(w.outage_end_us).max(t(w.outage_start_us) + 0.05),
+                w.kind.clone(),
+            )
         })
+        .collect();
+    // A picture cannot show millions of points; beyond MAX_POINTS every k-th delivery stands
+    // for its neighbours (holes of more than k deliveries still show).
+    let stride = run.deliveries.len().div_ceil(MAX_POINTS).max(1);
+    let points: Vec<(f64, f64)> = run
+        .deliveries
+        .iter()
+        .step_by(stride)
+        .filter_map(|d| d.pub_ts_us.map(|p| (t(d.ts_us), t(p))))
         .collect();
 
     // Connection lanes, in the order the connections opened.
@@ -52,7 +61,14 @@ pub fn render(report: &Report, run: &Run) -> String {
     for e in &run.proxy {
         match &e.kind {
             EventKind::ConnOpened(o) => {
-                lanes.insert(o.conn, Lane { label: format!("conn {}", o.conn), opened: t(e.ts_us), closed: end });
+                lanes.insert(
+                    o.conn,
+                    Lane {
+                        label: format!("conn {}", o.conn),
+                        opened: t(e.ts_us),
+                        closed: end,
+                    },
+                );
             }
             EventKind::MqttPacket(p) if p.packet_type == "CONNECT" => {
                 if let Some(id) = &p.client_id {
@@ -74,7 +90,11 @@ pub fn render(report: &Report, run: &Run) -> String {
     }
     // Many connections (a fleet) would make unreadable lanes: keep the first 24.
     let lanes: Vec<(u64, Lane)> = lanes.into_iter().take(24).collect();
-    let lane_index: BTreeMap<u64, usize> = lanes.iter().enumerate().map(|(i, (c, _))| (*c, i)).collect();
+    let lane_index: BTreeMap<u64, usize> = lanes
+        .iter()
+        .enumerate()
+        .map(|(i, (c, _))| (*c, i))
+        .collect();
     // Pings ride on whichever connection of that client was open at the time.
     let mut pings: Vec<(f64, usize, bool)> = Vec::new();
     for e in &run.subscriber {
@@ -97,7 +117,10 @@ pub fn render(report: &Report, run: &Run) -> String {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         let _ = root.fill(&WHITE);
         let (upper, lower) = root.split_vertically(HEIGHT * 58 / 100);
-        let title = format!("{} — {} — {}", report.scenario, report.broker, report.client_library);
+        let title = format!(
+            "{} — {} — {}",
+            report.scenario, report.broker, report.client_library
+        );
         let x_max = end * 1.02;
         if let Ok(mut chart) = ChartBuilder::on(&upper)
             .caption(title, ("sans-serif", 18))
@@ -118,10 +141,20 @@ pub fn render(report: &Report, run: &Run) -> String {
                     FAULT.mix(0.18).filled(),
                 )));
             }
-            let _ = chart.draw_series(LineSeries::new(vec![(0.0, 0.0), (x_max, x_max)], BLACK.mix(0.25)));
+            let _ = chart.draw_series(LineSeries::new(
+                vec![(0.0, 0.0), (x_max, x_max)],
+                BLACK.mix(0.25),
+            ));
             let _ = chart
-                .draw_series(points.iter().map(|&(r, p)| Circle::new((r, p), 2, LIFE.filled())))
-                .map(|s| s.label("delivered message").legend(|(x, y)| Circle::new((x, y), 3, LIFE.filled())));
+                .draw_series(
+                    points
+                        .iter()
+                        .map(|&(r, p)| Circle::new((r, p), 2, LIFE.filled())),
+                )
+                .map(|s| {
+                    s.label("delivered message")
+                        .legend(|(x, y)| Circle::new((x, y), 3, LIFE.filled()))
+                });
             let _ = chart
                 .configure_series_labels()
                 .position(SeriesLabelPosition::UpperLeft)
@@ -144,13 +177,23 @@ pub fn render(report: &Report, run: &Run) -> String {
                 .light_line_style(WHITE.mix(0.0))
                 .draw();
             for (a, b, kind) in &windows {
-                let _ = chart.draw_series(std::iter::once(Rectangle::new([(*a, 0.0), (*b, n as f64)], FAULT.mix(0.18).filled())));
-                let _ = chart.draw_series(std::iter::once(Text::new(kind.clone(), (*a, n as f64 - 0.05), ("sans-serif", 13).into_font().color(&FAULT))));
+                let _ = chart.draw_series(std::iter::once(Rectangle::new(
+                    [(*a, 0.0), (*b, n as f64)],
+                    FAULT.mix(0.18).filled(),
+                )));
+                let _ = chart.draw_series(std::iter::once(Text::new(
+                    kind.clone(),
+                    (*a, n as f64 - 0.05),
+                    ("sans-serif", 13).into_font().color(&FAULT),
+                )));
             }
             for (i, (_, lane)) in lanes.iter().enumerate() {
                 let y = i as f64;
                 let _ = chart.draw_series(std::iter::once(Rectangle::new(
-                    [(lane.opened, y + 0.2), (lane.closed.max(lane.opened + 0.01), y + 0.5)],
+                    [
+                        (lane.opened, y + 0.2),
+                        (lane.closed.max(lane.opened + 0.01), y + 0.5),
+                    ],
                     LIFE.mix(0.55).filled(),
                 )));
                 // The label sits just above its own bar, where the connection opened.
@@ -161,10 +204,18 @@ pub fn render(report: &Report, run: &Run) -> String {
                 )));
             }
             let _ = chart.draw_series(pings.iter().filter(|p| !p.2).map(|&(x, lane, _)| {
-                Cross::new((x, lane_index.len().min(lane) as f64 + 0.35), 5, BLACK.stroke_width(2))
+                Cross::new(
+                    (x, lane_index.len().min(lane) as f64 + 0.35),
+                    5,
+                    BLACK.stroke_width(2),
+                )
             }));
             let _ = chart.draw_series(pings.iter().filter(|p| p.2).map(|&(x, lane, _)| {
-                Circle::new((x, lane_index.len().min(lane) as f64 + 0.35), 3, BLACK.filled())
+                Circle::new(
+                    (x, lane_index.len().min(lane) as f64 + 0.35),
+                    3,
+                    BLACK.filled(),
+                )
             }));
         }
         let _ = root.present();

@@ -173,6 +173,10 @@ fn disconnected(t: f64, cause: DisconnectCause) -> Event {
 /// The classic run: K = 2 s, a cut from 10 s to 20 s, the client gives up at 13 s, comes back
 /// at 20.1 s; one message a second.
 fn classic() -> Run {
+    classic_events().compact()
+}
+
+fn classic_events() -> Run {
     let mut proxy_events = connect(0.0, 1);
     proxy_events.extend(fault(10.0, 20.0));
     proxy_events.extend(connect(20.05, 2));
@@ -361,7 +365,7 @@ fn held_data_released_onto_an_abandoned_connection_is_recognised() {
 
 #[test]
 fn duplicates_reordering_and_late_data_are_counted() {
-    let mut run = classic();
+    let mut run = classic_events();
     run.subscriber
         .retain(|e| !matches!(e.kind, EventKind::Message(_)));
     // seq 1,2,3,5,5,4 and 12 (published during the cut, delivered after it).
@@ -370,7 +374,7 @@ fn duplicates_reordering_and_late_data_are_counted() {
     }
     run.subscriber.push(message(20.2, 12, 12.0));
     run.subscriber.sort_by_key(|e| e.ts_us);
-    let d = &analyze(&run).data[0];
+    let d = &analyze(&run.compact()).data[0];
     assert_eq!((d.delivered, d.duplicates, d.out_of_order), (7, 1, 1));
     assert_eq!((d.late, d.late_max_delay_s), (1, Some(8.2)));
     assert_eq!(d.lost, 30 - 6, "seqs 1-5 and 12 arrived");
