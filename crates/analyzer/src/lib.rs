@@ -41,7 +41,7 @@ mod markdown;
 mod svg;
 
 pub use expect::Condition;
-pub use load::{load, Delivery, Publish, Run};
+pub use load::{check_fast_message_path, load, Delivery, Publish, Run};
 
 use linecut_events::{CloseHow, ClosedBy, Direction, DisconnectCause, Event, EventKind, Fate, Leg};
 use serde::Serialize;

@@ -145,7 +145,7 @@ impl Run {
 }
 
 /// The fields of a `message` line the analysis needs (borrowed where possible).
-#[derive(Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 struct MessageRow<'a> {
     ts_us: i64,
     #[serde(borrow)]
@@ -177,6 +177,10 @@ enum LineKind {
 
 /// Substring finders built once: this runs on every line of a run.
 struct Finders {
+    client: Finder<'static>,
+    topic: Finder<'static>,
+    seq: Finder<'static>,
+    pub_ts: Finder<'static>,
     message: Finder<'static>,
     published: Finder<'static>,
     packet: Finder<'static>,
@@ -185,12 +189,94 @@ struct Finders {
 }
 
 static FINDERS: LazyLock<Finders> = LazyLock::new(|| Finders {
+    client: Finder::new(br#""client":""#),
+    topic: Finder::new(br#""topic":""#),
+    seq: Finder::new(br#""seq":"#),
+    pub_ts: Finder::new(br#""pub_ts_us":"#),
     message: Finder::new(br#""type":"message""#),
     published: Finder::new(br#""type":"published""#),
     packet: Finder::new(br#""type":"mqtt_packet""#),
     connect: Finder::new(br#""packet_type":"CONNECT""#),
     released: Finder::new(br#""fate":"released""#),
 });
+
+/// A decimal integer at the start of `bytes` (optionally negative).
+fn integer(bytes: &[u8]) -> Option<i64> {
+    let (negative, digits) = match bytes.first() {
+        Some(b'-') => (true, &bytes[1..]),
+        _ => (false, bytes),
+    };
+    let end = digits
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len());
+    if end == 0 || end > 18 {
+        return None;
+    }
+    let mut value: i64 = 0;
+    for &d in &digits[..end] {
+        value = value * 10 + i64::from(d - b'0');
+    }
+    Some(if negative { -value } else { value })
+}
+
+/// A JSON string's contents right after `at`, if it has no escapes (else: let serde do it).
+fn plain_string(bytes: &[u8]) -> Option<&str> {
+    let end = memchr::memchr2(b'"', b'\\', bytes)?;
+    if bytes[end] != b'"' {
+        return None;
+    }
+    std::str::from_utf8(&bytes[..end]).ok()
+}
+
+/// linecut's own `message` lines, read without serde: its writer puts `ts_us` first and the
+/// other fields in a fixed order, and the strings a subscriber logs rarely need escapes. Any
+/// line that is not exactly that shape returns `None` and is parsed by serde instead.
+fn fast_message(line: &[u8]) -> Option<MessageRow<'_>> {
+    // The writer emits compact JSON with no nesting in these lines: anything else (whitespace
+    // between tokens, nested values where a key could hide, escapes, which could make a key's
+    // bytes appear inside another string) is left to serde.
+    if memchr::memchr3(b' ', b'\t', b'\n', line).is_some()
+        || memchr::memchr2(b'\r', b'\\', line).is_some()
+        || memchr::memchr2(b'{', b'[', line.get(1..)?).is_some()
+    {
+        return None;
+    }
+    let f = &*FINDERS;
+    let ts_us = integer(line.strip_prefix(br#"{"ts_us":"#)?)?;
+    // With no escapes in the line, a key's bytes cannot occur inside a string, so the first
+    // occurrence of each key is the key.
+    let c = f.client.find(line)? + br#""client":""#.len();
+    let client = plain_string(&line[c..])?;
+    let t = f.topic.find(line)? + br#""topic":""#.len();
+    let topic = plain_string(&line[t..])?;
+    let seq = match f.seq.find(line) {
+        Some(i) => Some(u64::try_from(integer(&line[i + br#""seq":"#.len()..])?).ok()?),
+        None => None,
+    };
+    let pub_ts_us = match f.pub_ts.find(line) {
+        Some(i) => Some(integer(&line[i + br#""pub_ts_us":"#.len()..])?),
+        None => None,
+    };
+    Some(MessageRow {
+        ts_us,
+        client: Cow::Borrowed(client),
+        topic: Cow::Borrowed(topic),
+        seq,
+        pub_ts_us,
+    })
+}
+
+/// For the fuzz target: the fast path on arbitrary bytes must never panic, and whenever it
+/// accepts a line that serde also accepts, both must read the same fields.
+#[doc(hidden)]
+pub fn check_fast_message_path(line: &[u8]) {
+    if let Some(fast) = fast_message(line) {
+        if let Ok(row) = serde_json::from_slice::<MessageRow>(line) {
+            assert_eq!(fast, row);
+        }
+    }
+}
 
 fn classify(line: &[u8]) -> LineKind {
     let f = &*FINDERS;
@@ -209,28 +295,43 @@ fn classify(line: &[u8]) -> LineKind {
     }
 }
 
-struct Reading<'r> {
-    run: &'r mut Run,
+/// The interned names rows refer to.
+#[derive(Default)]
+struct Names {
     clients: Interner,
+    client_names: Vec<String>,
     topics: Interner,
+    topic_names: Vec<String>,
 }
 
+/// What one events file held.
+#[derive(Default)]
+struct FileRead {
+    events: Vec<Event>,
+    deliveries: Vec<Delivery>,
+    publishes: Vec<Publish>,
+    warnings: Vec<String>,
+    lines: u64,
+}
+
+/// Reads one events file. With `names`, deliveries and publishes become compact rows; without
+/// (the proxy's log, read on its own thread, has none) every kept line is a whole event.
 fn read_file(
     dir: &Path,
     name: &str,
     required: bool,
-    reading: &mut Reading<'_>,
-    keep: fn(&mut Run) -> &mut Vec<Event>,
-) -> Result<(), AnalyzeError> {
+    mut names: Option<&mut Names>,
+) -> Result<FileRead, AnalyzeError> {
+    let mut out = FileRead::default();
     let path = dir.join(name);
     let file = match File::open(&path) {
         Ok(f) => f,
         Err(_) if !required => {
-            reading.run.warnings.push(format!(
+            out.warnings.push(format!(
                 "{} is missing; analysed without it",
                 path.display()
             ));
-            return Ok(());
+            return Ok(out);
         }
         Err(_) => return Err(AnalyzeError::Missing(path)),
     };
@@ -242,14 +343,13 @@ fn read_file(
         .map_err(|e| AnalyzeError::Read(format!("{}: {e}", path.display())))?;
     EventReader::new(&path, Cursor::new(&line)).map_err(|e| AnalyzeError::Read(e.to_string()))?;
     let mut line_no = 1u64;
-    let mut events = Vec::new();
     loop {
         line.clear();
         match input.read_until(b'\n', &mut line) {
             Ok(0) => break,
             Ok(_) => {}
             Err(e) => {
-                reading.run.warnings.push(format!(
+                out.warnings.push(format!(
                     "{}:{}: reading stopped: {e}",
                     path.display(),
                     line_no + 1
@@ -268,43 +368,53 @@ fn read_file(
                 path.display()
             )
         };
-        match classify(text) {
+        let kind = match (classify(text), names.is_some()) {
+            (LineKind::Message | LineKind::Published, false) => LineKind::Other,
+            (kind, _) => kind,
+        };
+        match kind {
             LineKind::SkippedPacket => {}
-            LineKind::Message => match serde_json::from_slice::<MessageRow>(text) {
-                Ok(m) => {
-                    let run = &mut *reading.run;
-                    run.deliveries.push(Delivery {
-                        ts_us: m.ts_us,
-                        client: reading.clients.id(&mut run.clients, &m.client),
-                        topic: reading.topics.id(&mut run.topics, &m.topic),
-                        seq: m.seq,
-                        pub_ts_us: m.pub_ts_us,
-                    });
-                }
-                Err(e) => reading.run.warnings.push(bad(e)),
-            },
+            LineKind::Message => {
+                let n = names.as_deref_mut().expect("rows only with names");
+                let row = match fast_message(text) {
+                    Some(row) => row,
+                    None => match serde_json::from_slice::<MessageRow>(text) {
+                        Ok(row) => row,
+                        Err(e) => {
+                            out.warnings.push(bad(e));
+                            continue;
+                        }
+                    },
+                };
+                out.deliveries.push(Delivery {
+                    ts_us: row.ts_us,
+                    client: n.clients.id(&mut n.client_names, &row.client),
+                    topic: n.topics.id(&mut n.topic_names, &row.topic),
+                    seq: row.seq,
+                    pub_ts_us: row.pub_ts_us,
+                });
+            }
             LineKind::Published => match serde_json::from_slice::<PublishedRow>(text) {
                 Ok(p) => {
-                    let run = &mut *reading.run;
-                    run.publishes.push(Publish {
+                    let n = names.as_deref_mut().expect("rows only with names");
+                    out.publishes.push(Publish {
                         ts_us: p.ts_us,
-                        topic: reading.topics.id(&mut run.topics, &p.topic),
+                        topic: n.topics.id(&mut n.topic_names, &p.topic),
                         seq: p.seq,
                     });
                 }
-                Err(e) => reading.run.warnings.push(bad(e)),
+                Err(e) => out.warnings.push(bad(e)),
             },
             LineKind::Other => match serde_json::from_slice::<Event>(text) {
-                Ok(event) => events.push(event),
-                Err(e) => reading.run.warnings.push(bad(e)),
+                Ok(event) => out.events.push(event),
+                Err(e) => out.warnings.push(bad(e)),
             },
         }
     }
-    reading.run.lines += line_no;
+    out.lines = line_no;
     // Files are written in order per producer; a stable sort keeps ties as written.
-    events.sort_by_key(|e| e.ts_us);
-    keep(reading.run).extend(events);
-    Ok(())
+    out.events.sort_by_key(|e| e.ts_us);
+    Ok(out)
 }
 
 /// Reads mosquitto's log: lines start with a Unix timestamp in seconds (`1764110000: …`).
@@ -327,24 +437,94 @@ pub fn load(dir: &Path) -> Result<Run, AnalyzeError> {
         .map_err(|_| AnalyzeError::NotARun(dir.to_path_buf()))?;
     let meta = serde_json::from_str(&meta_text)
         .map_err(|e| AnalyzeError::Read(format!("{}: {e}", meta_path.display())))?;
+    // The proxy's log (about half of a busy run) is read on a second thread while the
+    // subscribers' and the publisher's are read here; they share the interned names.
+    let (proxy, subscriber, publisher, names) = std::thread::scope(|scope| {
+        let proxy = scope.spawn(|| read_file(dir, "proxy.jsonl", false, None));
+        let mut names = Names::default();
+        let subscriber = read_file(dir, "subscriber.jsonl", true, Some(&mut names));
+        let publisher = read_file(dir, "publisher.jsonl", false, Some(&mut names));
+        let proxy = proxy
+            .join()
+            .unwrap_or_else(|_| Err(AnalyzeError::Read("the proxy log reader failed".into())));
+        (proxy, subscriber, publisher, names)
+    });
+    let (subscriber, proxy, publisher) = (subscriber?, proxy?, publisher?);
     let mut run = Run {
         meta,
         broker_log: broker_log(dir),
+        clients: names.client_names,
+        topics: names.topic_names,
+        lines: subscriber.lines + proxy.lines + publisher.lines,
         ..Run::default()
     };
-    let mut reading = Reading {
-        run: &mut run,
-        clients: Interner::default(),
-        topics: Interner::default(),
-    };
-    read_file(dir, "subscriber.jsonl", true, &mut reading, |r| {
-        &mut r.subscriber
-    })?;
-    read_file(dir, "proxy.jsonl", false, &mut reading, |r| &mut r.proxy)?;
-    read_file(dir, "publisher.jsonl", false, &mut reading, |r| {
-        &mut r.publisher
-    })?;
+    run.subscriber = subscriber.events;
+    run.proxy = proxy.events;
+    run.publisher = publisher.events;
+    for part in [subscriber.warnings, proxy.warnings, publisher.warnings] {
+        run.warnings.extend(part);
+    }
+    run.deliveries = subscriber.deliveries;
+    run.deliveries.extend(publisher.deliveries);
+    run.publishes = publisher.publishes;
+    run.publishes.extend(subscriber.publishes);
     run.deliveries.sort_by_key(|d| d.ts_us);
     run.publishes.sort_by_key(|p| p.ts_us);
     Ok(run)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use linecut_events::{Message, Source};
+
+    /// The fast path must read exactly what serde reads, for every shape the writer produces.
+    #[test]
+    fn the_fast_message_path_agrees_with_serde_or_declines() {
+        let shapes = [
+            (
+                Some(7),
+                Some(1_700_000_000_000_123),
+                false,
+                "sensors/1",
+                "sub-1",
+            ),
+            (None, None, true, "a/b", "x"),
+            (Some(u64::MAX / 2048), Some(-5), false, "t", "c"),
+            (Some(3), Some(4), false, "with \"quote\"", "c"),
+            (Some(3), Some(4), false, "ünïcödé/topic", "klient"),
+        ];
+        for (seq, pub_ts_us, foreign, topic, client) in shapes {
+            let event = Event {
+                ts_us: 1_800_000_000_000_001,
+                source: Source::Subscriber,
+                kind: EventKind::Message(Message {
+                    client: client.into(),
+                    topic: topic.into(),
+                    qos: 1,
+                    dup: false,
+                    retain: false,
+                    packet_id: Some(9),
+                    payload_len: 64,
+                    seq,
+                    pub_ts_us,
+                    foreign,
+                }),
+            };
+            let line = serde_json::to_vec(&event).unwrap();
+            let row: MessageRow = serde_json::from_slice(&line).unwrap();
+            match fast_message(&line) {
+                Some(fast) => assert_eq!(fast, row),
+                None => assert!(
+                    topic.contains('"'),
+                    "declined a plain line: {}",
+                    String::from_utf8_lossy(&line)
+                ),
+            }
+        }
+        assert!(
+            fast_message(br#"{"source":"subscriber","ts_us":1}"#).is_none(),
+            "other field order"
+        );
+    }
 }
