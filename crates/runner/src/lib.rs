@@ -1,8 +1,9 @@
 //! Runs a scenario end to end and leaves a run directory.
 //!
 //! The order matters and is the same for every run:
-//! 1. the run directory is created (never over a previous run unless forced) and `meta.json`
-//!    written at once with status `running`, so even a run killed hard is recognisable;
+//! 1. the run directory is created (never over a previous run unless forced), the scenario is
+//!    kept as written and resolved (every default filled in), and `meta.json` is written at
+//!    once with status `running`, so even a run killed hard is recognisable;
 //! 2. the broker starts (embedded rumqttd, a mosquitto child process, or nothing for an external
 //!    broker), then the proxy in front of it;
 //! 3. the subscribers connect through the proxy; the experiment clock starts only once every one
@@ -227,6 +228,8 @@ pub async fn run(
     prepare_dir(&dir, options.force)?;
     std::fs::write(dir.join("scenario.toml"), &scenario.source)
         .map_err(io("write scenario.toml"))?;
+    std::fs::write(dir.join("scenario.resolved.toml"), scenario.resolved_toml())
+        .map_err(io("write scenario.resolved.toml"))?;
     let started_us = now_us();
     let mut meta = Meta {
         linecut_version: VERSION,

@@ -59,6 +59,7 @@ async fn a_run_with_the_embedded_broker_leaves_every_file() {
     assert_eq!(outcome.status, RunStatus::Complete);
     for file in [
         "scenario.toml",
+        "scenario.resolved.toml",
         "meta.json",
         "proxy.jsonl",
         "subscriber.jsonl",

@@ -85,6 +85,118 @@ pub struct Scenario {
     pub source: String,
 }
 
+fn duration_text(d: Duration) -> String {
+    if d.is_zero() {
+        "0s".into()
+    } else {
+        humantime::format_duration(d).to_string()
+    }
+}
+
+fn quoted(text: &str) -> String {
+    toml::Value::String(text.to_string()).to_string()
+}
+
+fn protocol_text(p: Protocol) -> &'static str {
+    match p {
+        Protocol::V311 => "3.1.1",
+        Protocol::V5 => "5",
+    }
+}
+
+impl Scenario {
+    /// The scenario with every default filled in, as TOML that parses back to the same scenario
+    /// (kept in a run directory next to the file as written).
+    pub fn resolved_toml(&self) -> String {
+        let mut out = format!(
+            "# Resolved by linecut: every default filled in.\nname = {}\n",
+            quoted(&self.name)
+        );
+        if let Some(d) = &self.description {
+            out.push_str(&format!("description = {}\n", quoted(d)));
+        }
+        out.push_str(&format!(
+            "duration = {}\n\n[broker]\n",
+            quoted(&duration_text(self.duration))
+        ));
+        match &self.broker {
+            BrokerSpec::Embedded => out.push_str("kind = \"embedded\"\n"),
+            BrokerSpec::Mosquitto(m) => {
+                out.push_str(&format!(
+                    "kind = \"mosquitto\"\npersistence = {}\n",
+                    m.persistence
+                ));
+                if let Some(e) = m.persistent_client_expiration {
+                    out.push_str(&format!(
+                        "persistent_client_expiration = {}\n",
+                        quoted(&duration_text(e))
+                    ));
+                }
+                if let Some(k) = m.max_keepalive {
+                    out.push_str(&format!("max_keepalive = {k}\n"));
+                }
+            }
+            BrokerSpec::External { address } => {
+                out.push_str(&format!(
+                    "kind = \"external\"\naddress = {}\n",
+                    quoted(address)
+                ));
+            }
+        }
+        let p = &self.publisher;
+        let topics: Vec<String> = p.topics.iter().map(|t| quoted(t)).collect();
+        out.push_str(&format!(
+            "\n[publisher]\ntopics = [{}]\ninterval = {}\nqos = {}\nretain = {}\nsize = {}\nmqtt = \"{}\"\nkeepalive = \"{}s\"\n",
+            topics.join(", "),
+            quoted(&duration_text(p.interval)),
+            p.qos,
+            p.retain,
+            p.size,
+            protocol_text(p.protocol),
+            p.keepalive_s
+        ));
+        let s = &self.subscriber;
+        let topics: Vec<String> = s
+            .topics
+            .iter()
+            .map(|t| quoted(&format!("{}:{}", t.name, t.qos)))
+            .collect();
+        out.push_str(&format!(
+            "\n[subscriber]\ncount = {}\nclient_id = {}\nkeepalive = \"{}s\"\nclean_session = {}\ntopics = [{}]\nconnect_timeout = \"{}s\"\nreconnect = {}\nresubscribe = \"{}\"\nmqtt = \"{}\"\n",
+            s.count,
+            quoted(&s.client_id),
+            s.keepalive_s,
+            s.clean_session,
+            topics.join(", "),
+            s.connect_timeout_s,
+            quoted(&s.reconnect.to_string()),
+            s.resubscribe,
+            protocol_text(s.protocol)
+        ));
+        for fault in &self.faults {
+            // The canonical `--fault` spelling, taken apart into the table's keys.
+            let text = fault.to_string();
+            let (kind, keys) = text.split_once(':').unwrap_or((&text, ""));
+            out.push_str(&format!("\n[[fault]]\nkind = {}\n", quoted(kind)));
+            for pair in keys.split(',').filter(|p| !p.is_empty()) {
+                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+                if key == "count" {
+                    out.push_str(&format!("count = {value}\n"));
+                } else {
+                    out.push_str(&format!("{key} = {}\n", quoted(value)));
+                }
+            }
+        }
+        if !self.expect.is_empty() {
+            out.push_str("\n[expect]\n");
+            for (metric, condition) in &self.expect {
+                out.push_str(&format!("{} = {}\n", quoted(metric), quoted(condition)));
+            }
+        }
+        out
+    }
+}
+
 /// Reads and validates a scenario file.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {

@@ -100,6 +100,33 @@ fn a_full_scenario_parses_into_its_typed_form() {
 }
 
 #[test]
+fn the_resolved_form_parses_back_to_the_same_scenario() {
+    for text in [
+        FULL,
+        "duration = \"20s\"\n[subscriber]\nkeepalive = \"5s\"\n",
+    ] {
+        let first = parse(Path::new("x.toml"), text).unwrap();
+        let resolved = first.resolved_toml();
+        let again = parse(Path::new("x.resolved.toml"), &resolved)
+            .unwrap_or_else(|e| panic!("{e}\n{resolved}"));
+        assert_eq!(again.resolved_toml(), resolved);
+        assert_eq!(again.faults.len(), first.faults.len());
+        assert_eq!(again.expect, first.expect);
+    }
+    let minimal = parse(
+        Path::new("m.toml"),
+        "duration = \"20s\"\n[subscriber]\nkeepalive = \"5s\"\n",
+    )
+    .unwrap();
+    let resolved = minimal.resolved_toml();
+    assert!(
+        resolved.contains("reconnect = \"exponential:min=1s,max=2m,jitter=0\""),
+        "{resolved}"
+    );
+    assert!(resolved.contains("kind = \"embedded\""));
+}
+
+#[test]
 fn defaults_make_a_minimal_scenario_runnable() {
     let s = parse(
         Path::new("dir/minimal.toml"),
