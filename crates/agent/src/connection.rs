@@ -4,7 +4,7 @@
 //! with the rest of the session's events.
 
 use crate::backoff::ReconnectPolicy;
-use crate::session::SessionError;
+use crate::session::{Session, SessionError, SessionEvent};
 use crate::subscriber::stopped;
 use linecut_events::{ClientRef, Connack, ConnectAttempt, Disconnected, EventKind, EventSink};
 use tokio::sync::watch;
@@ -93,5 +93,17 @@ impl<'a> Connection<'a> {
         self.attempt += 1;
         self.log_attempt(delay.as_millis() as u64);
         true
+    }
+}
+
+/// The session's next event, or `None` once `stop` says so (stopping wins a tie).
+pub(crate) async fn next_or_stop<S: Session>(
+    session: &mut S,
+    stop: &mut watch::Receiver<bool>,
+) -> Option<Result<SessionEvent, SessionError>> {
+    tokio::select! {
+        biased;
+        _ = stopped(stop) => None,
+        polled = session.poll() => Some(polled),
     }
 }

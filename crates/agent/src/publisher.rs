@@ -6,7 +6,7 @@
 //! driving the connection run in separate tasks: a publish waiting for room in the request queue
 //! must not stop pings and acknowledgements.
 
-use crate::connection::Connection;
+use crate::connection::{next_or_stop, Connection};
 use crate::options::PublisherOptions;
 use crate::payload::{self, Stamp};
 use crate::session::{Requests, Session, SessionEvent};
@@ -142,10 +142,8 @@ async fn drive<S: Session>(
         &sink,
     );
     loop {
-        let polled = tokio::select! {
-            biased;
-            _ = stopped(&mut stop) => break,
-            polled = session.poll() => polled,
+        let Some(polled) = next_or_stop(&mut session, &mut stop).await else {
+            break;
         };
         match polled {
             Ok(SessionEvent::ConnAck {

@@ -4,7 +4,7 @@
 //! The loop is plain state logic over a [`Session`]: it never sleeps to synchronise, only to
 //! honour the reconnect policy, and every state change it makes is an event in the log.
 
-use crate::connection::Connection;
+use crate::connection::{next_or_stop, Connection};
 use crate::options::{ResubscribePolicy, SubscriberOptions};
 use crate::payload;
 use crate::session::{Session, SessionEvent};
@@ -59,10 +59,8 @@ pub async fn run_subscriber<S: Session>(
     let mut subscribed_once = false;
     let mut connected = false;
     loop {
-        let polled = tokio::select! {
-            biased;
-            _ = stopped(&mut stop) => break,
-            polled = session.poll() => polled,
+        let Some(polled) = next_or_stop(&mut session, &mut stop).await else {
+            break;
         };
         match polled {
             Ok(SessionEvent::ConnAck {
