@@ -51,6 +51,7 @@ use conn::ConnRegistry;
 use linecut_events::{EventKind, EventSink, ProxyStarted, ProxyStopped};
 use scheduler::{ScheduleHandle, Scheduler};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -90,6 +91,8 @@ pub(crate) struct Shared {
     pub board: Arc<FaultBoard>,
     pub conns: Arc<ConnRegistry>,
     pub config: ProxyConfig,
+    /// Whether the listening socket is open (a `refuse` fault closes it).
+    pub listening: Arc<AtomicBool>,
 }
 
 /// Errors that stop a proxy.
@@ -126,6 +129,7 @@ impl Proxy {
                 board,
                 conns,
                 config,
+                listening: Arc::new(AtomicBool::new(false)),
             }),
             scheduler,
         }
@@ -142,6 +146,7 @@ impl Proxy {
             board: self.shared.board.clone(),
             conns: self.shared.conns.clone(),
             schedule: self.scheduler.handle().clone(),
+            listening: self.shared.listening.clone(),
         }
     }
 
@@ -203,6 +208,7 @@ pub struct ProxyHandle {
     board: Arc<FaultBoard>,
     conns: Arc<ConnRegistry>,
     schedule: ScheduleHandle,
+    listening: Arc<AtomicBool>,
 }
 
 impl ProxyHandle {
@@ -233,6 +239,13 @@ impl ProxyHandle {
     /// Connections accepted since the proxy started (live or not).
     pub fn accepted(&self) -> u64 {
         self.conns.accepted()
+    }
+
+    /// Whether the proxy's listening socket is open. A `refuse` fault closes it shortly after it
+    /// becomes active (the accept loop reacts to the change); connects that reach the backlog in
+    /// between are reset when it closes, as they would be by a broker going down.
+    pub fn is_listening(&self) -> bool {
+        self.listening.load(Ordering::Acquire)
     }
 
     /// Whether fault `id` currently has an active occurrence.

@@ -40,6 +40,12 @@ pub(crate) async fn accept_loop(
     let mut faults = shared.board.subscribe();
     let mut backoff = Duration::from_millis(5);
     tokio::pin!(shutdown);
+    let listening = |open: bool| {
+        shared
+            .listening
+            .store(open, std::sync::atomic::Ordering::Release)
+    };
+    listening(true);
     loop {
         let refusing = faults
             .borrow_and_update()
@@ -50,6 +56,7 @@ pub(crate) async fn accept_loop(
             .cloned();
         if let Some(fault) = refusing {
             if listener.take().is_some() {
+                listening(false);
                 shared.board.emit_action(&fault, "listener_closed", None);
             }
             tokio::select! {
@@ -61,6 +68,7 @@ pub(crate) async fn accept_loop(
             Some(l) => l,
             None => match rebind(listen_addr) {
                 Ok(l) => {
+                    listening(true);
                     shared.events.emit(EventKind::FaultAction(FaultAction {
                         fault: 0,
                         kind: "refuse".into(),
@@ -109,6 +117,7 @@ pub(crate) async fn accept_loop(
         }
     }
     drop(listener);
+    listening(false);
     drop(done_tx);
     for conn in shared.conns.live() {
         conn.kill(ConnAction::Close, "proxy shutting down");

@@ -290,6 +290,9 @@ async fn refuse_fails_new_connects_at_once_while_live_ones_keep_working() {
     let rig = Rig::start().await;
     let (mut client, mut broker) = rig.mqtt_pair("live").await;
     let refuse = rig.fault("refuse").await;
+    // The fault is active at once; the listener closes a moment later, when the accept loop
+    // sees it (a connect in between is reset, not refused).
+    eventually(|| !rig.handle.is_listening()).await;
     let started = Instant::now();
     let attempt = TcpStream::connect(rig.addr).await;
     let err = attempt.expect_err("connects must be refused");
@@ -303,6 +306,7 @@ async fn refuse_fails_new_connects_at_once_while_live_ones_keep_working() {
     broker.write_all(&PINGRESP).await.unwrap();
     assert_eq!(read_exact(&mut client, 2).await, PINGRESP);
     rig.end_fault(refuse).await;
+    eventually(|| rig.handle.is_listening()).await;
     // Reopened on the same address.
     let mut attempt = None;
     for _ in 0..100 {
