@@ -33,16 +33,15 @@ struct Running {
     done: thread::JoinHandle<()>,
 }
 
-/// Starts a proxy to `upstream` on its own runtime thread.
-fn start_proxy(
-    upstream: SocketAddr,
-    wire_log: WireLog,
-    events: EventSink,
-    faults: &[String],
-) -> Running {
+/// Runs a proxy on its own two-worker runtime thread, as `linecut proxy` does: `serve` gets a
+/// listener bound to 127.0.0.1:0 and a future that completes when the proxy should stop.
+fn on_own_runtime<F, Fut>(serve: F) -> Running
+where
+    F: FnOnce(tokio::net::TcpListener, tokio::sync::oneshot::Receiver<()>) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
     let (addr_tx, addr_rx) = mpsc::channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let faults = faults.to_vec();
     let done = thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -52,18 +51,7 @@ fn start_proxy(
         rt.block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
             addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            let mut config = ProxyConfig::new(upstream.to_string());
-            config.wire_log = wire_log;
-            let proxy = Proxy::new(config, events);
-            for f in &faults {
-                proxy.schedule(FaultSpec::parse(f).unwrap());
-            }
-            proxy
-                .run(listener, None, async move {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
+            serve(listener, stopped).await;
         });
     });
     Running {
@@ -73,42 +61,50 @@ fn start_proxy(
     }
 }
 
+/// Starts linecut's proxy to `upstream`.
+fn start_proxy(
+    upstream: SocketAddr,
+    wire_log: WireLog,
+    events: EventSink,
+    faults: &[String],
+) -> Running {
+    let faults = faults.to_vec();
+    on_own_runtime(move |listener, stopped| async move {
+        let mut config = ProxyConfig::new(upstream.to_string());
+        config.wire_log = wire_log;
+        let proxy = Proxy::new(config, events);
+        for f in &faults {
+            proxy.schedule(FaultSpec::parse(f).unwrap());
+        }
+        proxy
+            .run(listener, None, async move {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+    })
+}
+
 /// The simplest possible tokio proxy (`copy_bidirectional`, no framing, no faults, no events):
 /// the floor any tokio-based proxy stands on, measured on the same machine in the same run.
 fn start_plain_proxy(upstream: SocketAddr) -> Running {
-    let (addr_tx, addr_rx) = mpsc::channel();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let done = thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-            addr_tx.send(listener.local_addr().unwrap()).unwrap();
-            let serve = async {
-                loop {
-                    let (mut client, _) = listener.accept().await.unwrap();
-                    tokio::spawn(async move {
-                        let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
-                        let _ = client.set_nodelay(true);
-                        let _ = server.set_nodelay(true);
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
-                    });
-                }
-            };
-            tokio::select! {
-                _ = serve => {}
-                _ = stopped => {}
+    on_own_runtime(move |listener, stopped| async move {
+        let serve = async {
+            loop {
+                let (mut client, _) = listener.accept().await.unwrap();
+                tokio::spawn(async move {
+                    let mut server = tokio::net::TcpStream::connect(upstream).await.unwrap();
+                    let _ = client.set_nodelay(true);
+                    let _ = server.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+                });
             }
-        });
-    });
-    Running {
-        addr: addr_rx.recv().unwrap(),
-        stop,
-        done,
-    }
+        };
+        tokio::select! {
+            _ = serve => {}
+            _ = stopped => {}
+        }
+    })
 }
 
 impl Running {
