@@ -47,6 +47,8 @@
 //! | `puback` | publisher | `client`, `packet_id`, `topic` and `seq` of the acknowledged message |
 //! | `disconnected` | subscriber, publisher | `client`, `cause` (see [`DisconnectCause`]), `error` (the library's own text) |
 //! | `agent_stopped` | subscriber, publisher | `clients`, `messages` (received or published), `incomplete` |
+//! | `client_info` | subscriber (a client under test) | `client`, `library`, `version`, `detail` (optional): what the client says it is |
+//! | `client_exited` | runner | `client`, `kind`, `code` or `signal`, `expected` (false: it exited before the run ended), `lines`, `unmatched_lines`, `first_unmatched` |
 //!
 //! `dir` is `up` (client to broker) or `down` (broker to client). `fate` is what the proxy did with
 //! the bytes: `forwarded` (written on at once), `dropped` (a fault discarded them), `held` (a fault
@@ -146,6 +148,8 @@ pub enum EventKind {
     Puback(Puback),
     Disconnected(Disconnected),
     AgentStopped(AgentStopped),
+    ClientInfo(ClientInfo),
+    ClientExited(ClientExited),
 }
 
 impl EventKind {
@@ -178,6 +182,8 @@ impl EventKind {
             EventKind::Puback(_) => "puback",
             EventKind::Disconnected(_) => "disconnected",
             EventKind::AgentStopped(_) => "agent_stopped",
+            EventKind::ClientInfo(_) => "client_info",
+            EventKind::ClientExited(_) => "client_exited",
         }
     }
 }
@@ -549,6 +555,9 @@ pub enum DisconnectCause {
     Refused,
     /// The client disconnected because it was told to stop.
     Requested,
+    /// The library reported the connection lost without saying how (paho's `MQTT_ERR_CONN_LOST`:
+    /// a FIN, a reset and a failed write all look alike to it).
+    ConnectionLost,
     Other,
 }
 
@@ -566,6 +575,36 @@ pub struct AgentStopped {
     /// True if the agent stopped before it was told to (an error, a signal).
     #[serde(default)]
     pub incomplete: bool,
+}
+
+/// What a client under test says it is (printed by the client itself).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientInfo {
+    pub client: String,
+    pub library: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// A client process under test ended (written by the runner, which started it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClientExited {
+    pub client: String,
+    /// The client kind from the scenario (`paho-python`, `mosquitto_sub`, `command`).
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// True when the runner asked it to stop; false when it ended on its own before the run did.
+    pub expected: bool,
+    /// Lines the client printed on stdout.
+    pub lines: u64,
+    /// Lines that were neither linecut events nor matched the output pattern.
+    pub unmatched_lines: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_unmatched: Option<String>,
 }
 
 #[cfg(test)]

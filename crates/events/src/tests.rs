@@ -186,6 +186,22 @@ fn one_of_each() -> Vec<EventKind> {
             messages: 10,
             incomplete: false,
         }),
+        EventKind::ClientInfo(ClientInfo {
+            client: "sub".into(),
+            library: "paho-mqtt".into(),
+            version: "2.1.0".into(),
+            detail: Some("python 3.11.7".into()),
+        }),
+        EventKind::ClientExited(ClientExited {
+            client: "sub".into(),
+            kind: "paho-python".into(),
+            code: Some(1),
+            signal: None,
+            expected: false,
+            lines: 12,
+            unmatched_lines: 1,
+            first_unmatched: Some("Traceback (most recent call last):".into()),
+        }),
     ]
 }
 
