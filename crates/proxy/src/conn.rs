@@ -35,6 +35,9 @@ pub struct ConnHandle {
     pub bytes_down: AtomicU64,
     client_leg_closed: AtomicBool,
     upstream_leg_closed: AtomicBool,
+    /// A SUBACK came down this connection: its client is subscribed (the runner starts the
+    /// experiment clock on this for clients that report nothing themselves).
+    subscribed: AtomicBool,
     kill: watch::Sender<Option<Kill>>,
 }
 
@@ -53,6 +56,15 @@ impl ConnHandle {
 
     pub(crate) fn set_version(&self, version: Version) {
         self.version.store(version.level(), Ordering::Release);
+    }
+
+    /// True once a SUBACK has come down this connection.
+    pub fn is_subscribed(&self) -> bool {
+        self.subscribed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn note_suback(&self) {
+        self.subscribed.store(true, Ordering::Release);
     }
 
     /// Asks the pumps to end the connection. A reset overrides a close in progress; otherwise the
@@ -109,6 +121,7 @@ impl ConnRegistry {
             bytes_down: AtomicU64::new(0),
             client_leg_closed: AtomicBool::new(false),
             upstream_leg_closed: AtomicBool::new(false),
+            subscribed: AtomicBool::new(false),
             kill,
         });
         self.lock().insert(id, handle.clone());

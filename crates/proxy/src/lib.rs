@@ -236,6 +236,17 @@ impl ProxyHandle {
         self.conns.live()
     }
 
+    /// The distinct MQTT client ids of live connections on which a SUBACK has come down: how a
+    /// runner knows a client under test is subscribed without asking the client.
+    pub fn subscribed_clients(&self) -> std::collections::BTreeSet<String> {
+        self.conns
+            .live()
+            .iter()
+            .filter(|c| c.is_subscribed())
+            .filter_map(|c| c.client_id().map(str::to_string))
+            .collect()
+    }
+
     /// Connections accepted since the proxy started (live or not).
     pub fn accepted(&self) -> u64 {
         self.conns.accepted()

@@ -31,7 +31,7 @@ use linecut_events::{
     now_us, CloseHow, ClosedBy, Direction, EventBatch, EventKind, Fate, Leg, LegClosed,
     MqttMalformed, MqttPacket, PublishSuppressed, RawBytes,
 };
-use linecut_mqtt::{decode, Decoded, Packet, Role, StreamDecoder, Unit};
+use linecut_mqtt::{decode, Decoded, Packet, PacketType, Role, StreamDecoder, Unit};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -193,6 +193,12 @@ impl Lane {
                     len: item.raw_len,
                 }),
             );
+        }
+    }
+
+    fn note_subscribed(&self, packet_type: PacketType) {
+        if self.dir == Direction::Down && packet_type == PacketType::SubAck {
+            self.conn.note_suback();
         }
     }
 
@@ -595,6 +601,7 @@ impl Lane {
                     continue;
                 }
                 Unit::Packet { packet, .. } => {
+                    self.note_subscribed(packet.packet_type());
                     if let Packet::Connect(connect) = packet {
                         if self.dir == Direction::Up {
                             self.conn.set_client_id(connect.client_id);
@@ -620,6 +627,7 @@ impl Lane {
                     }
                 }
                 Unit::Frame { header, .. } => {
+                    self.note_subscribed(header.packet_type);
                     if self.budget.wants(header.packet_type, len, now) {
                         let bytes = &self.buf[pass..pass + len];
                         match decode(bytes, self.decoder.version()) {
