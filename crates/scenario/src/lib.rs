@@ -9,10 +9,12 @@
 //! The format is documented with an annotated example of every section in `scenarios/README.md`;
 //! [`schema::json_schema`] is its JSON Schema (`linecut schema`).
 
+pub mod client;
 mod error;
 mod raw;
 pub mod schema;
 
+pub use client::ClientKind;
 pub use error::{Problem, ScenarioError};
 
 use error::{closest, Locator};
@@ -65,6 +67,8 @@ pub struct SubscriberSpec {
     pub reconnect: ReconnectPolicy,
     pub resubscribe: ResubscribePolicy,
     pub protocol: Protocol,
+    /// Who subscribes: linecut's agent or a client under test.
+    pub client: ClientKind,
 }
 
 /// A validated experiment.
@@ -162,17 +166,49 @@ impl Scenario {
             .map(|t| quoted(&format!("{}:{}", t.name, t.qos)))
             .collect();
         out.push_str(&format!(
-            "\n[subscriber]\ncount = {}\nclient_id = {}\nkeepalive = \"{}s\"\nclean_session = {}\ntopics = [{}]\nconnect_timeout = \"{}s\"\nreconnect = {}\nresubscribe = \"{}\"\nmqtt = \"{}\"\n",
+            "\n[subscriber]\nclient = \"{}\"\ncount = {}\nclient_id = {}\nkeepalive = \"{}s\"\nclean_session = {}\ntopics = [{}]\nmqtt = \"{}\"\n",
+            s.client.name(),
             s.count,
             quoted(&s.client_id),
             s.keepalive_s,
             s.clean_session,
             topics.join(", "),
-            s.connect_timeout_s,
-            quoted(&s.reconnect.to_string()),
-            s.resubscribe,
             protocol_text(s.protocol)
         ));
+        // Only the settings the kind of client really uses: the others are rejected for it.
+        match &s.client {
+            ClientKind::Rumqttc => out.push_str(&format!(
+                "connect_timeout = \"{}s\"\nreconnect = {}\nresubscribe = \"{}\"\n",
+                s.connect_timeout_s,
+                quoted(&s.reconnect.to_string()),
+                s.resubscribe,
+            )),
+            ClientKind::PahoPython { paho, python } => {
+                out.push_str(&format!(
+                    "reconnect = {}\npaho = {}\n",
+                    quoted(&s.reconnect.to_string()),
+                    quoted(paho)
+                ));
+                if let Some(p) = python {
+                    out.push_str(&format!("python = {}\n", quoted(&p.to_string_lossy())));
+                }
+            }
+            ClientKind::MosquittoSub => {}
+            ClientKind::Command {
+                argv,
+                pattern,
+                library,
+            } => {
+                let args: Vec<String> = argv.iter().map(|a| quoted(a)).collect();
+                out.push_str(&format!("command = [{}]\n", args.join(", ")));
+                if let Some(p) = pattern {
+                    out.push_str(&format!("pattern = {}\n", quoted(p)));
+                }
+                if let Some(l) = library {
+                    out.push_str(&format!("library = {}\n", quoted(l)));
+                }
+            }
+        }
         for fault in &self.faults {
             // The canonical `--fault` spelling, taken apart into the table's keys.
             let text = fault.to_string();
@@ -232,6 +268,10 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
         Err(fail(check.problems))
     }
 }
+
+/// A setting only some client kinds have: its field, where it is written (if it is), and the
+/// kinds that use it.
+type OwnedSetting<'k> = (&'static str, Option<Range<usize>>, &'k [&'k str]);
 
 struct Checker<'a> {
     locate: &'a Locator<'a>,
@@ -559,7 +599,9 @@ impl Checker<'_> {
             }
         }
         let protocol = self.protocol(s.mqtt.as_ref(), "subscriber.mqtt");
-        if let (Some(Protocol::V5), Some(k)) = (protocol, keepalive_s) {
+        let client = self.client_kind(&s, keepalive_s);
+        let rumqttc = matches!(client, Some(ClientKind::Rumqttc));
+        if let (true, Some(Protocol::V5), Some(k)) = (rumqttc, protocol, keepalive_s) {
             if k < 5 {
                 let span = s.keepalive.as_ref().map_or(0..0, |k| k.span());
                 self.problem(
@@ -630,6 +672,7 @@ impl Checker<'_> {
             None => Some(ResubscribePolicy::Always),
         };
         Some(SubscriberSpec {
+            client: client?,
             count,
             client_id,
             keepalive_s: keepalive_s?,
@@ -640,6 +683,190 @@ impl Checker<'_> {
             resubscribe: resubscribe?,
             protocol: protocol?,
         })
+    }
+
+    /// The client kind and its own settings; settings of another kind are rejected, so a file
+    /// never says something the run would silently ignore.
+    fn client_kind(
+        &mut self,
+        s: &raw::RawSubscriber,
+        keepalive_s: Option<u16>,
+    ) -> Option<ClientKind> {
+        let kind = s
+            .client
+            .as_ref()
+            .map_or("rumqttc", |k| k.get_ref().as_str());
+        let kind_span = s.client.as_ref().map_or(0..0, |k| k.span());
+        if !ClientKind::NAMES.contains(&kind) {
+            self.problem_with(
+                kind_span,
+                "subscriber.client",
+                format!(
+                    "`{kind}` is not a client kind; use {}",
+                    ClientKind::NAMES.join(", ")
+                ),
+                closest(kind, ClientKind::NAMES)
+                    .or_else(|| {
+                        ClientKind::NAMES
+                            .into_iter()
+                            .find(|n| n.starts_with(kind) || kind.starts_with(n))
+                    })
+                    .map(|s| format!("`{s}`")),
+            );
+            return None;
+        }
+        // Settings that belong to one kind only: (field, span, the kinds that use it).
+        let owned: [OwnedSetting; 8] = [
+            ("paho", s.paho.as_ref().map(|v| v.span()), &["paho-python"]),
+            (
+                "python",
+                s.python.as_ref().map(|v| v.span()),
+                &["paho-python"],
+            ),
+            (
+                "command",
+                s.command.as_ref().map(|v| v.span()),
+                &["command"],
+            ),
+            (
+                "pattern",
+                s.pattern.as_ref().map(|v| v.span()),
+                &["command"],
+            ),
+            (
+                "library",
+                s.library.as_ref().map(|v| v.span()),
+                &["command"],
+            ),
+            (
+                "connect_timeout",
+                s.connect_timeout.as_ref().map(|v| v.span()),
+                &["rumqttc"],
+            ),
+            (
+                "resubscribe",
+                s.resubscribe.as_ref().map(|v| v.span()),
+                &["rumqttc"],
+            ),
+            (
+                "reconnect",
+                s.reconnect.as_ref().map(|v| v.span()),
+                &["rumqttc", "paho-python"],
+            ),
+        ];
+        let mut ok = true;
+        for (field, span, kinds) in owned {
+            if let Some(span) = span {
+                if !kinds.contains(&kind) {
+                    let why = match field {
+                        "resubscribe" => " (paho-python subscribes in on_connect, as the 2014 client did; mosquitto_sub re-subscribes on every connect)",
+                        "reconnect" => " (it reconnects by its own rules, which linecut measures)",
+                        _ => "",
+                    };
+                    self.problem(
+                        span,
+                        &format!("subscriber.{field}"),
+                        format!(
+                            "is a setting of client = {}, but client is `{kind}`{why}",
+                            kinds
+                                .iter()
+                                .map(|k| format!("\"{k}\""))
+                                .collect::<Vec<_>>()
+                                .join(" or ")
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        let client = match kind {
+            "rumqttc" => ClientKind::Rumqttc,
+            "paho-python" => {
+                let paho = s.paho.as_ref().map_or("2", |p| p.get_ref().as_str());
+                if !client::PAHO_SERIES.contains(&paho) {
+                    let span = s.paho.as_ref().map_or(0..0, |p| p.span());
+                    self.problem_with(
+                        span,
+                        "subscriber.paho",
+                        format!(
+                            "`{paho}` is not a paho-mqtt series linecut ships; use {}",
+                            client::PAHO_SERIES.join(" or ")
+                        ),
+                        closest(paho, client::PAHO_SERIES).map(|s| format!("`{s}`")),
+                    );
+                    ok = false;
+                }
+                if let Some(r) = &s.reconnect {
+                    if let Ok(ReconnectPolicy::Exponential { jitter, .. }) =
+                        ReconnectPolicy::parse(r.get_ref())
+                    {
+                        if jitter > 0.0 {
+                            self.problem(r.span(), "subscriber.reconnect", "paho's reconnect delay has no jitter; write exponential:min=D,max=D");
+                            ok = false;
+                        }
+                    }
+                }
+                ClientKind::PahoPython {
+                    paho: paho.to_string(),
+                    python: s.python.as_ref().map(|p| p.get_ref().into()),
+                }
+            }
+            "mosquitto_sub" => {
+                if let Some(k) = keepalive_s.filter(|k| *k < 5) {
+                    let span = s.keepalive.as_ref().map_or(kind_span.clone(), |k| k.span());
+                    self.problem(
+                        span,
+                        "subscriber.keepalive",
+                        format!("{k}s: mosquitto_sub accepts keepalives of 5s to 65535s only"),
+                    );
+                    ok = false;
+                }
+                ClientKind::MosquittoSub
+            }
+            _ => {
+                let argv = match &s.command {
+                    Some(c) if !c.get_ref().is_empty() && !c.get_ref()[0].is_empty() => {
+                        for arg in c.get_ref() {
+                            if let Err(e) = client::check_placeholders(arg) {
+                                self.problem(c.span(), "subscriber.command", e);
+                                ok = false;
+                            }
+                        }
+                        c.get_ref().clone()
+                    }
+                    Some(c) => {
+                        self.problem(
+                            c.span(),
+                            "subscriber.command",
+                            "needs at least the program to run",
+                        );
+                        ok = false;
+                        Vec::new()
+                    }
+                    None => {
+                        self.problem(
+                            kind_span,
+                            "subscriber.command",
+                            "client = \"command\" needs `command = [\"PROGRAM\", \"ARG\", ...]` (placeholders such as {host} and {port} are filled in)",
+                        );
+                        ok = false;
+                        Vec::new()
+                    }
+                };
+                if let Some(p) = &s.pattern {
+                    if let Err(e) = client::compile_pattern(p.get_ref()) {
+                        self.problem(p.span(), "subscriber.pattern", e);
+                        ok = false;
+                    }
+                }
+                ClientKind::Command {
+                    argv,
+                    pattern: s.pattern.as_ref().map(|p| p.get_ref().clone()),
+                    library: s.library.as_ref().map(|l| l.get_ref().clone()),
+                }
+            }
+        };
+        ok.then_some(client)
     }
 
     fn faults(

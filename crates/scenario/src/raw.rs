@@ -55,6 +55,12 @@ pub struct RawSubscriber {
     pub reconnect: Option<Spanned<String>>,
     pub resubscribe: Option<Spanned<String>>,
     pub mqtt: Option<Spanned<String>>,
+    pub client: Option<Spanned<String>>,
+    pub paho: Option<Spanned<String>>,
+    pub python: Option<Spanned<String>>,
+    pub command: Option<Spanned<Vec<String>>>,
+    pub pattern: Option<Spanned<String>>,
+    pub library: Option<Spanned<String>>,
 }
 
 /// One `[[fault]]`: the same keys as `linecut proxy --fault`, as a table.

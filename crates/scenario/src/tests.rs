@@ -35,6 +35,7 @@ connect_timeout = "3s"
 reconnect = "exponential:min=1s,max=10s,jitter=0.1"
 resubscribe = "when-session-lost"
 mqtt = "3.1.1"
+client = "rumqttc"
 
 [[fault]]
 kind = "cut"
@@ -253,11 +254,17 @@ fn the_json_schema_describes_exactly_the_keys_the_parser_accepts() {
         let mut in_schema = props(&schema["properties"][section]);
         // `address` (external brokers) and `rate` (instead of interval) cannot share a file
         // with their alternatives.
-        in_schema.retain(|k| in_file.contains(k) || k == "address" || k == "rate");
+        // The subscriber's settings of other client kinds are checked in their own tests.
+        in_schema.retain(|k| {
+            in_file.contains(k)
+                || k == "address"
+                || k == "rate"
+                || ["paho", "python", "command", "pattern", "library"].contains(&k.as_str())
+        });
         in_file.retain(|k| in_schema.contains(k));
         assert_eq!(
             in_schema.len() - in_file.len(),
-            usize::from(section != "subscriber"),
+            if section == "subscriber" { 5 } else { 1 },
             "{section}"
         );
     }
@@ -270,4 +277,93 @@ fn the_json_schema_describes_exactly_the_keys_the_parser_accepts() {
     fault_keys.sort();
     fault_keys.dedup();
     assert_eq!(props(&schema["properties"]["fault"]["items"]), fault_keys);
+}
+
+fn subscriber_of(text: &str) -> Result<SubscriberSpec, String> {
+    let file = format!("duration = \"2m\"\n[subscriber]\n{text}");
+    parse(Path::new("c.toml"), &file)
+        .map(|s| s.subscriber)
+        .map_err(|e| e.to_string())
+}
+
+#[test]
+fn client_kinds_parse_and_resolve_round_trip() {
+    for text in [
+        "client = \"paho-python\"\npaho = \"1.6\"\nkeepalive = \"2s\"\nreconnect = \"exponential:min=1s,max=4s\"\npython = \"/opt/py/bin/python\"",
+        "client = \"mosquitto_sub\"\nkeepalive = \"5s\"",
+        "client = \"command\"\ncommand = [\"my-client\", \"--broker\", \"{host}:{port}\", \"--id={client_id}\"]\npattern = 'seq=(?P<seq>\\d+) ts=(?P<ts>\\d+)'\nlibrary = \"paho\"",
+    ] {
+        let file = format!("duration = \"2m\"\n[subscriber]\n{text}\n");
+        let first = parse(Path::new("c.toml"), &file).unwrap_or_else(|e| panic!("{e}\n{file}"));
+        let resolved = first.resolved_toml();
+        let again = parse(Path::new("r.toml"), &resolved).unwrap_or_else(|e| panic!("{e}\n{resolved}"));
+        assert_eq!(again.subscriber.client, first.subscriber.client, "{resolved}");
+        assert!(first.subscriber.client.is_external());
+    }
+    let paho = subscriber_of("client = \"paho-python\"").unwrap();
+    assert_eq!(
+        paho.client,
+        ClientKind::PahoPython {
+            paho: "2".into(),
+            python: None
+        }
+    );
+}
+
+#[test]
+fn client_settings_of_another_kind_are_rejected_with_their_line() {
+    let e = subscriber_of("client = \"paho-python\"\nresubscribe = \"never\"").unwrap_err();
+    assert!(e.contains("c.toml:4:15: subscriber.resubscribe: is a setting of client = \"rumqttc\", but client is `paho-python`"), "{e}");
+    let e =
+        subscriber_of("client = \"mosquitto_sub\"\nkeepalive = \"5s\"\nreconnect = \"immediate\"")
+            .unwrap_err();
+    assert!(e.contains("subscriber.reconnect"), "{e}");
+    let e = subscriber_of("pattern = '(?P<seq>\\d+)'").unwrap_err();
+    assert!(
+        e.contains(
+            "subscriber.pattern: is a setting of client = \"command\", but client is `rumqttc`"
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn client_kind_errors_name_field_and_fix() {
+    let e = subscriber_of("client = \"paho\"").unwrap_err();
+    assert!(
+        e.contains("c.toml:3:10: subscriber.client: `paho` is not a client kind"),
+        "{e}"
+    );
+    assert!(e.contains("did you mean `paho-python`?"), "{e}");
+    let e = subscriber_of("client = \"paho-python\"\npaho = \"1.5\"").unwrap_err();
+    assert!(
+        e.contains("subscriber.paho: `1.5` is not a paho-mqtt series"),
+        "{e}"
+    );
+    let e = subscriber_of("client = \"mosquitto_sub\"\nkeepalive = \"2s\"").unwrap_err();
+    assert!(
+        e.contains("c.toml:4:13: subscriber.keepalive: 2s: mosquitto_sub accepts keepalives of 5s"),
+        "{e}"
+    );
+    let e = subscriber_of("client = \"command\"").unwrap_err();
+    assert!(
+        e.contains("subscriber.command: client = \"command\" needs `command = "),
+        "{e}"
+    );
+    let e = subscriber_of("client = \"command\"\ncommand = []").unwrap_err();
+    assert!(
+        e.contains("subscriber.command: needs at least the program"),
+        "{e}"
+    );
+    let e = subscriber_of("client = \"command\"\ncommand = [\"c\", \"{hots}\"]").unwrap_err();
+    assert!(
+        e.contains("subscriber.command: `{hots}` is not a placeholder"),
+        "{e}"
+    );
+    let e = subscriber_of("client = \"command\"\ncommand = [\"c\"]\npattern = 'got (\\d+)'")
+        .unwrap_err();
+    assert!(
+        e.contains("c.toml:5:11: subscriber.pattern: the pattern needs a `(?P<seq>...)` group"),
+        "{e}"
+    );
 }

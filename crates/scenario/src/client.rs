@@ -1,0 +1,191 @@
+//! The client under test: linecut's own agent, or another program the runner starts.
+//!
+//! Everything here is pure (no process is started): which kinds exist, what a `command`
+//! argument's placeholders expand to, and whether an output pattern can yield deliveries. The
+//! runner (`linecut-runner`'s `client` module) does the starting and the reading.
+
+use regex::Regex;
+use std::path::PathBuf;
+
+/// Who subscribes through the proxy.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ClientKind {
+    /// linecut's own agent (rumqttc); the default.
+    Rumqttc,
+    /// linecut's paho-mqtt subscriber script (`clients/paho_subscriber.py`), shaped like the 2014
+    /// experiment's client, under a Python with the given paho-mqtt series installed.
+    PahoPython {
+        /// `1.6` or `2`.
+        paho: String,
+        /// The Python to run it with; found by the runner when not given.
+        python: Option<PathBuf>,
+    },
+    /// `mosquitto_sub -v` from mosquitto-clients.
+    MosquittoSub,
+    /// Any program, started without a shell.
+    Command {
+        /// Program and arguments, with placeholders (see [`PLACEHOLDERS`]).
+        argv: Vec<String>,
+        /// How its stdout reports deliveries; `None` means it prints linecut events (JSON lines).
+        pattern: Option<String>,
+        /// The client library it is built on, as the user names it (reports; detection bands
+        /// when it names a library linecut knows, such as `paho` or `libmosquitto`).
+        library: Option<String>,
+    },
+}
+
+impl ClientKind {
+    pub const NAMES: [&'static str; 4] = ["rumqttc", "paho-python", "mosquitto_sub", "command"];
+
+    /// The kind's name as written in a scenario.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ClientKind::Rumqttc => "rumqttc",
+            ClientKind::PahoPython { .. } => "paho-python",
+            ClientKind::MosquittoSub => "mosquitto_sub",
+            ClientKind::Command { .. } => "command",
+        }
+    }
+
+    /// Whether this is a program the runner starts (anything but the built-in agent).
+    pub fn is_external(&self) -> bool {
+        !matches!(self, ClientKind::Rumqttc)
+    }
+}
+
+/// The paho-mqtt series a `paho-python` client can pin.
+pub const PAHO_SERIES: [&str; 2] = ["1.6", "2"];
+
+/// Placeholders a `command` argument may contain, and what each becomes.
+pub const PLACEHOLDERS: [(&str, &str); 8] = [
+    (
+        "host",
+        "the proxy's host (the client connects through the proxy)",
+    ),
+    ("port", "the proxy's port"),
+    ("client_id", "this subscriber's client id"),
+    ("keepalive", "the keepalive in whole seconds"),
+    ("topic", "the first topic filter"),
+    ("qos", "the first topic filter's QoS"),
+    ("clean_session", "1 or 0"),
+    ("mqtt", "3.1.1 or 5"),
+];
+
+/// Replaces `{name}` placeholders in `arg`; `{{` and `}}` stand for literal braces.
+pub fn expand(arg: &str, value: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(arg.len());
+    let mut rest = arg;
+    while let Some(pos) = rest.find(['{', '}']) {
+        out.push_str(&rest[..pos]);
+        let tail = &rest[pos..];
+        if tail.starts_with("{{") || tail.starts_with("}}") {
+            out.push_str(&tail[..1]);
+            rest = &tail[2..];
+            continue;
+        }
+        if tail.starts_with('}') {
+            return Err(format!(
+                "`{arg}`: unmatched `}}` (write `}}}}` for a brace)"
+            ));
+        }
+        let Some(end) = tail.find('}') else {
+            return Err(format!("`{arg}`: unclosed `{{` (write `{{{{` for a brace)"));
+        };
+        let name = &tail[1..end];
+        match value(name) {
+            Some(v) => out.push_str(&v),
+            None => {
+                let known: Vec<String> = PLACEHOLDERS
+                    .iter()
+                    .map(|(n, _)| format!("{{{n}}}"))
+                    .collect();
+                return Err(format!(
+                    "`{{{name}}}` is not a placeholder; use {}",
+                    known.join(", ")
+                ));
+            }
+        }
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Checks that `arg` only uses known placeholders.
+pub fn check_placeholders(arg: &str) -> Result<(), String> {
+    expand(arg, |name| {
+        PLACEHOLDERS
+            .iter()
+            .any(|(n, _)| *n == name)
+            .then(String::new)
+    })
+    .map(|_| ())
+}
+
+/// Named groups an output pattern may have.
+pub const PATTERN_GROUPS: [&str; 4] = ["seq", "ts", "payload", "topic"];
+
+/// Compiles an output pattern and checks that a match can say which message it was: a `seq`
+/// group (with an optional `ts`, the publish time), or a `payload` group holding linecut's payload.
+pub fn compile_pattern(pattern: &str) -> Result<Regex, String> {
+    let regex = Regex::new(pattern).map_err(|e| format!("not a valid pattern: {e}"))?;
+    let names: Vec<&str> = regex.capture_names().flatten().collect();
+    if !names.contains(&"seq") && !names.contains(&"payload") {
+        return Err(
+            "the pattern needs a `(?P<seq>...)` group (and optionally `(?P<ts>...)`, the publish time) or a `(?P<payload>...)` group holding linecut's payload"
+                .into(),
+        );
+    }
+    if let Some(other) = names.iter().find(|n| !PATTERN_GROUPS.contains(n)) {
+        return Err(format!(
+            "unknown group `{other}`; the groups linecut reads are {}",
+            PATTERN_GROUPS.join(", ")
+        ));
+    }
+    Ok(regex)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(name: &str) -> Option<String> {
+        match name {
+            "host" => Some("127.0.0.1".into()),
+            "port" => Some("4242".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn placeholders_expand_and_braces_escape() {
+        assert_eq!(expand("{host}:{port}", values).unwrap(), "127.0.0.1:4242");
+        assert_eq!(expand("--x={{raw}}", values).unwrap(), "--x={raw}");
+        assert_eq!(expand("plain", values).unwrap(), "plain");
+    }
+
+    #[test]
+    fn unknown_and_unbalanced_placeholders_are_errors() {
+        assert!(expand("{hots}", values)
+            .unwrap_err()
+            .contains("`{hots}` is not a placeholder"));
+        assert!(expand("{host", values).unwrap_err().contains("unclosed"));
+        assert!(expand("a}b", values).unwrap_err().contains("unmatched"));
+        assert!(check_placeholders("{client_id}-{keepalive}").is_ok());
+    }
+
+    #[test]
+    fn patterns_need_a_group_that_identifies_the_message() {
+        assert!(compile_pattern(r"got (?P<seq>\d+) at (?P<ts>\d+)").is_ok());
+        assert!(compile_pattern(r"(?P<topic>\S+) (?P<payload>.*)").is_ok());
+        assert!(compile_pattern(r"got (\d+)")
+            .unwrap_err()
+            .contains("(?P<seq>"));
+        assert!(compile_pattern(r"(?P<seq>\d+) (?P<when>\d+)")
+            .unwrap_err()
+            .contains("unknown group `when`"));
+        assert!(compile_pattern(r"(?P<seq>\d+")
+            .unwrap_err()
+            .contains("not a valid pattern"));
+    }
+}
