@@ -41,6 +41,13 @@ pub fn client(library: &str, k: u16) -> Option<Rule> {
             rule: "rumqttc pings every K from CONNACK and gives up when the previous PINGREQ is still unanswered at the next tick: K..2K after the outage starts".into(),
         });
     }
+    if library.contains("mosquitto_sub") || library.contains("libmosquitto") {
+        return Some(Rule {
+            low_s: k,
+            high_s: 2.0 * k + 1.0,
+            rule: "libmosquitto pings after K without sending and gives up K after an unanswered PINGREQ; its loop wakes about once a second: K..2K+1 s".into(),
+        });
+    }
     if library.contains("paho") {
         return Some(Rule {
             low_s: k,

@@ -2,7 +2,11 @@
 //!
 //! Conditions: a number (`0`, equal), a comparison (`<= 4`, `< 4`, `>= 1`, `> 1`, `== 2`), or an
 //! inclusive range (`2..4`). A metric that has no value (a subscriber that never detected the
-//! outage has no `client_detect_s`) fails every condition: "never" is not "fast".
+//! outage has no `client_detect_s`) fails every condition: "never" is not "fast". The condition
+//! `never` is the one that holds exactly then ("a short cut must not be noticed").
+//!
+//! A metric names the first fault's window unless prefixed: `fault2.client_detect_s` is the
+//! second window's.
 
 use serde::Serialize;
 
@@ -15,14 +19,19 @@ pub enum Condition {
     Gt(f64),
     Ge(f64),
     Range(f64, f64),
+    /// The metric has no value (the thing never happened).
+    Never,
 }
 
 impl Condition {
     pub fn parse(text: &str) -> Result<Condition, String> {
         let t = text.trim();
+        if t == "never" {
+            return Ok(Condition::Never);
+        }
         let number = |s: &str| {
             s.trim().parse::<f64>().map_err(|_| {
-                format!("`{text}` is not a condition; write e.g. 0, <= 4, >= 1 or 2..4")
+                format!("`{text}` is not a condition; write e.g. 0, <= 4, >= 1, 2..4 or never")
             })
         };
         if let Some((a, b)) = t.split_once("..") {
@@ -49,7 +58,7 @@ impl Condition {
 
     pub fn holds(&self, value: Option<f64>) -> bool {
         let Some(v) = value else {
-            return false;
+            return *self == Condition::Never;
         };
         match *self {
             Condition::Eq(x) => (v - x).abs() < 1e-9,
@@ -58,6 +67,7 @@ impl Condition {
             Condition::Gt(x) => v > x,
             Condition::Ge(x) => v >= x,
             Condition::Range(a, b) => v >= a && v <= b,
+            Condition::Never => false,
         }
     }
 }
@@ -78,6 +88,8 @@ mod tests {
             !Condition::parse("<= 4").unwrap().holds(None),
             "never is not fast"
         );
+        assert!(Condition::parse("never").unwrap().holds(None));
+        assert!(!Condition::parse(" never ").unwrap().holds(Some(0.0)));
         assert!(Condition::parse("soon")
             .unwrap_err()
             .contains("not a condition"));

@@ -13,6 +13,13 @@
 //! | `connect_attempts` | attempts from giving up to coming back, with how each failed |
 //! | `first_fresh_s` | outage end to the delivery of the first message published after it |
 //! | `session_present`, `resubscribed` | what the reconnect's CONNACK said, and whether SUBSCRIBE was sent again |
+//! | `wire_detect_s`, `wire_reconnect_s`, `wire_resubscribe_s` | the same timings from the proxy's view of the wire alone (socket closed or new CONNECT; CONNACK and SUBACK written to the client) |
+//!
+//! A client that reports nothing about itself (mosquitto_sub, most programs under test) is
+//! measured from the wire: its CONNECT, CONNACK, SUBSCRIBE, SUBACK, PINGREQ and PINGRESP as the
+//! proxy saw them ([`wire`]) stand in for its own events, and `reported_by_client` is false. A
+//! client that does report (linecut's agent, linecut's paho script) is measured from its own
+//! events, and the `wire_*` timings next to them show how far its view and the wire's differ.
 //!
 //! For a fleet, each window also carries the distribution (min, p50, p90, p99, max) of every
 //! timing across subscribers; an expectation such as `client_detect_s.p99 = "<= 4"` checks it.
@@ -39,6 +46,7 @@ mod expect;
 mod load;
 mod markdown;
 mod svg;
+mod wire;
 
 pub use expect::Condition;
 pub use load::{check_fast_message_path, load, Delivery, Publish, Run};
@@ -98,6 +106,11 @@ pub struct WindowMetrics {
     pub first_fresh_s: Option<f64>,
     pub session_present: Option<bool>,
     pub resubscribed: Option<bool>,
+    /// False when the client printed nothing about its connection and the wire stood in for it.
+    pub reported_by_client: bool,
+    pub wire_detect_s: Option<f64>,
+    pub wire_reconnect_s: Option<f64>,
+    pub wire_resubscribe_s: Option<f64>,
     pub stories: Vec<String>,
 }
 
@@ -191,6 +204,10 @@ pub struct DataMetrics {
     pub data_gap_publish_s: Option<f64>,
     pub reconnects: u64,
     pub foreign: u64,
+    /// PINGREQs the client sent, as the proxy saw them.
+    pub pings: u64,
+    /// The median interval between two PINGREQs on one connection.
+    pub ping_interval_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -284,6 +301,8 @@ fn secs(us: i64) -> f64 {
 /// One client's events, its deliveries, and the proxy connections that carried it.
 struct Client<'a> {
     id: String,
+    /// True when `events` are the wire's view (the client reported nothing of its own).
+    from_wire: bool,
     events: Vec<&'a Event>,
     deliveries: Vec<&'a Delivery>,
     conns: BTreeSet<u64>,
@@ -332,6 +351,8 @@ fn client_of(e: &Event) -> Option<&str> {
         EventKind::PingSent(x) | EventKind::PingReceived(x) => Some(&x.client),
         EventKind::Message(x) => Some(&x.client),
         EventKind::Disconnected(x) => Some(&x.client),
+        EventKind::ClientInfo(x) => Some(&x.client),
+        EventKind::ClientExited(x) => Some(&x.client),
         _ => None,
     }
 }
@@ -352,17 +373,9 @@ pub fn analyze(run: &Run) -> Report {
         .or_else(|| all_ts.min())
         .unwrap_or(0);
 
-    // Which proxy connections each MQTT client id used.
-    let mut conn_client: BTreeMap<u64, String> = BTreeMap::new();
-    for e in &run.proxy {
-        if let EventKind::MqttPacket(p) = &e.kind {
-            if p.packet_type == "CONNECT" && p.dir == Direction::Up {
-                if let Some(id) = &p.client_id {
-                    conn_client.insert(p.conn, id.clone());
-                }
-            }
-        }
-    }
+    // Which proxy connections each MQTT client id used, and what the wire saw of each client.
+    let conn_client = wire::connection_clients(&run.proxy);
+    let wire_events = wire::client_events(&run.proxy, &conn_client);
     // Only subscribers connect through the proxy, so its first CONNECT carries their keepalive.
     let keepalive_s = run.proxy.iter().find_map(|e| match &e.kind {
         EventKind::MqttPacket(p) if p.packet_type == "CONNECT" && p.dir == Direction::Up => {
@@ -371,16 +384,18 @@ pub fn analyze(run: &Run) -> Report {
         _ => None,
     });
     let mut clients: BTreeMap<String, Client> = BTreeMap::new();
+    let new_client = |id: &str| Client {
+        id: id.to_string(),
+        from_wire: false,
+        events: Vec::new(),
+        deliveries: Vec::new(),
+        conns: BTreeSet::new(),
+    };
     for e in &run.subscriber {
         if let Some(id) = client_of(e) {
             clients
                 .entry(id.to_string())
-                .or_insert_with(|| Client {
-                    id: id.to_string(),
-                    events: Vec::new(),
-                    deliveries: Vec::new(),
-                    conns: BTreeSet::new(),
-                })
+                .or_insert_with(|| new_client(id))
                 .events
                 .push(e);
         }
@@ -389,20 +404,54 @@ pub fn analyze(run: &Run) -> Report {
         let id = run.client_name(d.client);
         clients
             .entry(id.to_string())
-            .or_insert_with(|| Client {
-                id: id.to_string(),
-                events: Vec::new(),
-                deliveries: Vec::new(),
-                conns: BTreeSet::new(),
-            })
+            .or_insert_with(|| new_client(id))
             .deliveries
             .push(d);
     }
     for (conn, id) in &conn_client {
-        if let Some(c) = clients.get_mut(id) {
-            c.conns.insert(*conn);
+        clients
+            .entry(id.clone())
+            .or_insert_with(|| new_client(id))
+            .conns
+            .insert(*conn);
+    }
+    // A client that never reported a CONNACK of its own is measured from the wire.
+    for c in clients.values_mut() {
+        let reports = c
+            .events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::Connack(_)));
+        if !reports {
+            if let Some(seen) = wire_events.get(&c.id) {
+                c.events.extend(seen.iter());
+                c.events.sort_by_key(|e| e.ts_us);
+                c.from_wire = true;
+            }
         }
     }
+    // The wire's view of every client, for comparison with what the client said.
+    let wire_clients: BTreeMap<&str, Client> = clients
+        .values()
+        .map(|c| {
+            let mut events: Vec<&Event> = wire_events
+                .get(&c.id)
+                .map(|v| v.iter().collect())
+                .unwrap_or_default();
+            // Where the run told the client to stop still bounds the analysis.
+            events.extend(c.events.iter().copied().filter(|e| {
+                matches!(&e.kind, EventKind::Disconnected(d) if d.cause == DisconnectCause::Requested)
+            }));
+            events.sort_by_key(|e| e.ts_us);
+            let view = Client {
+                id: c.id.clone(),
+                from_wire: true,
+                events,
+                deliveries: c.deliveries.clone(),
+                conns: c.conns.clone(),
+            };
+            (c.id.as_str(), view)
+        })
+        .collect();
 
     let client_library = text("subscriber_client");
     let broker = text("broker");
@@ -412,7 +461,24 @@ pub fn analyze(run: &Run) -> Report {
         let horizon = windows.get(i + 1).map_or(run_end, |n| n.start);
         let subscribers: Vec<WindowMetrics> = clients
             .values()
-            .map(|c| window_metrics(run, c, w, horizon, keepalive_s, &client_library, &broker))
+            .map(|c| {
+                let mut m =
+                    window_metrics(run, c, w, horizon, keepalive_s, &client_library, &broker);
+                let seen = window_metrics(
+                    run,
+                    &wire_clients[c.id.as_str()],
+                    w,
+                    horizon,
+                    keepalive_s,
+                    &client_library,
+                    &broker,
+                );
+                m.reported_by_client = !c.from_wire;
+                m.wire_detect_s = seen.client_detect_s;
+                m.wire_reconnect_s = seen.reconnect_s;
+                m.wire_resubscribe_s = seen.resubscribe_s;
+                m
+            })
             .collect();
         let distribution = TIMINGS
             .iter()
@@ -451,7 +517,12 @@ pub fn analyze(run: &Run) -> Report {
         data,
         expectations: Vec::new(),
         timeline,
-        warnings: run.warnings.clone(),
+        warnings: run
+            .warnings
+            .iter()
+            .cloned()
+            .chain(client_warnings(run))
+            .collect(),
     };
     if let Some(expect) = meta["expectations"].as_object() {
         for (metric, condition) in expect {
@@ -614,7 +685,8 @@ fn window_metrics(
     // band's lower end is expected to go unnoticed, and "never" is then the right answer.
     let silent = matches!(w.kind.as_str(), "cut" | "blackhole");
     let outage_s = secs(w.end - w.start);
-    let applies = |rule: Option<bands::Rule>| rule.filter(|r| silent && outage_s >= r.low_s);
+    // Strictly longer: at exactly the lower end the silence the endpoint sees stops short of it.
+    let applies = |rule: Option<bands::Rule>| rule.filter(|r| silent && outage_s > r.low_s);
     let client_band = applies(keepalive_s.and_then(|k| bands::client(client_library, k)));
     let broker_band = applies(keepalive_s.and_then(|k| bands::broker(broker, k)));
     let detect_s = detect.as_ref().map(|d| secs(d.0 - w.start));
@@ -672,6 +744,10 @@ fn window_metrics(
             _ => None,
         }),
         resubscribed,
+        reported_by_client: !c.from_wire,
+        wire_detect_s: None,
+        wire_reconnect_s: None,
+        wire_resubscribe_s: None,
         stories,
     }
 }
@@ -816,6 +892,7 @@ fn data_metrics(run: &Run, c: &Client, windows: &[Window]) -> DataMetrics {
     }
     publish_times.sort_unstable();
     let gap = |times: &[i64]| times.windows(2).map(|p| p[1] - p[0]).max().map(secs);
+    let (pings, ping_interval) = wire::ping_stats(&run.proxy, &c.conns);
     DataMetrics {
         client: c.id.clone(),
         published: published.len() as u64,
@@ -834,6 +911,8 @@ fn data_metrics(run: &Run, c: &Client, windows: &[Window]) -> DataMetrics {
             .count()
             .saturating_sub(1) as u64,
         foreign,
+        pings,
+        ping_interval_s: ping_interval.map(secs),
     }
 }
 
@@ -906,8 +985,15 @@ fn timeline(
             }
             last = Some(d.ts_us);
         }
+        // Facts read off the wire say so, so nobody takes them for the client's own words.
+        let seen = if c.from_wire { " (on the wire)" } else { "" };
         for e in &c.events {
+            let wire = e.source == linecut_events::Source::Proxy;
+            let seen = if wire { seen } else { "" };
             match &e.kind {
+                EventKind::ConnectAttempt(a) if wire && a.attempt > 1 => {
+                    push(e.ts_us, id, format!("CONNECT {}{seen}", a.attempt))
+                }
                 EventKind::ConnectAttempt(a) if a.attempt > 1 => push(
                     e.ts_us,
                     id,
@@ -920,21 +1006,48 @@ fn timeline(
                     e.ts_us,
                     id,
                     format!(
-                        "CONNACK code {} session_present={}",
+                        "CONNACK code {} session_present={}{seen}",
                         a.code, a.session_present
                     ),
                 ),
+                EventKind::SubscribeSent(_) if wire => {
+                    push(e.ts_us, id, format!("SUBSCRIBE sent{seen}"))
+                }
                 EventKind::SubscribeSent(s) => push(
                     e.ts_us,
                     id,
                     format!("SUBSCRIBE sent ({:?})", s.reason).to_lowercase(),
                 ),
-                EventKind::Suback(s) => push(e.ts_us, id, format!("SUBACK codes {:?}", s.codes)),
+                EventKind::Suback(s) => {
+                    push(e.ts_us, id, format!("SUBACK codes {:?}{seen}", s.codes))
+                }
                 EventKind::PingSent(_) if near_outage(e.ts_us) => {
-                    push(e.ts_us, id, "sends PINGREQ".into())
+                    push(e.ts_us, id, format!("sends PINGREQ{seen}"))
                 }
                 EventKind::PingReceived(_) if near_outage(e.ts_us) => {
-                    push(e.ts_us, id, "gets PINGRESP".into())
+                    push(e.ts_us, id, format!("gets PINGRESP{seen}"))
+                }
+                EventKind::ClientExited(x) => push(
+                    e.ts_us,
+                    id,
+                    format!(
+                        "client process {} ({})",
+                        if x.expected {
+                            "stopped"
+                        } else {
+                            "ended on its own"
+                        },
+                        exit_text(x)
+                    ),
+                ),
+                EventKind::Disconnected(d)
+                    if d.cause == DisconnectCause::Requested && d.error.starts_with("linecut ") =>
+                {
+                    push(
+                        e.ts_us,
+                        id,
+                        "linecut asks the client to stop: the run is over".into(),
+                    )
                 }
                 EventKind::Disconnected(d) if d.cause == DisconnectCause::Requested => {
                     push(e.ts_us, id, "disconnects: the run is over".into())
@@ -996,6 +1109,41 @@ fn timeline(
     out
 }
 
+fn exit_text(x: &linecut_events::ClientExited) -> String {
+    match (x.code, x.signal) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(s)) => format!("signal {s}"),
+        _ => "status unknown".into(),
+    }
+}
+
+/// Warnings about clients under test: early exits, and output that was not understood.
+fn client_warnings(run: &Run) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in &run.subscriber {
+        if let EventKind::ClientExited(x) = &e.kind {
+            if !x.expected {
+                out.push(format!(
+                    "client {} ({}) ended before the run did ({})",
+                    x.client,
+                    x.kind,
+                    exit_text(x)
+                ));
+            }
+            if x.unmatched_lines > 0 {
+                out.push(format!(
+                    "client {}: {} of {} stdout lines were not understood (first: {:?})",
+                    x.client,
+                    x.unmatched_lines,
+                    x.lines,
+                    x.first_unmatched.as_deref().unwrap_or("")
+                ));
+            }
+        }
+    }
+    out
+}
+
 fn check(report: &Report, metric: &str, condition_text: &str) -> ExpectationResult {
     let mut result = ExpectationResult {
         metric: metric.to_string(),
@@ -1011,7 +1159,24 @@ fn check(report: &Report, metric: &str, condition_text: &str) -> ExpectationResu
             return result;
         }
     };
-    let first_window = report.windows.first();
+    // `faultN.metric` names the N-th fault window; a bare metric, the first.
+    let (window_index, metric) = match metric.split_once('.') {
+        Some((prefix, rest)) if prefix.starts_with("fault") => {
+            match prefix["fault".len()..].parse::<usize>() {
+                Ok(n) if n >= 1 && n <= report.windows.len() => (n - 1, rest),
+                _ => {
+                    result.problem = Some(format!(
+                        "`{prefix}` names no fault window; this run has {} (fault1..fault{})",
+                        report.windows.len(),
+                        report.windows.len()
+                    ));
+                    return result;
+                }
+            }
+        }
+        _ => (0, metric),
+    };
+    let first_window = report.windows.get(window_index);
     // `metric.p99` (or min, p50, p90, max) checks the fleet's distribution of a timing.
     if let Some((name, stat)) = metric.split_once('.') {
         let value = first_window

@@ -4,9 +4,10 @@
 //! line by line and kept compactly:
 //! - deliveries (`message`) and publishes (`published`) — the bulk of a run — become small
 //!   fixed-size rows with interned client and topic ids ([`Delivery`], [`Publish`]);
-//! - the proxy's per-packet lines are kept only where the analysis uses them (CONNECTs, for
-//!   client ids and keepalives, and held data released downstream, for the stale-data story);
-//!   the rest are recognised by a byte check and skipped without being parsed;
+//! - the proxy's per-packet lines are kept only where the analysis uses them: control packets
+//!   (CONNECT for client ids and keepalives; CONNACK, SUBSCRIBE, SUBACK and pings for measuring
+//!   clients from the wire) and held data released downstream, for the stale-data story; the
+//!   PUBLISH family, the bulk, is recognised by a byte check and skipped without being parsed;
 //! - every other event (connections, faults, disconnects, pings, …) is kept whole: there are few.
 //!
 //! A malformed line is skipped and reported as a warning naming the file and line (one bad line
@@ -184,7 +185,7 @@ struct Finders {
     message: Finder<'static>,
     published: Finder<'static>,
     packet: Finder<'static>,
-    connect: Finder<'static>,
+    publish_family: Finder<'static>,
     released: Finder<'static>,
 }
 
@@ -196,7 +197,7 @@ static FINDERS: LazyLock<Finders> = LazyLock::new(|| Finders {
     message: Finder::new(br#""type":"message""#),
     published: Finder::new(br#""type":"published""#),
     packet: Finder::new(br#""type":"mqtt_packet""#),
-    connect: Finder::new(br#""packet_type":"CONNECT""#),
+    publish_family: Finder::new(br#""packet_type":"PUB"#),
     released: Finder::new(br#""fate":"released""#),
 });
 
@@ -286,7 +287,7 @@ fn classify(line: &[u8]) -> LineKind {
     } else if f.published.find(head).is_some() {
         LineKind::Published
     } else if f.packet.find(head).is_some()
-        && f.connect.find(line).is_none()
+        && f.publish_family.find(line).is_some()
         && f.released.find(line).is_none()
     {
         LineKind::SkippedPacket

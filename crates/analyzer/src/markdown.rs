@@ -1,7 +1,7 @@
 //! `report.md`: the run told as the 2014 post told it, but exact — the metrics, what happened in
 //! order, and the verdict on each expectation.
 
-use crate::{Band, Report};
+use crate::{Band, DataMetrics, Report, WindowMetrics};
 use std::fmt::Write;
 
 fn opt(v: Option<f64>) -> String {
@@ -22,6 +22,88 @@ fn band(b: &Option<Band>) -> String {
             }
         ),
     }
+}
+
+/// Two views of one moment: both values and how far apart they are.
+fn compare(client: Option<f64>, wire: Option<f64>) -> String {
+    match (client, wire) {
+        (None, None) => "never / never".into(),
+        (Some(c), Some(w)) => format!("{c:.3} / {w:.3} / {:+.0} ms", (c - w) * 1000.0),
+        (c, w) => format!(
+            "{} / {}",
+            c.map_or("never".into(), |v| format!("{v:.3}")),
+            w.map_or("never".into(), |v| format!("{v:.3}"))
+        ),
+    }
+}
+
+/// The window's answers in plain words: the questions the 2014 post was left with.
+fn in_short(m: &WindowMetrics, data: Option<&DataMetrics>) -> Vec<String> {
+    let mut out = Vec::new();
+    let how = |h: &str| match h {
+        "keepalive_timeout" => {
+            "no PINGRESP came back for its PINGREQ (its keepalive rule)".to_string()
+        }
+        "socket_closed" => "it closed its socket, as the proxy saw on the wire".to_string(),
+        "new_connection" => "it opened a new connection, as the proxy saw on the wire".to_string(),
+        "connection_lost" => "its library reported the connection lost".to_string(),
+        other => other.replace('_', " "),
+    };
+    match (m.client_detect_s, m.client_detect_how.as_deref()) {
+        (Some(t), Some(h)) => out.push(format!(
+            "The client decided the line was dead {t:.3} s after it went: {}{}.",
+            how(h),
+            m.client_detect_band
+                .as_ref()
+                .map_or(String::new(), |b| format!(
+                    ", {} the {:.1}–{:.1} s its library's rule gives",
+                    if b.inside { "inside" } else { "outside" },
+                    b.low_s,
+                    b.high_s
+                ))
+        )),
+        _ => out.push("The client never noticed the outage.".into()),
+    }
+    let takeover = m.stories.iter().any(|s| s.contains("took over"));
+    match (m.broker_detect_s, m.broker_detect_how.as_deref()) {
+        (Some(t), Some(h)) => out.push(format!(
+            "The broker dropped the old connection {t:.3} s after the line went ({}).",
+            if h == "proxy" { "the proxy saw it close its side" } else { "its log says so" }
+        )),
+        _ if takeover => out.push(
+            "The broker never dropped the old connection itself: the client's new connection, with the same client id, took it over."
+                .into(),
+        ),
+        _ => out.push("The broker never dropped the connection.".into()),
+    }
+    if let Some(r) = m.reconnect_s {
+        out.push(format!(
+            "The client was back {r:.3} s after the line returned, after {} connection attempt(s).",
+            m.connect_attempts
+        ));
+        out.push(match (m.resubscribed, m.session_present) {
+            (Some(true), Some(false)) => "It subscribed again, and had to: the CONNACK said the broker kept no session (session_present = 0).".into(),
+            (Some(true), Some(true)) => "It subscribed again, though the broker had kept its session (session_present = 1): not needed.".into(),
+            (Some(false), Some(true)) => "It did not subscribe again and did not need to: the broker kept its session (session_present = 1).".into(),
+            (Some(false), _) => "It did not subscribe again, and the broker kept no session: its subscription was gone.".into(),
+            _ => "Whether it subscribed again is not known.".into(),
+        });
+    }
+    if let Some(d) = data {
+        out.push(format!(
+            "The longest hole in the data was {} by publish time; over the run {} message(s) were lost, {} arrived late and {} twice.",
+            d.data_gap_publish_s.map_or("unknown".into(), |g| format!("{g:.3} s")),
+            d.lost,
+            d.late,
+            d.duplicates
+        ));
+    }
+    if m.stories.iter().any(|s| s.contains("FIN arrived")) {
+        out.push("When the line came back, data and a FIN the broker had sent during the outage reached the connection the client had already abandoned.".into());
+    } else if m.client_detect_s.is_some() {
+        out.push("Nothing reached the abandoned connection after the client left it.".into());
+    }
+    out
 }
 
 pub fn render(r: &Report) -> String {
@@ -114,9 +196,55 @@ pub fn render(r: &Report) -> String {
                 );
             }
         }
+        let from_wire: Vec<&str> = window
+            .subscribers
+            .iter()
+            .filter(|m| !m.reported_by_client)
+            .map(|m| m.client.as_str())
+            .collect();
+        if !from_wire.is_empty() {
+            let _ = writeln!(
+                w,
+                "\nMeasured from the wire (the client reports nothing about its connection): {}.",
+                from_wire.join(", ")
+            );
+        }
+        let both: Vec<_> = window
+            .subscribers
+            .iter()
+            .filter(|m| m.reported_by_client)
+            .collect();
+        if !both.is_empty() {
+            let _ = writeln!(
+                w,
+                "\nWhat the client reported against what the proxy saw on the wire:\n"
+            );
+            let _ = writeln!(w, "| subscriber | gave up: client / wire / difference | back: client / wire / difference | re-subscribed: client / wire / difference |");
+            let _ = writeln!(w, "|---|---|---|---|");
+            for m in both {
+                let _ = writeln!(
+                    w,
+                    "| {} | {} | {} | {} |",
+                    m.client,
+                    compare(m.client_detect_s, m.wire_detect_s),
+                    compare(m.reconnect_s, m.wire_reconnect_s),
+                    compare(m.resubscribe_s, m.wire_resubscribe_s),
+                );
+            }
+        }
         for m in &window.subscribers {
             for story in &m.stories {
                 let _ = writeln!(w, "\n- {}: {story}.", m.client);
+            }
+        }
+        // Plain answers for a handful of subscribers; a fleet has its distribution table.
+        if window.subscribers.len() <= 3 {
+            for m in &window.subscribers {
+                let data = r.data.iter().find(|d| d.client == m.client);
+                let _ = writeln!(w, "\n**In short ({}):**", m.client);
+                for sentence in in_short(m, data) {
+                    let _ = writeln!(w, "{sentence}");
+                }
             }
         }
         let _ = writeln!(w);
@@ -126,12 +254,12 @@ pub fn render(r: &Report) -> String {
     }
 
     let _ = writeln!(w, "## Data\n");
-    let _ = writeln!(w, "| subscriber | published | delivered | lost | duplicates | late (max delay) | out of order | longest gap, receive time | longest gap, publish time | reconnects | foreign |");
-    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(w, "| subscriber | published | delivered | lost | duplicates | late (max delay) | out of order | longest gap, receive time | longest gap, publish time | reconnects | foreign | PINGREQs (median interval) |");
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for d in &r.data {
         let _ = writeln!(
             w,
-            "| {} | {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} ({}) |",
             d.client,
             d.published,
             d.delivered,
@@ -144,7 +272,10 @@ pub fn render(r: &Report) -> String {
             opt(d.data_gap_receive_s),
             opt(d.data_gap_publish_s),
             d.reconnects,
-            d.foreign
+            d.foreign,
+            d.pings,
+            d.ping_interval_s
+                .map_or("—".into(), |v| format!("{v:.3} s")),
         );
     }
 

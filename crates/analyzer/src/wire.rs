@@ -1,0 +1,124 @@
+//! The wire's view of each client: what the proxy saw it send and receive, written as the events
+//! a client would report about itself.
+//!
+//! This is what makes any client measurable black-box: a `mosquitto_sub` or a device that prints
+//! nothing still sends CONNECT, SUBSCRIBE and PINGREQ and receives CONNACK, SUBACK and PINGRESP
+//! through the proxy. A packet going up counts when the proxy first read it (the client sent it
+//! then, whatever a fault did next); a packet going down counts when the proxy wrote it to the
+//! client (forwarded at once or released after a hold), never while it was held or after it was
+//! dropped.
+
+use linecut_events::{
+    ClientRef, Connack, ConnectAttempt, Direction, Event, EventKind, Fate, MqttPacket, Source,
+    Suback, SubscribeReason, SubscribeSent,
+};
+use std::collections::BTreeMap;
+
+/// Which client id each proxy connection carried (from its CONNECT).
+pub fn connection_clients(proxy: &[Event]) -> BTreeMap<u64, String> {
+    proxy
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::MqttPacket(p) if p.packet_type == "CONNECT" && p.dir == Direction::Up => {
+                p.client_id.clone().map(|id| (p.conn, id))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn reached_client(p: &MqttPacket) -> bool {
+    p.dir == Direction::Down && matches!(p.fate, Fate::Forwarded | Fate::Released)
+}
+
+fn sent_by_client(p: &MqttPacket) -> bool {
+    p.dir == Direction::Up && matches!(p.fate, Fate::Forwarded | Fate::Held | Fate::Dropped)
+}
+
+/// Per client id, the events the wire shows, in time order.
+pub fn client_events(
+    proxy: &[Event],
+    conn_client: &BTreeMap<u64, String>,
+) -> BTreeMap<String, Vec<Event>> {
+    let mut out: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+    let mut attempts: BTreeMap<String, u32> = BTreeMap::new();
+    for e in proxy {
+        let EventKind::MqttPacket(p) = &e.kind else {
+            continue;
+        };
+        let Some(client) = conn_client.get(&p.conn) else {
+            continue;
+        };
+        let kind = match p.packet_type.as_str() {
+            "CONNECT" if sent_by_client(p) => {
+                let n = attempts.entry(client.clone()).or_insert(0);
+                *n += 1;
+                EventKind::ConnectAttempt(ConnectAttempt {
+                    client: client.clone(),
+                    attempt: *n,
+                    broker: "(seen by the proxy)".into(),
+                    delay_ms: 0,
+                })
+            }
+            "CONNACK" if reached_client(p) => EventKind::Connack(Connack {
+                client: client.clone(),
+                // MQTT 3.1.1 has a return code, MQTT 5 a reason code; 0 is success in both.
+                code: p.return_code.or(p.reason_code).unwrap_or(0),
+                session_present: p.session_present.unwrap_or(false),
+            }),
+            "SUBSCRIBE" if sent_by_client(p) => {
+                let first = !out.get(client).is_some_and(|v| {
+                    v.iter()
+                        .any(|e| matches!(e.kind, EventKind::SubscribeSent(_)))
+                });
+                EventKind::SubscribeSent(SubscribeSent {
+                    client: client.clone(),
+                    topics: p.topics.clone().unwrap_or_default(),
+                    reason: if first {
+                        SubscribeReason::First
+                    } else {
+                        SubscribeReason::Always
+                    },
+                })
+            }
+            "SUBACK" if reached_client(p) => EventKind::Suback(Suback {
+                client: client.clone(),
+                packet_id: p.packet_id.unwrap_or(0),
+                codes: p.codes.clone().unwrap_or_default(),
+            }),
+            "PINGREQ" if sent_by_client(p) => EventKind::PingSent(ClientRef {
+                client: client.clone(),
+            }),
+            "PINGRESP" if reached_client(p) => EventKind::PingReceived(ClientRef {
+                client: client.clone(),
+            }),
+            _ => continue,
+        };
+        out.entry(client.clone()).or_default().push(Event {
+            ts_us: e.ts_us,
+            source: Source::Proxy,
+            kind,
+        });
+    }
+    out
+}
+
+/// Pings on the wire: how many PINGREQs the client sent and the median interval between two
+/// on the same connection (what a keepalive costs, and whether the client pings on time).
+pub fn ping_stats(proxy: &[Event], conns: &std::collections::BTreeSet<u64>) -> (u64, Option<i64>) {
+    let mut last: BTreeMap<u64, i64> = BTreeMap::new();
+    let mut gaps: Vec<i64> = Vec::new();
+    let mut count = 0;
+    for e in proxy {
+        if let EventKind::MqttPacket(p) = &e.kind {
+            if p.packet_type == "PINGREQ" && sent_by_client(p) && conns.contains(&p.conn) {
+                count += 1;
+                if let Some(prev) = last.insert(p.conn, e.ts_us) {
+                    gaps.push(e.ts_us - prev);
+                }
+            }
+        }
+    }
+    gaps.sort_unstable();
+    (count, gaps.get(gaps.len() / 2).copied())
+}
