@@ -19,6 +19,7 @@
 //! events file — still goes through step 5, so the files are kept and the run is marked
 //! `incomplete` with the reason.
 
+pub mod client;
 mod display;
 
 pub use display::DisplayMode;
@@ -66,9 +67,11 @@ pub enum RunError {
     Events(#[from] linecut_events::WriteError),
     #[error("the scenario's agent options are invalid: {0}")]
     Agent(#[from] linecut_agent::AgentError),
+    #[error("client under test: {0}")]
+    Client(String),
 }
 
-fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
+pub(crate) fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
     let action = action.into();
     move |source| RunError::Io { action, source }
 }
@@ -225,6 +228,8 @@ pub async fn run(
     interrupt: impl Future<Output = ()>,
 ) -> Result<RunOutcome, RunError> {
     let dir = options.dir.clone();
+    // A client that cannot start is reported before anything is created or started.
+    let external = client::prepare(scenario)?;
     prepare_dir(&dir, options.force)?;
     std::fs::write(dir.join("scenario.toml"), &scenario.source)
         .map_err(io("write scenario.toml"))?;
@@ -237,7 +242,10 @@ pub async fn run(
         description: scenario.description.clone(),
         broker: String::new(),
         broker_address: None,
-        subscriber_client: format!("{AGENT_CLIENT} (linecut-agent)"),
+        subscriber_client: match &external {
+            Some(prepared) => prepared.description.clone(),
+            None => format!("{AGENT_CLIENT} (linecut-agent)"),
+        },
         publisher_client: format!("{AGENT_CLIENT} (linecut-agent)"),
         host: hostname(),
         started_at: humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),
@@ -315,7 +323,9 @@ pub async fn run(
         resubscribe: s.resubscribe,
         protocol: s.protocol,
     };
-    subscriber_options.validate()?;
+    if external.is_none() {
+        subscriber_options.validate()?;
+    }
     let p = &scenario.publisher;
     let publisher_options = PublisherOptions {
         broker: broker.address(p.protocol),
@@ -336,28 +346,73 @@ pub async fn run(
     let progress = Arc::new(Progress::default());
     let (agents_stop, agents_stopped) = watch::channel(false);
     let ids = fleet_ids(&s.client_id, s.count);
-    let fleet = {
-        let (options, sink, stop, progress) = (
-            subscriber_options.clone(),
-            sub_sink.clone(),
-            agents_stopped.clone(),
-            progress.clone(),
-        );
-        tokio::spawn(async move { run_fleet(&options, ids, &sink, stop, progress).await })
+    let (exits_tx, mut exits) = tokio::sync::mpsc::unbounded_channel::<client::EarlyExit>();
+    let mut reason: Option<String> = None;
+    let (fleet, clients) = match &external {
+        None => {
+            let (options, sink, stop, progress) = (
+                subscriber_options.clone(),
+                sub_sink.clone(),
+                agents_stopped.clone(),
+                progress.clone(),
+            );
+            let fleet =
+                tokio::spawn(async move { run_fleet(&options, ids, &sink, stop, progress).await });
+            (Some(fleet), None)
+        }
+        Some(prepared) => {
+            match client::ClientFleet::start(
+                prepared, scenario, &ids, proxy_addr, &dir, &sub_sink, p.qos, exits_tx,
+            ) {
+                Ok(clients) => (None, Some(clients)),
+                Err(e) => {
+                    reason = Some(e.to_string());
+                    (None, None)
+                }
+            }
+        }
+    };
+    // Agents report their subscriptions; a client under test is subscribed when the proxy has
+    // seen a SUBACK go down to it.
+    let subscribed = |progress: &Progress| {
+        if external.is_some() {
+            proxy_handle.subscribed_clients().len() as u32
+        } else {
+            progress.subscribed.load(Ordering::Relaxed)
+        }
+    };
+    let early_exit = |exit: client::EarlyExit,
+                      clients: &Option<client::ClientFleet>,
+                      elapsed: Option<Duration>| {
+        let tail = clients
+            .as_ref()
+            .and_then(|c| c.stderr_tail(&exit.client))
+            .map(|t| format!(" (last stderr line: {t})"))
+            .unwrap_or_default();
+        let when = elapsed.map_or("before the experiment started".to_string(), |t| {
+            format!("{:.1}s into the run", t.as_secs_f64())
+        });
+        format!(
+            "the client under test `{}` {} {when}{tail}",
+            exit.client, exit.status
+        )
     };
 
-    let mut reason: Option<String> = None;
     let deadline = tokio::time::Instant::now() + SUBSCRIBE_TIMEOUT;
-    loop {
-        if progress.subscribed.load(Ordering::Relaxed) >= s.count {
+    while reason.is_none() {
+        if subscribed(&progress) >= s.count {
             break;
         }
         tokio::select! {
+            Some(exit) = exits.recv() => {
+                reason = Some(early_exit(exit, &clients, None));
+                break;
+            }
             _ = tokio::time::sleep(Duration::from_millis(5)) => {}
             _ = tokio::time::sleep_until(deadline) => {
                 reason = Some(format!(
                     "only {} of {} subscribers were subscribed within {:?}",
-                    progress.subscribed.load(Ordering::Relaxed), s.count, SUBSCRIBE_TIMEOUT
+                    subscribed(&progress), s.count, SUBSCRIBE_TIMEOUT
                 ));
                 break;
             }
@@ -390,15 +445,20 @@ pub async fn run(
                 .filter(|f| f.status == Status::Active)
                 .map(|f| f.kind)
                 .collect();
-            reporter.tick(
-                t0.elapsed(),
-                &active,
-                progress.connected.load(Ordering::Relaxed),
-                s.count,
-                progress.messages.load(Ordering::Relaxed),
-            );
+            let (connected, messages) = match &clients {
+                Some(c) => (proxy_handle.connections().len() as u32, c.messages()),
+                None => (
+                    progress.connected.load(Ordering::Relaxed),
+                    progress.messages.load(Ordering::Relaxed),
+                ),
+            };
+            reporter.tick(t0.elapsed(), &active, connected, s.count, messages);
             tokio::select! {
                 _ = tokio::time::sleep_until(end) => break,
+                Some(exit) = exits.recv() => {
+                    reason = Some(early_exit(exit, &clients, Some(t0.elapsed())));
+                    break;
+                }
                 _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                 _ = &mut interrupt => {
                     reason = Some(format!("interrupted {:.1}s into the run", t0.elapsed().as_secs_f64()));
@@ -420,13 +480,18 @@ pub async fn run(
             _ => note(&mut reason, "the publisher did not stop cleanly"),
         }
     }
-    match tokio::time::timeout(Duration::from_secs(10), fleet).await {
-        Ok(Ok(stats)) => {
-            summary.delivered = stats.messages;
-            summary.foreign = stats.foreign;
-            summary.disconnects = stats.disconnects;
+    if let Some(fleet) = fleet {
+        match tokio::time::timeout(Duration::from_secs(10), fleet).await {
+            Ok(Ok(stats)) => {
+                summary.delivered = stats.messages;
+                summary.foreign = stats.foreign;
+                summary.disconnects = stats.disconnects;
+            }
+            _ => note(&mut reason, "the subscribers did not stop cleanly"),
         }
-        _ => note(&mut reason, "the subscribers did not stop cleanly"),
+    }
+    if let Some(clients) = clients {
+        (summary.delivered, summary.disconnects) = clients.stop(&sub_sink).await;
     }
     summary.faults_started = proxy_handle.faults().iter().map(|f| f.occurrences).sum();
     let incomplete = reason.is_some();

@@ -1,0 +1,621 @@
+//! Clients under test: programs the runner starts, watches and stops instead of its own agent.
+//!
+//! [`prepare`] runs before anything else of a run (no directory is created if it fails): it
+//! finds the program, checks that it can run (paho-mqtt's version in the chosen Python,
+//! mosquitto_sub's version) and describes the client for the reports. [`ClientFleet::start`]
+//! then starts one process per subscriber, connected through the proxy, never through a shell.
+//! Each process's stdout is read line by line into the subscriber's events file ([`output`]),
+//! its stderr goes to a file in the run directory, and its exit is reported: an exit before the
+//! run ends makes the run incomplete, with the reason.
+//!
+//! How the client is *measured* does not depend on any of this: the proxy sees its connections,
+//! pings and reconnects on the wire, so a client that prints nothing is measured too.
+
+pub mod output;
+
+use crate::RunError;
+use linecut_agent::{Protocol, ReconnectPolicy};
+use linecut_events::{now_us, ClientExited, DisconnectCause, Disconnected, EventKind, EventSink};
+use linecut_scenario::{client as spec, ClientKind, Scenario};
+use output::{Line, MessageDefaults, OutputFormat};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+/// linecut's paho-mqtt subscriber, written into each run directory that uses it, so the run
+/// keeps the exact script it ran.
+pub const PAHO_SCRIPT: &str = include_str!("../../../../clients/paho_subscriber.py");
+const PAHO_SCRIPT_NAME: &str = "paho_subscriber.py";
+/// How long a client gets to exit after SIGTERM before it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// A client kind, checked and ready to start.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    kind: &'static str,
+    program: PathBuf,
+    /// How its stdout is read.
+    format: OutputFormat,
+    /// For `meta.json` and the reports; names the library so detection bands apply.
+    pub description: String,
+}
+
+fn client_error(message: impl Into<String>) -> RunError {
+    RunError::Client(message.into())
+}
+
+/// Finds `program` as a shell would (a path if it has a slash, else on `PATH`).
+fn find_program(program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &Path| {
+        p.is_file()
+            && p.metadata()
+                .map(|m| m.permissions().mode() & 0o111 != 0)
+                .unwrap_or(false)
+    };
+    if program.contains('/') {
+        let p = PathBuf::from(program);
+        return executable(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
+}
+
+/// Where `scripts/setup-clients` puts paho's virtual environments: `target/clients/` of the
+/// checkout linecut runs from (found from the current directory and from linecut's own binary),
+/// or `$LINECUT_CLIENTS_DIR`.
+fn paho_python_candidates(series: &str) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(d) = std::env::var_os("LINECUT_CLIENTS_DIR") {
+        dirs.push(PathBuf::from(d));
+    }
+    dirs.push(PathBuf::from("target/clients"));
+    if let Ok(exe) = std::env::current_exe() {
+        // target/debug/linecut, or target/debug/deps/<test binary>.
+        for up in exe.ancestors().skip(1).take(3) {
+            dirs.push(up.join("clients"));
+        }
+    }
+    dirs.into_iter()
+        .map(|d| d.join(format!("paho-{series}")).join("bin").join("python"))
+        .collect()
+}
+
+fn command_output(program: &Path, args: &[&str]) -> Result<String, String> {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    if out.status.success() {
+        Ok(text)
+    } else {
+        Err(text.trim().lines().last().unwrap_or("failed").to_string())
+    }
+}
+
+/// Checks the scenario's client before anything is started. `None` for linecut's own agent.
+pub fn prepare(scenario: &Scenario) -> Result<Option<Prepared>, RunError> {
+    match &scenario.subscriber.client {
+        ClientKind::Rumqttc => Ok(None),
+        ClientKind::PahoPython { paho, python } => {
+            let candidates = match python {
+                Some(p) => vec![p.clone()],
+                None => paho_python_candidates(paho),
+            };
+            let Some(python) = candidates.iter().find(|p| p.is_file()) else {
+                return Err(client_error(match python {
+                    Some(p) => format!("subscriber.python: {} does not exist", p.display()),
+                    None => format!(
+                        "no Python with paho-mqtt {paho} found (looked for {}); run scripts/setup-clients, or set subscriber.python",
+                        candidates.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+                    ),
+                }));
+            };
+            let version = command_output(
+                python,
+                &[
+                    "-c",
+                    "import paho.mqtt, sys; print(paho.mqtt.__version__, sys.version.split()[0])",
+                ],
+            )
+            .map_err(|e| {
+                client_error(format!("{} cannot import paho-mqtt: {e}", python.display()))
+            })?;
+            let mut words = version.split_whitespace();
+            let (paho_version, python_version) =
+                (words.next().unwrap_or(""), words.next().unwrap_or("?"));
+            if !(paho_version == paho || paho_version.starts_with(&format!("{paho}."))) {
+                return Err(client_error(format!(
+                    "{} has paho-mqtt {paho_version}, but the scenario pins {paho}",
+                    python.display()
+                )));
+            }
+            Ok(Some(Prepared {
+                kind: "paho-python",
+                program: python.clone(),
+                format: OutputFormat::Events,
+                description: format!(
+                    "paho-mqtt {paho_version} (Python {python_version}, linecut's {PAHO_SCRIPT_NAME}, loop_forever)"
+                ),
+            }))
+        }
+        ClientKind::MosquittoSub => {
+            let program = find_program("mosquitto_sub").ok_or_else(|| {
+                client_error(
+                    "mosquitto_sub is not installed; install it with `apt-get install mosquitto-clients`",
+                )
+            })?;
+            // `--help` prints "mosquitto_sub version X running on libmosquitto Y." and exits 1.
+            let help = std::process::Command::new(&program)
+                .arg("--help")
+                .stdin(Stdio::null())
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            let version = help
+                .lines()
+                .find_map(|l| l.strip_prefix("mosquitto_sub version "))
+                .map(|v| v.trim_end_matches('.').replace(" running on ", ", "))
+                .unwrap_or_else(|| "(version unknown)".into());
+            Ok(Some(Prepared {
+                kind: "mosquitto_sub",
+                program,
+                format: OutputFormat::MosquittoSubVerbose,
+                description: format!("mosquitto_sub {version}"),
+            }))
+        }
+        ClientKind::Command {
+            argv,
+            pattern,
+            library,
+        } => {
+            let program = find_program(&argv[0]).ok_or_else(|| {
+                client_error(format!(
+                    "subscriber.command: `{}` is not an executable file{}",
+                    argv[0],
+                    if argv[0].contains('/') {
+                        ""
+                    } else {
+                        " on PATH"
+                    }
+                ))
+            })?;
+            let format = match pattern {
+                Some(p) => OutputFormat::Pattern(
+                    spec::compile_pattern(p)
+                        .map_err(|e| client_error(format!("subscriber.pattern: {e}")))?,
+                ),
+                None => OutputFormat::Events,
+            };
+            let name = program
+                .file_name()
+                .map_or_else(|| argv[0].clone(), |n| n.to_string_lossy().into_owned());
+            Ok(Some(Prepared {
+                kind: "command",
+                program,
+                format,
+                description: match library {
+                    Some(l) => format!("{l} (command `{name}`)"),
+                    None => format!("command `{name}`"),
+                },
+            }))
+        }
+    }
+}
+
+/// The arguments for one client, after the program.
+fn arguments(
+    scenario: &Scenario,
+    proxy: SocketAddr,
+    id: &str,
+    dir: &Path,
+) -> Result<Vec<String>, RunError> {
+    let s = &scenario.subscriber;
+    let host = proxy.ip().to_string();
+    let port = proxy.port().to_string();
+    let mqtt = match s.protocol {
+        Protocol::V311 => "3.1.1",
+        Protocol::V5 => "5",
+    };
+    let first = &s.topics[0];
+    Ok(match &s.client {
+        ClientKind::Rumqttc => Vec::new(),
+        ClientKind::PahoPython { .. } => {
+            let (min, max) = match s.reconnect {
+                ReconnectPolicy::Immediate => (Duration::ZERO, Duration::ZERO),
+                ReconnectPolicy::Fixed(d) => (d, d),
+                ReconnectPolicy::Exponential { min, max, .. } => (min, max),
+            };
+            let mut args = vec![
+                dir.join(PAHO_SCRIPT_NAME).to_string_lossy().into_owned(),
+                "--host".into(),
+                host,
+                "--port".into(),
+                port,
+                "--client-id".into(),
+                id.into(),
+                "--keepalive".into(),
+                s.keepalive_s.to_string(),
+                "--clean-session".into(),
+                u8::from(s.clean_session).to_string(),
+                "--mqtt".into(),
+                mqtt.into(),
+                "--reconnect-min".into(),
+                min.as_secs_f64().to_string(),
+                "--reconnect-max".into(),
+                max.as_secs_f64().to_string(),
+            ];
+            for t in &s.topics {
+                args.push("--topic".into());
+                args.push(format!("{}:{}", t.name, t.qos));
+            }
+            args
+        }
+        ClientKind::MosquittoSub => {
+            let mut args = vec![
+                "-h".into(),
+                host,
+                "-p".into(),
+                port,
+                "-i".into(),
+                id.into(),
+                "-k".into(),
+                s.keepalive_s.to_string(),
+                "-V".into(),
+                match s.protocol {
+                    Protocol::V311 => "mqttv311".into(),
+                    Protocol::V5 => "mqttv5".into(),
+                },
+                "-v".into(),
+            ];
+            if !s.clean_session {
+                // `-c`: "disable clean session", i.e. keep the session.
+                args.push("-c".into());
+            }
+            // mosquitto_sub takes one QoS for all its topics.
+            args.push("-q".into());
+            args.push(
+                s.topics
+                    .iter()
+                    .map(|t| t.qos)
+                    .max()
+                    .unwrap_or(0)
+                    .to_string(),
+            );
+            for t in &s.topics {
+                args.push("-t".into());
+                args.push(t.name.clone());
+            }
+            args
+        }
+        ClientKind::Command { argv, .. } => {
+            let value = |name: &str| -> Option<String> {
+                Some(match name {
+                    "host" => host.clone(),
+                    "port" => port.clone(),
+                    "client_id" => id.to_string(),
+                    "keepalive" => s.keepalive_s.to_string(),
+                    "topic" => first.name.clone(),
+                    "qos" => first.qos.to_string(),
+                    "clean_session" => u8::from(s.clean_session).to_string(),
+                    "mqtt" => mqtt.to_string(),
+                    _ => return None,
+                })
+            };
+            argv[1..]
+                .iter()
+                .map(|a| spec::expand(a, value))
+                .collect::<Result<_, _>>()
+                .map_err(|e| client_error(format!("subscriber.command: {e}")))?
+        }
+    })
+}
+
+/// The topic of a delivery whose line does not name one: the publisher's first topic that the
+/// subscription covers (with several, an output pattern needs a `topic` group to tell them apart).
+fn default_topic(scenario: &Scenario) -> String {
+    let filters = &scenario.subscriber.topics;
+    scenario
+        .publisher
+        .topics
+        .iter()
+        .find(|t| {
+            filters
+                .iter()
+                .any(|f| linecut_analyzer::topic_matches(&f.name, t))
+        })
+        .unwrap_or(&filters[0].name)
+        .clone()
+}
+
+/// What one client's stdout held.
+#[derive(Debug, Default)]
+struct OutputCounts {
+    lines: AtomicU64,
+    unmatched: AtomicU64,
+    messages: AtomicU64,
+    /// Disconnects the client reported itself (other than being told to stop).
+    disconnects: AtomicU64,
+    first_unmatched: Mutex<Option<String>>,
+}
+
+/// One running client process.
+struct Running {
+    id: String,
+    pid: Option<u32>,
+    counts: Arc<OutputCounts>,
+    reader: JoinHandle<()>,
+    waiter: JoinHandle<Option<ExitStatus>>,
+    /// Set when the process ended before the run asked it to.
+    ended_early: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// A client that ended before the run did.
+#[derive(Debug)]
+pub struct EarlyExit {
+    pub client: String,
+    /// How it ended, e.g. `exited with status 1`.
+    pub status: String,
+}
+
+/// The client processes of a run.
+pub struct ClientFleet {
+    kind: &'static str,
+    clients: Vec<Running>,
+    stopping: Arc<std::sync::atomic::AtomicBool>,
+    stderr_files: Vec<PathBuf>,
+}
+
+fn describe_status(status: Option<ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        None => "could not be waited for".into(),
+        Some(s) => match (s.code(), s.signal()) {
+            (Some(c), _) => format!("exited with status {c}"),
+            (None, Some(sig)) => format!("was killed by signal {sig}"),
+            _ => "exited".into(),
+        },
+    }
+}
+
+impl ClientFleet {
+    /// Starts one process per client id; an early exit is sent on `exits`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn start(
+        prepared: &Prepared,
+        scenario: &Scenario,
+        ids: &[String],
+        proxy: SocketAddr,
+        dir: &Path,
+        sink: &EventSink,
+        publisher_qos: u8,
+        exits: mpsc::UnboundedSender<EarlyExit>,
+    ) -> Result<ClientFleet, RunError> {
+        if prepared.kind == "paho-python" {
+            std::fs::write(dir.join(PAHO_SCRIPT_NAME), PAHO_SCRIPT)
+                .map_err(crate::io(format!("write {PAHO_SCRIPT_NAME}")))?;
+        }
+        let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut fleet = ClientFleet {
+            kind: prepared.kind,
+            clients: Vec::new(),
+            stopping: stopping.clone(),
+            stderr_files: Vec::new(),
+        };
+        for id in ids {
+            let args = arguments(scenario, proxy, id, dir)?;
+            let stderr_name = if ids.len() == 1 {
+                "client.stderr.log".to_string()
+            } else {
+                format!("client-{}.stderr.log", id.replace(['/', '\\'], "_"))
+            };
+            let stderr_path = dir.join(&stderr_name);
+            let stderr = std::fs::File::create(&stderr_path)
+                .map_err(crate::io(format!("create {stderr_name}")))?;
+            let mut child: Child = Command::new(&prepared.program)
+                .args(&args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(stderr)
+                .kill_on_drop(true)
+                .spawn()
+                .map_err(|e| {
+                    client_error(format!("cannot start {}: {e}", prepared.program.display()))
+                })?;
+            fleet.stderr_files.push(stderr_path);
+            let stdout = child.stdout.take().expect("stdout is piped");
+            let counts = Arc::new(OutputCounts::default());
+            let defaults = MessageDefaults {
+                client: id.clone(),
+                topic: default_topic(scenario),
+                qos: publisher_qos.min(scenario.subscriber.topics[0].qos),
+            };
+            let reader = tokio::spawn(read_output(
+                stdout,
+                prepared.format.clone(),
+                defaults,
+                sink.clone(),
+                counts.clone(),
+            ));
+            let pid = child.id();
+            let ended_early = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (exits, stopping, client, early) = (
+                exits.clone(),
+                stopping.clone(),
+                id.clone(),
+                ended_early.clone(),
+            );
+            let waiter = tokio::spawn(async move {
+                let status = child.wait().await.ok();
+                if !stopping.load(Ordering::Acquire) {
+                    early.store(true, Ordering::Release);
+                    let _ = exits.send(EarlyExit {
+                        client,
+                        status: describe_status(status),
+                    });
+                }
+                status
+            });
+            fleet.clients.push(Running {
+                id: id.clone(),
+                pid,
+                counts,
+                reader,
+                waiter,
+                ended_early,
+            });
+        }
+        Ok(fleet)
+    }
+
+    /// Messages the clients have reported so far.
+    pub fn messages(&self) -> u64 {
+        self.clients
+            .iter()
+            .map(|c| c.counts.messages.load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// The last line a client wrote on stderr, for an early-exit reason.
+    pub fn stderr_tail(&self, client: &str) -> Option<String> {
+        let i = self.clients.iter().position(|c| c.id == client)?;
+        let text = std::fs::read_to_string(self.stderr_files.get(i)?).ok()?;
+        text.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .map(|l| l.trim().chars().take(200).collect())
+    }
+
+    /// Asks every client to stop (SIGTERM, then SIGKILL after a grace period), waits for them
+    /// and logs how each ended. Returns the messages and disconnects they reported.
+    pub async fn stop(self, sink: &EventSink) -> (u64, u64) {
+        self.stopping.store(true, Ordering::Release);
+        // Give a waiter that is reaping a client right now the moment to record it, so a process
+        // that already ended is never signalled (its pid could have been reused).
+        tokio::task::yield_now().await;
+        for c in self
+            .clients
+            .iter()
+            .filter(|c| !c.ended_early.load(Ordering::Acquire))
+        {
+            // Marks where the run, not the client, ended the connection (the analyzer stops
+            // looking for the client's own reactions here).
+            sink.emit(EventKind::Disconnected(Disconnected {
+                client: c.id.clone(),
+                cause: DisconnectCause::Requested,
+                error: "linecut asked the client to stop".into(),
+            }));
+            if let Some(pid) = c.pid {
+                // SAFETY: kill(2) on a pid we started and have not reaped (the waiter task owns
+                // the child, so the pid cannot have been reused yet).
+                unsafe {
+                    libc::kill(pid as libc::pid_t, libc::SIGTERM);
+                }
+            }
+        }
+        let (mut messages, mut disconnects) = (0, 0);
+        for c in self.clients {
+            let expected = !c.ended_early.load(Ordering::Acquire);
+            let mut waiter = c.waiter;
+            let status = match tokio::time::timeout(STOP_GRACE, &mut waiter).await {
+                Ok(r) => r.ok().flatten(),
+                Err(_) => {
+                    if let Some(pid) = c.pid {
+                        // SAFETY: as above; the child has not been reaped.
+                        unsafe {
+                            libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                        }
+                    }
+                    waiter.await.ok().flatten()
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(2), c.reader).await;
+            sink.emit(exit_event(&c.id, self.kind, status, expected, &c.counts));
+            messages += c.counts.messages.load(Ordering::Relaxed);
+            disconnects += c.counts.disconnects.load(Ordering::Relaxed);
+        }
+        (messages, disconnects)
+    }
+}
+
+fn exit_event(
+    id: &str,
+    kind: &str,
+    status: Option<ExitStatus>,
+    expected: bool,
+    counts: &OutputCounts,
+) -> EventKind {
+    use std::os::unix::process::ExitStatusExt;
+    EventKind::ClientExited(ClientExited {
+        client: id.to_string(),
+        kind: kind.to_string(),
+        code: status.and_then(|s| s.code()),
+        signal: status.and_then(|s| s.signal()),
+        expected,
+        lines: counts.lines.load(Ordering::Relaxed),
+        unmatched_lines: counts.unmatched.load(Ordering::Relaxed),
+        first_unmatched: counts
+            .first_unmatched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone(),
+    })
+}
+
+async fn read_output(
+    stdout: tokio::process::ChildStdout,
+    format: OutputFormat,
+    defaults: MessageDefaults,
+    sink: EventSink,
+    counts: Arc<OutputCounts>,
+) {
+    let mut reader = BufReader::new(stdout);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match reader.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let read_us = now_us();
+        counts.lines.fetch_add(1, Ordering::Relaxed);
+        let line = String::from_utf8_lossy(&buf);
+        match format.parse(&line, &defaults) {
+            Line::Event { ts_us, kind } => {
+                match &kind {
+                    EventKind::Message(_) => {
+                        counts.messages.fetch_add(1, Ordering::Relaxed);
+                    }
+                    EventKind::Disconnected(d) if d.cause != DisconnectCause::Requested => {
+                        counts.disconnects.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {}
+                }
+                sink.emit_at(ts_us.unwrap_or(read_us), kind);
+            }
+            Line::Unmatched => {
+                counts.unmatched.fetch_add(1, Ordering::Relaxed);
+                let mut first = counts
+                    .first_unmatched
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                if first.is_none() {
+                    *first = Some(line.trim_end().chars().take(200).collect());
+                }
+            }
+            Line::Ignored => {}
+        }
+    }
+}

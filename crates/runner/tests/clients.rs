@@ -1,0 +1,339 @@
+//! Clients under test, end to end: real paho-mqtt (1.6 and 2.x, from the virtual environments
+//! `scripts/setup-clients` creates), real mosquitto_sub, and arbitrary commands, each behind the
+//! real proxy in front of a real mosquitto. Detection is judged against the client library's
+//! band (K..2K+1 s for paho and libmosquitto) with the analyzer's scheduling slack.
+
+use linecut_analyzer::Report;
+use linecut_runner::{run, DisplayMode, RunError, RunOptions, RunStatus};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("linecut-clients-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+fn options(dir: &Path) -> RunOptions {
+    RunOptions {
+        dir: dir.to_path_buf(),
+        force: false,
+        display: DisplayMode::Quiet,
+    }
+}
+
+fn repo_file(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
+}
+
+fn scenario(text: &str) -> linecut_scenario::Scenario {
+    linecut_scenario::parse(Path::new("test.toml"), text).unwrap_or_else(|e| panic!("{e}"))
+}
+
+async fn run_ok(text: &str, name: &str) -> (Report, PathBuf) {
+    let dir = temp_dir(name);
+    let outcome = run(&scenario(text), &options(&dir), std::future::pending())
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert_eq!(outcome.status, RunStatus::Complete, "{name}");
+    (outcome.report.expect("analysed"), dir)
+}
+
+/// The CI-length 2014 scenario shipped in `scenarios/`, with paho pinned to `series`.
+fn seed_ci_with_paho(series: &str) -> String {
+    let text = std::fs::read_to_string(repo_file("scenarios/seed-2014-paho-ci.toml")).unwrap();
+    let pinned = text.replace("paho = \"2\"", &format!("paho = \"{series}\""));
+    assert!(pinned.contains(&format!("paho = \"{series}\"")));
+    pinned
+}
+
+fn assert_2014_shape(report: &Report, what: &str) {
+    let failed: Vec<_> = report.expectations.iter().filter(|x| !x.ok).collect();
+    assert!(failed.is_empty(), "{what}: {failed:#?}");
+    // The short cut went unnoticed by both sides; the long one was detected inside paho's band
+    // because of the keepalive (not a reset or a FIN), and the client came back by itself.
+    let short = &report.windows[0].subscribers[0];
+    assert_eq!(
+        (short.client_detect_s, short.broker_detect_s),
+        (None, None),
+        "{what}"
+    );
+    let long = &report.windows[1].subscribers[0];
+    assert_eq!(
+        long.client_detect_how.as_deref(),
+        Some("keepalive_timeout"),
+        "{what}"
+    );
+    let band = long.client_detect_band.as_ref().expect("paho has a band");
+    assert!(band.inside, "{what}: {long:#?}");
+    assert_eq!((band.low_s, band.high_s), (2.0, 5.0), "{what}");
+    assert!(
+        long.reconnect_s.is_some() && long.resubscribed == Some(true),
+        "{what}"
+    );
+    assert!(
+        long.reported_by_client,
+        "{what}: paho's script reports its own events"
+    );
+    // Its own report and the wire agree on when it came back, to within scheduling noise.
+    let (own, wire) = (long.reconnect_s.unwrap(), long.wire_reconnect_s.unwrap());
+    assert!(
+        (own - wire).abs() < 0.25,
+        "{what}: client {own} vs wire {wire}"
+    );
+    assert!(
+        report.data[0].delivered > 0 && report.data[0].pings > 0,
+        "{what}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paho_1_6_reproduces_the_2014_shape_at_ci_length() {
+    let (report, dir) = run_ok(&seed_ci_with_paho("1.6"), "paho16").await;
+    assert!(
+        report.client_library.starts_with("paho-mqtt 1.6"),
+        "{}",
+        report.client_library
+    );
+    assert_2014_shape(&report, "paho 1.6");
+    assert!(dir.join("paho_subscriber.py").is_file() && dir.join("client.stderr.log").is_file());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paho_2_reproduces_the_2014_shape_at_ci_length() {
+    let (report, _) = run_ok(&seed_ci_with_paho("2"), "paho2").await;
+    assert!(
+        report.client_library.starts_with("paho-mqtt 2."),
+        "{}",
+        report.client_library
+    );
+    assert_2014_shape(&report, "paho 2");
+}
+
+const MOSQUITTO_SUB: &str = r#"
+name = "mosquitto-sub"
+duration = "32s"
+[broker]
+kind = "mosquitto"
+[publisher]
+topics = ["linecut/sensor"]
+interval = "200ms"
+[subscriber]
+client = "mosquitto_sub"
+client_id = "ms-under-test"
+keepalive = "5s"
+topics = ["linecut/#:0"]
+[[fault]]
+kind = "cut"
+at = "2s"
+for = "2s"
+[[fault]]
+kind = "cut"
+at = "8s"
+for = "15s"
+[expect]
+"fault1.client_detect_s" = "never"
+"fault2.client_detect_s" = "5..11"
+"fault2.reconnect_s" = "<= 3"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_sub_is_measured_from_the_wire() {
+    let (report, _) = run_ok(MOSQUITTO_SUB, "mosquitto-sub").await;
+    let failed: Vec<_> = report.expectations.iter().filter(|x| !x.ok).collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert!(report.client_library.starts_with("mosquitto_sub"));
+    let long = &report.windows[1].subscribers[0];
+    // mosquitto_sub prints only messages: everything about its connection came off the wire.
+    assert!(!long.reported_by_client);
+    assert!(
+        long.client_detect_band.as_ref().is_some_and(|b| b.inside),
+        "{long:#?}"
+    );
+    assert_eq!(
+        long.resubscribed,
+        Some(true),
+        "mosquitto_sub subscribes on every connect"
+    );
+    let data = &report.data[0];
+    assert!(data.delivered > 20 && data.reconnects == 1, "{data:#?}");
+    // libmosquitto pings every K while it sends nothing else.
+    let interval = data.ping_interval_s.expect("pings on the wire");
+    assert!((4.75..=6.25).contains(&interval), "{interval}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_with_an_output_pattern_is_parsed() {
+    // mosquitto_sub again, but as an arbitrary program with its own output format.
+    let text = r#"
+name = "command-pattern"
+duration = "6s"
+[broker]
+kind = "mosquitto"
+[publisher]
+topics = ["linecut/sensor"]
+interval = "100ms"
+[subscriber]
+client = "command"
+client_id = "cmd-under-test"
+keepalive = "5s"
+topics = ["linecut/#:0"]
+command = ["mosquitto_sub", "-h", "{host}", "-p", "{port}", "-i", "{client_id}", "-k", "{keepalive}", "-t", "{topic}", "-F", "at %U got %p"]
+pattern = '^at \S+ got lc1/(?P<seq>\d+)/(?P<ts>\d+)/'
+library = "libmosquitto"
+"#;
+    let (report, dir) = run_ok(text, "command-pattern").await;
+    let data = &report.data[0];
+    assert!(data.delivered >= 50, "{data:#?}");
+    assert_eq!((data.lost, data.foreign), (0, 0), "{data:#?}");
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+    assert_eq!(
+        report.client_library,
+        "libmosquitto (command `mosquitto_sub`)"
+    );
+    let events = std::fs::read_to_string(dir.join("subscriber.jsonl")).unwrap();
+    assert!(events.contains(r#""type":"client_exited""#) && events.contains(r#""expected":true"#));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_that_matches_nothing_is_counted_not_ignored() {
+    let text = r#"
+name = "command-unmatched"
+duration = "2s"
+[broker]
+kind = "mosquitto"
+[publisher]
+interval = "100ms"
+[subscriber]
+client = "command"
+client_id = "cmd-unmatched"
+keepalive = "2s"
+command = ["mosquitto_sub", "-h", "{host}", "-p", "{port}", "-i", "{client_id}", "-t", "{topic}", "-F", "%t %p"]
+pattern = '^delivered #(?P<seq>\d+)$'
+"#;
+    let (report, _) = run_ok(text, "command-unmatched").await;
+    assert_eq!(report.data[0].delivered, 0);
+    let warning = report
+        .warnings
+        .iter()
+        .find(|w| w.contains("stdout lines were not understood"))
+        .unwrap_or_else(|| panic!("{:?}", report.warnings));
+    assert!(warning.contains("lc1/"), "{warning}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_ends_mid_run_marks_the_run_without_hanging() {
+    // `-C 5`: mosquitto_sub exits by itself after five messages, about 1 s into a 20 s run.
+    let text = r#"
+name = "client-ends"
+duration = "20s"
+[broker]
+kind = "mosquitto"
+[publisher]
+interval = "200ms"
+[subscriber]
+client = "command"
+client_id = "cmd-ends"
+keepalive = "5s"
+command = ["mosquitto_sub", "-h", "{host}", "-p", "{port}", "-i", "{client_id}", "-t", "{topic}", "-v", "-C", "5"]
+pattern = '^\S+ (?P<payload>\S+)$'
+"#;
+    let dir = temp_dir("client-ends");
+    let started = Instant::now();
+    let outcome = run(&scenario(text), &options(&dir), std::future::pending())
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "the run waited for its full length"
+    );
+    let RunStatus::Incomplete(reason) = &outcome.status else {
+        panic!("{:?}", outcome.status)
+    };
+    assert!(
+        reason.contains("`cmd-ends` exited with status 0") && reason.contains("into the run"),
+        "{reason}"
+    );
+    let report = outcome.report.unwrap();
+    assert!(!report.complete);
+    assert_eq!(report.data[0].delivered, 5);
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("ended before the run did")),
+        "{:?}",
+        report.warnings
+    );
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["status"], "incomplete");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_fails_at_once_ends_the_run_before_the_subscribe_timeout() {
+    let text = r#"
+name = "client-fails"
+duration = "20s"
+[subscriber]
+keepalive = "2s"
+client = "command"
+command = ["false"]
+"#;
+    let dir = temp_dir("client-fails");
+    let started = Instant::now();
+    let outcome = run(&scenario(text), &options(&dir), std::future::pending())
+        .await
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let RunStatus::Incomplete(reason) = &outcome.status else {
+        panic!("{:?}", outcome.status)
+    };
+    assert!(
+        reason.contains("exited with status 1 before the experiment started"),
+        "{reason}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_exist_is_an_error_before_anything_starts() {
+    let text = r#"
+duration = "5s"
+[subscriber]
+keepalive = "2s"
+client = "command"
+command = ["/nonexistent/linecut-test-client", "{host}"]
+"#;
+    let dir = temp_dir("no-client");
+    match run(&scenario(text), &options(&dir), std::future::pending()).await {
+        Err(RunError::Client(message)) => {
+            assert!(
+                message.contains("`/nonexistent/linecut-test-client` is not an executable file"),
+                "{message}"
+            );
+        }
+        other => panic!("{:?}", other.map(|o| o.status)),
+    }
+    assert!(
+        !dir.exists(),
+        "no run directory for a run that never started"
+    );
+    let text = r#"
+duration = "5s"
+[subscriber]
+keepalive = "2s"
+client = "paho-python"
+python = "/nonexistent/python3"
+"#;
+    match run(&scenario(text), &options(&dir), std::future::pending()).await {
+        Err(RunError::Client(message)) => {
+            assert!(
+                message.contains("subscriber.python: /nonexistent/python3 does not exist"),
+                "{message}"
+            );
+        }
+        other => panic!("{:?}", other.map(|o| o.status)),
+    }
+}
