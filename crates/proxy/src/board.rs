@@ -153,20 +153,26 @@ impl FaultBoard {
                 spec: spec.clone(),
                 started_at: Instant::now(),
             };
+            // Stamped before the pumps can see the change, so nothing they log because of it
+            // can appear to come before it (the thread may be preempted between the two).
+            let ts = linecut_events::now_us();
             if !spec.is_instant() {
                 state.active.push(active.clone());
                 self.publish(&state);
             }
-            (spec, active)
+            (spec, active, ts)
         };
-        let (spec, active) = spec;
-        self.events.emit(EventKind::FaultStarted(FaultStarted {
-            fault: id,
-            spec: spec.to_string(),
-            kind: spec.kind().to_string(),
-            scheduled_us,
-            lateness_us,
-        }));
+        let (spec, active, ts) = spec;
+        self.events.emit_at(
+            ts,
+            EventKind::FaultStarted(FaultStarted {
+                fault: id,
+                spec: spec.to_string(),
+                kind: spec.kind().to_string(),
+                scheduled_us,
+                lateness_us,
+            }),
+        );
         if let Some(action) = spec.fault.on_start() {
             for conn in self.conns.live() {
                 if active.targets(&conn) {
@@ -196,13 +202,15 @@ impl FaultBoard {
 
     /// Ends the active occurrence of fault `id` (if any).
     pub(crate) fn end(&self, id: u64, scheduled_us: Option<u64>, lateness_us: Option<u64>) {
-        let kind = {
+        let (kind, ts) = {
             let mut state = self.lock();
             let before = state.active.len();
             state.active.retain(|a| a.id != id);
             if state.active.len() == before {
                 return;
             }
+            // As in `start`: the end is stamped before any pump can act on it.
+            let ts = linecut_events::now_us();
             self.publish(&state);
             let Some(entry) = state.entries.get_mut(&id) else {
                 return;
@@ -210,14 +218,17 @@ impl FaultBoard {
             if entry.status == Status::Active {
                 entry.status = Status::Scheduled;
             }
-            entry.spec.kind()
+            (entry.spec.kind(), ts)
         };
-        self.events.emit(EventKind::FaultEnded(FaultEnded {
-            fault: id,
-            kind: kind.to_string(),
-            scheduled_us,
-            lateness_us,
-        }));
+        self.events.emit_at(
+            ts,
+            EventKind::FaultEnded(FaultEnded {
+                fault: id,
+                kind: kind.to_string(),
+                scheduled_us,
+                lateness_us,
+            }),
+        );
     }
 
     /// Marks a fault finished once its last occurrence has ended.
