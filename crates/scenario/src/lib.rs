@@ -377,6 +377,28 @@ impl Checker<'_> {
         let publisher = self.publisher(&raw);
         let subscriber = self.subscriber(&raw, duration);
         let faults = self.faults(&raw.faults, duration);
+        // The sweep's axes are applied and checked by `linecut sweep`; here only their shape.
+        if let Some(sweep) = &raw.sweep {
+            for (key, value) in sweep.get_ref() {
+                let ok = if key == "repeat" {
+                    value.as_integer().is_some_and(|n| n >= 1)
+                } else {
+                    value.as_array().is_some_and(|a| !a.is_empty())
+                };
+                if !ok {
+                    let want = if key == "repeat" {
+                        "a whole number from 1"
+                    } else {
+                        "a non-empty list of values, e.g. [\"1s\", \"5s\"]"
+                    };
+                    self.problem(
+                        sweep.span(),
+                        &format!("sweep.{key}"),
+                        format!("must be {want}"),
+                    );
+                }
+            }
+        }
         let expect = raw
             .expect
             .map(|table| {

@@ -18,6 +18,9 @@ pub struct RawScenario {
     #[serde(default, rename = "fault")]
     pub faults: Vec<Spanned<RawFault>>,
     pub expect: Option<toml::Table>,
+    /// Axes for `linecut sweep` (checked by the sweep, which applies them to this file; a
+    /// plain run ignores the section).
+    pub sweep: Option<Spanned<toml::Table>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

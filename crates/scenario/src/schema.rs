@@ -41,6 +41,12 @@ pub fn json_schema() -> Value {
                     "keepalive": duration()
                 }
             },
+            "sweep": {
+                "type": "object",
+                "description": "linecut sweep: \"PATH\" = [values] per axis (e.g. \"subscriber.keepalive\" = [\"1s\", \"5s\"], \"fault.cut.for\" = [\"3s\", \"10s\"]) and repeat = N",
+                "properties": {"repeat": {"type": "integer", "minimum": 1}},
+                "additionalProperties": {"type": "array"}
+            },
             "subscriber": {
                 "type": "object", "additionalProperties": false,
                 "properties": {

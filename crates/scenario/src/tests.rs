@@ -37,6 +37,10 @@ resubscribe = "when-session-lost"
 mqtt = "3.1.1"
 client = "rumqttc"
 
+[sweep]
+"subscriber.keepalive" = ["1s", "2s"]
+repeat = 3
+
 [[fault]]
 kind = "cut"
 at = "10s"
