@@ -14,6 +14,7 @@ mod broker_cmd;
 mod common;
 mod proxy_cmd;
 mod run_cmd;
+mod sweep_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -39,8 +40,12 @@ enum Command {
     Check(run_cmd::CheckArgs),
     /// (Re)compute a run directory's reports and check its expectations.
     Analyze(run_cmd::AnalyzeArgs),
-    /// Regenerate the reports of every run directory under DIR from their stored events.
+    /// Regenerate the reports of every run and sweep under DIR from their stored events;
+    /// `report merge SHARD... --out DIR` combines sweep shards.
     Report(run_cmd::ReportArgs),
+    /// Run a scenario over a grid of settings (--set PATH=V1,V2) in parallel isolated cells
+    /// and compare them in one report.
+    Sweep(sweep_cmd::SweepArgs),
     /// Check scenario files without running them.
     Validate(run_cmd::ValidateArgs),
     /// Print the JSON Schema of scenario files (for editors).
@@ -87,6 +92,7 @@ fn main() -> ExitCode {
         Command::Check(args) => run_cmd::check(args),
         Command::Analyze(args) => run_cmd::analyze(args),
         Command::Report(args) => run_cmd::report(args),
+        Command::Sweep(args) => sweep_cmd::sweep(args),
         Command::Validate(args) => run_cmd::validate(args),
         Command::Schema => run_cmd::schema(),
         Command::Proxy(args) => proxy_cmd::run(args),

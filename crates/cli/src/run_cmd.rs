@@ -131,9 +131,27 @@ pub struct AnalyzeArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct ReportArgs {
-    /// A directory holding run directories (e.g. results/).
-    dir: PathBuf,
+    #[command(subcommand)]
+    merge: Option<ReportCommand>,
+
+    /// A directory holding run directories and sweeps (e.g. results/).
+    #[arg(required = true)]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ReportCommand {
+    /// Combine the shard directories of one sweep (`linecut sweep --shard I/N`) into one.
+    Merge {
+        /// The shard directories.
+        #[arg(required = true)]
+        shards: Vec<PathBuf>,
+        /// Where the merged sweep goes (must not exist yet, or be empty).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
 }
 
 pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
@@ -148,33 +166,50 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// Regenerates the reports of every run directory under `dir` from its stored events.
+/// Regenerates the reports of every run directory under `dir` from its stored events, then
+/// the comparisons of the sweeps among them.
 pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let mut runs = Vec::new();
-    find_runs(&args.dir, &mut runs)?;
+    if let Some(ReportCommand::Merge { shards, out }) = &args.merge {
+        return crate::sweep_cmd::merge(shards, out);
+    }
+    let dir = args.dir.expect("clap requires DIR without a subcommand");
+    let (mut runs, mut sweeps) = (Vec::new(), Vec::new());
+    find_runs(&dir, &mut runs, &mut sweeps)?;
     runs.sort();
+    sweeps.sort();
     if runs.is_empty() {
         anyhow::bail!(
             "{}: no run directories (with a meta.json) below it",
-            args.dir.display()
+            dir.display()
         );
     }
     for run in &runs {
         linecut_analyzer::analyze_dir(run)?;
         println!("{}: reports regenerated", run.display());
     }
+    for sweep in &sweeps {
+        linecut_sweep::write_reports(sweep)?;
+        println!("{}: sweep reports regenerated", sweep.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn find_runs(dir: &std::path::Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+fn find_runs(
+    dir: &std::path::Path,
+    runs: &mut Vec<PathBuf>,
+    sweeps: &mut Vec<PathBuf>,
+) -> anyhow::Result<()> {
     if dir.join("meta.json").is_file() {
-        out.push(dir.to_path_buf());
+        runs.push(dir.to_path_buf());
         return Ok(());
+    }
+    if linecut_sweep::is_sweep_dir(dir) {
+        sweeps.push(dir.to_path_buf());
     }
     for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = entry?.path();
         if path.is_dir() {
-            find_runs(&path, out)?;
+            find_runs(&path, runs, sweeps)?;
         }
     }
     Ok(())

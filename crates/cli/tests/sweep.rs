@@ -1,0 +1,242 @@
+//! `linecut sweep` end to end: real runs (embedded broker, proxy, rumqttc agents) as separate
+//! processes, compared in one report; shards merged; an interrupted sweep resumed; bad axes
+//! refused before anything runs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn linecut() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_linecut"))
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("linecut-sweep-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// 2 × 2 cells of 5 s: keepalive 1 s or 2 s, a cut of 0.5 s (ridden through) or 3 s (detected).
+const MINI: &str = r#"
+name = "mini"
+duration = "5s"
+[publisher]
+interval = "200ms"
+[subscriber]
+keepalive = "1s"
+reconnect = "immediate"
+[[fault]]
+kind = "cut"
+at = "1s"
+for = "3s"
+[sweep]
+"subscriber.keepalive" = ["1s", "2s"]
+"fault.cut.for" = ["500ms", "3s"]
+"#;
+
+fn write_scenario(dir: &Path) -> PathBuf {
+    let path = dir.join("mini.toml");
+    std::fs::write(&path, MINI).unwrap();
+    path
+}
+
+fn sweep(args: &[&str]) -> Output {
+    let out = linecut().arg("sweep").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// The rows of a sweep, keyed by cell: axis values and how many runs completed.
+fn rows(dir: &Path) -> Vec<(String, String, u64)> {
+    let report = json(&dir.join("sweep.json"));
+    report["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["cell"].as_str().unwrap().to_string(),
+                c["values"].to_string(),
+                c["complete_runs"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_small_sweep_runs_isolated_cells_in_parallel_and_compares_them() {
+    let dir = temp_dir("full");
+    let scenario = write_scenario(&dir);
+    let out_dir = dir.join("out");
+    let started = std::time::Instant::now();
+    let out = sweep(&[
+        scenario.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--jobs",
+        "4",
+    ]);
+    let wall = started.elapsed().as_secs_f64();
+    // Four 5 s cells at once take about one cell's time, not four.
+    assert!(wall < 15.0, "took {wall:.1} s");
+    for file in [
+        "sweep.md",
+        "sweep.json",
+        "sweep.csv",
+        "detection.svg",
+        "recovery.svg",
+        "sweep-plan.json",
+    ] {
+        assert!(out_dir.join(file).is_file(), "{file}");
+    }
+    let report = json(&out_dir.join("sweep.json"));
+    assert_eq!(report["complete"], true);
+    let cells = report["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 4);
+    // Isolation: every run had its own broker and its own proxy, on ports of its own.
+    let mut brokers = Vec::new();
+    let mut proxies = Vec::new();
+    for c in cells {
+        let run = out_dir
+            .join("cells")
+            .join(c["cell"].as_str().unwrap())
+            .join("r1");
+        brokers.push(json(&run.join("meta.json"))["broker_address"].to_string());
+        let proxy_log = std::fs::read_to_string(run.join("proxy.jsonl")).unwrap();
+        let started = proxy_log
+            .lines()
+            .find(|l| l.contains("proxy_started"))
+            .unwrap();
+        proxies.push(
+            serde_json::from_str::<serde_json::Value>(started).unwrap()["listen"].to_string(),
+        );
+    }
+    for list in [&mut brokers, &mut proxies] {
+        list.sort();
+        list.dedup();
+        assert_eq!(list.len(), 4, "{list:?}");
+    }
+    // The short cut is ridden through, the long one detected inside rumqttc's K..2K band.
+    for c in cells {
+        let cut = c["values"]["fault.cut.for"].as_str().unwrap();
+        let detect = &c["metrics"]["client_detect_s"];
+        if cut == "500ms" {
+            assert!(detect.is_null(), "{c}");
+        } else {
+            let k: f64 = c["keepalive_s"].as_f64().unwrap();
+            let median = detect["median"].as_f64().unwrap();
+            assert!(median >= k - 0.25 && median <= 2.0 * k + 0.25, "{c}");
+        }
+    }
+    let md = std::fs::read_to_string(out_dir.join("sweep.md")).unwrap();
+    assert!(md.contains("rode through outages up to 0.5 s"), "{md}");
+    assert!(md.contains("PINGREQs per hour"), "{md}");
+    let csv = std::fs::read_to_string(out_dir.join("sweep.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 5);
+    assert!(csv.starts_with("cell,subscriber.keepalive,fault.cut.for,"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("4 ran, 0 already done, 0 failed"),
+        "{stderr}"
+    );
+
+    // Shards: the two halves merged give the same table as the whole.
+    let mut shard_dirs = Vec::new();
+    for i in 1..=2 {
+        let shard = dir.join(format!("shard{i}"));
+        sweep(&[
+            scenario.to_str().unwrap(),
+            "--out",
+            shard.to_str().unwrap(),
+            "--shard",
+            &format!("{i}/2"),
+            "--quiet",
+        ]);
+        assert_eq!(rows(&shard).len(), 2);
+        shard_dirs.push(shard);
+    }
+    let merged = dir.join("merged");
+    let out = linecut()
+        .args(["report", "merge"])
+        .args(&shard_dirs)
+        .arg("--out")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(rows(&merged), rows(&out_dir));
+
+    // Resume: a run that was lost is run again, the others are kept as they were.
+    let cells_dir = out_dir.join("cells");
+    let first = cells[0]["cell"].as_str().unwrap();
+    let kept = cells_dir
+        .join(cells[1]["cell"].as_str().unwrap())
+        .join("r1/meta.json");
+    let kept_before = std::fs::read_to_string(&kept).unwrap();
+    std::fs::remove_dir_all(cells_dir.join(first).join("r1")).unwrap();
+    let out = sweep(&[
+        scenario.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--resume",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 ran, 3 already done, 0 failed"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), kept_before);
+    assert_eq!(json(&out_dir.join("sweep.json"))["complete"], true);
+
+    // Without --resume an existing sweep is never overwritten.
+    let out = linecut()
+        .arg("sweep")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--resume"));
+}
+
+#[test]
+fn bad_axes_exit_2_before_any_cell_runs() {
+    let dir = temp_dir("bad");
+    let scenario = write_scenario(&dir);
+    for (set, expected) in [
+        ("subscriber.keepalve=1s", "did you mean `keepalive`?"),
+        (
+            "subscriber.keepalive=soon",
+            "subscriber.keepalive: `soon` is not a duration",
+        ),
+        ("publisher.qos=high", "publisher.qos"),
+        ("fault.latency.delay=5ms", "no fault of kind `latency`"),
+        ("subscriber.keepalive", "write PATH=VALUE"),
+    ] {
+        let out_dir = dir.join("never");
+        let out = linecut()
+            .arg("sweep")
+            .arg(&scenario)
+            .args(["--set", set, "--out"])
+            .arg(&out_dir)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{set}: {stderr}");
+        assert!(stderr.contains(expected), "{set}: {stderr}");
+        assert!(!out_dir.exists(), "{set}: nothing may be created");
+    }
+}

@@ -1,0 +1,365 @@
+//! The plan of a sweep: every combination of axis values (a cell), each run `repeat` times, and
+//! which cells a shard runs. Pure: building the plan parses every cell's scenario, so a bad axis
+//! is reported before anything runs.
+
+use crate::axis::{self, Axis};
+use crate::SweepError;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One combination of axis values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Cell {
+    /// Directory name under `cells/`, derived from the values alone (so shards agree on it).
+    pub name: String,
+    /// Axis path to value, in axis order.
+    pub values: Vec<(String, String)>,
+    /// The cell's scenario file.
+    pub scenario: String,
+    /// How long one run of it takes (its `duration`), for time estimates.
+    pub duration_s: f64,
+}
+
+/// `sweep-plan.json`: everything needed to run, resume, shard and merge a sweep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub scenario_name: String,
+    pub axes: Vec<PlanAxis>,
+    pub repeat: u32,
+    pub cells: Vec<Cell>,
+    /// `I/N` when this directory holds one shard of the plan's cells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanAxis {
+    pub path: String,
+    pub label: String,
+    pub values: Vec<String>,
+}
+
+/// The `index`-th (1-based) of `count` slices of the cells.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    pub fn parse(text: &str) -> Result<Shard, SweepError> {
+        let bad = || SweepError::Axis(format!("--shard {text}: write I/N with 1 <= I <= N"));
+        let (i, n) = text.split_once('/').ok_or_else(bad)?;
+        let (index, count): (u32, u32) = (
+            i.trim().parse().map_err(|_| bad())?,
+            n.trim().parse().map_err(|_| bad())?,
+        );
+        if index == 0 || count == 0 || index > count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+
+    /// Cells are dealt round-robin, so every shard gets a similar mix of long and short cells.
+    pub fn takes(&self, position: usize) -> bool {
+        position % self.count as usize == (self.index - 1) as usize
+    }
+}
+
+fn slug(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Every combination of the axes' values, first axis slowest.
+fn combinations(axes: &[Axis]) -> Vec<Vec<(String, String)>> {
+    let mut out: Vec<Vec<(String, String)>> = vec![Vec::new()];
+    for axis in axes {
+        out = out
+            .into_iter()
+            .flat_map(|prefix| {
+                axis.values.iter().map(move |v| {
+                    let mut next = prefix.clone();
+                    next.push((axis.path.clone(), v.clone()));
+                    next
+                })
+            })
+            .collect();
+    }
+    out
+}
+
+/// Builds and checks the plan: each cell's scenario must parse, or nothing runs.
+pub fn plan(
+    path: &Path,
+    source: &str,
+    axes: &[Axis],
+    repeat: u32,
+    shard: Option<Shard>,
+) -> Result<Plan, SweepError> {
+    if axes.is_empty() {
+        return Err(SweepError::Axis(
+            "no axes: give --set PATH=V1,V2 or a [sweep] section in the scenario".into(),
+        ));
+    }
+    let mut seen = BTreeMap::new();
+    for a in axes {
+        if seen.insert(a.path.clone(), ()).is_some() {
+            return Err(SweepError::Axis(format!("`{}` is swept twice", a.path)));
+        }
+    }
+    let mut base: toml::Table = source.parse().map_err(|e: toml::de::Error| {
+        SweepError::Axis(format!("{}: {}", path.display(), e.message()))
+    })?;
+    // The sweep section describes the sweep, not a run: cells do not carry it.
+    base.remove("sweep");
+    let base_name = base
+        .get("name")
+        .and_then(|n| n.as_str())
+        .map(str::to_string)
+        .or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "sweep".into());
+    let mut cells = Vec::new();
+    let mut problems = Vec::new();
+    for values in combinations(axes) {
+        let mut doc = base.clone();
+        let mut ok = true;
+        for (p, v) in &values {
+            if let Err(e) = axis::apply(&mut doc, p, v) {
+                problems.push(format!("{p}={v}: {e}"));
+                ok = false;
+            }
+        }
+        if !ok {
+            continue;
+        }
+        let name = values
+            .iter()
+            .map(|(p, v)| format!("{}-{}", slug(p), slug(v)))
+            .collect::<Vec<_>>()
+            .join("__");
+        doc.insert(
+            "name".into(),
+            toml::Value::String(format!("{base_name}__{name}")),
+        );
+        let text = format!(
+            "# Cell of the sweep over {}: {}\n{}",
+            path.display(),
+            values
+                .iter()
+                .map(|(p, v)| format!("{p}={v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            toml::to_string(&doc).map_err(|e| SweepError::Axis(e.to_string()))?
+        );
+        match linecut_scenario::parse(Path::new(&format!("{}[{name}]", path.display())), &text) {
+            Ok(scenario) => cells.push(Cell {
+                name,
+                values,
+                scenario: text,
+                duration_s: scenario.duration.as_secs_f64(),
+            }),
+            Err(e) => {
+                let setting = values
+                    .iter()
+                    .map(|(p, v)| format!("{p}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                for p in e.problems {
+                    let hint = p
+                        .suggestion
+                        .map(|s| format!(" (did you mean {s}?)"))
+                        .unwrap_or_default();
+                    problems.push(format!("cell {setting}: {}: {}{hint}", p.field, p.message));
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        problems.dedup();
+        return Err(SweepError::Cells {
+            file: path.to_path_buf(),
+            problems,
+        });
+    }
+    let cells = cells
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| shard.is_none_or(|s| s.takes(*i)))
+        .map(|(_, c)| c)
+        .collect();
+    Ok(Plan {
+        scenario_name: base_name,
+        axes: axes
+            .iter()
+            .map(|a| PlanAxis {
+                path: a.path.clone(),
+                label: a.label(),
+                values: a.values.clone(),
+            })
+            .collect(),
+        repeat,
+        cells,
+        shard,
+    })
+}
+
+/// Axes and repeat count from a scenario's `[sweep]` section:
+/// `"subscriber.keepalive" = ["1s", "2s"]` and `repeat = 3`.
+pub fn from_section(source: &str) -> Result<(Vec<Axis>, Option<u32>), SweepError> {
+    let doc: toml::Table = source
+        .parse()
+        .map_err(|e: toml::de::Error| SweepError::Axis(e.message().to_string()))?;
+    let Some(section) = doc.get("sweep").and_then(|s| s.as_table()) else {
+        return Ok((Vec::new(), None));
+    };
+    let mut axes = Vec::new();
+    let mut repeat = None;
+    for (key, value) in section {
+        if key == "repeat" {
+            repeat = Some(
+                value
+                    .as_integer()
+                    .filter(|n| *n >= 1 && *n <= 1000)
+                    .ok_or_else(|| {
+                        SweepError::Axis("[sweep] repeat: a whole number from 1".into())
+                    })? as u32,
+            );
+            continue;
+        }
+        let values: Vec<String> = match value {
+            toml::Value::Array(list) => list
+                .iter()
+                .map(|v| match v {
+                    toml::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect(),
+            _ => {
+                return Err(SweepError::Axis(format!(
+                    "[sweep] {key}: give a list of values, e.g. [\"1s\", \"2s\"]"
+                )))
+            }
+        };
+        axes.push(Axis::parse(&format!("{key}={}", values.join(",")))?);
+    }
+    Ok((axes, repeat))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+name = "base"
+duration = "20s"
+[subscriber]
+keepalive = "2s"
+[[fault]]
+kind = "cut"
+at = "5s"
+for = "3s"
+[sweep]
+"subscriber.keepalive" = ["1s", "2s"]
+repeat = 2
+"#;
+
+    fn axes(list: &[&str]) -> Vec<Axis> {
+        list.iter().map(|a| Axis::parse(a).unwrap()).collect()
+    }
+
+    #[test]
+    fn cells_are_the_product_and_shards_partition_them() {
+        let a = axes(&["subscriber.keepalive=1,2", "fault.cut.for=3s,10s,15s"]);
+        let full = plan(Path::new("b.toml"), BASE, &a, 1, None).unwrap();
+        assert_eq!(full.cells.len(), 6);
+        assert_eq!(
+            full.cells[0].name,
+            "subscriber.keepalive-1__fault.cut.for-3s"
+        );
+        assert!(full.cells[0].scenario.contains("keepalive = \"1s\""));
+        assert!(!full.cells[0].scenario.contains("[sweep]"));
+        let mut names: Vec<String> = (1..=4)
+            .flat_map(|i| {
+                plan(
+                    Path::new("b.toml"),
+                    BASE,
+                    &a,
+                    1,
+                    Some(Shard { index: i, count: 4 }),
+                )
+                .unwrap()
+                .cells
+                .into_iter()
+                .map(|c| c.name)
+            })
+            .collect();
+        names.sort();
+        let mut all: Vec<String> = full.cells.iter().map(|c| c.name.clone()).collect();
+        all.sort();
+        assert_eq!(names, all);
+    }
+
+    #[test]
+    fn a_bad_axis_fails_before_anything_runs_with_the_field_named() {
+        let err = plan(
+            Path::new("b.toml"),
+            BASE,
+            &axes(&["subscriber.keepalve=1s"]),
+            1,
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("keepalve") && err.contains("did you mean `keepalive`?"),
+            "{err}"
+        );
+        let err = plan(
+            Path::new("b.toml"),
+            BASE,
+            &axes(&["subscriber.keepalive=soon"]),
+            1,
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(
+                "cell subscriber.keepalive=soon: subscriber.keepalive: `soon` is not a duration"
+            ),
+            "{err}"
+        );
+        let err = plan(
+            Path::new("b.toml"),
+            BASE,
+            &axes(&["publisher.qos=one"]),
+            1,
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("publisher.qos=one") && err.contains("qos"),
+            "{err}"
+        );
+        assert!(plan(Path::new("b.toml"), BASE, &[], 1, None).is_err());
+    }
+
+    #[test]
+    fn the_sweep_section_declares_axes_and_repeats() {
+        let (a, repeat) = from_section(BASE).unwrap();
+        assert_eq!(a, axes(&["subscriber.keepalive=1s,2s"]));
+        assert_eq!(repeat, Some(2));
+        assert!(Shard::parse("0/2").is_err() && Shard::parse("3/2").is_err());
+        assert_eq!(Shard::parse("2/3").unwrap(), Shard { index: 2, count: 3 });
+    }
+}
