@@ -688,7 +688,7 @@ fn window_metrics(
     // Strictly longer: at exactly the lower end the silence the endpoint sees stops short of it.
     let applies = |rule: Option<bands::Rule>| rule.filter(|r| silent && outage_s > r.low_s);
     let client_band = applies(keepalive_s.and_then(|k| bands::client(client_library, k)));
-    let broker_band = applies(keepalive_s.and_then(|k| bands::broker(broker, k)));
+    let broker_band = applies(keepalive_s.and_then(|k| bands::broker(broker, k, client_library)));
     let detect_s = detect.as_ref().map(|d| secs(d.0 - w.start));
     let broker_s = broker_detect.as_ref().map(|d| secs(d.0 - w.start));
 
