@@ -138,7 +138,7 @@ fn a_small_sweep_runs_isolated_cells_in_parallel_and_compares_them() {
     }
     let md = std::fs::read_to_string(out_dir.join("sweep.md")).unwrap();
     assert!(md.contains("rode through outages up to 0.5 s"), "{md}");
-    assert!(md.contains("PINGREQs per hour"), "{md}");
+    assert!(md.contains("PINGREQs per hour per client"), "{md}");
     let csv = std::fs::read_to_string(out_dir.join("sweep.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5);
     assert!(csv.starts_with("cell,subscriber.keepalive,fault.cut.for,"));

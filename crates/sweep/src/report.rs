@@ -264,84 +264,109 @@ fn secs(v: f64) -> String {
 /// What the data says, in sentences computed from the rows.
 fn summarise(report: &SweepReport, plan: &Plan) -> Vec<String> {
     let mut out = Vec::new();
-    // (series, keepalive) -> [(outage, detected in all runs, detected in none, median detect)]
-    type Outages = Vec<(f64, bool, bool, Option<f64>)>;
-    let mut by_setting: BTreeMap<(String, u64), Outages> = BTreeMap::new();
+    // (series, keepalive) -> per outage length: runs that detected it, runs, median detection.
+    struct Tried {
+        outage: f64,
+        detected: usize,
+        runs: usize,
+        median: Option<f64>,
+    }
+    let mut by_setting: BTreeMap<(String, u64), Vec<Tried>> = BTreeMap::new();
     for row in &report.cells {
         let (Some(k), Some(outage)) = (row.keepalive_s, row.outage_s) else {
             continue;
         };
         let detect = row.metrics.get("client_detect_s");
-        let runs = (row.complete_runs as usize).max(1);
-        let detected = detect.map_or(0, |s| s.count);
         by_setting
             .entry((series_of(row, plan), (k * 1000.0) as u64))
             .or_default()
-            .push((
+            .push(Tried {
                 outage,
-                detected >= runs,
-                detected == 0,
-                detect.map(|s| s.median),
-            ));
+                detected: detect.map_or(0, |s| s.count),
+                runs: (row.complete_runs as usize).max(1),
+                median: detect.map(|s| s.median),
+            });
     }
-    for ((series, k_ms), mut outages) in by_setting {
-        outages.sort_by(|a, b| a.0.total_cmp(&b.0));
+    for ((series, k_ms), mut tried) in by_setting {
+        tried.sort_by(|a, b| a.outage.total_cmp(&b.outage));
         let k = k_ms as f64 / 1000.0;
         let who = if series.is_empty() {
             format!("keepalive {}", secs(k))
         } else {
             format!("{series}, keepalive {}", secs(k))
         };
-        let rode: Vec<f64> = outages.iter().filter(|o| o.2).map(|o| o.0).collect();
-        let caught: Vec<&(f64, bool, bool, Option<f64>)> = outages.iter().filter(|o| o.1).collect();
-        let mut sentence = format!("{who}: ");
-        match rode.iter().copied().reduce(f64::max) {
-            Some(r) => {
-                let _ = write!(
-                    sentence,
-                    "rode through outages up to {} without noticing",
-                    secs(r)
-                );
-            }
-            None => sentence.push_str("noticed every outage tried"),
+        let mut parts = Vec::new();
+        if let Some(r) = tried
+            .iter()
+            .filter(|t| t.detected == 0)
+            .map(|t| t.outage)
+            .reduce(f64::max)
+        {
+            parts.push(format!(
+                "rode through outages up to {} without noticing",
+                secs(r)
+            ));
         }
-        if let Some(first) = caught.first() {
-            let _ = write!(
-                sentence,
-                "; detected outages of {} and longer{}",
-                secs(first.0),
-                first.3.map_or(String::new(), |d| format!(
-                    " (after a median of {})",
+        for t in tried
+            .iter()
+            .filter(|t| t.detected > 0 && t.detected < t.runs)
+        {
+            parts.push(format!(
+                "noticed a {} outage in {} of {} runs",
+                secs(t.outage),
+                t.detected,
+                t.runs
+            ));
+        }
+        if let Some(t) = tried.iter().find(|t| t.detected >= t.runs) {
+            parts.push(format!(
+                "always noticed outages of {} and longer{}",
+                secs(t.outage),
+                t.median.map_or(String::new(), |d| format!(
+                    " (a {} outage after a median of {})",
+                    secs(t.outage),
                     secs(d)
                 ))
-            );
+            ));
         }
-        sentence.push('.');
-        out.push(sentence);
+        out.push(format!("{who}: {}.", parts.join("; ")));
     }
-    // The price of a keepalive: pings per hour per client while nothing else is sent.
-    let mut pings: BTreeMap<u64, Vec<f64>> = BTreeMap::new();
+    // The price of a keepalive: PINGREQs per hour per client while it sends nothing else, per
+    // series (clients differ: one that checks once a second pings every K + 1 s).
+    let mut pings: BTreeMap<String, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
     for row in &report.cells {
         if let (Some(k), Some(p)) = (row.keepalive_s, row.metrics.get("pings_per_hour")) {
-            pings.entry((k * 1000.0) as u64).or_default().push(p.median);
+            pings
+                .entry(series_of(row, plan))
+                .or_default()
+                .entry((k * 1000.0) as u64)
+                .or_default()
+                .push(p.median);
         }
     }
-    if !pings.is_empty() {
-        let parts: Vec<String> = pings
-            .iter()
-            .map(|(k, v)| {
-                let k = *k as f64 / 1000.0;
-                let mut v = v.clone();
+    for (series, by_k) in pings {
+        let parts: Vec<String> = by_k
+            .into_iter()
+            .map(|(k, mut v)| {
+                let k = k as f64 / 1000.0;
                 v.sort_by(f64::total_cmp);
                 format!(
-                    "keepalive {}: {:.0} PINGREQs per hour per client (3600/K = {:.0})",
+                    "keepalive {}: {:.0} (3600/K = {:.0})",
                     secs(k),
                     v[v.len() / 2],
                     3600.0 / k
                 )
             })
             .collect();
-        out.push(format!("Cost: {}.", parts.join("; ")));
+        let who = if series.is_empty() {
+            String::new()
+        } else {
+            format!(" ({series})")
+        };
+        out.push(format!(
+            "PINGREQs per hour per client{who}: {}.",
+            parts.join("; ")
+        ));
     }
     let points: Vec<&Point> = report
         .cells
@@ -437,7 +462,7 @@ pub fn markdown(report: &SweepReport, plan: &Plan, plots: &[(&str, &str)]) -> St
     );
     let mut header = vec!["cell".to_string()];
     header.extend(plan.axes.iter().map(|a| a.label.clone()));
-    header.extend(["client".to_string(), "runs".to_string()]);
+    header.extend(["library".to_string(), "runs".to_string()]);
     header.extend(METRICS.iter().map(|m| m.to_string()));
     let _ = writeln!(w, "| {} |", header.join(" | "));
     let _ = writeln!(w, "|{}", "---|".repeat(header.len()));
