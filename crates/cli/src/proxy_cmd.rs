@@ -35,6 +35,11 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
 
+    /// Write both legs of every connection to this file as a pcap (opens in Wireshark; read
+    /// back with `linecut analyze FILE --port PORT`).
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+
     /// Serve the live control API (HTTP/JSON) on this address.
     #[arg(long, value_name = "ADDR")]
     control: Option<SocketAddr>,
@@ -140,6 +145,12 @@ async fn serve(args: ProxyArgs) -> anyhow::Result<ExitCode> {
     };
     config.max_connections = args.max_connections;
     config.connect_timeout = args.connect_timeout;
+    if let Some(path) = &args.pcap {
+        let tap = linecut_capture::PcapTap::create(path)
+            .with_context(|| format!("--pcap {}: cannot create", path.display()))?;
+        config.pcap = Some(std::sync::Arc::new(tap));
+    }
+    let pcap = config.pcap.clone();
     let proxy = Proxy::new(config, sink);
     for spec in args.faults {
         proxy.schedule(spec);
@@ -160,6 +171,10 @@ async fn serve(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("proxy failed")?;
     tracing::info!("proxy stopped after {} connections", summary.connections);
+    if let (Some(tap), Some(path)) = (pcap, &args.pcap) {
+        tap.finish()
+            .with_context(|| format!("--pcap {}: writing failed", path.display()))?;
+    }
     finish_events(log)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -70,6 +70,8 @@ pub struct ProxyConfig {
     pub max_buffered_packet: usize,
     /// Bytes a direction may queue before the proxy stops reading from its sender.
     pub queue_limit: usize,
+    /// Where both legs of every connection are written as a pcap, if anywhere.
+    pub pcap: Option<Arc<linecut_capture::PcapTap>>,
 }
 
 impl ProxyConfig {
@@ -81,6 +83,7 @@ impl ProxyConfig {
             connect_timeout: Duration::from_secs(5),
             max_buffered_packet: 1024 * 1024,
             queue_limit: 1024 * 1024,
+            pcap: None,
         }
     }
 }

@@ -196,6 +196,17 @@ impl Lane {
         }
     }
 
+    /// The pcap leg of `leg`. Bytes read from this lane's source and written to its
+    /// destination are sent by the leg's opener exactly when the lane goes up (the client opens
+    /// the client leg, the proxy opens the upstream leg).
+    fn pcap(&self) -> Option<(&linecut_capture::PcapTap, bool)> {
+        self.shared
+            .config
+            .pcap
+            .as_deref()
+            .map(|tap| (tap, self.dir == Direction::Up))
+    }
+
     fn note_subscribed(&self, packet_type: PacketType) {
         if self.dir == Direction::Down && packet_type == PacketType::SubAck {
             self.conn.note_suback();
@@ -292,12 +303,19 @@ impl Lane {
                     match result {
                         Ok(0) => {
                             src_open = false;
+                            if let Some((tap, up)) = self.pcap() {
+                                tap.close(self.conn.id, leg_side(self.src_leg()), up, false, now_us());
+                            }
                             self.flush_partial_packet(now);
                             self.leg_closed(self.src_leg(), ClosedBy::Peer, CloseHow::Fin, None);
                             let eof = self.new_item(Payload::Eof, now);
                             self.enqueue(eof);
                         }
                         Ok(n) => {
+                            if let Some((tap, up)) = self.pcap() {
+                                let fresh = &self.buf[self.buf.len() - n..];
+                                tap.data(self.conn.id, leg_side(self.src_leg()), up, fresh, now_us());
+                            }
                             let counter = match self.dir {
                                 Direction::Up => &self.conn.bytes_up,
                                 Direction::Down => &self.conn.bytes_down,
@@ -314,6 +332,9 @@ impl Lane {
                                 std::io::ErrorKind::ConnectionReset => CloseHow::Rst,
                                 _ => CloseHow::Error,
                             };
+                            if let Some((tap, up)) = self.pcap() {
+                                tap.close(self.conn.id, leg_side(self.src_leg()), up, true, now_us());
+                            }
                             self.leg_closed(self.src_leg(), ClosedBy::Peer, how, Some(e.to_string()));
                             let reset = self.new_item(Payload::Reset, now);
                             self.enqueue(reset);
@@ -451,6 +472,9 @@ impl Lane {
                     return None;
                 }
                 let now = Instant::now();
+                if let Some((tap, up)) = self.pcap() {
+                    tap.data(self.conn.id, leg_side(self.dst_leg()), up, bytes, now_us());
+                }
                 let (conn, dir, pacing) = (&self.conn, self.dir, &mut self.pacing);
                 for fault in snapshot.iter().filter(|f| f.applies_to(conn, dir)) {
                     fault.spec.fault.after_write(len, now, pacing);
@@ -460,6 +484,9 @@ impl Lane {
             }
             Payload::Eof => {
                 let _ = dst.shutdown().await;
+                if let Some((tap, up)) = self.pcap() {
+                    tap.close(self.conn.id, leg_side(self.dst_leg()), up, false, now_us());
+                }
                 let reason = format!("forwarding FIN from the {} leg", leg_name(self.src_leg()));
                 self.leg_closed(self.dst_leg(), ClosedBy::Proxy, CloseHow::Fin, Some(reason));
                 Some(LaneEnd::Finished)
@@ -486,6 +513,11 @@ impl Lane {
             ConnAction::Reset => {
                 let _ = src.as_ref().set_zero_linger();
                 let _ = dst.as_ref().set_zero_linger();
+                if let Some((tap, up)) = self.pcap() {
+                    let ts = now_us();
+                    tap.close(self.conn.id, leg_side(self.src_leg()), !up, true, ts);
+                    tap.close(self.conn.id, leg_side(self.dst_leg()), up, true, ts);
+                }
                 let reason = Some(kill.reason);
                 self.leg_closed(
                     self.src_leg(),
@@ -499,6 +531,9 @@ impl Lane {
             }
             ConnAction::Close => {
                 let _ = dst.shutdown().await;
+                if let Some((tap, up)) = self.pcap() {
+                    tap.close(self.conn.id, leg_side(self.dst_leg()), up, false, now_us());
+                }
                 let reason = Some(kill.reason);
                 self.leg_closed(self.dst_leg(), ClosedBy::Proxy, CloseHow::Fin, reason);
                 // Our peer gets its FIN from the other lane; keep reading (and discarding) until
@@ -697,6 +732,13 @@ impl Lane {
         batch.commit();
         self.report_suppressed(now, false);
         true
+    }
+}
+
+fn leg_side(leg: Leg) -> linecut_capture::LegSide {
+    match leg {
+        Leg::Client => linecut_capture::LegSide::Client,
+        Leg::Upstream => linecut_capture::LegSide::Upstream,
     }
 }
 

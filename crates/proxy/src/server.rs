@@ -14,9 +14,10 @@ use crate::pump::pump_connection;
 use crate::spec::Target;
 use crate::Shared;
 use bytes::BytesMut;
+use linecut_capture::LegSide;
 use linecut_events::{
-    now_us, CloseHow, ClosedBy, ConnClosed, ConnOpened, Direction, EventKind, FaultAction, Leg,
-    LegClosed, UpstreamConnected, UpstreamFailed,
+    now_us, CloseHow, ClosedBy, ConnClosed, ConnOpened, Direction, EventKind, Fate, FaultAction,
+    Leg, LegClosed, UpstreamConnected, UpstreamFailed,
 };
 use std::future::Future;
 use std::net::SocketAddr;
@@ -161,6 +162,15 @@ async fn serve_connection(
         }),
     );
     let _ = client.set_nodelay(true);
+    if let Some(pcap) = &shared.config.pcap {
+        pcap.open(
+            conn.id,
+            LegSide::Client,
+            client_addr,
+            listen_addr,
+            conn.opened_us,
+        );
+    }
     let mut held = BytesMut::new();
     if let Some(upstream) = connect_upstream(&shared, &conn, &client, &mut held).await {
         let _ = upstream.set_nodelay(true);
@@ -190,9 +200,13 @@ async fn connect_upstream(
 ) -> Option<TcpStream> {
     let mut faults = shared.board.subscribe();
     let mut kill = conn.watch_kill();
+    // When the first bytes were held: the packets of a connection abandoned during the cut are
+    // logged as held then and discarded when it ends (they never reach a pump, which logs the rest).
+    let mut held_since_us = None;
     loop {
         let current_kill = kill.borrow_and_update().clone();
         if let Some(k) = current_kill {
+            log_abandoned(shared, conn, held, held_since_us);
             end_client_leg(shared, conn, client, k.action, k.reason);
             return None;
         }
@@ -214,8 +228,13 @@ async fn connect_upstream(
                     continue;
                 }
                 held.reserve(16 * 1024);
+                let before = held.len();
                 match client.try_read_buf(held) {
                     Ok(0) => {
+                        if let Some(pcap) = &shared.config.pcap {
+                            pcap.close(conn.id, LegSide::Client, true, false, now_us());
+                        }
+                        log_abandoned(shared, conn, held, held_since_us);
                         if conn.mark_leg_closed(Leg::Client) {
                             shared.events.emit(EventKind::LegClosed(LegClosed {
                                 conn: conn.id,
@@ -228,7 +247,11 @@ async fn connect_upstream(
                         return None;
                     }
                     Ok(n) => {
+                        held_since_us.get_or_insert_with(now_us);
                         conn.bytes_up.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                        if let Some(pcap) = &shared.config.pcap {
+                            pcap.data(conn.id, LegSide::Client, true, &held[before..], now_us());
+                        }
                     }
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(e) => {
@@ -237,6 +260,10 @@ async fn connect_upstream(
                         } else {
                             CloseHow::Error
                         };
+                        if let Some(pcap) = &shared.config.pcap {
+                            pcap.close(conn.id, LegSide::Client, true, true, now_us());
+                        }
+                        log_abandoned(shared, conn, held, held_since_us);
                         if conn.mark_leg_closed(Leg::Client) {
                             shared.events.emit(EventKind::LegClosed(LegClosed {
                                 conn: conn.id,
@@ -265,6 +292,11 @@ async fn connect_upstream(
     };
     match result {
         Ok(stream) => {
+            if let (Some(pcap), Ok(local), Ok(peer)) =
+                (&shared.config.pcap, stream.local_addr(), stream.peer_addr())
+            {
+                pcap.open(conn.id, LegSide::Upstream, local, peer, now_us());
+            }
             shared
                 .events
                 .emit(EventKind::UpstreamConnected(UpstreamConnected {
@@ -305,6 +337,31 @@ async fn connect_upstream(
     }
 }
 
+/// Logs the MQTT packets of bytes held for a connection that ends before reaching the broker:
+/// held when they arrived, discarded now.
+fn log_abandoned(shared: &Shared, conn: &ConnHandle, held: &[u8], since_us: Option<i64>) {
+    let Some(since) = since_us else { return };
+    if matches!(shared.config.wire_log, crate::WireLog::Off) {
+        return;
+    }
+    let mut decoder = linecut_mqtt::StreamDecoder::new(
+        linecut_mqtt::Role::Client,
+        shared.config.max_buffered_packet,
+    );
+    let mut at = 0;
+    let mut batch = shared.events.batch();
+    let now = now_us();
+    while let linecut_mqtt::Unit::Packet { len, packet } = decoder.next(&held[at..]) {
+        let mut event = crate::wirelog::describe(conn.id, Direction::Up, len, &packet);
+        event.fate = Fate::Held;
+        batch.push_at(since, EventKind::MqttPacket(event.clone()));
+        event.fate = Fate::Discarded;
+        batch.push_at(now, EventKind::MqttPacket(event));
+        at += len;
+    }
+    batch.commit();
+}
+
 /// Ends a client leg that never got an upstream: FIN for a close, RST for a reset.
 fn end_client_leg(
     shared: &Shared,
@@ -320,6 +377,15 @@ fn end_client_leg(
         }
         ConnAction::Close => CloseHow::Fin,
     };
+    if let Some(pcap) = &shared.config.pcap {
+        pcap.close(
+            conn.id,
+            LegSide::Client,
+            false,
+            how == CloseHow::Rst,
+            now_us(),
+        );
+    }
     if conn.mark_leg_closed(Leg::Client) {
         shared.events.emit_at(
             now_us(),

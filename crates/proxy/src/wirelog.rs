@@ -9,8 +9,7 @@
 //! Control packets (CONNECT, SUBSCRIBE, PINGREQ, DISCONNECT, …) are always logged individually:
 //! they are rare and they are what outage analysis is made of.
 
-use linecut_events::{Direction, Fate, MqttPacket, TopicFilter};
-use linecut_mqtt::{Packet, PacketType};
+use linecut_mqtt::PacketType;
 use std::time::{Duration, Instant};
 
 /// How much of the wire the proxy logs.
@@ -36,75 +35,7 @@ impl Default for WireLog {
 /// Default per-second budget of individually logged PUBLISH-flow packets per direction.
 pub const DEFAULT_PUBLISH_LIMIT: u32 = 1000;
 
-/// Builds the event for one packet (fate filled in later by whoever decides it).
-pub fn describe(conn: u64, dir: Direction, len: usize, packet: &Packet<'_>) -> MqttPacket {
-    let mut event = MqttPacket {
-        conn,
-        dir,
-        fate: Fate::Forwarded,
-        packet_type: packet.packet_type().name().to_string(),
-        len: len as u32,
-        ..Default::default()
-    };
-    match packet {
-        Packet::Connect(c) => {
-            event.client_id = Some(c.client_id.to_string());
-            event.keepalive_s = Some(c.keepalive_s);
-            event.clean_session = Some(c.clean_session);
-            event.protocol_version = Some(c.version.level());
-            event.will = Some(c.will);
-        }
-        Packet::ConnAck(a) => {
-            event.return_code = Some(a.code);
-            event.session_present = Some(a.session_present);
-        }
-        Packet::Publish(p) => {
-            event.topic = Some(p.topic.to_string());
-            event.qos = Some(p.qos);
-            event.dup = Some(p.dup);
-            event.retain = Some(p.retain);
-            event.packet_id = p.packet_id;
-            event.payload_len = Some(p.payload.len() as u32);
-        }
-        Packet::PubAck(a)
-        | Packet::PubRec(a)
-        | Packet::PubRel(a)
-        | Packet::PubComp(a)
-        | Packet::UnsubAck(a) => {
-            event.packet_id = Some(a.packet_id);
-            event.reason_code = a.reason_code;
-        }
-        Packet::Subscribe(s) => {
-            event.packet_id = Some(s.packet_id);
-            event.topics = Some(
-                s.filters
-                    .map(|f| TopicFilter {
-                        filter: f.filter.to_string(),
-                        qos: f.qos(),
-                    })
-                    .collect(),
-            );
-        }
-        Packet::Unsubscribe(u) => {
-            event.packet_id = Some(u.packet_id);
-            event.topics = Some(
-                u.filters
-                    .map(|f| TopicFilter {
-                        filter: f.filter.to_string(),
-                        qos: None,
-                    })
-                    .collect(),
-            );
-        }
-        Packet::SubAck(a) => {
-            event.packet_id = Some(a.packet_id);
-            event.codes = Some(a.codes.to_vec());
-        }
-        Packet::Disconnect(d) | Packet::Auth(d) => event.reason_code = d.reason_code,
-        Packet::PingReq | Packet::PingResp => {}
-    }
-    event
-}
+pub use linecut_capture::describe;
 
 /// Decides, per direction, whether a PUBLISH-flow packet is logged individually.
 #[derive(Debug)]

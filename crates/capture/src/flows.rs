@@ -1,0 +1,362 @@
+//! TCP connections to the MQTT port, followed through a capture: which side is the client,
+//! each direction reassembled ([`crate::reassembly`]) and decoded as MQTT with linecut's own
+//! decoder, and what happened reported as [`Observation`]s in capture order.
+
+use crate::link::Segment;
+use crate::reassembly::{Piece, Reassembler, StreamStats};
+use linecut_events::Direction;
+use linecut_mqtt::{Packet, Role, StreamDecoder, Unit};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// Largest MQTT packet decoded whole; bigger ones are framed and skipped.
+const MAX_PACKET: usize = 1 << 20;
+
+/// Which side of a connection did something.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    Client,
+    Server,
+}
+
+/// Something the capture shows.
+#[derive(Debug)]
+pub enum Observation<'a> {
+    /// A connection was seen for the first time (`syn`: its handshake is in the capture).
+    Opened {
+        conn: u64,
+        ts_us: i64,
+        client: SocketAddr,
+        server: SocketAddr,
+        syn: bool,
+    },
+    Packet {
+        conn: u64,
+        dir: Direction,
+        ts_us: i64,
+        len: usize,
+        packet: &'a Packet<'a>,
+    },
+    /// The direction stopped decoding as MQTT (or never was MQTT).
+    Malformed {
+        conn: u64,
+        dir: Direction,
+        ts_us: i64,
+        error: String,
+    },
+    /// Bytes of the stream the capture does not have.
+    Gap {
+        conn: u64,
+        dir: Direction,
+        ts_us: i64,
+        bytes: u64,
+    },
+    /// A side sent FIN or RST.
+    Closed {
+        conn: u64,
+        ts_us: i64,
+        by: Side,
+        rst: bool,
+    },
+}
+
+struct Half {
+    stream: Reassembler,
+    decoder: StreamDecoder,
+    buf: Vec<u8>,
+    closed: bool,
+}
+
+impl Half {
+    fn new(role: Role) -> Half {
+        Half {
+            stream: Reassembler::default(),
+            decoder: StreamDecoder::new(role, MAX_PACKET),
+            buf: Vec::new(),
+            closed: false,
+        }
+    }
+}
+
+struct Conn {
+    id: u64,
+    client: SocketAddr,
+    up: Half,
+    down: Half,
+}
+
+/// Totals over all connections.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FlowStats {
+    pub connections: u64,
+    pub segments: u64,
+    pub mqtt_packets: u64,
+    pub stream: StreamStats,
+}
+
+/// Follows every TCP connection with one end on the MQTT port.
+pub struct Flows {
+    port: u16,
+    conns: HashMap<(SocketAddr, SocketAddr), Conn>,
+    next_id: u64,
+    pub stats: FlowStats,
+}
+
+fn add(total: &mut StreamStats, s: &StreamStats) {
+    total.bytes += s.bytes;
+    total.retransmitted_bytes += s.retransmitted_bytes;
+    total.out_of_order_segments += s.out_of_order_segments;
+    total.gaps += s.gaps;
+    total.gap_bytes += s.gap_bytes;
+}
+
+impl Flows {
+    pub fn new(port: u16) -> Flows {
+        Flows {
+            port,
+            conns: HashMap::new(),
+            next_id: 0,
+            stats: FlowStats::default(),
+        }
+    }
+
+    /// Feeds one segment (of `len` payload bytes, of which the capture has `segment.payload`).
+    pub fn segment(
+        &mut self,
+        ts_us: i64,
+        segment: &Segment<'_>,
+        len: usize,
+        out: &mut impl FnMut(Observation<'_>),
+    ) {
+        let (client, server, dir) = if segment.dst.port() == self.port {
+            (segment.src, segment.dst, Direction::Up)
+        } else if segment.src.port() == self.port {
+            (segment.dst, segment.src, Direction::Down)
+        } else {
+            return;
+        };
+        self.stats.segments += 1;
+        let key = (client, server);
+        // A SYN from the client on a key still in use starts a new connection (port reuse).
+        if segment.syn && dir == Direction::Up && self.conns.contains_key(&key) {
+            self.end(key, ts_us, out);
+        }
+        if !self.conns.contains_key(&key) {
+            if segment.rst || (segment.fin && segment.payload.is_empty()) {
+                return; // the tail of a connection the capture did not see
+            }
+            self.next_id += 1;
+            self.stats.connections += 1;
+            out(Observation::Opened {
+                conn: self.next_id,
+                ts_us,
+                client,
+                server,
+                syn: segment.syn,
+            });
+            self.conns.insert(
+                key,
+                Conn {
+                    id: self.next_id,
+                    client,
+                    up: Half::new(Role::Client),
+                    down: Half::new(Role::Broker),
+                },
+            );
+        }
+        let conn = self.conns.get_mut(&key).expect("inserted above");
+        let id = conn.id;
+        let (half, other) = match dir {
+            Direction::Up => (&mut conn.up, &mut conn.down),
+            Direction::Down => (&mut conn.down, &mut conn.up),
+        };
+        if segment.syn {
+            half.stream.syn(segment.seq);
+        }
+        if !segment.payload.is_empty() || len > 0 || segment.fin {
+            let Half {
+                stream,
+                decoder,
+                buf,
+                ..
+            } = half;
+            let mut version = None;
+            stream.segment(segment.seq, segment.payload, len, segment.fin, |piece| {
+                feed(
+                    id,
+                    dir,
+                    ts_us,
+                    piece,
+                    decoder,
+                    buf,
+                    &mut version,
+                    &mut self.stats,
+                    out,
+                );
+            });
+            if let Some(v) = version {
+                other.decoder.set_version(v);
+            }
+        }
+        let by = if dir == Direction::Up {
+            Side::Client
+        } else {
+            Side::Server
+        };
+        if segment.rst {
+            out(Observation::Closed {
+                conn: id,
+                ts_us,
+                by,
+                rst: true,
+            });
+            self.end(key, ts_us, out);
+        } else if segment.fin && !half.closed {
+            half.closed = true;
+            out(Observation::Closed {
+                conn: id,
+                ts_us,
+                by,
+                rst: false,
+            });
+            if conn.up.closed && conn.down.closed {
+                self.end(key, ts_us, out);
+            }
+        }
+    }
+
+    /// Forgets a connection after releasing what its streams still hold.
+    fn end(
+        &mut self,
+        key: (SocketAddr, SocketAddr),
+        ts_us: i64,
+        out: &mut impl FnMut(Observation<'_>),
+    ) {
+        let Some(mut conn) = self.conns.remove(&key) else {
+            return;
+        };
+        let _ = conn.client;
+        for (dir, half) in [
+            (Direction::Up, &mut conn.up),
+            (Direction::Down, &mut conn.down),
+        ] {
+            let Half {
+                stream,
+                decoder,
+                buf,
+                ..
+            } = half;
+            let mut version = None;
+            stream.flush(|piece| {
+                feed(
+                    conn.id,
+                    dir,
+                    ts_us,
+                    piece,
+                    decoder,
+                    buf,
+                    &mut version,
+                    &mut self.stats,
+                    out,
+                )
+            });
+            add(&mut self.stats.stream, &stream.stats);
+        }
+    }
+
+    /// The end of the capture: every connection still open is flushed.
+    pub fn finish(&mut self, ts_us: i64, out: &mut impl FnMut(Observation<'_>)) {
+        let keys: Vec<_> = self.conns.keys().copied().collect();
+        for key in keys {
+            self.end(key, ts_us, out);
+        }
+    }
+}
+
+/// Decodes what a piece of stream completes.
+#[allow(clippy::too_many_arguments)]
+fn feed(
+    conn: u64,
+    dir: Direction,
+    ts_us: i64,
+    piece: Piece<'_>,
+    decoder: &mut StreamDecoder,
+    buf: &mut Vec<u8>,
+    version: &mut Option<linecut_mqtt::Version>,
+    stats: &mut FlowStats,
+    out: &mut impl FnMut(Observation<'_>),
+) {
+    let bytes: &[u8] = match &piece {
+        Piece::Data(d) => d,
+        Piece::Owned(d) => d,
+        Piece::Gap { len } => {
+            out(Observation::Gap {
+                conn,
+                dir,
+                ts_us,
+                bytes: *len,
+            });
+            // The stream position after a hole is unknown to MQTT framing: stop decoding.
+            if decoder.mode() != linecut_mqtt::StreamMode::Raw {
+                decoder.desync();
+                buf.clear();
+            }
+            return;
+        }
+    };
+    // Fast path: whole packets straight from the segment when nothing is buffered.
+    let mut input: &[u8] = bytes;
+    let owned;
+    if !buf.is_empty() {
+        buf.extend_from_slice(bytes);
+        owned = std::mem::take(buf);
+        input = &owned;
+    } else {
+        owned = Vec::new();
+    }
+    let mut at = 0;
+    loop {
+        let unit = decoder.next(&input[at..]);
+        match unit {
+            Unit::NeedMore => break,
+            Unit::Malformed { error, .. } => {
+                out(Observation::Malformed {
+                    conn,
+                    dir,
+                    ts_us,
+                    error: error.to_string(),
+                });
+                continue;
+            }
+            Unit::Packet { len, ref packet } => {
+                if let Packet::Connect(c) = packet {
+                    *version = Some(c.version);
+                }
+                stats.mqtt_packets += 1;
+                out(Observation::Packet {
+                    conn,
+                    dir,
+                    ts_us,
+                    len,
+                    packet,
+                });
+                at += len;
+            }
+            other => at += other.len(),
+        }
+        if at >= input.len() {
+            break;
+        }
+    }
+    // An incomplete packet waits in `buf` for the rest of its bytes.
+    let keep = at < input.len() && decoder.mode() != linecut_mqtt::StreamMode::Raw;
+    if owned.is_empty() {
+        if keep {
+            buf.extend_from_slice(&bytes[at..]);
+        }
+    } else if keep {
+        let mut owned = owned;
+        owned.drain(..at);
+        *buf = owned;
+    }
+}
