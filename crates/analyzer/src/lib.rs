@@ -42,12 +42,14 @@
 //! fixed float formatting, no wall-clock reads).
 
 pub mod bands;
+mod capture;
 mod expect;
 mod load;
 mod markdown;
 mod svg;
 mod wire;
 
+pub use capture::{load_capture, CaptureCheck, CaptureCheckRow, CaptureInfo};
 pub use expect::Condition;
 pub use load::{check_fast_message_path, load, Delivery, Publish, Run};
 
@@ -59,6 +61,8 @@ use std::path::{Path, PathBuf};
 /// Name and version of `report.json`'s schema; bumped when a field changes meaning.
 pub const REPORT_SCHEMA: &str = "linecut-report";
 pub const REPORT_SCHEMA_VERSION: u32 = 1;
+/// A client's own report this soon after the wire's sign of the same event explains it.
+const SAME_MOMENT_US: i64 = 100_000;
 /// Messages published this close to a subscriber's stop are not counted as lost.
 const STOP_GRACE_US: i64 = 1_000_000;
 
@@ -66,6 +70,8 @@ const STOP_GRACE_US: i64 = 1_000_000;
 pub enum AnalyzeError {
     #[error("{0} is not a run directory (no readable meta.json)")]
     NotARun(PathBuf),
+    #[error(transparent)]
+    Capture(#[from] linecut_capture::CaptureError),
     #[error("{0} is missing")]
     Missing(PathBuf),
     #[error("{0}")]
@@ -249,6 +255,12 @@ pub struct Report {
     pub expectations: Vec<ExpectationResult>,
     pub timeline: Vec<TimelineEntry>,
     pub warnings: Vec<String>,
+    /// When the run was read from a packet capture: what the capture held.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture: Option<CaptureInfo>,
+    /// When a run directory also holds a capture: its MQTT packets against the proxy's log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capture_check: Option<CaptureCheck>,
 }
 
 impl Report {
@@ -261,8 +273,40 @@ impl Report {
 /// Analyses a run directory and writes `report.json`, `report.md` and `timeline.svg` into it.
 pub fn analyze_dir(dir: &Path) -> Result<Report, AnalyzeError> {
     let run = load(dir)?;
-    let report = analyze(&run);
+    let mut report = analyze(&run);
+    // A capture taken during the run (the proxy's, or one put there) is checked against the
+    // events: the two views of the same wire must agree.
+    let pcap = dir.join("capture.pcap");
+    if pcap.is_file() {
+        match capture::check_against(&run, &pcap) {
+            Ok(check) => report.capture_check = Some(check),
+            Err(e) => report
+                .warnings
+                .push(format!("capture.pcap could not be compared: {e}")),
+        }
+    }
     write_reports(dir, &report, &run)?;
+    Ok(report)
+}
+
+/// Analyses a packet capture (`linecut analyze CAPTURE`) and writes the reports into `out`.
+/// `client_library` and `broker`, when known, name the implementations so their detection
+/// bands apply.
+pub fn analyze_capture(
+    path: &Path,
+    port: u16,
+    client_library: Option<&str>,
+    broker: Option<&str>,
+    out: &Path,
+) -> Result<Report, AnalyzeError> {
+    let (run, info) = load_capture(path, port, client_library, broker)?;
+    let mut report = analyze(&run);
+    report.capture = Some(info);
+    std::fs::create_dir_all(out).map_err(|source| AnalyzeError::Write {
+        path: out.to_path_buf(),
+        source,
+    })?;
+    write_reports(out, &report, &run)?;
     Ok(report)
 }
 
@@ -376,13 +420,6 @@ pub fn analyze(run: &Run) -> Report {
     // Which proxy connections each MQTT client id used, and what the wire saw of each client.
     let conn_client = wire::connection_clients(&run.proxy);
     let wire_events = wire::client_events(&run.proxy, &conn_client);
-    // Only subscribers connect through the proxy, so its first CONNECT carries their keepalive.
-    let keepalive_s = run.proxy.iter().find_map(|e| match &e.kind {
-        EventKind::MqttPacket(p) if p.packet_type == "CONNECT" && p.dir == Direction::Up => {
-            p.keepalive_s
-        }
-        _ => None,
-    });
     let mut clients: BTreeMap<String, Client> = BTreeMap::new();
     let new_client = |id: &str| Client {
         id: id.to_string(),
@@ -415,6 +452,24 @@ pub fn analyze(run: &Run) -> Report {
             .conns
             .insert(*conn);
     }
+    // Only subscribers are analysed: in a capture, publishers' connections show up too.
+    clients.retain(|id, c| {
+        !c.events.is_empty()
+            || !c.deliveries.is_empty()
+            || wire_events.get(id).is_some_and(|w| {
+                w.iter()
+                    .any(|e| matches!(e.kind, EventKind::SubscribeSent(_)))
+            })
+    });
+    // The first subscriber's CONNECT carries the keepalive the bands are drawn for.
+    let keepalive_s = run.proxy.iter().find_map(|e| match &e.kind {
+        EventKind::MqttPacket(p) if p.packet_type == "CONNECT" && p.dir == Direction::Up => p
+            .client_id
+            .as_ref()
+            .filter(|id| clients.contains_key(id.as_str()))
+            .and(p.keepalive_s),
+        _ => None,
+    });
     // A client that never reported a CONNACK of its own is measured from the wire.
     for c in clients.values_mut() {
         let reports = c
@@ -523,6 +578,8 @@ pub fn analyze(run: &Run) -> Report {
             .cloned()
             .chain(client_warnings(run))
             .collect(),
+        capture: None,
+        capture_check: None,
     };
     if let Some(expect) = meta["expectations"].as_object() {
         for (metric, condition) in expect {
@@ -611,7 +668,17 @@ fn window_metrics(
         seen.push((e.ts_us, "new_connection".into()));
     }
     seen.sort();
-    let detect = seen.first().cloned();
+    // The time is the earliest sign; the reason is the client's own when it gave one at about
+    // the same moment (a library closes its socket and then reports why, so the wire's view of
+    // the close can come a few microseconds first).
+    let own_reason = own.and_then(|e| match &e.kind {
+        EventKind::Disconnected(d) => Some((e.ts_us, cause_name(d.cause))),
+        _ => None,
+    });
+    let detect = seen.first().cloned().map(|(ts, how)| match &own_reason {
+        Some((own_ts, cause)) if own_ts - ts <= SAME_MOMENT_US => (ts, cause.clone()),
+        _ => (ts, how),
+    });
 
     // Broker side: it closed its leg of a connection this client had, or its log says so.
     let broker_leg = first(

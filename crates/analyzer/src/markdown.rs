@@ -128,10 +128,37 @@ pub fn render(r: &Report) -> String {
                 .unwrap_or("no reason recorded")
         );
     }
-    let _ = writeln!(
-        w,
-        "\nTimes are seconds from the experiment start (every subscriber subscribed).\n"
-    );
+    if let Some(c) = &r.capture {
+        let _ = writeln!(
+            w,
+            "- Capture: `{}` ({}, {} frames, {} bytes; MQTT on port {}: {} connection(s), {} packet(s); {} other frame(s))",
+            c.file, c.container, c.frames, c.bytes, c.port, c.connections, c.mqtt_packets, c.other_frames
+        );
+        let _ = writeln!(
+            w,
+            "- TCP: {} byte(s) retransmitted, {} segment(s) out of order, {} gap(s) ({} byte(s) the capture lacks)",
+            c.retransmitted_bytes, c.out_of_order_segments, c.gaps, c.gap_bytes
+        );
+        if let Some(stopped) = &c.stopped {
+            let _ = writeln!(
+                w,
+                "- **Reading stopped early**: {stopped}; everything before it is analysed"
+            );
+        }
+        if c.inferred_windows > 0 {
+            let _ = writeln!(
+                w,
+                "- {} outage window(s) **inferred** from the capture (the broker silent for at least the keepalive, then a reconnect): they start at the broker's last packet and end at its first on the new connection",
+                c.inferred_windows
+            );
+        }
+        let _ = writeln!(w, "\nTimes are seconds from the capture's first frame.\n");
+    } else {
+        let _ = writeln!(
+            w,
+            "\nTimes are seconds from the experiment start (every subscriber subscribed).\n"
+        );
+    }
 
     for window in &r.windows {
         let t = |us: i64| (us - r.experiment_start_us) as f64 / 1e6;
@@ -311,6 +338,35 @@ pub fn render(r: &Report) -> String {
                 w,
                 "| {} | `{}` | {} | {} |",
                 x.metric, x.condition, values, verdict
+            );
+        }
+    }
+    if let Some(check) = &r.capture_check {
+        let _ = writeln!(
+            w,
+            "\n## Capture against events\n\n`{}` against the proxy's log, control packets on the client side: {}.\n",
+            check.file,
+            if check.agree {
+                "the two views agree"
+            } else {
+                "**they differ** (rows marked below)"
+            }
+        );
+        let _ = writeln!(w, "| subscriber | packet | events | capture | |");
+        let _ = writeln!(w, "|---|---|---|---|---|");
+        for row in &check.rows {
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} | {} |",
+                row.client,
+                row.packet,
+                row.events,
+                row.capture,
+                if row.events == row.capture {
+                    ""
+                } else {
+                    "**differ**"
+                }
             );
         }
     }

@@ -126,8 +126,25 @@ fn print_verdicts(report: &linecut_analyzer::Report, dir: &std::path::Path) {
 
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
-    /// A run directory (as left by `linecut run`).
+    /// A run directory (as left by `linecut run`), or a packet capture (pcap or pcapng).
     run_dir: PathBuf,
+
+    /// Capture only: the broker's TCP port.
+    #[arg(long, default_value_t = 1883)]
+    port: u16,
+
+    /// Capture only: the subscribers' client library (e.g. "paho-mqtt 1.6", "rumqttc"), so
+    /// its detection band applies.
+    #[arg(long, value_name = "LIBRARY")]
+    client: Option<String>,
+
+    /// Capture only: the broker (e.g. "mosquitto 2.0"), so its detection band applies.
+    #[arg(long, value_name = "NAME")]
+    broker: Option<String>,
+
+    /// Capture only: where the reports go (default: next to the capture, NAME-report/).
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -155,6 +172,9 @@ enum ReportCommand {
 }
 
 pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
+    if args.run_dir.is_file() {
+        return analyze_capture(args);
+    }
     let report = linecut_analyzer::analyze_dir(&args.run_dir)?;
     print_verdicts(&report, &args.run_dir);
     Ok(if !report.complete {
@@ -163,6 +183,44 @@ pub fn analyze(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
+    })
+}
+
+fn analyze_capture(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
+    let path = &args.run_dir;
+    let out = args.out.clone().unwrap_or_else(|| {
+        let stem = path
+            .file_stem()
+            .map_or_else(|| "capture".into(), |s| s.to_string_lossy().into_owned());
+        path.with_file_name(format!("{stem}-report"))
+    });
+    let report = linecut_analyzer::analyze_capture(
+        path,
+        args.port,
+        args.client.as_deref(),
+        args.broker.as_deref(),
+        &out,
+    )?;
+    if let Some(c) = &report.capture {
+        eprintln!(
+            "linecut: {}: {} {} frames, {} MQTT connection(s) on port {}, {} MQTT packet(s), {} gap(s)",
+            path.display(),
+            c.container,
+            c.frames,
+            c.connections,
+            c.port,
+            c.mqtt_packets,
+            c.gaps
+        );
+        if let Some(stopped) = &c.stopped {
+            eprintln!("linecut: reading stopped early: {stopped}");
+        }
+    }
+    print_verdicts(&report, &out);
+    Ok(if report.complete {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
     })
 }
 

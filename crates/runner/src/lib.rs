@@ -304,7 +304,14 @@ pub async fn run(
     let proxy_addr: SocketAddr = listener
         .local_addr()
         .map_err(io("read the proxy address"))?;
-    let proxy = Proxy::new(ProxyConfig::new(subscriber_upstream), proxy_sink);
+    let mut proxy_config = ProxyConfig::new(subscriber_upstream);
+    if scenario.capture_pcap {
+        let tap = linecut_capture::PcapTap::create(&dir.join("capture.pcap"))
+            .map_err(io("create capture.pcap"))?;
+        proxy_config.pcap = Some(Arc::new(tap));
+    }
+    let pcap = proxy_config.pcap.clone();
+    let proxy = Proxy::new(proxy_config, proxy_sink);
     let proxy_handle = proxy.handle();
     let (proxy_stop, proxy_stopped) = tokio::sync::oneshot::channel::<()>();
     let proxy_task = tokio::spawn(proxy.run(listener, None, async move {
@@ -509,6 +516,11 @@ pub async fn run(
     match tokio::time::timeout(Duration::from_secs(10), proxy_task).await {
         Ok(Ok(Ok(_))) => {}
         _ => note(&mut reason, "the proxy did not stop cleanly"),
+    }
+    if let Some(tap) = pcap {
+        if let Err(e) = tap.finish() {
+            note(&mut reason, &format!("capture.pcap is damaged: {e}"));
+        }
     }
     match broker {
         RunningBroker::Mosquitto(m) => m.stop(),

@@ -85,6 +85,8 @@ pub struct Scenario {
     pub faults: Vec<FaultSpec>,
     /// Expectations, metric name to condition, checked by the analyzer.
     pub expect: BTreeMap<String, String>,
+    /// Write both legs of every proxied connection to `capture.pcap` in the run directory.
+    pub capture_pcap: bool,
     /// The file as written.
     pub source: String,
 }
@@ -222,6 +224,9 @@ impl Scenario {
                     out.push_str(&format!("{key} = {}\n", quoted(value)));
                 }
             }
+        }
+        if self.capture_pcap {
+            out.push_str("\n[capture]\npcap = true\n");
         }
         if !self.expect.is_empty() {
             out.push_str("\n[expect]\n");
@@ -423,6 +428,7 @@ impl Checker<'_> {
             subscriber: subscriber?,
             faults: faults?,
             expect,
+            capture_pcap: raw.capture.as_ref().and_then(|c| c.pcap).unwrap_or(false),
             source: text.to_string(),
         })
     }

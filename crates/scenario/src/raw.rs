@@ -21,6 +21,13 @@ pub struct RawScenario {
     /// Axes for `linecut sweep` (checked by the sweep, which applies them to this file; a
     /// plain run ignores the section).
     pub sweep: Option<Spanned<toml::Table>>,
+    pub capture: Option<RawCapture>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCapture {
+    pub pcap: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

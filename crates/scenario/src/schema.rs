@@ -41,6 +41,10 @@ pub fn json_schema() -> Value {
                     "keepalive": duration()
                 }
             },
+            "capture": {
+                "type": "object", "additionalProperties": false,
+                "properties": {"pcap": {"type": "boolean", "description": "write both legs of every proxied connection to capture.pcap in the run directory"}}
+            },
             "sweep": {
                 "type": "object",
                 "description": "linecut sweep: \"PATH\" = [values] per axis (e.g. \"subscriber.keepalive\" = [\"1s\", \"5s\"], \"fault.cut.for\" = [\"3s\", \"10s\"]) and repeat = N",

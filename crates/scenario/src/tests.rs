@@ -37,6 +37,9 @@ resubscribe = "when-session-lost"
 mqtt = "3.1.1"
 client = "rumqttc"
 
+[capture]
+pcap = true
+
 [sweep]
 "subscriber.keepalive" = ["1s", "2s"]
 repeat = 3

@@ -1,0 +1,444 @@
+//! A packet capture as a run: what `linecut analyze CAPTURE.pcap` reads.
+//!
+//! The capture's MQTT connections take the place of the proxy's log (connections opening and
+//! closing, control packets with their times), PUBLISHes going down become deliveries and those
+//! going up publishes (when their payloads are in linecut's format, sequence numbers and publish
+//! times included), and the same analysis runs on it. Clients are measured from the wire, as any
+//! client under test is.
+//!
+//! Without a proxy there is no fault schedule, so outages are **inferred**: a client that heard
+//! nothing from the broker for at least its keepalive and then opened a new connection had an
+//! outage from the broker's last packet to the first packet of the new connection's answer.
+//! Such windows have kind `inferred` and say so in the report.
+//!
+//! Memory: control packets are few and kept as events; PUBLISHes become 32-byte rows only when
+//! they carry linecut's payload (a capture of other traffic is read in constant memory).
+
+use crate::{AnalyzeError, Delivery, Publish, Run};
+use linecut_capture::{CaptureSummary, Observation, Side};
+use linecut_events::{
+    CloseHow, ClosedBy, ConnOpened, Direction, Event, EventKind, FaultEnded, FaultStarted, Leg,
+    LegClosed, MqttMalformed, Source,
+};
+use linecut_mqtt::Packet;
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+/// What the report says about the capture itself.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaptureInfo {
+    pub file: String,
+    pub container: String,
+    pub port: u16,
+    pub frames: u64,
+    pub bytes: u64,
+    pub connections: u64,
+    pub mqtt_packets: u64,
+    pub other_frames: u64,
+    pub retransmitted_bytes: u64,
+    pub out_of_order_segments: u64,
+    /// Holes in the reassembled streams: capture loss or a capture that began mid-stream.
+    pub gaps: u64,
+    pub gap_bytes: u64,
+    /// Why reading stopped before the end of the file, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+    pub unknown_linktypes: Vec<i32>,
+    pub inferred_windows: u32,
+}
+
+struct Interner {
+    names: Vec<String>,
+    index: HashMap<String, u32>,
+}
+
+impl Interner {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(&id) = self.index.get(name) {
+            return id;
+        }
+        let id = self.names.len() as u32;
+        self.names.push(name.to_string());
+        self.index.insert(name.to_string(), id);
+        id
+    }
+}
+
+/// Per connection: whose it is and when the broker first and last spoke on it.
+#[derive(Default)]
+struct ConnSeen {
+    client: Option<String>,
+    first_down_us: Option<i64>,
+    last_down_us: Option<i64>,
+}
+
+/// A reconnect, as a possible end of an outage: the client's previous connection, when the
+/// broker last spoke on it, and the new connection.
+struct Reconnect {
+    old_conn: u64,
+    new_conn: u64,
+    last_heard_us: i64,
+    connect_us: i64,
+    keepalive_s: u16,
+}
+
+/// Reads a capture into a [`Run`] the analysis understands.
+pub fn load_capture(
+    path: &Path,
+    port: u16,
+    client_library: Option<&str>,
+    broker: Option<&str>,
+) -> Result<(Run, CaptureInfo), AnalyzeError> {
+    let mut run = Run::default();
+    let mut clients = Interner {
+        names: Vec::new(),
+        index: HashMap::new(),
+    };
+    let mut topics = Interner {
+        names: Vec::new(),
+        index: HashMap::new(),
+    };
+    let mut conns: BTreeMap<u64, ConnSeen> = BTreeMap::new();
+    let mut latest_conn: HashMap<String, u64> = HashMap::new();
+    let mut reconnects: Vec<Reconnect> = Vec::new();
+    let mut servers: Vec<String> = Vec::new();
+    let mut gaps = 0u64;
+    let summary: CaptureSummary = linecut_capture::read_mqtt(path, port, |observation| {
+        let event = |ts_us: i64, kind: EventKind| Event {
+            ts_us,
+            source: Source::Capture,
+            kind,
+        };
+        match observation {
+            Observation::Opened {
+                conn,
+                ts_us,
+                client,
+                server,
+                ..
+            } => {
+                let server = server.to_string();
+                if !servers.contains(&server) {
+                    servers.push(server.clone());
+                }
+                conns.insert(conn, ConnSeen::default());
+                run.proxy.push(event(
+                    ts_us,
+                    EventKind::ConnOpened(ConnOpened {
+                        conn,
+                        client_addr: client.to_string(),
+                        listen_addr: server,
+                    }),
+                ));
+            }
+            Observation::Packet {
+                conn,
+                dir,
+                ts_us,
+                len,
+                packet,
+            } => {
+                if let (Packet::Connect(c), Direction::Up) = (packet, dir) {
+                    let client = c.client_id.to_string();
+                    if let Some(old) = latest_conn.insert(client.clone(), conn) {
+                        if let Some(heard) = conns.get(&old).and_then(|o| o.last_down_us) {
+                            reconnects.push(Reconnect {
+                                old_conn: old,
+                                new_conn: conn,
+                                last_heard_us: heard,
+                                connect_us: ts_us,
+                                keepalive_s: c.keepalive_s,
+                            });
+                        }
+                    }
+                }
+                let seen = conns.entry(conn).or_default();
+                if dir == Direction::Down {
+                    seen.first_down_us.get_or_insert(ts_us);
+                    seen.last_down_us = Some(ts_us);
+                }
+                match packet {
+                    Packet::Publish(p) => {
+                        let stamp = linecut_agent::payload::decode(p.payload);
+                        match (dir, &seen.client) {
+                            (Direction::Down, Some(client)) => run.deliveries.push(Delivery {
+                                ts_us,
+                                client: clients.id(client),
+                                topic: topics.id(p.topic),
+                                seq: stamp.map(|s| s.seq),
+                                pub_ts_us: stamp.map(|s| s.pub_ts_us),
+                            }),
+                            (Direction::Up, _) => {
+                                if let Some(s) = stamp {
+                                    run.publishes.push(Publish {
+                                        ts_us,
+                                        topic: topics.id(p.topic),
+                                        seq: s.seq,
+                                    });
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    Packet::PubAck(_)
+                    | Packet::PubRec(_)
+                    | Packet::PubRel(_)
+                    | Packet::PubComp(_) => {}
+                    other => {
+                        if let Packet::Connect(c) = other {
+                            seen.client = Some(c.client_id.to_string());
+                        }
+                        run.proxy.push(event(
+                            ts_us,
+                            EventKind::MqttPacket(linecut_capture::describe(conn, dir, len, other)),
+                        ));
+                    }
+                }
+            }
+            Observation::Malformed {
+                conn,
+                dir,
+                ts_us,
+                error,
+            } => run.proxy.push(event(
+                ts_us,
+                EventKind::MqttMalformed(MqttMalformed {
+                    conn,
+                    dir,
+                    error,
+                    offset: 0,
+                }),
+            )),
+            Observation::Gap {
+                conn, dir, bytes, ..
+            } => {
+                gaps += 1;
+                if run.warnings.len() < 20 {
+                    run.warnings.push(format!(
+                        "conn {conn} ({}): {bytes} byte(s) missing from the capture; MQTT decoding of that direction stops there",
+                        dir.as_str()
+                    ));
+                }
+            }
+            Observation::Closed {
+                conn,
+                ts_us,
+                by,
+                rst,
+            } => run.proxy.push(event(
+                ts_us,
+                EventKind::LegClosed(LegClosed {
+                    conn,
+                    leg: if by == Side::Client {
+                        Leg::Client
+                    } else {
+                        Leg::Upstream
+                    },
+                    by: ClosedBy::Peer,
+                    how: if rst { CloseHow::Rst } else { CloseHow::Fin },
+                    reason: Some("seen in the capture".into()),
+                }),
+            )),
+        }
+    })?;
+    if gaps > 20 {
+        run.warnings.push(format!("… {} more gaps", gaps - 20));
+    }
+    let inferred = infer_windows(&conns, &reconnects, &mut run.proxy);
+    run.proxy.sort_by_key(|e| e.ts_us);
+    run.deliveries.sort_by_key(|d| d.ts_us);
+    run.publishes.sort_by_key(|p| p.ts_us);
+    run.clients = clients.names;
+    run.topics = topics.names;
+    let file = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let stopped = summary.read.stopped.clone();
+    run.meta = serde_json::json!({
+        "scenario": format!("capture {file}"),
+        "broker": broker.map_or_else(
+            || format!("broker at {} (from the capture)", servers.join(", ")),
+            str::to_string,
+        ),
+        "subscriber_client": client_library.unwrap_or("unknown client (from the capture)"),
+        "experiment_start_us": summary.first_ts_us,
+        "status": if stopped.is_some() { "incomplete" } else { "complete" },
+        "reason": stopped.as_ref().map(|s| format!("the capture could not be read to its end: {s}")),
+        "expectations": {},
+    });
+    if !summary.unknown_linktypes.is_empty() {
+        run.warnings.push(format!(
+            "frames of link types linecut does not read were skipped: {:?}",
+            summary.unknown_linktypes
+        ));
+    }
+    let s = summary.flows.stream;
+    let info = CaptureInfo {
+        file,
+        container: summary.read.container.to_string(),
+        port,
+        frames: summary.read.frames,
+        bytes: summary.read.bytes,
+        connections: summary.flows.connections,
+        mqtt_packets: summary.flows.mqtt_packets,
+        other_frames: summary.other_frames,
+        retransmitted_bytes: s.retransmitted_bytes,
+        out_of_order_segments: s.out_of_order_segments,
+        gaps: s.gaps,
+        gap_bytes: s.gap_bytes,
+        stopped,
+        unknown_linktypes: summary.unknown_linktypes,
+        inferred_windows: inferred,
+    };
+    Ok((run, info))
+}
+
+/// Outages the capture implies: a reconnect after the broker had been silent on the client's
+/// previous connection for at least the keepalive. The outage runs from the broker's last packet
+/// there to its first packet on the new connection.
+fn infer_windows(
+    conns: &BTreeMap<u64, ConnSeen>,
+    reconnects: &[Reconnect],
+    events: &mut Vec<Event>,
+) -> u32 {
+    let mut count = 0u32;
+    for r in reconnects {
+        let keepalive_us = i64::from(r.keepalive_s.max(1)) * 1_000_000;
+        let silent_us = r.connect_us - r.last_heard_us;
+        if silent_us < keepalive_us {
+            continue;
+        }
+        let end = conns
+            .get(&r.new_conn)
+            .and_then(|c| c.first_down_us)
+            .unwrap_or(r.connect_us);
+        count += 1;
+        let fault = 1000 + u64::from(count);
+        events.push(Event {
+            ts_us: r.last_heard_us,
+            source: Source::Capture,
+            kind: EventKind::FaultStarted(FaultStarted {
+                fault,
+                spec: format!(
+                    "inferred: nothing from the broker on conn {} for {:.3} s, then a new connection",
+                    r.old_conn,
+                    silent_us as f64 / 1e6
+                ),
+                kind: "inferred".into(),
+                scheduled_us: None,
+                lateness_us: None,
+            }),
+        });
+        events.push(Event {
+            ts_us: end,
+            source: Source::Capture,
+            kind: EventKind::FaultEnded(FaultEnded {
+                fault,
+                kind: "inferred".into(),
+                scheduled_us: None,
+                lateness_us: None,
+            }),
+        });
+    }
+    count
+}
+
+/// One packet type in one direction for one client: how many the events and the capture show.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaptureCheckRow {
+    pub client: String,
+    /// e.g. `PINGREQ up`.
+    pub packet: String,
+    pub events: u64,
+    pub capture: u64,
+}
+
+/// A run's capture against its events (control packets on the client side of the proxy).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaptureCheck {
+    pub file: String,
+    pub agree: bool,
+    pub rows: Vec<CaptureCheckRow>,
+}
+
+fn is_publish_flow(packet_type: &str) -> bool {
+    packet_type.starts_with("PUB")
+}
+
+/// Compares the control packets the proxy logged on its client side with those in `pcap`
+/// (whose client side is the proxy's listening port).
+pub fn check_against(run: &Run, pcap: &Path) -> Result<CaptureCheck, AnalyzeError> {
+    use linecut_events::Fate;
+    let port = run
+        .proxy
+        .iter()
+        .find_map(|e| match &e.kind {
+            EventKind::ProxyStarted(p) => p.listen.rsplit(':').next()?.parse::<u16>().ok(),
+            _ => None,
+        })
+        .ok_or_else(|| AnalyzeError::Read("the proxy log names no listening port".into()))?;
+    let client_of = |events: &[Event]| -> BTreeMap<u64, String> {
+        events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::MqttPacket(p)
+                    if p.packet_type == "CONNECT" && p.dir == Direction::Up =>
+                {
+                    p.client_id.clone().map(|c| (p.conn, c))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    let mut counts: BTreeMap<(String, String), (u64, u64)> = BTreeMap::new();
+    let owners = client_of(&run.proxy);
+    for e in &run.proxy {
+        if let EventKind::MqttPacket(p) = &e.kind {
+            // What crossed the client leg: up when the proxy read it, down when it wrote it.
+            let crossed = match p.dir {
+                Direction::Up => matches!(p.fate, Fate::Forwarded | Fate::Held | Fate::Dropped),
+                Direction::Down => matches!(p.fate, Fate::Forwarded | Fate::Released),
+            };
+            if crossed && !is_publish_flow(&p.packet_type) {
+                if let Some(client) = owners.get(&p.conn) {
+                    let key = (
+                        client.clone(),
+                        format!("{} {}", p.packet_type, p.dir.as_str()),
+                    );
+                    counts.entry(key).or_default().0 += 1;
+                }
+            }
+        }
+    }
+    let (captured, _) = load_capture(pcap, port, None, None)?;
+    let owners = client_of(&captured.proxy);
+    for e in &captured.proxy {
+        if let EventKind::MqttPacket(p) = &e.kind {
+            if let Some(client) = owners.get(&p.conn) {
+                let key = (
+                    client.clone(),
+                    format!("{} {}", p.packet_type, p.dir.as_str()),
+                );
+                counts.entry(key).or_default().1 += 1;
+            }
+        }
+    }
+    let rows: Vec<CaptureCheckRow> = counts
+        .into_iter()
+        .map(|((client, packet), (events, capture))| CaptureCheckRow {
+            client,
+            packet,
+            events,
+            capture,
+        })
+        .collect();
+    Ok(CaptureCheck {
+        file: pcap
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        agree: rows.iter().all(|r| r.events == r.capture),
+        rows,
+    })
+}
