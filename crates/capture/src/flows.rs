@@ -154,15 +154,19 @@ impl Flows {
                 server,
                 syn: segment.syn,
             });
-            self.conns.insert(
-                key,
-                Conn {
-                    id: self.next_id,
-                    client,
-                    up: Half::new(Role::Client),
-                    down: Half::new(Role::Broker),
-                },
-            );
+            let mut conn = Conn {
+                id: self.next_id,
+                client,
+                up: Half::new(Role::Client),
+                down: Half::new(Role::Broker),
+            };
+            if !segment.syn {
+                // The capture began after this connection did: its first packet is not its
+                // CONNECT, so decode from whatever packet comes first.
+                conn.up.decoder.assume_mqtt();
+                conn.down.decoder.assume_mqtt();
+            }
+            self.conns.insert(key, conn);
         }
         let conn = self.conns.get_mut(&key).expect("inserted above");
         let id = conn.id;

@@ -131,6 +131,14 @@ impl StreamDecoder {
 
     /// Gives up decoding: everything from here on is raw. Used when bytes were discarded without
     /// regard to packet boundaries, after which the stream cannot be trusted to parse.
+    /// Treats the stream as MQTT from here without checking that it starts with CONNECT (or
+    /// CONNACK): for a capture that began in the middle of a connection.
+    pub fn assume_mqtt(&mut self) {
+        if self.mode == StreamMode::Detecting {
+            self.mode = StreamMode::Mqtt;
+        }
+    }
+
     pub fn desync(&mut self) {
         self.mode = StreamMode::Raw;
         self.continuation_left = 0;
