@@ -162,13 +162,18 @@ pub fn load_capture(
                     Packet::Publish(p) => {
                         let stamp = linecut_agent::payload::decode(p.payload);
                         match (dir, &seen.client) {
-                            (Direction::Down, Some(client)) => run.deliveries.push(Delivery {
-                                ts_us,
-                                client: clients.id(client),
-                                topic: topics.id(p.topic),
-                                seq: stamp.map(|s| s.seq),
-                                pub_ts_us: stamp.map(|s| s.pub_ts_us),
-                            }),
+                            (Direction::Down, Some(client)) => match stamp {
+                                Some(s) => run.deliveries.push(Delivery {
+                                    ts_us,
+                                    client: clients.id(client),
+                                    topic: topics.id(p.topic),
+                                    seq: Some(s.seq),
+                                    pub_ts_us: Some(s.pub_ts_us),
+                                }),
+                                None => {
+                                    *run.foreign_counts.entry(clients.id(client)).or_insert(0) += 1
+                                }
+                            },
                             (Direction::Up, _) => {
                                 if let Some(s) = stamp {
                                     run.publishes.push(Publish {

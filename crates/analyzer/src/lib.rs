@@ -977,10 +977,20 @@ fn data_metrics(run: &Run, c: &Client, windows: &[Window]) -> DataMetrics {
             .filter(|e| matches!(&e.kind, EventKind::Connack(a) if a.code == 0))
             .count()
             .saturating_sub(1) as u64,
-        foreign,
+        foreign: foreign + client_foreign(run, &c.id),
         pings,
         ping_interval_s: ping_interval.map(secs),
     }
+}
+
+/// Foreign deliveries a capture counted without keeping rows for them.
+fn client_foreign(run: &Run, client: &str) -> u64 {
+    run.clients
+        .iter()
+        .position(|c| c == client)
+        .and_then(|i| run.foreign_counts.get(&(i as u32)))
+        .copied()
+        .unwrap_or(0)
 }
 
 /// MQTT topic filter matching (`+` one level, `#` the rest).

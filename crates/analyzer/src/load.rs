@@ -60,6 +60,9 @@ pub struct Run {
     /// mosquitto log lines with their (1 s resolution) timestamp in microseconds.
     pub broker_log: Vec<(i64, String)>,
     pub warnings: Vec<String>,
+    /// Deliveries not in linecut's format, counted per client instead of kept as rows (a
+    /// capture of ordinary traffic is read in constant memory).
+    pub foreign_counts: HashMap<u32, u64>,
     /// Lines read, all files together (for benchmarks and the report's warnings).
     pub lines: u64,
 }

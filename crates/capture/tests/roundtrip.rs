@@ -12,34 +12,12 @@ fn temp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("linecut-capture-{}-{name}", std::process::id()))
 }
 
-const CONNECT: &[u8] = &[
-    0x10, 0x12, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02, 0x00, 0x3c, 0x00, 0x06, b'd', b'e',
-    b'v', b'-', b'0', b'1',
-];
 const CONNACK: &[u8] = &[0x20, 0x02, 0x00, 0x00];
 const PINGREQ: &[u8] = &[0xc0, 0x00];
 const PINGRESP: &[u8] = &[0xd0, 0x00];
 
 fn publish(payload_len: usize) -> Vec<u8> {
-    let topic = b"t/x";
-    let remaining = 2 + topic.len() + payload_len;
-    let mut out = vec![0x30];
-    let mut n = remaining;
-    loop {
-        let mut byte = (n % 128) as u8;
-        n /= 128;
-        if n > 0 {
-            byte |= 0x80;
-        }
-        out.push(byte);
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&(topic.len() as u16).to_be_bytes());
-    out.extend_from_slice(topic);
-    out.extend(std::iter::repeat_n(b'.', payload_len));
-    out
+    linecut_mqtt::encode::publish("t/x", &vec![b'.'; payload_len])
 }
 
 /// Writes one proxied connection (client leg and upstream leg) and returns the file.
@@ -52,9 +30,10 @@ fn write_sample(name: &str) -> PathBuf {
     let broker: SocketAddr = "127.0.0.1:1883".parse().unwrap();
     let t = 1_700_000_000_000_000;
     tap.open(1, LegSide::Client, client, proxy, t);
-    tap.data(1, LegSide::Client, true, CONNECT, t + 10);
+    let connect = linecut_mqtt::encode::connect("dev-01", 60);
+    tap.data(1, LegSide::Client, true, &connect, t + 10);
     tap.open(1, LegSide::Upstream, out, broker, t + 20);
-    tap.data(1, LegSide::Upstream, true, CONNECT, t + 30);
+    tap.data(1, LegSide::Upstream, true, &connect, t + 30);
     tap.data(1, LegSide::Upstream, false, CONNACK, t + 40);
     tap.data(1, LegSide::Client, false, CONNACK, t + 50);
     // A PUBLISH bigger than one synthesised segment.

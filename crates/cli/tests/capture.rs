@@ -10,15 +10,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn linecut() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_linecut"))
-}
+mod common;
+
+use common::linecut;
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("linecut-capture-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::temp_dir("capture", name)
 }
 
 /// Cuts the line 2 s in for 3 s under a 1 s keepalive: a detection, a reconnect, held data.

@@ -3,17 +3,14 @@
 //! refused before anything runs.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn linecut() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_linecut"))
-}
+mod common;
+
+use common::linecut;
 
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("linecut-sweep-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    common::temp_dir("sweep", name)
 }
 
 /// 2 × 2 cells of 5 s: keepalive 1 s or 2 s, a cut of 0.5 s (ridden through) or 3 s (detected).

@@ -21,6 +21,7 @@
 //! state).
 
 mod cursor;
+pub mod encode;
 mod header;
 mod packet;
 mod stream;

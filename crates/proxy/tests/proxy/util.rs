@@ -223,40 +223,13 @@ pub const CONNACK: [u8; 4] = [0x20, 0x02, 0x00, 0x00];
 pub const PINGREQ: [u8; 2] = [0xc0, 0x00];
 pub const PINGRESP: [u8; 2] = [0xd0, 0x00];
 
-fn remaining_length(mut len: usize, out: &mut Vec<u8>) {
-    loop {
-        let mut byte = (len % 128) as u8;
-        len /= 128;
-        if len > 0 {
-            byte |= 0x80;
-        }
-        out.push(byte);
-        if len == 0 {
-            break;
-        }
-    }
-}
-
 pub fn connect_packet(client_id: &str, keepalive: u16) -> Vec<u8> {
-    let mut body = vec![0x00, 0x04, b'M', b'Q', b'T', b'T', 0x04, 0x02];
-    body.extend_from_slice(&keepalive.to_be_bytes());
-    body.extend_from_slice(&(client_id.len() as u16).to_be_bytes());
-    body.extend_from_slice(client_id.as_bytes());
-    let mut packet = vec![0x10];
-    remaining_length(body.len(), &mut packet);
-    packet.extend_from_slice(&body);
-    packet
+    linecut_mqtt::encode::connect(client_id, keepalive)
 }
 
 /// A QoS 0 PUBLISH.
 pub fn publish_packet(topic: &str, payload: &[u8]) -> Vec<u8> {
-    let mut body = (topic.len() as u16).to_be_bytes().to_vec();
-    body.extend_from_slice(topic.as_bytes());
-    body.extend_from_slice(payload);
-    let mut packet = vec![0x30];
-    remaining_length(body.len(), &mut packet);
-    packet.extend_from_slice(&body);
-    packet
+    linecut_mqtt::encode::publish(topic, payload)
 }
 
 /// Splits a byte stream into MQTT packet types with the project's decoder; panics if it does
