@@ -402,8 +402,13 @@ pub fn check_against(run: &Run, pcap: &Path) -> Result<CaptureCheck, AnalyzeErro
     for e in &run.proxy {
         if let EventKind::MqttPacket(p) = &e.kind {
             // What crossed the client leg: up when the proxy read it, down when it wrote it.
+            // An upstream packet has exactly one final fate (a held one ends released or
+            // discarded), so counting final fates counts each packet the client sent once.
             let crossed = match p.dir {
-                Direction::Up => matches!(p.fate, Fate::Forwarded | Fate::Held | Fate::Dropped),
+                Direction::Up => matches!(
+                    p.fate,
+                    Fate::Forwarded | Fate::Dropped | Fate::Released | Fate::Discarded
+                ),
                 Direction::Down => matches!(p.fate, Fate::Forwarded | Fate::Released),
             };
             if crossed && !is_publish_flow(&p.packet_type) {

@@ -230,6 +230,51 @@ fn the_proxys_pcap_matches_tshark_and_the_event_log() {
     assert!(from_capture["data"][0]["delivered"].as_u64().unwrap() > 10);
 }
 
+#[test]
+fn an_mqtt5_session_reads_as_tshark_reads_it() {
+    let dir = temp_dir("v5");
+    let scenario = dir.join("v5.toml");
+    std::fs::write(
+        &scenario,
+        r#"
+name = "v5"
+duration = "5s"
+[publisher]
+interval = "200ms"
+mqtt = "5"
+keepalive = "5s"
+[subscriber]
+keepalive = "5s"
+mqtt = "5"
+[capture]
+pcap = true
+"#,
+    )
+    .unwrap();
+    let run = dir.join("run");
+    let out = linecut()
+        .args(["run", "--quiet", "--out"])
+        .arg(&run)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pcap = run.join("capture.pcap");
+    let (proxy_port, broker_port) = ports(&run);
+    for port in [proxy_port, broker_port] {
+        let theirs = tshark_packets(&pcap, port);
+        assert!(
+            theirs.values().flatten().any(|t| t == "PUBLISH"),
+            "{theirs:?}"
+        );
+        assert_eq!(linecut_packets(&pcap, port), theirs, "port {port}");
+    }
+}
+
 /// Starts a capture and waits until it is listening.
 fn start_capture(program: &str, args: &[&str], file: &Path) -> Child {
     let mut child = Command::new(program)
