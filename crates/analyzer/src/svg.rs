@@ -8,7 +8,7 @@
 //! Only plotters' SVG backend is used, so text needs no fonts at build time.
 
 use crate::{Report, Run};
-use linecut_events::EventKind;
+use linecut_events::{Direction, EventKind, Fate};
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 
@@ -109,6 +109,31 @@ pub fn render(report: &Report, run: &Run) -> String {
         });
         if let Some(lane) = lane {
             pings.push((at, lane, answered));
+        }
+    }
+    // A client that reports nothing (mosquitto_sub, a capture): its pings as the wire saw them,
+    // on the lane of the connection that carried them.
+    if pings.is_empty() {
+        for e in &run.proxy {
+            let EventKind::MqttPacket(p) = &e.kind else {
+                continue;
+            };
+            let answered = match (p.packet_type.as_str(), p.dir) {
+                ("PINGREQ", Direction::Up)
+                    if !matches!(p.fate, Fate::Released | Fate::Discarded) =>
+                {
+                    false
+                }
+                ("PINGRESP", Direction::Down)
+                    if matches!(p.fate, Fate::Forwarded | Fate::Released) =>
+                {
+                    true
+                }
+                _ => continue,
+            };
+            if let Some(&lane) = lane_index.get(&p.conn) {
+                pings.push((t(e.ts_us), lane, answered));
+            }
         }
     }
 
