@@ -237,3 +237,64 @@ fn bad_axes_exit_2_before_any_cell_runs() {
         assert!(!out_dir.exists(), "{set}: nothing may be created");
     }
 }
+
+#[test]
+fn an_interrupted_sweep_keeps_finished_runs_and_resumes() {
+    let dir = temp_dir("interrupt");
+    let scenario = write_scenario(&dir);
+    let out_dir = dir.join("out");
+    // One run at a time, so the interrupt lands with some runs done and some not.
+    let mut child = linecut()
+        .arg("sweep")
+        .arg(&scenario)
+        .args(["--jobs", "1", "--quiet", "--out"])
+        .arg(&out_dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let cells = out_dir.join("cells");
+    let complete_runs = || -> usize {
+        std::fs::read_dir(&cells)
+            .map(|cells| {
+                cells
+                    .filter_map(Result::ok)
+                    .filter(|c| {
+                        std::fs::read_to_string(c.path().join("r1/meta.json"))
+                            .is_ok_and(|m| m.contains("\"status\": \"complete\""))
+                    })
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while complete_runs() < 1 {
+        assert!(std::time::Instant::now() < deadline, "no run finished");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // SAFETY: kill(2) on our own child, not yet waited for.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(2), "an interrupted sweep is not a complete one");
+    let report = json(&out_dir.join("sweep.json"));
+    assert_eq!(report["complete"], false);
+    let missing = report["missing_runs"].as_array().unwrap().len();
+    assert!((1..4).contains(&missing), "{report}");
+    let kept = complete_runs();
+    assert!(kept >= 1 && kept + missing == 4, "kept {kept}, missing {missing}");
+    // Resuming runs exactly what is missing.
+    let out = sweep(&[
+        scenario.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--resume",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{missing} ran, {kept} already done, 0 failed")),
+        "{stderr}"
+    );
+    assert_eq!(json(&out_dir.join("sweep.json"))["complete"], true);
+}
