@@ -277,13 +277,20 @@ fn an_interrupted_sweep_keeps_finished_runs_and_resumes() {
         libc::kill(child.id() as libc::pid_t, libc::SIGINT);
     }
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(2), "an interrupted sweep is not a complete one");
+    assert_eq!(
+        status.code(),
+        Some(2),
+        "an interrupted sweep is not a complete one"
+    );
     let report = json(&out_dir.join("sweep.json"));
     assert_eq!(report["complete"], false);
     let missing = report["missing_runs"].as_array().unwrap().len();
     assert!((1..4).contains(&missing), "{report}");
     let kept = complete_runs();
-    assert!(kept >= 1 && kept + missing == 4, "kept {kept}, missing {missing}");
+    assert!(
+        kept >= 1 && kept + missing == 4,
+        "kept {kept}, missing {missing}"
+    );
     // Resuming runs exactly what is missing.
     let out = sweep(&[
         scenario.to_str().unwrap(),

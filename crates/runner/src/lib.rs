@@ -25,10 +25,7 @@ mod display;
 pub use display::DisplayMode;
 
 use display::Reporter;
-use linecut_agent::{
-    fleet_ids, publisher_session, run_fleet, run_publisher, Progress, Protocol, PublisherOptions,
-    SubscriberOptions,
-};
+use linecut_agent::{fleet_ids, publisher_session, run_fleet, run_publisher, Progress, Protocol};
 use linecut_broker::{
     BrokerError, EmbeddedBroker, EmbeddedConfig, MosquittoBroker, MosquittoConfig,
 };
@@ -319,34 +316,15 @@ pub async fn run(
     }));
 
     let s = &scenario.subscriber;
-    let subscriber_options = SubscriberOptions {
-        broker: proxy_addr.to_string(),
-        client_id: s.client_id.clone(),
-        keepalive_s: s.keepalive_s,
-        clean_session: s.clean_session,
-        topics: s.topics.clone(),
-        connect_timeout_s: s.connect_timeout_s,
-        reconnect: s.reconnect,
-        resubscribe: s.resubscribe,
-        protocol: s.protocol,
-    };
+    let subscriber_options = s.agent_options(&proxy_addr.to_string());
     if external.is_none() {
         subscriber_options.validate()?;
     }
     let p = &scenario.publisher;
-    let publisher_options = PublisherOptions {
-        broker: broker.address(p.protocol),
-        client_id: format!("linecut-pub-{}", std::process::id()),
-        keepalive_s: p.keepalive_s,
-        topics: p.topics.clone(),
-        qos: p.qos,
-        retain: p.retain,
-        payload_size: p.size,
-        interval: p.interval,
-        connect_timeout_s: 5,
-        reconnect: linecut_agent::ReconnectPolicy::Fixed(Duration::from_millis(200)),
-        protocol: p.protocol,
-    };
+    let publisher_options = p.agent_options(
+        &broker.address(p.protocol),
+        &format!("linecut-pub-{}", std::process::id()),
+    );
     publisher_options.validate()?;
 
     reporter.phase("subscribing");

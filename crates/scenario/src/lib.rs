@@ -71,6 +71,43 @@ pub struct SubscriberSpec {
     pub client: ClientKind,
 }
 
+impl SubscriberSpec {
+    /// The agent's options for these subscribers, connecting to `broker` (the proxy).
+    pub fn agent_options(&self, broker: &str) -> linecut_agent::SubscriberOptions {
+        linecut_agent::SubscriberOptions {
+            broker: broker.to_string(),
+            client_id: self.client_id.clone(),
+            keepalive_s: self.keepalive_s,
+            clean_session: self.clean_session,
+            topics: self.topics.clone(),
+            connect_timeout_s: self.connect_timeout_s,
+            reconnect: self.reconnect,
+            resubscribe: self.resubscribe,
+            protocol: self.protocol,
+        }
+    }
+}
+
+impl PublisherSpec {
+    /// The publisher's options, connecting straight to `broker` as `client_id`. It reconnects
+    /// quickly and on a fixed delay: it is the reference stream, not a client under test.
+    pub fn agent_options(&self, broker: &str, client_id: &str) -> linecut_agent::PublisherOptions {
+        linecut_agent::PublisherOptions {
+            broker: broker.to_string(),
+            client_id: client_id.to_string(),
+            keepalive_s: self.keepalive_s,
+            topics: self.topics.clone(),
+            qos: self.qos,
+            retain: self.retain,
+            payload_size: self.size,
+            interval: self.interval,
+            connect_timeout_s: 5,
+            reconnect: ReconnectPolicy::Fixed(Duration::from_millis(200)),
+            protocol: self.protocol,
+        }
+    }
+}
+
 /// A validated experiment.
 #[derive(Debug, Clone)]
 pub struct Scenario {
