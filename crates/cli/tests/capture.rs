@@ -168,6 +168,46 @@ fn linecut_packets(file: &Path, port: u16) -> BTreeMap<(u16, &'static str), Vec<
     seen
 }
 
+/// The same from the proxy's event log: on the client leg, a packet going up once by its
+/// final fate (a held one is released or discarded), one going down when it was written.
+fn event_log_packets(run: &Path) -> BTreeMap<(u16, &'static str), Vec<String>> {
+    let log = std::fs::read_to_string(run.join("proxy.jsonl")).unwrap();
+    let mut clients: BTreeMap<u64, u16> = BTreeMap::new();
+    let mut seen: BTreeMap<(u16, &'static str), Vec<String>> = BTreeMap::new();
+    let mut events: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    events.sort_by_key(|e| e["ts_us"].as_i64().unwrap_or(0));
+    for e in events {
+        match e["type"].as_str() {
+            Some("conn_opened") => {
+                let addr = e["client_addr"].as_str().unwrap();
+                clients.insert(
+                    e["conn"].as_u64().unwrap(),
+                    addr.rsplit(':').next().unwrap().parse().unwrap(),
+                );
+            }
+            Some("mqtt_packet") => {
+                let (dir, fate) = (e["dir"].as_str().unwrap(), e["fate"].as_str().unwrap());
+                let crossed = match dir {
+                    "up" => matches!(fate, "forwarded" | "dropped" | "released" | "discarded"),
+                    _ => matches!(fate, "forwarded" | "released"),
+                };
+                let port = clients[&e["conn"].as_u64().unwrap()];
+                if crossed {
+                    let dir = if dir == "up" { "up" } else { "down" };
+                    seen.entry((port, dir))
+                        .or_default()
+                        .push(e["packet_type"].as_str().unwrap().to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    seen
+}
+
 fn linktypes(file: &Path) -> Vec<i32> {
     let mut types = Vec::new();
     read_frames(file, |f| {
@@ -191,7 +231,9 @@ fn the_proxys_pcap_matches_tshark_and_the_event_log() {
         assert!(!theirs.is_empty());
         assert_eq!(linecut_packets(&pcap, port), theirs, "port {port}");
     }
-    // And the client leg's control packets equal the proxy's own log of them.
+    // tshark's packets on the client leg are the proxy's own log of them, one for one.
+    assert_eq!(event_log_packets(&run), tshark_packets(&pcap, proxy_port));
+    // And the analyzer's comparison of the two agrees.
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("report.json")).unwrap()).unwrap();
     let check = &report["capture_check"];
