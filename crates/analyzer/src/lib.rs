@@ -553,9 +553,10 @@ pub fn analyze(run: &Run) -> Report {
             distribution,
         });
     }
+    let pings = wire::Pings::of(&run.proxy);
     let data: Vec<DataMetrics> = clients
         .values()
-        .map(|c| data_metrics(run, c, &windows))
+        .map(|c| data_metrics(run, c, &windows, &pings))
         .collect();
     let timeline = timeline(run, &clients, &windows, start, keepalive_s);
     let mut report = Report {
@@ -862,7 +863,7 @@ fn stale_delivery(run: &Run, conns: &BTreeSet<u64>, from: i64, until: i64) -> bo
     })
 }
 
-fn data_metrics(run: &Run, c: &Client, windows: &[Window]) -> DataMetrics {
+fn data_metrics(run: &Run, c: &Client, windows: &[Window], pings: &wire::Pings) -> DataMetrics {
     let filters: Vec<String> = c
         .events
         .iter()
@@ -959,7 +960,7 @@ fn data_metrics(run: &Run, c: &Client, windows: &[Window]) -> DataMetrics {
     }
     publish_times.sort_unstable();
     let gap = |times: &[i64]| times.windows(2).map(|p| p[1] - p[0]).max().map(secs);
-    let (pings, ping_interval) = wire::ping_stats(&run.proxy, &c.conns);
+    let (pings, ping_interval) = pings.stats(&c.conns);
     DataMetrics {
         client: c.id.clone(),
         published: published.len() as u64,

@@ -103,22 +103,33 @@ pub fn client_events(
     out
 }
 
-/// Pings on the wire: how many PINGREQs the client sent and the median interval between two
-/// on the same connection (what a keepalive costs, and whether the client pings on time).
-pub fn ping_stats(proxy: &[Event], conns: &std::collections::BTreeSet<u64>) -> (u64, Option<i64>) {
-    let mut last: BTreeMap<u64, i64> = BTreeMap::new();
-    let mut gaps: Vec<i64> = Vec::new();
-    let mut count = 0;
-    for e in proxy {
-        if let EventKind::MqttPacket(p) = &e.kind {
-            if p.packet_type == "PINGREQ" && sent_by_client(p) && conns.contains(&p.conn) {
-                count += 1;
-                if let Some(prev) = last.insert(p.conn, e.ts_us) {
-                    gaps.push(e.ts_us - prev);
+/// PINGREQs on the wire, per connection: their times, in order.
+pub struct Pings(BTreeMap<u64, Vec<i64>>);
+
+impl Pings {
+    /// One pass over the proxy's log.
+    pub fn of(proxy: &[Event]) -> Pings {
+        let mut by_conn: BTreeMap<u64, Vec<i64>> = BTreeMap::new();
+        for e in proxy {
+            if let EventKind::MqttPacket(p) = &e.kind {
+                if p.packet_type == "PINGREQ" && sent_by_client(p) {
+                    by_conn.entry(p.conn).or_default().push(e.ts_us);
                 }
             }
         }
+        Pings(by_conn)
     }
-    gaps.sort_unstable();
-    (count, gaps.get(gaps.len() / 2).copied())
+
+    /// How many PINGREQs a client sent on `conns`, and the median interval between two on the
+    /// same connection (what a keepalive costs, and whether the client pings on time).
+    pub fn stats(&self, conns: &std::collections::BTreeSet<u64>) -> (u64, Option<i64>) {
+        let mut gaps: Vec<i64> = Vec::new();
+        let mut count = 0;
+        for times in conns.iter().filter_map(|c| self.0.get(c)) {
+            count += times.len() as u64;
+            gaps.extend(times.windows(2).map(|w| w[1] - w[0]));
+        }
+        gaps.sort_unstable();
+        (count, gaps.get(gaps.len() / 2).copied())
+    }
 }
