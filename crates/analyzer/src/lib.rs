@@ -501,7 +501,8 @@ pub fn analyze(run: &Run) -> Report {
                 id: c.id.clone(),
                 from_wire: true,
                 events,
-                deliveries: c.deliveries.clone(),
+                // Only the wire's timings are read from this view, never its deliveries.
+                deliveries: Vec::new(),
                 conns: c.conns.clone(),
             };
             (c.id.as_str(), view)
