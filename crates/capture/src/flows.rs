@@ -80,7 +80,6 @@ impl Half {
 
 struct Conn {
     id: u64,
-    client: SocketAddr,
     up: Half,
     down: Half,
 }
@@ -156,7 +155,6 @@ impl Flows {
             });
             let mut conn = Conn {
                 id: self.next_id,
-                client,
                 up: Half::new(Role::Client),
                 down: Half::new(Role::Broker),
             };
@@ -178,26 +176,21 @@ impl Flows {
             half.stream.syn(segment.seq);
         }
         if !segment.payload.is_empty() || len > 0 || segment.fin {
-            let Half {
-                stream,
-                decoder,
-                buf,
-                ..
-            } = half;
             let mut version = None;
-            stream.segment(segment.seq, segment.payload, len, segment.fin, |piece| {
-                feed(
-                    id,
-                    dir,
-                    ts_us,
-                    piece,
-                    decoder,
-                    buf,
-                    &mut version,
-                    &mut self.stats,
-                    out,
-                );
-            });
+            half.stream
+                .segment(segment.seq, segment.payload, len, segment.fin, |piece| {
+                    feed(
+                        id,
+                        dir,
+                        ts_us,
+                        piece,
+                        &mut half.decoder,
+                        &mut half.buf,
+                        &mut version,
+                        &mut self.stats,
+                        out,
+                    );
+                });
             if let Some(v) = version {
                 other.decoder.set_version(v);
             }
@@ -239,32 +232,25 @@ impl Flows {
         let Some(mut conn) = self.conns.remove(&key) else {
             return;
         };
-        let _ = conn.client;
         for (dir, half) in [
             (Direction::Up, &mut conn.up),
             (Direction::Down, &mut conn.down),
         ] {
-            let Half {
-                stream,
-                decoder,
-                buf,
-                ..
-            } = half;
             let mut version = None;
-            stream.flush(|piece| {
+            half.stream.flush(|piece| {
                 feed(
                     conn.id,
                     dir,
                     ts_us,
                     piece,
-                    decoder,
-                    buf,
+                    &mut half.decoder,
+                    &mut half.buf,
                     &mut version,
                     &mut self.stats,
                     out,
                 )
             });
-            add(&mut self.stats.stream, &stream.stats);
+            add(&mut self.stats.stream, &half.stream.stats);
         }
     }
 
