@@ -35,11 +35,18 @@ fn generate(dir: &Path, events: u64) -> (u64, u64) {
         T0 + publishes as i64 * period / 2,
         T0 + publishes as i64 * period / 2 + 120_000_000,
     );
-    std::fs::write(
-        dir.join("meta.json"),
-        format!(r#"{{"scenario":"bench","broker":"rumqttd 0.20 (embedded)","subscriber_client":"rumqttc 0.25","status":"complete","experiment_start_us":{T0},"expectations":{{"lost":"0"}}}}"#),
-    )
-    .unwrap();
+    let layout = linecut_events::RunLayout::new(dir);
+    let meta = linecut_events::RunMeta {
+        linecut_version: "bench".into(),
+        scenario: "bench".into(),
+        broker: "rumqttd 0.20 (embedded)".into(),
+        subscriber_client: "rumqttc 0.25".into(),
+        status: linecut_events::RunStatus::Complete,
+        experiment_start_us: Some(T0),
+        expectations: [("lost".to_string(), "0".to_string())].into(),
+        ..Default::default()
+    };
+    linecut_events::run_dir::write_json(&layout.meta(), &meta).unwrap();
     let open = |name: &str| {
         BufWriter::with_capacity(1 << 20, std::fs::File::create(dir.join(name)).unwrap())
     };

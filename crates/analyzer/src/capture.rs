@@ -18,7 +18,7 @@ use crate::{AnalyzeError, Delivery, Publish, Run};
 use linecut_capture::{CaptureSummary, Observation, Side};
 use linecut_events::{
     CloseHow, ClosedBy, ConnOpened, Direction, Event, EventKind, FaultEnded, FaultStarted, Leg,
-    LegClosed, MqttMalformed, Source,
+    LegClosed, MqttMalformed, RunMeta, RunStatus, Source,
 };
 use linecut_mqtt::Packet;
 use serde::Serialize;
@@ -261,18 +261,25 @@ pub fn load_capture(
         |n| n.to_string_lossy().into_owned(),
     );
     let stopped = summary.read.stopped.clone();
-    run.meta = serde_json::json!({
-        "scenario": format!("capture {file}"),
-        "broker": broker.map_or_else(
+    // A capture has no meta.json; the analysis reads the same fields from what the capture says.
+    run.meta = RunMeta {
+        scenario: format!("capture {file}"),
+        broker: broker.map_or_else(
             || format!("broker at {} (from the capture)", servers.join(", ")),
             str::to_string,
         ),
-        "subscriber_client": client_library.unwrap_or("unknown client (from the capture)"),
-        "experiment_start_us": summary.first_ts_us,
-        "status": if stopped.is_some() { "incomplete" } else { "complete" },
-        "reason": stopped.as_ref().map(|s| format!("the capture could not be read to its end: {s}")),
-        "expectations": {},
-    });
+        subscriber_client: client_library
+            .unwrap_or("unknown client (from the capture)")
+            .to_string(),
+        experiment_start_us: summary.first_ts_us,
+        status: match &stopped {
+            Some(s) => {
+                RunStatus::Incomplete(format!("the capture could not be read to its end: {s}"))
+            }
+            None => RunStatus::Complete,
+        },
+        ..RunMeta::default()
+    };
     if !summary.unknown_linktypes.is_empty() {
         run.warnings.push(format!(
             "frames of link types linecut does not read were skipped: {:?}",

@@ -53,7 +53,10 @@ pub use capture::{load_capture, CaptureCheck, CaptureCheckRow, CaptureInfo};
 pub use expect::Condition;
 pub use load::{check_fast_message_path, load, Delivery, Publish, Run};
 
-use linecut_events::{CloseHow, ClosedBy, Direction, DisconnectCause, Event, EventKind, Fate, Leg};
+use linecut_events::run_dir::file;
+use linecut_events::{
+    CloseHow, ClosedBy, Direction, DisconnectCause, Event, EventKind, Fate, Leg, RunLayout,
+};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -276,7 +279,7 @@ pub fn analyze_dir(dir: &Path) -> Result<Report, AnalyzeError> {
     let mut report = analyze(&run);
     // A capture taken during the run (the proxy's, or one put there) is checked against the
     // events: the two views of the same wire must agree.
-    let pcap = dir.join("capture.pcap");
+    let pcap = RunLayout::new(dir).capture();
     if pcap.is_file() {
         match capture::check_against(&run, &pcap) {
             Ok(check) => report.capture_check = Some(check),
@@ -315,9 +318,9 @@ pub fn render_reports(report: &Report, run: &Run) -> [(&'static str, String); 3]
     let mut json = serde_json::to_string_pretty(report).expect("reports serialise");
     json.push('\n');
     [
-        ("report.json", json),
-        ("report.md", markdown::render(report)),
-        ("timeline.svg", svg::render(report, run)),
+        (file::report_json, json),
+        (file::report_md, markdown::render(report)),
+        (file::timeline_svg, svg::render(report, run)),
     ]
 }
 
@@ -404,7 +407,6 @@ fn client_of(e: &Event) -> Option<&str> {
 /// Runs the analysis on loaded events.
 pub fn analyze(run: &Run) -> Report {
     let meta = &run.meta;
-    let text = |key: &str| meta[key].as_str().unwrap_or("").to_string();
     let all_ts = run
         .proxy
         .iter()
@@ -412,8 +414,8 @@ pub fn analyze(run: &Run) -> Report {
         .chain(&run.publisher)
         .map(|e| e.ts_us);
     let run_end = all_ts.clone().max().unwrap_or(0);
-    let start = meta["experiment_start_us"]
-        .as_i64()
+    let start = meta
+        .experiment_start_us
         .or_else(|| all_ts.min())
         .unwrap_or(0);
 
@@ -509,8 +511,8 @@ pub fn analyze(run: &Run) -> Report {
         })
         .collect();
 
-    let client_library = text("subscriber_client");
-    let broker = text("broker");
+    let client_library = meta.subscriber_client.clone();
+    let broker = meta.broker.clone();
     let windows = windows(run, run_end);
     let mut window_reports = Vec::new();
     for (i, w) in windows.iter().enumerate() {
@@ -563,11 +565,11 @@ pub fn analyze(run: &Run) -> Report {
     let mut report = Report {
         schema: REPORT_SCHEMA,
         schema_version: REPORT_SCHEMA_VERSION,
-        scenario: text("scenario"),
+        scenario: meta.scenario.clone(),
         broker,
         client_library,
-        complete: meta["status"] == "complete",
-        incomplete_reason: meta["reason"].as_str().map(str::to_string),
+        complete: meta.is_complete(),
+        incomplete_reason: meta.incomplete_reason().map(str::to_string),
         experiment_start_us: start,
         keepalive_s,
         windows: window_reports,
@@ -583,14 +585,8 @@ pub fn analyze(run: &Run) -> Report {
         capture: None,
         capture_check: None,
     };
-    if let Some(expect) = meta["expectations"].as_object() {
-        for (metric, condition) in expect {
-            let condition = match condition {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            report.expectations.push(check(&report, metric, &condition));
-        }
+    for (metric, condition) in &meta.expectations {
+        report.expectations.push(check(&report, metric, condition));
     }
     report
 }

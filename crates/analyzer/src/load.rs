@@ -15,7 +15,7 @@
 //! is nothing to analyse.
 
 use crate::AnalyzeError;
-use linecut_events::{Event, EventKind, EventReader};
+use linecut_events::{Event, EventKind, EventReader, RunLayout, RunMeta};
 use memchr::memmem::Finder;
 use serde::Deserialize;
 use std::borrow::Cow;
@@ -46,7 +46,7 @@ pub struct Publish {
 /// Everything a run left, in memory.
 #[derive(Debug, Default)]
 pub struct Run {
-    pub meta: serde_json::Value,
+    pub meta: RunMeta,
     pub proxy: Vec<Event>,
     /// Subscriber events other than deliveries (which are in `deliveries`).
     pub subscriber: Vec<Event>,
@@ -321,14 +321,12 @@ struct FileRead {
 /// Reads one events file. With `names`, deliveries and publishes become compact rows; without
 /// (the proxy's log, read on its own thread, has none) every kept line is a whole event.
 fn read_file(
-    dir: &Path,
-    name: &str,
+    path: &Path,
     required: bool,
     mut names: Option<&mut Names>,
 ) -> Result<FileRead, AnalyzeError> {
     let mut out = FileRead::default();
-    let path = dir.join(name);
-    let file = match File::open(&path) {
+    let file = match File::open(path) {
         Ok(f) => f,
         Err(_) if !required => {
             out.warnings.push(format!(
@@ -337,7 +335,7 @@ fn read_file(
             ));
             return Ok(out);
         }
-        Err(_) => return Err(AnalyzeError::Missing(path)),
+        Err(_) => return Err(AnalyzeError::Missing(path.to_path_buf())),
     };
     let mut input = BufReader::with_capacity(1 << 20, file);
     let mut line = Vec::with_capacity(512);
@@ -345,7 +343,7 @@ fn read_file(
     input
         .read_until(b'\n', &mut line)
         .map_err(|e| AnalyzeError::Read(format!("{}: {e}", path.display())))?;
-    EventReader::new(&path, Cursor::new(&line)).map_err(|e| AnalyzeError::Read(e.to_string()))?;
+    EventReader::new(path, Cursor::new(&line)).map_err(|e| AnalyzeError::Read(e.to_string()))?;
     let mut line_no = 1u64;
     loop {
         line.clear();
@@ -422,8 +420,8 @@ fn read_file(
 }
 
 /// Reads mosquitto's log: lines start with a Unix timestamp in seconds (`1764110000: …`).
-fn broker_log(dir: &Path) -> Vec<(i64, String)> {
-    let Ok(text) = std::fs::read_to_string(dir.join("broker.log")) else {
+fn broker_log(layout: &RunLayout) -> Vec<(i64, String)> {
+    let Ok(text) = std::fs::read_to_string(layout.broker_log()) else {
         return Vec::new();
     };
     text.lines()
@@ -436,18 +434,21 @@ fn broker_log(dir: &Path) -> Vec<(i64, String)> {
 }
 
 pub fn load(dir: &Path) -> Result<Run, AnalyzeError> {
-    let meta_path = dir.join("meta.json");
-    let meta_text = std::fs::read_to_string(&meta_path)
-        .map_err(|_| AnalyzeError::NotARun(dir.to_path_buf()))?;
-    let meta = serde_json::from_str(&meta_text)
-        .map_err(|e| AnalyzeError::Read(format!("{}: {e}", meta_path.display())))?;
+    let layout = RunLayout::new(dir);
+    let meta = match RunMeta::read(&layout.meta()) {
+        Ok(meta) => meta,
+        Err(linecut_events::run_dir::RunDirError::Read { .. }) => {
+            return Err(AnalyzeError::NotARun(dir.to_path_buf()))
+        }
+        Err(e) => return Err(AnalyzeError::Read(e.to_string())),
+    };
     // The proxy's log (about half of a busy run) is read on a second thread while the
     // subscribers' and the publisher's are read here; they share the interned names.
     let (proxy, subscriber, publisher, names) = std::thread::scope(|scope| {
-        let proxy = scope.spawn(|| read_file(dir, "proxy.jsonl", false, None));
+        let proxy = scope.spawn(|| read_file(&layout.proxy_events(), false, None));
         let mut names = Names::default();
-        let subscriber = read_file(dir, "subscriber.jsonl", true, Some(&mut names));
-        let publisher = read_file(dir, "publisher.jsonl", false, Some(&mut names));
+        let subscriber = read_file(&layout.subscriber_events(), true, Some(&mut names));
+        let publisher = read_file(&layout.publisher_events(), false, Some(&mut names));
         let proxy = proxy
             .join()
             .unwrap_or_else(|_| Err(AnalyzeError::Read("the proxy log reader failed".into())));
@@ -456,7 +457,7 @@ pub fn load(dir: &Path) -> Result<Run, AnalyzeError> {
     let (subscriber, proxy, publisher) = (subscriber?, proxy?, publisher?);
     let mut run = Run {
         meta,
-        broker_log: broker_log(dir),
+        broker_log: broker_log(&layout),
         clients: names.client_names,
         topics: names.topic_names,
         lines: subscriber.lines + proxy.lines + publisher.lines,

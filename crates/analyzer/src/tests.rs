@@ -15,15 +15,24 @@ fn ev(t_s: f64, source: Source, kind: EventKind) -> Event {
     }
 }
 
-fn meta(expect: &[(&str, &str)]) -> serde_json::Value {
-    let expectations: serde_json::Map<String, serde_json::Value> = expect
+fn meta(expect: &[(&str, &str)]) -> RunMeta {
+    RunMeta {
+        linecut_version: "0.1.0".into(),
+        scenario: "unit".into(),
+        broker: "mosquitto version 2.0.11".into(),
+        subscriber_client: "rumqttc 0.25".into(),
+        status: RunStatus::Complete,
+        experiment_start_us: Some(T0),
+        expectations: expectations(expect),
+        ..RunMeta::default()
+    }
+}
+
+fn expectations(expect: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+    expect
         .iter()
-        .map(|(k, v)| (k.to_string(), serde_json::Value::String(v.to_string())))
-        .collect();
-    serde_json::json!({
-        "scenario": "unit", "broker": "mosquitto version 2.0.11", "subscriber_client": "rumqttc 0.25",
-        "status": "complete", "experiment_start_us": T0, "expectations": expectations
-    })
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
 }
 
 fn proxy(t: f64, kind: EventKind) -> Event {
@@ -258,7 +267,7 @@ fn expectations_pass_and_fail_with_the_values_behind_them() {
     assert_eq!(by["lost"].values["s"], Some(11.0));
     assert!(!r.expectations_hold());
     let mut run = classic();
-    run.meta["expectations"] = serde_json::json!({"wobble": "1"});
+    run.meta.expectations = expectations(&[("wobble", "1")]);
     let r = analyze(&run);
     assert!(!r.expectations[0].ok);
     assert!(r.expectations[0]
@@ -457,8 +466,10 @@ fn fleet_distributions_use_nearest_rank_and_feed_expectations() {
     );
     assert!(Distribution::of(&[None, None]).is_none());
     let mut run = classic();
-    run.meta["expectations"] =
-        serde_json::json!({"client_detect_s.p99": "<= 4", "client_detect_s.p42": "1"});
+    run.meta.expectations = expectations(&[
+        ("client_detect_s.p99", "<= 4"),
+        ("client_detect_s.p42", "1"),
+    ]);
     let r = analyze(&run);
     let p99 = r
         .expectations

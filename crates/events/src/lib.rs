@@ -1,6 +1,6 @@
 //! The linecut event schema: the one place where every event any component writes is defined.
 //!
-//! Every component (the proxy today; agents, broker adapters and the runner later) writes its
+//! Every component (the proxy, linecut's agents, the runner for clients under test) writes its
 //! observations as **JSON Lines**: one JSON object per line, in the order they happened. The
 //! analyzer reads nothing else, so a field that is not here does not exist for it.
 //!
@@ -60,9 +60,11 @@
 //! when the other endpoint could first have seen it.
 
 mod reader;
+pub mod run_dir;
 mod writer;
 
 pub use reader::{read_events, EventReader, ReadError};
+pub use run_dir::{RunLayout, RunMeta, RunStatus, RunSummary};
 pub use writer::{EventBatch, EventLog, EventSink, WriteError};
 
 use serde::{Deserialize, Serialize};

@@ -59,10 +59,8 @@ pub struct ExecSummary {
 
 /// Whether a run directory holds a finished run.
 pub fn is_complete(dir: &Path) -> bool {
-    std::fs::read_to_string(dir.join("meta.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-        .is_some_and(|m| m["status"] == "complete")
+    let layout = linecut_events::RunLayout::new(dir);
+    linecut_events::RunMeta::read(&layout.meta()).is_ok_and(|m| m.is_complete())
 }
 
 /// Run directory of repeat `r` (1-based) of a cell.

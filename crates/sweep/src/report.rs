@@ -154,7 +154,7 @@ pub fn build(plan: &Plan, dir: &Path) -> Result<SweepReport, SweepError> {
         let mut samples: BTreeMap<&str, Vec<Option<f64>>> = BTreeMap::new();
         for r in 1..=plan.repeat {
             let run = run_dir(dir, &cell.name, r);
-            let report_path = run.join("report.json");
+            let report_path = linecut_events::RunLayout::new(&run).report_json();
             if !is_complete(&run) || !report_path.is_file() {
                 missing.push(format!("{} r{r}", cell.name));
                 continue;
