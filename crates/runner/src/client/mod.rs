@@ -244,8 +244,8 @@ fn arguments(
                 host,
                 "--port".into(),
                 port,
-                "--client-id".into(),
-                id.into(),
+                // `--flag=value`: a value starting with `-` would otherwise read as a flag.
+                format!("--client-id={id}"),
                 "--keepalive".into(),
                 s.keepalive_s.to_string(),
                 "--clean-session".into(),
@@ -258,8 +258,7 @@ fn arguments(
                 max.as_secs_f64().to_string(),
             ];
             for t in &s.topics {
-                args.push("--topic".into());
-                args.push(format!("{}:{}", t.name, t.qos));
+                args.push(format!("--topic={}:{}", t.name, t.qos));
             }
             args
         }
@@ -417,7 +416,7 @@ impl ClientFleet {
         for id in ids {
             let args = arguments(scenario, proxy, id, dir)?;
             let stderr_name = if ids.len() == 1 {
-                "client.stderr.log".to_string()
+                linecut_events::run_dir::file::client_stderr.to_string()
             } else {
                 format!("client-{}.stderr.log", id.replace(['/', '\\'], "_"))
             };
