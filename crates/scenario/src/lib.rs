@@ -19,6 +19,7 @@ pub use error::{Problem, ScenarioError};
 
 use error::{closest, Locator};
 use linecut_agent::{Protocol, ReconnectPolicy, ResubscribePolicy, Topic};
+use linecut_model::{check_text, TextUse};
 use linecut_proxy::FaultSpec;
 use raw::{RawFault, RawScenario};
 use std::collections::BTreeMap;
@@ -396,21 +397,20 @@ impl Checker<'_> {
     }
 
     fn scenario(&mut self, path: &Path, raw: RawScenario, text: &str) -> Option<Scenario> {
-        let name = match &raw.name {
-            Some(n) if n.get_ref().is_empty() || n.get_ref().contains(['/', '\\']) => {
-                self.problem(
-                    n.span(),
-                    "name",
-                    "must be non-empty and contain no path separators",
-                );
-                String::new()
-            }
-            Some(n) => n.get_ref().clone(),
-            None => path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "scenario".into()),
+        // The name becomes the run directory's name: it is checked as a file name, and so is
+        // the file stem it defaults to.
+        let (name, span) = match &raw.name {
+            Some(n) => (n.get_ref().clone(), n.span()),
+            None => (
+                path.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "scenario".into()),
+                0..0,
+            ),
         };
+        if let Err(e) = check_text(&name, TextUse::FileName) {
+            self.problem(span, "name", format!("{name:?} {e}"));
+        }
         let duration = self.duration(&raw.duration, "duration");
         if duration.is_some_and(|d| d.is_zero()) {
             self.problem(raw.duration.span(), "duration", "must be longer than 0s");
@@ -691,7 +691,13 @@ impl Checker<'_> {
             }
             Some(list) => list
                 .iter()
-                .map(|t| self.parsed(t, "subscriber.topics", Topic::parse))
+                .map(|t| {
+                    // Topic filters are passed to clients under test as arguments.
+                    self.parsed(t, "subscriber.topics", |text| {
+                        check_text(text, TextUse::Argument).map_err(|e| e.to_string())?;
+                        Topic::parse(text)
+                    })
+                })
                 .collect::<Vec<_>>()
                 .into_iter()
                 .collect(),
@@ -701,6 +707,12 @@ impl Checker<'_> {
             .as_ref()
             .map_or("linecut-sub".to_string(), |c| c.get_ref().clone());
         let clean_session = s.clean_session.unwrap_or(true);
+        // A client id is passed to clients under test as an argument.
+        if let (Some(c), false) = (&s.client_id, client_id.is_empty()) {
+            if let Err(e) = check_text(&client_id, TextUse::Argument) {
+                self.problem(c.span(), "subscriber.client_id", e.to_string());
+            }
+        }
         if client_id.is_empty() && !clean_session {
             let span = s.client_id.as_ref().map_or(0..0, |c| c.span());
             self.problem(
