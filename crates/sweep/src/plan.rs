@@ -67,16 +67,29 @@ impl Shard {
     }
 }
 
+/// A piece of a cell's directory name. Letters, digits, `.` and `-` stand for themselves; every
+/// other byte becomes `_` and two hex digits, so two different texts never give one name (cells
+/// whose values differ only in punctuation must not share a directory), and `__`, which joins
+/// the axes in a cell's name, cannot occur inside a piece.
 fn slug(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect()
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || b == b'.' || b == b'-' {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("_{b:02x}"));
+        }
+    }
+    out
+}
+
+/// `path=value, path=value` for messages.
+fn describe(values: &[(String, String)]) -> String {
+    values
+        .iter()
+        .map(|(p, v)| format!("{p}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Every combination of the axes' values, first axis slowest.
@@ -181,6 +194,18 @@ pub fn plan(
                     problems.push(format!("cell {setting}: {}: {}{hint}", p.field, p.message));
                 }
             }
+        }
+    }
+    // Names are unique by construction unless an axis repeats a value; say so rather than run
+    // two cells into one directory.
+    let mut names: BTreeMap<&str, &Cell> = BTreeMap::new();
+    for cell in &cells {
+        if let Some(first) = names.insert(&cell.name, cell) {
+            problems.push(format!(
+                "cells {} and {} are the same setting (a value is given twice)",
+                describe(&first.values),
+                describe(&cell.values)
+            ));
         }
     }
     if !problems.is_empty() {
@@ -306,6 +331,40 @@ repeat = 2
         let mut all: Vec<String> = full.cells.iter().map(|c| c.name.clone()).collect();
         all.sort();
         assert_eq!(names, all);
+    }
+
+    /// The reliability review's reproduction (`a/b,a_b,a b` all became `a_b`) and variants: a
+    /// target pattern differing in `*` and `?`, ids differing in `#` and `+`.
+    #[test]
+    fn values_differing_only_in_punctuation_get_their_own_cells() {
+        for axis in [
+            "subscriber.client_id=a/b,a_b,a b",
+            "fault.cut.target=client=sensor-*,client=sensor-?",
+            "subscriber.client_id=s/#,s/+",
+        ] {
+            let p = plan(Path::new("b.toml"), BASE, &axes(&[axis]), 1, None).unwrap();
+            let names: std::collections::BTreeSet<&str> =
+                p.cells.iter().map(|c| c.name.as_str()).collect();
+            assert_eq!(names.len(), p.cells.len(), "{axis}: {names:?}");
+            assert!(
+                names.iter().all(|n| !n.contains('/') && !n.contains(' ')),
+                "{names:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_value_given_twice_is_refused_at_plan_time() {
+        let err = plan(
+            Path::new("b.toml"),
+            BASE,
+            &axes(&["subscriber.keepalive=2s,2s"]),
+            1,
+            None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("are the same setting"), "{err}");
     }
 
     #[test]
