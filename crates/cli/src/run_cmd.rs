@@ -4,6 +4,8 @@
 use crate::common::shutdown_signal;
 use anyhow::Context;
 use clap::Args;
+use linecut_events::run_dir::DEFAULT_RUNS_DIR;
+use linecut_events::RunLayout;
 use linecut_runner::{DisplayMode, RunOptions, RunStatus};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,7 +15,7 @@ pub struct RunArgs {
     /// The scenario file (TOML).
     scenario: PathBuf,
 
-    /// Run directory (default: results/<scenario name>/).
+    /// Run directory (default: runs/<scenario name>/).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 
@@ -41,7 +43,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let scenario = linecut_scenario::load(&args.scenario)?;
     let dir = args
         .out
-        .unwrap_or_else(|| PathBuf::from("results").join(&scenario.name));
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_RUNS_DIR).join(&scenario.name));
     let options = RunOptions {
         dir,
         force: args.force,
@@ -257,7 +259,7 @@ fn find_runs(
     runs: &mut Vec<PathBuf>,
     sweeps: &mut Vec<PathBuf>,
 ) -> anyhow::Result<()> {
-    if dir.join("meta.json").is_file() {
+    if RunLayout::new(dir).meta().is_file() {
         runs.push(dir.to_path_buf());
         return Ok(());
     }
@@ -311,9 +313,10 @@ pub struct CheckArgs {
     #[arg(required = true)]
     scenarios: Vec<PathBuf>,
 
-    /// Where the run directories go (one per scenario, replaced on every check).
-    #[arg(long, default_value = "results/check", value_name = "DIR")]
-    out_dir: PathBuf,
+    /// Where the run directories go (default: runs/check/; one per scenario, replaced on
+    /// every check).
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<PathBuf>,
 
     /// Also write the verdicts as JUnit XML, for CI systems.
     #[arg(long, value_name = "FILE")]
@@ -332,12 +335,16 @@ struct Verdict {
 /// Runs scenarios one after another and prints one verdict table (exit 0, 1 or 2).
 pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let out_dir = args
+        .out_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_RUNS_DIR).join("check"));
     let mut verdicts = Vec::new();
     for path in &args.scenarios {
         let scenario = linecut_scenario::load(path)?;
         let started = std::time::Instant::now();
         let options = RunOptions {
-            dir: args.out_dir.join(&scenario.name),
+            dir: out_dir.join(&scenario.name),
             force: true,
             display: DisplayMode::Quiet,
         };

@@ -27,7 +27,7 @@ pub struct SweepArgs {
     #[arg(long)]
     jobs: Option<usize>,
 
-    /// The sweep directory (default results/<scenario name>-sweep).
+    /// The sweep directory (default runs/<scenario name>-sweep).
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
 
@@ -80,9 +80,10 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     }
     let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
     let plan = linecut_sweep::plan(&args.scenario, &source, &axes, repeat, shard)?;
-    let dir = args
-        .out
-        .unwrap_or_else(|| PathBuf::from("results").join(format!("{}-sweep", plan.scenario_name)));
+    let dir = args.out.unwrap_or_else(|| {
+        PathBuf::from(linecut_events::run_dir::DEFAULT_RUNS_DIR)
+            .join(format!("{}-sweep", plan.scenario_name))
+    });
     linecut_sweep::prepare(&dir, &plan, args.resume)?;
     let jobs = args.jobs.unwrap_or_else(linecut_sweep::default_jobs).max(1);
     let options = ExecOptions {

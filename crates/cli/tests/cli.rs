@@ -24,6 +24,169 @@ fn fails(args: &[&str]) -> (i32, String) {
     )
 }
 
+/// The processes whose working directory is `dir` (mosquitto runs in its run directory), as
+/// (pid, command).
+fn processes_in(dir: &std::path::Path) -> Vec<(u32, String)> {
+    let dir = dir.canonicalize().unwrap();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if std::fs::read_link(entry.path().join("cwd")).is_ok_and(|cwd| cwd == dir) {
+            let cmd = std::fs::read_to_string(entry.path().join("cmdline")).unwrap_or_default();
+            found.push((pid, cmd.replace('\0', " ")));
+        }
+    }
+    found
+}
+
+fn read_meta(dir: &std::path::Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap()
+}
+
+const MOSQUITTO_SCENARIO: &str =
+    "duration = \"5s\"\n[broker]\nkind = \"mosquitto\"\n[subscriber]\nkeepalive = \"2s\"\n";
+
+/// An early exit after the run directory exists: the broker cannot start. The run is closed
+/// as incomplete with the broker's own error, summary.json is written, nothing keeps running.
+#[test]
+fn a_broker_that_fails_to_start_leaves_an_incomplete_run_naming_it() {
+    let dir = temp_dir("broker-fails");
+    let scenario = dir.join("s.toml");
+    std::fs::write(&scenario, MOSQUITTO_SCENARIO).unwrap();
+    let out_dir = dir.join("run");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out = linecut()
+        .env("LINECUT_MOSQUITTO", "/bin/false")
+        .args(["run", "--plain", "--out"])
+        .arg(&out_dir)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("mosquitto exited during start-up"),
+        "{stderr}"
+    );
+    let meta = read_meta(&out_dir);
+    assert_eq!(meta["status"], "incomplete");
+    let reason = meta["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("mosquitto exited during start-up"),
+        "{reason}"
+    );
+    assert!(out_dir.join("summary.json").is_file());
+    assert!(processes_in(&out_dir).is_empty());
+    // Nothing left half-written: no temporary files of atomic writes.
+    for entry in std::fs::read_dir(&out_dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.ends_with(".tmp"), "{name}");
+    }
+}
+
+/// Agent options the agents would refuse are refused before anything exists: no directory.
+#[test]
+fn agent_options_are_refused_before_the_run_directory_exists() {
+    let dir = temp_dir("agent-options");
+    let scenario = dir.join("s.toml");
+    std::fs::write(
+        &scenario,
+        "duration = \"5s\"\n[publisher]\nrate = 1e9\n[subscriber]\nkeepalive = \"1s\"\n",
+    )
+    .unwrap();
+    let out_dir = dir.join("run");
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out = linecut()
+        .args(["run", "--plain", "--out"])
+        .arg(&out_dir)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!out_dir.exists());
+}
+
+/// The reliability review's data-loss reproduction (`name = ".."` with `--force` and with
+/// `check`) and variants: `.`, a newline that would inject mosquitto directives, a leading `-`.
+#[test]
+fn names_that_escape_the_run_directory_or_inject_text_are_refused() {
+    let dir = temp_dir("bad-names");
+    for (name, rule) in [
+        ("..", "must not be `.` or `..`"),
+        (".", "must not be `.` or `..`"),
+        ("inj\\nlistener 18830\\n#", "control characters"),
+        ("-rf", "must not start with `-`"),
+    ] {
+        let scenario = dir.join("bad.toml");
+        std::fs::write(
+            &scenario,
+            format!("name = \"{name}\"\nduration = \"5s\"\n[subscriber]\nkeepalive = \"1s\"\n"),
+        )
+        .unwrap();
+        let path = scenario.to_str().unwrap();
+        for args in [
+            vec!["validate", path],
+            vec!["run", "--force", path],
+            vec!["check", path],
+        ] {
+            let out = linecut().current_dir(&dir).args(&args).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?} {name}: {stderr}");
+            assert!(stderr.contains(rule), "{args:?} {name}: {stderr}");
+            assert!(
+                stderr.contains("bad.toml") && stderr.contains("name"),
+                "{stderr}"
+            );
+        }
+        assert!(scenario.is_file(), "the working directory was not touched");
+    }
+}
+
+/// `--force` replaces a run, never a directory linecut did not write, never one holding the
+/// working directory.
+#[test]
+fn force_replaces_only_a_linecut_run_and_never_the_working_directory() {
+    let dir = temp_dir("force");
+    let scenario = dir.join("s.toml");
+    std::fs::write(
+        &scenario,
+        "duration = \"5s\"\n[subscriber]\nkeepalive = \"1s\"\n",
+    )
+    .unwrap();
+    let not_a_run = dir.join("notarun");
+    std::fs::create_dir_all(not_a_run.join("sub")).unwrap();
+    std::fs::write(not_a_run.join("sub/thesis.tex"), "years of work").unwrap();
+    // A meta.json that is not linecut's does not make a run either.
+    std::fs::write(not_a_run.join("meta.json"), "{\"title\": \"mine\"}").unwrap();
+    for out in [not_a_run.as_path(), dir.as_path()] {
+        let result = linecut()
+            .current_dir(&dir)
+            .args(["run", "--plain", "--force", "--out"])
+            .arg(out)
+            .arg(&scenario)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("will not replace"), "{stderr}");
+    }
+    assert!(not_a_run.join("sub/thesis.tex").is_file());
+    assert!(scenario.is_file());
+    // `--out .` and `--out ..` name the working directory or its parent.
+    for out in [".", ".."] {
+        let result = linecut()
+            .current_dir(&not_a_run)
+            .args(["run", "--plain", "--force", "--out", out])
+            .arg(&scenario)
+            .output()
+            .unwrap();
+        assert_eq!(result.status.code(), Some(2), "--out {out}");
+    }
+    assert!(not_a_run.join("sub/thesis.tex").is_file());
+}
+
 #[test]
 fn proxy_prints_its_bound_address_first_and_forwards_through_it() {
     let broker = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -328,17 +491,9 @@ fn an_interrupted_run_keeps_its_files_marked_incomplete_and_leaves_no_process() 
         serde_json::from_str(&std::fs::read_to_string(&meta).unwrap()).unwrap();
     assert_eq!(meta["status"], "incomplete");
     assert!(out_dir.join("broker.log").is_file() && out_dir.join("proxy.jsonl").is_file());
-    // The mosquitto this run started is gone.
-    let conf = out_dir.join("mosquitto.conf");
-    let left = Command::new("pgrep")
-        .args(["-f", &conf.to_string_lossy()])
-        .output()
-        .unwrap();
-    assert!(
-        left.stdout.is_empty(),
-        "left behind: {}",
-        String::from_utf8_lossy(&left.stdout)
-    );
+    // The mosquitto this run started (it runs in the run directory) is gone.
+    let left = processes_in(&out_dir);
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]
