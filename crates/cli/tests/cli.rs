@@ -86,6 +86,50 @@ fn a_broker_that_fails_to_start_leaves_an_incomplete_run_naming_it() {
     }
 }
 
+/// The reliability review's D4: a broker killed mid-run used to leave a run marked complete.
+/// Killed with SIGKILL and, as a variant, SIGTERM, it now ends the run as incomplete naming the
+/// broker and how it ended, within the runner's 250 ms watch period plus the stop.
+#[test]
+fn a_broker_that_dies_mid_run_ends_the_run_incomplete_naming_it() {
+    for signal in ["KILL", "TERM"] {
+        let dir = temp_dir(&format!("broker-dies-{signal}"));
+        let scenario = dir.join("s.toml");
+        std::fs::write(&scenario, MOSQUITTO_SCENARIO.replace("5s", "30s")).unwrap();
+        let out_dir = dir.join("run");
+        let _ = std::fs::remove_dir_all(&out_dir);
+        let child = linecut()
+            .args(["run", "--plain", "--out"])
+            .arg(&out_dir)
+            .arg(&scenario)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(out_dir.join("meta.json"))
+            .unwrap_or_default()
+            .contains("experiment_start_us\": 1")
+        {
+            assert!(Instant::now() < deadline, "the run never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let broker = processes_in(&out_dir);
+        assert_eq!(broker.len(), 1, "{broker:?}");
+        Command::new("kill")
+            .args([format!("-{signal}"), broker[0].0.to_string()])
+            .status()
+            .unwrap();
+        let killed = Instant::now();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{signal}");
+        // 250 ms watch period, 10 s stop timeouts at most: far less than the 30 s run.
+        assert!(killed.elapsed() < Duration::from_secs(15), "{signal}");
+        let meta = read_meta(&out_dir);
+        assert_eq!(meta["status"], "incomplete");
+        let reason = meta["reason"].as_str().unwrap();
+        assert!(reason.contains("the broker (mosquitto) died mid-run"), "{reason}");
+    }
+}
+
 /// Agent options the agents would refuse are refused before anything exists: no directory.
 #[test]
 fn agent_options_are_refused_before_the_run_directory_exists() {
