@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use linecut_agent::payload::{decode, encode};
+use linecut_model::payload::{decode, encode};
 
 fuzz_target!(|data: &[u8]| {
     if let Some(stamp) = decode(data) {

@@ -3,10 +3,10 @@
 //! a failure and the next attempt. The subscriber and the publisher differ only in what they do
 //! with the rest of the session's events.
 
-use crate::backoff::ReconnectPolicy;
 use crate::session::{Session, SessionError, SessionEvent};
 use crate::subscriber::stopped;
 use linecut_events::{ClientRef, Connack, ConnectAttempt, Disconnected, EventKind, EventSink};
+use linecut_model::ReconnectPolicy;
 use tokio::sync::watch;
 
 pub(crate) struct Connection<'a> {

@@ -5,30 +5,27 @@
 //!   time decoded from its payload) and disconnect (with a classified cause and the library's own
 //!   text), and reconnect and re-subscribe by explicit policy.
 //! - [`run_publisher`]: a publisher whose payloads carry a sequence number and publish time in
-//!   the format of [`payload`].
+//!   the format of `linecut_model::payload`.
 //!
-//! Layout: pure parts (`payload.rs`, `backoff.rs`, `options.rs`, `classify.rs`) are separate from
-//! the client library boundary (`session.rs`) and from the loops that use it (`subscriber.rs`,
-//! `publisher.rs`, `fleet.rs`).
+//! Layout: the settings, their defaults and rules, the policies and the payload format are the
+//! model's (`linecut-model`); `options.rs` pairs settings with a broker address and checks them.
+//! The client library boundary (`session.rs`, with `classify.rs` reading rumqttc's errors) is
+//! separate from the loops that use it (`connection.rs`, `subscriber.rs`, `publisher.rs`,
+//! `fleet.rs`).
 
-pub mod backoff;
 mod classify;
 mod connection;
 mod fleet;
 pub mod options;
-pub mod payload;
 mod publisher;
 pub mod session;
 mod subscriber;
 
-pub use backoff::ReconnectPolicy;
 pub use classify::classify;
 pub use fleet::{fleet_ids, run_fleet, FleetStats};
-pub use options::{AgentError, PublisherOptions, ResubscribePolicy, SubscriberOptions, Topic};
+pub use options::{AgentError, PublisherOptions, SubscriberOptions};
 pub use publisher::{run_publisher, PublisherStats};
-pub use session::{
-    ClientSession, Protocol, Session, SessionConfig, SessionEvent, V4Session, V5Session,
-};
+pub use session::{ClientSession, Session, SessionConfig, SessionEvent, V4Session, V5Session};
 pub use subscriber::{run_subscriber, Progress, SubscriberStats};
 
 /// A session for validated subscriber options and one client id.
@@ -39,11 +36,11 @@ pub fn subscriber_session(options: &SubscriberOptions, client_id: &str) -> Clien
         host: &host,
         port,
         client_id,
-        keepalive_s: options.keepalive_s,
-        clean_session: options.clean_session,
-        connect_timeout_s: options.connect_timeout_s,
+        keepalive_s: options.settings.keepalive_s,
+        clean_session: options.settings.clean_session,
+        connect_timeout_s: options.settings.connect_timeout_s,
         queue: 16,
-        protocol: options.protocol,
+        protocol: options.settings.protocol,
     })
 }
 
@@ -54,11 +51,11 @@ pub fn publisher_session(options: &PublisherOptions) -> ClientSession {
     ClientSession::new(&SessionConfig {
         host: &host,
         port,
-        client_id: &options.client_id,
-        keepalive_s: options.keepalive_s,
+        client_id: &options.settings.client_id,
+        keepalive_s: options.settings.keepalive_s,
         clean_session: true,
-        connect_timeout_s: options.connect_timeout_s,
+        connect_timeout_s: options.settings.connect_timeout_s,
         queue: 64,
-        protocol: options.protocol,
+        protocol: options.settings.protocol,
     })
 }

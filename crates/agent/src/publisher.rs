@@ -1,5 +1,5 @@
 //! The publisher: a sample on every topic at a fixed interval, each payload stamped with its
-//! sequence number and publish time (see [`crate::payload`]).
+//! sequence number and publish time (see `linecut_model::payload`).
 //!
 //! It connects straight to the broker — not through the proxy — so that the data an experiment
 //! loses or delays is lost or delayed on the subscriber's side of the outage only. Publishing and
@@ -8,12 +8,12 @@
 
 use crate::connection::{next_or_stop, Connection};
 use crate::options::PublisherOptions;
-use crate::payload::{self, Stamp};
 use crate::session::{Requests, Session, SessionEvent};
 use crate::subscriber::stopped;
 use linecut_events::{
     now_us, DisconnectCause, Disconnected, EventKind, EventSink, Puback, Published,
 };
+use linecut_model::payload::{self, Stamp};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -45,10 +45,10 @@ pub async fn run_publisher<S: Session + 'static>(
         loop_stop,
         unnumbered.clone(),
     ));
-    let mut ticker = tokio::time::interval(options.interval);
+    let mut ticker = tokio::time::interval(options.settings.interval);
     // After a stall, carry on at the set rate rather than bursting to catch up.
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut seqs = vec![0u64; options.topics.len()];
+    let mut seqs = vec![0u64; options.settings.topics.len()];
     let mut published = 0;
     'ticks: loop {
         tokio::select! {
@@ -56,7 +56,7 @@ pub async fn run_publisher<S: Session + 'static>(
             _ = stopped(&mut stop) => break,
             _ = ticker.tick() => {}
         }
-        for (topic, seq) in options.topics.iter().zip(seqs.iter_mut()) {
+        for (topic, seq) in options.settings.topics.iter().zip(seqs.iter_mut()) {
             *seq += 1;
             let ts = now_us();
             let body = payload::encode(
@@ -64,16 +64,16 @@ pub async fn run_publisher<S: Session + 'static>(
                     seq: *seq,
                     pub_ts_us: ts,
                 },
-                options.payload_size,
+                options.settings.size,
             );
             let len = body.len() as u32;
-            if options.qos > 0 {
+            if options.settings.qos > 0 {
                 lock(&unnumbered).push_back((topic.clone(), *seq));
             }
             let sent = tokio::select! {
                 biased;
                 _ = stopped(&mut stop) => break 'ticks,
-                sent = requests.publish(topic, options.qos, options.retain, body) => sent,
+                sent = requests.publish(topic, options.settings.qos, options.settings.retain, body) => sent,
             };
             match sent {
                 Ok(()) => {
@@ -81,11 +81,11 @@ pub async fn run_publisher<S: Session + 'static>(
                     sink.emit_at(
                         ts,
                         EventKind::Published(Published {
-                            client: options.client_id.clone(),
+                            client: options.settings.client_id.clone(),
                             topic: topic.clone(),
                             seq: *seq,
-                            qos: options.qos,
-                            retain: options.retain,
+                            qos: options.settings.qos,
+                            retain: options.settings.retain,
                             payload_len: len,
                         }),
                     );
@@ -132,13 +132,13 @@ async fn drive<S: Session>(
     mut stop: watch::Receiver<bool>,
     unnumbered: Unnumbered,
 ) -> u64 {
-    let client = options.client_id.clone();
+    let client = options.settings.client_id.clone();
     let mut numbered: HashMap<u16, (String, u64)> = HashMap::new();
     let mut acknowledged = 0u64;
     let mut connection = Connection::start(
-        &options.client_id,
+        &options.settings.client_id,
         &options.broker,
-        options.reconnect,
+        options.settings.reconnect,
         &sink,
     );
     loop {

@@ -7,8 +7,8 @@
 //! client; [`ClientSession`] is either, chosen by the options.
 
 use crate::classify::classify;
-use crate::options::Topic;
 use linecut_events::DisconnectCause;
+use linecut_model::{Protocol, Topic};
 use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, Outgoing, QoS};
 use std::time::Duration;
 
@@ -157,23 +157,6 @@ fn request_error(e: rumqttc::ClientError) -> SessionError {
 pub struct V4Session {
     client: AsyncClient,
     eventloop: EventLoop,
-}
-
-/// MQTT protocol version an agent speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    V311,
-    V5,
-}
-
-impl Protocol {
-    pub fn parse(text: &str) -> Result<Protocol, String> {
-        match text {
-            "3.1.1" | "4" => Ok(Protocol::V311),
-            "5" | "5.0" => Ok(Protocol::V5),
-            _ => Err(format!("`{text}` is not an MQTT version; use 3.1.1 or 5")),
-        }
-    }
 }
 
 /// Settings a session is built from (already validated).

@@ -5,13 +5,14 @@
 //! honour the reconnect policy, and every state change it makes is an event in the log.
 
 use crate::connection::{next_or_stop, Connection};
-use crate::options::{ResubscribePolicy, SubscriberOptions};
-use crate::payload;
+use crate::options::SubscriberOptions;
 use crate::session::{Session, SessionEvent};
 use linecut_events::{
     DisconnectCause, Disconnected, EventKind, EventSink, Message, Suback, SubscribeReason,
     SubscribeSent, TopicFilter,
 };
+use linecut_model::payload;
+use linecut_model::ResubscribePolicy;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -55,7 +56,8 @@ pub async fn run_subscriber<S: Session>(
     let mut acked_once = false;
     let client = client_id.to_string();
     let mut stats = SubscriberStats::default();
-    let mut connection = Connection::start(client_id, &options.broker, options.reconnect, sink);
+    let mut connection =
+        Connection::start(client_id, &options.broker, options.settings.reconnect, sink);
     let mut subscribed_once = false;
     let mut connected = false;
     loop {
@@ -79,7 +81,7 @@ pub async fn run_subscriber<S: Session>(
                 let reason = if !subscribed_once {
                     Some(SubscribeReason::First)
                 } else {
-                    match options.resubscribe {
+                    match options.settings.resubscribe {
                         ResubscribePolicy::Always => Some(SubscribeReason::Always),
                         ResubscribePolicy::WhenSessionLost if !session_present => {
                             Some(SubscribeReason::SessionLost)
@@ -88,12 +90,13 @@ pub async fn run_subscriber<S: Session>(
                     }
                 };
                 if let Some(reason) = reason {
-                    match requests.subscribe(&options.topics) {
+                    match requests.subscribe(&options.settings.topics) {
                         Ok(()) => {
                             subscribed_once = true;
                             sink.emit(EventKind::SubscribeSent(SubscribeSent {
                                 client: client.clone(),
                                 topics: options
+                                    .settings
                                     .topics
                                     .iter()
                                     .map(|t| TopicFilter {

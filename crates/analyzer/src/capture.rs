@@ -160,7 +160,7 @@ pub fn load_capture(
                 }
                 match packet {
                     Packet::Publish(p) => {
-                        let stamp = linecut_agent::payload::decode(p.payload);
+                        let stamp = linecut_model::payload::decode(p.payload);
                         match (dir, &seen.client) {
                             (Direction::Down, Some(client)) => match stamp {
                                 Some(s) => run.deliveries.push(Delivery {

@@ -43,14 +43,15 @@
 
 pub mod bands;
 mod capture;
-mod expect;
 mod load;
 mod markdown;
 mod svg;
 mod wire;
 
 pub use capture::{load_capture, CaptureCheck, CaptureCheckRow, CaptureInfo};
-pub use expect::Condition;
+use linecut_model::metric::Stat;
+pub use linecut_model::{topic_matches, Condition};
+use linecut_model::{Metric, MetricName};
 pub use load::{check_fast_message_path, load, Delivery, Publish, Run};
 
 use linecut_events::run_dir::file;
@@ -167,34 +168,25 @@ impl Distribution {
         })
     }
 
-    fn get(&self, stat: &str) -> Option<f64> {
-        Some(match stat {
-            "min" => self.min,
-            "p50" => self.p50,
-            "p90" => self.p90,
-            "p99" => self.p99,
-            "max" => self.max,
-            _ => return None,
-        })
+    fn get(&self, stat: Stat) -> f64 {
+        match stat {
+            Stat::Min => self.min,
+            Stat::P50 => self.p50,
+            Stat::P90 => self.p90,
+            Stat::P99 => self.p99,
+            Stat::Max => self.max,
+        }
     }
 }
 
-/// The timings a window's distribution covers.
-const TIMINGS: [&str; 5] = [
-    "client_detect_s",
-    "broker_detect_s",
-    "reconnect_s",
-    "resubscribe_s",
-    "first_fresh_s",
-];
-
-fn timing(m: &WindowMetrics, name: &str) -> Option<f64> {
-    match name {
-        "client_detect_s" => m.client_detect_s,
-        "broker_detect_s" => m.broker_detect_s,
-        "reconnect_s" => m.reconnect_s,
-        "resubscribe_s" => m.resubscribe_s,
-        "first_fresh_s" => m.first_fresh_s,
+/// A timing of the registry ([`Metric::is_timing`]) from a window's metrics.
+fn timing(m: &WindowMetrics, metric: Metric) -> Option<f64> {
+    match metric {
+        Metric::ClientDetectS => m.client_detect_s,
+        Metric::BrokerDetectS => m.broker_detect_s,
+        Metric::ReconnectS => m.reconnect_s,
+        Metric::ResubscribeS => m.resubscribe_s,
+        Metric::FirstFreshS => m.first_fresh_s,
         _ => None,
     }
 }
@@ -538,12 +530,11 @@ pub fn analyze(run: &Run) -> Report {
                 m
             })
             .collect();
-        let distribution = TIMINGS
-            .iter()
-            .filter_map(|name| {
+        let distribution = Metric::timings()
+            .filter_map(|metric| {
                 let values: Vec<Option<f64>> =
-                    subscribers.iter().map(|m| timing(m, name)).collect();
-                Distribution::of(&values).map(|d| (name.to_string(), d))
+                    subscribers.iter().map(|m| timing(m, metric)).collect();
+                Distribution::of(&values).map(|d| (metric.name().to_string(), d))
             })
             .collect();
         window_reports.push(WindowReport {
@@ -991,21 +982,6 @@ fn client_foreign(run: &Run, client: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// MQTT topic filter matching (`+` one level, `#` the rest).
-pub fn topic_matches(filter: &str, topic: &str) -> bool {
-    let mut f = filter.split('/');
-    let mut t = topic.split('/');
-    loop {
-        match (f.next(), t.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(_)) => {}
-            (Some(a), Some(b)) if a == b => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
-}
-
 fn timeline(
     run: &Run,
     clients: &BTreeMap<String, Client>,
@@ -1227,78 +1203,81 @@ fn check(report: &Report, metric: &str, condition_text: &str) -> ExpectationResu
         ok: false,
         problem: None,
     };
-    let condition = match Condition::parse(condition_text) {
-        Ok(c) => c,
+    // Scenarios are checked when loaded; these errors reach here only from a meta.json that
+    // was written by hand or by an older linecut.
+    let parsed = MetricName::parse(metric)
+        .and_then(|name| Condition::parse(condition_text).map(|condition| (name, condition)));
+    let (name, condition) = match parsed {
+        Ok(p) => p,
         Err(e) => {
             result.problem = Some(e);
             return result;
         }
     };
     // `faultN.metric` names the N-th fault window; a bare metric, the first.
-    let (window_index, metric) = match metric.split_once('.') {
-        Some((prefix, rest)) if prefix.starts_with("fault") => {
-            match prefix["fault".len()..].parse::<usize>() {
-                Ok(n) if n >= 1 && n <= report.windows.len() => (n - 1, rest),
-                _ => {
-                    result.problem = Some(format!(
-                        "`{prefix}` names no fault window; this run has {} (fault1..fault{})",
-                        report.windows.len(),
-                        report.windows.len()
-                    ));
-                    return result;
-                }
-            }
-        }
-        _ => (0, metric),
-    };
-    let first_window = report.windows.get(window_index);
-    // `metric.p99` (or min, p50, p90, max) checks the fleet's distribution of a timing.
-    if let Some((name, stat)) = metric.split_once('.') {
-        let value = first_window
-            .and_then(|w| w.distribution.get(name))
-            .and_then(|d| d.get(stat));
-        if !TIMINGS.contains(&name) || !["min", "p50", "p90", "p99", "max"].contains(&stat) {
+    let window_index = match name.window {
+        Some(n) if n > report.windows.len() => {
             result.problem = Some(format!(
-                "`{metric}` is not a fleet statistic; use a timing ({}) with .min, .p50, .p90, .p99 or .max",
-                TIMINGS.join(", ")
+                "`fault{n}` names no fault window; this run has {} (fault1..fault{})",
+                report.windows.len(),
+                report.windows.len()
             ));
             return result;
         }
+        Some(n) => n - 1,
+        None => 0,
+    };
+    let window = report.windows.get(window_index);
+    // `metric.p99` (or min, p50, p90, max) checks the fleet's distribution of a timing.
+    if let Some(stat) = name.stat {
+        let value = window
+            .and_then(|w| w.distribution.get(name.metric.name()))
+            .map(|d| d.get(stat));
         result.values.insert("fleet".into(), value);
         result.ok = condition.holds(value);
         return result;
     }
     for d in &report.data {
-        let window = first_window.and_then(|w| w.subscribers.iter().find(|m| m.client == d.client));
-        let value = match metric {
-            "client_detect_s" => window.and_then(|w| w.client_detect_s),
-            "broker_detect_s" => window.and_then(|w| w.broker_detect_s),
-            "reconnect_s" => window.and_then(|w| w.reconnect_s),
-            "resubscribe_s" => window.and_then(|w| w.resubscribe_s),
-            "first_fresh_s" => window.and_then(|w| w.first_fresh_s),
-            "connect_attempts" => window.map(|w| f64::from(w.connect_attempts)),
-            "published" => Some(d.published as f64),
-            "delivered" => Some(d.delivered as f64),
-            "lost" => Some(d.lost as f64),
-            "duplicates" => Some(d.duplicates as f64),
-            "out_of_order" => Some(d.out_of_order as f64),
-            "late" => Some(d.late as f64),
-            "data_gap_receive_s" => d.data_gap_receive_s,
-            "data_gap_publish_s" => d.data_gap_publish_s,
-            "reconnects" => Some(d.reconnects as f64),
-            "foreign" => Some(d.foreign as f64),
-            _ => {
-                result.problem = Some(format!("`{metric}` is not a metric linecut reports"));
-                return result;
-            }
-        };
-        result.values.insert(d.client.clone(), value);
+        let m = window.and_then(|w| w.subscribers.iter().find(|m| m.client == d.client));
+        result
+            .values
+            .insert(d.client.clone(), metric_value(name.metric, m, d));
     }
     result.ok = !result.values.is_empty() && result.values.values().all(|v| condition.holds(*v));
     if result.values.is_empty() {
         result.problem = Some("no subscriber in the run".into());
     }
     result
+}
+
+/// A metric's value for one subscriber: `window` holds its window metrics (if the run has that
+/// window), `data` its whole-run metrics. One arm per metric of the registry.
+fn metric_value(metric: Metric, window: Option<&WindowMetrics>, data: &DataMetrics) -> Option<f64> {
+    let count = |n: u64| Some(n as f64);
+    match metric {
+        Metric::ClientDetectS
+        | Metric::BrokerDetectS
+        | Metric::ReconnectS
+        | Metric::ResubscribeS
+        | Metric::FirstFreshS => window.and_then(|w| timing(w, metric)),
+        Metric::ConnectAttempts => window.map(|w| f64::from(w.connect_attempts)),
+        Metric::WireDetectS => window.and_then(|w| w.wire_detect_s),
+        Metric::WireReconnectS => window.and_then(|w| w.wire_reconnect_s),
+        Metric::WireResubscribeS => window.and_then(|w| w.wire_resubscribe_s),
+        Metric::Published => count(data.published),
+        Metric::Delivered => count(data.delivered),
+        Metric::Lost => count(data.lost),
+        Metric::Duplicates => count(data.duplicates),
+        Metric::OutOfOrder => count(data.out_of_order),
+        Metric::Late => count(data.late),
+        Metric::LateMaxDelayS => data.late_max_delay_s,
+        Metric::DataGapReceiveS => data.data_gap_receive_s,
+        Metric::DataGapPublishS => data.data_gap_publish_s,
+        Metric::Reconnects => count(data.reconnects),
+        Metric::Foreign => count(data.foreign),
+        Metric::Pings => count(data.pings),
+        Metric::PingIntervalS => data.ping_interval_s,
+    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,7 @@ mod log;
 mod mosquitto;
 
 pub use log::{embedded_log_writer, set_embedded_log, EmbeddedLogWriter};
-pub use mosquitto::{MosquittoBroker, MosquittoConfig};
+pub use mosquitto::MosquittoBroker;
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};

@@ -17,7 +17,7 @@ pub struct BrokerArgs {
     listen: SocketAddr,
 
     /// Stop by itself after this long (otherwise run until Ctrl-C or SIGTERM).
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = linecut_model::parse_duration, value_name = "DURATION")]
     duration: Option<Duration>,
 }
 

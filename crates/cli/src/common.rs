@@ -53,12 +53,3 @@ pub async fn shutdown_signal(duration: Option<Duration>) {
         _ = timer => {}
     }
 }
-
-/// Parses a duration that must be whole seconds (MQTT keepalives and rumqttc's timeouts are).
-pub fn parse_whole_seconds(text: &str) -> Result<u64, String> {
-    let d = humantime::parse_duration(text).map_err(|e| format!("not a duration ({e})"))?;
-    if d.subsec_nanos() != 0 {
-        return Err(format!("`{text}` is not a whole number of seconds"));
-    }
-    Ok(d.as_secs())
-}

@@ -64,11 +64,11 @@ pub struct ProxyArgs {
     max_connections: usize,
 
     /// How long to wait for the broker to accept a connection.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "5s", value_name = "DURATION")]
+    #[arg(long, value_parser = linecut_model::parse_duration, default_value = "5s", value_name = "DURATION")]
     connect_timeout: Duration,
 
     /// Stop by itself after this long (otherwise run until Ctrl-C or SIGTERM).
-    #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+    #[arg(long, value_parser = linecut_model::parse_duration, value_name = "DURATION")]
     duration: Option<Duration>,
 }
 

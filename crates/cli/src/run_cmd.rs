@@ -284,7 +284,7 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                 file.display(),
                 humantime::format_duration(s.duration),
                 s.faults.len(),
-                s.subscriber.count
+                s.subscriber.settings.count
             ),
             Err(e) => {
                 bad += 1;

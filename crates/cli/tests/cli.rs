@@ -126,7 +126,10 @@ fn a_broker_that_dies_mid_run_ends_the_run_incomplete_naming_it() {
         let meta = read_meta(&out_dir);
         assert_eq!(meta["status"], "incomplete");
         let reason = meta["reason"].as_str().unwrap();
-        assert!(reason.contains("the broker (mosquitto) died mid-run"), "{reason}");
+        assert!(
+            reason.contains("the broker (mosquitto) died mid-run"),
+            "{reason}"
+        );
     }
 }
 

@@ -1,12 +1,32 @@
 //! linecut's value types and their rules, with no runtime (no tokio, no rumqttc, no IO).
 //!
-//! This is the leaf crate: the scenario checker, the CLI, the runner and the agents all depend
-//! on it, so a rule written here is the one rule every door applies.
+//! This is the leaf crate: the scenario checker, the CLI, the runner, the agents and the
+//! analyzer all depend on it, so a default or a rule written here is the one every door applies.
 //!
 //! Modules:
-//! - [`text`]: the one check for user text that becomes a file name, a configuration line or a
-//!   command argument.
+//! - [`settings`]: subscriber, publisher and mosquitto settings, each with one `Default` and one
+//!   `validate`;
+//! - [`protocol`]: MQTT version, topics with QoS, topic matching;
+//! - [`policy`]: reconnect and re-subscribe policies;
+//! - [`duration`]: durations and rates as people write them, bounded where they are parsed;
+//! - [`expect`]: expectation conditions (`<= 4`, `2..4`, `never`);
+//! - [`metric`]: the metrics a report carries and expectations may name;
+//! - [`payload`]: the publisher's payload format (`lc1/<seq>/<ts>/`);
+//! - [`text`]: the one check for user text that becomes a file name or a command argument.
 
+pub mod duration;
+pub mod expect;
+pub mod metric;
+pub mod payload;
+pub mod policy;
+pub mod protocol;
+pub mod settings;
 pub mod text;
 
+pub use duration::{parse_duration, MAX_DURATION};
+pub use expect::Condition;
+pub use metric::{Metric, MetricName, MetricScope};
+pub use policy::{ReconnectPolicy, ResubscribePolicy};
+pub use protocol::{topic_matches, Protocol, Topic};
+pub use settings::{FieldError, MosquittoSettings, PublisherSettings, SubscriberSettings};
 pub use text::{check_text, TextError, TextUse};

@@ -16,6 +16,7 @@
 
 use crate::faults::{self, Fault};
 use linecut_events::Direction;
+use linecut_model::{parse_duration, MAX_DURATION};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -209,6 +210,20 @@ impl FaultSpec {
                     }
                     _ => {}
                 }
+                if let Some(count) = count {
+                    let last = every
+                        .checked_mul(count - 1)
+                        .and_then(|offset| offset.checked_add(at));
+                    if last.is_none_or(|last| last > MAX_DURATION) {
+                        return Err(SpecError::new(format!(
+                            "`every` x `count` reaches past 365 days (the longest schedule \
+                             linecut runs): the last occurrence would start {} in",
+                            last.map_or("beyond any clock".into(), |l| {
+                                humantime::format_duration(l).to_string()
+                            })
+                        )));
+                    }
+                }
                 Some(Repeat { every, count })
             }
         };
@@ -231,7 +246,12 @@ impl FaultSpec {
             None if n == 0 => Some(self.at),
             None => None,
             Some(Repeat { count: Some(c), .. }) if n >= c => None,
-            Some(Repeat { every, .. }) => Some(self.at + every * n),
+            // Past the year any schedule may span (checked when parsed), nothing more starts;
+            // an open-ended flap must not overflow its way into a panic.
+            Some(Repeat { every, .. }) => every
+                .checked_mul(n)
+                .and_then(|offset| self.at.checked_add(offset))
+                .filter(|start| *start <= MAX_DURATION),
         }
     }
 
@@ -318,11 +338,10 @@ impl Keys {
         let Some(text) = self.take(key) else {
             return Ok(None);
         };
-        humantime::parse_duration(&text).map(Some).map_err(|e| {
-            SpecError::new(format!(
-                "`{key}={text}` is not a duration ({e}); write e.g. 500ms, 10s, 2m"
-            ))
-        })
+        // Bounded (a year at most): a deadline beyond it would overflow the clock.
+        parse_duration(&text)
+            .map(Some)
+            .map_err(|e| SpecError::new(format!("`{key}={text}` {e}; write e.g. 500ms, 10s, 2m")))
     }
 
     pub fn number<T: std::str::FromStr>(&mut self, key: &str) -> Result<Option<T>, SpecError> {

@@ -35,9 +35,12 @@ pub use display::DisplayMode;
 pub use linecut_events::{RunStatus, RunSummary as Summary};
 
 use display::Reporter;
-use linecut_agent::{fleet_ids, publisher_session, run_publisher};
+use linecut_agent::{
+    fleet_ids, publisher_session, run_publisher, PublisherOptions, SubscriberOptions,
+};
 use linecut_broker::BrokerError;
 use linecut_events::{now_us, AgentStopped, EventKind, RunSummary};
+use linecut_model::PublisherSettings;
 use linecut_proxy::Status;
 use linecut_scenario::Scenario;
 use run_dir::RunDir;
@@ -120,17 +123,11 @@ pub async fn run(
     // Everything that can be refused without starting anything is refused before the run
     // directory exists: a client that cannot start, options the agents would reject.
     let external = client::prepare(scenario)?;
-    let publisher_id = format!("linecut-pub-{}", std::process::id());
+    let publisher = publisher_settings(scenario);
     if external.is_none() {
-        scenario
-            .subscriber
-            .agent_options(ADDRESS_FOR_CHECKING)
-            .validate()?;
+        subscriber_options(scenario, ADDRESS_FOR_CHECKING).validate()?;
     }
-    scenario
-        .publisher
-        .agent_options(ADDRESS_FOR_CHECKING, &publisher_id)
-        .validate()?;
+    publisher_options(&publisher, ADDRESS_FOR_CHECKING).validate()?;
 
     let agent = format!("{AGENT_CLIENT} (linecut-agent)");
     let subscriber_client = external
@@ -145,7 +142,7 @@ pub async fn run(
     )?;
     let mut reporter = Reporter::new(options.display, scenario.duration);
     let mut summary = RunSummary {
-        subscribers: scenario.subscriber.count,
+        subscribers: scenario.subscriber.settings.count,
         ..RunSummary::default()
     };
 
@@ -155,7 +152,7 @@ pub async fn run(
         Err(e) => return Err(dir.fail(&summary, e)),
     };
     let broker = stack.broker.describe();
-    let subscriber_upstream = stack.broker.address(scenario.subscriber.protocol);
+    let subscriber_upstream = stack.broker.address(scenario.subscriber.settings.protocol);
     if let Err(e) = dir.update(|m| {
         m.broker = broker;
         m.broker_address = Some(subscriber_upstream);
@@ -167,7 +164,7 @@ pub async fn run(
     let reason = experiment(
         scenario,
         external.as_ref(),
-        &publisher_id,
+        publisher,
         &mut stack,
         &mut dir,
         &mut reporter,
@@ -203,7 +200,7 @@ pub async fn run(
 async fn experiment(
     scenario: &Scenario,
     external: Option<&client::Prepared>,
-    publisher_id: &str,
+    publisher: PublisherSettings,
     stack: &mut Stack,
     dir: &mut RunDir,
     reporter: &mut Reporter,
@@ -211,7 +208,7 @@ async fn experiment(
     interrupt: impl Future<Output = ()>,
 ) -> Result<Option<String>, RunError> {
     tokio::pin!(interrupt);
-    let s = &scenario.subscriber;
+    let s = &scenario.subscriber.settings;
     let proxy = stack.proxy.handle.clone();
     reporter.phase("subscribing");
     let (agents_stop, agents_stopped) = watch::channel(false);
@@ -219,7 +216,7 @@ async fn experiment(
     let subjects = Subjects::start(subjects::Start {
         scenario,
         external,
-        options: s.agent_options(&stack.proxy.addr.to_string()),
+        options: subscriber_options(scenario, &stack.proxy.addr.to_string()),
         ids: fleet_ids(&s.client_id, s.count),
         proxy: stack.proxy.addr,
         layout: dir.layout(),
@@ -256,16 +253,14 @@ async fn experiment(
         }
     }
 
-    let mut publisher = None;
+    let mut publisher_task = None;
     if reason.is_none() {
         let t0 = Instant::now();
         dir.update(|m| m.experiment_start_us = Some(now_us()))?;
-        let options = scenario.publisher.agent_options(
-            &stack.broker.address(scenario.publisher.protocol),
-            publisher_id,
-        );
+        let address = stack.broker.address(publisher.protocol);
+        let options = publisher_options(&publisher, &address);
         let (sink, stop) = (stack.logs.publisher_sink.clone(), agents_stopped.clone());
-        publisher = Some(tokio::spawn(async move {
+        publisher_task = Some(tokio::spawn(async move {
             let session = publisher_session(&options);
             run_publisher(&options, session, &sink, stop).await
         }));
@@ -306,8 +301,8 @@ async fn experiment(
     reporter.phase("stopping");
     let _ = agents_stop.send(true);
     let mut problems = Vec::new();
-    if let Some(publisher) = publisher {
-        match tokio::time::timeout(PUBLISHER_STOP_TIMEOUT, publisher).await {
+    if let Some(task) = publisher_task {
+        match tokio::time::timeout(PUBLISHER_STOP_TIMEOUT, task).await {
             Ok(Ok(stats)) => summary.published = stats.published,
             _ => problems.push("the publisher did not stop cleanly".to_string()),
         }
@@ -337,6 +332,32 @@ async fn experiment(
             incomplete,
         }));
     Ok(reason)
+}
+
+/// The scenario's subscribers as the agents take them, connecting to `broker` (the proxy).
+fn subscriber_options(scenario: &Scenario, broker: &str) -> SubscriberOptions {
+    SubscriberOptions {
+        broker: broker.to_string(),
+        settings: scenario.subscriber.settings.clone(),
+    }
+}
+
+/// The scenario's publisher. Against an external broker that other runs may share (a sweep's
+/// parallel cells), its client id carries this process's id, so publishers do not take over
+/// one another's session; a broker linecut started serves this run alone.
+fn publisher_settings(scenario: &Scenario) -> PublisherSettings {
+    let mut settings = scenario.publisher.clone();
+    if let linecut_scenario::BrokerSpec::External { .. } = scenario.broker {
+        settings.client_id = format!("{}-{}", settings.client_id, std::process::id());
+    }
+    settings
+}
+
+fn publisher_options(settings: &PublisherSettings, broker: &str) -> PublisherOptions {
+    PublisherOptions {
+        broker: broker.to_string(),
+        settings: settings.clone(),
+    }
 }
 
 fn note(reason: &mut Option<String>, what: &str) {

@@ -7,10 +7,10 @@
 //! [`Stack::stop`] is the orderly path and says what did not stop cleanly.
 
 use crate::{io, RunError, VERSION};
-use linecut_agent::Protocol;
-use linecut_broker::{EmbeddedBroker, EmbeddedConfig, MosquittoBroker, MosquittoConfig};
+use linecut_broker::{EmbeddedBroker, EmbeddedConfig, MosquittoBroker};
 use linecut_capture::PcapTap;
 use linecut_events::{EventLog, EventSink, RunLayout, Source};
+use linecut_model::Protocol;
 use linecut_proxy::{Proxy, ProxyConfig, ProxyHandle};
 use linecut_scenario::{BrokerSpec, Scenario};
 use std::net::SocketAddr;
@@ -34,14 +34,9 @@ impl RunningBroker {
                     .map_err(io("create broker.log"))?;
                 RunningBroker::Embedded(EmbeddedBroker::start(EmbeddedConfig::default())?)
             }
-            BrokerSpec::Mosquitto(m) => RunningBroker::Mosquitto(MosquittoBroker::start(
-                &MosquittoConfig {
-                    persistence: m.persistence,
-                    persistent_client_expiration: m.persistent_client_expiration,
-                    max_keepalive: m.max_keepalive,
-                },
-                layout.dir(),
-            )?),
+            BrokerSpec::Mosquitto(settings) => {
+                RunningBroker::Mosquitto(MosquittoBroker::start(settings, layout.dir())?)
+            }
             BrokerSpec::External { address } => RunningBroker::External(address.clone()),
         })
     }
@@ -204,7 +199,7 @@ impl Stack {
     pub async fn start(scenario: &Scenario, layout: &RunLayout) -> Result<Stack, RunError> {
         let broker = RunningBroker::start(&scenario.broker, layout)?;
         let (logs, proxy_sink) = Logs::create(layout)?;
-        let upstream = broker.address(scenario.subscriber.protocol);
+        let upstream = broker.address(scenario.subscriber.settings.protocol);
         let proxy = ProxyTask::start(scenario, layout, upstream, proxy_sink).await?;
         Ok(Stack {
             proxy,

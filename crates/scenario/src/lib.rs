@@ -18,8 +18,12 @@ pub use client::ClientKind;
 pub use error::{Problem, ScenarioError};
 
 use error::{closest, Locator};
-use linecut_agent::{Protocol, ReconnectPolicy, ResubscribePolicy, Topic};
-use linecut_model::{check_text, TextUse};
+use linecut_model::duration::{interval_from_rate, parse_duration};
+use linecut_model::settings::MAX_CONNECT_TIMEOUT_S;
+use linecut_model::{
+    check_text, Condition, FieldError, MetricName, MosquittoSettings, Protocol, PublisherSettings,
+    ReconnectPolicy, ResubscribePolicy, SubscriberSettings, TextUse, Topic,
+};
 use linecut_proxy::FaultSpec;
 use raw::{RawFault, RawScenario};
 use std::collections::BTreeMap;
@@ -39,74 +43,12 @@ pub enum BrokerSpec {
     External { address: String },
 }
 
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct MosquittoSettings {
-    pub persistence: bool,
-    pub persistent_client_expiration: Option<Duration>,
-    pub max_keepalive: Option<u16>,
-}
-
-#[derive(Debug, Clone)]
-pub struct PublisherSpec {
-    pub topics: Vec<String>,
-    pub interval: Duration,
-    pub qos: u8,
-    pub retain: bool,
-    pub size: usize,
-    pub protocol: Protocol,
-    pub keepalive_s: u16,
-}
-
+/// Who subscribes, and with which settings.
 #[derive(Debug, Clone)]
 pub struct SubscriberSpec {
-    pub count: u32,
-    pub client_id: String,
-    pub keepalive_s: u16,
-    pub clean_session: bool,
-    pub topics: Vec<Topic>,
-    pub connect_timeout_s: u64,
-    pub reconnect: ReconnectPolicy,
-    pub resubscribe: ResubscribePolicy,
-    pub protocol: Protocol,
-    /// Who subscribes: linecut's agent or a client under test.
+    /// linecut's agent or a client under test.
     pub client: ClientKind,
-}
-
-impl SubscriberSpec {
-    /// The agent's options for these subscribers, connecting to `broker` (the proxy).
-    pub fn agent_options(&self, broker: &str) -> linecut_agent::SubscriberOptions {
-        linecut_agent::SubscriberOptions {
-            broker: broker.to_string(),
-            client_id: self.client_id.clone(),
-            keepalive_s: self.keepalive_s,
-            clean_session: self.clean_session,
-            topics: self.topics.clone(),
-            connect_timeout_s: self.connect_timeout_s,
-            reconnect: self.reconnect,
-            resubscribe: self.resubscribe,
-            protocol: self.protocol,
-        }
-    }
-}
-
-impl PublisherSpec {
-    /// The publisher's options, connecting straight to `broker` as `client_id`. It reconnects
-    /// quickly and on a fixed delay: it is the reference stream, not a client under test.
-    pub fn agent_options(&self, broker: &str, client_id: &str) -> linecut_agent::PublisherOptions {
-        linecut_agent::PublisherOptions {
-            broker: broker.to_string(),
-            client_id: client_id.to_string(),
-            keepalive_s: self.keepalive_s,
-            topics: self.topics.clone(),
-            qos: self.qos,
-            retain: self.retain,
-            payload_size: self.size,
-            interval: self.interval,
-            connect_timeout_s: 5,
-            reconnect: ReconnectPolicy::Fixed(Duration::from_millis(200)),
-            protocol: self.protocol,
-        }
-    }
+    pub settings: SubscriberSettings,
 }
 
 /// A validated experiment.
@@ -117,7 +59,7 @@ pub struct Scenario {
     /// How long the experiment runs once every subscriber is subscribed.
     pub duration: Duration,
     pub broker: BrokerSpec,
-    pub publisher: PublisherSpec,
+    pub publisher: PublisherSettings,
     pub subscriber: SubscriberSpec,
     /// The proxy's fault schedule; `at` counts from the moment every subscriber is subscribed.
     pub faults: Vec<FaultSpec>,
@@ -139,13 +81,6 @@ fn duration_text(d: Duration) -> String {
 
 fn quoted(text: &str) -> String {
     toml::Value::String(text.to_string()).to_string()
-}
-
-fn protocol_text(p: Protocol) -> &'static str {
-    match p {
-        Protocol::V311 => "3.1.1",
-        Protocol::V5 => "5",
-    }
 }
 
 impl Scenario {
@@ -196,10 +131,10 @@ impl Scenario {
             p.qos,
             p.retain,
             p.size,
-            protocol_text(p.protocol),
+            p.protocol,
             p.keepalive_s
         ));
-        let s = &self.subscriber;
+        let (client, s) = (&self.subscriber.client, &self.subscriber.settings);
         let topics: Vec<String> = s
             .topics
             .iter()
@@ -207,16 +142,16 @@ impl Scenario {
             .collect();
         out.push_str(&format!(
             "\n[subscriber]\nclient = \"{}\"\ncount = {}\nclient_id = {}\nkeepalive = \"{}s\"\nclean_session = {}\ntopics = [{}]\nmqtt = \"{}\"\n",
-            s.client.name(),
+            client.name(),
             s.count,
             quoted(&s.client_id),
             s.keepalive_s,
             s.clean_session,
             topics.join(", "),
-            protocol_text(s.protocol)
+            s.protocol
         ));
         // Only the settings the kind of client really uses: the others are rejected for it.
-        match &s.client {
+        match client {
             ClientKind::Rumqttc => out.push_str(&format!(
                 "connect_timeout = \"{}s\"\nreconnect = {}\nresubscribe = \"{}\"\n",
                 s.connect_timeout_s,
@@ -344,16 +279,13 @@ impl Checker<'_> {
     }
 
     fn duration(&mut self, value: &Spanned<String>, field: &str) -> Option<Duration> {
-        match humantime::parse_duration(value.get_ref()) {
+        match parse_duration(value.get_ref()) {
             Ok(d) => Some(d),
             Err(e) => {
                 self.problem(
                     value.span(),
                     field,
-                    format!(
-                        "`{}` is not a duration ({e}); write e.g. 500ms, 10s, 2m",
-                        value.get_ref()
-                    ),
+                    format!("`{}` {e}; write e.g. 500ms, 10s, 2m", value.get_ref()),
                 );
                 None
             }
@@ -441,21 +373,7 @@ impl Checker<'_> {
                 }
             }
         }
-        let expect = raw
-            .expect
-            .map(|table| {
-                table
-                    .into_iter()
-                    .map(|(k, v)| {
-                        let v = match v {
-                            toml::Value::String(s) => s,
-                            other => other.to_string(),
-                        };
-                        (k, v)
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
+        let expect = self.expectations(raw.expect.unwrap_or_default());
         Some(Scenario {
             name,
             description: raw.description,
@@ -468,6 +386,31 @@ impl Checker<'_> {
             capture_pcap: raw.capture.as_ref().and_then(|c| c.pcap).unwrap_or(false),
             source: text.to_string(),
         })
+    }
+
+    /// `[expect]`: every key must name a metric linecut reports and every value must be a
+    /// condition, or the run would be wasted on a typo.
+    fn expectations(
+        &mut self,
+        table: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    ) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        for (key, value) in table {
+            let field = format!("expect.{}", key.get_ref());
+            if let Err(e) = MetricName::parse(key.get_ref()) {
+                self.problem(key.span(), &field, e);
+            }
+            let span = value.span();
+            let condition = match value.into_inner() {
+                toml::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            if let Err(e) = Condition::parse(&condition) {
+                self.problem(span, &field, e);
+            }
+            out.insert(key.into_inner(), condition);
+        }
+        out
     }
 
     fn broker(&mut self, raw: &RawScenario) -> Option<BrokerSpec> {
@@ -524,9 +467,7 @@ impl Checker<'_> {
             _ => match &b.address {
                 Some(a) => {
                     let ok = self.parsed(a, "broker.address", |t| {
-                        linecut_agent::options::parse_broker(t)
-                            .map(|_| ())
-                            .map_err(|e| e.to_string())
+                        linecut_model::protocol::parse_address(t).map(|_| ())
                     });
                     ok.map(|()| BrokerSpec::External {
                         address: a.get_ref().clone(),
@@ -544,95 +485,76 @@ impl Checker<'_> {
         }
     }
 
-    fn protocol(&mut self, value: Option<&Spanned<String>>, field: &str) -> Option<Protocol> {
-        match value {
-            None => Some(Protocol::V311),
-            Some(v) => self.parsed(v, field, Protocol::parse),
+    /// Reports the rules the settings break, each at the place in the file that set the field
+    /// (or at the section, for a default the rule refused in combination with another field).
+    fn settings_errors(
+        &mut self,
+        section: &str,
+        errors: Vec<FieldError>,
+        span_of: impl Fn(&str) -> Option<Range<usize>>,
+    ) {
+        for e in errors {
+            let span = span_of(e.field).unwrap_or(0..0);
+            self.problem(span, &format!("{section}.{}", e.field), e.message);
         }
     }
 
-    fn publisher(&mut self, raw: &RawScenario) -> Option<PublisherSpec> {
+    fn publisher(&mut self, raw: &RawScenario) -> Option<PublisherSettings> {
         let p = raw.publisher.clone().unwrap_or_default();
-        let topics: Vec<String> = match &p.topics {
-            None => vec!["linecut/data".into()],
-            Some(list) => {
-                for t in list {
-                    if t.get_ref().is_empty() || t.get_ref().contains(['+', '#']) {
-                        self.problem(
-                            t.span(),
-                            "publisher.topics",
-                            format!(
-                                "`{}`: publish topics must be non-empty and have no wildcards",
-                                t.get_ref()
-                            ),
-                        );
-                    }
-                }
-                list.iter().map(|t| t.get_ref().clone()).collect()
-            }
-        };
+        let d = PublisherSettings::default();
+        let topics: Vec<String> = p.topics.as_ref().map_or(d.topics.clone(), |list| {
+            list.iter().map(|t| t.get_ref().clone()).collect()
+        });
         let interval = match (&p.interval, &p.rate) {
-            (Some(i), Some(r)) => {
+            (Some(_), Some(r)) => {
                 self.problem(
                     r.span(),
                     "publisher.rate",
                     "give `interval` or `rate`, not both",
                 );
-                let _ = i;
                 None
             }
             (Some(i), None) => self.duration(i, "publisher.interval"),
-            (None, Some(r)) if *r.get_ref() > 0.0 && r.get_ref().is_finite() => {
-                Some(Duration::from_secs_f64(1.0 / r.get_ref()))
-            }
-            (None, Some(r)) => {
-                self.problem(
-                    r.span(),
-                    "publisher.rate",
-                    "must be a positive number of samples per second",
-                );
-                None
-            }
-            (None, None) => Some(Duration::from_secs(1)),
+            (None, Some(r)) => match interval_from_rate(*r.get_ref()) {
+                Ok(i) => Some(i),
+                Err(e) => {
+                    self.problem(r.span(), "publisher.rate", e);
+                    None
+                }
+            },
+            (None, None) => Some(d.interval),
         };
-        if let (Some(i), Some(d)) = (&p.interval, interval) {
-            if d < Duration::from_millis(1) {
-                self.problem(i.span(), "publisher.interval", "must be at least 1ms");
-            }
-        }
-        let qos = p.qos.as_ref().map_or(0, |q| *q.get_ref());
-        if let Some(q) = p.qos.as_ref().filter(|q| *q.get_ref() > 2) {
-            self.problem(q.span(), "publisher.qos", "must be 0, 1 or 2");
-        }
-        let protocol = self.protocol(p.mqtt.as_ref(), "publisher.mqtt");
+        let protocol = match p.mqtt.as_ref() {
+            None => Some(d.protocol),
+            Some(v) => self.parsed(v, "publisher.mqtt", Protocol::parse),
+        };
         let keepalive_s = match &p.keepalive {
             Some(k) => self
                 .whole_seconds(k, "publisher.keepalive", 65_535)
                 .map(|k| k as u16),
-            None => Some(30),
+            None => Some(d.keepalive_s),
         };
-        if let (Some(Protocol::V5), Some(k), Some(span)) = (
-            protocol,
-            keepalive_s,
-            p.keepalive.as_ref().map(|k| k.span()),
-        ) {
-            if k < 5 {
-                self.problem(
-                    span,
-                    "publisher.keepalive",
-                    "the MQTT 5 client (rumqttc) needs at least 5s",
-                );
-            }
-        }
-        Some(PublisherSpec {
+        let settings = PublisherSettings {
             topics,
             interval: interval?,
-            qos,
-            retain: p.retain.unwrap_or(false),
-            size: p.size.as_ref().map_or(64, |s| *s.get_ref() as usize),
+            qos: p.qos.as_ref().map_or(d.qos, |q| *q.get_ref()),
+            retain: p.retain.unwrap_or(d.retain),
+            size: p.size.as_ref().map_or(d.size, |s| *s.get_ref() as usize),
             protocol: protocol?,
             keepalive_s: keepalive_s?,
-        })
+            ..d
+        };
+        let errors = settings.validate();
+        let ok = errors.is_empty();
+        self.settings_errors("publisher", errors, |field| match field {
+            "topics" => p.topics.as_ref().and_then(|t| t.first()).map(|t| t.span()),
+            "interval" => p.interval.as_ref().map(|i| i.span()),
+            "qos" => p.qos.as_ref().map(|q| q.span()),
+            "size" => p.size.as_ref().map(|s| s.span()),
+            "keepalive" => p.keepalive.as_ref().map(|k| k.span()),
+            _ => None,
+        });
+        ok.then_some(settings)
     }
 
     fn subscriber(
@@ -641,14 +563,15 @@ impl Checker<'_> {
         duration: Option<Duration>,
     ) -> Option<SubscriberSpec> {
         let s = raw.subscriber.clone().unwrap_or_default();
+        let d = SubscriberSettings::default();
         let keepalive_s = match &s.keepalive {
             Some(k) => self
                 .whole_seconds(k, "subscriber.keepalive", 65_535)
                 .map(|k| k as u16),
-            None => Some(60),
+            None => Some(d.keepalive_s),
         };
-        if let (Some(k), Some(d)) = (keepalive_s, duration) {
-            if u64::from(k) > d.as_secs() {
+        if let (Some(k), Some(run)) = (keepalive_s, duration) {
+            if u64::from(k) > run.as_secs() {
                 let span = s
                     .keepalive
                     .as_ref()
@@ -658,108 +581,67 @@ impl Checker<'_> {
                     "subscriber.keepalive",
                     format!(
                         "{k}s is longer than the run ({}): no outage could be detected within it",
-                        humantime::format_duration(d)
+                        humantime::format_duration(run)
                     ),
                 );
             }
         }
-        let protocol = self.protocol(s.mqtt.as_ref(), "subscriber.mqtt");
+        let protocol = match s.mqtt.as_ref() {
+            None => Some(d.protocol),
+            Some(v) => self.parsed(v, "subscriber.mqtt", Protocol::parse),
+        };
         let client = self.client_kind(&s, keepalive_s);
-        let rumqttc = matches!(client, Some(ClientKind::Rumqttc));
-        if let (true, Some(Protocol::V5), Some(k)) = (rumqttc, protocol, keepalive_s) {
-            if k < 5 {
-                let span = s.keepalive.as_ref().map_or(0..0, |k| k.span());
-                self.problem(
-                    span,
-                    "subscriber.keepalive",
-                    "the MQTT 5 client (rumqttc) needs at least 5s",
-                );
-            }
-        }
         let topics = match &s.topics {
-            None => Some(vec![Topic {
-                name: "linecut/#".into(),
-                qos: 0,
-            }]),
-            Some(list) if list.is_empty() => {
-                self.problem(
-                    0..0,
-                    "subscriber.topics",
-                    "a subscriber needs at least one topic",
-                );
-                None
-            }
+            None => Some(d.topics.clone()),
             Some(list) => list
                 .iter()
-                .map(|t| {
-                    // Topic filters are passed to clients under test as arguments.
-                    self.parsed(t, "subscriber.topics", |text| {
-                        check_text(text, TextUse::Argument).map_err(|e| e.to_string())?;
-                        Topic::parse(text)
-                    })
-                })
+                .map(|t| self.parsed(t, "subscriber.topics", Topic::parse))
                 .collect::<Vec<_>>()
                 .into_iter()
                 .collect(),
         };
-        let client_id = s
-            .client_id
-            .as_ref()
-            .map_or("linecut-sub".to_string(), |c| c.get_ref().clone());
-        let clean_session = s.clean_session.unwrap_or(true);
-        // A client id is passed to clients under test as an argument.
-        if let (Some(c), false) = (&s.client_id, client_id.is_empty()) {
-            if let Err(e) = check_text(&client_id, TextUse::Argument) {
-                self.problem(c.span(), "subscriber.client_id", e.to_string());
-            }
-        }
-        if client_id.is_empty() && !clean_session {
-            let span = s.client_id.as_ref().map_or(0..0, |c| c.span());
-            self.problem(
-                span,
-                "subscriber.client_id",
-                "an empty client id needs clean_session = true",
-            );
-        }
-        let count = s.count.as_ref().map_or(1, |c| *c.get_ref());
-        if let Some(c) = s.count.as_ref().filter(|c| *c.get_ref() == 0) {
-            self.problem(c.span(), "subscriber.count", "must be at least 1");
-        }
         let connect_timeout_s = match &s.connect_timeout {
-            Some(c) => self.whole_seconds(c, "subscriber.connect_timeout", 3600),
-            None => Some(5),
+            Some(c) => self.whole_seconds(c, "subscriber.connect_timeout", MAX_CONNECT_TIMEOUT_S),
+            None => Some(d.connect_timeout_s),
         };
-        if let (Some(0), Some(c)) = (connect_timeout_s, &s.connect_timeout) {
-            self.problem(
-                c.span(),
-                "subscriber.connect_timeout",
-                "must be at least 1s",
-            );
-        }
         let reconnect = match &s.reconnect {
             Some(r) => self.parsed(r, "subscriber.reconnect", ReconnectPolicy::parse),
-            None => Some(ReconnectPolicy::Exponential {
-                min: Duration::from_secs(1),
-                max: Duration::from_secs(120),
-                jitter: 0.0,
-            }),
+            None => Some(d.reconnect),
         };
         let resubscribe = match &s.resubscribe {
             Some(r) => self.parsed(r, "subscriber.resubscribe", ResubscribePolicy::parse),
-            None => Some(ResubscribePolicy::Always),
+            None => Some(d.resubscribe),
         };
-        Some(SubscriberSpec {
-            client: client?,
-            count,
-            client_id,
+        let settings = SubscriberSettings {
+            client_id: s
+                .client_id
+                .as_ref()
+                .map_or(d.client_id.clone(), |c| c.get_ref().clone()),
+            count: s.count.as_ref().map_or(d.count, |c| *c.get_ref()),
             keepalive_s: keepalive_s?,
-            clean_session,
+            clean_session: s.clean_session.unwrap_or(d.clean_session),
             topics: topics?,
             connect_timeout_s: connect_timeout_s?,
             reconnect: reconnect?,
             resubscribe: resubscribe?,
             protocol: protocol?,
-        })
+        };
+        let client = client?;
+        // linecut's own agent is rumqttc, with rumqttc's rules on top of every client's.
+        let errors = match client {
+            ClientKind::Rumqttc => settings.validate_for_agent(),
+            _ => settings.validate(),
+        };
+        let ok = errors.is_empty();
+        self.settings_errors("subscriber", errors, |field| match field {
+            "client_id" => s.client_id.as_ref().map(|c| c.span()),
+            "count" => s.count.as_ref().map(|c| c.span()),
+            "keepalive" => s.keepalive.as_ref().map(|k| k.span()),
+            "topics" => s.topics.as_ref().and_then(|t| t.first()).map(|t| t.span()),
+            "connect_timeout" => s.connect_timeout.as_ref().map(|c| c.span()),
+            _ => None,
+        });
+        ok.then_some(SubscriberSpec { client, settings })
     }
 
     /// The client kind and its own settings; settings of another kind are rejected, so a file

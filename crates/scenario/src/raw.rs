@@ -17,7 +17,8 @@ pub struct RawScenario {
     pub subscriber: Option<RawSubscriber>,
     #[serde(default, rename = "fault")]
     pub faults: Vec<Spanned<RawFault>>,
-    pub expect: Option<toml::Table>,
+    /// Metric to condition; spanned so a bad key or condition is reported where it stands.
+    pub expect: Option<std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>>,
     /// Axes for `linecut sweep` (checked by the sweep, which applies them to this file; a
     /// plain run ignores the section).
     pub sweep: Option<Spanned<toml::Table>>,

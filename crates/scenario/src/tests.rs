@@ -93,8 +93,17 @@ fn a_full_scenario_parses_into_its_typed_form() {
     );
     assert_eq!(s.publisher.topics.len(), 2);
     assert_eq!(s.publisher.interval, Duration::from_millis(500));
-    assert_eq!((s.subscriber.count, s.subscriber.keepalive_s), (3, 2));
-    assert_eq!(s.subscriber.resubscribe, ResubscribePolicy::WhenSessionLost);
+    assert_eq!(
+        (
+            s.subscriber.settings.count,
+            s.subscriber.settings.keepalive_s
+        ),
+        (3, 2)
+    );
+    assert_eq!(
+        s.subscriber.settings.resubscribe,
+        ResubscribePolicy::WhenSessionLost
+    );
     assert_eq!(s.faults.len(), 4);
     assert_eq!(
         s.faults[0].to_string(),
@@ -144,7 +153,7 @@ fn defaults_make_a_minimal_scenario_runnable() {
     assert_eq!(s.name, "minimal");
     assert_eq!(s.broker, BrokerSpec::Embedded);
     assert!(s.faults.is_empty());
-    assert_eq!(s.subscriber.topics[0].name, "linecut/#");
+    assert_eq!(s.subscriber.settings.topics[0].name, "linecut/#");
 }
 
 #[test]
@@ -373,4 +382,77 @@ fn client_kind_errors_name_field_and_fix() {
         e.contains("c.toml:5:11: subscriber.pattern: the pattern needs a `(?P<seq>...)` group"),
         "{e}"
     );
+}
+
+/// The scenario's defaults are the model's: a file that sets nothing gets exactly
+/// `SubscriberSettings::default()` and `PublisherSettings::default()`.
+#[test]
+fn an_empty_section_gets_the_settings_defaults() {
+    let s = parse(Path::new("d.toml"), "duration = \"2m\"\n").unwrap();
+    assert_eq!(
+        s.subscriber.settings,
+        linecut_model::SubscriberSettings::default()
+    );
+    assert_eq!(s.publisher, linecut_model::PublisherSettings::default());
+}
+
+/// Numbers a run would refuse are refused at `validate`, with the limit in the message (the
+/// reliability review's `rate = 1e-300`, `rate = 1e9`, `size = 300000000`, durations of
+/// 3e11 years), and `[expect]` typos are errors before any run.
+#[test]
+fn what_a_run_would_refuse_is_refused_when_the_file_is_checked() {
+    for (body, field, words) in [
+        ("[publisher]\nrate = 1e-300\n", "publisher.rate", "365 days"),
+        (
+            "[publisher]\nrate = 1e9\n",
+            "publisher.rate",
+            "1000 samples",
+        ),
+        (
+            "[publisher]\nsize = 300000000\n",
+            "publisher.size",
+            "larger than an MQTT packet",
+        ),
+        (
+            "[publisher]\ninterval = \"300000000000y\"\n",
+            "publisher.interval",
+            "365 days",
+        ),
+        (
+            "[[fault]]\nkind = \"cut\"\nfor = \"300000000000y\"\n",
+            "fault",
+            "365 days",
+        ),
+        (
+            "[expect]\nwobble = \"1\"\n",
+            "expect.wobble",
+            "not a metric",
+        ),
+        (
+            "[expect]\nlost = \"soon\"\n",
+            "expect.lost",
+            "not a condition",
+        ),
+        (
+            "[expect]\n\"client_detect_s.p42\" = \"1\"\n",
+            "expect.client_detect_s.p42",
+            "not a fleet statistic",
+        ),
+    ] {
+        let text = format!("duration = \"2m\"\n{body}");
+        let e = parse(Path::new("x.toml"), &text).unwrap_err();
+        let p = e
+            .problems
+            .iter()
+            .find(|p| p.field.starts_with(field))
+            .unwrap_or_else(|| panic!("{body}: {e}"));
+        assert!(p.message.contains(words), "{body}: {}", p.message);
+        assert!(p.line >= 2, "{body}: located at line {}", p.line);
+    }
+    // `pings` is a metric report.json carries: an expectation may name it.
+    let ok = parse(
+        Path::new("x.toml"),
+        "duration = \"2m\"\n[expect]\npings = \">= 1\"\n",
+    );
+    assert!(ok.is_ok(), "{:?}", ok.err());
 }

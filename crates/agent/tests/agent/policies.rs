@@ -1,8 +1,9 @@
 //! Re-subscribe and reconnect policies do what they say.
 
 use crate::rig::*;
-use linecut_agent::{ReconnectPolicy, ResubscribePolicy, SubscriberOptions};
+use linecut_agent::SubscriberOptions;
 use linecut_events::{EventKind, SubscribeReason};
+use linecut_model::{ReconnectPolicy, ResubscribePolicy};
 use std::time::Duration;
 
 /// Runs a subscriber with `policy` and clean session on, resets its connection, and returns
@@ -14,8 +15,8 @@ async fn after_reset(
     let proxy = Proxied::start().await;
     let topic = unique("t/policy");
     let mut options = subscriber(&proxy, &format!("{topic}:1"), 5);
-    options.resubscribe = policy;
-    options.clean_session = clean_session;
+    options.settings.resubscribe = policy;
+    options.settings.clean_session = clean_session;
     let sub = start_subscriber(options);
     wait_for(&sub.events, "SUBACK", |e| count(e, "suback") == 1).await;
     let publisher = start_publisher(publisher(&topic, 50, 1));
@@ -89,7 +90,7 @@ async fn exponential_back_off_delays_grow_as_configured() {
     let addr = dead.local_addr().unwrap();
     drop(dead);
     let mut options = SubscriberOptions::new(addr.to_string(), unique("backoff"));
-    options.reconnect = ReconnectPolicy::parse("exponential:min=100ms,max=400ms").unwrap();
+    options.settings.reconnect = ReconnectPolicy::parse("exponential:min=100ms,max=400ms").unwrap();
     let sub = start_subscriber(options);
     let events = wait_for(&sub.events, "five attempts", |e| {
         count(e, "connect_attempt") >= 5

@@ -153,7 +153,7 @@ pub fn start_subscriber(options: SubscriberOptions) -> Running<SubscriberStats> 
     let (log, sink) = EventLog::create(&events, Source::Subscriber, "test", "0").unwrap();
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
-        let id = options.client_id.clone();
+        let id = options.settings.client_id.clone();
         let session = subscriber_session(&options, &id);
         run_subscriber(&options, &id, session, &sink, stopped, &Default::default()).await
     });
@@ -185,19 +185,19 @@ pub fn start_publisher(options: PublisherOptions) -> Running<PublisherStats> {
 /// A publisher straight to the broker on `topic`, every `interval`.
 pub fn publisher(topic: &str, interval_ms: u64, qos: u8) -> PublisherOptions {
     let mut options = PublisherOptions::new(broker().to_string());
-    options.client_id = unique("pub");
-    options.topics = vec![topic.to_string()];
-    options.interval = Duration::from_millis(interval_ms);
-    options.qos = qos;
+    options.settings.client_id = unique("pub");
+    options.settings.topics = vec![topic.to_string()];
+    options.settings.interval = Duration::from_millis(interval_ms);
+    options.settings.qos = qos;
     options
 }
 
 /// A subscriber through `proxy` to `topic` with keepalive `k` seconds.
 pub fn subscriber(proxy: &Proxied, topic: &str, k: u16) -> SubscriberOptions {
     let mut options = SubscriberOptions::new(proxy.addr.to_string(), unique("sub"));
-    options.keepalive_s = k;
-    options.topics = vec![linecut_agent::Topic::parse(topic).unwrap()];
-    options.reconnect = linecut_agent::ReconnectPolicy::Immediate;
+    options.settings.keepalive_s = k;
+    options.settings.topics = vec![linecut_model::Topic::parse(topic).unwrap()];
+    options.settings.reconnect = linecut_model::ReconnectPolicy::Immediate;
     options
 }
 

@@ -186,11 +186,11 @@ async fn a_reset_is_reported_as_connection_reset_and_a_foreign_payload_is_counte
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mqtt5_agents_exchange_stamped_messages_through_the_proxy_and_classify_a_reset() {
-    use linecut_agent::Protocol;
+    use linecut_model::Protocol;
     let proxy = Proxied::start_to(broker_v5()).await;
     let topic = unique("t/v5");
     let mut options = subscriber(&proxy, &format!("{topic}:1"), 5);
-    options.protocol = Protocol::V5;
+    options.settings.protocol = Protocol::V5;
     let sub = start_subscriber(options);
     let events = wait_for(&sub.events, "SUBACK", |e| count(e, "suback") == 1).await;
     let granted = events.iter().find_map(|e| match &e.kind {
@@ -204,8 +204,8 @@ async fn mqtt5_agents_exchange_stamped_messages_through_the_proxy_and_classify_a
     );
     let mut publisher_options = publisher(&topic, 30, 1);
     publisher_options.broker = broker_v5().to_string();
-    publisher_options.protocol = Protocol::V5;
-    publisher_options.keepalive_s = 5;
+    publisher_options.settings.protocol = Protocol::V5;
+    publisher_options.settings.keepalive_s = 5;
     let publisher = start_publisher(publisher_options);
     let events = wait_for(&sub.events, "5 messages", |e| messages(e).len() >= 5).await;
     let seqs: Vec<u64> = messages(&events).iter().filter_map(|m| m.seq).collect();

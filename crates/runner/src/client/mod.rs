@@ -14,8 +14,8 @@
 pub mod output;
 
 use crate::RunError;
-use linecut_agent::{Protocol, ReconnectPolicy};
 use linecut_events::{now_us, ClientExited, DisconnectCause, Disconnected, EventKind, EventSink};
+use linecut_model::{Protocol, ReconnectPolicy};
 use linecut_scenario::{client as spec, ClientKind, Scenario};
 use output::{Line, MessageDefaults, OutputFormat};
 use std::net::SocketAddr;
@@ -222,7 +222,7 @@ fn arguments(
     id: &str,
     dir: &Path,
 ) -> Result<Vec<String>, RunError> {
-    let s = &scenario.subscriber;
+    let s = &scenario.subscriber.settings;
     let host = proxy.ip().to_string();
     let port = proxy.port().to_string();
     let mqtt = match s.protocol {
@@ -230,7 +230,7 @@ fn arguments(
         Protocol::V5 => "5",
     };
     let first = &s.topics[0];
-    Ok(match &s.client {
+    Ok(match &scenario.subscriber.client {
         ClientKind::Rumqttc => Vec::new(),
         ClientKind::PahoPython { .. } => {
             let (min, max) = match s.reconnect {
@@ -325,7 +325,7 @@ fn arguments(
 /// The topic of a delivery whose line does not name one: the publisher's first topic that the
 /// subscription covers (with several, an output pattern needs a `topic` group to tell them apart).
 fn default_topic(scenario: &Scenario) -> String {
-    let filters = &scenario.subscriber.topics;
+    let filters = &scenario.subscriber.settings.topics;
     scenario
         .publisher
         .topics
@@ -439,7 +439,7 @@ impl ClientFleet {
             let defaults = MessageDefaults {
                 client: id.clone(),
                 topic: default_topic(scenario),
-                qos: publisher_qos.min(scenario.subscriber.topics[0].qos),
+                qos: publisher_qos.min(scenario.subscriber.settings.topics[0].qos),
             };
             let reader = tokio::spawn(read_output(
                 stdout,

@@ -11,8 +11,8 @@
 //! Lines the format does not recognise are counted, never dropped silently: the runner reports
 //! how many there were and the first of them.
 
-use linecut_agent::payload;
 use linecut_events::{Event, EventKind, Message};
+use linecut_model::payload;
 use regex::Regex;
 
 /// How a client's stdout is read.

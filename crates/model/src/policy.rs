@@ -1,4 +1,5 @@
-//! Reconnect policy: how long a client waits before its next connection attempt.
+//! Reconnect and re-subscribe policies: how long a client waits before its next connection
+//! attempt, and when it sends SUBSCRIBE again.
 //!
 //! rumqttc reconnects the moment its event loop is polled again after an error; it has no
 //! back-off of its own. Experiments need to compare client behaviours (paho waits 1, 2, 4 … up to
@@ -6,8 +7,43 @@
 //! floor, a ceiling and jitter. The delay depends only on how many attempts failed in a row, so it
 //! is computed here without IO and reset by the caller after a successful CONNACK.
 
+use crate::duration::parse_duration;
 use std::fmt;
 use std::time::Duration;
+
+/// When a subscriber sends SUBSCRIBE again after reconnecting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResubscribePolicy {
+    /// On every CONNACK (the paho idiom: subscribe in `on_connect`).
+    Always,
+    /// Only when CONNACK says the broker kept no session.
+    WhenSessionLost,
+    /// Only on the first connection.
+    Never,
+}
+
+impl ResubscribePolicy {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "always" => Ok(Self::Always),
+            "when-session-lost" => Ok(Self::WhenSessionLost),
+            "never" => Ok(Self::Never),
+            _ => Err(format!(
+                "`{text}` is not a re-subscribe policy; use always, when-session-lost or never"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for ResubscribePolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Always => "always",
+            Self::WhenSessionLost => "when-session-lost",
+            Self::Never => "never",
+        })
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum ReconnectPolicy {
@@ -43,19 +79,17 @@ impl ReconnectPolicy {
         let (kind, rest) = text.split_once(':').unwrap_or((text, ""));
         match kind {
             "immediate" if rest.is_empty() => Ok(ReconnectPolicy::Immediate),
-            "fixed" => humantime::parse_duration(rest)
+            "fixed" => parse_duration(rest)
                 .map(ReconnectPolicy::Fixed)
-                .map_err(|e| format!("`fixed:{rest}`: not a duration ({e})")),
+                .map_err(|e| format!("`fixed:{rest}`: `{rest}` {e}")),
             "exponential" => {
                 let (mut min, mut max, mut jitter) = (None, None, 0.0);
                 for part in rest.split(',').filter(|p| !p.is_empty()) {
                     let (key, value) = part
                         .split_once('=')
                         .ok_or_else(|| format!("`{part}` is not key=value"))?;
-                    let duration = || {
-                        humantime::parse_duration(value)
-                            .map_err(|e| format!("`{key}={value}`: not a duration ({e})"))
-                    };
+                    let duration =
+                        || parse_duration(value).map_err(|e| format!("`{key}={value}` {e}"));
                     match key {
                         "min" => min = Some(duration()?),
                         "max" => max = Some(duration()?),

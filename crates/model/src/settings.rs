@@ -1,0 +1,296 @@
+//! The settings of linecut's subscribers, its publisher and the mosquitto it starts: each with
+//! one `Default` (the only place a default is written) and one `validate` (the only place a rule
+//! is written).
+//!
+//! Every door builds these: the scenario checker from a file, the CLI from flags, the sweep
+//! through the scenario. The agents take them as they are, plus a broker address. A rule's
+//! error names the field with the scenario's spelling (`keepalive`, `client_id`); the scenario
+//! checker turns that into file, line and column, the CLI into a flag (`--keepalive`).
+
+use crate::duration::MAX_DURATION;
+use crate::policy::{ReconnectPolicy, ResubscribePolicy};
+use crate::protocol::{Protocol, Topic};
+use crate::text::{check_text, TextUse};
+use std::time::Duration;
+
+/// A rule a setting breaks: the field (scenario spelling) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+fn error(field: &'static str, message: impl Into<String>) -> FieldError {
+    FieldError {
+        field,
+        message: message.into(),
+    }
+}
+
+/// The largest payload MQTT can carry in one packet (its remaining length is at most 256 MiB).
+pub const MAX_PAYLOAD: usize = 256 * 1024 * 1024;
+/// The longest MQTT string (client ids, topics).
+pub const MAX_MQTT_STRING: usize = 65_535;
+/// The longest connect timeout a setting may ask for.
+pub const MAX_CONNECT_TIMEOUT_S: u64 = 3600;
+/// The largest fleet one run may start (each subscriber holds sockets on both sides of the
+/// proxy; the runner also checks the descriptor limit of the machine it runs on).
+pub const MAX_SUBSCRIBERS: u32 = 100_000;
+
+/// Everything about the subscribers of a run (one, or a fleet of `count`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscriberSettings {
+    /// The client id; with `count > 1`, `{n}` is replaced by 1..N (or `-N` is appended).
+    pub client_id: String,
+    pub count: u32,
+    /// Whole seconds; 0 turns keepalive off.
+    pub keepalive_s: u16,
+    pub clean_session: bool,
+    pub topics: Vec<Topic>,
+    /// TCP connect plus CONNACK, whole seconds.
+    pub connect_timeout_s: u64,
+    pub reconnect: ReconnectPolicy,
+    pub resubscribe: ResubscribePolicy,
+    pub protocol: Protocol,
+}
+
+impl Default for SubscriberSettings {
+    fn default() -> Self {
+        SubscriberSettings {
+            client_id: "linecut-sub".into(),
+            count: 1,
+            // MQTT clients' usual default (paho's included), and the 2014 experiment's.
+            keepalive_s: 60,
+            clean_session: true,
+            topics: vec![Topic {
+                name: "linecut/#".into(),
+                qos: 0,
+            }],
+            connect_timeout_s: 5,
+            // paho's schedule: 1, 2, 4 ... 120 s.
+            reconnect: ReconnectPolicy::Exponential {
+                min: Duration::from_secs(1),
+                max: Duration::from_secs(120),
+                jitter: 0.0,
+            },
+            resubscribe: ResubscribePolicy::Always,
+            protocol: Protocol::V311,
+        }
+    }
+}
+
+impl SubscriberSettings {
+    /// The rules every subscriber obeys, whichever client it is.
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if self.client_id.is_empty() {
+            if !self.clean_session {
+                errors.push(error(
+                    "client_id",
+                    "an empty client id needs clean_session = true (the broker could not find \
+                     the session again)",
+                ));
+            }
+        } else if let Err(e) = check_text(&self.client_id, TextUse::Argument) {
+            // Client ids reach clients under test as arguments.
+            errors.push(error("client_id", e.to_string()));
+        }
+        if self.count == 0 {
+            errors.push(error("count", "must be at least 1"));
+        } else if self.count > MAX_SUBSCRIBERS {
+            errors.push(error(
+                "count",
+                format!("at most {MAX_SUBSCRIBERS} subscribers in one run"),
+            ));
+        }
+        if self.topics.is_empty() {
+            errors.push(error("topics", "a subscriber needs at least one topic"));
+        }
+        for t in &self.topics {
+            if let Err(e) = check_text(&t.name, TextUse::Argument) {
+                errors.push(error("topics", format!("`{}` {e}", t.name.escape_debug())));
+            }
+        }
+        check_connect_timeout(self.connect_timeout_s, &mut errors);
+        errors
+    }
+
+    /// [`validate`](Self::validate) plus the rules of linecut's own agent (rumqttc).
+    pub fn validate_for_agent(&self) -> Vec<FieldError> {
+        let mut errors = self.validate();
+        check_agent_keepalive(self.protocol, self.keepalive_s, &mut errors);
+        errors
+    }
+}
+
+/// Everything about the publisher, linecut's reference stream.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PublisherSettings {
+    pub client_id: String,
+    pub keepalive_s: u16,
+    /// Each topic has its own sequence.
+    pub topics: Vec<String>,
+    pub qos: u8,
+    pub retain: bool,
+    /// Payload size in bytes (padded; at least the payload stamp's own length).
+    pub size: usize,
+    /// Time between publishes to each topic.
+    pub interval: Duration,
+    pub connect_timeout_s: u64,
+    pub reconnect: ReconnectPolicy,
+    pub protocol: Protocol,
+}
+
+impl Default for PublisherSettings {
+    fn default() -> Self {
+        PublisherSettings {
+            client_id: "linecut-pub".into(),
+            keepalive_s: 30,
+            topics: vec!["linecut/data".into()],
+            qos: 0,
+            retain: false,
+            size: 64,
+            interval: Duration::from_secs(1),
+            connect_timeout_s: 5,
+            // It is the reference stream, not a client under test: back quickly, steadily.
+            reconnect: ReconnectPolicy::Fixed(Duration::from_millis(200)),
+            protocol: Protocol::V311,
+        }
+    }
+}
+
+impl PublisherSettings {
+    pub fn validate(&self) -> Vec<FieldError> {
+        let mut errors = Vec::new();
+        if self.client_id.is_empty() {
+            errors.push(error("client_id", "the publisher needs a client id"));
+        } else if self.client_id.len() > MAX_MQTT_STRING {
+            errors.push(error(
+                "client_id",
+                format!("longer than MQTT allows ({MAX_MQTT_STRING} bytes)"),
+            ));
+        }
+        if self.topics.is_empty() {
+            errors.push(error("topics", "the publisher needs at least one topic"));
+        }
+        for t in &self.topics {
+            if t.is_empty() || t.contains(['+', '#']) {
+                errors.push(error(
+                    "topics",
+                    format!("`{t}`: publish topics must be non-empty and have no wildcards"),
+                ));
+            }
+        }
+        if self.qos > 2 {
+            errors.push(error("qos", "must be 0, 1 or 2"));
+        }
+        if self.interval < Duration::from_millis(1) {
+            errors.push(error("interval", "must be at least 1ms"));
+        } else if self.interval > MAX_DURATION {
+            errors.push(error("interval", "must be at most 365 days"));
+        }
+        if self.size > MAX_PAYLOAD {
+            errors.push(error(
+                "size",
+                format!(
+                    "{} bytes is larger than an MQTT packet can carry ({MAX_PAYLOAD})",
+                    self.size
+                ),
+            ));
+        }
+        check_connect_timeout(self.connect_timeout_s, &mut errors);
+        // The publisher is always linecut's agent.
+        check_agent_keepalive(self.protocol, self.keepalive_s, &mut errors);
+        errors
+    }
+}
+
+fn check_connect_timeout(secs: u64, errors: &mut Vec<FieldError>) {
+    if secs == 0 {
+        errors.push(error("connect_timeout", "must be at least 1s"));
+    } else if secs > MAX_CONNECT_TIMEOUT_S {
+        errors.push(error(
+            "connect_timeout",
+            format!("at most {MAX_CONNECT_TIMEOUT_S}s"),
+        ));
+    }
+}
+
+/// rumqttc's MQTT 5 client accepts only keepalives of 5 s or more (it asserts, and 0 is refused
+/// too); its 3.1.1 client accepts 0 or any whole number of seconds.
+fn check_agent_keepalive(protocol: Protocol, keepalive_s: u16, errors: &mut Vec<FieldError>) {
+    if protocol == Protocol::V5 && keepalive_s < 5 {
+        errors.push(error(
+            "keepalive",
+            format!("{keepalive_s}s: the MQTT 5 client (rumqttc) needs at least 5s"),
+        ));
+    }
+}
+
+/// What a run may set on the mosquitto it starts.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MosquittoSettings {
+    pub persistence: bool,
+    /// mosquitto counts this in whole hours (at least one).
+    pub persistent_client_expiration: Option<Duration>,
+    pub max_keepalive: Option<u16>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_obey_the_rules() {
+        assert_eq!(SubscriberSettings::default().validate_for_agent(), vec![]);
+        assert_eq!(PublisherSettings::default().validate(), vec![]);
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        let fields = |e: Vec<FieldError>| e.into_iter().map(|e| e.field).collect::<Vec<_>>();
+        let s = SubscriberSettings {
+            client_id: String::new(),
+            clean_session: false,
+            count: 0,
+            topics: vec![],
+            connect_timeout_s: 0,
+            protocol: Protocol::V5,
+            keepalive_s: 2,
+            ..SubscriberSettings::default()
+        };
+        assert_eq!(
+            fields(s.validate_for_agent()),
+            [
+                "client_id",
+                "count",
+                "topics",
+                "connect_timeout",
+                "keepalive"
+            ]
+        );
+        assert_eq!(
+            fields(s.validate()),
+            ["client_id", "count", "topics", "connect_timeout"],
+            "a client under test is not held to rumqttc's MQTT 5 keepalive rule"
+        );
+        let p = PublisherSettings {
+            client_id: String::new(),
+            topics: vec!["a/#".into()],
+            qos: 3,
+            interval: Duration::ZERO,
+            size: MAX_PAYLOAD + 1,
+            ..PublisherSettings::default()
+        };
+        assert_eq!(
+            fields(p.validate()),
+            ["client_id", "topics", "qos", "interval", "size"]
+        );
+    }
+}
