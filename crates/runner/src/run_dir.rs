@@ -17,6 +17,10 @@ pub(crate) struct RunDir {
     meta: RunMeta,
     /// Set once the run has been closed: `Drop` then has nothing to do.
     closed: bool,
+    /// A descriptor held from the start and given up just before the run is closed: when a
+    /// run ends because the process ran out of descriptors, closing it still has one to write
+    /// `summary.json` and `meta.json` with.
+    reserve: Option<std::fs::File>,
 }
 
 impl RunDir {
@@ -55,6 +59,7 @@ impl RunDir {
             layout,
             meta,
             closed: false,
+            reserve: std::fs::File::open("/dev/null").ok(),
         };
         // meta.json goes first: it marks the directory as linecut's, so even a run killed in
         // the next instant can be replaced with --force.
@@ -117,6 +122,7 @@ impl RunDir {
     }
 
     fn close(&mut self, summary: &RunSummary, status: RunStatus) -> Result<(), RunError> {
+        drop(self.reserve.take());
         let summary_written = write_json(&self.layout.summary(), summary);
         self.meta.ended_us = Some(now_us());
         self.meta.status = status;

@@ -295,6 +295,15 @@ command = ["false"]
         reason.contains("exited with status 1 before the experiment started"),
         "{reason}"
     );
+    // The run directory is closed like any other: meta says why, summary.json exists.
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["status"], "incomplete");
+    assert!(meta["reason"]
+        .as_str()
+        .unwrap()
+        .contains("exited with status 1"));
+    assert!(dir.join("summary.json").is_file());
 }
 
 #[tokio::test]
