@@ -21,12 +21,12 @@ use linecut_events::{
     LegClosed, MqttMalformed, RunMeta, RunStatus, Source,
 };
 use linecut_mqtt::Packet;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 /// What the report says about the capture itself.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaptureInfo {
     pub file: String,
     pub container: String,
@@ -358,7 +358,7 @@ fn infer_windows(
 }
 
 /// One packet type in one direction for one client: how many the events and the capture show.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaptureCheckRow {
     pub client: String,
     /// e.g. `PINGREQ up`.
@@ -368,7 +368,7 @@ pub struct CaptureCheckRow {
 }
 
 /// A run's capture against its events (control packets on the client side of the proxy).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CaptureCheck {
     pub file: String,
     pub agree: bool,

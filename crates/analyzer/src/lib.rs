@@ -58,7 +58,7 @@ use linecut_events::run_dir::file;
 use linecut_events::{
     CloseHow, ClosedBy, Direction, DisconnectCause, Event, EventKind, Fate, Leg, RunLayout,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
@@ -88,7 +88,7 @@ pub enum AnalyzeError {
 }
 
 /// A detection time's expected band.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Band {
     pub low_s: f64,
     pub high_s: f64,
@@ -97,7 +97,7 @@ pub struct Band {
     pub rule: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowMetrics {
     pub client: String,
     pub client_detect_s: Option<f64>,
@@ -124,7 +124,7 @@ pub struct WindowMetrics {
     pub stories: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WindowReport {
     pub fault: u64,
     pub kind: String,
@@ -137,7 +137,7 @@ pub struct WindowReport {
 }
 
 /// min, p50, p90, p99 and max of one timing across a fleet, and how many had no value.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Distribution {
     pub count: usize,
     pub missing: usize,
@@ -191,7 +191,7 @@ fn timing(m: &WindowMetrics, metric: Metric) -> Option<f64> {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DataMetrics {
     pub client: String,
     pub published: u64,
@@ -211,7 +211,7 @@ pub struct DataMetrics {
     pub ping_interval_s: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExpectationResult {
     pub metric: String,
     pub condition: String,
@@ -222,7 +222,7 @@ pub struct ExpectationResult {
     pub problem: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimelineEntry {
     /// Seconds from the experiment start.
     pub t_s: f64,
@@ -233,9 +233,9 @@ pub struct TimelineEntry {
 }
 
 /// Everything `report.json` holds.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Report {
-    pub schema: &'static str,
+    pub schema: String,
     pub schema_version: u32,
     pub scenario: String,
     pub broker: String,
@@ -554,7 +554,7 @@ pub fn analyze(run: &Run) -> Report {
         .collect();
     let timeline = timeline(run, &clients, &windows, start, keepalive_s);
     let mut report = Report {
-        schema: REPORT_SCHEMA,
+        schema: REPORT_SCHEMA.into(),
         schema_version: REPORT_SCHEMA_VERSION,
         scenario: meta.scenario.clone(),
         broker,
@@ -1241,7 +1241,7 @@ fn check(report: &Report, metric: &str, condition_text: &str) -> ExpectationResu
         let m = window.and_then(|w| w.subscribers.iter().find(|m| m.client == d.client));
         result
             .values
-            .insert(d.client.clone(), metric_value(name.metric, m, d));
+            .insert(d.client.clone(), metric_value(name.metric, m, Some(d)));
     }
     result.ok = !result.values.is_empty() && result.values.values().all(|v| condition.holds(*v));
     if result.values.is_empty() {
@@ -1252,8 +1252,12 @@ fn check(report: &Report, metric: &str, condition_text: &str) -> ExpectationResu
 
 /// A metric's value for one subscriber: `window` holds its window metrics (if the run has that
 /// window), `data` its whole-run metrics. One arm per metric of the registry.
-fn metric_value(metric: Metric, window: Option<&WindowMetrics>, data: &DataMetrics) -> Option<f64> {
-    let count = |n: u64| Some(n as f64);
+pub fn metric_value(
+    metric: Metric,
+    window: Option<&WindowMetrics>,
+    data: Option<&DataMetrics>,
+) -> Option<f64> {
+    let count = |n: fn(&DataMetrics) -> u64| data.map(|d| n(d) as f64);
     match metric {
         Metric::ClientDetectS
         | Metric::BrokerDetectS
@@ -1264,19 +1268,19 @@ fn metric_value(metric: Metric, window: Option<&WindowMetrics>, data: &DataMetri
         Metric::WireDetectS => window.and_then(|w| w.wire_detect_s),
         Metric::WireReconnectS => window.and_then(|w| w.wire_reconnect_s),
         Metric::WireResubscribeS => window.and_then(|w| w.wire_resubscribe_s),
-        Metric::Published => count(data.published),
-        Metric::Delivered => count(data.delivered),
-        Metric::Lost => count(data.lost),
-        Metric::Duplicates => count(data.duplicates),
-        Metric::OutOfOrder => count(data.out_of_order),
-        Metric::Late => count(data.late),
-        Metric::LateMaxDelayS => data.late_max_delay_s,
-        Metric::DataGapReceiveS => data.data_gap_receive_s,
-        Metric::DataGapPublishS => data.data_gap_publish_s,
-        Metric::Reconnects => count(data.reconnects),
-        Metric::Foreign => count(data.foreign),
-        Metric::Pings => count(data.pings),
-        Metric::PingIntervalS => data.ping_interval_s,
+        Metric::Published => count(|d| d.published),
+        Metric::Delivered => count(|d| d.delivered),
+        Metric::Lost => count(|d| d.lost),
+        Metric::Duplicates => count(|d| d.duplicates),
+        Metric::OutOfOrder => count(|d| d.out_of_order),
+        Metric::Late => count(|d| d.late),
+        Metric::LateMaxDelayS => data.and_then(|d| d.late_max_delay_s),
+        Metric::DataGapReceiveS => data.and_then(|d| d.data_gap_receive_s),
+        Metric::DataGapPublishS => data.and_then(|d| d.data_gap_publish_s),
+        Metric::Reconnects => count(|d| d.reconnects),
+        Metric::Foreign => count(|d| d.foreign),
+        Metric::Pings => count(|d| d.pings),
+        Metric::PingIntervalS => data.and_then(|d| d.ping_interval_s),
     }
 }
 

@@ -6,8 +6,9 @@
 use crate::exec::{is_complete, run_dir};
 use crate::plan::Plan;
 use crate::SweepError;
+use linecut_analyzer::Report;
+use linecut_model::Metric;
 use serde::Serialize;
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::path::Path;
@@ -17,17 +18,37 @@ pub const SWEEP_SCHEMA_VERSION: u32 = 1;
 
 /// The metrics compared, in table order: timings from the first fault window, then whole-run.
 pub const METRICS: [&str; 10] = [
-    "client_detect_s",
-    "broker_detect_s",
-    "reconnect_s",
-    "resubscribe_s",
-    "first_fresh_s",
-    "lost",
-    "late",
-    "data_gap_publish_s",
-    "reconnects",
-    "pings_per_hour",
+    Metric::ClientDetectS.name(),
+    Metric::BrokerDetectS.name(),
+    Metric::ReconnectS.name(),
+    Metric::ResubscribeS.name(),
+    Metric::FirstFreshS.name(),
+    Metric::Lost.name(),
+    Metric::Late.name(),
+    Metric::DataGapPublishS.name(),
+    Metric::Reconnects.name(),
+    PINGS_PER_HOUR,
 ];
+
+/// The window metrics compared (the timings of the first fault window).
+const WINDOW_METRICS: [Metric; 5] = [
+    Metric::ClientDetectS,
+    Metric::BrokerDetectS,
+    Metric::ReconnectS,
+    Metric::ResubscribeS,
+    Metric::FirstFreshS,
+];
+
+/// The whole-run metrics compared.
+const RUN_METRICS: [Metric; 4] = [
+    Metric::Lost,
+    Metric::Late,
+    Metric::DataGapPublishS,
+    Metric::Reconnects,
+];
+
+/// The sweep's own metric: PINGREQs per hour, from each subscriber's median ping interval.
+const PINGS_PER_HOUR: &str = "pings_per_hour";
 
 /// One metric of one cell over its runs (and subscribers).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -116,14 +137,10 @@ pub struct SweepReport {
     pub cells: Vec<CellRow>,
 }
 
-fn num(v: &Value) -> Option<f64> {
-    v.as_f64()
-}
-
-fn band(v: &Value) -> Option<BandRange> {
-    Some(BandRange {
-        low_s: v["low_s"].as_f64()?,
-        high_s: v["high_s"].as_f64()?,
+fn band(b: &Option<linecut_analyzer::Band>) -> Option<BandRange> {
+    b.as_ref().map(|b| BandRange {
+        low_s: b.low_s,
+        high_s: b.high_s,
     })
 }
 
@@ -161,57 +178,49 @@ pub fn build(plan: &Plan, dir: &Path) -> Result<SweepReport, SweepError> {
             }
             let text =
                 std::fs::read_to_string(&report_path).map_err(crate::io(report_path.clone()))?;
-            let report: Value = serde_json::from_str(&text)
+            let report: Report = serde_json::from_str(&text)
                 .map_err(|e| SweepError::Report(format!("{}: {e}", report_path.display())))?;
             row.complete_runs += 1;
-            row.client_library = report["client_library"].as_str().unwrap_or("").to_string();
-            row.broker = report["broker"].as_str().unwrap_or("").to_string();
-            row.keepalive_s = report["keepalive_s"].as_f64();
-            let window = &report["windows"][0];
-            if let (Some(a), Some(b)) = (
-                window["outage_start_us"].as_i64(),
-                window["outage_end_us"].as_i64(),
-            ) {
-                row.outage_s = Some(round((b - a) as f64 / 1e6));
-            }
-            let empty = Vec::new();
-            for m in window["subscribers"].as_array().unwrap_or(&empty) {
-                for name in &METRICS[..5] {
-                    samples.entry(name).or_default().push(num(&m[*name]));
+            row.client_library = report.client_library.clone();
+            row.broker = report.broker.clone();
+            row.keepalive_s = report.keepalive_s.map(f64::from);
+            let Some(window) = report.windows.first() else {
+                // No fault window: only the whole-run metrics exist.
+                fold_data(&report, &mut samples);
+                continue;
+            };
+            row.outage_s = Some(round(
+                (window.outage_end_us - window.outage_start_us) as f64 / 1e6,
+            ));
+            for m in &window.subscribers {
+                for metric in WINDOW_METRICS {
+                    let value = linecut_analyzer::metric_value(metric, Some(m), None);
+                    samples.entry(metric.name()).or_default().push(value);
                 }
-                if let Some(v) = num(&m["client_detect_s"]) {
+                if let Some(v) = m.client_detect_s {
                     row.client_detect.push(Point {
                         repeat: r,
                         value: v,
-                        inside: m["client_detect_band"]["inside"].as_bool(),
+                        inside: m.client_detect_band.as_ref().map(|b| b.inside),
                     });
                 }
-                if let Some(v) = num(&m["broker_detect_s"]) {
+                if let Some(v) = m.broker_detect_s {
                     row.broker_detect.push(Point {
                         repeat: r,
                         value: v,
-                        inside: m["broker_detect_band"]["inside"].as_bool(),
+                        inside: m.broker_detect_band.as_ref().map(|b| b.inside),
                     });
                 }
                 row.client_band = row
                     .client_band
                     .take()
-                    .or_else(|| band(&m["client_detect_band"]));
+                    .or_else(|| band(&m.client_detect_band));
                 row.broker_band = row
                     .broker_band
                     .take()
-                    .or_else(|| band(&m["broker_detect_band"]));
+                    .or_else(|| band(&m.broker_detect_band));
             }
-            for d in report["data"].as_array().unwrap_or(&empty) {
-                for name in ["lost", "late", "data_gap_publish_s", "reconnects"] {
-                    samples.entry(name).or_default().push(num(&d[name]));
-                }
-                samples.entry("pings_per_hour").or_default().push(
-                    num(&d["ping_interval_s"])
-                        .filter(|i| *i > 0.0)
-                        .map(|i| round(3600.0 / i)),
-                );
-            }
+            fold_data(&report, &mut samples);
         }
         for (name, values) in samples {
             if let Some(stat) = Stat::of(&values) {
@@ -233,6 +242,23 @@ pub fn build(plan: &Plan, dir: &Path) -> Result<SweepReport, SweepError> {
     };
     report.summary = summarise(&report, plan);
     Ok(report)
+}
+
+/// Adds each subscriber's whole-run metrics of one run to the cell's samples.
+fn fold_data(report: &Report, samples: &mut BTreeMap<&'static str, Vec<Option<f64>>>) {
+    for d in &report.data {
+        for metric in RUN_METRICS {
+            samples
+                .entry(metric.name())
+                .or_default()
+                .push(linecut_analyzer::metric_value(metric, None, Some(d)));
+        }
+        samples.entry(PINGS_PER_HOUR).or_default().push(
+            d.ping_interval_s
+                .filter(|i| *i > 0.0)
+                .map(|i| round(3600.0 / i)),
+        );
+    }
 }
 
 /// The series a row belongs to: its values on every axis that is neither the keepalive nor the
