@@ -149,10 +149,8 @@ fn a_run_out_of_descriptors_at_any_step_is_closed_truthfully() {
         "duration = \"2s\"\n[subscriber]\nkeepalive = \"1s\"\n",
     )
     .unwrap();
-    let runs: Vec<(
-        u32,
-        std::thread::JoinHandle<(Option<i32>, std::path::PathBuf)>,
-    )> = (10..=27)
+    /// (limit, the thread running linecut under it: exit code and run directory)
+    let runs: Vec<_> = (10..=27)
         .map(|limit| {
             let out_dir = dir.join(format!("run-{limit}"));
             let scenario = scenario.clone();
