@@ -149,7 +149,7 @@ fn a_run_out_of_descriptors_at_any_step_is_closed_truthfully() {
         "duration = \"2s\"\n[subscriber]\nkeepalive = \"1s\"\n",
     )
     .unwrap();
-    /// (limit, the thread running linecut under it: exit code and run directory)
+    // (limit, the thread running linecut under it: exit code and run directory)
     let runs: Vec<_> = (10..=27)
         .map(|limit| {
             let out_dir = dir.join(format!("run-{limit}"));
