@@ -14,7 +14,7 @@
 //!   `client=PATTERN` (MQTT client ids matching a glob with `*` and `?`);
 //! - `every` / `count`: repeat the fault every interval, `count` times in all (default: forever).
 
-use crate::faults::{self, Fault};
+use crate::faults::{self, Fault, KeyDef, KeyType};
 use linecut_events::Direction;
 use linecut_model::{parse_duration, MAX_DURATION};
 use std::collections::BTreeMap;
@@ -22,20 +22,67 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A fault spec that failed to parse: says which key and why.
+/// A fault spec that failed to parse: which key (as data, so a scenario file can point at it)
+/// and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct SpecError {
+    /// The key at fault (`kind` for the kind itself), when one key is.
+    pub key: Option<String>,
     pub message: String,
 }
 
 impl SpecError {
+    /// An error about the spec as a whole.
     pub fn new(message: impl Into<String>) -> Self {
         SpecError {
+            key: None,
+            message: message.into(),
+        }
+    }
+
+    /// An error about one key.
+    pub fn at(key: &str, message: impl Into<String>) -> Self {
+        SpecError {
+            key: Some(key.to_string()),
             message: message.into(),
         }
     }
 }
+
+/// The keys every fault kind takes.
+pub const COMMON_KEYS: &[KeyDef] = &[
+    KeyDef {
+        name: "at",
+        ty: KeyType::Duration,
+        doc: "start, counted from the experiment's start (default 0s)",
+    },
+    KeyDef {
+        name: "for",
+        ty: KeyType::Duration,
+        doc: "how long each occurrence lasts (default: to the end)",
+    },
+    KeyDef {
+        name: "dir",
+        ty: KeyType::Choice(&["up", "down", "both"]),
+        doc: "up (client to broker), down (broker to client) or both (default)",
+    },
+    KeyDef {
+        name: "target",
+        ty: KeyType::Text,
+        doc: "all (default), new (connections opened during the fault) or client=PATTERN (* and ?)",
+    },
+    KeyDef {
+        name: "every",
+        ty: KeyType::Duration,
+        doc: "repeat the fault at this interval (flapping)",
+    },
+    KeyDef {
+        name: "count",
+        ty: KeyType::Count,
+        doc: "how many occurrences in all (default: while the run lasts)",
+    },
+];
 
 /// Which directions of a connection a fault applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,20 +198,37 @@ impl FaultSpec {
             Some((k, r)) => (k.trim(), r),
             None => (text, ""),
         };
-        let mut keys = Keys::parse(rest)?;
+        FaultSpec::from_keys(kind, Keys::parse(rest)?)
+    }
+
+    /// Builds a spec from its kind and `key = value` pairs (a scenario's `[[fault]]` table),
+    /// with the same rules as [`FaultSpec::parse`].
+    pub fn from_pairs(
+        kind: &str,
+        pairs: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<FaultSpec, SpecError> {
+        let mut keys = Keys::default();
+        for (key, value) in pairs {
+            keys.insert(&key, value)?;
+        }
+        FaultSpec::from_keys(kind, keys)
+    }
+
+    fn from_keys(kind: &str, mut keys: Keys) -> Result<FaultSpec, SpecError> {
         let at = keys.duration("at")?.unwrap_or(Duration::ZERO);
         let duration = keys.duration("for")?;
         if duration == Some(Duration::ZERO) {
-            return Err(SpecError::new("`for` must be longer than 0s"));
+            return Err(SpecError::at("for", "`for` must be longer than 0s"));
         }
         let dir = match keys.take("dir").as_deref() {
             None | Some("both") => DirFilter::Both,
             Some("up") => DirFilter::Up,
             Some("down") => DirFilter::Down,
             Some(other) => {
-                return Err(SpecError::new(format!(
-                    "`dir={other}` is not a direction; use up, down or both"
-                )))
+                return Err(SpecError::at(
+                    "dir",
+                    format!("`dir={other}` is not a direction; use up, down or both"),
+                ))
             }
         };
         let target = match keys.take("target") {
@@ -174,9 +238,10 @@ impl FaultSpec {
             Some(t) => match t.strip_prefix("client=") {
                 Some(pattern) if !pattern.is_empty() => Target::Client(Glob::new(pattern)),
                 _ => {
-                    return Err(SpecError::new(format!(
-                        "`target={t}` is not a target; use all, new or client=PATTERN"
-                    )))
+                    return Err(SpecError::at(
+                        "target",
+                        format!("`target={t}` is not a target; use all, new or client=PATTERN"),
+                    ))
                 }
             },
         };
@@ -185,28 +250,32 @@ impl FaultSpec {
         let fault = faults::build(kind, &mut keys)?;
         let repeat = match (every, count) {
             (None, None) => None,
-            (None, Some(_)) => return Err(SpecError::new("`count` needs `every`")),
+            (None, Some(_)) => return Err(SpecError::at("count", "`count` needs `every`")),
             (Some(every), count) => {
                 if every.is_zero() {
-                    return Err(SpecError::new("`every` must be longer than 0s"));
+                    return Err(SpecError::at("every", "`every` must be longer than 0s"));
                 }
                 if count == Some(0) {
-                    return Err(SpecError::new("`count` must be at least 1"));
+                    return Err(SpecError::at("count", "`count` must be at least 1"));
                 }
                 match duration {
                     // Instant faults (reset, close) act once per occurrence: nothing to end.
                     None if fault.is_instant() => {}
                     None => {
-                        return Err(SpecError::new(
+                        return Err(SpecError::at(
+                            "every",
                             "a repeating fault needs `for` (each occurrence must end)",
                         ))
                     }
                     Some(d) if d >= every => {
-                        return Err(SpecError::new(format!(
-                            "`for` ({}) must be shorter than `every` ({})",
-                            humantime::format_duration(d),
-                            humantime::format_duration(every)
-                        )))
+                        return Err(SpecError::at(
+                            "for",
+                            format!(
+                                "`for` ({}) must be shorter than `every` ({})",
+                                humantime::format_duration(d),
+                                humantime::format_duration(every)
+                            ),
+                        ))
                     }
                     _ => {}
                 }
@@ -215,19 +284,22 @@ impl FaultSpec {
                         .checked_mul(count - 1)
                         .and_then(|offset| offset.checked_add(at));
                     if last.is_none_or(|last| last > MAX_DURATION) {
-                        return Err(SpecError::new(format!(
-                            "`every` x `count` reaches past 365 days (the longest schedule \
+                        return Err(SpecError::at(
+                            "count",
+                            format!(
+                                "`every` x `count` reaches past 365 days (the longest schedule \
                              linecut runs): the last occurrence would start {} in",
-                            last.map_or("beyond any clock".into(), |l| {
-                                humantime::format_duration(l).to_string()
-                            })
-                        )));
+                                last.map_or("beyond any clock".into(), |l| {
+                                    humantime::format_duration(l).to_string()
+                                })
+                            ),
+                        ));
                     }
                 }
                 Some(Repeat { every, count })
             }
         };
-        keys.finish(kind, fault.keys())?;
+        keys.finish(fault.descriptor())?;
         let spec = FaultSpec {
             fault,
             at,
@@ -261,28 +333,39 @@ impl FaultSpec {
     }
 }
 
+impl FaultSpec {
+    /// The spec's keys in canonical spelling and order (defaults left out): what `Display`
+    /// joins into `KIND:key=value,...` and a scenario writes as a `[[fault]]` table.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = vec![("at", fmt_duration(self.at))];
+        if let Some(d) = self.duration {
+            pairs.push(("for", fmt_duration(d)));
+        }
+        if self.dir != DirFilter::Both {
+            pairs.push(("dir", self.dir.as_str().to_string()));
+        }
+        if self.target != Target::All {
+            pairs.push(("target", self.target.to_string()));
+        }
+        if let Some(r) = self.repeat {
+            pairs.push(("every", fmt_duration(r.every)));
+            if let Some(c) = r.count {
+                pairs.push(("count", c.to_string()));
+            }
+        }
+        pairs.extend(self.fault.params());
+        pairs
+    }
+}
+
 impl fmt::Display for FaultSpec {
     /// The canonical spelling: parsing it gives the same fault back.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut parts: Vec<String> = vec![format!("at={}", fmt_duration(self.at))];
-        if let Some(d) = self.duration {
-            parts.push(format!("for={}", fmt_duration(d)));
-        }
-        if self.dir != DirFilter::Both {
-            parts.push(format!("dir={}", self.dir.as_str()));
-        }
-        if self.target != Target::All {
-            parts.push(format!("target={}", self.target));
-        }
-        if let Some(r) = self.repeat {
-            parts.push(format!("every={}", fmt_duration(r.every)));
-            if let Some(c) = r.count {
-                parts.push(format!("count={c}"));
-            }
-        }
-        for (key, value) in self.fault.params() {
-            parts.push(format!("{key}={value}"));
-        }
+        let parts: Vec<String> = self
+            .pairs()
+            .into_iter()
+            .map(|(key, value)| format!("{key}={value}"))
+            .collect();
         write!(f, "{}:{}", self.kind(), parts.join(","))
     }
 }
@@ -301,14 +384,11 @@ pub struct Keys {
     values: BTreeMap<String, String>,
 }
 
-/// Keys every fault kind accepts.
-const COMMON_KEYS: &[&str] = &["at", "for", "dir", "target", "every", "count"];
-
 impl Keys {
     fn parse(text: &str) -> Result<Keys, SpecError> {
-        let mut values = BTreeMap::new();
+        let mut keys = Keys::default();
         if text.trim().is_empty() {
-            return Ok(Keys { values });
+            return Ok(keys);
         }
         for part in text.split(',') {
             let part = part.trim();
@@ -323,11 +403,9 @@ impl Keys {
                     "`{part}` has an empty key or value"
                 )));
             }
-            if values.insert(key.to_string(), value.to_string()).is_some() {
-                return Err(SpecError::new(format!("`{key}` is given twice")));
-            }
+            keys.insert(key, value.to_string())?;
         }
-        Ok(Keys { values })
+        Ok(keys)
     }
 
     pub fn take(&mut self, key: &str) -> Option<String> {
@@ -339,9 +417,12 @@ impl Keys {
             return Ok(None);
         };
         // Bounded (a year at most): a deadline beyond it would overflow the clock.
-        parse_duration(&text)
-            .map(Some)
-            .map_err(|e| SpecError::new(format!("`{key}={text}` {e}; write e.g. 500ms, 10s, 2m")))
+        parse_duration(&text).map(Some).map_err(|e| {
+            SpecError::at(
+                key,
+                format!("`{key}={text}` {e}; write e.g. 500ms, 10s, 2m"),
+            )
+        })
     }
 
     pub fn number<T: std::str::FromStr>(&mut self, key: &str) -> Result<Option<T>, SpecError> {
@@ -350,7 +431,7 @@ impl Keys {
         };
         text.parse()
             .map(Some)
-            .map_err(|_| SpecError::new(format!("`{key}={text}` is not a whole number")))
+            .map_err(|_| SpecError::at(key, format!("`{key}={text}` is not a whole number")))
     }
 
     /// A byte count: a number with an optional unit (B, KB, KiB, MB, MiB, GB, GiB).
@@ -359,20 +440,36 @@ impl Keys {
             return Ok(None);
         };
         parse_bytes(&text).map(Some).ok_or_else(|| {
-            SpecError::new(format!(
-                "`{key}={text}` is not a size; write e.g. 1500, 64KiB, 10MB"
-            ))
+            SpecError::at(
+                key,
+                format!("`{key}={text}` is not a size; write e.g. 1500, 64KiB, 10MB"),
+            )
         })
     }
 
-    fn finish(self, kind: &str, kind_keys: &[&str]) -> Result<(), SpecError> {
+    fn finish(self, kind: &faults::KindDescriptor) -> Result<(), SpecError> {
         if let Some(key) = self.values.keys().next() {
-            let mut allowed: Vec<&str> = COMMON_KEYS.to_vec();
-            allowed.extend_from_slice(kind_keys);
-            return Err(SpecError::new(format!(
-                "`{kind}` has no key `{key}`; keys are: {}",
-                allowed.join(", ")
-            )));
+            let allowed: Vec<&str> = COMMON_KEYS
+                .iter()
+                .chain(kind.keys)
+                .map(|k| k.name)
+                .collect();
+            return Err(SpecError::at(
+                key,
+                format!(
+                    "`{}` has no key `{key}`; keys are: {}",
+                    kind.name,
+                    allowed.join(", ")
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds one pair; a key given twice is an error.
+    fn insert(&mut self, key: &str, value: String) -> Result<(), SpecError> {
+        if self.values.insert(key.to_string(), value).is_some() {
+            return Err(SpecError::at(key, format!("`{key}` is given twice")));
         }
         Ok(())
     }
@@ -403,6 +500,57 @@ pub fn parse_bytes(text: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every key a kind's descriptor declares is one its constructor takes, and the value the
+    /// descriptor's type describes is accepted: the descriptor cannot drift from the code.
+    #[test]
+    fn descriptors_declare_exactly_the_keys_their_kinds_take() {
+        for kind in faults::KINDS {
+            let pairs: Vec<(String, String)> = kind
+                .keys
+                .iter()
+                .map(|k| {
+                    let value = match k.ty {
+                        KeyType::Duration => "1s".to_string(),
+                        KeyType::Bytes => "1KiB".to_string(),
+                        KeyType::Count => "1".to_string(),
+                        KeyType::Choice(words) => words[0].to_string(),
+                        KeyType::Text => "x".to_string(),
+                    };
+                    (k.name.to_string(), value)
+                })
+                .collect();
+            let spec = FaultSpec::from_pairs(kind.name, pairs.clone())
+                .unwrap_or_else(|e| panic!("{}: {e}", kind.name));
+            assert_eq!(spec.kind(), kind.name);
+            assert_eq!(spec.is_instant(), kind.instant);
+            let mut extra = pairs;
+            extra.push(("wobble".to_string(), "1".to_string()));
+            let e = FaultSpec::from_pairs(kind.name, extra).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some("wobble"), "{}", kind.name);
+        }
+        for common in COMMON_KEYS {
+            assert!(
+                faults::KINDS.iter().all(|k| k.keys.iter().all(|o| o.name != common.name)),
+                "`{}` is common and a kind's own",
+                common.name
+            );
+        }
+    }
+
+    #[test]
+    fn errors_carry_the_key_as_data() {
+        for (text, key) in [
+            ("cut:for=soon", "for"),
+            ("cut:hold=2GiB", "hold"),
+            ("latency:delay=1s,jitter=2s", "jitter"),
+            ("cut:every=1s,count=0,for=100ms", "count"),
+            ("cutt", "kind"),
+        ] {
+            let e = FaultSpec::parse(text).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some(key), "{text}: {e}");
+        }
+    }
 
     #[test]
     fn defaults_are_both_directions_all_connections_open_ended_from_zero() {

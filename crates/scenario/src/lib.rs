@@ -24,6 +24,8 @@ use linecut_model::{
     check_text, Condition, FieldError, MetricName, MosquittoSettings, Protocol, PublisherSettings,
     ReconnectPolicy, ResubscribePolicy, SubscriberSettings, TextUse, Topic,
 };
+use linecut_proxy::faults::{self, KeyDef, KeyType};
+use linecut_proxy::spec::COMMON_KEYS;
 use linecut_proxy::FaultSpec;
 use raw::{RawFault, RawScenario};
 use std::collections::BTreeMap;
@@ -185,16 +187,17 @@ impl Scenario {
             }
         }
         for fault in &self.faults {
-            // The canonical `--fault` spelling, taken apart into the table's keys.
-            let text = fault.to_string();
-            let (kind, keys) = text.split_once(':').unwrap_or((&text, ""));
-            out.push_str(&format!("\n[[fault]]\nkind = {}\n", quoted(kind)));
-            for pair in keys.split(',').filter(|p| !p.is_empty()) {
-                let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                if key == "count" {
-                    out.push_str(&format!("count = {value}\n"));
+            out.push_str(&format!("\n[[fault]]\nkind = {}\n", quoted(fault.kind())));
+            let types = COMMON_KEYS.iter().chain(fault.fault.descriptor().keys);
+            let types: Vec<&KeyDef> = types.collect();
+            for (key, value) in fault.pairs() {
+                let count = types
+                    .iter()
+                    .any(|d| d.name == key && d.ty == KeyType::Count);
+                if count {
+                    out.push_str(&format!("{key} = {value}\n"));
                 } else {
-                    out.push_str(&format!("{key} = {}\n", quoted(value)));
+                    out.push_str(&format!("{key} = {}\n", quoted(&value)));
                 }
             }
         }
@@ -828,6 +831,90 @@ impl Checker<'_> {
         ok.then_some(client)
     }
 
+    /// One `[[fault]]` table: its kind from the registry, each key checked against the kind's
+    /// descriptor (name and type), then the spec built by the proxy's own rules.
+    fn fault(&mut self, field: &str, span: Range<usize>, table: &RawFault) -> Option<FaultSpec> {
+        let kind_value = table.iter().find(|(k, _)| k.get_ref() == "kind");
+        let Some((_, kind)) = kind_value else {
+            self.problem(span, field, "needs `kind`, e.g. kind = \"cut\"");
+            return None;
+        };
+        let Some(name) = kind.get_ref().as_str() else {
+            self.problem(kind.span(), &format!("{field}.kind"), "must be a string");
+            return None;
+        };
+        let Some(descriptor) = faults::descriptor(name) else {
+            self.problem_with(
+                kind.span(),
+                &format!("{field}.kind"),
+                format!(
+                    "unknown fault kind `{name}`; kinds are: {}",
+                    faults::kind_names().join(", ")
+                ),
+                closest(name, faults::kind_names()).map(|k| format!("`{k}`")),
+            );
+            return None;
+        };
+        let allowed: Vec<&KeyDef> = COMMON_KEYS.iter().chain(descriptor.keys).collect();
+        let mut pairs = Vec::new();
+        let mut ok = true;
+        for (key, value) in table {
+            let key_name = key.get_ref().as_str();
+            if key_name == "kind" {
+                continue;
+            }
+            let sub = format!("{field}.{key_name}");
+            let Some(def) = allowed.iter().find(|d| d.name == key_name) else {
+                let names: Vec<&str> = allowed.iter().map(|d| d.name).collect();
+                self.problem_with(
+                    key.span(),
+                    &sub,
+                    format!(
+                        "`{name}` has no key `{key_name}`; keys are: kind, {}",
+                        names.join(", ")
+                    ),
+                    closest(key_name, names).map(|k| format!("`{k}`")),
+                );
+                ok = false;
+                continue;
+            };
+            let text = match (def.ty, value.get_ref()) {
+                (KeyType::Count, toml::Value::Integer(n)) => Some(n.to_string()),
+                (KeyType::Count, _) => None,
+                (_, toml::Value::String(s)) => Some(s.clone()),
+                _ => None,
+            };
+            match text {
+                Some(text) => pairs.push((key_name.to_string(), text)),
+                None => {
+                    let want = match def.ty {
+                        KeyType::Count => "a whole number, e.g. 3",
+                        KeyType::Duration => "a duration as a string, e.g. \"10s\"",
+                        KeyType::Bytes => "a size as a string, e.g. \"64KiB\"",
+                        KeyType::Choice(_) | KeyType::Text => "a string",
+                    };
+                    self.problem(value.span(), &sub, format!("must be {want}"));
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        match FaultSpec::from_pairs(name, pairs) {
+            Ok(spec) => Some(spec),
+            Err(e) => {
+                // The proxy names the key at fault as data: point at it.
+                let (span, sub) = match e.key.as_deref().and_then(|k| value_span(table, k)) {
+                    Some(at) => (at, format!("{field}.{}", e.key.as_deref().unwrap_or(""))),
+                    None => (span, field.to_string()),
+                };
+                self.problem(span, &sub, e.message);
+                None
+            }
+        }
+    }
+
     fn faults(
         &mut self,
         raw: &[Spanned<RawFault>],
@@ -837,54 +924,38 @@ impl Checker<'_> {
         let mut ok = true;
         for (i, fault) in raw.iter().enumerate() {
             let field = format!("fault[{}]", i + 1);
-            let f = fault.get_ref();
-            let spec_text = f.spec_text();
-            match FaultSpec::parse(&spec_text) {
-                Ok(spec) => {
-                    if let Some(d) = duration {
-                        if spec.at >= d {
-                            let span = f.at.as_ref().map_or(fault.span(), |a| a.span());
-                            self.problem(
-                                span,
-                                &format!("{field}.at"),
-                                format!(
-                                "starts at {} but the run lasts {}: the fault would never happen",
-                                humantime::format_duration(spec.at),
-                                humantime::format_duration(d)
-                            ),
-                            );
-                            ok = false;
-                        }
-                    }
-                    faults.push(spec);
-                }
-                Err(e) => {
+            let table = fault.get_ref();
+            let Some(spec) = self.fault(&field, fault.span(), table) else {
+                ok = false;
+                continue;
+            };
+            if let Some(d) = duration {
+                if spec.at >= d {
+                    let span = value_span(table, "at").unwrap_or(fault.span());
+                    self.problem(
+                        span,
+                        &format!("{field}.at"),
+                        format!(
+                            "starts at {} but the run lasts {}: the fault would never happen",
+                            humantime::format_duration(spec.at),
+                            humantime::format_duration(d)
+                        ),
+                    );
                     ok = false;
-                    // Point at the key the message names, when it names one.
-                    let key = e
-                        .message
-                        .strip_prefix('`')
-                        .and_then(|m| m.split(['=', '`']).next())
-                        .unwrap_or("");
-                    let (span, sub) = match f.span_of(key) {
-                        Some(span) => (span, format!("{field}.{key}")),
-                        None => (fault.span(), field.clone()),
-                    };
-                    let suggestion = if e.message.starts_with("unknown fault kind") {
-                        closest(
-                            f.kind.get_ref(),
-                            linecut_proxy::faults::KINDS.iter().copied(),
-                        )
-                        .map(|k| format!("`{k}`"))
-                    } else {
-                        None
-                    };
-                    self.problem_with(span, &sub, e.message, suggestion);
                 }
             }
+            faults.push(spec);
         }
         ok.then_some(faults)
     }
+}
+
+/// Where the value of `key` stands in a `[[fault]]` table.
+fn value_span(table: &RawFault, key: &str) -> Option<Range<usize>> {
+    table
+        .iter()
+        .find(|(k, _)| k.get_ref() == key)
+        .map(|(_, v)| v.span())
 }
 
 #[cfg(test)]

@@ -3,7 +3,6 @@
 
 use crate::error::{closest, Locator, Problem};
 use serde::Deserialize;
-use std::ops::Range;
 use toml::Spanned;
 
 #[derive(Debug, Deserialize)]
@@ -74,69 +73,10 @@ pub struct RawSubscriber {
     pub library: Option<Spanned<String>>,
 }
 
-/// One `[[fault]]`: the same keys as `linecut proxy --fault`, as a table.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawFault {
-    pub kind: Spanned<String>,
-    pub at: Option<Spanned<String>>,
-    #[serde(rename = "for")]
-    pub for_: Option<Spanned<String>>,
-    pub dir: Option<Spanned<String>>,
-    pub target: Option<Spanned<String>>,
-    pub every: Option<Spanned<String>>,
-    pub count: Option<Spanned<u32>>,
-    pub hold: Option<Spanned<String>>,
-    pub give_up: Option<Spanned<String>>,
-    pub mode: Option<Spanned<String>>,
-    pub delay: Option<Spanned<String>>,
-    pub jitter: Option<Spanned<String>>,
-    pub rate: Option<Spanned<String>>,
-}
-
-impl RawFault {
-    fn strings(&self) -> [(&'static str, Option<&Spanned<String>>); 11] {
-        [
-            ("at", self.at.as_ref()),
-            ("for", self.for_.as_ref()),
-            ("dir", self.dir.as_ref()),
-            ("target", self.target.as_ref()),
-            ("every", self.every.as_ref()),
-            ("hold", self.hold.as_ref()),
-            ("give_up", self.give_up.as_ref()),
-            ("mode", self.mode.as_ref()),
-            ("delay", self.delay.as_ref()),
-            ("jitter", self.jitter.as_ref()),
-            ("rate", self.rate.as_ref()),
-        ]
-    }
-
-    /// The `--fault` spelling of this table, so both go through one parser.
-    pub fn spec_text(&self) -> String {
-        let mut parts: Vec<String> = self
-            .strings()
-            .into_iter()
-            .filter_map(|(k, v)| v.map(|v| format!("{k}={}", v.get_ref())))
-            .collect();
-        if let Some(c) = &self.count {
-            parts.push(format!("count={}", c.get_ref()));
-        }
-        format!("{}:{}", self.kind.get_ref(), parts.join(","))
-    }
-
-    pub fn span_of(&self, key: &str) -> Option<Range<usize>> {
-        if key == "count" {
-            return self.count.as_ref().map(|c| c.span());
-        }
-        if key == "kind" {
-            return Some(self.kind.span());
-        }
-        self.strings()
-            .into_iter()
-            .find(|(k, _)| *k == key)
-            .and_then(|(_, v)| v.map(|v| v.span()))
-    }
-}
+/// One `[[fault]]`: the keys of `linecut proxy --fault`, as a table, every key and value with
+/// its place in the file. Which keys a kind takes, and of what type, is the fault kind's
+/// descriptor's business (`linecut_proxy::faults::KINDS`), not a list kept here.
+pub type RawFault = std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>;
 
 /// A stage-one error as a located problem, with a suggestion for a misspelt key.
 pub fn problem(error: &toml::de::Error, text: &str, locate: &Locator<'_>) -> Problem {

@@ -1,6 +1,9 @@
-//! The JSON Schema of scenario files, for editors (`linecut schema`). Written by hand next to
-//! the raw structs it describes; a test keeps the two in step.
+//! The JSON Schema of scenario files, for editors (`linecut schema`). The sections are written
+//! next to the raw structs they describe (a test keeps the two in step); the `[[fault]]` table
+//! is generated from the fault kinds' descriptors, which are its only definition.
 
+use linecut_proxy::faults::{self, KeyType};
+use linecut_proxy::spec::COMMON_KEYS;
 use serde_json::{json, Value};
 
 fn duration() -> Value {
@@ -73,21 +76,7 @@ pub fn json_schema() -> Value {
             },
             "fault": {
                 "type": "array",
-                "items": {
-                    "type": "object", "additionalProperties": false, "required": ["kind"],
-                    "properties": {
-                        "kind": {"enum": ["cut", "blackhole", "reset", "close", "refuse", "latency", "bandwidth"]},
-                        "at": duration(), "for": duration(),
-                        "dir": {"enum": ["up", "down", "both"]},
-                        "target": {"type": "string", "description": "all | new | client=PATTERN"},
-                        "every": duration(),
-                        "count": {"type": "integer", "minimum": 1},
-                        "hold": {"type": "string"}, "give_up": duration(),
-                        "mode": {"enum": ["packet", "raw"]},
-                        "delay": duration(), "jitter": duration(),
-                        "rate": {"type": "string", "description": "bytes per second, e.g. 10KiB"}
-                    }
-                }
+                "items": fault_items()
             },
             "expect": {
                 "type": "object",
@@ -95,5 +84,30 @@ pub fn json_schema() -> Value {
                 "description": "metric = condition, checked by the analyzer"
             }
         }
+    })
+}
+
+/// A `[[fault]]` table's schema, generated from the fault kinds' descriptors: the kinds, the
+/// common keys and every kind's own keys, each typed as its descriptor says.
+fn fault_items() -> Value {
+    let mut properties = serde_json::Map::new();
+    properties.insert("kind".into(), json!({"enum": faults::kind_names()}));
+    let kind_keys = faults::KINDS.iter().flat_map(|k| k.keys.iter());
+    for def in COMMON_KEYS.iter().chain(kind_keys) {
+        let value = match def.ty {
+            KeyType::Duration => {
+                let mut d = duration();
+                d["description"] = json!(def.doc);
+                d
+            }
+            KeyType::Bytes | KeyType::Text => json!({"type": "string", "description": def.doc}),
+            KeyType::Count => json!({"type": "integer", "minimum": 1, "description": def.doc}),
+            KeyType::Choice(words) => json!({"enum": words, "description": def.doc}),
+        };
+        properties.entry(def.name).or_insert(value);
+    }
+    json!({
+        "type": "object", "additionalProperties": false, "required": ["kind"],
+        "properties": properties
     })
 }

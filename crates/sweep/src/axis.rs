@@ -13,22 +13,28 @@
 //! cell, before any cell runs.
 
 use crate::SweepError;
+use linecut_proxy::faults::{self, KeyType};
+use linecut_proxy::spec::COMMON_KEYS;
 use toml::{Table, Value};
 
-/// Keys whose values are durations (a bare number means seconds).
-const DURATION_KEYS: [&str; 11] = [
+/// Scenario fields outside `[[fault]]` whose values are durations (a bare number means
+/// seconds). A fault's keys are typed by its kind's descriptor instead.
+const SCENARIO_DURATION_KEYS: [&str; 5] = [
     "duration",
     "keepalive",
     "interval",
     "connect_timeout",
-    "at",
-    "for",
-    "every",
-    "give_up",
-    "delay",
-    "jitter",
     "persistent_client_expiration",
 ];
+
+/// Whether a `[[fault]]` key takes a duration, as the fault kinds' descriptors say.
+fn is_fault_duration(key: &str) -> bool {
+    let kind_keys = faults::KINDS.iter().flat_map(|k| k.keys.iter());
+    COMMON_KEYS
+        .iter()
+        .chain(kind_keys)
+        .any(|d| d.name == key && d.ty == KeyType::Duration)
+}
 
 /// One swept field.
 #[derive(Debug, Clone, PartialEq)]
@@ -154,8 +160,13 @@ impl Path {
 }
 
 /// A command-line value as the TOML value the field takes.
-fn value_for(key: &str, text: &str) -> Value {
-    if DURATION_KEYS.contains(&key) {
+fn value_for(key: &str, text: &str, in_fault: bool) -> Value {
+    let duration = if in_fault {
+        is_fault_duration(key)
+    } else {
+        SCENARIO_DURATION_KEYS.contains(&key)
+    };
+    if duration {
         if text.parse::<f64>().is_ok() {
             return Value::String(format!("{text}s"));
         }
@@ -180,7 +191,7 @@ fn value_for(key: &str, text: &str) -> Value {
 pub fn apply(doc: &mut Table, path: &str, value: &str) -> Result<(), String> {
     match Path::parse(path)? {
         Path::Field { section: None, key } => {
-            doc.insert(key.clone(), value_for(&key, value));
+            doc.insert(key.clone(), value_for(&key, value, false));
         }
         Path::Field {
             section: Some(section),
@@ -192,7 +203,7 @@ pub fn apply(doc: &mut Table, path: &str, value: &str) -> Result<(), String> {
             let Value::Table(table) = table else {
                 return Err(format!("`{section}` is not a section"));
             };
-            table.insert(key.clone(), value_for(&key, value));
+            table.insert(key.clone(), value_for(&key, value, false));
         }
         Path::FaultIndex { index, key } => {
             let faults = faults(doc)?;
@@ -203,14 +214,14 @@ pub fn apply(doc: &mut Table, path: &str, value: &str) -> Result<(), String> {
             let Value::Table(fault) = fault else {
                 return Err(format!("fault[{index}] is not a table"));
             };
-            fault.insert(key.clone(), value_for(&key, value));
+            fault.insert(key.clone(), value_for(&key, value, true));
         }
         Path::FaultKind { kind, key } => {
             let mut found = false;
             for fault in faults(doc)?.iter_mut() {
                 if let Value::Table(fault) = fault {
                     if fault.get("kind").and_then(Value::as_str) == Some(kind.as_str()) {
-                        fault.insert(key.clone(), value_for(&key, value));
+                        fault.insert(key.clone(), value_for(&key, value, true));
                         found = true;
                     }
                 }

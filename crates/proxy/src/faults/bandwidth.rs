@@ -3,8 +3,9 @@
 //! crossing the link, and large units are written in slices of about 20 ms worth, so a slow link
 //! trickles rather than bursting.
 
-use super::{Fault, Pacing, WriteContext, WriteEffect};
+use super::{Fault, KeyDef, KeyType, KindDescriptor, Pacing, WriteContext, WriteEffect};
 use crate::spec::{Keys, SpecError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +17,8 @@ pub struct Bandwidth {
 impl Bandwidth {
     pub fn from_keys(keys: &mut Keys) -> Result<Self, SpecError> {
         let rate = keys.bytes("rate")?.ok_or_else(|| {
-            SpecError::new(
+            SpecError::at(
+                "rate",
                 "`bandwidth` needs `rate` in bytes per second, e.g. bandwidth:rate=10KiB",
             )
         })?;
@@ -24,13 +26,22 @@ impl Bandwidth {
     }
 }
 
-impl Fault for Bandwidth {
-    fn kind(&self) -> &'static str {
-        "bandwidth"
-    }
+/// `bandwidth`: a thin link: throughput capped.
+pub const DESCRIPTOR: KindDescriptor = KindDescriptor {
+    name: "bandwidth",
+    doc: "a thin link: throughput capped",
+    keys: &[KeyDef {
+        name: "rate",
+        ty: KeyType::Bytes,
+        doc: "bytes per second, e.g. 10KiB (required)",
+    }],
+    instant: false,
+    build: |keys| Ok(Arc::new(Bandwidth::from_keys(keys)?)),
+};
 
-    fn keys(&self) -> &'static [&'static str] {
-        &["rate"]
+impl Fault for Bandwidth {
+    fn descriptor(&self) -> &'static KindDescriptor {
+        &DESCRIPTOR
     }
 
     fn params(&self) -> Vec<(&'static str, String)> {

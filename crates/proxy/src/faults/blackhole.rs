@@ -6,8 +6,9 @@
 //! that looks healthy). `mode=raw` discards bytes as they are read regardless of packet boundaries,
 //! for non-MQTT use; an MQTT stream usually cannot be parsed after that.
 
-use super::{Fault, ReadEffect};
+use super::{Fault, KeyDef, KeyType, KindDescriptor, ReadEffect};
 use crate::spec::{Keys, SpecError};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BlackholeMode {
@@ -26,22 +27,32 @@ impl Blackhole {
             None | Some("packet") => BlackholeMode::Packet,
             Some("raw") => BlackholeMode::Raw,
             Some(other) => {
-                return Err(SpecError::new(format!(
-                    "`mode={other}` is not a blackhole mode; use packet or raw"
-                )))
+                return Err(SpecError::at(
+                    "mode",
+                    format!("`mode={other}` is not a blackhole mode; use packet or raw"),
+                ))
             }
         };
         Ok(Blackhole { mode })
     }
 }
 
-impl Fault for Blackhole {
-    fn kind(&self) -> &'static str {
-        "blackhole"
-    }
+/// `blackhole`: a middlebox silently eating traffic: bytes are read and discarded, the connection stays open.
+pub const DESCRIPTOR: KindDescriptor = KindDescriptor {
+    name: "blackhole",
+    doc: "a middlebox silently eating traffic: bytes are read and discarded, the connection stays open",
+    keys: &[KeyDef {
+        name: "mode",
+        ty: KeyType::Choice(&["packet", "raw"]),
+        doc: "discard whole MQTT packets (packet, default) or raw bytes (raw)",
+    }],
+    instant: false,
+    build: |keys| Ok(Arc::new(Blackhole::from_keys(keys)?)),
+};
 
-    fn keys(&self) -> &'static [&'static str] {
-        &["mode"]
+impl Fault for Blackhole {
+    fn descriptor(&self) -> &'static KindDescriptor {
+        &DESCRIPTOR
     }
 
     fn params(&self) -> Vec<(&'static str, String)> {

@@ -9,9 +9,13 @@
 //! sender feels back-pressure exactly as with a full TCP window. `give_up` models TCP's
 //! retransmission limit: a connection whose bytes have been held that long is reset.
 
-use super::{Fault, Pacing, WriteContext, WriteEffect};
+use super::{Fault, KeyDef, KeyType, KindDescriptor, Pacing, WriteContext, WriteEffect};
 use crate::spec::{fmt_duration, Keys, SpecError};
+use std::sync::Arc;
 use std::time::Duration;
+
+/// The most a cut may hold per direction of one connection: held bytes live in memory.
+pub const MAX_HOLD: usize = 1 << 30;
 
 /// Default bound on bytes held per direction of a connection.
 pub const DEFAULT_HOLD: usize = 1024 * 1024;
@@ -24,22 +28,45 @@ pub struct Cut {
 
 impl Cut {
     pub fn from_keys(keys: &mut Keys) -> Result<Self, SpecError> {
-        let hold = keys.bytes("hold")?.map_or(DEFAULT_HOLD, |b| b as usize);
+        let hold = keys.bytes("hold")?.map_or(DEFAULT_HOLD as u64, |b| b);
+        if hold > MAX_HOLD as u64 {
+            return Err(SpecError::at(
+                "hold",
+                format!("`hold={hold}` is more than linecut holds per direction (1GiB)"),
+            ));
+        }
+        let hold = hold as usize;
         let give_up = keys.duration("give_up")?;
         if give_up == Some(Duration::ZERO) {
-            return Err(SpecError::new("`give_up` must be longer than 0s"));
+            return Err(SpecError::at("give_up", "`give_up` must be longer than 0s"));
         }
         Ok(Cut { hold, give_up })
     }
 }
 
-impl Fault for Cut {
-    fn kind(&self) -> &'static str {
-        "cut"
-    }
+/// `cut`: a pulled cable or lost radio: nothing crosses; bytes and closes are held and delivered in order when it ends.
+pub const DESCRIPTOR: KindDescriptor = KindDescriptor {
+    name: "cut",
+    doc: "a pulled cable or lost radio: nothing crosses; bytes and closes are held and delivered in order when it ends",
+    keys: &[
+        KeyDef {
+            name: "hold",
+            ty: KeyType::Bytes,
+            doc: "bytes held per direction of a connection before the sender feels back-pressure (default 1MiB, at most 1GiB)",
+        },
+        KeyDef {
+            name: "give_up",
+            ty: KeyType::Duration,
+            doc: "reset a connection held longer than this (like TCP's retransmission limit)",
+        },
+    ],
+    instant: false,
+    build: |keys| Ok(Arc::new(Cut::from_keys(keys)?)),
+};
 
-    fn keys(&self) -> &'static [&'static str] {
-        &["hold", "give_up"]
+impl Fault for Cut {
+    fn descriptor(&self) -> &'static KindDescriptor {
+        &DESCRIPTOR
     }
 
     fn params(&self) -> Vec<(&'static str, String)> {

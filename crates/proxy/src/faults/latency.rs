@@ -2,8 +2,9 @@
 //! (not after the previous unit was written, so delays do not accumulate), and order is kept: a
 //! unit whose jitter would overtake its predecessor waits for it, as on a single TCP path.
 
-use super::{Fault, Pacing, WriteContext, WriteEffect};
+use super::{Fault, KeyDef, KeyType, KindDescriptor, Pacing, WriteContext, WriteEffect};
 use crate::spec::{fmt_duration, Keys, SpecError};
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,16 +15,19 @@ pub struct Latency {
 
 impl Latency {
     pub fn from_keys(keys: &mut Keys) -> Result<Self, SpecError> {
-        let delay = keys
-            .duration("delay")?
-            .ok_or_else(|| SpecError::new("`latency` needs `delay`, e.g. latency:delay=200ms"))?;
+        let delay = keys.duration("delay")?.ok_or_else(|| {
+            SpecError::at("delay", "`latency` needs `delay`, e.g. latency:delay=200ms")
+        })?;
         let jitter = keys.duration("jitter")?.unwrap_or(Duration::ZERO);
         if jitter > delay {
-            return Err(SpecError::new(format!(
+            return Err(SpecError::at(
+                "jitter",
+                format!(
                 "`jitter` ({}) cannot exceed `delay` ({}): a unit cannot arrive before it was sent",
                 fmt_duration(jitter),
                 fmt_duration(delay)
-            )));
+            ),
+            ));
         }
         Ok(Latency { delay, jitter })
     }
@@ -35,13 +39,29 @@ impl Latency {
     }
 }
 
-impl Fault for Latency {
-    fn kind(&self) -> &'static str {
-        "latency"
-    }
+/// `latency`: a slow or long path: each unit delivered delay ± jitter after it was read, order kept.
+pub const DESCRIPTOR: KindDescriptor = KindDescriptor {
+    name: "latency",
+    doc: "a slow or long path: each unit delivered delay ± jitter after it was read, order kept",
+    keys: &[
+        KeyDef {
+            name: "delay",
+            ty: KeyType::Duration,
+            doc: "added delay (required)",
+        },
+        KeyDef {
+            name: "jitter",
+            ty: KeyType::Duration,
+            doc: "random spread either way, at most the delay",
+        },
+    ],
+    instant: false,
+    build: |keys| Ok(Arc::new(Latency::from_keys(keys)?)),
+};
 
-    fn keys(&self) -> &'static [&'static str] {
-        &["delay", "jitter"]
+impl Fault for Latency {
+    fn descriptor(&self) -> &'static KindDescriptor {
+        &DESCRIPTOR
     }
 
     fn params(&self) -> Vec<(&'static str, String)> {

@@ -29,8 +29,12 @@
 //!    (`check` sees the common keys too), so a running proxy never meets an impossible fault.
 //!
 //! To add a kind: create `faults/<kind>.rs` with a parameters struct, a `from_keys` constructor
-//! consuming its keys from [`Keys`], and the trait impl; add it to [`build`] and to the table in the
-//! crate docs; add a test in `tests/faults.rs` that shows its semantics from both endpoints.
+//! consuming its keys from [`Keys`], the trait impl, and a `DESCRIPTOR` ([`KindDescriptor`]:
+//! name, keys with their types and docs, instant or not, constructor); add the descriptor to
+//! [`KINDS`] and a row to the table in the crate docs; add a test in `tests/proxy/faults.rs` that
+//! shows its semantics from both endpoints. Everything else — the scenario's `[[fault]]` table,
+//! the JSON Schema, the sweep's typing of axis values, error messages listing the keys — reads
+//! the descriptor.
 
 mod bandwidth;
 mod blackhole;
@@ -53,34 +57,76 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Names accepted as `KIND` in a spec, in documentation order.
-pub const KINDS: &[&str] = &[
-    "cut",
-    "blackhole",
-    "reset",
-    "close",
-    "refuse",
-    "latency",
-    "bandwidth",
+/// What a key's value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyType {
+    /// `500ms`, `10s`, `2m` (at most a year).
+    Duration,
+    /// `1500`, `64KiB`, `10MB`.
+    Bytes,
+    /// A whole number.
+    Count,
+    /// One of these words.
+    Choice(&'static [&'static str]),
+    /// Free text with its own syntax (described in `doc`).
+    Text,
+}
+
+/// One key of a fault spec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyDef {
+    pub name: &'static str,
+    pub ty: KeyType,
+    pub doc: &'static str,
+}
+
+/// Everything the rest of linecut needs to know about a fault kind without running it.
+#[derive(Debug, Clone, Copy)]
+pub struct KindDescriptor {
+    /// The `KIND` of a spec.
+    pub name: &'static str,
+    pub doc: &'static str,
+    /// The kind's own keys (the common ones are [`crate::spec::COMMON_KEYS`]).
+    pub keys: &'static [KeyDef],
+    /// Acts once when it starts (its occurrences have no duration).
+    pub instant: bool,
+    /// Builds the fault, consuming its own keys.
+    pub build: fn(&mut Keys) -> Result<Arc<dyn Fault>, SpecError>,
+}
+
+/// Every fault kind, in documentation order: the one registry.
+pub const KINDS: &[&KindDescriptor] = &[
+    &cut::DESCRIPTOR,
+    &blackhole::DESCRIPTOR,
+    &reset::DESCRIPTOR,
+    &close::DESCRIPTOR,
+    &refuse::DESCRIPTOR,
+    &latency::DESCRIPTOR,
+    &bandwidth::DESCRIPTOR,
 ];
+
+/// The kind named `name`.
+pub fn descriptor(name: &str) -> Option<&'static KindDescriptor> {
+    KINDS.iter().copied().find(|d| d.name == name)
+}
+
+/// The names of every kind, for messages.
+pub fn kind_names() -> Vec<&'static str> {
+    KINDS.iter().map(|d| d.name).collect()
+}
 
 /// Builds the fault named `kind`, consuming its own keys.
 pub fn build(kind: &str, keys: &mut Keys) -> Result<Arc<dyn Fault>, SpecError> {
-    Ok(match kind {
-        "cut" => Arc::new(Cut::from_keys(keys)?),
-        "blackhole" => Arc::new(Blackhole::from_keys(keys)?),
-        "reset" => Arc::new(Reset),
-        "close" => Arc::new(Close),
-        "refuse" => Arc::new(Refuse),
-        "latency" => Arc::new(Latency::from_keys(keys)?),
-        "bandwidth" => Arc::new(Bandwidth::from_keys(keys)?),
-        other => {
-            return Err(SpecError::new(format!(
-                "unknown fault kind `{other}`; kinds are: {}",
-                KINDS.join(", ")
-            )))
-        }
-    })
+    let d = descriptor(kind).ok_or_else(|| {
+        SpecError::at(
+            "kind",
+            format!(
+                "unknown fault kind `{kind}`; kinds are: {}",
+                kind_names().join(", ")
+            ),
+        )
+    })?;
+    (d.build)(keys)
 }
 
 /// What to do with a unit that was just read.
@@ -134,12 +180,12 @@ pub enum ConnAction {
 
 /// One fault kind's behaviour. See the module docs for the contract.
 pub trait Fault: fmt::Debug + Send + Sync + 'static {
-    /// The `KIND` of the spec.
-    fn kind(&self) -> &'static str;
+    /// What kind of fault this is.
+    fn descriptor(&self) -> &'static KindDescriptor;
 
-    /// Kind-specific keys, for error messages listing what is allowed.
-    fn keys(&self) -> &'static [&'static str] {
-        &[]
+    /// The `KIND` of the spec.
+    fn kind(&self) -> &'static str {
+        self.descriptor().name
     }
 
     /// Kind-specific parameters in canonical spelling.
@@ -154,7 +200,7 @@ pub trait Fault: fmt::Debug + Send + Sync + 'static {
 
     /// True for faults that act once at start (their occurrences have no duration).
     fn is_instant(&self) -> bool {
-        false
+        self.descriptor().instant
     }
 
     fn on_read(&self) -> ReadEffect {
@@ -190,7 +236,7 @@ pub trait Fault: fmt::Debug + Send + Sync + 'static {
 /// except as spacing for `every`.
 fn check_instant(kind: &str, spec: &FaultSpec) -> Result<(), SpecError> {
     if spec.duration.is_some() && spec.repeat.is_none() {
-        return Err(SpecError::new(format!(
+        return Err(SpecError::at("for", format!(
             "`{kind}` acts once when it starts, so `for` has no meaning; use `at` (and `every`/`count` to repeat)"
         )));
     }

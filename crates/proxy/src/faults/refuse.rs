@@ -7,20 +7,31 @@
 //! `target=client=PATTERN` the proxy accepts, reads the CONNECT, and resets the connection if the id
 //! matches — the closest a TCP-level proxy can come to refusing one client.
 
-use super::Fault;
+use super::{Fault, KindDescriptor};
 use crate::spec::{DirFilter, FaultSpec, SpecError};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Refuse;
 
+/// `refuse`: the broker down or its port closed: new connection attempts fail at once.
+pub const DESCRIPTOR: KindDescriptor = KindDescriptor {
+    name: "refuse",
+    doc: "the broker down or its port closed: new connection attempts fail at once",
+    keys: &[],
+    instant: false,
+    build: |_| Ok(Arc::new(Refuse)),
+};
+
 impl Fault for Refuse {
-    fn kind(&self) -> &'static str {
-        "refuse"
+    fn descriptor(&self) -> &'static KindDescriptor {
+        &DESCRIPTOR
     }
 
     fn check(&self, spec: &FaultSpec) -> Result<(), SpecError> {
         if spec.dir != DirFilter::Both {
-            return Err(SpecError::new(
+            return Err(SpecError::at(
+                "dir",
                 "`refuse` acts on connection attempts, which have no direction; drop `dir`",
             ));
         }
