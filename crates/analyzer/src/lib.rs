@@ -43,21 +43,23 @@
 
 pub mod bands;
 mod capture;
+mod index;
 mod load;
 mod markdown;
 mod svg;
+mod window;
 mod wire;
 
 pub use capture::{load_capture, CaptureCheck, CaptureCheckRow, CaptureInfo};
+use index::ConnIndex;
 use linecut_model::metric::Stat;
 pub use linecut_model::{topic_matches, Condition};
 use linecut_model::{Metric, MetricName};
 pub use load::{check_fast_message_path, load, Delivery, Publish, Run};
+use window::{window_metrics, RunContext};
 
 use linecut_events::run_dir::file;
-use linecut_events::{
-    CloseHow, ClosedBy, Direction, DisconnectCause, Event, EventKind, Fate, Leg, RunLayout,
-};
+use linecut_events::{ClosedBy, Direction, DisconnectCause, Event, EventKind, Leg, RunLayout};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -431,13 +433,22 @@ pub fn analyze(run: &Run) -> Report {
                 .push(e);
         }
     }
+    // Deliveries are grouped by their interned client id first: a fleet's run has one row per
+    // delivery, and a map lookup by name for each would dominate the analysis.
+    let mut by_client: Vec<Vec<&Delivery>> = vec![Vec::new(); run.clients.len()];
     for d in &run.deliveries {
-        let id = run.client_name(d.client);
+        by_client[d.client as usize].push(d);
+    }
+    for (client, deliveries) in by_client.into_iter().enumerate() {
+        if deliveries.is_empty() {
+            continue;
+        }
+        let id = run.client_name(client as u32);
         clients
             .entry(id.to_string())
             .or_insert_with(|| new_client(id))
             .deliveries
-            .push(d);
+            .extend(deliveries);
     }
     for (conn, id) in &conn_client {
         clients
@@ -506,23 +517,22 @@ pub fn analyze(run: &Run) -> Report {
     let client_library = meta.subscriber_client.clone();
     let broker = meta.broker.clone();
     let windows = windows(run, run_end);
+    let index = ConnIndex::build(&run.proxy);
+    let ctx = RunContext {
+        run,
+        index: &index,
+        keepalive_s,
+        client_library: &client_library,
+        broker: &broker,
+    };
     let mut window_reports = Vec::new();
     for (i, w) in windows.iter().enumerate() {
         let horizon = windows.get(i + 1).map_or(run_end, |n| n.start);
         let subscribers: Vec<WindowMetrics> = clients
             .values()
             .map(|c| {
-                let mut m =
-                    window_metrics(run, c, w, horizon, keepalive_s, &client_library, &broker);
-                let seen = window_metrics(
-                    run,
-                    &wire_clients[c.id.as_str()],
-                    w,
-                    horizon,
-                    keepalive_s,
-                    &client_library,
-                    &broker,
-                );
+                let mut m = window_metrics(&ctx, c, w, horizon);
+                let seen = window_metrics(&ctx, &wire_clients[c.id.as_str()], w, horizon);
                 m.reported_by_client = !c.from_wire;
                 m.wire_detect_s = seen.client_detect_s;
                 m.wire_reconnect_s = seen.reconnect_s;
@@ -593,262 +603,6 @@ fn first<'a>(
         .iter()
         .copied()
         .find(|e| e.ts_us >= from && e.ts_us < until && pick(e))
-}
-
-fn window_metrics(
-    run: &Run,
-    c: &Client,
-    w: &Window,
-    horizon: i64,
-    keepalive_s: Option<u16>,
-    client_library: &str,
-    broker: &str,
-) -> WindowMetrics {
-    // The connections this client had open when the outage began.
-    let opened_before: BTreeSet<u64> = run
-        .proxy
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::ConnOpened(o) if e.ts_us < w.start && c.conns.contains(&o.conn) => {
-                Some(o.conn)
-            }
-            _ => None,
-        })
-        .collect();
-    // The analysis of this window ends where the subscriber was told to stop: its own orderly
-    // close at the end of the run is not "giving up".
-    let horizon = first(
-        &c.events,
-        w.start,
-        horizon,
-        |e| matches!(&e.kind, EventKind::Disconnected(d) if d.cause == DisconnectCause::Requested),
-    )
-    .map_or(horizon, |stop| stop.ts_us);
-    // Client side: its own disconnect, its socket closing, or a new CONNECT.
-    let own = first(
-        &c.events,
-        w.start,
-        horizon,
-        |e| matches!(&e.kind, EventKind::Disconnected(d) if d.cause != DisconnectCause::Requested),
-    );
-    let proxy_events: Vec<&Event> = run.proxy.iter().collect();
-    let socket = first(
-        &proxy_events,
-        w.start,
-        horizon,
-        |e| matches!(&e.kind, EventKind::LegClosed(l) if l.leg == Leg::Client && l.by == ClosedBy::Peer && opened_before.contains(&l.conn)),
-    );
-    let reconnect_packet = first(
-        &proxy_events,
-        w.start,
-        horizon,
-        |e| matches!(&e.kind, EventKind::MqttPacket(p) if p.packet_type == "CONNECT" && c.conns.contains(&p.conn) && !opened_before.contains(&p.conn)),
-    );
-    let mut seen: Vec<(i64, String)> = Vec::new();
-    if let Some(e) = own {
-        if let EventKind::Disconnected(d) = &e.kind {
-            seen.push((e.ts_us, cause_name(d.cause)));
-        }
-    }
-    if let Some(e) = socket {
-        seen.push((e.ts_us, "socket_closed".into()));
-    }
-    if let Some(e) = reconnect_packet {
-        seen.push((e.ts_us, "new_connection".into()));
-    }
-    seen.sort();
-    // The time is the earliest sign; the reason is the client's own when it gave one at about
-    // the same moment (a library closes its socket and then reports why, so the wire's view of
-    // the close can come a few microseconds first).
-    let own_reason = own.and_then(|e| match &e.kind {
-        EventKind::Disconnected(d) => Some((e.ts_us, cause_name(d.cause))),
-        _ => None,
-    });
-    let detect = seen.first().cloned().map(|(ts, how)| match &own_reason {
-        Some((own_ts, cause)) if own_ts - ts <= SAME_MOMENT_US => (ts, cause.clone()),
-        _ => (ts, how),
-    });
-
-    // Broker side: it closed its leg of a connection this client had, or its log says so.
-    let broker_leg = first(
-        &proxy_events,
-        w.start,
-        horizon,
-        |e| matches!(&e.kind, EventKind::LegClosed(l) if l.leg == Leg::Upstream && l.by == ClosedBy::Peer && opened_before.contains(&l.conn)),
-    );
-    let log_line = run.broker_log.iter().find(|(ts, line)| {
-        *ts >= w.start - 1_000_000
-            && *ts < horizon
-            && line.contains(&format!("Client {} has exceeded timeout", c.id))
-    });
-    let broker_detect = match (broker_leg, log_line) {
-        (Some(e), _) => Some((e.ts_us, "proxy".to_string())),
-        (None, Some((ts, _))) => Some(((*ts).max(w.start), "broker_log".to_string())),
-        (None, None) => None,
-    };
-
-    let after = detect.as_ref().map(|d| d.0);
-    let connack = after.and_then(|t| {
-        first(
-            &c.events,
-            t,
-            i64::MAX,
-            |e| matches!(&e.kind, EventKind::Connack(a) if a.code == 0),
-        )
-    });
-    let next_connack = connack.and_then(|a| {
-        first(&c.events, a.ts_us + 1, i64::MAX, |e| {
-            matches!(&e.kind, EventKind::Connack(_))
-        })
-    });
-    let suback = connack.and_then(|a| {
-        first(&c.events, a.ts_us, i64::MAX, |e| {
-            matches!(e.kind, EventKind::Suback(_))
-        })
-    });
-    let resubscribed = connack.map(|a| {
-        first(
-            &c.events,
-            a.ts_us,
-            next_connack.map_or(i64::MAX, |n| n.ts_us),
-            |e| matches!(e.kind, EventKind::SubscribeSent(_)),
-        )
-        .is_some()
-    });
-    let (mut attempts, mut failures) = (0u32, BTreeMap::new());
-    if let (Some(t), Some(a)) = (after, connack) {
-        for e in c
-            .events
-            .iter()
-            .filter(|e| e.ts_us > t && e.ts_us <= a.ts_us)
-        {
-            match &e.kind {
-                EventKind::ConnectAttempt(_) => attempts += 1,
-                EventKind::Disconnected(d) => {
-                    let cause = cause_name(d.cause);
-                    *failures.entry(cause).or_insert(0) += 1;
-                }
-                _ => {}
-            }
-        }
-    }
-    let fresh = c
-        .deliveries
-        .iter()
-        .find(|d| d.ts_us >= w.end && d.pub_ts_us.is_some_and(|p| p > w.end));
-
-    // Bands apply to silent outages long enough to be detected at all: a cut shorter than the
-    // band's lower end is expected to go unnoticed, and "never" is then the right answer.
-    let silent = matches!(w.kind.as_str(), "cut" | "blackhole");
-    let outage_s = secs(w.end - w.start);
-    // Strictly longer: at exactly the lower end the silence the endpoint sees stops short of it.
-    let applies = |rule: Option<bands::Rule>| rule.filter(|r| silent && outage_s > r.low_s);
-    let client_band = applies(keepalive_s.and_then(|k| bands::client(client_library, k)));
-    let broker_band = applies(keepalive_s.and_then(|k| bands::broker(broker, k, client_library)));
-    let detect_s = detect.as_ref().map(|d| secs(d.0 - w.start));
-    let broker_s = broker_detect.as_ref().map(|d| secs(d.0 - w.start));
-
-    let mut stories = Vec::new();
-    if detect.as_ref().is_some_and(|d| d.1 == "keepalive_timeout") {
-        stories.push("client timed out waiting for PINGRESP".to_string());
-    }
-    if let Some((b, _)) = &broker_detect {
-        if detect.as_ref().is_none_or(|d| *b < d.0) {
-            stories.push("broker timed the client out".to_string());
-        }
-    }
-    // Takeover: the new connection's CONNECT came while the broker still held the old one.
-    if let Some(new) = reconnect_packet {
-        let old_closed_by_broker_before = broker_leg.is_some_and(|b| b.ts_us <= new.ts_us);
-        let log_takeover = run.broker_log.iter().any(|(ts, line)| {
-            *ts >= w.start
-                && *ts < horizon
-                && line.contains(&format!("Client {} already connected", c.id))
-        });
-        if (!old_closed_by_broker_before
-            && !opened_before.is_empty()
-            && upstream_still_open(run, &opened_before, new.ts_us))
-            || log_takeover
-        {
-            stories.push("new connection took over the old session".to_string());
-        }
-    }
-    if stale_delivery(run, &opened_before, w.start, horizon) {
-        stories.push(
-            "data and FIN arrived on a connection the client had already abandoned".to_string(),
-        );
-    }
-    if detect.is_none() && broker_detect.is_none() {
-        stories.push("rode through the outage without reconnecting".to_string());
-    }
-
-    WindowMetrics {
-        client: c.id.clone(),
-        client_detect_s: detect_s,
-        client_detect_how: detect.map(|d| d.1),
-        client_detect_band: client_band.map(|b| b.judge(detect_s)),
-        broker_detect_s: broker_s,
-        broker_detect_how: broker_detect.map(|d| d.1),
-        broker_detect_band: broker_band.map(|b| b.judge(broker_s)),
-        reconnect_s: connack.map(|a| secs(a.ts_us - w.end)),
-        resubscribe_s: suback.map(|s| secs(s.ts_us - w.end)),
-        connect_attempts: attempts,
-        attempt_failures: failures,
-        first_fresh_s: fresh.map(|f| secs(f.ts_us - w.end)),
-        session_present: connack.and_then(|a| match &a.kind {
-            EventKind::Connack(x) => Some(x.session_present),
-            _ => None,
-        }),
-        resubscribed,
-        reported_by_client: !c.from_wire,
-        wire_detect_s: None,
-        wire_reconnect_s: None,
-        wire_resubscribe_s: None,
-        stories,
-    }
-}
-
-/// True if some connection in `conns` still had its broker leg open at `ts`.
-fn upstream_still_open(run: &Run, conns: &BTreeSet<u64>, ts: i64) -> bool {
-    conns.iter().any(|conn| {
-        !run.proxy.iter().any(|e| {
-            e.ts_us <= ts && matches!(&e.kind, EventKind::LegClosed(l) if l.conn == *conn && l.leg == Leg::Upstream)
-        })
-    })
-}
-
-/// Held broker data (or its FIN) delivered on a connection after the client had closed it.
-fn stale_delivery(run: &Run, conns: &BTreeSet<u64>, from: i64, until: i64) -> bool {
-    conns.iter().any(|conn| {
-        let client_closed = run.proxy.iter().find_map(|e| match &e.kind {
-            EventKind::LegClosed(l)
-                if l.conn == *conn && l.leg == Leg::Client && l.by == ClosedBy::Peer =>
-            {
-                Some(e.ts_us)
-            }
-            _ => None,
-        });
-        let Some(closed) = client_closed else {
-            return false;
-        };
-        run.proxy.iter().any(|e| {
-            e.ts_us > closed
-                && e.ts_us >= from
-                && e.ts_us < until
-                && match &e.kind {
-                    EventKind::MqttPacket(p) => {
-                        p.conn == *conn && p.dir == Direction::Down && p.fate == Fate::Released
-                    }
-                    EventKind::LegClosed(l) => {
-                        l.conn == *conn
-                            && l.leg == Leg::Client
-                            && l.by == ClosedBy::Proxy
-                            && l.how == CloseHow::Fin
-                    }
-                    _ => false,
-                }
-        })
-    })
 }
 
 fn data_metrics(run: &Run, c: &Client, windows: &[Window], pings: &wire::Pings) -> DataMetrics {
@@ -974,6 +728,11 @@ fn data_metrics(run: &Run, c: &Client, windows: &[Window], pings: &wire::Pings) 
 
 /// Foreign deliveries a capture counted without keeping rows for them.
 fn client_foreign(run: &Run, client: &str) -> u64 {
+    // Only captures count foreign deliveries this way; for a run the search is skipped, since
+    // it is by name over every client, once per client.
+    if run.foreign_counts.is_empty() {
+        return 0;
+    }
     run.clients
         .iter()
         .position(|c| c == client)

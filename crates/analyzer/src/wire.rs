@@ -94,11 +94,18 @@ pub fn client_events(
             }),
             _ => continue,
         };
-        out.entry(client.clone()).or_default().push(Event {
+        let event = Event {
             ts_us: e.ts_us,
             source: Source::Proxy,
             kind,
-        });
+        };
+        // Looked up by reference first: a fleet's pings would otherwise clone the id twice.
+        match out.get_mut(client) {
+            Some(events) => events.push(event),
+            None => {
+                out.insert(client.clone(), vec![event]);
+            }
+        }
     }
     out
 }

@@ -531,7 +531,9 @@ mod tests {
         }
         for common in COMMON_KEYS {
             assert!(
-                faults::KINDS.iter().all(|k| k.keys.iter().all(|o| o.name != common.name)),
+                faults::KINDS
+                    .iter()
+                    .all(|k| k.keys.iter().all(|o| o.name != common.name)),
                 "`{}` is common and a kind's own",
                 common.name
             );

@@ -463,9 +463,20 @@ fn what_a_run_would_refuse_is_refused_when_the_file_is_checked() {
 fn fault_tables_are_checked_against_the_kinds_descriptor() {
     let base = "duration = \"10s\"\n[subscriber]\nkeepalive = \"2s\"\n[[fault]]\nkind = \"cut\"\n";
     let e = errors(&format!("{base}hld = \"1KiB\"\n"));
-    assert!(e.contains("fault[1].hld") && e.contains("did you mean `hold`?"), "{e}");
-    let e = errors(&format!("{base}every = \"2s\"\nfor = \"1s\"\ncount = \"3\"\n"));
-    assert!(e.contains("fault[1].count") && e.contains("whole number"), "{e}");
+    assert!(
+        e.contains("fault[1].hld") && e.contains("did you mean `hold`?"),
+        "{e}"
+    );
+    let e = errors(&format!(
+        "{base}every = \"2s\"\nfor = \"1s\"\ncount = \"3\"\n"
+    ));
+    assert!(
+        e.contains("fault[1].count") && e.contains("whole number"),
+        "{e}"
+    );
     let e = errors(&format!("{base}hold = \"2GiB\"\n"));
-    assert!(e.contains("bad.toml:6:8: fault[1].hold") && e.contains("1GiB"), "{e}");
+    assert!(
+        e.contains("bad.toml:6:8: fault[1].hold") && e.contains("1GiB"),
+        "{e}"
+    );
 }
