@@ -46,6 +46,7 @@ mod capture;
 mod index;
 mod load;
 mod markdown;
+mod story;
 mod svg;
 mod window;
 mod wire;
@@ -56,6 +57,7 @@ use linecut_model::metric::Stat;
 pub use linecut_model::{topic_matches, Condition};
 use linecut_model::{Metric, MetricName};
 pub use load::{check_fast_message_path, load, Delivery, Publish, Run};
+pub use story::{DetectHow, Story};
 use window::{window_metrics, RunContext};
 
 use linecut_events::run_dir::file;
@@ -105,11 +107,11 @@ pub struct WindowMetrics {
     pub client_detect_s: Option<f64>,
     /// How the client's giving up was seen: its disconnect cause, or `socket_closed` /
     /// `new_connection` when only the wire showed it.
-    pub client_detect_how: Option<String>,
+    pub client_detect_how: Option<DetectHow>,
     pub client_detect_band: Option<Band>,
     pub broker_detect_s: Option<f64>,
     /// `proxy` (the broker closed its leg) or `broker_log`.
-    pub broker_detect_how: Option<String>,
+    pub broker_detect_how: Option<DetectHow>,
     pub broker_detect_band: Option<Band>,
     pub reconnect_s: Option<f64>,
     pub resubscribe_s: Option<f64>,
@@ -123,7 +125,7 @@ pub struct WindowMetrics {
     pub wire_detect_s: Option<f64>,
     pub wire_reconnect_s: Option<f64>,
     pub wire_resubscribe_s: Option<f64>,
-    pub stories: Vec<String>,
+    pub stories: Vec<Story>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -522,8 +524,9 @@ pub fn analyze(run: &Run) -> Report {
         run,
         index: &index,
         keepalive_s,
-        client_library: &client_library,
-        broker: &broker,
+        // The descriptions are read into families once; the bands match on families.
+        client_library: linecut_model::ClientFamily::of(&client_library),
+        broker: linecut_model::BrokerFamily::of(&broker),
     };
     let mut window_reports = Vec::new();
     for (i, w) in windows.iter().enumerate() {

@@ -1,7 +1,8 @@
 //! `report.md`: the run told as the 2014 post told it, but exact — the metrics, what happened in
 //! order, and the verdict on each expectation.
 
-use crate::{Band, DataMetrics, Report, WindowMetrics};
+use crate::{Band, DataMetrics, DetectHow, Report, Story, WindowMetrics};
+use linecut_events::DisconnectCause;
 use std::fmt::Write;
 
 fn opt(v: Option<f64>) -> String {
@@ -40,16 +41,20 @@ fn compare(client: Option<f64>, wire: Option<f64>) -> String {
 /// The window's answers in plain words: the questions the 2014 post was left with.
 fn in_short(m: &WindowMetrics, data: Option<&DataMetrics>) -> Vec<String> {
     let mut out = Vec::new();
-    let how = |h: &str| match h {
-        "keepalive_timeout" => {
+    let how = |h: DetectHow| match h {
+        DetectHow::Cause(DisconnectCause::KeepaliveTimeout) => {
             "no PINGRESP came back for its PINGREQ (its keepalive rule)".to_string()
         }
-        "socket_closed" => "it closed its socket, as the proxy saw on the wire".to_string(),
-        "new_connection" => "it opened a new connection, as the proxy saw on the wire".to_string(),
-        "connection_lost" => "its library reported the connection lost".to_string(),
-        other => other.replace('_', " "),
+        DetectHow::SocketClosed => "it closed its socket, as the proxy saw on the wire".to_string(),
+        DetectHow::NewConnection => {
+            "it opened a new connection, as the proxy saw on the wire".to_string()
+        }
+        DetectHow::Cause(DisconnectCause::ConnectionLost) => {
+            "its library reported the connection lost".to_string()
+        }
+        other => other.name().replace('_', " "),
     };
-    match (m.client_detect_s, m.client_detect_how.as_deref()) {
+    match (m.client_detect_s, m.client_detect_how) {
         (Some(t), Some(h)) => out.push(format!(
             "The client decided the line was dead {t:.3} s after it went: {}{}.",
             how(h),
@@ -64,11 +69,11 @@ fn in_short(m: &WindowMetrics, data: Option<&DataMetrics>) -> Vec<String> {
         )),
         _ => out.push("The client never noticed the outage.".into()),
     }
-    let takeover = m.stories.iter().any(|s| s.contains("took over"));
-    match (m.broker_detect_s, m.broker_detect_how.as_deref()) {
+    let takeover = m.stories.contains(&Story::SessionTakeover);
+    match (m.broker_detect_s, m.broker_detect_how) {
         (Some(t), Some(h)) => out.push(format!(
             "The broker dropped the old connection {t:.3} s after the line went ({}).",
-            if h == "proxy" { "the proxy saw it close its side" } else { "its log says so" }
+            if h == DetectHow::Proxy { "the proxy saw it close its side" } else { "its log says so" }
         )),
         _ if takeover => out.push(
             "The broker never dropped the old connection itself: the client's new connection, with the same client id, took it over."
@@ -98,7 +103,7 @@ fn in_short(m: &WindowMetrics, data: Option<&DataMetrics>) -> Vec<String> {
             d.duplicates
         ));
     }
-    if m.stories.iter().any(|s| s.contains("FIN arrived")) {
+    if m.stories.contains(&Story::StaleDataAfterAbandon) {
         out.push("When the line came back, data and a FIN the broker had sent during the outage reached the connection the client had already abandoned.".into());
     } else if m.client_detect_s.is_some() {
         out.push("Nothing reached the abandoned connection after the client left it.".into());
@@ -179,7 +184,8 @@ pub fn render(r: &Report) -> String {
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                 m.client,
                 opt(m.client_detect_s),
-                m.client_detect_how.as_deref().unwrap_or("—"),
+                m.client_detect_how
+                    .map_or_else(|| "—".to_string(), |h| h.name()),
                 band(&m.client_detect_band),
                 opt(m.broker_detect_s),
                 band(&m.broker_detect_band),

@@ -227,7 +227,10 @@ fn client_timeout_is_measured_against_its_band_with_every_recovery_metric() {
     );
     let m = &w.subscribers[0];
     assert_eq!(m.client_detect_s, Some(3.0));
-    assert_eq!(m.client_detect_how.as_deref(), Some("keepalive_timeout"));
+    assert_eq!(
+        m.client_detect_how,
+        Some(DetectHow::Cause(DisconnectCause::KeepaliveTimeout))
+    );
     let band = m.client_detect_band.as_ref().unwrap();
     assert_eq!((band.low_s, band.high_s, band.inside), (2.0, 4.0, true));
     assert_eq!(m.reconnect_s, Some(0.1));
@@ -237,10 +240,8 @@ fn client_timeout_is_measured_against_its_band_with_every_recovery_metric() {
         (m.session_present, m.resubscribed),
         (Some(false), Some(true))
     );
-    assert!(m
-        .stories
-        .contains(&"client timed out waiting for PINGRESP".to_string()));
-    assert!(!m.stories.iter().any(|s| s.contains("rode through")));
+    assert!(m.stories.contains(&Story::PingTimeout));
+    assert!(!m.stories.contains(&Story::RodeThrough));
     let d = &r.data[0];
     assert_eq!(
         (d.published, d.lost, d.duplicates, d.reconnects),
@@ -291,10 +292,7 @@ fn a_client_that_never_notices_rode_through_and_fails_a_detection_expectation() 
         (m.client_detect_s, m.broker_detect_s, m.reconnect_s),
         (None, None, None)
     );
-    assert_eq!(
-        m.stories,
-        vec!["rode through the outage without reconnecting".to_string()]
-    );
+    assert_eq!(m.stories, vec![Story::RodeThrough]);
     assert!(!m.client_detect_band.as_ref().unwrap().inside);
     let detect = r
         .expectations
@@ -325,12 +323,10 @@ fn the_broker_giving_up_first_is_its_own_story() {
     run.proxy.sort_by_key(|e| e.ts_us);
     let m = &analyze(&run).windows[0].subscribers[0];
     assert_eq!(m.broker_detect_s, Some(2.0));
-    assert_eq!(m.broker_detect_how.as_deref(), Some("proxy"));
-    assert!(m
-        .stories
-        .contains(&"broker timed the client out".to_string()));
+    assert_eq!(m.broker_detect_how, Some(DetectHow::Proxy));
+    assert!(m.stories.contains(&Story::BrokerTimedOut));
     assert!(
-        !m.stories.iter().any(|s| s.contains("took over")),
+        !m.stories.contains(&Story::SessionTakeover),
         "the broker had closed the old one"
     );
 }
@@ -340,8 +336,7 @@ fn a_reconnect_while_the_broker_holds_the_old_connection_is_a_takeover() {
     let run = classic();
     let m = &analyze(&run).windows[0].subscribers[0];
     assert!(
-        m.stories
-            .contains(&"new connection took over the old session".to_string()),
+        m.stories.contains(&Story::SessionTakeover),
         "{:?}",
         m.stories
     );
@@ -365,9 +360,7 @@ fn held_data_released_onto_an_abandoned_connection_is_recognised() {
     ));
     run.proxy.sort_by_key(|e| e.ts_us);
     let m = &analyze(&run).windows[0].subscribers[0];
-    assert!(m.stories.contains(
-        &"data and FIN arrived on a connection the client had already abandoned".to_string()
-    ));
+    assert!(m.stories.contains(&Story::StaleDataAfterAbandon));
     // The client's socket closing at 13 s is the same moment as its own verdict.
     assert_eq!(m.client_detect_s, Some(3.0));
 }
@@ -398,7 +391,7 @@ fn mosquitto_log_lines_count_as_broker_detection_and_takeover() {
     )];
     let m = &analyze(&run).windows[0].subscribers[0];
     assert_eq!(m.broker_detect_s, Some(4.0));
-    assert_eq!(m.broker_detect_how.as_deref(), Some("broker_log"));
+    assert_eq!(m.broker_detect_how, Some(DetectHow::BrokerLog));
     let band = m.broker_detect_band.as_ref().unwrap();
     assert_eq!((band.low_s, band.high_s, band.inside), (1.0, 9.0, true));
 }

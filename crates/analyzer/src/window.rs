@@ -4,8 +4,10 @@
 
 use crate::bands;
 use crate::index::{first_at_or_after, ConnIndex};
+use crate::story::{DetectHow, Story};
 use crate::{cause_name, first, secs, Client, Run, Window, WindowMetrics, SAME_MOMENT_US};
 use linecut_events::{DisconnectCause, EventKind};
+use linecut_model::{BrokerFamily, ClientFamily};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// What every window of a run is measured against.
@@ -14,8 +16,8 @@ pub(crate) struct RunContext<'a> {
     pub index: &'a ConnIndex,
     /// The keepalive the bands are drawn for.
     pub keepalive_s: Option<u16>,
-    pub client_library: &'a str,
-    pub broker: &'a str,
+    pub client_library: ClientFamily,
+    pub broker: BrokerFamily,
 }
 
 pub(crate) fn window_metrics(
@@ -64,28 +66,29 @@ pub(crate) fn window_metrics(
     });
     let later_conns = c.conns.difference(&opened_before);
     let reconnect_packet = index.first_in(later_conns, w.start, horizon, |f| &f.connects);
-    let mut seen: Vec<(i64, String)> = Vec::new();
+    let mut seen: Vec<(i64, DetectHow)> = Vec::new();
     if let Some(e) = own {
         if let EventKind::Disconnected(d) = &e.kind {
-            seen.push((e.ts_us, cause_name(d.cause)));
+            seen.push((e.ts_us, DetectHow::Cause(d.cause)));
         }
     }
     if let Some(ts) = socket {
-        seen.push((ts, "socket_closed".into()));
+        seen.push((ts, DetectHow::SocketClosed));
     }
     if let Some(ts) = reconnect_packet {
-        seen.push((ts, "new_connection".into()));
+        seen.push((ts, DetectHow::NewConnection));
     }
-    seen.sort();
+    // Earliest first; at the same instant, by name, so the choice never depends on order.
+    seen.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name().cmp(&b.1.name())));
     // The time is the earliest sign; the reason is the client's own when it gave one at about
     // the same moment (a library closes its socket and then reports why, so the wire's view of
     // the close can come a few microseconds first).
     let own_reason = own.and_then(|e| match &e.kind {
-        EventKind::Disconnected(d) => Some((e.ts_us, cause_name(d.cause))),
+        EventKind::Disconnected(d) => Some((e.ts_us, DetectHow::Cause(d.cause))),
         _ => None,
     });
-    let detect = seen.first().cloned().map(|(ts, how)| match &own_reason {
-        Some((own_ts, cause)) if own_ts - ts <= SAME_MOMENT_US => (ts, cause.clone()),
+    let detect = seen.first().copied().map(|(ts, how)| match own_reason {
+        Some((own_ts, cause)) if own_ts - ts <= SAME_MOMENT_US => (ts, cause),
         _ => (ts, how),
     });
 
@@ -99,8 +102,8 @@ pub(crate) fn window_metrics(
             && line.contains(&format!("Client {} has exceeded timeout", c.id))
     });
     let broker_detect = match (broker_leg, log_line) {
-        (Some(ts), _) => Some((ts, "proxy".to_string())),
-        (None, Some((ts, _))) => Some(((*ts).max(w.start), "broker_log".to_string())),
+        (Some(ts), _) => Some((ts, DetectHow::Proxy)),
+        (None, Some((ts, _))) => Some(((*ts).max(w.start), DetectHow::BrokerLog)),
         (None, None) => None,
     };
 
@@ -142,8 +145,7 @@ pub(crate) fn window_metrics(
             match &e.kind {
                 EventKind::ConnectAttempt(_) => attempts += 1,
                 EventKind::Disconnected(d) => {
-                    let cause = cause_name(d.cause);
-                    *failures.entry(cause).or_insert(0) += 1;
+                    *failures.entry(cause_name(d.cause)).or_insert(0) += 1;
                 }
                 _ => {}
             }
@@ -166,12 +168,12 @@ pub(crate) fn window_metrics(
     let broker_s = broker_detect.as_ref().map(|d| secs(d.0 - w.start));
 
     let mut stories = Vec::new();
-    if detect.as_ref().is_some_and(|d| d.1 == "keepalive_timeout") {
-        stories.push("client timed out waiting for PINGRESP".to_string());
+    if detect.is_some_and(|d| d.1 == DetectHow::Cause(DisconnectCause::KeepaliveTimeout)) {
+        stories.push(Story::PingTimeout);
     }
     if let Some((b, _)) = &broker_detect {
         if detect.as_ref().is_none_or(|d| *b < d.0) {
-            stories.push("broker timed the client out".to_string());
+            stories.push(Story::BrokerTimedOut);
         }
     }
     // Takeover: the new connection's CONNECT came while the broker still held the old one.
@@ -187,16 +189,14 @@ pub(crate) fn window_metrics(
             && upstream_still_open(index, &opened_before, new))
             || log_takeover
         {
-            stories.push("new connection took over the old session".to_string());
+            stories.push(Story::SessionTakeover);
         }
     }
     if stale_delivery(index, &opened_before, w.start, horizon) {
-        stories.push(
-            "data and FIN arrived on a connection the client had already abandoned".to_string(),
-        );
+        stories.push(Story::StaleDataAfterAbandon);
     }
     if detect.is_none() && broker_detect.is_none() {
-        stories.push("rode through the outage without reconnecting".to_string());
+        stories.push(Story::RodeThrough);
     }
 
     WindowMetrics {

@@ -10,12 +10,14 @@
 //! - [`policy`]: reconnect and re-subscribe policies;
 //! - [`duration`]: durations and rates as people write them, bounded where they are parsed;
 //! - [`expect`]: expectation conditions (`<= 4`, `2..4`, `never`);
+//! - [`identity`]: the client library and broker families the detection bands are drawn for;
 //! - [`metric`]: the metrics a report carries and expectations may name;
 //! - [`payload`]: the publisher's payload format (`lc1/<seq>/<ts>/`);
 //! - [`text`]: the one check for user text that becomes a file name or a command argument.
 
 pub mod duration;
 pub mod expect;
+pub mod identity;
 pub mod metric;
 pub mod payload;
 pub mod policy;
@@ -25,6 +27,7 @@ pub mod text;
 
 pub use duration::{parse_duration, MAX_DURATION};
 pub use expect::Condition;
+pub use identity::{BrokerFamily, ClientFamily};
 pub use metric::{Metric, MetricName, MetricScope};
 pub use policy::{ReconnectPolicy, ResubscribePolicy};
 pub use protocol::{topic_matches, Protocol, Topic};

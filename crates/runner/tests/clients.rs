@@ -62,7 +62,7 @@ fn assert_2014_shape(report: &Report, what: &str) {
     );
     let long = &report.windows[1].subscribers[0];
     assert_eq!(
-        long.client_detect_how.as_deref(),
+        long.client_detect_how.map(|h| h.name()).as_deref(),
         Some("keepalive_timeout"),
         "{what}"
     );
