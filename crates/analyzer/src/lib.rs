@@ -912,11 +912,13 @@ fn timeline(
             _ => {}
         }
     }
-    for (ts, line) in &run.broker_log {
-        if line.contains("exceeded timeout") || line.contains("already connected") {
-            // mosquitto stamps whole seconds: the event happened within the second after this.
-            push(*ts, None, format!("broker log (1 s resolution): {line}"));
-        }
+    for entry in &run.broker_log {
+        // mosquitto stamps whole seconds: the event happened within the second after this.
+        push(
+            entry.ts_us,
+            None,
+            format!("broker log (1 s resolution): {}", entry.text),
+        );
     }
     out.sort_by(|a, b| a.ts_us.cmp(&b.ts_us).then_with(|| a.what.cmp(&b.what)));
     out

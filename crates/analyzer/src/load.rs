@@ -15,6 +15,7 @@
 //! is nothing to analyse.
 
 use crate::AnalyzeError;
+use linecut_events::broker_log::{parse_mosquitto_log, BrokerLogEntry};
 use linecut_events::{Event, EventKind, EventReader, RunLayout, RunMeta};
 use memchr::memmem::Finder;
 use serde::Deserialize;
@@ -57,8 +58,8 @@ pub struct Run {
     /// Interned client ids and topics; rows refer to them by index.
     pub clients: Vec<String>,
     pub topics: Vec<String>,
-    /// mosquitto log lines with their (1 s resolution) timestamp in microseconds.
-    pub broker_log: Vec<(i64, String)>,
+    /// The broker log's entries the analysis uses (mosquitto's; 1 s resolution).
+    pub broker_log: Vec<BrokerLogEntry>,
     pub warnings: Vec<String>,
     /// Deliveries not in linecut's format, counted per client instead of kept as rows (a
     /// capture of ordinary traffic is read in constant memory).
@@ -419,18 +420,11 @@ fn read_file(
     Ok(out)
 }
 
-/// Reads mosquitto's log: lines start with a Unix timestamp in seconds (`1764110000: …`).
-fn broker_log(layout: &RunLayout) -> Vec<(i64, String)> {
-    let Ok(text) = std::fs::read_to_string(layout.broker_log()) else {
-        return Vec::new();
-    };
-    text.lines()
-        .filter_map(|line| {
-            let (ts, rest) = line.split_once(": ")?;
-            let secs: i64 = ts.trim().parse().ok()?;
-            Some((secs * 1_000_000, rest.to_string()))
-        })
-        .collect()
+/// Reads mosquitto's log (none for other brokers: the file then holds nothing it parses).
+fn broker_log(layout: &RunLayout) -> Vec<BrokerLogEntry> {
+    std::fs::read_to_string(layout.broker_log())
+        .map(|text| parse_mosquitto_log(&text))
+        .unwrap_or_default()
 }
 
 pub fn load(dir: &Path) -> Result<Run, AnalyzeError> {

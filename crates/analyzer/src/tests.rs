@@ -385,10 +385,11 @@ fn duplicates_reordering_and_late_data_are_counted() {
 #[test]
 fn mosquitto_log_lines_count_as_broker_detection_and_takeover() {
     let mut run = classic();
-    run.broker_log = vec![(
-        T0 + 14 * S,
-        "Client s has exceeded timeout, disconnecting.".into(),
-    )];
+    run.broker_log = linecut_events::broker_log::parse_mosquitto_log(&format!(
+        "{}: Client s has exceeded timeout, disconnecting.\n",
+        (T0 + 14 * S) / S
+    ));
+    assert_eq!(run.broker_log.len(), 1);
     let m = &analyze(&run).windows[0].subscribers[0];
     assert_eq!(m.broker_detect_s, Some(4.0));
     assert_eq!(m.broker_detect_how, Some(DetectHow::BrokerLog));

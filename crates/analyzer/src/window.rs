@@ -6,6 +6,7 @@ use crate::bands;
 use crate::index::{first_at_or_after, ConnIndex};
 use crate::story::{DetectHow, Story};
 use crate::{cause_name, first, secs, Client, Run, Window, WindowMetrics, SAME_MOMENT_US};
+use linecut_events::broker_log::BrokerLogKind;
 use linecut_events::{DisconnectCause, EventKind};
 use linecut_model::{BrokerFamily, ClientFamily};
 use std::collections::{BTreeMap, BTreeSet};
@@ -96,14 +97,15 @@ pub(crate) fn window_metrics(
     let broker_leg = index.first_in(&opened_before, w.start, horizon, |f| {
         &f.upstream_closed_by_peer
     });
-    let log_line = run.broker_log.iter().find(|(ts, line)| {
-        *ts >= w.start - 1_000_000
-            && *ts < horizon
-            && line.contains(&format!("Client {} has exceeded timeout", c.id))
+    let log_line = run.broker_log.iter().find(|l| {
+        l.ts_us >= w.start - 1_000_000
+            && l.ts_us < horizon
+            && l.kind == BrokerLogKind::KeepaliveTimeout
+            && l.client == c.id
     });
     let broker_detect = match (broker_leg, log_line) {
         (Some(ts), _) => Some((ts, DetectHow::Proxy)),
-        (None, Some((ts, _))) => Some(((*ts).max(w.start), DetectHow::BrokerLog)),
+        (None, Some(l)) => Some((l.ts_us.max(w.start), DetectHow::BrokerLog)),
         (None, None) => None,
     };
 
@@ -179,10 +181,11 @@ pub(crate) fn window_metrics(
     // Takeover: the new connection's CONNECT came while the broker still held the old one.
     if let Some(new) = reconnect_packet {
         let old_closed_by_broker_before = broker_leg.is_some_and(|b| b <= new);
-        let log_takeover = run.broker_log.iter().any(|(ts, line)| {
-            *ts >= w.start
-                && *ts < horizon
-                && line.contains(&format!("Client {} already connected", c.id))
+        let log_takeover = run.broker_log.iter().any(|l| {
+            l.ts_us >= w.start
+                && l.ts_us < horizon
+                && l.kind == BrokerLogKind::Takeover
+                && l.client == c.id
         });
         if (!old_closed_by_broker_before
             && !opened_before.is_empty()

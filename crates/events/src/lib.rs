@@ -59,6 +59,7 @@
 //! held and one when it was released, so the analyzer sees both when it crossed into the proxy and
 //! when the other endpoint could first have seen it.
 
+pub mod broker_log;
 mod reader;
 pub mod run_dir;
 mod writer;

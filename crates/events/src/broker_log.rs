@@ -1,0 +1,83 @@
+//! mosquitto's log, read into typed entries: the two lines the analysis uses.
+//!
+//! mosquitto writes `<unix seconds>: <message>` with its default messages; linecut's
+//! configuration turns on timestamps and connection messages. Two messages matter:
+//! - `Client <id> has exceeded timeout, disconnecting.` — the broker's keepalive verdict;
+//! - `Client <id> already connected, closing old connection.` — a new connection with the same
+//!   client id took over the session.
+//!
+//! Everything else (connects, subscribes, config) is skipped. Timestamps have one-second
+//! resolution: an entry happened within the second after its time.
+
+/// What a log entry says happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BrokerLogKind {
+    /// The broker dropped the client for its keepalive.
+    KeepaliveTimeout,
+    /// A new connection with the same client id replaced the old one.
+    Takeover,
+}
+
+/// One entry of the broker's log that the analysis uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerLogEntry {
+    /// The line's time (whole seconds), in microseconds.
+    pub ts_us: i64,
+    pub client: String,
+    pub kind: BrokerLogKind,
+    /// The message as mosquitto wrote it, for timelines.
+    pub text: String,
+}
+
+const TIMEOUT_SUFFIX: &str = " has exceeded timeout, disconnecting.";
+const TAKEOVER_SUFFIX: &str = " already connected, closing old connection.";
+
+/// Reads one line of mosquitto's log; `None` for lines the analysis does not use.
+pub fn parse_mosquitto_line(line: &str) -> Option<BrokerLogEntry> {
+    let (ts, text) = line.split_once(": ")?;
+    let secs: i64 = ts.trim().parse().ok()?;
+    let body = text.strip_prefix("Client ")?;
+    let (client, kind) = if let Some(client) = body.strip_suffix(TIMEOUT_SUFFIX) {
+        (client, BrokerLogKind::KeepaliveTimeout)
+    } else if let Some(client) = body.strip_suffix(TAKEOVER_SUFFIX) {
+        (client, BrokerLogKind::Takeover)
+    } else {
+        return None;
+    };
+    Some(BrokerLogEntry {
+        ts_us: secs.checked_mul(1_000_000)?,
+        client: client.to_string(),
+        kind,
+        text: text.to_string(),
+    })
+}
+
+/// Reads a whole log, keeping the entries the analysis uses, in order.
+pub fn parse_mosquitto_log(text: &str) -> Vec<BrokerLogEntry> {
+    text.lines().filter_map(parse_mosquitto_line).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_two_verdicts_are_read_and_everything_else_skipped() {
+        let log = "1795649978: mosquitto version 2.0.11 starting\n\
+                   1795650040: Client paho 2014 has exceeded timeout, disconnecting.\n\
+                   1795650100: Client s already connected, closing old connection.\n\
+                   1795650101: Client s disconnected.\n\
+                   garbage\n\
+                   99999999999999999999: Client x has exceeded timeout, disconnecting.\n";
+        let entries = parse_mosquitto_log(log);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].client, "paho 2014", "ids may hold spaces");
+        assert_eq!(entries[0].kind, BrokerLogKind::KeepaliveTimeout);
+        assert_eq!(entries[0].ts_us, 1_795_650_040_000_000);
+        assert_eq!(entries[1].kind, BrokerLogKind::Takeover);
+        assert_eq!(
+            entries[1].text,
+            "Client s already connected, closing old connection."
+        );
+    }
+}
