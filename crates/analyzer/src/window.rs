@@ -5,11 +5,46 @@
 use crate::bands;
 use crate::index::{first_at_or_after, ConnIndex};
 use crate::story::{DetectHow, Story};
-use crate::{cause_name, first, secs, Client, Run, Window, WindowMetrics, SAME_MOMENT_US};
+use crate::{cause_name, first, secs, Client, Run, WindowMetrics, SAME_MOMENT_US};
 use linecut_events::broker_log::BrokerLogKind;
 use linecut_events::{DisconnectCause, EventKind};
 use linecut_model::{BrokerFamily, ClientFamily};
 use std::collections::{BTreeMap, BTreeSet};
+
+/// One fault's outage window: from its start to its end (or the run's end).
+pub(crate) struct Window {
+    pub fault: u64,
+    pub kind: String,
+    pub spec: String,
+    pub start: i64,
+    pub end: i64,
+}
+
+pub(crate) fn windows(run: &Run, run_end: i64) -> Vec<Window> {
+    let mut windows: Vec<Window> = Vec::new();
+    let mut open: Vec<usize> = Vec::new();
+    for e in &run.proxy {
+        match &e.kind {
+            EventKind::FaultStarted(f) => {
+                windows.push(Window {
+                    fault: f.fault,
+                    kind: f.kind.clone(),
+                    spec: f.spec.clone(),
+                    start: e.ts_us,
+                    end: run_end,
+                });
+                open.push(windows.len() - 1);
+            }
+            EventKind::FaultEnded(f) => {
+                if let Some(pos) = open.iter().position(|&i| windows[i].fault == f.fault) {
+                    windows[open.remove(pos)].end = e.ts_us;
+                }
+            }
+            _ => {}
+        }
+    }
+    windows
+}
 
 /// What every window of a run is measured against.
 pub(crate) struct RunContext<'a> {

@@ -1,0 +1,224 @@
+//! The timeline: the moments a reader needs to follow a run (faults, gaps in the data, the
+//! clients' and the wire's events near an outage, the broker's verdicts), in time order, and
+//! the warnings about clients under test.
+
+use crate::report::TimelineEntry;
+use crate::window::Window;
+use crate::{cause_name, secs, Client, Run};
+use linecut_events::{ClosedBy, DisconnectCause, EventKind, Leg};
+use std::collections::BTreeMap;
+
+pub(crate) fn timeline(
+    run: &Run,
+    clients: &BTreeMap<String, Client>,
+    windows: &[Window],
+    start: i64,
+    keepalive_s: Option<u16>,
+) -> Vec<TimelineEntry> {
+    let k_us = i64::from(keepalive_s.unwrap_or(60)) * 1_000_000;
+    let near_outage = |ts: i64| {
+        windows
+            .iter()
+            .any(|w| ts >= w.start - k_us && ts <= w.end + k_us)
+    };
+    let mut out = Vec::new();
+    let mut push = |ts: i64, client: Option<&str>, what: String| {
+        out.push(TimelineEntry {
+            t_s: secs(ts - start),
+            ts_us: ts,
+            client: client.map(str::to_string),
+            what,
+        });
+    };
+    for w in windows {
+        push(
+            w.start,
+            None,
+            format!("{} begins (fault {}: {})", w.kind, w.fault, w.spec),
+        );
+        if w.end != w.start {
+            push(w.end, None, format!("{} ends (fault {})", w.kind, w.fault));
+        }
+    }
+    for c in clients.values() {
+        let id = Some(c.id.as_str());
+        // Deliveries: only the first one after a hole (or after an outage) makes the timeline.
+        let mut last: Option<i64> = None;
+        for d in &c.deliveries {
+            let after_gap = last.is_some_and(|l| d.ts_us - l > 2 * k_us.min(5_000_000))
+                || windows
+                    .iter()
+                    .any(|w| last.is_none_or(|l| l < w.end) && d.ts_us >= w.end);
+            if after_gap {
+                push(
+                    d.ts_us,
+                    id,
+                    format!(
+                        "receives seq {} published at t+{:.3} s",
+                        d.seq.unwrap_or(0),
+                        secs(d.pub_ts_us.unwrap_or(d.ts_us) - start)
+                    ),
+                );
+            }
+            last = Some(d.ts_us);
+        }
+        // Facts read off the wire say so, so nobody takes them for the client's own words.
+        let seen = if c.from_wire { " (on the wire)" } else { "" };
+        for e in &c.events {
+            let wire = e.source == linecut_events::Source::Proxy;
+            let seen = if wire { seen } else { "" };
+            match &e.kind {
+                EventKind::ConnectAttempt(a) if wire && a.attempt > 1 => {
+                    push(e.ts_us, id, format!("CONNECT {}{seen}", a.attempt))
+                }
+                EventKind::ConnectAttempt(a) if a.attempt > 1 => push(
+                    e.ts_us,
+                    id,
+                    format!(
+                        "connect attempt {} (after {} ms back-off)",
+                        a.attempt, a.delay_ms
+                    ),
+                ),
+                EventKind::Connack(a) => push(
+                    e.ts_us,
+                    id,
+                    format!(
+                        "CONNACK code {} session_present={}{seen}",
+                        a.code, a.session_present
+                    ),
+                ),
+                EventKind::SubscribeSent(_) if wire => {
+                    push(e.ts_us, id, format!("SUBSCRIBE sent{seen}"))
+                }
+                EventKind::SubscribeSent(s) => push(
+                    e.ts_us,
+                    id,
+                    format!("SUBSCRIBE sent ({:?})", s.reason).to_lowercase(),
+                ),
+                EventKind::Suback(s) => {
+                    push(e.ts_us, id, format!("SUBACK codes {:?}{seen}", s.codes))
+                }
+                EventKind::PingSent(_) if near_outage(e.ts_us) => {
+                    push(e.ts_us, id, format!("sends PINGREQ{seen}"))
+                }
+                EventKind::PingReceived(_) if near_outage(e.ts_us) => {
+                    push(e.ts_us, id, format!("gets PINGRESP{seen}"))
+                }
+                EventKind::ClientExited(x) => push(
+                    e.ts_us,
+                    id,
+                    format!(
+                        "client process {} ({})",
+                        if x.expected {
+                            "stopped"
+                        } else {
+                            "ended on its own"
+                        },
+                        exit_text(x)
+                    ),
+                ),
+                EventKind::Disconnected(d)
+                    if d.cause == DisconnectCause::Requested && d.error.starts_with("linecut ") =>
+                {
+                    push(
+                        e.ts_us,
+                        id,
+                        "linecut asks the client to stop: the run is over".into(),
+                    )
+                }
+                EventKind::Disconnected(d) if d.cause == DisconnectCause::Requested => {
+                    push(e.ts_us, id, "disconnects: the run is over".into())
+                }
+                EventKind::Disconnected(d) => push(
+                    e.ts_us,
+                    id,
+                    format!(
+                        "gives up the connection ({}): {}",
+                        cause_name(d.cause),
+                        d.error
+                    ),
+                ),
+                _ => {}
+            }
+        }
+    }
+    for e in &run.proxy {
+        match &e.kind {
+            EventKind::LegClosed(l) => {
+                let who = match (l.leg, l.by) {
+                    (Leg::Client, ClosedBy::Peer) => "the client closed its connection",
+                    (Leg::Upstream, ClosedBy::Peer) => "the broker closed its connection",
+                    (Leg::Client, ClosedBy::Proxy) => "the proxy closed the client's connection",
+                    (Leg::Upstream, ClosedBy::Proxy) => "the proxy closed the broker's connection",
+                };
+                push(
+                    e.ts_us,
+                    None,
+                    format!(
+                        "conn {}: {who} ({:?}){}",
+                        l.conn,
+                        l.how,
+                        l.reason
+                            .as_ref()
+                            .map(|r| format!(": {r}"))
+                            .unwrap_or_default()
+                    )
+                    .replace("(Fin)", "(FIN)")
+                    .replace("(Rst)", "(RST)")
+                    .replace("(Error)", "(error)"),
+                );
+            }
+            EventKind::ConnOpened(o) => push(
+                e.ts_us,
+                None,
+                format!("conn {}: opened from {}", o.conn, o.client_addr),
+            ),
+            _ => {}
+        }
+    }
+    for entry in &run.broker_log {
+        // mosquitto stamps whole seconds: the event happened within the second after this.
+        push(
+            entry.ts_us,
+            None,
+            format!("broker log (1 s resolution): {}", entry.text),
+        );
+    }
+    out.sort_by(|a, b| a.ts_us.cmp(&b.ts_us).then_with(|| a.what.cmp(&b.what)));
+    out
+}
+
+pub(crate) fn exit_text(x: &linecut_events::ClientExited) -> String {
+    match (x.code, x.signal) {
+        (Some(c), _) => format!("exit status {c}"),
+        (None, Some(s)) => format!("signal {s}"),
+        _ => "status unknown".into(),
+    }
+}
+
+/// Warnings about clients under test: early exits, and output that was not understood.
+pub(crate) fn client_warnings(run: &Run) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in &run.subscriber {
+        if let EventKind::ClientExited(x) = &e.kind {
+            if !x.expected {
+                out.push(format!(
+                    "client {} ({}) ended before the run did ({})",
+                    x.client,
+                    x.kind,
+                    exit_text(x)
+                ));
+            }
+            if x.unmatched_lines > 0 {
+                out.push(format!(
+                    "client {}: {} of {} stdout lines were not understood (first: {:?})",
+                    x.client,
+                    x.unmatched_lines,
+                    x.lines,
+                    x.first_unmatched.as_deref().unwrap_or("")
+                ));
+            }
+        }
+    }
+    out
+}
