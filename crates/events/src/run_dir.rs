@@ -158,12 +158,27 @@ pub struct RunMeta {
     /// Metric name to condition, as the scenario wrote them.
     #[serde(default)]
     pub expectations: BTreeMap<String, String>,
+    /// The client script the run ran (a client under test that linecut ships), by content.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_script: Option<ClientScript>,
     #[serde(flatten)]
     pub status: RunStatus,
     /// The files present when the run ended.
     #[serde(default)]
     pub files: Vec<String>,
 }
+
+/// A script linecut ran as the client under test: where the copy it ran is, and its SHA-256,
+/// so a run says exactly which script produced it even when many runs share one copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientScript {
+    pub path: String,
+    pub sha256: String,
+}
+
+/// The environment variable naming a directory where a run writes the client script it runs,
+/// instead of its own directory: a sweep points all its runs at one copy.
+pub const CLIENT_SCRIPT_DIR_ENV: &str = "LINECUT_CLIENT_SCRIPT_DIR";
 
 /// `summary.json`: what the runner counted while the run went on.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -264,6 +279,7 @@ mod tests {
             duration_s: 3.0,
             faults: vec!["cut:at=1s".into()],
             expectations: BTreeMap::new(),
+            client_script: None,
             status,
             files: vec![],
         }

@@ -122,7 +122,7 @@ pub async fn run(
 ) -> Result<RunOutcome, RunError> {
     // Everything that can be refused without starting anything is refused before the run
     // directory exists: a client that cannot start, options the agents would reject.
-    let external = client::prepare(scenario)?;
+    let mut external = client::prepare(scenario)?;
     let publisher = publisher_settings(scenario);
     if external.is_none() {
         subscriber_options(scenario, ADDRESS_FOR_CHECKING).validate()?;
@@ -145,6 +145,14 @@ pub async fn run(
         subscribers: scenario.subscriber.settings.count,
         ..RunSummary::default()
     };
+    if let Some(prepared) = external.as_mut() {
+        let installed = prepared
+            .install_script(dir.layout().dir())
+            .and_then(|script| dir.update(|m| m.client_script = script));
+        if let Err(e) = installed {
+            return Err(dir.fail(&summary, e));
+        }
+    }
 
     reporter.phase("starting the broker and the proxy");
     let mut stack = match Stack::start(scenario, dir.layout()).await {

@@ -52,6 +52,7 @@ impl RunDir {
             duration_s: scenario.duration.as_secs_f64(),
             faults: scenario.faults.iter().map(|f| f.to_string()).collect(),
             expectations: scenario.expect.clone(),
+            client_script: None,
             status: RunStatus::Running,
             files: Vec::new(),
         };

@@ -99,6 +99,16 @@ async fn paho_1_6_reproduces_the_2014_shape_at_ci_length() {
     );
     assert_2014_shape(&report, "paho 1.6");
     assert!(dir.join("paho_subscriber.py").is_file() && dir.join("client.stderr.log").is_file());
+    // meta.json names the script the run ran by its content.
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap();
+    let script = std::fs::read(dir.join("paho_subscriber.py")).unwrap();
+    use sha2::Digest;
+    let sha: String = sha2::Sha256::digest(&script)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(meta["client_script"]["sha256"], sha.as_str());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,8 +12,9 @@ use std::path::PathBuf;
 pub enum ClientKind {
     /// linecut's own agent (rumqttc); the default.
     Rumqttc,
-    /// linecut's paho-mqtt subscriber script (`clients/paho_subscriber.py`), shaped like the 2014
-    /// experiment's client, under a Python with the given paho-mqtt series installed.
+    /// linecut's paho-mqtt subscriber script (`crates/runner/clients/paho_subscriber.py`),
+    /// shaped like the 2014 experiment's client, under a Python with the given paho-mqtt
+    /// series installed.
     PahoPython {
         /// `1.6` or `2`.
         paho: String,

@@ -9,6 +9,10 @@
 
 use crate::plan::Plan;
 use crate::SweepError;
+use linecut_events::run_dir::CLIENT_SCRIPT_DIR_ENV;
+
+/// The sweep directory's folder for client scripts its runs share.
+const CLIENT_SCRIPTS: &str = "clients";
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -99,6 +103,7 @@ pub fn execute(
             });
         }
     }
+    let scripts = dir.join(CLIENT_SCRIPTS);
     let total = pending.len();
     let expected_s: f64 = pending
         .iter()
@@ -140,6 +145,9 @@ pub fn execute(
             )
             .map_err(crate::io(slot.dir.clone()))?;
             let child = Command::new(&options.linecut)
+                // One copy of a client script for the whole sweep, not one per run; each run's
+                // meta.json names it with its SHA-256.
+                .env(CLIENT_SCRIPT_DIR_ENV, &scripts)
                 .arg("run")
                 .arg("--plain")
                 .arg("--force")

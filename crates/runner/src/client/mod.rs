@@ -14,10 +14,12 @@
 pub mod output;
 
 use crate::RunError;
+use linecut_events::run_dir::{ClientScript, CLIENT_SCRIPT_DIR_ENV};
 use linecut_events::{now_us, ClientExited, DisconnectCause, Disconnected, EventKind, EventSink};
 use linecut_model::{Protocol, ReconnectPolicy};
 use linecut_scenario::{client as spec, ClientKind, Scenario};
 use output::{Line, MessageDefaults, OutputFormat};
+use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -29,10 +31,12 @@ use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-/// linecut's paho-mqtt subscriber, written into each run directory that uses it, so the run
-/// keeps the exact script it ran.
-pub const PAHO_SCRIPT: &str = include_str!("../../../../clients/paho_subscriber.py");
+/// linecut's paho-mqtt subscriber. A run writes it next to itself (or, in a sweep, into one
+/// directory every run of the sweep shares: [`CLIENT_SCRIPT_DIR_ENV`]) and records its SHA-256 in
+/// `meta.json`, so every run names the exact script it ran.
+pub const PAHO_SCRIPT: &str = include_str!("../../clients/paho_subscriber.py");
 const PAHO_SCRIPT_NAME: &str = "paho_subscriber.py";
+
 /// How long a client gets to exit after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -41,10 +45,39 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 pub struct Prepared {
     kind: &'static str,
     program: PathBuf,
+    /// The script the program runs, once installed ([`Prepared::install_script`]).
+    script: Option<PathBuf>,
     /// How its stdout is read.
     format: OutputFormat,
     /// For `meta.json` and the reports; names the library so detection bands apply.
     pub description: String,
+}
+
+impl Prepared {
+    /// Writes the script this client runs (paho's) where it will run from: the directory
+    /// [`CLIENT_SCRIPT_DIR_ENV`] names, or `run_dir`. An existing copy with the same content is used
+    /// as it is. Returns what `meta.json` records; `None` for clients without a script.
+    pub fn install_script(&mut self, run_dir: &Path) -> Result<Option<ClientScript>, RunError> {
+        if self.kind != "paho-python" {
+            return Ok(None);
+        }
+        let dir = std::env::var_os(CLIENT_SCRIPT_DIR_ENV)
+            .map_or_else(|| run_dir.to_path_buf(), PathBuf::from);
+        std::fs::create_dir_all(&dir).map_err(crate::io(format!("create {}", dir.display())))?;
+        let path = dir.join(PAHO_SCRIPT_NAME);
+        if std::fs::read(&path).ok().as_deref() != Some(PAHO_SCRIPT.as_bytes()) {
+            linecut_events::run_dir::write_atomically(&path, PAHO_SCRIPT.as_bytes())?;
+        }
+        let sha256 = Sha256::digest(PAHO_SCRIPT.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        self.script = Some(path.clone());
+        Ok(Some(ClientScript {
+            path: path.display().to_string(),
+            sha256,
+        }))
+    }
 }
 
 fn client_error(message: impl Into<String>) -> RunError {
@@ -143,6 +176,7 @@ pub fn prepare(scenario: &Scenario) -> Result<Option<Prepared>, RunError> {
                 )));
             }
             Ok(Some(Prepared {
+                script: None,
                 kind: "paho-python",
                 program: python.clone(),
                 format: OutputFormat::Events,
@@ -170,6 +204,7 @@ pub fn prepare(scenario: &Scenario) -> Result<Option<Prepared>, RunError> {
                 .map(|v| v.trim_end_matches('.').replace(" running on ", ", "))
                 .unwrap_or_else(|| "(version unknown)".into());
             Ok(Some(Prepared {
+                script: None,
                 kind: "mosquitto_sub",
                 program,
                 format: OutputFormat::MosquittoSubVerbose,
@@ -203,6 +238,7 @@ pub fn prepare(scenario: &Scenario) -> Result<Option<Prepared>, RunError> {
                 .file_name()
                 .map_or_else(|| argv[0].clone(), |n| n.to_string_lossy().into_owned());
             Ok(Some(Prepared {
+                script: None,
                 kind: "command",
                 program,
                 format,
@@ -220,7 +256,7 @@ fn arguments(
     scenario: &Scenario,
     proxy: SocketAddr,
     id: &str,
-    dir: &Path,
+    script: Option<&Path>,
 ) -> Result<Vec<String>, RunError> {
     let s = &scenario.subscriber.settings;
     let host = proxy.ip().to_string();
@@ -238,8 +274,9 @@ fn arguments(
                 ReconnectPolicy::Fixed(d) => (d, d),
                 ReconnectPolicy::Exponential { min, max, .. } => (min, max),
             };
+            let script = script.ok_or_else(|| client_error("the paho script was not installed"))?;
             let mut args = vec![
-                dir.join(PAHO_SCRIPT_NAME).to_string_lossy().into_owned(),
+                script.to_string_lossy().into_owned(),
                 "--host".into(),
                 host,
                 "--port".into(),
@@ -402,10 +439,6 @@ impl ClientFleet {
         publisher_qos: u8,
         exits: mpsc::UnboundedSender<EarlyExit>,
     ) -> Result<ClientFleet, RunError> {
-        if prepared.kind == "paho-python" {
-            std::fs::write(dir.join(PAHO_SCRIPT_NAME), PAHO_SCRIPT)
-                .map_err(crate::io(format!("write {PAHO_SCRIPT_NAME}")))?;
-        }
         let stopping = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut fleet = ClientFleet {
             kind: prepared.kind,
@@ -414,7 +447,7 @@ impl ClientFleet {
             stderr_files: Vec::new(),
         };
         for id in ids {
-            let args = arguments(scenario, proxy, id, dir)?;
+            let args = arguments(scenario, proxy, id, prepared.script.as_deref())?;
             let stderr_name = if ids.len() == 1 {
                 linecut_events::run_dir::file::client_stderr.to_string()
             } else {
