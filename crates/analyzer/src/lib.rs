@@ -331,7 +331,7 @@ pub fn analyze(run: &Run) -> Report {
         index: &index,
         keepalive_s,
         // The descriptions are read into families once; the bands match on families.
-        client_library: linecut_model::ClientFamily::of(&client_library),
+        client_library: meta.subscriber_family(),
         broker: linecut_model::BrokerFamily::of(&broker),
     };
     let mut window_reports = Vec::new();

@@ -10,6 +10,7 @@
 //! only when it parses as a [`RunMeta`]. Code that deletes or replaces a run checks that first,
 //! so `--force` never clears a directory linecut did not write.
 
+use linecut_model::{ClientFamily, ClientIdentity};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -137,6 +138,10 @@ pub struct RunMeta {
     pub broker_address: Option<String>,
     /// The subscribers' client library, as the report names it.
     pub subscriber_client: String,
+    /// The same library as a family and version, which the detection bands are drawn for. Runs
+    /// from before it was recorded are read from `subscriber_client`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscriber_identity: Option<ClientIdentity>,
     #[serde(default)]
     pub publisher_client: String,
     #[serde(default)]
@@ -221,6 +226,13 @@ impl RunMeta {
         })
     }
 
+    /// The subscribers' client family: recorded, or read from the description.
+    pub fn subscriber_family(&self) -> ClientFamily {
+        self.subscriber_identity
+            .as_ref()
+            .map_or_else(|| ClientFamily::of(&self.subscriber_client), |i| i.family)
+    }
+
     /// Whether the run ended complete.
     pub fn is_complete(&self) -> bool {
         self.status == RunStatus::Complete
@@ -270,6 +282,7 @@ mod tests {
             broker: "b".into(),
             broker_address: None,
             subscriber_client: "c".into(),
+            subscriber_identity: None,
             publisher_client: "p".into(),
             host: "h".into(),
             started_at: "t".into(),

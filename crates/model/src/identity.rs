@@ -5,8 +5,11 @@
 //! --client "paho-mqtt 1.6"`). Those words are read here, once, into a family; everything that
 //! depends on the implementation (the bands) matches on the family, never on the words.
 
+use serde::{Deserialize, Serialize};
+
 /// A client library family with its own keepalive behaviour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ClientFamily {
     /// rumqttc: pings every K from CONNACK, gives up at the next tick.
     Rumqttc,
@@ -32,6 +35,15 @@ impl ClientFamily {
             ClientFamily::Other
         }
     }
+}
+
+/// Which client library a run's subscribers were, as `meta.json` records it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientIdentity {
+    pub family: ClientFamily,
+    /// The library's version, when it says (`2.1.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// A broker family with its own keepalive enforcement.

@@ -27,7 +27,7 @@ pub mod text;
 
 pub use duration::{parse_duration, MAX_DURATION};
 pub use expect::Condition;
-pub use identity::{BrokerFamily, ClientFamily};
+pub use identity::{BrokerFamily, ClientFamily, ClientIdentity};
 pub use metric::{Metric, MetricName, MetricScope};
 pub use policy::{ReconnectPolicy, ResubscribePolicy};
 pub use protocol::{topic_matches, Protocol, Topic};

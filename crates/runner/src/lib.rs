@@ -40,7 +40,7 @@ use linecut_agent::{
 };
 use linecut_broker::BrokerError;
 use linecut_events::{now_us, AgentStopped, EventKind, RunSummary};
-use linecut_model::PublisherSettings;
+use linecut_model::{ClientFamily, ClientIdentity, PublisherSettings};
 use linecut_proxy::Status;
 use linecut_scenario::Scenario;
 use run_dir::RunDir;
@@ -52,8 +52,8 @@ use subjects::Subjects;
 use tokio::sync::watch;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// The client library inside linecut's agents, for reports.
-pub const AGENT_CLIENT: &str = "rumqttc 0.25";
+/// The version of rumqttc inside linecut's agents (the workspace pins it).
+const AGENT_CLIENT_VERSION: &str = "0.25";
 /// How long subscribers get to be subscribed before the run is abandoned.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long the publisher gets to stop before the run says it did not stop cleanly.
@@ -129,10 +129,17 @@ pub async fn run(
     }
     publisher_options(&publisher, ADDRESS_FOR_CHECKING).validate()?;
 
-    let agent = format!("{AGENT_CLIENT} (linecut-agent)");
-    let subscriber_client = external
-        .as_ref()
-        .map_or_else(|| agent.clone(), |p| p.description.clone());
+    let agent = format!("rumqttc {AGENT_CLIENT_VERSION} (linecut-agent)");
+    let subscriber_client = external.as_ref().map_or_else(
+        || {
+            let identity = ClientIdentity {
+                family: ClientFamily::Rumqttc,
+                version: Some(AGENT_CLIENT_VERSION.into()),
+            };
+            (agent.clone(), identity)
+        },
+        |p| (p.description.clone(), p.identity.clone()),
+    );
     let mut dir = RunDir::create(
         &options.dir,
         options.force,

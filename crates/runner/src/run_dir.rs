@@ -9,6 +9,7 @@
 use crate::{RunError, VERSION};
 use linecut_events::run_dir::write_json;
 use linecut_events::{now_us, RunLayout, RunMeta, RunStatus, RunSummary};
+use linecut_model::ClientIdentity;
 use linecut_scenario::Scenario;
 use std::path::Path;
 
@@ -31,7 +32,7 @@ impl RunDir {
         dir: &Path,
         force: bool,
         scenario: &Scenario,
-        subscriber_client: String,
+        subscriber_client: (String, ClientIdentity),
         publisher_client: String,
     ) -> Result<RunDir, RunError> {
         prepare(dir, force)?;
@@ -42,7 +43,8 @@ impl RunDir {
             description: scenario.description.clone(),
             broker: String::new(),
             broker_address: None,
-            subscriber_client,
+            subscriber_client: subscriber_client.0,
+            subscriber_identity: Some(subscriber_client.1),
             publisher_client,
             host: hostname(),
             started_at: humantime::format_rfc3339_micros(std::time::SystemTime::now()).to_string(),

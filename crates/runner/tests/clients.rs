@@ -109,6 +109,11 @@ async fn paho_1_6_reproduces_the_2014_shape_at_ci_length() {
         .map(|b| format!("{b:02x}"))
         .collect();
     assert_eq!(meta["client_script"]["sha256"], sha.as_str());
+    assert_eq!(meta["subscriber_identity"]["family"], "paho");
+    assert!(meta["subscriber_identity"]["version"]
+        .as_str()
+        .unwrap()
+        .starts_with("1.6"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -71,6 +71,8 @@ async fn a_run_with_the_embedded_broker_leaves_every_file() {
     }
     let meta = read_json(&dir.join("meta.json"));
     assert_eq!(meta["status"], "complete");
+    // The client library is recorded as a family and version the bands are drawn for.
+    assert_eq!(meta["subscriber_identity"]["family"], "rumqttc");
     assert_eq!(meta["broker"], "rumqttd 0.20 (embedded)");
     assert_eq!(meta["faults"][0], "cut:at=1s,for=2s");
     assert_eq!(meta["expectations"]["reconnects"], "1");

@@ -16,7 +16,7 @@ pub mod output;
 use crate::RunError;
 use linecut_events::run_dir::{ClientScript, CLIENT_SCRIPT_DIR_ENV};
 use linecut_events::{now_us, ClientExited, DisconnectCause, Disconnected, EventKind, EventSink};
-use linecut_model::{Protocol, ReconnectPolicy};
+use linecut_model::{ClientFamily, ClientIdentity, Protocol, ReconnectPolicy};
 use linecut_scenario::{client as spec, ClientKind, Scenario};
 use output::{Line, MessageDefaults, OutputFormat};
 use sha2::{Digest, Sha256};
@@ -51,6 +51,8 @@ pub struct Prepared {
     format: OutputFormat,
     /// For `meta.json` and the reports; names the library so detection bands apply.
     pub description: String,
+    /// The library as a family and version, for `meta.json`.
+    pub identity: ClientIdentity,
 }
 
 impl Prepared {
@@ -183,6 +185,10 @@ pub fn prepare(scenario: &Scenario) -> Result<Option<Prepared>, RunError> {
                 description: format!(
                     "paho-mqtt {paho_version} (Python {python_version}, linecut's {PAHO_SCRIPT_NAME}, loop_forever)"
                 ),
+                identity: ClientIdentity {
+                    family: ClientFamily::Paho,
+                    version: Some(paho_version.to_string()),
+                },
             }))
         }
         ClientKind::MosquittoSub => {
@@ -208,6 +214,14 @@ pub fn prepare(scenario: &Scenario) -> Result<Option<Prepared>, RunError> {
                 kind: "mosquitto_sub",
                 program,
                 format: OutputFormat::MosquittoSubVerbose,
+                identity: ClientIdentity {
+                    family: ClientFamily::Libmosquitto,
+                    version: version
+                        .split(',')
+                        .next()
+                        .filter(|v| !v.starts_with('('))
+                        .map(str::to_string),
+                },
                 description: format!("mosquitto_sub {version}"),
             }))
         }
@@ -245,6 +259,13 @@ pub fn prepare(scenario: &Scenario) -> Result<Option<Prepared>, RunError> {
                 description: match library {
                     Some(l) => format!("{l} (command `{name}`)"),
                     None => format!("command `{name}`"),
+                },
+                // The user names the library in words; its family is read from them once here.
+                identity: ClientIdentity {
+                    family: library
+                        .as_deref()
+                        .map_or(ClientFamily::Other, ClientFamily::of),
+                    version: None,
                 },
             }))
         }
