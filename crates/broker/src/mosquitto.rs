@@ -6,7 +6,9 @@
 //! line, which is what the analyzer reads; note that mosquitto's log has 1 s resolution.
 
 use crate::{free_port, BrokerError};
+use linecut_events::process::tie_to_parent;
 use std::net::{SocketAddr, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -123,7 +125,12 @@ impl MosquittoBroker {
         // mosquitto runs in the run directory and the configuration names its files relative to
         // it, so no path (which holds the user's scenario name) is ever written into the
         // configuration: a name cannot add directives to it.
-        let mut child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        // SAFETY: the hook only makes async-signal-safe calls (see linecut_events::process).
+        unsafe {
+            command.pre_exec(tie_to_parent(false));
+        }
+        let mut child = command
             .arg("-c")
             .arg(CONF_FILE)
             .current_dir(dir)

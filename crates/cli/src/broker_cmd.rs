@@ -42,7 +42,11 @@ pub fn run(args: BrokerArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(shutdown_signal(args.duration));
+    let stop = {
+        let _inside = runtime.enter();
+        shutdown_signal(args.duration)
+    };
+    runtime.block_on(stop);
     // rumqttd has no shutdown: leaving the process ends it.
     Ok(ExitCode::SUCCESS)
 }

@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use linecut_events::{EventLog, EventSink, Source};
+use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -31,25 +32,35 @@ pub fn finish_events(log: Option<EventLog>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on Ctrl-C, SIGTERM, or after `duration` if one is given.
-pub async fn shutdown_signal(duration: Option<Duration>) {
-    let timer = async {
-        match duration {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Registers the handlers for Ctrl-C (SIGINT) and SIGTERM at once, and returns a future that
+/// resolves on either, or after `duration` if one is given. Call it inside the runtime and
+/// before anything is started: a signal that arrives before its handler exists kills linecut
+/// outright, with no chance to stop what it started or to close the run directory.
+pub fn shutdown_signal(duration: Option<Duration>) -> impl Future<Output = ()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).ok();
+    let mut terminate = signal(SignalKind::terminate()).ok();
+    async move {
+        let timer = async {
+            match duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
             }
-            Err(_) => std::future::pending().await,
+        };
+        tokio::select! {
+            _ = received(interrupt.as_mut()) => {}
+            _ = received(terminate.as_mut()) => {}
+            _ = timer => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
-        _ = timer => {}
+    }
+}
+
+/// Resolves when `signal` arrives; never, if its handler could not be registered.
+async fn received(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending().await,
     }
 }

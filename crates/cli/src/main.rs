@@ -67,8 +67,10 @@ fn init_logging() {
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::Layer;
     let ours = std::env::var("LINECUT_LOG").unwrap_or_else(|_| "warn".into());
+    // Colour only for a person at a terminal, never into a file or a pipe.
     let terminal = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_filter(tracing_subscriber::EnvFilter::new(format!(
             "{ours},rumqttd=off"
         )));
@@ -82,6 +84,24 @@ fn init_logging() {
         .with(terminal)
         .with(broker)
         .init();
+}
+
+/// An error and its causes on one line, each said once: library errors already name their
+/// cause in their own message (`cannot write X: No space left on device`), so a cause that the
+/// text so far already contains is not repeated.
+fn error_text(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
 }
 
 fn main() -> ExitCode {
@@ -103,7 +123,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("linecut: error: {error:#}");
+            eprintln!("linecut: error: {}", error_text(&error));
             ExitCode::from(2)
         }
     }

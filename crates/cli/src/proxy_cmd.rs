@@ -60,8 +60,8 @@ pub struct ProxyArgs {
     publish_log_limit: u32,
 
     /// Live connections at most; beyond it, accepting pauses.
-    #[arg(long, default_value_t = 20_000, value_name = "N")]
-    max_connections: usize,
+    #[arg(long, default_value_t = 20_000, value_parser = clap::value_parser!(u32).range(1..), value_name = "N")]
+    max_connections: u32,
 
     /// How long to wait for the broker to accept a connection.
     #[arg(long, value_parser = linecut_model::parse_duration, default_value = "5s", value_name = "DURATION")]
@@ -143,7 +143,7 @@ async fn serve(args: ProxyArgs) -> anyhow::Result<ExitCode> {
         WireLogArg::Control => WireLog::Control,
         WireLogArg::Off => WireLog::Off,
     };
-    config.max_connections = args.max_connections;
+    config.max_connections = args.max_connections as usize;
     config.connect_timeout = args.connect_timeout;
     if let Some(path) = &args.pcap {
         let tap = linecut_capture::PcapTap::create(path)

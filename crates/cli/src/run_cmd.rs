@@ -56,12 +56,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    // The handlers exist before anything is started (see shutdown_signal).
+    let interrupt = {
+        let _inside = runtime.enter();
+        shutdown_signal(None)
+    };
     let outcome = runtime
-        .block_on(linecut_runner::run(
-            &scenario,
-            &options,
-            shutdown_signal(None),
-        ))
+        .block_on(linecut_runner::run(&scenario, &options, interrupt))
         .with_context(|| format!("running {}", args.scenario.display()))?;
     let s = &outcome.summary;
     eprintln!(
@@ -278,7 +279,18 @@ fn find_runs(
 pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
     let mut bad = 0;
     for file in &args.files {
-        match linecut_scenario::load(file) {
+        let scenario = linecut_scenario::load(file);
+        // What this machine cannot run is refused here too, not after the run has started.
+        if let Err(e) = scenario
+            .as_ref()
+            .map(linecut_runner::check_machine)
+            .unwrap_or(Ok(()))
+        {
+            bad += 1;
+            eprintln!("{}: {e}", file.display());
+            continue;
+        }
+        match scenario {
             Ok(s) => println!(
                 "{}: ok ({}, {} fault(s), {} subscriber(s))",
                 file.display(),
@@ -349,11 +361,11 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             display: DisplayMode::Quiet,
         };
         eprintln!("linecut: checking {} ...", path.display());
-        let outcome = runtime.block_on(linecut_runner::run(
-            &scenario,
-            &options,
-            shutdown_signal(None),
-        ));
+        let interrupt = {
+            let _inside = runtime.enter();
+            shutdown_signal(None)
+        };
+        let outcome = runtime.block_on(linecut_runner::run(&scenario, &options, interrupt));
         let mut verdict = Verdict {
             scenario: scenario.name.clone(),
             seconds: 0.0,

@@ -54,7 +54,11 @@ fn watch_signals() -> Arc<AtomicBool> {
             .enable_all()
             .build()
         {
-            runtime.block_on(crate::common::shutdown_signal(None));
+            let interrupt = {
+                let _inside = runtime.enter();
+                crate::common::shutdown_signal(None)
+            };
+            runtime.block_on(interrupt);
             set.store(true, Ordering::Release);
             eprintln!("linecut: sweep: interrupted; waiting for the running cells to stop");
         }

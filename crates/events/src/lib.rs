@@ -60,6 +60,7 @@
 //! when the other endpoint could first have seen it.
 
 pub mod broker_log;
+pub mod process;
 mod reader;
 pub mod run_dir;
 mod writer;

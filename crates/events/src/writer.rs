@@ -49,6 +49,8 @@ struct Pending {
 struct PendingState {
     bytes: Vec<u8>,
     closed: bool,
+    /// The first write error, as soon as it happens, for [`EventLog::failure`].
+    failed: Option<String>,
 }
 
 impl Pending {
@@ -121,6 +123,12 @@ impl EventLog {
         &self.path
     }
 
+    /// The first write error, as soon as the writer met it (a full disk, a file system gone
+    /// read-only): a run polls this to stop at once rather than go on losing its events.
+    pub fn failure(&self) -> Option<String> {
+        self.pending.lock().failed.clone()
+    }
+
     /// Writes everything queued so far, closes the file and reports the first write error.
     /// Events emitted through sinks after this are ignored.
     pub fn finish(mut self) -> Result<(), WriteError> {
@@ -172,6 +180,7 @@ fn write_loop(pending: &Pending, mut out: BufWriter<File>) -> Result<(), std::io
         };
         if !spare.is_empty() && first_error.is_none() {
             if let Err(e) = out.write_all(&spare).and_then(|()| out.flush()) {
+                pending.lock().failed = Some(e.to_string());
                 first_error = Some(e);
             }
         }

@@ -12,8 +12,10 @@
 
 use crate::board::{FaultBoard, FaultInfo};
 use crate::conn::ConnRegistry;
+use crate::control_listener::ControlListener;
 use crate::scheduler::ScheduleHandle;
 use crate::spec::FaultSpec;
+use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -83,7 +85,7 @@ pub(crate) async fn serve(
         .route("/faults", get(list_faults).post(add_fault))
         .route("/faults/{id}", delete(remove_fault))
         .with_state(state);
-    axum::serve(listener, app)
+    axum::serve(ControlListener::new(listener), app)
         .with_graceful_shutdown(shutdown)
         .await
 }
@@ -118,12 +120,23 @@ async fn list_faults(State(s): State<ControlState>) -> Json<Vec<FaultInfo>> {
     Json(s.board.list())
 }
 
-async fn add_fault(State(s): State<ControlState>, body: Option<Json<NewFault>>) -> Response {
-    let Some(Json(body)) = body else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            r#"expected a JSON body like {"spec": "cut:for=10s"}"#.into(),
-        );
+async fn add_fault(
+    State(s): State<ControlState>,
+    body: Result<Json<NewFault>, JsonRejection>,
+) -> Response {
+    // A body that is not the JSON we expect (wrong content type, bad JSON, missing field) is
+    // answered in JSON like every other error, with the status axum chose for it.
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(rejection) => {
+            return error(
+                rejection.status(),
+                format!(
+                    r#"{}; expected a JSON body like {{"spec": "cut:for=10s"}}"#,
+                    rejection.body_text()
+                ),
+            )
+        }
     };
     match FaultSpec::parse(&body.spec) {
         Ok(spec) => {

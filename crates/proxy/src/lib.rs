@@ -46,6 +46,8 @@ mod conn;
 #[cfg(feature = "runtime")]
 mod control;
 #[cfg(feature = "runtime")]
+mod control_listener;
+#[cfg(feature = "runtime")]
 mod pump;
 #[cfg(feature = "runtime")]
 mod runtime;

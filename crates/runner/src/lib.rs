@@ -85,6 +85,8 @@ pub enum RunError {
     Agent(#[from] linecut_agent::AgentError),
     #[error("client under test: {0}")]
     Client(String),
+    #[error("this machine cannot run the scenario: {0}")]
+    Machine(String),
     #[error("{error}; the run directory could not record it: {write}")]
     NotRecorded {
         error: Box<RunError>,
@@ -114,6 +116,40 @@ pub struct RunOutcome {
     pub report: Result<linecut_analyzer::Report, String>,
 }
 
+/// Descriptors linecut needs besides its subscribers' (events files, broker, proxy, runtime).
+const DESCRIPTORS_BASE: u64 = 64;
+
+/// Whether this machine lets the scenario run: a fleet needs descriptors for every subscriber
+/// (the proxy's two legs, the agent's socket when linecut's agent subscribes, the embedded
+/// broker's end when it runs inside linecut), and the process limit (`ulimit -n`) caps them.
+pub fn check_machine(scenario: &Scenario) -> Result<(), RunError> {
+    let agent = matches!(
+        scenario.subscriber.client,
+        linecut_scenario::ClientKind::Rumqttc
+    );
+    let embedded = matches!(scenario.broker, linecut_scenario::BrokerSpec::Embedded);
+    let per_subscriber = 2 + u64::from(agent) + u64::from(embedded);
+    let count = u64::from(scenario.subscriber.settings.count);
+    let need = count * per_subscriber + DESCRIPTORS_BASE;
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given and reads nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Ok(());
+    }
+    if need > limit.rlim_cur {
+        return Err(RunError::Machine(format!(
+            "subscriber.count: {count} subscribers need about {need} file descriptors \
+             ({per_subscriber} each and {DESCRIPTORS_BASE} more), but this process may open {} \
+             (`ulimit -n`, at most {}); raise the limit or run fewer subscribers",
+            limit.rlim_cur, limit.rlim_max
+        )));
+    }
+    Ok(())
+}
+
 /// Runs `scenario`; `interrupt` ends it early (the run is kept, marked incomplete).
 pub async fn run(
     scenario: &Scenario,
@@ -121,7 +157,9 @@ pub async fn run(
     interrupt: impl Future<Output = ()>,
 ) -> Result<RunOutcome, RunError> {
     // Everything that can be refused without starting anything is refused before the run
-    // directory exists: a client that cannot start, options the agents would reject.
+    // directory exists: a machine that cannot hold the fleet, a client that cannot start,
+    // options the agents would reject.
+    check_machine(scenario)?;
     let mut external = client::prepare(scenario)?;
     let publisher = publisher_settings(scenario);
     if external.is_none() {

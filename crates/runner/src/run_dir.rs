@@ -11,7 +11,7 @@ use linecut_events::run_dir::write_json;
 use linecut_events::{now_us, RunLayout, RunMeta, RunStatus, RunSummary};
 use linecut_model::ClientIdentity;
 use linecut_scenario::Scenario;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub(crate) struct RunDir {
     layout: RunLayout,
@@ -22,7 +22,15 @@ pub(crate) struct RunDir {
     /// run ends because the process ran out of descriptors, closing it still has one to write
     /// `summary.json` and `meta.json` with.
     reserve: Option<std::fs::File>,
+    /// The same for disk space: a small file written at the start and deleted just before the
+    /// run is closed, so a run that filled its disk can still say so.
+    reserve_space: Option<PathBuf>,
 }
+
+/// The file holding the disk-space reserve while a run goes on.
+const SPACE_RESERVE_FILE: &str = ".linecut-space-reserve";
+/// Room for `summary.json` and `meta.json` (a few kilobytes) with a wide margin.
+const SPACE_RESERVE_BYTES: usize = 256 * 1024;
 
 impl RunDir {
     /// Creates the run directory (replacing a previous run only when `force`d, and only a
@@ -63,10 +71,16 @@ impl RunDir {
             meta,
             closed: false,
             reserve: std::fs::File::open("/dev/null").ok(),
+            reserve_space: None,
         };
         // meta.json goes first: it marks the directory as linecut's, so even a run killed in
         // the next instant can be replaced with --force.
         run_dir.write_meta()?;
+        let mut run_dir = run_dir;
+        let reserve = dir.join(SPACE_RESERVE_FILE);
+        if std::fs::write(&reserve, vec![0u8; SPACE_RESERVE_BYTES]).is_ok() {
+            run_dir.reserve_space = Some(reserve);
+        }
         let written = std::fs::write(run_dir.layout.scenario(), &scenario.source)
             .map_err(crate::io("write scenario.toml"))
             .and_then(|()| {
@@ -126,6 +140,9 @@ impl RunDir {
 
     fn close(&mut self, summary: &RunSummary, status: RunStatus) -> Result<(), RunError> {
         drop(self.reserve.take());
+        if let Some(reserve) = self.reserve_space.take() {
+            let _ = std::fs::remove_file(reserve);
+        }
         let summary_written = write_json(&self.layout.summary(), summary);
         self.meta.ended_us = Some(now_us());
         self.meta.status = status;

@@ -218,6 +218,18 @@ impl Stack {
         if self.proxy.task.is_finished() {
             return Some("the proxy stopped mid-run".into());
         }
+        for log in [
+            &self.logs.proxy,
+            &self.logs.subscriber,
+            &self.logs.publisher,
+        ] {
+            if let Some(error) = log.failure() {
+                return Some(format!(
+                    "events file {} could not be written ({error})",
+                    log.path().display()
+                ));
+            }
+        }
         None
     }
 

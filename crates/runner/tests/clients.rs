@@ -238,6 +238,45 @@ pattern = '^delivered #(?P<seq>\d+)$'
     assert!(warning.contains("lc1/"), "{warning}");
 }
 
+/// The reliability review's unbounded client line (memory grows with a line that never ends)
+/// and `sh -c` grandchild (left running after the run): a 200 kB line is skipped and counted as
+/// not understood, deliveries after it are read, and stopping the client stops the whole
+/// process group, so the mosquitto_sub the shell started is gone after the run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_lines_are_capped_and_a_shells_children_stop_with_it() {
+    let text = r#"
+name = "command-long-line"
+duration = "2s"
+[broker]
+kind = "mosquitto"
+[publisher]
+interval = "100ms"
+[subscriber]
+client = "command"
+client_id = "cmd-long-line"
+keepalive = "2s"
+command = ["sh", "-c", "head -c 200000 /dev/zero | tr '\\0' x; echo; mosquitto_sub -h \"$0\" -p \"$1\" -i \"$2\" -t \"$3\" -v", "{host}", "{port}", "{client_id}", "{topic}"]
+pattern = '^\S+ (?P<payload>\S+)$'
+"#;
+    let (report, _) = run_ok(text, "command-long-line").await;
+    assert!(report.data[0].delivered > 5, "{:?}", report.data[0]);
+    let warning = report
+        .warnings
+        .iter()
+        .find(|w| w.contains("stdout lines were not understood"))
+        .unwrap_or_else(|| panic!("{:?}", report.warnings));
+    assert!(warning.contains("longer than 65536 bytes"), "{warning}");
+    let left = std::process::Command::new("pgrep")
+        .args(["-f", "cmd-long-line"])
+        .output()
+        .unwrap();
+    assert!(
+        left.stdout.is_empty(),
+        "left running: {}",
+        String::from_utf8_lossy(&left.stdout)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_that_ends_mid_run_marks_the_run_without_hanging() {
     // `-C 5`: mosquitto_sub exits by itself after five messages, about 1 s into a 20 s run.

@@ -9,7 +9,9 @@
 
 use crate::plan::Plan;
 use crate::SweepError;
+use linecut_events::process::tie_to_parent;
 use linecut_events::run_dir::CLIENT_SCRIPT_DIR_ENV;
+use std::os::unix::process::CommandExt;
 
 /// The sweep directory's folder for client scripts its runs share.
 const CLIENT_SCRIPTS: &str = "clients";
@@ -144,7 +146,12 @@ pub fn execute(
                     .join(format!("r{}.log", slot.repeat)),
             )
             .map_err(crate::io(slot.dir.clone()))?;
-            let child = Command::new(&options.linecut)
+            let mut command = Command::new(&options.linecut);
+            // A run dies with its sweep. SAFETY: the hook only makes async-signal-safe calls.
+            unsafe {
+                command.pre_exec(tie_to_parent(false));
+            }
+            let child = command
                 // One copy of a client script for the whole sweep, not one per run; each run's
                 // meta.json names it with its SHA-256.
                 .env(CLIENT_SCRIPT_DIR_ENV, &scripts)

@@ -89,6 +89,14 @@ async fn a_bad_fault_spec_over_http_is_a_400_that_says_why() {
         .contains("`for=forever` is not a duration"));
     let (status, err) = http(api, "POST", "/faults", Some("not json")).await;
     assert_eq!(status, 400, "{err}");
+    assert!(err["error"]
+        .as_str()
+        .unwrap()
+        .contains("expected a JSON body"));
+    // A body of the wrong shape (422) is answered in JSON too.
+    let (status, err) = http(api, "POST", "/faults", Some(r#"{"kind":"cut"}"#)).await;
+    assert_eq!(status, 422, "{err}");
+    assert!(err["error"].as_str().unwrap().contains("spec"), "{err}");
     let (status, overview) = http(api, "GET", "/", None).await;
     assert_eq!(status, 200);
     assert_eq!(overview["faults"], 0);

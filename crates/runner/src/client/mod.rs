@@ -14,6 +14,7 @@
 pub mod output;
 
 use crate::RunError;
+use linecut_events::process::tie_to_parent;
 use linecut_events::run_dir::{ClientScript, CLIENT_SCRIPT_DIR_ENV};
 use linecut_events::{now_us, ClientExited, DisconnectCause, Disconnected, EventKind, EventSink};
 use linecut_model::{ClientFamily, ClientIdentity, Protocol, ReconnectPolicy};
@@ -26,7 +27,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -37,6 +38,9 @@ use tokio::task::JoinHandle;
 pub const PAHO_SCRIPT: &str = include_str!("../../clients/paho_subscriber.py");
 const PAHO_SCRIPT_NAME: &str = "paho_subscriber.py";
 
+/// The longest line of a client's output linecut reads (longer ones are skipped and counted as
+/// not understood).
+const MAX_LINE: usize = 64 * 1024;
 /// How long a client gets to exit after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
@@ -477,7 +481,13 @@ impl ClientFleet {
             let stderr_path = dir.join(&stderr_name);
             let stderr = std::fs::File::create(&stderr_path)
                 .map_err(crate::io(format!("create {stderr_name}")))?;
-            let mut child: Child = Command::new(&prepared.program)
+            let mut command = Command::new(&prepared.program);
+            // Its own process group, so stopping it stops what it started too; and it dies
+            // with linecut. SAFETY: the hook only makes async-signal-safe calls.
+            unsafe {
+                command.pre_exec(tie_to_parent(true));
+            }
+            let mut child: Child = command
                 .args(&args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::piped())
@@ -571,10 +581,11 @@ impl ClientFleet {
                 error: "linecut asked the client to stop".into(),
             }));
             if let Some(pid) = c.pid {
-                // SAFETY: kill(2) on a pid we started and have not reaped (the waiter task owns
-                // the child, so the pid cannot have been reused yet).
+                // The whole process group: a client wrapped in `sh -c` stops with its shell.
+                // SAFETY: kill(2) on the group of a child we started and have not reaped (the
+                // waiter task owns it), so the group id cannot have been reused yet.
                 unsafe {
-                    libc::kill(pid as libc::pid_t, libc::SIGTERM);
+                    libc::kill(-(pid as libc::pid_t), libc::SIGTERM);
                 }
             }
         }
@@ -588,7 +599,7 @@ impl ClientFleet {
                     if let Some(pid) = c.pid {
                         // SAFETY: as above; the child has not been reaped.
                         unsafe {
-                            libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                            libc::kill(-(pid as libc::pid_t), libc::SIGKILL);
                         }
                     }
                     waiter.await.ok().flatten()
@@ -638,12 +649,42 @@ async fn read_output(
     let mut buf = Vec::new();
     loop {
         buf.clear();
-        match reader.read_until(b'\n', &mut buf).await {
+        // At most MAX_LINE bytes per line: a client that never ends its line must not grow
+        // linecut's memory without bound.
+        match (&mut reader)
+            .take(MAX_LINE as u64)
+            .read_until(b'\n', &mut buf)
+            .await
+        {
             Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
         let read_us = now_us();
         counts.lines.fetch_add(1, Ordering::Relaxed);
+        if buf.len() == MAX_LINE && !buf.ends_with(b"\n") {
+            // Too long to be a line of output linecut understands: skip the rest of it and
+            // count it as not understood.
+            let mut rest = Vec::new();
+            loop {
+                rest.clear();
+                match (&mut reader)
+                    .take(MAX_LINE as u64)
+                    .read_until(b'\n', &mut rest)
+                    .await
+                {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if rest.ends_with(b"\n") => break,
+                    Ok(_) => {}
+                }
+            }
+            counts.unmatched.fetch_add(1, Ordering::Relaxed);
+            let mut first = counts
+                .first_unmatched
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            first.get_or_insert_with(|| format!("(a line longer than {MAX_LINE} bytes)"));
+            continue;
+        }
         let line = String::from_utf8_lossy(&buf);
         match format.parse(&line, &defaults) {
             Line::Event { ts_us, kind } => {
