@@ -12,12 +12,13 @@ use crate::conn::ConnHandle;
 use crate::faults::ConnAction;
 use crate::pump::pump_connection;
 use crate::spec::Target;
+use crate::wirelog::PublishBudget;
 use crate::Shared;
 use bytes::BytesMut;
 use linecut_capture::LegSide;
 use linecut_events::{
     now_us, CloseHow, ClosedBy, ConnClosed, ConnOpened, Direction, EventKind, Fate, FaultAction,
-    Leg, LegClosed, UpstreamConnected, UpstreamFailed,
+    Leg, LegClosed, PublishSuppressed, UpstreamConnected, UpstreamFailed,
 };
 use std::future::Future;
 use std::net::SocketAddr;
@@ -351,13 +352,30 @@ fn log_abandoned(shared: &Shared, conn: &ConnHandle, held: &[u8], since_us: Opti
     let mut at = 0;
     let mut batch = shared.events.batch();
     let now = now_us();
+    // The same budget as forwarded packets: PUBLISH-flow packets beyond the per-second limit
+    // are counted, not logged one by one, so a large hold cannot turn into gigabytes of events.
+    let instant = Instant::now();
+    let mut budget = PublishBudget::new(shared.config.wire_log, instant);
     while let linecut_mqtt::Unit::Packet { len, packet } = decoder.next(&held[at..]) {
-        let mut event = crate::wirelog::describe(conn.id, Direction::Up, len, &packet);
-        event.fate = Fate::Held;
-        batch.push_at(since, EventKind::MqttPacket(event.clone()));
-        event.fate = Fate::Discarded;
-        batch.push_at(now, EventKind::MqttPacket(event));
+        if budget.wants(packet.packet_type(), len, instant) {
+            let mut event = crate::wirelog::describe(conn.id, Direction::Up, len, &packet);
+            event.fate = Fate::Held;
+            batch.push_at(since, EventKind::MqttPacket(event.clone()));
+            event.fate = Fate::Discarded;
+            batch.push_at(now, EventKind::MqttPacket(event));
+        }
         at += len;
+    }
+    if let Some((count, bytes)) = budget.take_report(instant, true) {
+        batch.push_at(
+            now,
+            EventKind::PublishSuppressed(PublishSuppressed {
+                conn: conn.id,
+                dir: Direction::Up,
+                count,
+                bytes,
+            }),
+        );
     }
     batch.commit();
 }

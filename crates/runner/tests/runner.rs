@@ -178,3 +178,91 @@ async fn an_interrupted_run_is_kept_and_marked_incomplete() {
         1
     );
 }
+
+/// Whatever `validate` accepts, the run does not refuse for a reason the file shows: over a
+/// grid of extreme values for every number a scenario holds (durations up to 3e11 years,
+/// rates from 1e-300 to 1e9, sizes and counts up to their type's limit, keepalives, holds,
+/// flapping schedules), a scenario that parses passes the run's own checks, and every deadline
+/// the run computes from it (the run's end, each fault occurrence's start and end) exists.
+#[test]
+fn what_validate_accepts_the_run_does_not_refuse() {
+    let durations = ["0s", "1ms", "1s", "365days", "366days", "300000000000y"];
+    let mut accepted = 0;
+    let mut tried = 0;
+    let mut texts = Vec::new();
+    for d in durations {
+        texts.push(format!(
+            "duration = \"{d}\"\n[subscriber]\nkeepalive = \"1s\"\n"
+        ));
+        texts.push(format!(
+            "duration = \"10s\"\n[subscriber]\nkeepalive = \"1s\"\n[[fault]]\nkind = \"cut\"\nat = \"1s\"\nfor = \"{d}\"\n"
+        ));
+        texts.push(format!(
+            "duration = \"10s\"\n[subscriber]\nkeepalive = \"1s\"\n[[fault]]\nkind = \"cut\"\nfor = \"1ms\"\nevery = \"{d}\"\ncount = 4294967295\n"
+        ));
+        texts.push(format!(
+            "duration = \"10s\"\n[subscriber]\nkeepalive = \"1s\"\nreconnect = \"fixed:{d}\"\n[[fault]]\nkind = \"latency\"\ndelay = \"{d}\"\n"
+        ));
+        texts.push(format!(
+            "duration = \"10s\"\n[subscriber]\nkeepalive = \"1s\"\n[publisher]\ninterval = \"{d}\"\n"
+        ));
+    }
+    for rate in ["1e-300", "1e-9", "0.001", "1", "1000", "1001", "1e9"] {
+        texts.push(format!(
+            "duration = \"10s\"\n[subscriber]\nkeepalive = \"1s\"\n[publisher]\nrate = {rate}\n"
+        ));
+    }
+    for size in ["0", "64", "268435456", "268435457", "4294967295"] {
+        texts.push(format!(
+            "duration = \"10s\"\n[subscriber]\nkeepalive = \"1s\"\n[publisher]\nsize = {size}\n"
+        ));
+    }
+    for count in ["0", "1", "100000", "100001", "4294967295"] {
+        texts.push(format!(
+            "duration = \"10s\"\n[subscriber]\nkeepalive = \"1s\"\ncount = {count}\n"
+        ));
+    }
+    for (mqtt, keepalive) in [
+        ("3.1.1", "0s"),
+        ("5", "1s"),
+        ("5", "5s"),
+        ("3.1.1", "65535s"),
+    ] {
+        texts.push(format!(
+            "duration = \"20h\"\n[subscriber]\nkeepalive = \"{keepalive}\"\nmqtt = \"{mqtt}\"\n[publisher]\nmqtt = \"{mqtt}\"\nkeepalive = \"{keepalive}\"\n"
+        ));
+    }
+    for hold in ["0", "1KiB", "1GiB", "2GiB", "50GiB"] {
+        texts.push(format!(
+            "duration = \"10s\"\n[subscriber]\nkeepalive = \"1s\"\n[[fault]]\nkind = \"cut\"\nhold = \"{hold}\"\n"
+        ));
+    }
+    let now = std::time::Instant::now();
+    for text in texts {
+        tried += 1;
+        let Ok(s) = linecut_scenario::parse(std::path::Path::new("grid.toml"), &text) else {
+            continue;
+        };
+        accepted += 1;
+        if let Err(e) = linecut_runner::check_options(&s) {
+            panic!("validate accepted what the run refuses ({e}):\n{text}");
+        }
+        assert!(now.checked_add(s.duration).is_some(), "{text}");
+        for fault in &s.faults {
+            for n in [0, 1, 2, u32::MAX] {
+                if let Some(start) = fault.occurrence_start(n) {
+                    let end = start.checked_add(fault.duration.unwrap_or_default());
+                    assert!(
+                        end.and_then(|e| now.checked_add(e)).is_some(),
+                        "occurrence {n} of {fault} has no deadline:\n{text}"
+                    );
+                }
+            }
+        }
+    }
+    // The grid holds both sides of every limit.
+    assert!(
+        accepted > 10 && accepted < tried,
+        "{accepted} of {tried} accepted"
+    );
+}

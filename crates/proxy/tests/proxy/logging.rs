@@ -155,3 +155,52 @@ async fn publish_floods_are_counted_not_logged_one_by_one_past_the_limit() {
         "every PUBLISH is accounted for"
     );
 }
+
+/// The reliability review's D9: bytes held for a connection that closed during a cut were
+/// logged as two events per packet with no limit (`hold=50GiB` gave a 2.6 GB log). They now
+/// obey the PUBLISH-flow budget of every other packet: at most the limit one by one, the rest
+/// counted in `publish_suppressed`, every PUBLISH accounted for.
+#[tokio::test]
+async fn held_bytes_of_an_abandoned_connection_obey_the_publish_budget() {
+    let rig = Rig::with(RigOptions {
+        faults: vec!["cut:hold=1MiB"],
+        configure: |c| c.wire_log = linecut_proxy::WireLog::All { publish_limit: 10 },
+        ..Default::default()
+    })
+    .await;
+    let mut client = tokio::net::TcpStream::connect(rig.addr).await.unwrap();
+    let one = publish_packet("f", b"x");
+    let mut bytes = connect_packet("abandoned", 5);
+    for _ in 0..500 {
+        bytes.extend_from_slice(&one);
+    }
+    client.write_all(&bytes).await.unwrap();
+    // Closed during the cut, before anything reached the broker: the held bytes are abandoned.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(client);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let events = rig.stop().await;
+    let held: Vec<_> = packet_events(&events)
+        .into_iter()
+        .filter(|p| p.packet_type == "PUBLISH" && p.fate == Fate::Held)
+        .collect();
+    let suppressed: u64 = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::PublishSuppressed(s) => Some(s.count),
+            _ => None,
+        })
+        .sum();
+    assert_eq!(held.len(), 10);
+    assert_eq!(
+        held.len() as u64 + suppressed,
+        500,
+        "every PUBLISH is accounted for"
+    );
+    assert!(
+        packet_events(&events)
+            .iter()
+            .any(|p| p.packet_type == "CONNECT" && p.fate == Fate::Discarded),
+        "control packets are always logged"
+    );
+}
