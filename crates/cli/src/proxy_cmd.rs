@@ -40,7 +40,8 @@ pub struct ProxyArgs {
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
 
-    /// Serve the live control API (HTTP/JSON) on this address.
+    /// Serve the live control API (HTTP/JSON) on this address (port 0 picks a free port,
+    /// printed as the second stdout line, `control http://ADDR`).
     #[arg(long, value_name = "ADDR")]
     control: Option<SocketAddr>,
 

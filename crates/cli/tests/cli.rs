@@ -396,6 +396,48 @@ fn an_os_error_is_said_once() {
     );
 }
 
+/// The reliability review's early-signal window: SIGINT in the first milliseconds used to kill
+/// linecut before its handler existed, leaving meta `running` and mosquitto orphaned. The
+/// handlers now exist before anything is started, so whenever the signal lands the run
+/// directory is either not there yet or closed, and no mosquitto is left.
+#[test]
+fn a_signal_at_any_moment_of_start_up_leaves_nothing_behind() {
+    use std::os::unix::process::ExitStatusExt;
+    let dir = temp_dir("early-signal");
+    let scenario = dir.join("s.toml");
+    std::fs::write(&scenario, MOSQUITTO_SCENARIO).unwrap();
+    for delay_ms in [0u64, 5, 15, 30, 60, 120, 250] {
+        let out_dir = dir.join(format!("run-{delay_ms}"));
+        let _ = std::fs::remove_dir_all(&out_dir);
+        let mut child = linecut()
+            .args(["run", "--plain", "--out"])
+            .arg(&out_dir)
+            .arg(&scenario)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = child.wait().unwrap();
+        assert!(
+            status.code() == Some(2) || status.signal() == Some(2),
+            "{delay_ms} ms: {status:?}"
+        );
+        if out_dir.join("meta.json").is_file() {
+            let meta = read_meta(&out_dir);
+            assert_ne!(meta["status"], "running", "{delay_ms} ms");
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(
+                processes_in(&out_dir).is_empty(),
+                "{delay_ms} ms: mosquitto left"
+            );
+        }
+    }
+}
+
 /// Agent options the agents would refuse are refused before anything exists: no directory.
 #[test]
 fn agent_options_are_refused_before_the_run_directory_exists() {

@@ -238,11 +238,16 @@ impl RunMeta {
         self.status == RunStatus::Complete
     }
 
-    /// Why the run is incomplete, if it is.
+    /// Why the run is incomplete, if it is. A run still marked `running` never closed its
+    /// directory: linecut was killed (SIGKILL, power loss) or is still running.
     pub fn incomplete_reason(&self) -> Option<&str> {
         match &self.status {
             RunStatus::Incomplete(reason) => Some(reason),
-            _ => None,
+            RunStatus::Running => Some(
+                "the run never finished: its meta.json still says `running` (linecut was killed, \
+                 or is still running)",
+            ),
+            RunStatus::Complete => None,
         }
     }
 }

@@ -302,8 +302,11 @@ async fn experiment(
             }
             _ = tokio::time::sleep_until(deadline) => {
                 reason = Some(format!(
-                    "only {} of {} subscribers were subscribed within {:?}",
-                    subjects.subscribed(&proxy), s.count, SUBSCRIBE_TIMEOUT
+                    "only {} of {} subscribers were subscribed within {:?} (through the proxy \
+                     to {}, {})",
+                    subjects.subscribed(&proxy), s.count, SUBSCRIBE_TIMEOUT,
+                    stack.broker.describe(),
+                    stack.broker.address(s.protocol),
                 ));
                 break;
             }
