@@ -20,7 +20,7 @@ use linecut_events::{
     CloseHow, ClosedBy, ConnOpened, Direction, Event, EventKind, FaultEnded, FaultStarted, Leg,
     LegClosed, MqttMalformed, RunMeta, RunStatus, Source,
 };
-use linecut_mqtt::Packet;
+use linecut_mqtt::{Packet, PacketType};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -375,10 +375,6 @@ pub struct CaptureCheck {
     pub rows: Vec<CaptureCheckRow>,
 }
 
-fn is_publish_flow(packet_type: &str) -> bool {
-    packet_type.starts_with("PUB")
-}
-
 /// Compares the control packets the proxy logged on its client side with those in `pcap`
 /// (whose client side is the proxy's listening port).
 pub fn check_against(run: &Run, pcap: &Path) -> Result<CaptureCheck, AnalyzeError> {
@@ -396,7 +392,7 @@ pub fn check_against(run: &Run, pcap: &Path) -> Result<CaptureCheck, AnalyzeErro
             .iter()
             .filter_map(|e| match &e.kind {
                 EventKind::MqttPacket(p)
-                    if p.packet_type == "CONNECT" && p.dir == Direction::Up =>
+                    if p.kind() == Some(PacketType::Connect) && p.dir == Direction::Up =>
                 {
                     p.client_id.clone().map(|c| (p.conn, c))
                 }
@@ -418,7 +414,7 @@ pub fn check_against(run: &Run, pcap: &Path) -> Result<CaptureCheck, AnalyzeErro
                 ),
                 Direction::Down => matches!(p.fate, Fate::Forwarded | Fate::Released),
             };
-            if crossed && !is_publish_flow(&p.packet_type) {
+            if crossed && !p.kind().is_some_and(PacketType::is_publish_flow) {
                 if let Some(client) = owners.get(&p.conn) {
                     let key = (
                         client.clone(),

@@ -8,6 +8,7 @@
 //! O(connections of the client).
 
 use linecut_events::{CloseHow, ClosedBy, Direction, Event, EventKind, Fate, Leg};
+use linecut_mqtt::PacketType;
 use std::collections::HashMap;
 
 /// Everything the analysis needs to know about one proxied connection. Times are microseconds;
@@ -65,7 +66,7 @@ impl ConnIndex {
                     }
                 }
                 EventKind::MqttPacket(p) => {
-                    if p.packet_type == "CONNECT" {
+                    if p.kind() == Some(PacketType::Connect) {
                         conns.entry(p.conn).or_default().connects.push(e.ts_us);
                     } else if p.dir == Direction::Down && p.fate == Fate::Released {
                         conns.entry(p.conn).or_default().late_arrivals.push(e.ts_us);

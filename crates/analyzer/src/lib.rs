@@ -70,6 +70,7 @@ use expect::{check, timing};
 use index::ConnIndex;
 use linecut_model::Metric;
 pub use linecut_model::{topic_matches, Condition};
+use linecut_mqtt::PacketType;
 pub use load::{check_fast_message_path, load, Delivery, Publish, Run};
 pub use report::{
     Band, DataMetrics, Distribution, ExpectationResult, Report, TimelineEntry, WindowMetrics,
@@ -276,11 +277,14 @@ pub fn analyze(run: &Run) -> Report {
     });
     // The first subscriber's CONNECT carries the keepalive the bands are drawn for.
     let keepalive_s = run.proxy.iter().find_map(|e| match &e.kind {
-        EventKind::MqttPacket(p) if p.packet_type == "CONNECT" && p.dir == Direction::Up => p
-            .client_id
-            .as_ref()
-            .filter(|id| clients.contains_key(id.as_str()))
-            .and(p.keepalive_s),
+        EventKind::MqttPacket(p)
+            if p.kind() == Some(PacketType::Connect) && p.dir == Direction::Up =>
+        {
+            p.client_id
+                .as_ref()
+                .filter(|id| clients.contains_key(id.as_str()))
+                .and(p.keepalive_s)
+        }
         _ => None,
     });
     // A client that never reported a CONNACK of its own is measured from the wire.

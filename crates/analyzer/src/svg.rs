@@ -9,6 +9,7 @@
 
 use crate::{Report, Run};
 use linecut_events::{Direction, EventKind, Fate};
+use linecut_mqtt::PacketType;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
 
@@ -70,7 +71,7 @@ pub fn render(report: &Report, run: &Run) -> String {
                     },
                 );
             }
-            EventKind::MqttPacket(p) if p.packet_type == "CONNECT" => {
+            EventKind::MqttPacket(p) if p.kind() == Some(PacketType::Connect) => {
                 if let Some(id) = &p.client_id {
                     client_of.insert(p.conn, id.clone());
                 }
@@ -118,13 +119,13 @@ pub fn render(report: &Report, run: &Run) -> String {
             let EventKind::MqttPacket(p) = &e.kind else {
                 continue;
             };
-            let answered = match (p.packet_type.as_str(), p.dir) {
-                ("PINGREQ", Direction::Up)
+            let answered = match (p.kind(), p.dir) {
+                (Some(PacketType::PingReq), Direction::Up)
                     if !matches!(p.fate, Fate::Released | Fate::Discarded) =>
                 {
                     false
                 }
-                ("PINGRESP", Direction::Down)
+                (Some(PacketType::PingResp), Direction::Down)
                     if matches!(p.fate, Fate::Forwarded | Fate::Released) =>
                 {
                     true

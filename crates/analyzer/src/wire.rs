@@ -12,6 +12,7 @@ use linecut_events::{
     ClientRef, Connack, ConnectAttempt, Direction, Event, EventKind, Fate, MqttPacket, Source,
     Suback, SubscribeReason, SubscribeSent,
 };
+use linecut_mqtt::PacketType;
 use std::collections::BTreeMap;
 
 /// Which client id each proxy connection carried (from its CONNECT).
@@ -19,7 +20,9 @@ pub fn connection_clients(proxy: &[Event]) -> BTreeMap<u64, String> {
     proxy
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::MqttPacket(p) if p.packet_type == "CONNECT" && p.dir == Direction::Up => {
+            EventKind::MqttPacket(p)
+                if p.kind() == Some(PacketType::Connect) && p.dir == Direction::Up =>
+            {
                 p.client_id.clone().map(|id| (p.conn, id))
             }
             _ => None,
@@ -49,8 +52,11 @@ pub fn client_events(
         let Some(client) = conn_client.get(&p.conn) else {
             continue;
         };
-        let kind = match p.packet_type.as_str() {
-            "CONNECT" if sent_by_client(p) => {
+        let Some(packet_type) = p.kind() else {
+            continue;
+        };
+        let kind = match packet_type {
+            PacketType::Connect if sent_by_client(p) => {
                 let n = attempts.entry(client.clone()).or_insert(0);
                 *n += 1;
                 EventKind::ConnectAttempt(ConnectAttempt {
@@ -60,13 +66,13 @@ pub fn client_events(
                     delay_ms: 0,
                 })
             }
-            "CONNACK" if reached_client(p) => EventKind::Connack(Connack {
+            PacketType::ConnAck if reached_client(p) => EventKind::Connack(Connack {
                 client: client.clone(),
                 // MQTT 3.1.1 has a return code, MQTT 5 a reason code; 0 is success in both.
                 code: p.return_code.or(p.reason_code).unwrap_or(0),
                 session_present: p.session_present.unwrap_or(false),
             }),
-            "SUBSCRIBE" if sent_by_client(p) => {
+            PacketType::Subscribe if sent_by_client(p) => {
                 let first = !out.get(client).is_some_and(|v| {
                     v.iter()
                         .any(|e| matches!(e.kind, EventKind::SubscribeSent(_)))
@@ -81,15 +87,15 @@ pub fn client_events(
                     },
                 })
             }
-            "SUBACK" if reached_client(p) => EventKind::Suback(Suback {
+            PacketType::SubAck if reached_client(p) => EventKind::Suback(Suback {
                 client: client.clone(),
                 packet_id: p.packet_id.unwrap_or(0),
                 codes: p.codes.clone().unwrap_or_default(),
             }),
-            "PINGREQ" if sent_by_client(p) => EventKind::PingSent(ClientRef {
+            PacketType::PingReq if sent_by_client(p) => EventKind::PingSent(ClientRef {
                 client: client.clone(),
             }),
-            "PINGRESP" if reached_client(p) => EventKind::PingReceived(ClientRef {
+            PacketType::PingResp if reached_client(p) => EventKind::PingReceived(ClientRef {
                 client: client.clone(),
             }),
             _ => continue,
@@ -119,7 +125,7 @@ impl Pings {
         let mut by_conn: BTreeMap<u64, Vec<i64>> = BTreeMap::new();
         for e in proxy {
             if let EventKind::MqttPacket(p) = &e.kind {
-                if p.packet_type == "PINGREQ" && sent_by_client(p) {
+                if p.kind() == Some(PacketType::PingReq) && sent_by_client(p) {
                     by_conn.entry(p.conn).or_default().push(e.ts_us);
                 }
             }

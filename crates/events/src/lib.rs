@@ -383,6 +383,14 @@ pub struct MqttPacket {
     pub reason_code: Option<u8>,
 }
 
+impl MqttPacket {
+    /// The packet's type, typed: what code compares, rather than the name the file carries.
+    /// `None` only for a name no MQTT version has (a file not written by linecut).
+    pub fn kind(&self) -> Option<linecut_mqtt::PacketType> {
+        linecut_mqtt::PacketType::from_name(&self.packet_type)
+    }
+}
+
 /// A topic filter in SUBSCRIBE (with its requested QoS) or UNSUBSCRIBE (without).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TopicFilter {

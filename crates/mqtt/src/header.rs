@@ -55,6 +55,13 @@ impl PacketType {
         self as u8
     }
 
+    /// The type a [`name`](Self::name) names (how events files spell packet types).
+    pub fn from_name(name: &str) -> Option<PacketType> {
+        (1..=15)
+            .filter_map(PacketType::from_code)
+            .find(|t| t.name() == name)
+    }
+
     fn from_code(code: u8) -> Option<PacketType> {
         use PacketType::*;
         Some(match code {

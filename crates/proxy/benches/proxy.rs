@@ -319,7 +319,9 @@ fn main() {
         let (mut logged, mut counted) = (0u64, 0u64);
         for event in read_events(&path).unwrap().map(Result::unwrap) {
             match event.kind {
-                EventKind::MqttPacket(p) if p.packet_type == "PUBLISH" => logged += 1,
+                EventKind::MqttPacket(p) if p.kind() == Some(linecut_mqtt::PacketType::Publish) => {
+                    logged += 1
+                }
                 EventKind::PublishSuppressed(s) => counted += s.count,
                 _ => {}
             }
