@@ -23,6 +23,16 @@ use tokio::sync::watch;
 pub struct PublisherStats {
     pub published: u64,
     pub acknowledged: u64,
+    /// Connections the broker accepted (CONNACK with code 0): 0 means it never connected, and
+    /// `published` counts messages that never left.
+    pub connections: u64,
+}
+
+/// What the connection driver counted.
+#[derive(Debug, Default, Clone, Copy)]
+struct Driven {
+    acknowledged: u64,
+    connections: u64,
 }
 
 /// Messages with QoS > 0 queued but not yet given a packet id, oldest first.
@@ -97,25 +107,26 @@ pub async fn run_publisher<S: Session + 'static>(
             }
         }
     }
-    let acknowledged = finish(&requests, loop_stop_tx, driver).await;
+    let driven = finish(&requests, loop_stop_tx, driver).await;
     PublisherStats {
         published,
-        acknowledged,
+        acknowledged: driven.acknowledged,
+        connections: driven.connections,
     }
 }
 
 async fn finish(
     requests: &Requests,
     loop_stop: watch::Sender<bool>,
-    mut driver: tokio::task::JoinHandle<u64>,
-) -> u64 {
+    mut driver: tokio::task::JoinHandle<Driven>,
+) -> Driven {
     let _ = requests.disconnect();
     // Give the driver a moment to write the DISCONNECT, then stop it regardless.
     match tokio::time::timeout(Duration::from_secs(2), &mut driver).await {
-        Ok(acked) => acked.unwrap_or(0),
+        Ok(driven) => driven.unwrap_or_default(),
         Err(_) => {
             let _ = loop_stop.send(true);
-            driver.await.unwrap_or(0)
+            driver.await.unwrap_or_default()
         }
     }
 }
@@ -131,10 +142,11 @@ async fn drive<S: Session>(
     sink: EventSink,
     mut stop: watch::Receiver<bool>,
     unnumbered: Unnumbered,
-) -> u64 {
+) -> Driven {
     let client = options.settings.client_id.clone();
     let mut numbered: HashMap<u16, (String, u64)> = HashMap::new();
     let mut acknowledged = 0u64;
+    let mut connections = 0u64;
     let mut connection = Connection::start(
         &options.settings.client_id,
         &options.broker,
@@ -149,7 +161,12 @@ async fn drive<S: Session>(
             Ok(SessionEvent::ConnAck {
                 code,
                 session_present,
-            }) => connection.connack(code, session_present),
+            }) => {
+                if code == 0 {
+                    connections += 1;
+                }
+                connection.connack(code, session_present)
+            }
             Ok(SessionEvent::PublishSent { packet_id }) => {
                 if let Some(message) = lock(&unnumbered).pop_front() {
                     numbered.insert(packet_id, message);
@@ -183,5 +200,8 @@ async fn drive<S: Session>(
             }
         }
     }
-    acknowledged
+    Driven {
+        acknowledged,
+        connections,
+    }
 }

@@ -290,6 +290,14 @@ pub fn publish(args: PublishArgs) -> anyhow::Result<ExitCode> {
             stats.published, stats.acknowledged
         );
         finish_events(log)?;
+        if stats.connections == 0 {
+            // Nothing reached a broker: "published" counted messages that never left.
+            eprintln!(
+                "linecut: error: never connected to {}; none of those messages left",
+                args.broker
+            );
+            return Ok(ExitCode::from(2));
+        }
         Ok(ExitCode::SUCCESS)
     })
 }

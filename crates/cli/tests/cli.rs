@@ -438,6 +438,29 @@ fn a_signal_at_any_moment_of_start_up_leaves_nothing_behind() {
     }
 }
 
+/// The review's D12j: a publisher that never reached a broker said "published 2 message(s)"
+/// and exited 0. It now exits 2 saying it never connected (a closed loopback port here).
+#[test]
+fn a_publisher_that_never_connects_exits_2() {
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = linecut()
+        .args([
+            "publish",
+            "--broker",
+            &closed.to_string(),
+            "--duration",
+            "1s",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("never connected"), "{stderr}");
+}
+
 /// Agent options the agents would refuse are refused before anything exists: no directory.
 #[test]
 fn agent_options_are_refused_before_the_run_directory_exists() {

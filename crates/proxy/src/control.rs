@@ -138,6 +138,12 @@ async fn add_fault(
             )
         }
     };
+    if !s.schedule.is_alive() {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the fault scheduler has stopped: no fault can start in this proxy any more".into(),
+        );
+    }
     match FaultSpec::parse(&body.spec) {
         Ok(spec) => {
             let text = spec.to_string();

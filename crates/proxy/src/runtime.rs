@@ -195,6 +195,12 @@ impl ProxyHandle {
         self.board.list()
     }
 
+    /// Whether the fault scheduler still runs (a runner watches it: a schedule that died
+    /// would leave faults that never start or never end).
+    pub fn scheduler_alive(&self) -> bool {
+        self.schedule.is_alive()
+    }
+
     pub fn connections(&self) -> Vec<Arc<ConnHandle>> {
         self.conns.live()
     }

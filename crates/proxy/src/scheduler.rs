@@ -10,6 +10,7 @@ use crate::board::{FaultBoard, Origin};
 use crate::spec::FaultSpec;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -55,6 +56,17 @@ pub struct ScheduleHandle {
     tx: Sender<Command>,
     board: Arc<FaultBoard>,
     t0: Instant,
+    /// False once the thread has ended, however it ended (a panic included).
+    alive: Arc<AtomicBool>,
+}
+
+/// Held by the thread; dropping it (at its end, or while unwinding a panic) says so.
+struct AliveGuard(Arc<AtomicBool>);
+
+impl Drop for AliveGuard {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl Scheduler {
@@ -62,9 +74,12 @@ impl Scheduler {
     pub fn start(board: Arc<FaultBoard>, t0: Instant) -> Scheduler {
         let (tx, rx) = channel::<Command>();
         let thread_board = board.clone();
+        let alive = Arc::new(AtomicBool::new(true));
+        let guard = AliveGuard(alive.clone());
         let thread = std::thread::Builder::new()
             .name("linecut-schedule".into())
             .spawn(move || {
+                let _alive = guard;
                 let mut steps: BinaryHeap<Reverse<Step>> = BinaryHeap::new();
                 let mut specs: std::collections::HashMap<u64, (Arc<FaultSpec>, Instant)> =
                     Default::default();
@@ -148,7 +163,12 @@ impl Scheduler {
             })
             .expect("spawning the schedule thread");
         Scheduler {
-            handle: ScheduleHandle { tx, board, t0 },
+            handle: ScheduleHandle {
+                tx,
+                board,
+                t0,
+                alive,
+            },
             thread: Some(thread),
         }
     }
@@ -159,6 +179,11 @@ impl Scheduler {
 }
 
 impl ScheduleHandle {
+    /// Whether the scheduler thread still runs: a fault added to a dead schedule never starts.
+    pub fn is_alive(&self) -> bool {
+        self.alive.load(Ordering::Acquire)
+    }
+
     /// Schedules a fault relative to proxy start (command line, scenario files).
     pub fn add_scheduled(&self, spec: FaultSpec) -> u64 {
         self.add(spec, self.t0, Origin::Schedule)
@@ -188,5 +213,27 @@ impl Drop for Scheduler {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::conn::ConnRegistry;
+    use linecut_events::{EventSink, Source};
+
+    /// A handle outlives its thread: it must know, so that the control API and the runner can
+    /// say the schedule is gone instead of accepting faults that never start.
+    #[test]
+    fn a_handle_knows_when_its_thread_is_gone() {
+        let board = Arc::new(FaultBoard::new(
+            Arc::new(ConnRegistry::default()),
+            EventSink::disabled(Source::Proxy),
+        ));
+        let scheduler = Scheduler::start(board, Instant::now());
+        let handle = scheduler.handle().clone();
+        assert!(handle.is_alive());
+        drop(scheduler);
+        assert!(!handle.is_alive());
     }
 }

@@ -218,6 +218,9 @@ impl Stack {
         if self.proxy.task.is_finished() {
             return Some("the proxy stopped mid-run".into());
         }
+        if !self.proxy.handle.scheduler_alive() {
+            return Some("the proxy's fault scheduler stopped mid-run".into());
+        }
         for log in [
             &self.logs.proxy,
             &self.logs.subscriber,
