@@ -41,6 +41,32 @@ fn processes_in(dir: &std::path::Path) -> Vec<(u32, String)> {
     found
 }
 
+/// Starts `linecut run SCENARIO --out OUT_DIR` and returns once its experiment has started
+/// (every subscriber subscribed: meta.json has `experiment_start_us`).
+fn start_run(
+    scenario: &std::path::Path,
+    out_dir: &std::path::Path,
+    stderr: Stdio,
+) -> std::process::Child {
+    let _ = std::fs::remove_dir_all(out_dir);
+    let child = linecut()
+        .args(["run", "--plain", "--out"])
+        .arg(out_dir)
+        .arg(scenario)
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(out_dir.join("meta.json"))
+        .unwrap_or_default()
+        .contains("experiment_start_us\": 1")
+    {
+        assert!(Instant::now() < deadline, "the run never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
 fn read_meta(dir: &std::path::Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(dir.join("meta.json")).unwrap()).unwrap()
 }
@@ -96,22 +122,7 @@ fn a_broker_that_dies_mid_run_ends_the_run_incomplete_naming_it() {
         let scenario = dir.join("s.toml");
         std::fs::write(&scenario, MOSQUITTO_SCENARIO.replace("5s", "30s")).unwrap();
         let out_dir = dir.join("run");
-        let _ = std::fs::remove_dir_all(&out_dir);
-        let child = linecut()
-            .args(["run", "--plain", "--out"])
-            .arg(&out_dir)
-            .arg(&scenario)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !std::fs::read_to_string(out_dir.join("meta.json"))
-            .unwrap_or_default()
-            .contains("experiment_start_us\": 1")
-        {
-            assert!(Instant::now() < deadline, "the run never started");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        let child = start_run(&scenario, &out_dir, Stdio::piped());
         let broker = processes_in(&out_dir);
         assert_eq!(broker.len(), 1, "{broker:?}");
         Command::new("kill")
@@ -217,22 +228,7 @@ fn children_die_with_linecut_even_on_sigkill() {
     )
     .unwrap();
     let out_dir = dir.join("run");
-    let _ = std::fs::remove_dir_all(&out_dir);
-    let mut child = linecut()
-        .args(["run", "--plain", "--out"])
-        .arg(&out_dir)
-        .arg(&scenario)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string(out_dir.join("meta.json"))
-        .unwrap_or_default()
-        .contains("experiment_start_us\": 1")
-    {
-        assert!(Instant::now() < deadline, "the run never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = start_run(&scenario, &out_dir, Stdio::null());
     let meta = read_meta(&out_dir);
     let broker: SocketAddr = meta["broker_address"].as_str().unwrap().parse().unwrap();
     let client_running = || {
@@ -914,24 +910,8 @@ fn an_interrupted_run_keeps_its_files_marked_incomplete_and_leaves_no_process() 
     )
     .unwrap();
     let out_dir = dir.join("run");
-    let _ = std::fs::remove_dir_all(&out_dir);
-    let child = linecut()
-        .args(["run", "--plain"])
-        .arg(&scenario)
-        .arg("--out")
-        .arg(&out_dir)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let child = start_run(&scenario, &out_dir, Stdio::null());
     let meta = out_dir.join("meta.json");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string(&meta)
-        .unwrap_or_default()
-        .contains("experiment_start_us\": 1")
-    {
-        assert!(Instant::now() < deadline, "the run never started");
-        std::thread::sleep(Duration::from_millis(20));
-    }
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

@@ -76,6 +76,10 @@ struct Entry {
     occurrences: u32,
 }
 
+/// Ended faults the board keeps for `GET /faults`; older ones are dropped (the events file
+/// keeps every fault for good).
+pub const MAX_ENDED_KEPT: usize = 1000;
+
 #[derive(Debug)]
 pub struct FaultBoard {
     entries: Mutex<BoardState>,
@@ -112,6 +116,19 @@ impl FaultBoard {
 
     pub(crate) fn register(&self, spec: Arc<FaultSpec>, origin: Origin) -> u64 {
         let mut state = self.lock();
+        // The history is bounded: past MAX_ENDED_KEPT ended faults, the oldest are forgotten
+        // (their events are in the log; the board is for the live view).
+        let ended: Vec<u64> = state
+            .entries
+            .iter()
+            .filter(|(_, e)| matches!(e.status, Status::Finished | Status::Removed))
+            .map(|(id, _)| *id)
+            .collect();
+        if ended.len() >= MAX_ENDED_KEPT {
+            for id in &ended[..=ended.len() - MAX_ENDED_KEPT] {
+                state.entries.remove(id);
+            }
+        }
         state.next_id += 1;
         let id = state.next_id;
         state.entries.insert(
@@ -284,5 +301,30 @@ impl FaultBoard {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, BoardState> {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use linecut_events::Source;
+
+    /// The reliability review's unbounded fault history: a control API client adding and
+    /// removing faults forever must not grow the board forever.
+    #[test]
+    fn the_history_of_ended_faults_is_bounded() {
+        let board = FaultBoard::new(
+            Arc::new(ConnRegistry::default()),
+            EventSink::disabled(Source::Proxy),
+        );
+        let spec = Arc::new(FaultSpec::parse("cut:for=1s").unwrap());
+        for _ in 0..(MAX_ENDED_KEPT + 500) {
+            let id = board.register(spec.clone(), Origin::Control);
+            assert!(board.remove(id));
+        }
+        let live = board.register(spec.clone(), Origin::Control);
+        let list = board.list();
+        assert!(list.len() <= MAX_ENDED_KEPT + 1, "{} kept", list.len());
+        assert!(list.iter().any(|f| f.id == live), "the live fault is kept");
     }
 }

@@ -412,6 +412,18 @@ struct OutputCounts {
     first_unmatched: Mutex<Option<String>>,
 }
 
+impl OutputCounts {
+    /// Counts a line that was not understood, keeping the first one's text for the report.
+    fn not_understood(&self, text: impl FnOnce() -> String) {
+        self.unmatched.fetch_add(1, Ordering::Relaxed);
+        let mut first = self
+            .first_unmatched
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        first.get_or_insert_with(text);
+    }
+}
+
 /// One running client process.
 struct Running {
     id: String,
@@ -677,12 +689,7 @@ async fn read_output(
                     Ok(_) => {}
                 }
             }
-            counts.unmatched.fetch_add(1, Ordering::Relaxed);
-            let mut first = counts
-                .first_unmatched
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
-            first.get_or_insert_with(|| format!("(a line longer than {MAX_LINE} bytes)"));
+            counts.not_understood(|| format!("(a line longer than {MAX_LINE} bytes)"));
             continue;
         }
         let line = String::from_utf8_lossy(&buf);
@@ -700,14 +707,7 @@ async fn read_output(
                 sink.emit_at(ts_us.unwrap_or(read_us), kind);
             }
             Line::Unmatched => {
-                counts.unmatched.fetch_add(1, Ordering::Relaxed);
-                let mut first = counts
-                    .first_unmatched
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
-                if first.is_none() {
-                    *first = Some(line.trim_end().chars().take(200).collect());
-                }
+                counts.not_understood(|| line.trim_end().chars().take(200).collect());
             }
             Line::Ignored => {}
         }
