@@ -235,11 +235,16 @@ pub fn analyze(run: &Run) -> Report {
     };
     for e in &run.subscriber {
         if let Some(id) = client_of(e) {
-            clients
-                .entry(id.to_string())
-                .or_insert_with(|| new_client(id))
-                .events
-                .push(e);
+            // Looked up by reference first: a fleet's events would otherwise allocate the id
+            // once per event.
+            match clients.get_mut(id) {
+                Some(c) => c.events.push(e),
+                None => {
+                    let mut c = new_client(id);
+                    c.events.push(e);
+                    clients.insert(id.to_string(), c);
+                }
+            }
         }
     }
     // Deliveries are grouped by their interned client id first: a fleet's run has one row per

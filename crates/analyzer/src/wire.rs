@@ -13,7 +13,7 @@ use linecut_events::{
     Suback, SubscribeReason, SubscribeSent,
 };
 use linecut_mqtt::PacketType;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// Which client id each proxy connection carried (from its CONNECT).
 pub fn connection_clients(proxy: &[Event]) -> BTreeMap<u64, String> {
@@ -43,8 +43,9 @@ pub fn client_events(
     proxy: &[Event],
     conn_client: &BTreeMap<u64, String>,
 ) -> BTreeMap<String, Vec<Event>> {
-    let mut out: BTreeMap<String, Vec<Event>> = BTreeMap::new();
-    let mut attempts: BTreeMap<String, u32> = BTreeMap::new();
+    // Hashed while filling (one lookup per packet of a fleet), ordered once at the end.
+    let mut out: HashMap<&str, Vec<Event>> = HashMap::new();
+    let mut attempts: HashMap<&str, u32> = HashMap::new();
     for e in proxy {
         let EventKind::MqttPacket(p) = &e.kind else {
             continue;
@@ -57,7 +58,7 @@ pub fn client_events(
         };
         let kind = match packet_type {
             PacketType::Connect if sent_by_client(p) => {
-                let n = attempts.entry(client.clone()).or_insert(0);
+                let n = attempts.entry(client.as_str()).or_insert(0);
                 *n += 1;
                 EventKind::ConnectAttempt(ConnectAttempt {
                     client: client.clone(),
@@ -73,7 +74,7 @@ pub fn client_events(
                 session_present: p.session_present.unwrap_or(false),
             }),
             PacketType::Subscribe if sent_by_client(p) => {
-                let first = !out.get(client).is_some_and(|v| {
+                let first = !out.get(client.as_str()).is_some_and(|v| {
                     v.iter()
                         .any(|e| matches!(e.kind, EventKind::SubscribeSent(_)))
                 });
@@ -105,15 +106,11 @@ pub fn client_events(
             source: Source::Proxy,
             kind,
         };
-        // Looked up by reference first: a fleet's pings would otherwise clone the id twice.
-        match out.get_mut(client) {
-            Some(events) => events.push(event),
-            None => {
-                out.insert(client.clone(), vec![event]);
-            }
-        }
+        out.entry(client.as_str()).or_default().push(event);
     }
-    out
+    out.into_iter()
+        .map(|(client, events)| (client.to_string(), events))
+        .collect()
 }
 
 /// PINGREQs on the wire, per connection: their times, in order.

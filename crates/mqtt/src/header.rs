@@ -55,11 +55,28 @@ impl PacketType {
         self as u8
     }
 
-    /// The type a [`name`](Self::name) names (how events files spell packet types).
+    /// The type a [`name`](Self::name) names (how events files spell packet types). A match,
+    /// not a search: the analyzer asks this of every packet event in a run.
     pub fn from_name(name: &str) -> Option<PacketType> {
-        (1..=15)
-            .filter_map(PacketType::from_code)
-            .find(|t| t.name() == name)
+        use PacketType::*;
+        Some(match name {
+            "CONNECT" => Connect,
+            "CONNACK" => ConnAck,
+            "PUBLISH" => Publish,
+            "PUBACK" => PubAck,
+            "PUBREC" => PubRec,
+            "PUBREL" => PubRel,
+            "PUBCOMP" => PubComp,
+            "SUBSCRIBE" => Subscribe,
+            "SUBACK" => SubAck,
+            "UNSUBSCRIBE" => Unsubscribe,
+            "UNSUBACK" => UnsubAck,
+            "PINGREQ" => PingReq,
+            "PINGRESP" => PingResp,
+            "DISCONNECT" => Disconnect,
+            "AUTH" => Auth,
+            _ => return None,
+        })
     }
 
     fn from_code(code: u8) -> Option<PacketType> {
