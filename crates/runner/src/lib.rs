@@ -32,7 +32,7 @@ mod stack;
 mod subjects;
 
 pub use display::DisplayMode;
-pub use linecut_events::{RunStatus, RunSummary as Summary};
+pub use linecut_events::RunStatus;
 
 use display::Reporter;
 use linecut_agent::{

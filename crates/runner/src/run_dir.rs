@@ -66,7 +66,7 @@ impl RunDir {
             status: RunStatus::Running,
             files: Vec::new(),
         };
-        let run_dir = RunDir {
+        let mut run_dir = RunDir {
             layout,
             meta,
             closed: false,
@@ -76,7 +76,6 @@ impl RunDir {
         // meta.json goes first: it marks the directory as linecut's, so even a run killed in
         // the next instant can be replaced with --force.
         run_dir.write_meta()?;
-        let mut run_dir = run_dir;
         let reserve = dir.join(SPACE_RESERVE_FILE);
         if std::fs::write(&reserve, vec![0u8; SPACE_RESERVE_BYTES]).is_ok() {
             run_dir.reserve_space = Some(reserve);
