@@ -30,6 +30,11 @@ pub struct RunArgs {
     /// Print only the final verdict.
     #[arg(long)]
     quiet: bool,
+
+    /// Seed for the faults' phase draws (a fault's `jitter`), overriding the scenario's
+    /// `seed`; the seed used is recorded in meta.json, so a run can be replayed.
+    #[arg(long)]
+    seed: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -40,7 +45,10 @@ pub struct ValidateArgs {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let scenario = linecut_scenario::load(&args.scenario)?;
+    let mut scenario = linecut_scenario::load(&args.scenario)?;
+    if args.seed.is_some() {
+        scenario.seed = args.seed;
+    }
     let dir = args
         .out
         .unwrap_or_else(|| PathBuf::from(DEFAULT_RUNS_DIR).join(&scenario.name));

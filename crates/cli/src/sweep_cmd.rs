@@ -23,6 +23,11 @@ pub struct SweepArgs {
     #[arg(long)]
     repeat: Option<u32>,
 
+    /// random (default): a fault without its own jitter starts up to one keepalive late, drawn
+    /// afresh for each repeat; fixed: every repeat starts its faults where the scenario says.
+    #[arg(long, value_enum)]
+    phase: Option<PhaseArg>,
+
     /// Runs at a time (default: six per core, at most 24; see README "Sweeps").
     #[arg(long)]
     jobs: Option<usize>,
@@ -43,6 +48,21 @@ pub struct SweepArgs {
     /// No progress output.
     #[arg(long)]
     quiet: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum PhaseArg {
+    Random,
+    Fixed,
+}
+
+impl From<PhaseArg> for linecut_sweep::PhaseMode {
+    fn from(p: PhaseArg) -> Self {
+        match p {
+            PhaseArg::Random => linecut_sweep::PhaseMode::Random,
+            PhaseArg::Fixed => linecut_sweep::PhaseMode::Fixed,
+        }
+    }
 }
 
 /// Sets the flag on Ctrl-C or SIGTERM (the runs, in the same process group, get Ctrl-C too).
@@ -71,19 +91,24 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("reading {}", args.scenario.display()))?;
     // The base scenario must be valid on its own; axes are checked per cell by the plan.
     linecut_scenario::parse(&args.scenario, &source)?;
-    let (mut axes, section_repeat) = linecut_sweep::from_section(&source)
+    let section = linecut_sweep::from_section(&source)
         .with_context(|| format!("{}: [sweep]", args.scenario.display()))?;
+    let mut axes = section.axes;
     for text in &args.set {
         let axis = Axis::parse(text)?;
         axes.retain(|a| a.path != axis.path);
         axes.push(axis);
     }
-    let repeat = args.repeat.or(section_repeat).unwrap_or(1);
+    let repeat = args.repeat.or(section.repeat).unwrap_or(1);
     if repeat == 0 {
         anyhow::bail!("--repeat must be at least 1");
     }
     let shard = args.shard.as_deref().map(Shard::parse).transpose()?;
-    let plan = linecut_sweep::plan(&args.scenario, &source, &axes, repeat, shard)?;
+    let phase = match args.phase {
+        Some(p) => p.into(),
+        None => section.phase.unwrap_or_default(),
+    };
+    let plan = linecut_sweep::plan(&args.scenario, &source, &axes, repeat, phase, shard)?;
     let dir = args.out.unwrap_or_else(|| {
         PathBuf::from(linecut_events::run_dir::DEFAULT_RUNS_DIR)
             .join(format!("{}-sweep", plan.scenario_name))

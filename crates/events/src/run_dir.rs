@@ -166,6 +166,9 @@ pub struct RunMeta {
     /// The client script the run ran (a client under test that linecut ships), by content.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_script: Option<ClientScript>,
+    /// The faults' drawn phase (seed and offsets), when a fault had a `jitter`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<linecut_model::PhaseRecord>,
     #[serde(flatten)]
     pub status: RunStatus,
     /// The files present when the run ended.
@@ -295,6 +298,7 @@ mod tests {
             experiment_start_us: Some(2),
             ended_us: None,
             duration_s: 3.0,
+            phase: None,
             faults: vec!["cut:at=1s".into()],
             expectations: BTreeMap::new(),
             client_script: None,

@@ -12,6 +12,7 @@
 //! - [`expect`]: expectation conditions (`<= 4`, `2..4`, `never`);
 //! - [`identity`]: the client library and broker families the detection bands are drawn for;
 //! - [`metric`]: the metrics a report carries and expectations may name;
+//! - [`phase`]: a fault's start moved at random (jitter), seeded and recorded;
 //! - [`payload`]: the publisher's payload format (`lc1/<seq>/<ts>/`);
 //! - [`text`]: the one check for user text that becomes a file name or a command argument.
 
@@ -20,6 +21,7 @@ pub mod expect;
 pub mod identity;
 pub mod metric;
 pub mod payload;
+pub mod phase;
 pub mod policy;
 pub mod protocol;
 pub mod settings;
@@ -29,6 +31,7 @@ pub use duration::{parse_duration, MAX_DURATION};
 pub use expect::Condition;
 pub use identity::{BrokerFamily, ClientFamily, ClientIdentity};
 pub use metric::{Metric, MetricName, MetricScope};
+pub use phase::{FaultPhase, Jitter, PhaseRecord, PhaseRng};
 pub use policy::{ReconnectPolicy, ResubscribePolicy};
 pub use protocol::{topic_matches, Protocol, Topic};
 pub use settings::{FieldError, MosquittoSettings, PublisherSettings, SubscriberSettings};

@@ -23,10 +23,11 @@
 //!
 //! Modules: `run_dir` (the directory guard), `stack` (broker, events files, proxy), `subjects`
 //! (agents or clients under test, chosen once), `client` (clients under test as processes),
-//! `display` (the progress line).
+//! `display` (the progress line), `phase` (the faults' drawn start offsets).
 
 pub mod client;
 mod display;
+mod phase;
 mod run_dir;
 mod stack;
 mod subjects;
@@ -186,6 +187,7 @@ pub async fn run(
         },
         |p| (p.description.clone(), p.identity.clone()),
     );
+    let (faults, phase) = phase::draw(scenario);
     let mut dir = RunDir::create(
         &options.dir,
         options.force,
@@ -193,6 +195,9 @@ pub async fn run(
         subscriber_client,
         agent,
     )?;
+    if let Err(e) = dir.update(|m| m.phase = phase) {
+        return Err(dir.fail(&RunSummary::default(), e));
+    }
     let mut reporter = Reporter::new(options.display, scenario.duration);
     let mut summary = RunSummary {
         subscribers: scenario.subscriber.settings.count,
@@ -224,6 +229,7 @@ pub async fn run(
 
     let reason = experiment(
         scenario,
+        &faults,
         external.as_ref(),
         publisher,
         &mut stack,
@@ -260,6 +266,7 @@ pub async fn run(
 #[allow(clippy::too_many_arguments)]
 async fn experiment(
     scenario: &Scenario,
+    faults: &[linecut_proxy::FaultSpec],
     external: Option<&client::Prepared>,
     publisher: PublisherSettings,
     stack: &mut Stack,
@@ -328,7 +335,7 @@ async fn experiment(
             let session = publisher_session(&options);
             run_publisher(&options, session, &sink, stop).await
         }));
-        for fault in &scenario.faults {
+        for fault in faults {
             proxy.schedule_from(fault.clone(), t0);
         }
         reporter.phase("running");

@@ -63,6 +63,7 @@ impl RunDir {
             faults: scenario.faults.iter().map(|f| f.to_string()).collect(),
             expectations: scenario.expect.clone(),
             client_script: None,
+            phase: None,
             status: RunStatus::Running,
             files: Vec::new(),
         };

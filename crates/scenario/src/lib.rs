@@ -21,13 +21,16 @@ use error::{closest, Locator};
 use linecut_model::duration::{interval_from_rate, parse_duration};
 use linecut_model::settings::MAX_CONNECT_TIMEOUT_S;
 use linecut_model::{
-    check_text, Condition, FieldError, MetricName, MosquittoSettings, Protocol, PublisherSettings,
-    ReconnectPolicy, ResubscribePolicy, SubscriberSettings, TextUse, Topic,
+    check_text, Condition, FieldError, Jitter, MetricName, MosquittoSettings, Protocol,
+    PublisherSettings, ReconnectPolicy, ResubscribePolicy, SubscriberSettings, TextUse, Topic,
 };
 use linecut_proxy::faults::{self, KeyDef, KeyType};
 use linecut_proxy::spec::COMMON_KEYS;
 use linecut_proxy::FaultSpec;
 use raw::{RawFault, RawScenario};
+
+/// The `[[fault]]` key that moves a fault's start at random (see [`linecut_model::phase`]).
+pub const JITTER_KEY: &str = "jitter";
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
@@ -65,6 +68,10 @@ pub struct Scenario {
     pub subscriber: SubscriberSpec,
     /// The proxy's fault schedule; `at` counts from the moment every subscriber is subscribed.
     pub faults: Vec<FaultSpec>,
+    /// Each fault's `jitter` (same order as `faults`): how far the runner may move its start.
+    pub fault_jitter: Vec<Option<Jitter>>,
+    /// The seed the phase draws use; the runner draws one when it is absent (and records it).
+    pub seed: Option<u64>,
     /// Expectations, metric name to condition, checked by the analyzer.
     pub expect: BTreeMap<String, String>,
     /// Write both legs of every proxied connection to `capture.pcap` in the run directory.
@@ -97,9 +104,13 @@ impl Scenario {
             out.push_str(&format!("description = {}\n", quoted(d)));
         }
         out.push_str(&format!(
-            "duration = {}\n\n[broker]\n",
+            "duration = {}\n",
             quoted(&duration_text(self.duration))
         ));
+        if let Some(seed) = self.seed {
+            out.push_str(&format!("seed = {seed}\n"));
+        }
+        out.push_str("\n[broker]\n");
         match &self.broker {
             BrokerSpec::Embedded => out.push_str("kind = \"embedded\"\n"),
             BrokerSpec::Mosquitto(m) => {
@@ -186,8 +197,11 @@ impl Scenario {
                 }
             }
         }
-        for fault in &self.faults {
+        for (i, fault) in self.faults.iter().enumerate() {
             out.push_str(&format!("\n[[fault]]\nkind = {}\n", quoted(fault.kind())));
+            if let Some(Some(jitter)) = self.fault_jitter.get(i) {
+                out.push_str(&format!("{JITTER_KEY} = {}\n", quoted(&jitter.to_string())));
+            }
             let types = COMMON_KEYS.iter().chain(fault.fault.descriptor().keys);
             let types: Vec<&KeyDef> = types.collect();
             for (key, value) in fault.pairs() {
@@ -354,20 +368,37 @@ impl Checker<'_> {
         let publisher = self.publisher(&raw);
         let subscriber = self.subscriber(&raw, duration);
         let faults = self.faults(&raw.faults, duration);
+        if let (Some((specs, jitters)), Some(d), Some(sub)) = (&faults, duration, &subscriber) {
+            self.check_phases(&raw.faults, specs, jitters, d, sub.settings.keepalive_s);
+        }
+        let seed = raw
+            .seed
+            .as_ref()
+            .and_then(|s| match u64::try_from(*s.get_ref()) {
+                Ok(seed) => Some(seed),
+                Err(_) => {
+                    self.problem(s.span(), "seed", "must be a whole number from 0");
+                    None
+                }
+            });
         // The sweep's axes are applied and checked by `linecut sweep`; here only their shape.
         if let Some(sweep) = &raw.sweep {
             for (key, value) in sweep.get_ref() {
-                let ok = if key == "repeat" {
-                    value.as_integer().is_some_and(|n| n >= 1)
-                } else {
-                    value.as_array().is_some_and(|a| !a.is_empty())
+                let (ok, want) = match key.as_str() {
+                    "repeat" => (
+                        value.as_integer().is_some_and(|n| n >= 1),
+                        "a whole number from 1",
+                    ),
+                    "phase" => (
+                        matches!(value.as_str(), Some("random" | "fixed")),
+                        "\"random\" (each repeat draws its own fault phase) or \"fixed\"",
+                    ),
+                    _ => (
+                        value.as_array().is_some_and(|a| !a.is_empty()),
+                        "a non-empty list of values, e.g. [\"1s\", \"5s\"]",
+                    ),
                 };
                 if !ok {
-                    let want = if key == "repeat" {
-                        "a whole number from 1"
-                    } else {
-                        "a non-empty list of values, e.g. [\"1s\", \"5s\"]"
-                    };
                     self.problem(
                         sweep.span(),
                         &format!("sweep.{key}"),
@@ -384,7 +415,9 @@ impl Checker<'_> {
             broker: broker?,
             publisher: publisher?,
             subscriber: subscriber?,
-            faults: faults?,
+            faults: faults.as_ref()?.0.clone(),
+            fault_jitter: faults?.1,
+            seed,
             expect,
             capture_pcap: raw.capture.as_ref().and_then(|c| c.pcap).unwrap_or(false),
             source: text.to_string(),
@@ -833,7 +866,12 @@ impl Checker<'_> {
 
     /// One `[[fault]]` table: its kind from the registry, each key checked against the kind's
     /// descriptor (name and type), then the spec built by the proxy's own rules.
-    fn fault(&mut self, field: &str, span: Range<usize>, table: &RawFault) -> Option<FaultSpec> {
+    fn fault(
+        &mut self,
+        field: &str,
+        span: Range<usize>,
+        table: &RawFault,
+    ) -> Option<(FaultSpec, Option<Jitter>)> {
         let kind_value = table.iter().find(|(k, _)| k.get_ref() == "kind");
         let Some((_, kind)) = kind_value else {
             self.problem(span, field, "needs `kind`, e.g. kind = \"cut\"");
@@ -858,14 +896,31 @@ impl Checker<'_> {
         let allowed: Vec<&KeyDef> = COMMON_KEYS.iter().chain(descriptor.keys).collect();
         let mut pairs = Vec::new();
         let mut ok = true;
+        let mut jitter = None;
         for (key, value) in table {
             let key_name = key.get_ref().as_str();
             if key_name == "kind" {
                 continue;
             }
+            // The phase is the experiment's business, not the proxy's: the runner moves `at`.
+            if key_name == JITTER_KEY {
+                let sub = format!("{field}.{JITTER_KEY}");
+                match value.get_ref().as_str().map(Jitter::parse) {
+                    Some(Ok(j)) => jitter = Some(j),
+                    Some(Err(e)) => {
+                        self.problem(value.span(), &sub, e.to_string());
+                        ok = false;
+                    }
+                    None => {
+                        self.problem(value.span(), &sub, "must be a string, e.g. \"K\" or \"2s\"");
+                        ok = false;
+                    }
+                }
+                continue;
+            }
             let sub = format!("{field}.{key_name}");
             let Some(def) = allowed.iter().find(|d| d.name == key_name) else {
-                let names: Vec<&str> = allowed.iter().map(|d| d.name).collect();
+                let names: Vec<&str> = allowed.iter().map(|d| d.name).chain([JITTER_KEY]).collect();
                 self.problem_with(
                     key.span(),
                     &sub,
@@ -902,7 +957,7 @@ impl Checker<'_> {
             return None;
         }
         match FaultSpec::from_pairs(name, pairs) {
-            Ok(spec) => Some(spec),
+            Ok(spec) => Some((spec, jitter)),
             Err(e) => {
                 // The proxy names the key at fault as data: point at it.
                 let (span, sub) = match e.key.as_deref().and_then(|k| value_span(table, k)) {
@@ -919,16 +974,18 @@ impl Checker<'_> {
         &mut self,
         raw: &[Spanned<RawFault>],
         duration: Option<Duration>,
-    ) -> Option<Vec<FaultSpec>> {
+    ) -> Option<(Vec<FaultSpec>, Vec<Option<Jitter>>)> {
         let mut faults = Vec::new();
+        let mut jitters = Vec::new();
         let mut ok = true;
         for (i, fault) in raw.iter().enumerate() {
             let field = format!("fault[{}]", i + 1);
             let table = fault.get_ref();
-            let Some(spec) = self.fault(&field, fault.span(), table) else {
+            let Some((spec, jitter)) = self.fault(&field, fault.span(), table) else {
                 ok = false;
                 continue;
             };
+            jitters.push(jitter);
             if let Some(d) = duration {
                 if spec.at >= d {
                     let span = value_span(table, "at").unwrap_or(fault.span());
@@ -946,7 +1003,43 @@ impl Checker<'_> {
             }
             faults.push(spec);
         }
-        ok.then_some(faults)
+        ok.then_some((faults, jitters))
+    }
+
+    /// A jittered fault must still start inside the run, however late its draw.
+    fn check_phases(
+        &mut self,
+        raw: &[Spanned<RawFault>],
+        specs: &[FaultSpec],
+        jitters: &[Option<Jitter>],
+        duration: Duration,
+        keepalive_s: u16,
+    ) {
+        for (i, (spec, jitter)) in specs.iter().zip(jitters).enumerate() {
+            let Some(jitter) = jitter else { continue };
+            let field = format!("fault[{}].{JITTER_KEY}", i + 1);
+            let span = value_span(raw[i].get_ref(), JITTER_KEY).unwrap_or(raw[i].span());
+            if matches!(jitter, Jitter::Keepalives(_)) && keepalive_s == 0 {
+                self.problem(
+                    span,
+                    &field,
+                    "`K` needs a keepalive, and the subscriber's is 0 (off)",
+                );
+                continue;
+            }
+            let latest = spec.at + jitter.span(keepalive_s);
+            if latest >= duration {
+                self.problem(
+                    span,
+                    &field,
+                    format!(
+                        "`at` plus a jitter of {jitter} may start the fault at {}, but the run lasts {}",
+                        humantime::format_duration(latest),
+                        humantime::format_duration(duration)
+                    ),
+                );
+            }
+        }
     }
 }
 

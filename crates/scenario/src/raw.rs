@@ -22,6 +22,8 @@ pub struct RawScenario {
     /// plain run ignores the section).
     pub sweep: Option<Spanned<toml::Table>>,
     pub capture: Option<RawCapture>,
+    /// Seed for the faults' phase draws (`jitter`); drawn at random when absent.
+    pub seed: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -21,6 +21,7 @@ pub fn json_schema() -> Value {
             "name": {"type": "string", "description": "run directory name (default: the file name)"},
             "description": {"type": "string"},
             "duration": duration(),
+            "seed": {"type": "integer", "minimum": 0, "description": "seed for the faults' phase draws (jitter); drawn at random and recorded in meta.json when absent"},
             "broker": {
                 "type": "object", "additionalProperties": false,
                 "properties": {
@@ -51,7 +52,10 @@ pub fn json_schema() -> Value {
             "sweep": {
                 "type": "object",
                 "description": "linecut sweep: \"PATH\" = [values] per axis (e.g. \"subscriber.keepalive\" = [\"1s\", \"5s\"], \"fault.cut.for\" = [\"3s\", \"10s\"]) and repeat = N",
-                "properties": {"repeat": {"type": "integer", "minimum": 1}},
+                "properties": {
+                    "repeat": {"type": "integer", "minimum": 1},
+                    "phase": {"enum": ["random", "fixed"], "description": "random (default): faults without a jitter get jitter = \"K\" and each repeat its own seed"}
+                },
                 "additionalProperties": {"type": "array"}
             },
             "subscriber": {
@@ -106,6 +110,10 @@ fn fault_items() -> Value {
         };
         properties.entry(def.name).or_insert(value);
     }
+    properties.insert(
+        crate::JITTER_KEY.to_string(),
+        json!({"type": "string", "description": "start the fault up to this much later, drawn at random per run: a duration (2s) or keepalives (K, 2K)"}),
+    );
     json!({
         "type": "object", "additionalProperties": false, "required": ["kind"],
         "properties": properties

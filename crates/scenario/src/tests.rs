@@ -9,6 +9,7 @@ const FULL: &str = r#"
 name = "full"
 description = "every key"
 duration = "30s"
+seed = 7
 
 [broker]
 kind = "mosquitto"
@@ -43,11 +44,13 @@ pcap = true
 [sweep]
 "subscriber.keepalive" = ["1s", "2s"]
 repeat = 3
+phase = "random"
 
 [[fault]]
 kind = "cut"
 at = "10s"
 for = "5s"
+jitter = "K"
 dir = "both"
 target = "all"
 hold = "64KiB"
@@ -479,4 +482,39 @@ fn fault_tables_are_checked_against_the_kinds_descriptor() {
         e.contains("bad.toml:6:8: fault[1].hold") && e.contains("1GiB"),
         "{e}"
     );
+}
+
+#[test]
+fn jitter_is_checked_where_it_is_written() {
+    let base = "duration = \"20s\"\n[subscriber]\nkeepalive = \"5s\"\n[[fault]]\nkind = \"cut\"\nat = \"5s\"\nfor = \"3s\"\n";
+    let e = errors(&format!("{base}jitter = \"sometimes\"\n"));
+    assert!(
+        e.contains("fault[1].jitter") && e.contains("is not a jitter"),
+        "{e}"
+    );
+    let e = errors(&format!("{base}jitter = \"3K\"\n"));
+    assert!(
+        e.contains("fault[1].jitter") && e.contains("may start the fault at 20s"),
+        "{e}"
+    );
+    let e = errors(&format!("{base}jitter = 2\n"));
+    assert!(
+        e.contains("fault[1].jitter") && e.contains("must be a string"),
+        "{e}"
+    );
+    let e = errors(&format!("seed = -1\n{base}"));
+    assert!(e.contains("seed") && e.contains("from 0"), "{e}");
+    let s = parse(
+        Path::new("j.toml"),
+        &format!("seed = 9\n{base}jitter = \"2K\"\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        s.fault_jitter,
+        vec![Some(linecut_model::Jitter::Keepalives(2))]
+    );
+    assert_eq!(s.seed, Some(9));
+    let again = parse(Path::new("r.toml"), &s.resolved_toml()).unwrap();
+    assert_eq!(again.fault_jitter, s.fault_jitter);
+    assert_eq!(again.seed, Some(9));
 }

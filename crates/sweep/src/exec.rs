@@ -160,6 +160,8 @@ pub fn execute(
                 .arg("--force")
                 .arg("--out")
                 .arg(&slot.dir)
+                .arg("--seed")
+                .arg(crate::plan::run_seed(&cell.name, slot.repeat).to_string())
                 .arg(&scenario)
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().map_err(crate::io(slot.dir.clone()))?)

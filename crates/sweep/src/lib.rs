@@ -21,7 +21,7 @@ pub mod report;
 
 pub use axis::Axis;
 pub use exec::{default_jobs, execute, ExecOptions, ExecSummary};
-pub use plan::{from_section, plan, Cell, Plan, Shard};
+pub use plan::{from_section, plan, run_seed, Cell, PhaseMode, Plan, Section, Shard};
 pub use report::SweepReport;
 
 use std::path::{Path, PathBuf};

@@ -27,6 +27,10 @@ pub struct Plan {
     pub scenario_name: String,
     pub axes: Vec<PlanAxis>,
     pub repeat: u32,
+    /// Whether each repeat draws its own fault phase (sweeps before phases were drawn read as
+    /// fixed).
+    #[serde(default)]
+    pub phase: PhaseMode,
     pub cells: Vec<Cell>,
     /// `I/N` when this directory holds one shard of the plan's cells.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -38,6 +42,32 @@ pub struct PlanAxis {
     pub path: String,
     pub label: String,
     pub values: Vec<String>,
+}
+
+/// How a sweep's repeats treat the faults' phase.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PhaseMode {
+    /// A fault without its own `jitter` gets `jitter = "K"`, and each repeat its own seed: the
+    /// repeats sample where the fault falls against the keepalive timer.
+    #[default]
+    Random,
+    /// Faults start where the scenario says; repeats differ only by chance.
+    Fixed,
+}
+
+/// The seed of repeat `repeat` of `cell`: distinct per run, the same every time it is planned.
+pub fn run_seed(cell: &str, repeat: u32) -> u64 {
+    // Kept within 2^53 so it reads back exactly from JSON and TOML.
+    linecut_model::phase::derive_seed(0, cell, repeat) >> 11
+}
+
+/// The `[sweep]` section: axes, repeats and the phase mode.
+#[derive(Debug, Default)]
+pub struct Section {
+    pub axes: Vec<Axis>,
+    pub repeat: Option<u32>,
+    pub phase: Option<PhaseMode>,
 }
 
 /// The `index`-th (1-based) of `count` slices of the cells.
@@ -116,6 +146,7 @@ pub fn plan(
     source: &str,
     axes: &[Axis],
     repeat: u32,
+    phase: PhaseMode,
     shard: Option<Shard>,
 ) -> Result<Plan, SweepError> {
     if axes.is_empty() {
@@ -153,6 +184,9 @@ pub fn plan(
         }
         if !ok {
             continue;
+        }
+        if phase == PhaseMode::Random {
+            add_keepalive_jitter(&mut doc);
         }
         let name = values
             .iter()
@@ -232,25 +266,46 @@ pub fn plan(
             })
             .collect(),
         repeat,
+        phase,
         cells,
         shard,
     })
 }
 
-/// Axes and repeat count from a scenario's `[sweep]` section:
-/// `"subscriber.keepalive" = ["1s", "2s"]` and `repeat = 3`.
-pub fn from_section(source: &str) -> Result<(Vec<Axis>, Option<u32>), SweepError> {
+/// Gives every fault without a `jitter` one keepalive of it, when the subscriber has a
+/// keepalive (its scenario default included): the fault then starts at a random point of the
+/// client's ping cycle.
+fn add_keepalive_jitter(doc: &mut toml::Table) {
+    let keepalive_off = doc
+        .get("subscriber")
+        .and_then(|s| s.get("keepalive"))
+        .and_then(|k| k.as_str())
+        .is_some_and(|k| linecut_model::parse_duration(k).is_ok_and(|d| d.is_zero()));
+    if keepalive_off {
+        return;
+    }
+    if let Some(faults) = doc.get_mut("fault").and_then(|f| f.as_array_mut()) {
+        for fault in faults.iter_mut().filter_map(|f| f.as_table_mut()) {
+            fault
+                .entry(linecut_scenario::JITTER_KEY)
+                .or_insert_with(|| toml::Value::String("K".into()));
+        }
+    }
+}
+
+/// Axes, repeat count and phase from a scenario's `[sweep]` section:
+/// `"subscriber.keepalive" = ["1s", "2s"]`, `repeat = 3`, `phase = "random"`.
+pub fn from_section(source: &str) -> Result<Section, SweepError> {
     let doc: toml::Table = source
         .parse()
         .map_err(|e: toml::de::Error| SweepError::Axis(e.message().to_string()))?;
-    let Some(section) = doc.get("sweep").and_then(|s| s.as_table()) else {
-        return Ok((Vec::new(), None));
+    let Some(table) = doc.get("sweep").and_then(|s| s.as_table()) else {
+        return Ok(Section::default());
     };
-    let mut axes = Vec::new();
-    let mut repeat = None;
-    for (key, value) in section {
+    let mut section = Section::default();
+    for (key, value) in table {
         if key == "repeat" {
-            repeat = Some(
+            section.repeat = Some(
                 value
                     .as_integer()
                     .filter(|n| *n >= 1 && *n <= 1000)
@@ -258,6 +313,18 @@ pub fn from_section(source: &str) -> Result<(Vec<Axis>, Option<u32>), SweepError
                         SweepError::Axis("[sweep] repeat: a whole number from 1".into())
                     })? as u32,
             );
+            continue;
+        }
+        if key == "phase" {
+            section.phase = Some(match value.as_str() {
+                Some("random") => PhaseMode::Random,
+                Some("fixed") => PhaseMode::Fixed,
+                _ => {
+                    return Err(SweepError::Axis(
+                        "[sweep] phase: \"random\" or \"fixed\"".into(),
+                    ))
+                }
+            });
             continue;
         }
         let values: Vec<String> = match value {
@@ -274,9 +341,11 @@ pub fn from_section(source: &str) -> Result<(Vec<Axis>, Option<u32>), SweepError
                 )))
             }
         };
-        axes.push(Axis::parse(&format!("{key}={}", values.join(",")))?);
+        section
+            .axes
+            .push(Axis::parse(&format!("{key}={}", values.join(",")))?);
     }
-    Ok((axes, repeat))
+    Ok(section)
 }
 
 #[cfg(test)]
@@ -304,7 +373,7 @@ repeat = 2
     #[test]
     fn cells_are_the_product_and_shards_partition_them() {
         let a = axes(&["subscriber.keepalive=1,2", "fault.cut.for=3s,10s,15s"]);
-        let full = plan(Path::new("b.toml"), BASE, &a, 1, None).unwrap();
+        let full = plan(Path::new("b.toml"), BASE, &a, 1, PhaseMode::Fixed, None).unwrap();
         assert_eq!(full.cells.len(), 6);
         assert_eq!(
             full.cells[0].name,
@@ -319,6 +388,7 @@ repeat = 2
                     BASE,
                     &a,
                     1,
+                    PhaseMode::Fixed,
                     Some(Shard { index: i, count: 4 }),
                 )
                 .unwrap()
@@ -342,7 +412,15 @@ repeat = 2
             "fault.cut.target=client=sensor-*,client=sensor-?",
             "subscriber.client_id=s/#,s/+",
         ] {
-            let p = plan(Path::new("b.toml"), BASE, &axes(&[axis]), 1, None).unwrap();
+            let p = plan(
+                Path::new("b.toml"),
+                BASE,
+                &axes(&[axis]),
+                1,
+                PhaseMode::Fixed,
+                None,
+            )
+            .unwrap();
             let names: std::collections::BTreeSet<&str> =
                 p.cells.iter().map(|c| c.name.as_str()).collect();
             assert_eq!(names.len(), p.cells.len(), "{axis}: {names:?}");
@@ -353,6 +431,33 @@ repeat = 2
         }
     }
 
+    /// By default each cell's faults get one keepalive of jitter (unless they carry their own)
+    /// and each repeat its own seed; `phase = "fixed"` leaves the scenario as written.
+    #[test]
+    fn random_phase_jitters_each_fault_by_a_keepalive_and_seeds_each_repeat() {
+        let a = axes(&["subscriber.keepalive=1s,2s"]);
+        let random = plan(Path::new("b.toml"), BASE, &a, 3, PhaseMode::Random, None).unwrap();
+        for cell in &random.cells {
+            let s = linecut_scenario::parse(Path::new("c.toml"), &cell.scenario).unwrap();
+            assert_eq!(
+                s.fault_jitter,
+                vec![Some(linecut_model::Jitter::Keepalives(1))]
+            );
+        }
+        let own = BASE.replace("for = \"3s\"", "for = \"3s\"\njitter = \"500ms\"");
+        let kept = plan(Path::new("b.toml"), &own, &a, 1, PhaseMode::Random, None).unwrap();
+        assert!(kept.cells[0].scenario.contains("jitter = \"500ms\""));
+        let fixed = plan(Path::new("b.toml"), BASE, &a, 1, PhaseMode::Fixed, None).unwrap();
+        assert!(!fixed.cells[0].scenario.contains("jitter"));
+        let seeds: std::collections::BTreeSet<u64> = random
+            .cells
+            .iter()
+            .flat_map(|c| (1..=3).map(|r| run_seed(&c.name, r)))
+            .collect();
+        assert_eq!(seeds.len(), 6);
+        assert!(seeds.iter().all(|s| *s < 1 << 53));
+    }
+
     #[test]
     fn a_value_given_twice_is_refused_at_plan_time() {
         let err = plan(
@@ -360,6 +465,7 @@ repeat = 2
             BASE,
             &axes(&["subscriber.keepalive=2s,2s"]),
             1,
+            PhaseMode::Random,
             None,
         )
         .unwrap_err()
@@ -374,6 +480,7 @@ repeat = 2
             BASE,
             &axes(&["subscriber.keepalve=1s"]),
             1,
+            PhaseMode::Random,
             None,
         )
         .unwrap_err()
@@ -387,6 +494,7 @@ repeat = 2
             BASE,
             &axes(&["subscriber.keepalive=soon"]),
             1,
+            PhaseMode::Random,
             None,
         )
         .unwrap_err()
@@ -402,6 +510,7 @@ repeat = 2
             BASE,
             &axes(&["publisher.qos=one"]),
             1,
+            PhaseMode::Random,
             None,
         )
         .unwrap_err()
@@ -410,14 +519,22 @@ repeat = 2
             err.contains("publisher.qos=one") && err.contains("qos"),
             "{err}"
         );
-        assert!(plan(Path::new("b.toml"), BASE, &[], 1, None).is_err());
+        assert!(plan(Path::new("b.toml"), BASE, &[], 1, PhaseMode::Fixed, None).is_err());
     }
 
     #[test]
     fn the_sweep_section_declares_axes_and_repeats() {
-        let (a, repeat) = from_section(BASE).unwrap();
-        assert_eq!(a, axes(&["subscriber.keepalive=1s,2s"]));
-        assert_eq!(repeat, Some(2));
+        let section = from_section(BASE).unwrap();
+        assert_eq!(section.axes, axes(&["subscriber.keepalive=1s,2s"]));
+        assert_eq!(section.repeat, Some(2));
+        assert_eq!(section.phase, None);
+        let fixed = format!("{BASE}phase = \"fixed\"\n");
+        assert_eq!(from_section(&fixed).unwrap().phase, Some(PhaseMode::Fixed));
+        let bad = format!("{BASE}phase = \"sometimes\"\n");
+        assert!(from_section(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("phase"));
         assert!(Shard::parse("0/2").is_err() && Shard::parse("3/2").is_err());
         assert_eq!(Shard::parse("2/3").unwrap(), Shard { index: 2, count: 3 });
     }
