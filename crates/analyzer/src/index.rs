@@ -28,6 +28,21 @@ pub struct ConnFacts {
     /// When held broker data or the proxy's FIN toward the client reached the client leg: what
     /// a client that already left the connection receives as stale data.
     pub late_arrivals: Vec<i64>,
+    /// When the broker's held PUBLISHes reached the client leg.
+    pub publishes_released: Vec<i64>,
+    /// When PUBLISHes for the client were held back, and when held ones were thrown away.
+    pub publishes_held: Vec<i64>,
+    pub publishes_discarded: Vec<i64>,
+    /// When the proxy passed a FIN on to the client leg.
+    pub fin_to_client: Vec<i64>,
+    /// When a packet from the client reached the broker.
+    pub up_forwarded: Vec<i64>,
+    /// When the broker sent anything down it (forwarded, held or dropped).
+    pub down_any: Vec<i64>,
+    /// When the proxy closed the connection for good.
+    pub closed_us: Option<i64>,
+    /// When the client first sent DISCONNECT on it (an orderly close of its own).
+    pub disconnect_sent: Option<i64>,
 }
 
 /// [`ConnFacts`] for every connection of a run's proxy log.
@@ -54,7 +69,8 @@ impl ConnIndex {
                     match (l.leg, l.by) {
                         (Leg::Client, ClosedBy::Peer) => facts.client_closed_by_peer.push(e.ts_us),
                         (Leg::Client, ClosedBy::Proxy) if l.how == CloseHow::Fin => {
-                            facts.late_arrivals.push(e.ts_us)
+                            facts.late_arrivals.push(e.ts_us);
+                            facts.fin_to_client.push(e.ts_us);
                         }
                         (Leg::Upstream, by) => {
                             facts.upstream_closed.push(e.ts_us);
@@ -65,14 +81,59 @@ impl ConnIndex {
                         _ => {}
                     }
                 }
+                EventKind::ConnClosed(c) => {
+                    conns.entry(c.conn).or_default().closed_us = Some(e.ts_us);
+                }
                 EventKind::MqttPacket(p) => {
+                    let facts = conns.entry(p.conn).or_default();
+                    let publish = p.kind() == Some(PacketType::Publish);
                     if p.kind() == Some(PacketType::Connect) {
-                        conns.entry(p.conn).or_default().connects.push(e.ts_us);
-                    } else if p.dir == Direction::Down && p.fate == Fate::Released {
-                        conns.entry(p.conn).or_default().late_arrivals.push(e.ts_us);
+                        facts.connects.push(e.ts_us);
+                    }
+                    if p.kind() == Some(PacketType::Disconnect) && p.dir == Direction::Up {
+                        facts.disconnect_sent.get_or_insert(e.ts_us);
+                    }
+                    match (p.dir, p.fate) {
+                        (Direction::Up, Fate::Forwarded | Fate::Released) => {
+                            facts.up_forwarded.push(e.ts_us)
+                        }
+                        (Direction::Down, fate) => {
+                            facts.down_any.push(e.ts_us);
+                            if fate == Fate::Released {
+                                facts.late_arrivals.push(e.ts_us);
+                            }
+                            if publish {
+                                match fate {
+                                    Fate::Released => facts.publishes_released.push(e.ts_us),
+                                    Fate::Held => facts.publishes_held.push(e.ts_us),
+                                    Fate::Discarded => facts.publishes_discarded.push(e.ts_us),
+                                    _ => {}
+                                }
+                            }
+                        }
+                        _ => {}
                     }
                 }
                 _ => {}
+            }
+        }
+        // Events from different tasks can be logged slightly out of order; every lookup
+        // below relies on sorted lists.
+        for f in conns.values_mut() {
+            for list in [
+                &mut f.client_closed_by_peer,
+                &mut f.upstream_closed_by_peer,
+                &mut f.upstream_closed,
+                &mut f.connects,
+                &mut f.late_arrivals,
+                &mut f.publishes_released,
+                &mut f.publishes_held,
+                &mut f.publishes_discarded,
+                &mut f.fin_to_client,
+                &mut f.up_forwarded,
+                &mut f.down_any,
+            ] {
+                list.sort_unstable();
             }
         }
         ConnIndex { conns }
@@ -96,6 +157,17 @@ impl ConnIndex {
             .filter_map(|f| first_at_or_after(pick(f), from).filter(|t| *t < until))
             .min()
     }
+}
+
+/// The last time in a sorted list before `until`.
+pub fn last_before(times: &[i64], until: i64) -> Option<i64> {
+    let i = times.partition_point(|t| *t < until);
+    i.checked_sub(1).map(|i| times[i])
+}
+
+/// How many times of a sorted list lie in `[from, until)`.
+pub fn count_in(times: &[i64], from: i64, until: i64) -> u64 {
+    (times.partition_point(|t| *t < until) - times.partition_point(|t| *t < from)) as u64
 }
 
 /// The first time in a sorted list at or after `from`.

@@ -60,6 +60,7 @@ mod report;
 mod story;
 mod svg;
 mod timeline;
+mod unexpected;
 mod window;
 mod wire;
 
@@ -73,8 +74,9 @@ pub use linecut_model::{topic_matches, Condition};
 use linecut_mqtt::PacketType;
 pub use load::{check_fast_message_path, load, Delivery, Publish, Run};
 pub use report::{
-    Band, DataMetrics, Distribution, ExpectationResult, Report, TimelineEntry, WindowMetrics,
-    WindowReport,
+    Band, DataMetrics, Distribution, ExpectationResult, Report, SessionFacts, StaleData,
+    TimelineEntry, Told, UnexpectedDisconnect, Verdict, WindowMetrics, WindowReport,
+    WireDifference,
 };
 pub use story::{DetectHow, Story};
 use timeline::{client_warnings, timeline};
@@ -335,6 +337,7 @@ pub fn analyze(run: &Run) -> Report {
     let broker = meta.broker.clone();
     let windows = windows(run, run_end);
     let index = ConnIndex::build(&run.proxy);
+    let session = session_facts(run, &clients);
     let ctx = RunContext {
         run,
         index: &index,
@@ -342,8 +345,10 @@ pub fn analyze(run: &Run) -> Report {
         // The descriptions are read into families once; the bands match on families.
         client_library: meta.subscriber_family(),
         broker: linecut_model::BrokerFamily::of(&broker),
+        acks_hidden: session.subscribe_qos.is_some_and(|q| q > 0),
     };
     let mut window_reports = Vec::new();
+    let mut settle = Vec::new();
     for (i, w) in windows.iter().enumerate() {
         let horizon = windows.get(i + 1).map_or(run_end, |n| n.start);
         let subscribers: Vec<WindowMetrics> = clients
@@ -355,9 +360,28 @@ pub fn analyze(run: &Run) -> Report {
                 m.wire_detect_s = seen.client_detect_s;
                 m.wire_reconnect_s = seen.reconnect_s;
                 m.wire_resubscribe_s = seen.resubscribe_s;
+                // From the unrounded times: two values rounded to the millisecond would turn
+                // a 0.16 ms difference into 1 ms.
+                let diff = |a: Option<i64>, b: Option<i64>| {
+                    a.zip(b)
+                        .map(|(a, b)| ((a - b) as f64 / 10.0).round() / 100.0)
+                };
+                m.client_minus_wire = WireDifference {
+                    detect_ms: diff(m.raw_us[0], seen.raw_us[0]),
+                    reconnect_ms: diff(m.raw_us[1], seen.raw_us[1]),
+                    resubscribe_ms: diff(m.raw_us[2], seen.raw_us[2]),
+                };
                 m
             })
             .collect();
+        // The window's settling time: the latest moment any band allows a detection.
+        let latest_s = subscribers
+            .iter()
+            .flat_map(|m| [&m.client_detect_band, &m.broker_detect_band])
+            .flatten()
+            .map(|b| b.high_s + b.tolerance_s)
+            .fold(0.0, f64::max);
+        settle.push(w.start + (latest_s * 1e6) as i64);
         let distribution = Metric::timings()
             .filter_map(|metric| {
                 let values: Vec<Option<f64>> =
@@ -375,6 +399,11 @@ pub fn analyze(run: &Run) -> Report {
             distribution,
         });
     }
+    let window_settle: Vec<(&window::Window, i64)> = windows.iter().zip(settle).collect();
+    let unexpected_disconnects: Vec<UnexpectedDisconnect> = clients
+        .values()
+        .flat_map(|c| unexpected::unexpected_disconnects(run, &index, c, &window_settle, start))
+        .collect();
     let pings = wire::Pings::of(&run.proxy);
     let data: Vec<DataMetrics> = clients
         .values()
@@ -391,7 +420,11 @@ pub fn analyze(run: &Run) -> Report {
         incomplete_reason: meta.incomplete_reason().map(str::to_string),
         experiment_start_us: start,
         keepalive_s,
+        session,
+        client_rule: keepalive_s.and_then(|k| bands::client_consequence(ctx.client_library, k)),
+        phase: meta.phase.clone(),
         windows: window_reports,
+        unexpected_disconnects,
         data,
         expectations: Vec::new(),
         timeline,
@@ -408,6 +441,40 @@ pub fn analyze(run: &Run) -> Report {
         report.expectations.push(check(&report, metric, condition));
     }
     report
+}
+
+/// What the first subscriber asked for: clean session from its CONNECT, QoS from its SUBSCRIBE.
+fn session_facts(run: &Run, clients: &BTreeMap<String, Client>) -> SessionFacts {
+    let conn_client = wire::connection_clients(&run.proxy);
+    let mut facts = SessionFacts::default();
+    for e in &run.proxy {
+        let EventKind::MqttPacket(p) = &e.kind else {
+            continue;
+        };
+        if p.dir != Direction::Up
+            || !conn_client
+                .get(&p.conn)
+                .is_some_and(|id| clients.contains_key(id))
+        {
+            continue;
+        }
+        match p.kind() {
+            Some(PacketType::Connect) if facts.clean_session.is_none() => {
+                facts.clean_session = p.clean_session;
+            }
+            Some(PacketType::Subscribe) if facts.subscribe_qos.is_none() => {
+                facts.subscribe_qos = p
+                    .topics
+                    .as_ref()
+                    .and_then(|t| t.iter().filter_map(|f| f.qos).max());
+            }
+            _ => {}
+        }
+        if facts.clean_session.is_some() && facts.subscribe_qos.is_some() {
+            break;
+        }
+    }
+    facts
 }
 
 /// The first time, at or after `from` and before `until`, that `pick` matches.

@@ -6,8 +6,9 @@
 //!   fixed-size rows with interned client and topic ids ([`Delivery`], [`Publish`]);
 //! - the proxy's per-packet lines are kept only where the analysis uses them: control packets
 //!   (CONNECT for client ids and keepalives; CONNACK, SUBSCRIBE, SUBACK and pings for measuring
-//!   clients from the wire) and held data released downstream, for the stale-data story; the
-//!   PUBLISH family, the bulk, is recognised by a byte check and skipped without being parsed;
+//!   clients from the wire) and every PUBLISH-family packet a fault touched (held, released,
+//!   dropped, discarded), for the stale-data story; forwarded PUBLISH-family packets, the bulk,
+//!   are recognised by a byte check and skipped without being parsed;
 //! - every other event (connections, faults, disconnects, pings, …) is kept whole: there are few.
 //!
 //! A malformed line is skipped and reported as a warning naming the file and line (one bad line
@@ -190,7 +191,7 @@ struct Finders {
     published: Finder<'static>,
     packet: Finder<'static>,
     publish_family: Finder<'static>,
-    released: Finder<'static>,
+    forwarded: Finder<'static>,
 }
 
 static FINDERS: LazyLock<Finders> = LazyLock::new(|| Finders {
@@ -202,7 +203,7 @@ static FINDERS: LazyLock<Finders> = LazyLock::new(|| Finders {
     published: Finder::new(br#""type":"published""#),
     packet: Finder::new(br#""type":"mqtt_packet""#),
     publish_family: Finder::new(br#""packet_type":"PUB"#),
-    released: Finder::new(br#""fate":"released""#),
+    forwarded: Finder::new(br#""fate":"forwarded""#),
 });
 
 /// A decimal integer at the start of `bytes` (optionally negative).
@@ -292,7 +293,7 @@ fn classify(line: &[u8]) -> LineKind {
         LineKind::Published
     } else if f.packet.find(head).is_some()
         && f.publish_family.find(line).is_some()
-        && f.released.find(line).is_none()
+        && f.forwarded.find(line).is_some()
     {
         LineKind::SkippedPacket
     } else {

@@ -1,7 +1,7 @@
 //! `report.md`: the run told as the 2014 post told it, but exact — the metrics, what happened in
 //! order, and the verdict on each expectation.
 
-use crate::{Band, DataMetrics, DetectHow, Report, Story, WindowMetrics};
+use crate::{Band, DataMetrics, DetectHow, Report, Story, Verdict, WindowMetrics, WindowReport};
 use linecut_events::DisconnectCause;
 use std::fmt::Write;
 
@@ -13,34 +13,44 @@ fn band(b: &Option<Band>) -> String {
     match b {
         None => "—".into(),
         Some(b) => format!(
-            "{:.1}–{:.1} s {}",
-            b.low_s,
-            b.high_s,
-            if b.inside {
-                "(inside)"
-            } else {
-                "(**outside**)"
+            "{} ±{} s: {}",
+            span(b),
+            b.tolerance_s,
+            match b.verdict {
+                Verdict::Outside => "**outside**".to_string(),
+                v => v.words().to_string(),
             }
         ),
     }
 }
 
-/// Two views of one moment: both values and how far apart they are.
-fn compare(client: Option<f64>, wire: Option<f64>) -> String {
-    match (client, wire) {
-        (None, None) => "never / never".into(),
-        (Some(c), Some(w)) => format!("{c:.3} / {w:.3} / {:+.0} ms", (c - w) * 1000.0),
-        (c, w) => format!(
-            "{} / {}",
-            c.map_or("never".into(), |v| format!("{v:.3}")),
-            w.map_or("never".into(), |v| format!("{v:.3}"))
-        ),
+/// A band's span: `low–high s`, or one value when the rule gives a single moment.
+fn span(b: &Band) -> String {
+    if (b.high_s - b.low_s).abs() < 0.05 {
+        format!("{:.1} s", b.low_s)
+    } else {
+        format!("{:.1}–{:.1} s", b.low_s, b.high_s)
+    }
+}
+
+/// Two views of one moment: both values and how far apart they are (from the unrounded times).
+fn compare(client: Option<f64>, wire: Option<f64>, diff_ms: Option<f64>) -> String {
+    let v = |x: Option<f64>| x.map_or("never".into(), |v| format!("{v:.3}"));
+    match diff_ms {
+        Some(d) => format!("{} / {} / {d:+.2} ms", v(client), v(wire)),
+        None => format!("{} / {}", v(client), v(wire)),
     }
 }
 
 /// The window's answers in plain words: the questions the 2014 post was left with.
-fn in_short(m: &WindowMetrics, data: Option<&DataMetrics>) -> Vec<String> {
+fn in_short(
+    r: &Report,
+    window: &WindowReport,
+    m: &WindowMetrics,
+    data: Option<&DataMetrics>,
+) -> Vec<String> {
     let mut out = Vec::new();
+    let outage_s = (window.outage_end_us - window.outage_start_us) as f64 / 1e6;
     let how = |h: DetectHow| match h {
         DetectHow::Cause(DisconnectCause::KeepaliveTimeout) => {
             "no PINGRESP came back for its PINGREQ (its keepalive rule)".to_string()
@@ -54,43 +64,92 @@ fn in_short(m: &WindowMetrics, data: Option<&DataMetrics>) -> Vec<String> {
         }
         other => other.name().replace('_', " "),
     };
-    match (m.client_detect_s, m.client_detect_how) {
-        (Some(t), Some(h)) => out.push(format!(
-            "The client decided the line was dead {t:.3} s after it went: {}{}.",
-            how(h),
-            m.client_detect_band
-                .as_ref()
-                .map_or(String::new(), |b| format!(
-                    ", {} the {:.1}–{:.1} s its library's rule gives",
-                    if b.inside { "inside" } else { "outside" },
-                    b.low_s,
-                    b.high_s
-                ))
-        )),
-        _ => out.push("The client never noticed the outage.".into()),
-    }
-    let takeover = m.stories.contains(&Story::SessionTakeover);
-    match (m.broker_detect_s, m.broker_detect_how) {
-        (Some(t), Some(h)) => out.push(format!(
-            "The broker dropped the old connection {t:.3} s after the line went ({}).",
-            if h == DetectHow::Proxy { "the proxy saw it close its side" } else { "its log says so" }
-        )),
-        _ if takeover => out.push(
-            "The broker never dropped the old connection itself: the client's new connection, with the same client id, took it over."
-                .into(),
-        ),
-        _ => out.push("The broker never dropped the connection.".into()),
-    }
-    if let Some(r) = m.reconnect_s {
+    let story = |s: Story| m.stories.iter().find(|t| t.story == s);
+    if let Some(down) = story(Story::DownBeforeFault) {
         out.push(format!(
-            "The client was back {r:.3} s after the line returned, after {} connection attempt(s).",
+            "The connection had already ended before the fault began: {}. What the client did during the outage were reconnect attempts, not a detection of it.",
+            down.evidence
+        ));
+    } else {
+        match (m.client_detect_s, m.client_detect_how) {
+            (Some(t), Some(h)) => {
+                let mut sentence = format!(
+                    "The client decided the line was dead {t:.3} s after it went: {}",
+                    how(h)
+                );
+                if let Some(b) = &m.client_detect_band {
+                    sentence.push_str(&format!(
+                        "; against its library's {} (±{} s): {} ({})",
+                        span(b),
+                        b.tolerance_s,
+                        b.verdict.words(),
+                        b.why
+                    ));
+                }
+                if t > outage_s {
+                    sentence.push_str(&format!(
+                        ". That was {:.3} s after the line had already returned: the verdict of a ping tick that fell just after the restore, a matter of phase",
+                        t - outage_s
+                    ));
+                }
+                sentence.push('.');
+                out.push(sentence);
+            }
+            _ => out.push(match &m.client_detect_band {
+                Some(b) => format!("The client never noticed the outage: {}.", b.why),
+                None => "The client never noticed the outage.".into(),
+            }),
+        }
+        let takeover = m.told(Story::SessionTakeover);
+        match (m.broker_detect_s, m.broker_detect_how) {
+            (Some(t), Some(h)) => {
+                out.push(format!(
+                    "The broker dropped the old connection {t:.3} s after the line went ({}).",
+                    if h == DetectHow::Proxy {
+                        "the proxy saw it close its side"
+                    } else {
+                        "its log says so"
+                    }
+                ));
+                if r.broker.contains("mosquitto") {
+                    out.push("So mosquitto does close a silent connection, after about 1.5 times the keepalive; `persistent_client_expiration` only limits how long a stored session (clean_session = 0) is kept, not when a live connection is closed.".into());
+                }
+            }
+            _ if takeover => out.push(
+                "The broker never dropped the old connection itself: the client's new connection, with the same client id, took it over."
+                    .into(),
+            ),
+            _ => out.push(match &m.broker_detect_band {
+                Some(b) => format!("The broker never dropped the connection: {}.", b.why),
+                None => "The broker never dropped the connection.".into(),
+            }),
+        }
+    }
+    if let Some(back) = m.reconnect_s {
+        out.push(format!(
+            "The client was back {back:.3} s after the line returned, after {} connection attempt(s) since it gave up.",
             m.connect_attempts
         ));
+        match m.reconnect_attempt_started_s {
+            Some(a) if a < 0.0 => out.push(format!(
+                "Its successful attempt began {:.3} s before the line returned and waited in the proxy, which completes TCP handshakes during a cut and holds the bytes; on a pulled cable the handshake would not complete, and the reconnect would come at the first attempt after the restore.",
+                -a
+            )),
+            Some(a) => out.push(format!(
+                "Its successful attempt began {a:.3} s after the line returned: the rest of its back-off, which depends on when it gave up (the phase), not on how fast it reconnects."
+            )),
+            None => {}
+        }
+        let clean = match r.session.clean_session {
+            Some(true) => "it connected with clean_session = 1, so the broker kept no session",
+            Some(false) => "it connected with clean_session = 0",
+            None => "its clean-session flag is not known",
+        };
         out.push(match (m.resubscribed, m.session_present) {
-            (Some(true), Some(false)) => "It subscribed again, and had to: the CONNACK said the broker kept no session (session_present = 0).".into(),
-            (Some(true), Some(true)) => "It subscribed again, though the broker had kept its session (session_present = 1): not needed.".into(),
-            (Some(false), Some(true)) => "It did not subscribe again and did not need to: the broker kept its session (session_present = 1).".into(),
-            (Some(false), _) => "It did not subscribe again, and the broker kept no session: its subscription was gone.".into(),
+            (Some(true), Some(false)) => format!("It subscribed again, and had to: {clean} (session_present = 0). The same client id does not keep a subscription; a persistent session (clean_session = 0) would."),
+            (Some(true), Some(true)) => format!("It subscribed again, though the broker had kept its session (session_present = 1): not needed ({clean})."),
+            (Some(false), Some(true)) => format!("It did not subscribe again and did not need to: the broker kept its session (session_present = 1; {clean})."),
+            (Some(false), _) => format!("It did not subscribe again, and the broker kept no session ({clean}): its subscription was gone."),
             _ => "Whether it subscribed again is not known.".into(),
         });
     }
@@ -103,8 +162,11 @@ fn in_short(m: &WindowMetrics, data: Option<&DataMetrics>) -> Vec<String> {
             d.duplicates
         ));
     }
-    if m.stories.contains(&Story::StaleDataAfterAbandon) {
-        out.push("When the line came back, data and a FIN the broker had sent during the outage reached the connection the client had already abandoned.".into());
+    if let Some(stale) = story(Story::StaleDataAfterAbandon) {
+        out.push(format!(
+            "After the client had left the old connection: {}.",
+            stale.evidence
+        ));
     } else if m.client_detect_s.is_some() {
         out.push("Nothing reached the abandoned connection after the client left it.".into());
     }
@@ -119,9 +181,33 @@ pub fn render(r: &Report) -> String {
     let _ = writeln!(w, "- Subscriber client: {}", r.client_library);
     let _ = writeln!(
         w,
-        "- Keepalive: {}",
-        r.keepalive_s.map_or("unknown".into(), |k| format!("{k} s"))
+        "- Keepalive: {}; clean session: {}; subscription QoS: {}",
+        r.keepalive_s.map_or("unknown".into(), |k| format!("{k} s")),
+        match r.session.clean_session {
+            Some(true) => "yes (clean_session = 1)",
+            Some(false) => "no (clean_session = 0)",
+            None => "unknown",
+        },
+        r.session
+            .subscribe_qos
+            .map_or("unknown".into(), |q| q.to_string())
     );
+    if let Some(phase) = &r.phase {
+        for f in &phase.faults {
+            let _ = writeln!(
+                w,
+                "- Fault {} phase: started {:.3} s after its planned t+{:.3} s (drawn from 0–{:.3} s, jitter {}; seed {})",
+                f.fault, f.offset_s, f.planned_at_s, f.span_s, f.jitter, phase.seed
+            );
+        }
+    }
+    let proxied_silence = r.capture.is_none()
+        && r.windows
+            .iter()
+            .any(|w| matches!(w.kind.as_str(), "cut" | "blackhole"));
+    if proxied_silence {
+        let _ = writeln!(w, "- Fault model: a proxy. During a cut its kernel completes new TCP handshakes and holds their bytes, and held bytes are released the instant the cut ends; a pulled cable would leave SYNs unanswered and release data on the broker's retransmission timer. Detection times are unaffected; reconnect and stale-data timings carry the proxy's model.");
+    }
     if r.complete {
         let _ = writeln!(w, "- Run: complete");
     } else {
@@ -176,7 +262,10 @@ pub fn render(r: &Report) -> String {
             t(window.outage_end_us),
             window.spec
         );
-        let _ = writeln!(w, "| subscriber | client gave up | how | expected | broker gave up | expected | back (CONNACK) | re-subscribed | first fresh message | attempts |");
+        if let Some(rule) = &r.client_rule {
+            let _ = writeln!(w, "The client's rule: {rule}\n");
+        }
+        let _ = writeln!(w, "| subscriber | client gave up | how | expected | broker gave up | expected | back (CONNACK) | re-subscribed | first fresh message | attempts since giving up |");
         let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|");
         for m in &window.subscribers {
             let _ = writeln!(
@@ -259,15 +348,44 @@ pub fn render(r: &Report) -> String {
                     w,
                     "| {} | {} | {} | {} |",
                     m.client,
-                    compare(m.client_detect_s, m.wire_detect_s),
-                    compare(m.reconnect_s, m.wire_reconnect_s),
-                    compare(m.resubscribe_s, m.wire_resubscribe_s),
+                    compare(
+                        m.client_detect_s,
+                        m.wire_detect_s,
+                        m.client_minus_wire.detect_ms
+                    ),
+                    compare(
+                        m.reconnect_s,
+                        m.wire_reconnect_s,
+                        m.client_minus_wire.reconnect_ms
+                    ),
+                    compare(
+                        m.resubscribe_s,
+                        m.wire_resubscribe_s,
+                        m.client_minus_wire.resubscribe_ms
+                    ),
                 );
             }
         }
         for m in &window.subscribers {
-            for story in &m.stories {
-                let _ = writeln!(w, "\n- {}: {story}.", m.client);
+            for told in &m.stories {
+                let _ = writeln!(w, "\n- {}: {}: {}.", m.client, told.story, told.evidence);
+            }
+        }
+        // The bands in full for a handful of subscribers: rule, tolerance and its source.
+        if window.subscribers.len() <= 3 {
+            for m in &window.subscribers {
+                for (side, b) in [
+                    ("client", &m.client_detect_band),
+                    ("broker", &m.broker_detect_band),
+                ] {
+                    if let Some(b) = b {
+                        let _ = writeln!(
+                            w,
+                            "\n- {} band for {}: {}. Tolerance ±{} s: {}.",
+                            side, m.client, b.rule, b.tolerance_s, b.tolerance
+                        );
+                    }
+                }
             }
         }
         // Plain answers for a handful of subscribers; a fleet has its distribution table.
@@ -275,7 +393,7 @@ pub fn render(r: &Report) -> String {
             for m in &window.subscribers {
                 let data = r.data.iter().find(|d| d.client == m.client);
                 let _ = writeln!(w, "\n**In short ({}):**", m.client);
-                for sentence in in_short(m, data) {
+                for sentence in in_short(r, window, m, data) {
                     let _ = writeln!(w, "{sentence}");
                 }
             }
@@ -284,6 +402,26 @@ pub fn render(r: &Report) -> String {
     }
     if r.windows.is_empty() {
         let _ = writeln!(w, "No fault was played in this run.\n");
+    }
+
+    let _ = writeln!(w, "## Disconnects outside any fault\n");
+    if r.unexpected_disconnects.is_empty() {
+        let _ = writeln!(
+            w,
+            "None: every connection that ended, ended inside a fault window or its settling time, or when the run stopped.\n"
+        );
+    } else {
+        let _ = writeln!(w, "No fault explains these: the line was healthy.\n");
+        let _ = writeln!(w, "| subscriber | at | ended by | cause | evidence |");
+        let _ = writeln!(w, "|---|---|---|---|---|");
+        for u in &r.unexpected_disconnects {
+            let _ = writeln!(
+                w,
+                "| {} | t{:+.3} s | {} | {} | {} |",
+                u.client, u.t_s, u.by, u.cause, u.evidence
+            );
+        }
+        let _ = writeln!(w);
     }
 
     let _ = writeln!(w, "## Data\n");

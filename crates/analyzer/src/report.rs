@@ -3,18 +3,101 @@
 
 use crate::capture::{CaptureCheck, CaptureInfo};
 use crate::story::{DetectHow, Story};
+
 use linecut_model::metric::Stat;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// A detection time's expected band.
+/// Where a detection (or its absence) stands against its band.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Inside,
+    Outside,
+    /// "never" for an outage shorter than the band's upper end: the phase decides.
+    NotDecidable,
+}
+
+impl Verdict {
+    pub fn words(self) -> &'static str {
+        match self {
+            Verdict::Inside => "inside",
+            Verdict::Outside => "outside",
+            Verdict::NotDecidable => "not decidable",
+        }
+    }
+}
+
+/// A detection time's expected band and the verdict on the measurement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Band {
     pub low_s: f64,
     pub high_s: f64,
-    pub inside: bool,
+    /// Added to both ends when judging a measured value.
+    pub tolerance_s: f64,
+    /// Where the tolerance comes from.
+    pub tolerance: String,
+    pub verdict: Verdict,
+    /// The verdict's reason, in words.
+    pub why: String,
     /// The rule the band comes from, in words.
     pub rule: String,
+}
+
+/// A story and the events that prove it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Told {
+    pub story: Story,
+    pub evidence: String,
+}
+
+/// What became of the broker's data held for a connection the client had already left.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StaleData {
+    /// PUBLISHes held for the connection during the outage.
+    pub held_publishes: u64,
+    /// Of those, written to the abandoned connection.
+    pub delivered_publishes: u64,
+    /// Of those, thrown away when the connection ended.
+    pub discarded_publishes: u64,
+    /// The broker's FIN reached the abandoned connection.
+    pub fin_delivered: bool,
+    /// The broker had closed its side (its FIN was among the held bytes).
+    pub broker_fin_held: bool,
+    /// When the first stale bytes arrived, from the outage end.
+    pub first_after_end_s: f64,
+    /// From the new connection's CONNACK to the first stale bytes (negative: before it).
+    pub after_new_connack_s: Option<f64>,
+}
+
+/// A connection that ended outside every fault window and its settling time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct UnexpectedDisconnect {
+    pub client: String,
+    pub ts_us: i64,
+    /// Seconds from the experiment start.
+    pub t_s: f64,
+    /// `broker` or `client`: who ended it first.
+    pub by: String,
+    /// Why, as far as the events tell.
+    pub cause: String,
+    /// The events that show it.
+    pub evidence: String,
+}
+
+/// What the subscriber asked of the broker, read off its CONNECT and SUBSCRIBE.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionFacts {
+    pub clean_session: Option<bool>,
+    pub subscribe_qos: Option<u8>,
+}
+
+/// Client minus wire, in milliseconds, from the unrounded times.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WireDifference {
+    pub detect_ms: Option<f64>,
+    pub reconnect_ms: Option<f64>,
+    pub resubscribe_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,8 +114,12 @@ pub struct WindowMetrics {
     pub broker_detect_band: Option<Band>,
     pub reconnect_s: Option<f64>,
     pub resubscribe_s: Option<f64>,
+    /// Attempts from giving up to the accepted CONNACK (the one that succeeded included).
     pub connect_attempts: u32,
+    /// How the failed ones failed (a library's repeated report of one disconnect is one).
     pub attempt_failures: BTreeMap<String, u32>,
+    /// When the successful attempt began, from the outage end (negative: during the outage).
+    pub reconnect_attempt_started_s: Option<f64>,
     pub first_fresh_s: Option<f64>,
     pub session_present: Option<bool>,
     pub resubscribed: Option<bool>,
@@ -41,7 +128,23 @@ pub struct WindowMetrics {
     pub wire_detect_s: Option<f64>,
     pub wire_reconnect_s: Option<f64>,
     pub wire_resubscribe_s: Option<f64>,
-    pub stories: Vec<Story>,
+    /// The client's view minus the wire's, from the unrounded times.
+    pub client_minus_wire: WireDifference,
+    /// False when the connection had already ended before the fault began (then nothing the
+    /// fault did can be a detection).
+    pub connected_at_start: bool,
+    pub stale: Option<StaleData>,
+    pub stories: Vec<Told>,
+    /// Unrounded client-side times (detect, reconnect, resubscribe), for the comparison.
+    #[serde(skip)]
+    pub(crate) raw_us: [Option<i64>; 3],
+}
+
+impl WindowMetrics {
+    /// True when the window's events told `story`.
+    pub fn told(&self, story: Story) -> bool {
+        self.stories.iter().any(|t| t.story == story)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,7 +256,18 @@ pub struct Report {
     pub incomplete_reason: Option<String>,
     pub experiment_start_us: i64,
     pub keepalive_s: Option<u16>,
+    #[serde(default)]
+    pub session: SessionFacts,
+    /// The client library's keepalive rule and what it means for an outage at this keepalive.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_rule: Option<String>,
+    /// The faults' drawn phase, when they had a jitter.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<linecut_model::PhaseRecord>,
     pub windows: Vec<WindowReport>,
+    /// Connections that ended outside every fault window: findings, with their cause.
+    #[serde(default)]
+    pub unexpected_disconnects: Vec<UnexpectedDisconnect>,
     pub data: Vec<DataMetrics>,
     pub expectations: Vec<ExpectationResult>,
     pub timeline: Vec<TimelineEntry>,

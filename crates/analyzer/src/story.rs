@@ -80,15 +80,18 @@ pub enum Story {
     StaleDataAfterAbandon,
     /// Neither side gave up.
     RodeThrough,
+    /// The connection had already ended when the fault began.
+    DownBeforeFault,
 }
 
 impl Story {
-    const ALL: [Story; 5] = [
+    const ALL: [Story; 6] = [
         Story::PingTimeout,
         Story::BrokerTimedOut,
         Story::SessionTakeover,
         Story::StaleDataAfterAbandon,
         Story::RodeThrough,
+        Story::DownBeforeFault,
     ];
 
     /// The words reports print.
@@ -98,9 +101,10 @@ impl Story {
             Story::BrokerTimedOut => "broker timed the client out",
             Story::SessionTakeover => "new connection took over the old session",
             Story::StaleDataAfterAbandon => {
-                "data and FIN arrived on a connection the client had already abandoned"
+                "held broker data reached a connection the client had already abandoned"
             }
             Story::RodeThrough => "rode through the outage without reconnecting",
+            Story::DownBeforeFault => "the connection had already ended when the fault began",
         }
     }
 }

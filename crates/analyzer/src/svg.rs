@@ -1,14 +1,18 @@
 //! `timeline.svg`: the run at a glance.
 //!
 //! The upper panel plots every delivered message as its publish time against its receive time:
-//! on time, the points lie on the diagonal; a hole in the data is a gap along it; late data sits
-//! to the right of it. Fault windows are shaded across both panels. The lower panel has one lane
-//! per proxied connection of a subscriber, a labelled bar for its lifetime, and the client's
-//! pings (PINGREQ as a cross, PINGRESP as a dot) on the lane of the connection they travelled on.
-//! Only plotters' SVG backend is used, so text needs no fonts at build time.
+//! on time, the points lie on the grey diagonal; a hole in the data is a gap along it; late data
+//! sits to the right of it. Fault windows are shaded across both panels. The lower panel has one
+//! lane per proxied connection of a subscriber: a solid bar while both sides had it open, a thin
+//! bar from the moment one side closed it until the proxy let it go (the old connection does not
+//! look alive through an outage it did not survive), and the marks that tell the story: PINGREQ
+//! (a cross, red when no PINGRESP answered it), PINGRESP (a dot just below), the client giving up
+//! (▼), the broker closing its side (■), stale data reaching a connection the client had left
+//! (◆), and a reset (R). Only plotters' SVG backend is used, so text needs no fonts at build
+//! time.
 
 use crate::{Report, Run};
-use linecut_events::{Direction, EventKind, Fate};
+use linecut_events::{CloseHow, ClosedBy, Direction, DisconnectCause, EventKind, Fate, Leg};
 use linecut_mqtt::PacketType;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
@@ -18,11 +22,42 @@ const MAX_POINTS: usize = 20_000;
 const HEIGHT: u32 = 720;
 const FAULT: RGBColor = RGBColor(235, 120, 100);
 const LIFE: RGBColor = RGBColor(90, 130, 200);
+const GAVE_UP: RGBColor = RGBColor(200, 40, 40);
+const STALE: RGBColor = RGBColor(230, 140, 20);
+/// Title lines are wrapped at this many characters (the canvas holds about 130 at 18 px).
+const TITLE_CHARS: usize = 110;
 
 struct Lane {
     label: String,
     opened: f64,
+    /// When the first side closed it (client or broker): the end of the solid bar.
+    first_close: Option<f64>,
     closed: f64,
+    client_closed: Option<f64>,
+    broker_closed: Option<f64>,
+    resets: Vec<f64>,
+    stale: Option<f64>,
+    /// The client ended it in order (DISCONNECT): its closes are not the story.
+    orderly: bool,
+}
+
+/// Splits a title into lines of at most `width` characters, at `__` (a sweep cell's axes), ` — `
+/// or spaces, so long names wrap instead of running off the canvas.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    let pieces = text.split_inclusive(['_', ' ']);
+    for piece in pieces {
+        if line.chars().count() + piece.chars().count() > width && !line.is_empty() {
+            lines.push(line.trim_end().to_string());
+            line.clear();
+        }
+        line.push_str(piece);
+    }
+    if !line.trim().is_empty() {
+        lines.push(line.trim_end().to_string());
+    }
+    lines
 }
 
 pub fn render(report: &Report, run: &Run) -> String {
@@ -67,9 +102,54 @@ pub fn render(report: &Report, run: &Run) -> String {
                     Lane {
                         label: format!("conn {}", o.conn),
                         opened: t(e.ts_us),
+                        first_close: None,
                         closed: end,
+                        client_closed: None,
+                        broker_closed: None,
+                        resets: Vec::new(),
+                        stale: None,
+                        orderly: false,
                     },
                 );
+            }
+            EventKind::LegClosed(l) => {
+                if let Some(lane) = lanes.get_mut(&l.conn) {
+                    let at = t(e.ts_us);
+                    if l.how == CloseHow::Rst && l.by == ClosedBy::Peer {
+                        lane.resets.push(at);
+                    }
+                    match (l.leg, l.by) {
+                        (Leg::Client, ClosedBy::Peer) => {
+                            lane.client_closed.get_or_insert(at);
+                        }
+                        (Leg::Upstream, ClosedBy::Peer) => {
+                            lane.broker_closed.get_or_insert(at);
+                        }
+                        // The proxy's FIN toward a client that had left: stale data.
+                        (Leg::Client, ClosedBy::Proxy)
+                            if l.how == CloseHow::Fin && lane.client_closed.is_some() =>
+                        {
+                            lane.stale.get_or_insert(at);
+                        }
+                        _ => {}
+                    }
+                    let first = lane.first_close.map_or(at, |f| f.min(at));
+                    lane.first_close = Some(first);
+                }
+            }
+            EventKind::MqttPacket(p)
+                if p.dir == Direction::Up && p.kind() == Some(PacketType::Disconnect) =>
+            {
+                if let Some(lane) = lanes.get_mut(&p.conn) {
+                    lane.orderly = true;
+                }
+            }
+            EventKind::MqttPacket(p) if p.dir == Direction::Down && p.fate == Fate::Released => {
+                if let Some(lane) = lanes.get_mut(&p.conn) {
+                    if lane.client_closed.is_some() {
+                        lane.stale.get_or_insert(t(e.ts_us));
+                    }
+                }
             }
             EventKind::MqttPacket(p) if p.kind() == Some(PacketType::Connect) => {
                 if let Some(id) = &p.client_id {
@@ -96,6 +176,32 @@ pub fn render(report: &Report, run: &Run) -> String {
         .enumerate()
         .map(|(i, (c, _))| (*c, i))
         .collect();
+    // The client giving up, on the lane it gave up: its own report (one per disconnect: a
+    // repeat at the same moment is the same give-up).
+    let mut gave_up: Vec<(f64, usize)> = Vec::new();
+    let mut last_give_up: BTreeMap<&str, f64> = BTreeMap::new();
+    for e in &run.subscriber {
+        let EventKind::Disconnected(d) = &e.kind else {
+            continue;
+        };
+        if d.cause == DisconnectCause::Requested {
+            continue;
+        }
+        let at = t(e.ts_us);
+        if last_give_up
+            .get(d.client.as_str())
+            .is_some_and(|prev| at - prev <= crate::SAME_MOMENT_US as f64 / 1e6)
+        {
+            continue;
+        }
+        last_give_up.insert(&d.client, at);
+        let lane = lanes.iter().rposition(|(conn, l)| {
+            client_of.get(conn) == Some(&d.client) && l.opened <= at && at <= l.closed + 0.5
+        });
+        if let Some(lane) = lane {
+            gave_up.push((at, lane));
+        }
+    }
     // Pings ride on whichever connection of that client was open at the time.
     let mut pings: Vec<(f64, usize, bool)> = Vec::new();
     for e in &run.subscriber {
@@ -142,14 +248,24 @@ pub fn render(report: &Report, run: &Run) -> String {
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         let _ = root.fill(&WHITE);
-        let (upper, lower) = root.split_vertically(HEIGHT * 58 / 100);
-        let title = format!(
-            "{} — {} — {}",
-            report.scenario, report.broker, report.client_library
-        );
+        let mut title = wrap(&report.scenario, TITLE_CHARS);
+        title.extend(wrap(
+            &format!("{} — {}", report.broker, report.client_library),
+            TITLE_CHARS + 20,
+        ));
+        let title_h = 8 + 20 * title.len() as u32;
+        for (i, line) in title.iter().enumerate() {
+            let size = if i == 0 { 17 } else { 13 };
+            let _ = root.draw(&Text::new(
+                line.clone(),
+                (14, 6 + 20 * i as i32),
+                ("sans-serif", size).into_font(),
+            ));
+        }
+        let (_, body) = root.split_vertically(title_h);
+        let (upper, lower) = body.split_vertically((HEIGHT - title_h) * 55 / 100);
         let x_max = end * 1.02;
         if let Ok(mut chart) = ChartBuilder::on(&upper)
-            .caption(title, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(36)
             .y_label_area_size(64)
@@ -167,10 +283,16 @@ pub fn render(report: &Report, run: &Run) -> String {
                     FAULT.mix(0.18).filled(),
                 )));
             }
-            let _ = chart.draw_series(LineSeries::new(
-                vec![(0.0, 0.0), (x_max, x_max)],
-                BLACK.mix(0.25),
-            ));
+            let _ = chart
+                .draw_series(LineSeries::new(
+                    vec![(0.0, 0.0), (x_max, x_max)],
+                    BLACK.mix(0.25),
+                ))
+                .map(|s| {
+                    s.label("published = received (on time)").legend(|(x, y)| {
+                        PathElement::new(vec![(x - 6, y), (x + 6, y)], BLACK.mix(0.25))
+                    })
+                });
             let _ = chart
                 .draw_series(
                     points
@@ -197,7 +319,7 @@ pub fn render(report: &Report, run: &Run) -> String {
         {
             let _ = chart
                 .configure_mesh()
-                .x_desc("time (s from experiment start) — connections through the proxy; × PINGREQ, ● PINGRESP")
+                .x_desc("time (s) — connections through the proxy: solid while both sides had it, thin once one side closed; × PINGREQ (red: unanswered), ● PINGRESP, ▼ client gave up, ■ broker closed, ◆ stale data, R reset")
                 .disable_y_mesh()
                 .y_labels(0)
                 .light_line_style(WHITE.mix(0.0))
@@ -215,30 +337,74 @@ pub fn render(report: &Report, run: &Run) -> String {
             }
             for (i, (_, lane)) in lanes.iter().enumerate() {
                 let y = i as f64;
+                let solid_end = lane.first_close.unwrap_or(lane.closed).min(lane.closed);
                 let _ = chart.draw_series(std::iter::once(Rectangle::new(
                     [
                         (lane.opened, y + 0.2),
-                        (lane.closed.max(lane.opened + 0.01), y + 0.5),
+                        (solid_end.max(lane.opened + 0.01), y + 0.5),
                     ],
                     LIFE.mix(0.55).filled(),
                 )));
+                if lane.closed > solid_end {
+                    let _ = chart.draw_series(std::iter::once(Rectangle::new(
+                        [(solid_end, y + 0.32), (lane.closed, y + 0.38)],
+                        LIFE.mix(0.35).filled(),
+                    )));
+                }
                 // The label sits just above its own bar, where the connection opened.
                 let _ = chart.draw_series(std::iter::once(Text::new(
                     lane.label.clone(),
                     (lane.opened, y + 0.85),
                     ("sans-serif", 12).into_font().color(&BLACK.mix(0.8)),
                 )));
+                if let Some(b) = lane.broker_closed.filter(|_| !lane.orderly) {
+                    let _ = chart.draw_series(std::iter::once(
+                        EmptyElement::at((b, y + 0.35))
+                            + Rectangle::new([(-4, -4), (4, 4)], BLACK.filled()),
+                    ));
+                }
+                if let Some(st) = lane.stale {
+                    let _ = chart.draw_series(std::iter::once(
+                        EmptyElement::at((st, y + 0.35))
+                            + Polygon::new(vec![(0, -6), (6, 0), (0, 6), (-6, 0)], STALE.filled()),
+                    ));
+                }
+                for r in &lane.resets {
+                    let _ = chart.draw_series(std::iter::once(Text::new(
+                        "R",
+                        (*r, y + 0.62),
+                        ("sans-serif", 13).into_font().color(&GAVE_UP),
+                    )));
+                }
             }
-            let _ = chart.draw_series(pings.iter().filter(|p| !p.2).map(|&(x, lane, _)| {
+            let _ = chart.draw_series(gave_up.iter().map(|&(x, lane)| {
+                EmptyElement::at((x, lane as f64 + 0.35))
+                    + Polygon::new(vec![(-6, -10), (6, -10), (0, -1)], GAVE_UP.filled())
+            }));
+            // A PINGREQ is answered when a PINGRESP came on its lane before the next PINGREQ.
+            let mut answered_req: Vec<bool> = Vec::new();
+            for (i, &(x, lane, resp)) in pings.iter().enumerate() {
+                if resp {
+                    continue;
+                }
+                let answered = pings[i + 1..]
+                    .iter()
+                    .filter(|p| p.1 == lane)
+                    .take_while(|p| p.2 || p.0 == x)
+                    .any(|p| p.2);
+                answered_req.push(answered);
+            }
+            let reqs = pings.iter().filter(|p| !p.2).zip(answered_req);
+            let _ = chart.draw_series(reqs.map(|(&(x, lane, _), answered)| {
                 Cross::new(
-                    (x, lane_index.len().min(lane) as f64 + 0.35),
+                    (x, lane_index.len().min(lane) as f64 + 0.42),
                     5,
-                    BLACK.stroke_width(2),
+                    if answered { BLACK } else { GAVE_UP }.stroke_width(2),
                 )
             }));
             let _ = chart.draw_series(pings.iter().filter(|p| p.2).map(|&(x, lane, _)| {
                 Circle::new(
-                    (x, lane_index.len().min(lane) as f64 + 0.35),
+                    (x, lane_index.len().min(lane) as f64 + 0.25),
                     3,
                     BLACK.filled(),
                 )

@@ -232,7 +232,10 @@ fn client_timeout_is_measured_against_its_band_with_every_recovery_metric() {
         Some(DetectHow::Cause(DisconnectCause::KeepaliveTimeout))
     );
     let band = m.client_detect_band.as_ref().unwrap();
-    assert_eq!((band.low_s, band.high_s, band.inside), (2.0, 4.0, true));
+    assert_eq!(
+        (band.low_s, band.high_s, band.verdict),
+        (2.0, 4.0, Verdict::Inside)
+    );
     assert_eq!(m.reconnect_s, Some(0.1));
     assert_eq!(m.resubscribe_s, Some(0.21));
     assert_eq!(m.first_fresh_s, Some(1.005), "seq 21, published at 21 s");
@@ -240,8 +243,8 @@ fn client_timeout_is_measured_against_its_band_with_every_recovery_metric() {
         (m.session_present, m.resubscribed),
         (Some(false), Some(true))
     );
-    assert!(m.stories.contains(&Story::PingTimeout));
-    assert!(!m.stories.contains(&Story::RodeThrough));
+    assert!(m.told(Story::PingTimeout));
+    assert!(!m.told(Story::RodeThrough));
     let d = &r.data[0];
     assert_eq!(
         (d.published, d.lost, d.duplicates, d.reconnects),
@@ -292,8 +295,11 @@ fn a_client_that_never_notices_rode_through_and_fails_a_detection_expectation() 
         (m.client_detect_s, m.broker_detect_s, m.reconnect_s),
         (None, None, None)
     );
-    assert_eq!(m.stories, vec![Story::RodeThrough]);
-    assert!(!m.client_detect_band.as_ref().unwrap().inside);
+    let told: Vec<Story> = m.stories.iter().map(|t| t.story).collect();
+    assert_eq!(told, vec![Story::RodeThrough]);
+    // A 10 s outage outlasts the 2–4 s band: "never" violates it.
+    let band = m.client_detect_band.as_ref().unwrap();
+    assert_eq!(band.verdict, Verdict::Outside, "{band:?}");
     let detect = r
         .expectations
         .iter()
@@ -302,17 +308,127 @@ fn a_client_that_never_notices_rode_through_and_fails_a_detection_expectation() 
     assert!(!detect.ok, "never is not within 2..4");
 }
 
-#[test]
-fn an_outage_shorter_than_the_band_expects_no_detection() {
+/// The classic run with nobody noticing anything and the cut shortened to `length_s`.
+fn unnoticed_cut(length_s: f64) -> Run {
     let mut run = classic();
-    // Shrink the cut to 1.5 s (K = 2 s): nothing should notice, and no band is judged.
+    run.subscriber.retain(|e| {
+        !matches!(&e.kind, EventKind::Disconnected(d) if d.cause != DisconnectCause::Requested)
+            && !matches!(&e.kind, EventKind::Connack(_) | EventKind::SubscribeSent(_) | EventKind::Suback(_) if e.ts_us > T0 + S)
+    });
+    run.proxy
+        .retain(|e| e.ts_us < T0 + 20 * S + 10_000 || matches!(e.kind, EventKind::FaultEnded(_)));
     for e in &mut run.proxy {
         if matches!(e.kind, EventKind::FaultEnded(_)) {
-            e.ts_us = T0 + 11_500_000;
+            e.ts_us = T0 + 10 * S + (length_s * S as f64) as i64;
         }
     }
-    let m = &analyze(&run).windows[0].subscribers[0];
-    assert!(m.client_detect_band.is_none());
+    run
+}
+
+#[test]
+fn a_never_is_judged_by_how_long_the_outage_lasted() {
+    // K = 2 s, rule 2–4 s. A 1.5 s cut: never is what the rule predicts.
+    let m = &analyze(&unnoticed_cut(1.5)).windows[0].subscribers[0];
+    let band = m.client_detect_band.as_ref().unwrap();
+    assert_eq!(band.verdict, Verdict::Inside);
+    assert!(band.why.contains("as the rule predicts"), "{}", band.why);
+    // A 3 s cut: noticed or not depends on the phase, so never is not decidable.
+    let m = &analyze(&unnoticed_cut(3.0)).windows[0].subscribers[0];
+    let band = m.client_detect_band.as_ref().unwrap();
+    assert_eq!(band.verdict, Verdict::NotDecidable);
+    assert!(band.why.contains("never is allowed"), "{}", band.why);
+    let md = markdown::render(&analyze(&unnoticed_cut(3.0)));
+    assert!(md.contains("2.0–4.0 s ±0.1 s: not decidable"), "{md}");
+}
+
+/// paho 2.1 reports one keepalive timeout twice, 0.2 ms apart: one give-up, no failed attempt.
+#[test]
+fn a_disconnect_reported_twice_is_one_give_up_and_no_failed_attempt() {
+    let mut run = classic_events();
+    run.subscriber
+        .push(disconnected(13.0002, DisconnectCause::KeepaliveTimeout));
+    run.subscriber.sort_by_key(|e| e.ts_us);
+    let r = analyze(&run.compact());
+    let m = &r.windows[0].subscribers[0];
+    assert_eq!(m.client_detect_s, Some(3.0));
+    assert!(m.attempt_failures.is_empty(), "{:?}", m.attempt_failures);
+    let gives_up = r
+        .timeline
+        .iter()
+        .filter(|e| e.what.starts_with("gives up the connection"))
+        .count();
+    assert_eq!(gives_up, 1, "{:#?}", r.timeline);
+}
+
+/// The broker dropped the connection 0.4 s before the cut began: the fault cannot have been
+/// detected on it, and the drop is a finding of its own.
+#[test]
+fn a_drop_before_the_window_is_no_detection_and_is_reported_as_unexpected() {
+    let mut run = classic_events();
+    run.proxy
+        .push(leg(9.6, 1, Leg::Upstream, ClosedBy::Peer, CloseHow::Fin));
+    run.proxy.sort_by_key(|e| e.ts_us);
+    run.subscriber.retain(|e| {
+        !matches!(&e.kind, EventKind::Disconnected(d) if d.cause == DisconnectCause::KeepaliveTimeout)
+    });
+    run.subscriber
+        .push(disconnected(9.601, DisconnectCause::ConnectionLost));
+    run.subscriber.sort_by_key(|e| e.ts_us);
+    let r = analyze(&run.compact());
+    let m = &r.windows[0].subscribers[0];
+    assert!(!m.connected_at_start);
+    assert_eq!((m.client_detect_s, m.broker_detect_s), (None, None));
+    assert!(
+        m.client_detect_band.is_none(),
+        "no band for a connection already gone"
+    );
+    assert!(m.told(Story::DownBeforeFault), "{:?}", m.stories);
+    let down = m
+        .stories
+        .iter()
+        .find(|t| t.story == Story::DownBeforeFault)
+        .unwrap();
+    assert!(
+        down.evidence
+            .contains("the broker closed it 0.400 s before"),
+        "{}",
+        down.evidence
+    );
+    assert_eq!(
+        m.reconnect_s,
+        Some(0.1),
+        "recovery still measured, from the outage start"
+    );
+    assert_eq!(
+        r.unexpected_disconnects.len(),
+        1,
+        "{:?}",
+        r.unexpected_disconnects
+    );
+    let u = &r.unexpected_disconnects[0];
+    assert_eq!((u.by.as_str(), u.t_s), ("broker", 9.6));
+}
+
+#[test]
+fn a_drop_long_after_the_window_is_unexpected_and_one_inside_it_is_not() {
+    let mut run = classic_events();
+    // conn 2 (the reconnect) closed by the broker at 28 s, the line healthy since 20 s.
+    run.proxy
+        .push(leg(28.0, 2, Leg::Upstream, ClosedBy::Peer, CloseHow::Fin));
+    run.proxy.sort_by_key(|e| e.ts_us);
+    let r = analyze(&run.compact());
+    assert_eq!(
+        r.unexpected_disconnects.len(),
+        1,
+        "{:?}",
+        r.unexpected_disconnects
+    );
+    assert_eq!(r.unexpected_disconnects[0].t_s, 28.0);
+    let md = markdown::render(&r);
+    assert!(md.contains("## Disconnects outside any fault"), "{md}");
+    assert!(md.contains("| s | t+28.000 s | broker |"), "{md}");
+    // The give-up at 13 s, inside the window, is not a finding.
+    assert!(analyze(&classic()).unexpected_disconnects.is_empty());
 }
 
 #[test]
@@ -324,9 +440,9 @@ fn the_broker_giving_up_first_is_its_own_story() {
     let m = &analyze(&run).windows[0].subscribers[0];
     assert_eq!(m.broker_detect_s, Some(2.0));
     assert_eq!(m.broker_detect_how, Some(DetectHow::Proxy));
-    assert!(m.stories.contains(&Story::BrokerTimedOut));
+    assert!(m.told(Story::BrokerTimedOut));
     assert!(
-        !m.stories.contains(&Story::SessionTakeover),
+        !m.told(Story::SessionTakeover),
         "the broker had closed the old one"
     );
 }
@@ -335,11 +451,7 @@ fn the_broker_giving_up_first_is_its_own_story() {
 fn a_reconnect_while_the_broker_holds_the_old_connection_is_a_takeover() {
     let run = classic();
     let m = &analyze(&run).windows[0].subscribers[0];
-    assert!(
-        m.stories.contains(&Story::SessionTakeover),
-        "{:?}",
-        m.stories
-    );
+    assert!(m.told(Story::SessionTakeover), "{:?}", m.stories);
 }
 
 #[test]
@@ -360,7 +472,19 @@ fn held_data_released_onto_an_abandoned_connection_is_recognised() {
     ));
     run.proxy.sort_by_key(|e| e.ts_us);
     let m = &analyze(&run).windows[0].subscribers[0];
-    assert!(m.stories.contains(&Story::StaleDataAfterAbandon));
+    assert!(m.told(Story::StaleDataAfterAbandon));
+    let st = m.stale.as_ref().unwrap();
+    assert_eq!((st.delivered_publishes, st.fin_delivered), (1, false));
+    let told = m
+        .stories
+        .iter()
+        .find(|t| t.story == Story::StaleDataAfterAbandon)
+        .unwrap();
+    assert!(
+        told.evidence.starts_with("1 of 1 held") && told.evidence.ends_with("no FIN"),
+        "{}",
+        told.evidence
+    );
     // The client's socket closing at 13 s is the same moment as its own verdict.
     assert_eq!(m.client_detect_s, Some(3.0));
 }
@@ -383,18 +507,47 @@ fn duplicates_reordering_and_late_data_are_counted() {
 }
 
 #[test]
-fn mosquitto_log_lines_count_as_broker_detection_and_takeover() {
+fn mosquitto_log_lines_confirm_the_broker_close_the_proxy_saw() {
     let mut run = classic();
+    // The broker closes its side at 14.3 s; its log (whole seconds) says why.
+    run.proxy
+        .push(leg(14.3, 1, Leg::Upstream, ClosedBy::Peer, CloseHow::Fin));
+    // The client's last packet before the cut: a PINGREQ 0.5 s before it.
+    run.proxy.push(proxy(
+        9.5,
+        EventKind::MqttPacket(MqttPacket {
+            conn: 1,
+            dir: Direction::Up,
+            fate: Fate::Forwarded,
+            packet_type: "PINGREQ".into(),
+            len: 2,
+            ..Default::default()
+        }),
+    ));
+    run.proxy.sort_by_key(|e| e.ts_us);
     run.broker_log = linecut_events::broker_log::parse_mosquitto_log(&format!(
         "{}: Client s has exceeded timeout, disconnecting.\n",
         (T0 + 14 * S) / S
     ));
     assert_eq!(run.broker_log.len(), 1);
     let m = &analyze(&run).windows[0].subscribers[0];
-    assert_eq!(m.broker_detect_s, Some(4.0));
-    assert_eq!(m.broker_detect_how, Some(DetectHow::BrokerLog));
+    assert_eq!(m.broker_detect_s, Some(4.3));
+    assert_eq!(m.broker_detect_how, Some(DetectHow::Proxy));
+    let told = m.stories.iter().find(|t| t.story == Story::BrokerTimedOut);
+    assert!(
+        told.is_none(),
+        "the client gave up first (13 s), so the broker's drop is not the story"
+    );
+    // A log line the proxy's view does not support (a later connection's drop, say) is not
+    // taken for this window's detection.
+    run.proxy
+        .retain(|e| !matches!(&e.kind, EventKind::LegClosed(l) if l.leg == Leg::Upstream));
+    let m2 = &analyze(&run).windows[0].subscribers[0];
+    assert_eq!(m2.broker_detect_s, None);
     let band = m.broker_detect_band.as_ref().unwrap();
-    assert_eq!((band.low_s, band.high_s, band.inside), (1.0, 9.0, true));
+    // floor(1.5 × 2) = 3 s after the last packet, up to 7 s late: 2.5–9.5 s into the cut.
+    assert_eq!((band.low_s, band.high_s), (2.5, 9.5));
+    assert_eq!(band.verdict, Verdict::Inside, "{band:?}");
 }
 
 #[test]
@@ -408,7 +561,7 @@ fn reports_are_deterministic_and_tell_the_story_in_markdown() {
     assert_eq!(md, markdown::render(&b));
     assert!(md.contains("## Fault 1: cut from t+10.000 s to t+20.000 s"));
     assert!(
-        md.contains("| s | 3.000 s | keepalive_timeout | 2.0–4.0 s (inside) |"),
+        md.contains("| s | 3.000 s | keepalive_timeout | 2.0–4.0 s ±0.1 s: inside |"),
         "{md}"
     );
     assert!(

@@ -64,7 +64,20 @@ pub(crate) fn timeline(
         }
         // Facts read off the wire say so, so nobody takes them for the client's own words.
         let seen = if c.from_wire { " (on the wire)" } else { "" };
+        // A library may report one disconnect twice (paho 2.1 on a keepalive timeout): a
+        // disconnect with no attempt since the previous one, at the same moment, is the same.
+        let mut last_disconnect: Option<i64> = None;
         for e in &c.events {
+            match &e.kind {
+                EventKind::ConnectAttempt(_) | EventKind::Connack(_) => last_disconnect = None,
+                EventKind::Disconnected(_) => {
+                    if last_disconnect.is_some_and(|t| e.ts_us - t <= crate::SAME_MOMENT_US) {
+                        continue;
+                    }
+                    last_disconnect = Some(e.ts_us);
+                }
+                _ => {}
+            }
             let wire = e.source == linecut_events::Source::Proxy;
             let seen = if wire { seen } else { "" };
             match &e.kind {

@@ -3,7 +3,8 @@
 //! events prove. Asked of the connection index, so a fleet costs what its connections cost.
 
 use crate::bands;
-use crate::index::{first_at_or_after, ConnIndex};
+use crate::index::{count_in, first_at_or_after, last_before, ConnIndex};
+use crate::report::{StaleData, Told, WireDifference};
 use crate::story::{DetectHow, Story};
 use crate::{cause_name, first, secs, Client, Run, WindowMetrics, SAME_MOMENT_US};
 use linecut_events::broker_log::BrokerLogKind;
@@ -54,6 +55,10 @@ pub(crate) struct RunContext<'a> {
     pub keepalive_s: Option<u16>,
     pub client_library: ClientFamily,
     pub broker: BrokerFamily,
+    /// The subscriber acknowledges deliveries (QoS > 0): its PUBACKs, which the loader does not
+    /// keep, may be the last packet the broker heard, so the broker band cannot use the last
+    /// packet seen and falls back to the client's ping rhythm.
+    pub acks_hidden: bool,
 }
 
 pub(crate) fn window_metrics(
@@ -68,6 +73,7 @@ pub(crate) fn window_metrics(
         keepalive_s,
         client_library,
         broker,
+        acks_hidden,
     } = *ctx;
     // The connections this client had open when the outage began.
     let opened_before: BTreeSet<u64> = c
@@ -81,6 +87,24 @@ pub(crate) fn window_metrics(
                 .is_some_and(|t| t < w.start)
         })
         .collect();
+    // Of those, the ones still up on both sides: only their end can be the fault's doing.
+    let live: BTreeSet<u64> = opened_before
+        .iter()
+        .copied()
+        .filter(|conn| {
+            index.get(*conn).is_some_and(|f| {
+                let open_at = |times: &[i64]| times.first().is_none_or(|t| *t >= w.start);
+                open_at(&f.client_closed_by_peer)
+                    && open_at(&f.upstream_closed)
+                    && f.closed_us.is_none_or(|t| t >= w.start)
+            })
+        })
+        .collect();
+    let connected_at_start = if c.conns.is_empty() {
+        connected_by_own_events(c, w.start)
+    } else {
+        !live.is_empty()
+    };
     // The analysis of this window ends where the subscriber was told to stop: its own orderly
     // close at the end of the run is not "giving up".
     let horizon = first(
@@ -90,18 +114,27 @@ pub(crate) fn window_metrics(
         |e| matches!(&e.kind, EventKind::Disconnected(d) if d.cause == DisconnectCause::Requested),
     )
     .map_or(horizon, |stop| stop.ts_us);
-    // Client side: its own disconnect, its socket closing, or a new CONNECT.
+    // Nor is anything after the client's own DISCONNECT on the live connection (the run's stop
+    // as the wire sees it, a moment before the client reports it).
+    let horizon = live
+        .iter()
+        .filter_map(|conn| index.get(*conn)?.disconnect_sent)
+        .filter(|t| *t >= w.start)
+        .fold(horizon, i64::min);
+    // Client side: its own disconnect, its socket closing, or a new CONNECT; only when it had
+    // a connection for the fault to end.
     let own = first(
         &c.events,
         w.start,
         horizon,
         |e| matches!(&e.kind, EventKind::Disconnected(d) if d.cause != DisconnectCause::Requested),
-    );
-    let socket = index.first_in(&opened_before, w.start, horizon, |f| {
-        &f.client_closed_by_peer
-    });
+    )
+    .filter(|_| connected_at_start);
+    let socket = index.first_in(&live, w.start, horizon, |f| &f.client_closed_by_peer);
     let later_conns = c.conns.difference(&opened_before);
-    let reconnect_packet = index.first_in(later_conns, w.start, horizon, |f| &f.connects);
+    let reconnect_packet = index
+        .first_in(later_conns, w.start, horizon, |f| &f.connects)
+        .filter(|_| connected_at_start);
     let mut seen: Vec<(i64, DetectHow)> = Vec::new();
     if let Some(e) = own {
         if let EventKind::Disconnected(d) = &e.kind {
@@ -128,23 +161,45 @@ pub(crate) fn window_metrics(
         _ => (ts, how),
     });
 
-    // Broker side: it closed its leg of a connection this client had, or its log says so.
-    let broker_leg = index.first_in(&opened_before, w.start, horizon, |f| {
-        &f.upstream_closed_by_peer
-    });
-    let log_line = run.broker_log.iter().find(|l| {
-        l.ts_us >= w.start - 1_000_000
-            && l.ts_us < horizon
-            && l.kind == BrokerLogKind::KeepaliveTimeout
-            && l.client == c.id
-    });
+    // Broker side: it closed its leg of the live connection before the client's new CONNECT
+    // reached it (a close after that is the takeover, not a detection), or, when the proxy saw
+    // none of the client's connections, its log says it dropped the client (the log has whole
+    // seconds, so a line up to 1 s before the outage may be it).
+    let reconnect_reached =
+        index.first_in(c.conns.difference(&opened_before), w.start, horizon, |f| {
+            &f.up_forwarded
+        });
+    let broker_until = reconnect_reached.map_or(horizon, |t| t.min(horizon));
+    let broker_leg = index.first_in(&live, w.start, broker_until, |f| &f.upstream_closed_by_peer);
+    let log_line = run
+        .broker_log
+        .iter()
+        .find(|l| {
+            l.kind == BrokerLogKind::KeepaliveTimeout
+                && l.client == c.id
+                && match broker_leg {
+                    // With the proxy's view, the log only confirms the close it saw.
+                    Some(ts) => (l.ts_us - ts).abs() <= 2_000_000,
+                    None => {
+                        c.conns.is_empty()
+                            && l.ts_us >= w.start - 1_000_000
+                            && l.ts_us < broker_until
+                    }
+                }
+        })
+        .filter(|_| connected_at_start);
     let broker_detect = match (broker_leg, log_line) {
         (Some(ts), _) => Some((ts, DetectHow::Proxy)),
         (None, Some(l)) => Some((l.ts_us.max(w.start), DetectHow::BrokerLog)),
         (None, None) => None,
     };
 
-    let after = detect.as_ref().map(|d| d.0);
+    // Recovery: from the give-up, or from the outage start when the connection was already
+    // gone (whatever the client did in the window is then an attempt, not a detection).
+    let after = detect
+        .as_ref()
+        .map(|d| d.0)
+        .or((!connected_at_start).then_some(w.start));
     let connack = after.and_then(|t| {
         first(
             &c.events,
@@ -173,16 +228,25 @@ pub(crate) fn window_metrics(
         .is_some()
     });
     let (mut attempts, mut failures) = (0u32, BTreeMap::new());
+    let mut attempt_started = None;
     if let (Some(t), Some(a)) = (after, connack) {
+        // A disconnect is an attempt's failure only when an attempt came before it: a library
+        // that reports one disconnect twice (paho 2.1 on a keepalive timeout) fails nothing.
+        let mut attempt_open = false;
         for e in c
             .events
             .iter()
             .filter(|e| e.ts_us > t && e.ts_us <= a.ts_us)
         {
             match &e.kind {
-                EventKind::ConnectAttempt(_) => attempts += 1,
-                EventKind::Disconnected(d) => {
+                EventKind::ConnectAttempt(_) => {
+                    attempts += 1;
+                    attempt_open = true;
+                    attempt_started = Some(e.ts_us);
+                }
+                EventKind::Disconnected(d) if attempt_open => {
                     *failures.entry(cause_name(d.cause)).or_insert(0) += 1;
+                    attempt_open = false;
                 }
                 _ => {}
             }
@@ -193,24 +257,89 @@ pub(crate) fn window_metrics(
         .iter()
         .find(|d| d.ts_us >= w.end && d.pub_ts_us.is_some_and(|p| p > w.end));
 
-    // Bands apply to silent outages long enough to be detected at all: a cut shorter than the
-    // band's lower end is expected to go unnoticed, and "never" is then the right answer.
-    let silent = matches!(w.kind.as_str(), "cut" | "blackhole");
-    let outage_s = secs(w.end - w.start);
-    // Strictly longer: at exactly the lower end the silence the endpoint sees stops short of it.
-    let applies = |rule: Option<bands::Rule>| rule.filter(|r| silent && outage_s > r.low_s);
-    let client_band = applies(keepalive_s.and_then(|k| bands::client(client_library, k)));
-    let broker_band = applies(keepalive_s.and_then(|k| bands::broker(broker, k, client_library)));
+    // Bands apply to silent outages of a connection that was up when they began.
+    let silent = matches!(w.kind.as_str(), "cut" | "blackhole") && connected_at_start;
+    let watched = bands::Watched {
+        outage_s: secs(w.end - w.start),
+        watched_s: secs(horizon - w.start),
+    };
+    let last_heard = live
+        .iter()
+        .filter_map(|conn| index.get(*conn))
+        .filter_map(|f| last_before(&f.up_forwarded, w.start))
+        .max();
+    let kept_sending = live
+        .iter()
+        .filter_map(|conn| index.get(*conn))
+        .any(|f| count_in(&f.down_any, w.start, w.end) > 0);
+    let client_band = keepalive_s
+        .and_then(|k| bands::client(client_library, k))
+        .filter(|_| silent);
+    let broker_band = keepalive_s
+        .and_then(|k| {
+            let silent_before = last_heard
+                .filter(|_| !acks_hidden)
+                .map(|t| (w.start - t) as f64 / 1e6);
+            bands::broker(broker, k, client_library, silent_before, kept_sending)
+        })
+        .filter(|_| silent);
     let detect_s = detect.as_ref().map(|d| secs(d.0 - w.start));
     let broker_s = broker_detect.as_ref().map(|d| secs(d.0 - w.start));
 
+    let stale = stale_data(index, &live, w, horizon, connack.map(|a| a.ts_us));
+    let into = |ts: i64| format!("{:.3} s into the outage", secs(ts - w.start));
     let mut stories = Vec::new();
-    if detect.is_some_and(|d| d.1 == DetectHow::Cause(DisconnectCause::KeepaliveTimeout)) {
-        stories.push(Story::PingTimeout);
+    if !connected_at_start {
+        stories.push(Told {
+            story: Story::DownBeforeFault,
+            evidence: ended_before(index, run, c, &opened_before, w.start),
+        });
     }
-    if let Some((b, _)) = &broker_detect {
+    if let Some((ts, DetectHow::Cause(DisconnectCause::KeepaliveTimeout))) = detect {
+        let ping = c
+            .events
+            .iter()
+            .rev()
+            .find(|e| e.ts_us < ts && matches!(e.kind, EventKind::PingSent(_)));
+        let answered = ping.is_some_and(|p| {
+            first(&c.events, p.ts_us, ts, |e| {
+                matches!(e.kind, EventKind::PingReceived(_))
+            })
+            .is_some()
+        });
+        let evidence = match ping {
+            Some(p) if !answered => format!(
+                "it reported keepalive_timeout {}; its last PINGREQ, sent {}, got no PINGRESP",
+                into(ts),
+                if p.ts_us >= w.start {
+                    into(p.ts_us)
+                } else {
+                    format!("{:.3} s before the outage", secs(w.start - p.ts_us))
+                }
+            ),
+            _ => format!("it reported keepalive_timeout {}", into(ts)),
+        };
+        stories.push(Told {
+            story: Story::PingTimeout,
+            evidence,
+        });
+    }
+    if let Some((b, how)) = &broker_detect {
         if detect.as_ref().is_none_or(|d| *b < d.0) {
-            stories.push(Story::BrokerTimedOut);
+            let evidence = match (how, log_line) {
+                (DetectHow::Proxy, Some(_)) => format!(
+                    "the broker closed its side {} (the proxy saw it), and its log says the client exceeded its keepalive",
+                    into(*b)
+                ),
+                (DetectHow::Proxy, None) => {
+                    format!("the broker closed its side {} (the proxy saw it)", into(*b))
+                }
+                _ => format!("the broker's log says it dropped the client {}", into(*b)),
+            };
+            stories.push(Told {
+                story: Story::BrokerTimedOut,
+                evidence,
+            });
         }
     }
     // Takeover: the new connection's CONNECT came while the broker still held the old one.
@@ -222,33 +351,55 @@ pub(crate) fn window_metrics(
                 && l.kind == BrokerLogKind::Takeover
                 && l.client == c.id
         });
-        if (!old_closed_by_broker_before
-            && !opened_before.is_empty()
-            && upstream_still_open(index, &opened_before, new))
-            || log_takeover
-        {
-            stories.push(Story::SessionTakeover);
+        let wire_takeover = !old_closed_by_broker_before
+            && !live.is_empty()
+            && upstream_still_open(index, &live, new);
+        if wire_takeover || log_takeover {
+            stories.push(Told {
+                story: Story::SessionTakeover,
+                evidence: if log_takeover {
+                    format!(
+                        "the new CONNECT came {} and the broker's log reports the old connection taken over",
+                        into(new)
+                    )
+                } else {
+                    format!(
+                        "the new CONNECT came {} while the broker's side of the old connection was still open",
+                        into(new)
+                    )
+                },
+            });
         }
     }
-    if stale_delivery(index, &opened_before, w.start, horizon) {
-        stories.push(Story::StaleDataAfterAbandon);
+    if let Some(st) = &stale {
+        stories.push(Told {
+            story: Story::StaleDataAfterAbandon,
+            evidence: stale_evidence(st),
+        });
     }
-    if detect.is_none() && broker_detect.is_none() {
-        stories.push(Story::RodeThrough);
+    if connected_at_start && detect.is_none() && broker_detect.is_none() {
+        stories.push(Told {
+            story: Story::RodeThrough,
+            evidence: format!(
+                "no disconnect from either side in the {:.3} s watched from the outage start",
+                watched.watched_s
+            ),
+        });
     }
 
     WindowMetrics {
         client: c.id.clone(),
         client_detect_s: detect_s,
         client_detect_how: detect.map(|d| d.1),
-        client_detect_band: client_band.map(|b| b.judge(detect_s)),
+        client_detect_band: client_band.map(|b| b.judge(detect_s, watched)),
         broker_detect_s: broker_s,
         broker_detect_how: broker_detect.map(|d| d.1),
-        broker_detect_band: broker_band.map(|b| b.judge(broker_s)),
+        broker_detect_band: broker_band.map(|b| b.judge(broker_s, watched)),
         reconnect_s: connack.map(|a| secs(a.ts_us - w.end)),
         resubscribe_s: suback.map(|s| secs(s.ts_us - w.end)),
         connect_attempts: attempts,
         attempt_failures: failures,
+        reconnect_attempt_started_s: attempt_started.map(|t| secs(t - w.end)),
         first_fresh_s: fresh.map(|f| secs(f.ts_us - w.end)),
         session_present: connack.and_then(|a| match &a.kind {
             EventKind::Connack(x) => Some(x.session_present),
@@ -259,8 +410,142 @@ pub(crate) fn window_metrics(
         wire_detect_s: None,
         wire_reconnect_s: None,
         wire_resubscribe_s: None,
+        client_minus_wire: WireDifference::default(),
+        connected_at_start,
+        stale,
         stories,
+        raw_us: [
+            detect.map(|d| d.0),
+            connack.map(|a| a.ts_us - w.end),
+            suback.map(|s| s.ts_us - w.end),
+        ],
     }
+}
+
+/// Whether the client's own events say it was connected at `ts`: an accepted CONNACK before it
+/// and no disconnect since.
+fn connected_by_own_events(c: &Client, ts: i64) -> bool {
+    let mut connected = false;
+    for e in c.events.iter().take_while(|e| e.ts_us < ts) {
+        match &e.kind {
+            EventKind::Connack(a) => connected = a.code == 0,
+            EventKind::Disconnected(_) => connected = false,
+            _ => {}
+        }
+    }
+    connected
+}
+
+/// How the connection that was up before the fault ended, in words.
+fn ended_before(
+    index: &ConnIndex,
+    run: &Run,
+    c: &Client,
+    opened_before: &BTreeSet<u64>,
+    start: i64,
+) -> String {
+    let last = opened_before
+        .iter()
+        .filter_map(|conn| index.get(*conn))
+        .filter_map(|f| {
+            let broker = f.upstream_closed_by_peer.first().copied();
+            let client = f.client_closed_by_peer.first().copied();
+            match (broker, client) {
+                (Some(b), Some(cl)) if cl < b => Some((cl, "the client closed it")),
+                (Some(b), _) => Some((b, "the broker closed it")),
+                (None, Some(cl)) => Some((cl, "the client closed it")),
+                (None, None) => f.closed_us.map(|t| (t, "it was closed")),
+            }
+        })
+        .filter(|(t, _)| *t < start)
+        .max_by_key(|(t, _)| *t);
+    let Some((t, who)) = last else {
+        return "the client had no connection when the fault began".into();
+    };
+    let logged = run.broker_log.iter().any(|l| {
+        l.kind == BrokerLogKind::KeepaliveTimeout
+            && l.client == c.id
+            && (l.ts_us - t).abs() <= 2_000_000
+    });
+    format!(
+        "{who} {:.3} s before the fault began{}",
+        secs(start - t),
+        if logged {
+            " (the broker's log: the client exceeded its keepalive)"
+        } else {
+            ""
+        }
+    )
+}
+
+/// What reached the live connections after the client had left them.
+fn stale_data(
+    index: &ConnIndex,
+    live: &BTreeSet<u64>,
+    w: &Window,
+    horizon: i64,
+    new_connack: Option<i64>,
+) -> Option<StaleData> {
+    let mut out: Option<StaleData> = None;
+    for f in live.iter().filter_map(|conn| index.get(*conn)) {
+        let Some(closed) = first_at_or_after(&f.client_closed_by_peer, w.start) else {
+            continue;
+        };
+        let after = closed + 1;
+        let first_publish =
+            first_at_or_after(&f.publishes_released, after).filter(|t| *t < horizon);
+        let first_fin = first_at_or_after(&f.fin_to_client, after).filter(|t| *t < horizon);
+        let Some(first) = first_publish.into_iter().chain(first_fin).min() else {
+            continue;
+        };
+        let delivered = count_in(&f.publishes_released, after, horizon);
+        let discarded = count_in(&f.publishes_discarded, w.start, horizon);
+        let held = count_in(&f.publishes_held, w.start, horizon);
+        let st = out.get_or_insert(StaleData {
+            held_publishes: 0,
+            delivered_publishes: 0,
+            discarded_publishes: 0,
+            fin_delivered: false,
+            broker_fin_held: false,
+            first_after_end_s: secs(first - w.end),
+            after_new_connack_s: new_connack.map(|a| secs(first - a)),
+        });
+        // Held events may predate the log's start of detail; never report fewer held than
+        // delivered and discarded together.
+        st.held_publishes += held.max(delivered + discarded);
+        st.delivered_publishes += delivered;
+        st.discarded_publishes += discarded;
+        st.fin_delivered |= first_fin.is_some();
+        st.broker_fin_held |= count_in(&f.upstream_closed_by_peer, w.start, w.end) > 0;
+    }
+    out
+}
+
+/// The stale-data story in words: only the parts that happened.
+fn stale_evidence(st: &StaleData) -> String {
+    let mut parts = vec![format!(
+        "{} of {} held PUBLISH(es) delivered to the abandoned connection, the first {:.3} s after the line returned{}",
+        st.delivered_publishes,
+        st.held_publishes,
+        st.first_after_end_s,
+        st.after_new_connack_s.map_or(String::new(), |d| if d < 0.0 {
+            format!(" ({:.3} s before the new CONNACK)", -d)
+        } else {
+            format!(" ({d:.3} s after the new CONNACK)")
+        })
+    )];
+    if st.discarded_publishes > 0 {
+        parts.push(format!(
+            "{} discarded when the proxy ended the connection",
+            st.discarded_publishes
+        ));
+    }
+    parts.push(match (st.fin_delivered, st.broker_fin_held) {
+        (true, _) => "the broker's FIN delivered too".into(),
+        (false, true) => "the broker's FIN discarded".into(),
+        (false, false) => "no FIN".into(),
+    });
+    parts.join("; ")
 }
 
 /// True if some connection in `conns` still had its broker leg open at `ts`.
@@ -270,15 +555,5 @@ fn upstream_still_open(index: &ConnIndex, conns: &BTreeSet<u64>, ts: i64) -> boo
             .get(*conn)
             .and_then(|f| f.upstream_closed.first())
             .is_none_or(|closed| *closed > ts)
-    })
-}
-
-/// Held broker data (or its FIN) delivered on a connection after the client had closed it.
-fn stale_delivery(index: &ConnIndex, conns: &BTreeSet<u64>, from: i64, until: i64) -> bool {
-    conns.iter().filter_map(|conn| index.get(*conn)).any(|f| {
-        let Some(closed) = f.client_closed_by_peer.first() else {
-            return false;
-        };
-        first_at_or_after(&f.late_arrivals, from.max(closed + 1)).is_some_and(|t| t < until)
     })
 }

@@ -111,7 +111,7 @@ fn print_verdicts(report: &linecut_analyzer::Report, dir: &std::path::Path) {
                 s(m.client_detect_s),
                 m.client_detect_band
                     .as_ref()
-                    .map(|b| format!(" (band {:.1}-{:.1}s, {})", b.low_s, b.high_s, if b.inside { "inside" } else { "OUTSIDE" }))
+                    .map(|b| format!(" (band {:.1}-{:.1}s ±{}s, {})", b.low_s, b.high_s, b.tolerance_s, match b.verdict { linecut_analyzer::Verdict::Outside => "OUTSIDE", v => v.words() }))
                     .unwrap_or_default(),
                 s(m.broker_detect_s),
                 s(m.reconnect_s),

@@ -14,6 +14,8 @@ fn temp_dir(name: &str) -> PathBuf {
 }
 
 /// 2 × 2 cells of 5 s: keepalive 1 s or 2 s, a cut of 0.5 s (ridden through) or 3 s (detected).
+/// The phase is fixed: with K = 2 s a 3 s cut is noticed or not depending on where it falls in
+/// the ping cycle, and these tests check the machinery, not the phase.
 const MINI: &str = r#"
 name = "mini"
 duration = "5s"
@@ -29,6 +31,7 @@ for = "3s"
 [sweep]
 "subscriber.keepalive" = ["1s", "2s"]
 "fault.cut.for" = ["500ms", "3s"]
+phase = "fixed"
 "#;
 
 fn write_scenario(dir: &Path) -> PathBuf {
@@ -134,8 +137,15 @@ fn a_small_sweep_runs_isolated_cells_in_parallel_and_compares_them() {
         }
     }
     let md = std::fs::read_to_string(out_dir.join("sweep.md")).unwrap();
-    assert!(md.contains("rode through outages up to 0.5 s"), "{md}");
-    assert!(md.contains("PINGREQs per hour per client"), "{md}");
+    assert!(
+        md.contains("a 0.5 s outage was noticed in 0 of 1 runs (95% CI 0–79%)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("Every run started its fault at the same moment"),
+        "{md}"
+    );
+    assert!(md.contains("PINGREQ interval"), "{md}");
     let csv = std::fs::read_to_string(out_dir.join("sweep.csv")).unwrap();
     assert_eq!(csv.lines().count(), 5);
     assert!(csv.starts_with("cell,subscriber.keepalive,fault.cut.for,"));
@@ -304,4 +314,65 @@ fn an_interrupted_sweep_keeps_finished_runs_and_resumes() {
         "{stderr}"
     );
     assert_eq!(json(&out_dir.join("sweep.json"))["complete"], true);
+}
+
+/// With the default phase, each repeat draws its own offset from its own seed, and every run
+/// records both: the fault in the proxy's log starts where meta.json says it was scheduled.
+#[test]
+fn a_random_phase_sweep_draws_and_records_a_phase_per_run() {
+    let dir = temp_dir("phase");
+    let path = dir.join("phase.toml");
+    let text = MINI
+        .replace("phase = \"fixed\"\n", "")
+        .replace(
+            "\"fault.cut.for\" = [\"500ms\", \"3s\"]",
+            "\"fault.cut.for\" = [\"500ms\"]",
+        )
+        .replace(
+            "\"subscriber.keepalive\" = [\"1s\", \"2s\"]",
+            "\"subscriber.keepalive\" = [\"2s\"]",
+        );
+    std::fs::write(&path, text).unwrap();
+    let out_dir = dir.join("out");
+    sweep(&[
+        path.to_str().unwrap(),
+        "--out",
+        out_dir.to_str().unwrap(),
+        "--repeat",
+        "2",
+        "--quiet",
+    ]);
+    let cell = out_dir
+        .join("cells")
+        .join("subscriber.keepalive-2s__fault.cut.for-500ms");
+    let mut offsets = Vec::new();
+    for r in ["r1", "r2"] {
+        let meta = json(&cell.join(r).join("meta.json"));
+        let phase = &meta["phase"];
+        let fault = &phase["faults"][0];
+        assert_eq!(fault["jitter"], "K", "{meta}");
+        assert_eq!(fault["span_s"], 2.0);
+        let offset = fault["offset_s"].as_f64().unwrap();
+        assert!((0.0..2.0).contains(&offset), "{offset}");
+        offsets.push((phase["seed"].as_u64().unwrap(), offset));
+        // The proxy started the cut at the planned 1 s plus the offset: its schedule is
+        // counted from the experiment start, and the scheduler's own lateness is logged.
+        let start = meta["experiment_start_us"].as_i64().unwrap();
+        let proxy_log = std::fs::read_to_string(cell.join(r).join("proxy.jsonl")).unwrap();
+        let started: serde_json::Value = proxy_log
+            .lines()
+            .find(|l| l.contains("\"fault_started\""))
+            .map(|l| serde_json::from_str(l).unwrap())
+            .unwrap();
+        let at = (started["ts_us"].as_i64().unwrap() - start) as f64 / 1e6;
+        // The experiment clock starts when meta.json is updated, a moment after the proxy's
+        // schedule origin; 50 ms covers that and a loaded scheduler.
+        assert!(
+            (at - (1.0 + offset)).abs() < 0.05,
+            "cut at {at}, planned 1 s + {offset}"
+        );
+    }
+    assert_ne!(offsets[0], offsets[1], "each repeat its own seed and phase");
+    let plan = json(&out_dir.join("sweep-plan.json"));
+    assert_eq!(plan["phase"], "random");
 }

@@ -3,7 +3,7 @@
 //! real proxy in front of a real mosquitto. Detection is judged against the client library's
 //! band (K..2K+1 s for paho and libmosquitto) with the analyzer's scheduling slack.
 
-use linecut_analyzer::Report;
+use linecut_analyzer::{Report, Verdict};
 use linecut_runner::{run, DisplayMode, RunError, RunOptions, RunStatus};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -67,7 +67,7 @@ fn assert_2014_shape(report: &Report, what: &str) {
         "{what}"
     );
     let band = long.client_detect_band.as_ref().expect("paho has a band");
-    assert!(band.inside, "{what}: {long:#?}");
+    assert_eq!(band.verdict, Verdict::Inside, "{what}: {long:#?}");
     assert_eq!((band.low_s, band.high_s), (2.0, 5.0), "{what}");
     assert!(
         long.reconnect_s.is_some() && long.resubscribed == Some(true),
@@ -164,7 +164,9 @@ async fn mosquitto_sub_is_measured_from_the_wire() {
     // mosquitto_sub prints only messages: everything about its connection came off the wire.
     assert!(!long.reported_by_client);
     assert!(
-        long.client_detect_band.as_ref().is_some_and(|b| b.inside),
+        long.client_detect_band
+            .as_ref()
+            .is_some_and(|b| b.verdict == Verdict::Inside),
         "{long:#?}"
     );
     assert_eq!(

@@ -101,7 +101,11 @@ async fn a_run_with_the_embedded_broker_leaves_every_file() {
     assert_eq!(report.expectations.len(), 1);
     assert!(report.expectations_hold(), "{:?}", report.expectations);
     let m = &report.windows[0].subscribers[0];
-    assert!(m.client_detect_band.as_ref().unwrap().inside, "{m:?}");
+    assert_eq!(
+        m.client_detect_band.as_ref().unwrap().verdict,
+        linecut_analyzer::Verdict::Inside,
+        "{m:?}"
+    );
     assert!(count_type(&dir.join("subscriber.jsonl"), "disconnected") >= 1);
     assert_eq!(
         count_type(&dir.join("subscriber.jsonl"), "agent_stopped"),

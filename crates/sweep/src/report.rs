@@ -6,7 +6,7 @@
 use crate::exec::{is_complete, run_dir};
 use crate::plan::Plan;
 use crate::SweepError;
-use linecut_analyzer::Report;
+use linecut_analyzer::{Report, Verdict};
 use linecut_model::Metric;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -27,7 +27,7 @@ pub const METRICS: [&str; 10] = [
     Metric::Late.name(),
     Metric::DataGapPublishS.name(),
     Metric::Reconnects.name(),
-    PINGS_PER_HOUR,
+    Metric::PingIntervalS.name(),
 ];
 
 /// The window metrics compared (the timings of the first fault window).
@@ -40,15 +40,13 @@ const WINDOW_METRICS: [Metric; 5] = [
 ];
 
 /// The whole-run metrics compared.
-const RUN_METRICS: [Metric; 4] = [
+const RUN_METRICS: [Metric; 5] = [
     Metric::Lost,
     Metric::Late,
     Metric::DataGapPublishS,
     Metric::Reconnects,
+    Metric::PingIntervalS,
 ];
-
-/// The sweep's own metric: PINGREQs per hour, from each subscriber's median ping interval.
-const PINGS_PER_HOUR: &str = "pings_per_hour";
 
 /// One metric of one cell over its runs (and subscribers).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -95,12 +93,68 @@ pub struct BandRange {
     pub high_s: f64,
 }
 
-/// One detection time, for plots: which run, and whether it fell inside its band.
+/// One run's detection outcome, for plots and verdict counts: its time (None: never), and
+/// the verdict against its band.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Point {
     pub repeat: u32,
-    pub value: f64,
-    pub inside: Option<bool>,
+    pub value: Option<f64>,
+    pub verdict: Option<Verdict>,
+    /// The value came after the line had returned.
+    pub after_outage: bool,
+}
+
+/// A disconnect no fault explains, in one run of a cell.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Unexpected {
+    pub repeat: u32,
+    pub t_s: f64,
+    pub by: String,
+    pub cause: String,
+}
+
+/// A proportion with its 95% Wilson score interval: the interval stays inside [0, 1] and
+/// behaves for the small counts a sweep has (0 of 6 is not "0%, certainly").
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Rate {
+    pub hits: usize,
+    pub n: usize,
+    pub low: f64,
+    pub high: f64,
+}
+
+impl Rate {
+    pub fn of(hits: usize, n: usize) -> Rate {
+        if n == 0 {
+            return Rate {
+                hits,
+                n,
+                low: 0.0,
+                high: 1.0,
+            };
+        }
+        let z = 1.96_f64;
+        let (nf, p) = (n as f64, hits as f64 / n as f64);
+        let denom = 1.0 + z * z / nf;
+        let centre = (p + z * z / (2.0 * nf)) / denom;
+        let half = z / denom * (p * (1.0 - p) / nf + z * z / (4.0 * nf * nf)).sqrt();
+        Rate {
+            hits,
+            n,
+            low: round((centre - half).max(0.0)),
+            high: round((centre + half).min(1.0)),
+        }
+    }
+
+    pub fn text(&self) -> String {
+        format!(
+            "{} of {} runs (95% CI {:.0}–{:.0}%)",
+            self.hits,
+            self.n,
+            self.low * 100.0,
+            self.high * 100.0
+        )
+    }
 }
 
 /// One row of the comparison.
@@ -120,6 +174,15 @@ pub struct CellRow {
     pub broker_band: Option<BandRange>,
     pub client_detect: Vec<Point>,
     pub broker_detect: Vec<Point>,
+    /// Runs whose client noticed the first fault window, with its interval.
+    pub client_noticed: Option<Rate>,
+    /// Runs whose connection had already ended when the fault began.
+    pub down_before_fault: u32,
+    pub unexpected: Vec<Unexpected>,
+    /// Each run's median PINGREQ interval, per subscriber.
+    pub ping_intervals_s: Vec<f64>,
+    /// Each run's fault phase offset (seconds after the planned start), when drawn.
+    pub phase_offsets_s: Vec<f64>,
 }
 
 /// `sweep.json`.
@@ -167,6 +230,11 @@ pub fn build(plan: &Plan, dir: &Path) -> Result<SweepReport, SweepError> {
             broker_band: None,
             client_detect: Vec::new(),
             broker_detect: Vec::new(),
+            client_noticed: None,
+            down_before_fault: 0,
+            unexpected: Vec::new(),
+            ping_intervals_s: Vec::new(),
+            phase_offsets_s: Vec::new(),
         };
         let mut samples: BTreeMap<&str, Vec<Option<f64>>> = BTreeMap::new();
         for r in 1..=plan.repeat {
@@ -181,6 +249,19 @@ pub fn build(plan: &Plan, dir: &Path) -> Result<SweepReport, SweepError> {
             let report: Report = serde_json::from_str(&text)
                 .map_err(|e| SweepError::Report(format!("{}: {e}", report_path.display())))?;
             row.complete_runs += 1;
+            row.unexpected
+                .extend(report.unexpected_disconnects.iter().map(|u| Unexpected {
+                    repeat: r,
+                    t_s: u.t_s,
+                    by: u.by.clone(),
+                    cause: u.cause.clone(),
+                }));
+            row.ping_intervals_s
+                .extend(report.data.iter().filter_map(|d| d.ping_interval_s));
+            if let Some(phase) = &report.phase {
+                row.phase_offsets_s
+                    .extend(phase.faults.first().map(|f| round(f.offset_s)));
+            }
             row.client_library = report.client_library.clone();
             row.broker = report.broker.clone();
             row.keepalive_s = report.keepalive_s.map(f64::from);
@@ -189,27 +270,28 @@ pub fn build(plan: &Plan, dir: &Path) -> Result<SweepReport, SweepError> {
                 fold_data(&report, &mut samples);
                 continue;
             };
-            row.outage_s = Some(round(
-                (window.outage_end_us - window.outage_start_us) as f64 / 1e6,
-            ));
+            let outage_s = round((window.outage_end_us - window.outage_start_us) as f64 / 1e6);
+            row.outage_s = Some(outage_s);
             for m in &window.subscribers {
+                if !m.connected_at_start {
+                    row.down_before_fault += 1;
+                }
                 for metric in WINDOW_METRICS {
                     let value = linecut_analyzer::metric_value(metric, Some(m), None);
                     samples.entry(metric.name()).or_default().push(value);
                 }
-                if let Some(v) = m.client_detect_s {
-                    row.client_detect.push(Point {
-                        repeat: r,
-                        value: v,
-                        inside: m.client_detect_band.as_ref().map(|b| b.inside),
-                    });
-                }
-                if let Some(v) = m.broker_detect_s {
-                    row.broker_detect.push(Point {
-                        repeat: r,
-                        value: v,
-                        inside: m.broker_detect_band.as_ref().map(|b| b.inside),
-                    });
+                let point = |value: Option<f64>, b: &Option<linecut_analyzer::Band>| Point {
+                    repeat: r,
+                    value,
+                    verdict: b.as_ref().map(|b| b.verdict),
+                    after_outage: value.is_some_and(|v| v > outage_s),
+                };
+                // Only a connection that was up when the fault began can detect it.
+                if m.connected_at_start {
+                    row.client_detect
+                        .push(point(m.client_detect_s, &m.client_detect_band));
+                    row.broker_detect
+                        .push(point(m.broker_detect_s, &m.broker_detect_band));
                 }
                 row.client_band = row
                     .client_band
@@ -226,6 +308,14 @@ pub fn build(plan: &Plan, dir: &Path) -> Result<SweepReport, SweepError> {
             if let Some(stat) = Stat::of(&values) {
                 row.metrics.insert(name.to_string(), stat);
             }
+        }
+        if !row.client_detect.is_empty() {
+            let hits = row
+                .client_detect
+                .iter()
+                .filter(|p| p.value.is_some())
+                .count();
+            row.client_noticed = Some(Rate::of(hits, row.client_detect.len()));
         }
         cells.push(row);
     }
@@ -253,11 +343,6 @@ fn fold_data(report: &Report, samples: &mut BTreeMap<&'static str, Vec<Option<f6
                 .or_default()
                 .push(linecut_analyzer::metric_value(metric, None, Some(d)));
         }
-        samples.entry(PINGS_PER_HOUR).or_default().push(
-            d.ping_interval_s
-                .filter(|i| *i > 0.0)
-                .map(|i| round(3600.0 / i)),
-        );
     }
 }
 
@@ -287,34 +372,46 @@ fn secs(v: f64) -> String {
     format!("{text} s")
 }
 
-/// What the data says, in sentences computed from the rows.
+/// The median of a list (None when empty).
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    v.sort_by(f64::total_cmp);
+    let mid = v.len() / 2;
+    Some(if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    })
+}
+
+/// What the data says, in sentences computed from the rows. Each rate comes with its n and
+/// interval; what the library's rule predicts is said apart from what the phase did.
 fn summarise(report: &SweepReport, plan: &Plan) -> Vec<String> {
     let mut out = Vec::new();
-    // (series, keepalive) -> per outage length: runs that detected it, runs, median detection.
-    struct Tried {
-        outage: f64,
-        detected: usize,
-        runs: usize,
-        median: Option<f64>,
+    let phased = report.cells.iter().any(|r| !r.phase_offsets_s.is_empty());
+    if phased {
+        out.push("Each run started its fault at a random point of the client's ping cycle (the planned start plus up to one keepalive, seeded per run and recorded in its meta.json), so the rates below sample the phase; where the rule says \"depends on the phase\", the rate is the share of phases in which the outage was noticed.".into());
+    } else {
+        out.push("Every run started its fault at the same moment, so repeats repeat one phase of the ping cycle: a rate between 0 and n says little about other phases.".into());
     }
-    let mut by_setting: BTreeMap<(String, u64), Vec<Tried>> = BTreeMap::new();
+    // (series, keepalive) -> rows in outage order.
+    let mut by_setting: BTreeMap<(String, u64), Vec<&CellRow>> = BTreeMap::new();
     for row in &report.cells {
-        let (Some(k), Some(outage)) = (row.keepalive_s, row.outage_s) else {
-            continue;
-        };
-        let detect = row.metrics.get("client_detect_s");
-        by_setting
-            .entry((series_of(row, plan), (k * 1000.0) as u64))
-            .or_default()
-            .push(Tried {
-                outage,
-                detected: detect.map_or(0, |s| s.count),
-                runs: (row.complete_runs as usize).max(1),
-                median: detect.map(|s| s.median),
-            });
+        if let Some(k) = row.keepalive_s {
+            by_setting
+                .entry((series_of(row, plan), (k * 1000.0) as u64))
+                .or_default()
+                .push(row);
+        }
     }
-    for ((series, k_ms), mut tried) in by_setting {
-        tried.sort_by(|a, b| a.outage.total_cmp(&b.outage));
+    for ((series, k_ms), mut rows) in by_setting {
+        rows.sort_by(|a, b| {
+            a.outage_s
+                .unwrap_or(0.0)
+                .total_cmp(&b.outage_s.unwrap_or(0.0))
+        });
         let k = k_ms as f64 / 1000.0;
         let who = if series.is_empty() {
             format!("keepalive {}", secs(k))
@@ -322,75 +419,149 @@ fn summarise(report: &SweepReport, plan: &Plan) -> Vec<String> {
             format!("{series}, keepalive {}", secs(k))
         };
         let mut parts = Vec::new();
-        if let Some(r) = tried
-            .iter()
-            .filter(|t| t.detected == 0)
-            .map(|t| t.outage)
-            .reduce(f64::max)
-        {
+        for row in &rows {
+            let (Some(outage), Some(rate)) = (row.outage_s, row.client_noticed) else {
+                continue;
+            };
+            let predicted = row.client_band.as_ref().map(|b| {
+                if outage <= b.low_s {
+                    "its rule says never"
+                } else if outage >= b.high_s {
+                    "its rule says always"
+                } else {
+                    "its rule says it depends on the phase"
+                }
+            });
+            let detect: Vec<f64> = row.client_detect.iter().filter_map(|p| p.value).collect();
+            let late = row.client_detect.iter().filter(|p| p.after_outage).count();
+            let mut text = format!(
+                "a {} outage was noticed in {}{}",
+                secs(outage),
+                rate.text(),
+                predicted.map_or(String::new(), |p| format!(" ({p})"))
+            );
+            if let Some(m) = median(detect.clone()) {
+                text.push_str(&format!(
+                    ", after a median of {} ({}–{})",
+                    secs(m),
+                    secs(detect.iter().copied().fold(f64::INFINITY, f64::min)),
+                    secs(detect.iter().copied().fold(0.0, f64::max))
+                ));
+            }
+            if late > 0 {
+                text.push_str(&format!(
+                    "; in {late} of them the verdict came after the line had returned"
+                ));
+            }
+            parts.push(text);
+        }
+        let down: u32 = rows.iter().map(|r| r.down_before_fault).sum();
+        if down > 0 {
             parts.push(format!(
-                "rode through outages up to {} without noticing",
-                secs(r)
+                "in {down} run(s) the connection had already ended before the fault began (not counted above)"
             ));
         }
-        for t in tried
-            .iter()
-            .filter(|t| t.detected > 0 && t.detected < t.runs)
-        {
-            parts.push(format!(
-                "noticed a {} outage in {} of {} runs",
-                secs(t.outage),
-                t.detected,
-                t.runs
-            ));
+        if !parts.is_empty() {
+            out.push(format!("{who}: {}.", parts.join("; ")));
         }
-        if let Some(t) = tried.iter().find(|t| t.detected >= t.runs) {
-            parts.push(format!(
-                "always noticed outages of {} and longer{}",
-                secs(t.outage),
-                t.median.map_or(String::new(), |d| format!(
-                    " (a {} outage after a median of {})",
-                    secs(t.outage),
-                    secs(d)
-                ))
-            ));
-        }
-        out.push(format!("{who}: {}.", parts.join("; ")));
     }
-    // The price of a keepalive: PINGREQs per hour per client while it sends nothing else, per
-    // series (clients differ: one that checks once a second pings every K + 1 s).
+    // Disconnects no fault explains: the finding that matters most for choosing a keepalive.
+    /// Per (series, keepalive): runs with a finding, runs, and how many of each cause.
+    #[derive(Default)]
+    struct Findings {
+        runs_hit: usize,
+        runs: usize,
+        causes: BTreeMap<String, usize>,
+    }
+    let mut unexpected: BTreeMap<(String, u64), Findings> = BTreeMap::new();
+    for row in &report.cells {
+        let key = (
+            series_of(row, plan),
+            (row.keepalive_s.unwrap_or(0.0) * 1000.0) as u64,
+        );
+        let entry = unexpected.entry(key).or_default();
+        entry.runs += row.complete_runs as usize;
+        let runs: std::collections::BTreeSet<u32> =
+            row.unexpected.iter().map(|u| u.repeat).collect();
+        entry.runs_hit += runs.len();
+        for u in &row.unexpected {
+            *entry
+                .causes
+                .entry(format!("{} ({})", u.by, u.cause))
+                .or_default() += 1;
+        }
+    }
+    let total: usize = unexpected
+        .values()
+        .map(|e| e.causes.values().sum::<usize>())
+        .sum();
+    if total == 0 {
+        out.push("No connection ended outside a fault window in any run.".into());
+    } else {
+        for (
+            (series, k_ms),
+            Findings {
+                runs_hit,
+                runs,
+                causes,
+            },
+        ) in unexpected
+        {
+            if runs_hit == 0 {
+                continue;
+            }
+            let who = if series.is_empty() {
+                format!("keepalive {}", secs(k_ms as f64 / 1000.0))
+            } else {
+                format!("{series}, keepalive {}", secs(k_ms as f64 / 1000.0))
+            };
+            out.push(format!(
+                "Disconnects with no fault to explain them, {who}: in {} — {}. The line was healthy; see the runs' reports.",
+                Rate::of(runs_hit, runs).text(),
+                causes
+                    .iter()
+                    .map(|(c, n)| format!("{n} × {c}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
+    // The price of a keepalive: the median over runs of each run's median PINGREQ interval.
     let mut pings: BTreeMap<String, BTreeMap<u64, Vec<f64>>> = BTreeMap::new();
     for row in &report.cells {
-        if let (Some(k), Some(p)) = (row.keepalive_s, row.metrics.get("pings_per_hour")) {
+        if let Some(k) = row.keepalive_s {
             pings
                 .entry(series_of(row, plan))
                 .or_default()
                 .entry((k * 1000.0) as u64)
                 .or_default()
-                .push(p.median);
+                .extend(row.ping_intervals_s.iter().copied());
         }
     }
     for (series, by_k) in pings {
         let parts: Vec<String> = by_k
             .into_iter()
-            .map(|(k, mut v)| {
-                let k = k as f64 / 1000.0;
-                v.sort_by(f64::total_cmp);
-                format!(
-                    "keepalive {}: {:.0} (3600/K = {:.0})",
-                    secs(k),
-                    v[v.len() / 2],
-                    3600.0 / k
-                )
+            .filter_map(|(k, v)| {
+                let n = v.len();
+                let m = median(v)?;
+                Some(format!(
+                    "keepalive {}: {} over {n} runs (about {:.0} per hour)",
+                    secs(k as f64 / 1000.0),
+                    secs(m),
+                    3600.0 / m
+                ))
             })
             .collect();
+        if parts.is_empty() {
+            continue;
+        }
         let who = if series.is_empty() {
             String::new()
         } else {
             format!(" ({series})")
         };
         out.push(format!(
-            "PINGREQs per hour per client{who}: {}.",
+            "PINGREQ interval{who}, the median over runs of each run's median interval: {}.",
             parts.join("; ")
         ));
     }
@@ -398,13 +569,15 @@ fn summarise(report: &SweepReport, plan: &Plan) -> Vec<String> {
         .cells
         .iter()
         .flat_map(|r| r.client_detect.iter().chain(&r.broker_detect))
-        .filter(|p| p.inside.is_some())
+        .filter(|p| p.verdict.is_some())
         .collect();
     if !points.is_empty() {
-        let inside = points.iter().filter(|p| p.inside == Some(true)).count();
+        let count = |v: Verdict| points.iter().filter(|p| p.verdict == Some(v)).count();
         out.push(format!(
-            "{inside} of {} detection times (client and broker) fell inside the band the protocol and the implementation give for them.",
-            points.len()
+            "Against the bands the protocol and the implementations give (client and broker, \"never\" included): {} inside, {} outside, {} not decidable (a \"never\" for an outage shorter than the band's upper end).",
+            count(Verdict::Inside),
+            count(Verdict::Outside),
+            count(Verdict::NotDecidable)
         ));
     }
     let reconnects: Vec<f64> = report
@@ -414,7 +587,7 @@ fn summarise(report: &SweepReport, plan: &Plan) -> Vec<String> {
         .collect();
     if let Some(worst) = reconnects.iter().copied().reduce(f64::max) {
         out.push(format!(
-            "Clients that gave up were back at most {} after the line returned.",
+            "Clients that gave up were back at most {} after the line returned; under the proxy's model that is mostly the rest of their back-off when the line came back (a phase effect), see each run's report.",
             secs(worst)
         ));
     }
