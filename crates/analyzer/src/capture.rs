@@ -65,23 +65,27 @@ impl Interner {
     }
 }
 
-/// Per connection: whose it is and when the broker first and last spoke on it.
+/// Per connection: whose it is, when the broker spoke on it, and when the client closed it.
 #[derive(Default)]
 struct ConnSeen {
     client: Option<String>,
-    first_down_us: Option<i64>,
-    last_down_us: Option<i64>,
+    /// Every packet (and the FIN or RST) from the broker's side, in capture order.
+    heard_us: Vec<i64>,
+    client_closed_us: Option<i64>,
 }
 
 /// A reconnect, as a possible end of an outage: the client's previous connection, when the
-/// broker last spoke on it, and the new connection.
+/// broker last spoke on it before the new CONNECT, and the new connection.
 struct Reconnect {
+    client: String,
     old_conn: u64,
-    new_conn: u64,
     last_heard_us: i64,
     connect_us: i64,
     keepalive_s: u16,
 }
+
+/// The kind of a window inferred from a capture's silence.
+pub const INFERRED: &str = "inferred";
 
 /// Reads a capture into a [`Run`] the analysis understands.
 pub fn load_capture(
@@ -142,10 +146,16 @@ pub fn load_capture(
                 if let (Packet::Connect(c), Direction::Up) = (packet, dir) {
                     let client = c.client_id.to_string();
                     if let Some(old) = latest_conn.insert(client.clone(), conn) {
-                        if let Some(heard) = conns.get(&old).and_then(|o| o.last_down_us) {
+                        // The broker's last word on the old connection before this CONNECT:
+                        // later words there (stale data after the line came back) do not move
+                        // the start of the silence.
+                        let heard = conns
+                            .get(&old)
+                            .and_then(|o| o.heard_us.iter().rev().find(|t| **t < ts_us).copied());
+                        if let Some(heard) = heard {
                             reconnects.push(Reconnect {
+                                client,
                                 old_conn: old,
-                                new_conn: conn,
                                 last_heard_us: heard,
                                 connect_us: ts_us,
                                 keepalive_s: c.keepalive_s,
@@ -155,10 +165,17 @@ pub fn load_capture(
                 }
                 let seen = conns.entry(conn).or_default();
                 if dir == Direction::Down {
-                    seen.first_down_us.get_or_insert(ts_us);
-                    seen.last_down_us = Some(ts_us);
+                    seen.heard_us.push(ts_us);
                 }
+                // Data from the broker on a connection the client had already closed never
+                // reached the application: it is stale data, kept as an event for the story,
+                // not a delivery.
+                let stale = dir == Direction::Down && seen.client_closed_us.is_some();
                 match packet {
+                    Packet::Publish(_) if stale => run.proxy.push(event(
+                        ts_us,
+                        EventKind::MqttPacket(linecut_capture::describe(conn, dir, len, packet)),
+                    )),
                     Packet::Publish(p) => {
                         let stamp = linecut_model::payload::decode(p.payload);
                         match (dir, &seen.client) {
@@ -231,20 +248,29 @@ pub fn load_capture(
                 ts_us,
                 by,
                 rst,
-            } => run.proxy.push(event(
-                ts_us,
-                EventKind::LegClosed(LegClosed {
-                    conn,
-                    leg: if by == Side::Client {
-                        Leg::Client
-                    } else {
-                        Leg::Upstream
-                    },
-                    by: ClosedBy::Peer,
-                    how: if rst { CloseHow::Rst } else { CloseHow::Fin },
-                    reason: Some("seen in the capture".into()),
-                }),
-            )),
+            } => {
+                let seen = conns.entry(conn).or_default();
+                match by {
+                    Side::Client => {
+                        seen.client_closed_us.get_or_insert(ts_us);
+                    }
+                    Side::Server => seen.heard_us.push(ts_us),
+                }
+                run.proxy.push(event(
+                    ts_us,
+                    EventKind::LegClosed(LegClosed {
+                        conn,
+                        leg: if by == Side::Client {
+                            Leg::Client
+                        } else {
+                            Leg::Upstream
+                        },
+                        by: ClosedBy::Peer,
+                        how: if rst { CloseHow::Rst } else { CloseHow::Fin },
+                        reason: Some("seen in the capture".into()),
+                    }),
+                ))
+            }
         }
     })?;
     if gaps > 20 {
@@ -308,24 +334,33 @@ pub fn load_capture(
 }
 
 /// Outages the capture implies: a reconnect after the broker had been silent on the client's
-/// previous connection for at least the keepalive. The outage runs from the broker's last packet
-/// there to its first packet on the new connection.
+/// previous connection for at least the keepalive. The outage runs from the broker's last word
+/// there until it is heard again on any of the client's connections: a new connection's
+/// attempts that got no answer are part of the outage, not its end.
 fn infer_windows(
     conns: &BTreeMap<u64, ConnSeen>,
     reconnects: &[Reconnect],
     events: &mut Vec<Event>,
 ) -> u32 {
     let mut count = 0u32;
+    let mut last_end = i64::MIN;
     for r in reconnects {
         let keepalive_us = i64::from(r.keepalive_s.max(1)) * 1_000_000;
         let silent_us = r.connect_us - r.last_heard_us;
-        if silent_us < keepalive_us {
+        if silent_us < keepalive_us || r.last_heard_us < last_end {
             continue;
         }
-        let end = conns
-            .get(&r.new_conn)
-            .and_then(|c| c.first_down_us)
-            .unwrap_or(r.connect_us);
+        let heard_again = conns
+            .values()
+            .filter(|c| c.client.as_deref() == Some(r.client.as_str()))
+            .filter_map(|c| c.heard_us.iter().find(|t| **t > r.last_heard_us).copied())
+            .min();
+        let Some(end) = heard_again else {
+            // Never heard again: the outage lasts to the end of the capture, which the
+            // analysis takes as the window's end.
+            continue;
+        };
+        last_end = end;
         count += 1;
         let fault = 1000 + u64::from(count);
         events.push(Event {
@@ -334,11 +369,11 @@ fn infer_windows(
             kind: EventKind::FaultStarted(FaultStarted {
                 fault,
                 spec: format!(
-                    "inferred: nothing from the broker on conn {} for {:.3} s, then a new connection",
-                    r.old_conn,
-                    silent_us as f64 / 1e6
+                    "inferred: nothing from the broker for {:.3} s after its last word on conn {}",
+                    (end - r.last_heard_us) as f64 / 1e6,
+                    r.old_conn
                 ),
-                kind: "inferred".into(),
+                kind: INFERRED.into(),
                 scheduled_us: None,
                 lateness_us: None,
             }),
@@ -348,7 +383,7 @@ fn infer_windows(
             source: Source::Capture,
             kind: EventKind::FaultEnded(FaultEnded {
                 fault,
-                kind: "inferred".into(),
+                kind: INFERRED.into(),
                 scheduled_us: None,
                 lateness_us: None,
             }),

@@ -7,7 +7,7 @@
 //! nothing for one subscriber and minutes for a fleet; answering them from this index costs
 //! O(connections of the client).
 
-use linecut_events::{CloseHow, ClosedBy, Direction, Event, EventKind, Fate, Leg};
+use linecut_events::{CloseHow, ClosedBy, Direction, Event, EventKind, Fate, Leg, Source};
 use linecut_mqtt::PacketType;
 use std::collections::HashMap;
 
@@ -33,8 +33,11 @@ pub struct ConnFacts {
     /// When PUBLISHes for the client were held back, and when held ones were thrown away.
     pub publishes_held: Vec<i64>,
     pub publishes_discarded: Vec<i64>,
-    /// When the proxy passed a FIN on to the client leg.
+    /// When the proxy passed a FIN on to the client leg (or, in a capture, the broker's FIN
+    /// reached a client that had already closed).
     pub fin_to_client: Vec<i64>,
+    /// When the client reset the connection.
+    pub client_resets: Vec<i64>,
     /// When a packet from the client reached the broker.
     pub up_forwarded: Vec<i64>,
     /// When the broker sent anything down it (forwarded, held or dropped).
@@ -66,6 +69,20 @@ impl ConnIndex {
                 }
                 EventKind::LegClosed(l) => {
                     let facts = conns.entry(l.conn).or_default();
+                    if l.leg == Leg::Client && l.by == ClosedBy::Peer && l.how == CloseHow::Rst {
+                        facts.client_resets.push(e.ts_us);
+                    }
+                    // In a capture there is no proxy: the broker's FIN reaching a client that
+                    // had closed is the stale FIN itself.
+                    let client_gone = !facts.client_closed_by_peer.is_empty();
+                    if e.source == Source::Capture
+                        && l.leg == Leg::Upstream
+                        && l.by == ClosedBy::Peer
+                        && client_gone
+                    {
+                        facts.late_arrivals.push(e.ts_us);
+                        facts.fin_to_client.push(e.ts_us);
+                    }
                     match (l.leg, l.by) {
                         (Leg::Client, ClosedBy::Peer) => facts.client_closed_by_peer.push(e.ts_us),
                         (Leg::Client, ClosedBy::Proxy) if l.how == CloseHow::Fin => {
@@ -99,6 +116,15 @@ impl ConnIndex {
                         }
                         (Direction::Down, fate) => {
                             facts.down_any.push(e.ts_us);
+                            // A capture's packet from the broker after the client closed is
+                            // stale, as a released one is through the proxy.
+                            let fate = if e.source == Source::Capture
+                                && !facts.client_closed_by_peer.is_empty()
+                            {
+                                Fate::Released
+                            } else {
+                                fate
+                            };
                             if fate == Fate::Released {
                                 facts.late_arrivals.push(e.ts_us);
                             }
@@ -130,6 +156,7 @@ impl ConnIndex {
                 &mut f.publishes_held,
                 &mut f.publishes_discarded,
                 &mut f.fin_to_client,
+                &mut f.client_resets,
                 &mut f.up_forwarded,
                 &mut f.down_any,
             ] {

@@ -350,7 +350,8 @@ pub fn analyze(run: &Run) -> Report {
     let mut window_reports = Vec::new();
     let mut settle = Vec::new();
     for (i, w) in windows.iter().enumerate() {
-        let horizon = windows.get(i + 1).map_or(run_end, |n| n.start);
+        // Exclusive bound: the run's last event itself belongs to the last window.
+        let horizon = windows.get(i + 1).map_or(run_end + 1, |n| n.start);
         let subscribers: Vec<WindowMetrics> = clients
             .values()
             .map(|c| {

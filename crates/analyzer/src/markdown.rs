@@ -119,6 +119,10 @@ fn in_short(
                 "The broker never dropped the old connection itself: the client's new connection, with the same client id, took it over."
                     .into(),
             ),
+            _ if !m.broker_side_visible => out.push(
+                "Whether the broker dropped the old connection is not visible in this capture: it shows the outage from one side only."
+                    .into(),
+            ),
             _ => out.push(match &m.broker_detect_band {
                 Some(b) => format!("The broker never dropped the connection: {}.", b.why),
                 None => "The broker never dropped the connection.".into(),
@@ -239,7 +243,7 @@ pub fn render(r: &Report) -> String {
         if c.inferred_windows > 0 {
             let _ = writeln!(
                 w,
-                "- {} outage window(s) **inferred** from the capture (the broker silent for at least the keepalive, then a reconnect): they start at the broker's last packet and end at its first on the new connection",
+                "- {} outage window(s) **inferred** from the capture (the broker silent for at least the keepalive, then a reconnect): each starts at the broker's last word on the old connection and ends when the broker is heard again on any of the client's connections (attempts that got no answer are part of the outage)",
                 c.inferred_windows
             );
         }
@@ -276,7 +280,11 @@ pub fn render(r: &Report) -> String {
                 m.client_detect_how
                     .map_or_else(|| "—".to_string(), |h| h.name()),
                 band(&m.client_detect_band),
-                opt(m.broker_detect_s),
+                if m.broker_detect_s.is_none() && !m.broker_side_visible {
+                    "not visible in this capture".to_string()
+                } else {
+                    opt(m.broker_detect_s)
+                },
                 band(&m.broker_detect_band),
                 m.reconnect_s
                     .map_or("—".into(), |v| format!("{v:+.3} s after the end")),

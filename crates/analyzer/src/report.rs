@@ -62,6 +62,12 @@ pub struct StaleData {
     pub discarded_publishes: u64,
     /// The broker's FIN reached the abandoned connection.
     pub fin_delivered: bool,
+    /// When it did, from the outage end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fin_after_end_s: Option<f64>,
+    /// The client's side answered the stale bytes with a reset.
+    #[serde(default)]
+    pub answered_by_rst: bool,
     /// The broker had closed its side (its FIN was among the held bytes).
     pub broker_fin_held: bool,
     /// When the first stale bytes arrived, from the outage end.
@@ -133,11 +139,19 @@ pub struct WindowMetrics {
     /// False when the connection had already ended before the fault began (then nothing the
     /// fault did can be a detection).
     pub connected_at_start: bool,
+    /// False when the broker's side of this window cannot be seen (an outage inferred from a
+    /// one-sided capture): then no broker drop is "never", only not visible.
+    #[serde(default = "visible")]
+    pub broker_side_visible: bool,
     pub stale: Option<StaleData>,
     pub stories: Vec<Told>,
     /// Unrounded client-side times (detect, reconnect, resubscribe), for the comparison.
     #[serde(skip)]
     pub(crate) raw_us: [Option<i64>; 3],
+}
+
+fn visible() -> bool {
+    true
 }
 
 impl WindowMetrics {

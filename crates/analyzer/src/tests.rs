@@ -647,3 +647,130 @@ fn topic_filters_match_as_mqtt_does() {
     assert!(!topic_matches("a/+", "a/b/c"));
     assert!(!topic_matches("t/1", "t/2"));
 }
+
+/// A client-side capture of a pulled cable, synthesised: paho (K = 2 s) hears nothing from the
+/// broker after 5 s, pings at 6 s without answer and closes at 8 s; an attempt at 9 s gets no
+/// answer; the attempt at 12 s gets its CONNACK when the line is back at 15 s; at 15.5 s the
+/// broker's stale data reaches the first connection and the client's stack answers with RST.
+fn captured_pull(path: &std::path::Path) {
+    use linecut_capture::{LegSide, PcapTap};
+    use linecut_mqtt::encode;
+    let tap = PcapTap::create(path).unwrap();
+    let broker: std::net::SocketAddr = "10.0.0.1:1883".parse().unwrap();
+    let at = |s: f64| T0 + (s * S as f64) as i64;
+    let client =
+        |port: u16| -> std::net::SocketAddr { format!("10.0.0.2:{port}").parse().unwrap() };
+    let up = |conn: u64, bytes: &[u8], t: f64| tap.data(conn, LegSide::Client, true, bytes, at(t));
+    let down =
+        |conn: u64, bytes: &[u8], t: f64| tap.data(conn, LegSide::Client, false, bytes, at(t));
+    let publish = |seq: u64, t: f64| {
+        let stamp = linecut_model::payload::Stamp {
+            seq,
+            pub_ts_us: at(t - 0.005),
+        };
+        encode::publish("t/1", &linecut_model::payload::encode(stamp, 32))
+    };
+    const CONNACK: &[u8] = &[0x20, 0x02, 0x00, 0x00];
+    const SUBACK: &[u8] = &[0x90, 0x03, 0x00, 0x01, 0x00];
+    const PINGREQ: &[u8] = &[0xc0, 0x00];
+    const PINGRESP: &[u8] = &[0xd0, 0x00];
+    tap.open(1, LegSide::Client, client(40001), broker, at(0.0));
+    up(1, &encode::connect("s", 2), 0.01);
+    down(1, CONNACK, 0.02);
+    up(1, &encode::subscribe(1, "t/#", 0), 0.03);
+    down(1, SUBACK, 0.04);
+    // Frames in time order, as a capture has them.
+    for seq in 1..=5u64 {
+        let t = seq as f64;
+        down(1, &publish(seq, t), t);
+        if seq % 2 == 0 {
+            up(1, PINGREQ, t + 0.1);
+            down(1, PINGRESP, t + 0.101);
+        }
+    }
+    up(1, PINGREQ, 6.0);
+    tap.close(1, LegSide::Client, true, false, at(8.0));
+    tap.open(2, LegSide::Client, client(40002), broker, at(9.0));
+    up(2, &encode::connect("s", 2), 9.01);
+    tap.close(2, LegSide::Client, true, false, at(11.01));
+    tap.open(3, LegSide::Client, client(40003), broker, at(12.0));
+    up(3, &encode::connect("s", 2), 12.01);
+    down(3, CONNACK, 15.0);
+    up(3, &encode::subscribe(2, "t/#", 0), 15.01);
+    down(3, SUBACK, 15.02);
+    down(1, &publish(6, 6.0), 15.5);
+    tap.close(1, LegSide::Client, true, true, at(15.5005));
+    down(3, &publish(16, 16.0), 16.0);
+    tap.finish().unwrap();
+}
+
+#[test]
+fn a_captured_outage_ends_when_the_broker_is_heard_again_and_shows_its_stale_data() {
+    let dir = std::env::temp_dir().join(format!("linecut-analyzer-capture-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("pull.pcap");
+    captured_pull(&pcap);
+    let (run, info) = load_capture(
+        &pcap,
+        1883,
+        Some("paho-mqtt 2.1.0"),
+        Some("mosquitto 2.0.11"),
+    )
+    .unwrap();
+    let r = analyze(&run);
+    assert_eq!(info.connections, 3);
+    assert_eq!(r.windows.len(), 1, "{:#?}", r.windows);
+    let w = &r.windows[0];
+    // From the broker's last word (5 s) to its CONNACK at 15 s: the unanswered attempt at 9 s
+    // is part of the outage, not its end.
+    assert_eq!(
+        (
+            (w.outage_start_us - T0) / 1000,
+            (w.outage_end_us - T0) / 1000
+        ),
+        (5_000, 15_000)
+    );
+    let m = &w.subscribers[0];
+    assert_eq!(m.client_detect_s, Some(3.0), "the client closed at 8 s");
+    let band = m
+        .client_detect_band
+        .as_ref()
+        .expect("bands apply to inferred windows");
+    assert_eq!(
+        (band.low_s, band.high_s, band.verdict),
+        (2.0, 5.0, Verdict::Inside)
+    );
+    assert!(!m.broker_side_visible);
+    assert_eq!(m.broker_detect_s, None);
+    assert_eq!(
+        m.broker_detect_band.as_ref().map(|b| b.verdict),
+        Some(Verdict::NotDecidable)
+    );
+    assert_eq!(m.reconnect_s, Some(0.0));
+    assert_eq!(
+        m.connect_attempts, 2,
+        "the attempt at 9 s and the one at 12 s"
+    );
+    let st = m
+        .stale
+        .as_ref()
+        .expect("stale data on the first connection");
+    assert_eq!((st.delivered_publishes, st.first_after_end_s), (1, 0.5));
+    assert!(st.answered_by_rst);
+    let told = m
+        .stories
+        .iter()
+        .find(|t| t.story == Story::StaleDataAfterAbandon)
+        .unwrap();
+    assert!(
+        told.evidence.contains("answered with a reset"),
+        "{}",
+        told.evidence
+    );
+    // The stale message never reached the application.
+    let d = &r.data[0];
+    assert_eq!(d.delivered, 6, "seqs 1-5 and 16, not the stale 6");
+    let md = markdown::render(&r);
+    assert!(md.contains("not visible in this capture"), "{md}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

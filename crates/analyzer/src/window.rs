@@ -4,7 +4,7 @@
 
 use crate::bands;
 use crate::index::{count_in, first_at_or_after, last_before, ConnIndex};
-use crate::report::{StaleData, Told, WireDifference};
+use crate::report::{StaleData, Told, Verdict, WireDifference};
 use crate::story::{DetectHow, Story};
 use crate::{cause_name, first, secs, Client, Run, WindowMetrics, SAME_MOMENT_US};
 use linecut_events::broker_log::BrokerLogKind;
@@ -258,7 +258,8 @@ pub(crate) fn window_metrics(
         .find(|d| d.ts_us >= w.end && d.pub_ts_us.is_some_and(|p| p > w.end));
 
     // Bands apply to silent outages of a connection that was up when they began.
-    let silent = matches!(w.kind.as_str(), "cut" | "blackhole") && connected_at_start;
+    let inferred = w.kind == crate::capture::INFERRED;
+    let silent = (matches!(w.kind.as_str(), "cut" | "blackhole") || inferred) && connected_at_start;
     let watched = bands::Watched {
         outage_s: secs(w.end - w.start),
         watched_s: secs(horizon - w.start),
@@ -394,7 +395,14 @@ pub(crate) fn window_metrics(
         client_detect_band: client_band.map(|b| b.judge(detect_s, watched)),
         broker_detect_s: broker_s,
         broker_detect_how: broker_detect.map(|d| d.1),
-        broker_detect_band: broker_band.map(|b| b.judge(broker_s, watched)),
+        broker_detect_band: broker_band.map(|b| {
+            let mut band = b.judge(broker_s, watched);
+            if inferred && broker_s.is_none() {
+                band.verdict = Verdict::NotDecidable;
+                band.why = "the broker's side of this outage is not visible in this capture".into();
+            }
+            band
+        }),
         reconnect_s: connack.map(|a| secs(a.ts_us - w.end)),
         resubscribe_s: suback.map(|s| secs(s.ts_us - w.end)),
         connect_attempts: attempts,
@@ -412,6 +420,7 @@ pub(crate) fn window_metrics(
         wire_resubscribe_s: None,
         client_minus_wire: WireDifference::default(),
         connected_at_start,
+        broker_side_visible: !inferred,
         stale,
         stories,
         raw_us: [
@@ -506,6 +515,8 @@ fn stale_data(
             delivered_publishes: 0,
             discarded_publishes: 0,
             fin_delivered: false,
+            fin_after_end_s: first_fin.map(|t| secs(t - w.end)),
+            answered_by_rst: false,
             broker_fin_held: false,
             first_after_end_s: secs(first - w.end),
             after_new_connack_s: new_connack.map(|a| secs(first - a)),
@@ -516,6 +527,8 @@ fn stale_data(
         st.delivered_publishes += delivered;
         st.discarded_publishes += discarded;
         st.fin_delivered |= first_fin.is_some();
+        st.answered_by_rst |=
+            first_at_or_after(&f.client_resets, first).is_some_and(|t| t < horizon);
         st.broker_fin_held |= count_in(&f.upstream_closed_by_peer, w.start, w.end) > 0;
     }
     out
@@ -540,11 +553,17 @@ fn stale_evidence(st: &StaleData) -> String {
             st.discarded_publishes
         ));
     }
-    parts.push(match (st.fin_delivered, st.broker_fin_held) {
-        (true, _) => "the broker's FIN delivered too".into(),
-        (false, true) => "the broker's FIN discarded".into(),
-        (false, false) => "no FIN".into(),
+    parts.push(match (st.fin_after_end_s, st.broker_fin_held) {
+        (Some(t), _) if t > 0.0 => format!(
+            "the broker's FIN arrived too, {t:.3} s after the line returned: the broker had closed the connection some time before, and its FIN waited for the line"
+        ),
+        (Some(_), _) => "the broker's FIN arrived too".into(),
+        (None, true) => "the broker's FIN discarded".into(),
+        (None, false) => "no FIN".into(),
     });
+    if st.answered_by_rst {
+        parts.push("the client's side answered with a reset (RST)".into());
+    }
     parts.join("; ")
 }
 

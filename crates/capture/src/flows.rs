@@ -97,6 +97,11 @@ pub struct FlowStats {
 pub struct Flows {
     port: u16,
     conns: HashMap<(SocketAddr, SocketAddr), Conn>,
+    /// Connections that ended (RST, or FIN both ways), by addresses: a segment on the same
+    /// addresses without a new SYN (a retransmission, stale data, the RST answering it) still
+    /// belongs to them. Only the id and which halves had closed are kept (a retransmitted FIN
+    /// is not a second close).
+    ended: HashMap<(SocketAddr, SocketAddr), (u64, bool, bool)>,
     next_id: u64,
     pub stats: FlowStats,
 }
@@ -114,6 +119,7 @@ impl Flows {
         Flows {
             port,
             conns: HashMap::new(),
+            ended: HashMap::new(),
             next_id: 0,
             stats: FlowStats::default(),
         }
@@ -137,8 +143,26 @@ impl Flows {
         self.stats.segments += 1;
         let key = (client, server);
         // A SYN from the client on a key still in use starts a new connection (port reuse).
-        if segment.syn && dir == Direction::Up && self.conns.contains_key(&key) {
-            self.end(key, ts_us, out);
+        if segment.syn && dir == Direction::Up {
+            self.ended.remove(&key);
+            if self.conns.contains_key(&key) {
+                self.end(key, ts_us, out);
+            }
+        }
+        // A segment after the end, without a SYN: the ended connection's, picked up again.
+        if !segment.syn && !self.conns.contains_key(&key) {
+            if let Some((id, up_closed, down_closed)) = self.ended.remove(&key) {
+                let mut conn = Conn {
+                    id,
+                    up: Half::new(Role::Client),
+                    down: Half::new(Role::Broker),
+                };
+                conn.up.closed = up_closed;
+                conn.down.closed = down_closed;
+                conn.up.decoder.assume_mqtt();
+                conn.down.decoder.assume_mqtt();
+                self.conns.insert(key, conn);
+            }
         }
         if !self.conns.contains_key(&key) {
             if segment.rst || (segment.fin && segment.payload.is_empty()) {
@@ -232,6 +256,8 @@ impl Flows {
         let Some(mut conn) = self.conns.remove(&key) else {
             return;
         };
+        self.ended
+            .insert(key, (conn.id, conn.up.closed, conn.down.closed));
         for (dir, half) in [
             (Direction::Up, &mut conn.up),
             (Direction::Down, &mut conn.down),
@@ -348,5 +374,102 @@ fn feed(
         let mut owned = owned;
         owned.drain(..at);
         *buf = owned;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::link::Segment;
+
+    fn seg(up: bool, seq: u32, syn: bool, fin: bool, rst: bool, payload: &[u8]) -> Segment<'_> {
+        let (client, server): (SocketAddr, SocketAddr) = (
+            "10.0.0.2:40000".parse().unwrap(),
+            "10.0.0.1:1883".parse().unwrap(),
+        );
+        let (src, dst) = if up {
+            (client, server)
+        } else {
+            (server, client)
+        };
+        Segment {
+            src,
+            dst,
+            seq,
+            syn,
+            fin,
+            rst,
+            payload,
+        }
+    }
+
+    /// What a pulled cable leaves in a client-side capture: the client's FIN, then after the
+    /// restore the broker's stale data and FIN, and the client's RST answering them, all on
+    /// addresses whose connection had ended. They belong to that connection; only a SYN starts
+    /// a new one.
+    #[test]
+    fn segments_after_the_end_without_a_syn_belong_to_the_ended_connection() {
+        let mut flows = Flows::new(1883);
+        let mut seen: Vec<String> = Vec::new();
+        let mut out = |o: Observation<'_>| {
+            seen.push(match o {
+                Observation::Opened { conn, .. } => format!("open {conn}"),
+                Observation::Closed { conn, by, rst, .. } => {
+                    format!("close {conn} {by:?} rst={rst}")
+                }
+                Observation::Packet { conn, dir, .. } => format!("packet {conn} {dir:?}"),
+                _ => "other".into(),
+            })
+        };
+        let connect = linecut_mqtt::encode::connect("c", 2);
+        let publish = linecut_mqtt::encode::publish("t", b"x");
+        flows.segment(0, &seg(true, 100, true, false, false, &[]), 0, &mut out);
+        flows.segment(1, &seg(false, 500, true, false, false, &[]), 0, &mut out);
+        flows.segment(
+            2,
+            &seg(true, 101, false, false, false, &connect),
+            connect.len(),
+            &mut out,
+        );
+        flows.segment(
+            3,
+            &seg(false, 501, false, false, false, &[0x20, 2, 0, 0]),
+            4,
+            &mut out,
+        );
+        // The client gives up (FIN); the broker's FIN ends the connection.
+        let up_end = 101 + connect.len() as u32;
+        flows.segment(4, &seg(true, up_end, false, true, false, &[]), 0, &mut out);
+        flows.segment(5, &seg(false, 505, false, true, false, &[]), 0, &mut out);
+        // A retransmitted FIN is not a second close; stale data and the RST still belong here.
+        flows.segment(6, &seg(true, up_end, false, true, false, &[]), 0, &mut out);
+        flows.segment(
+            7,
+            &seg(false, 505, false, false, false, &publish),
+            publish.len(),
+            &mut out,
+        );
+        flows.segment(
+            8,
+            &seg(true, up_end + 1, false, false, true, &[]),
+            0,
+            &mut out,
+        );
+        // A new SYN on the same addresses is a new connection.
+        flows.segment(9, &seg(true, 9000, true, false, false, &[]), 0, &mut out);
+        assert_eq!(
+            seen,
+            [
+                "open 1",
+                "packet 1 Up",
+                "packet 1 Down",
+                "close 1 Client rst=false",
+                "close 1 Server rst=false",
+                "packet 1 Down",
+                "close 1 Client rst=true",
+                "open 2",
+            ]
+        );
+        assert_eq!(flows.stats.connections, 2);
     }
 }

@@ -188,7 +188,9 @@ impl PcapTap {
             return;
         };
         let side = usize::from(!from_opener);
-        if !state.ended[side] && !state.reset {
+        // A side that sent its FIN may still reset (its stack answering data for a socket
+        // that is gone); nothing follows a reset.
+        if !state.reset && (rst || !state.ended[side]) {
             if rst {
                 let flags = Flags {
                     rst: true,

@@ -1,5 +1,6 @@
 //! Minimal MQTT 3.1.1 encoders for the packets linecut synthesises itself: test traffic, the
-//! captures its benchmarks generate. Not a client codec: no properties, QoS 0 PUBLISH only.
+//! captures its benchmarks and tests generate. Not a client codec: no properties, QoS 0 PUBLISH
+//! only.
 
 /// Appends MQTT's variable-length "remaining length".
 pub fn remaining_length(mut len: usize, out: &mut Vec<u8>) {
@@ -42,6 +43,16 @@ pub fn publish(topic: &str, payload: &[u8]) -> Vec<u8> {
     packet(0x30, &body)
 }
 
+/// A SUBSCRIBE for one filter.
+pub fn subscribe(packet_id: u16, filter: &str, qos: u8) -> Vec<u8> {
+    let mut body = Vec::with_capacity(5 + filter.len());
+    body.extend_from_slice(&packet_id.to_be_bytes());
+    body.extend_from_slice(&(filter.len() as u16).to_be_bytes());
+    body.extend_from_slice(filter.as_bytes());
+    body.push(qos);
+    packet(0x82, &body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,6 +79,16 @@ mod tests {
                 ..
             } => {
                 assert_eq!((p.topic, p.payload.len()), ("a/b", 200));
+            }
+            other => panic!("{other:?}"),
+        }
+        match decode(&subscribe(7, "s/#", 1), None) {
+            Decoded::Packet {
+                packet: Packet::Subscribe(s),
+                ..
+            } => {
+                assert_eq!(s.packet_id, 7);
+                assert_eq!(s.filters.count(), 1);
             }
             other => panic!("{other:?}"),
         }
