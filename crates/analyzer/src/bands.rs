@@ -100,7 +100,7 @@ const RUMQTTC_TOLERANCE: &str =
 const PAHO_TOLERANCE: &str = "the client loop's wake-up and event stamping on a loaded machine";
 /// mosquitto's clock is whole seconds and its check runs in its event loop.
 const MOSQUITTO_TOLERANCE: &str =
-    "mosquitto's event loop wakes at least once a second; the proxy stamps the close when it reads it";
+    "mosquitto's event loop wakes at least once a second; the close is stamped when the proxy or the capture sees it";
 /// rumqttd's read timeout is a tokio timer in its connection task.
 const RUMQTTD_TOLERANCE: &str =
     "rumqttd's read timeout runs on its async runtime's timer; the proxy stamps the close when it reads it";

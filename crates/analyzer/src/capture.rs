@@ -167,10 +167,16 @@ pub fn load_capture(
                 if dir == Direction::Down {
                     seen.heard_us.push(ts_us);
                 }
-                // Data from the broker on a connection the client had already closed never
-                // reached the application: it is stale data, kept as an event for the story,
-                // not a delivery.
-                let stale = dir == Direction::Down && seen.client_closed_us.is_some();
+                // Data from the broker on a connection the client had already closed, or left
+                // for a newer one, never reached the application: it is stale data, kept as an
+                // event for the story, not a delivery.
+                let superseded = seen
+                    .client
+                    .as_ref()
+                    .and_then(|c| latest_conn.get(c))
+                    .is_some_and(|latest| *latest != conn);
+                let stale =
+                    dir == Direction::Down && (seen.client_closed_us.is_some() || superseded);
                 match packet {
                     Packet::Publish(_) if stale => run.proxy.push(event(
                         ts_us,
@@ -243,6 +249,34 @@ pub fn load_capture(
                     ));
                 }
             }
+            // A retransmission from the broker onto a connection the client had left is
+            // stale data arriving (on a real link, the copy that gets through after a cut).
+            Observation::Resent {
+                conn,
+                dir: Direction::Down,
+                ts_us,
+                bytes,
+            } => {
+                let seen = conns.entry(conn).or_default();
+                let superseded = seen
+                    .client
+                    .as_ref()
+                    .and_then(|c| latest_conn.get(c))
+                    .is_some_and(|latest| *latest != conn);
+                if seen.client_closed_us.is_some() || superseded {
+                    seen.heard_us.push(ts_us);
+                    run.proxy.push(event(
+                        ts_us,
+                        EventKind::RawBytes(linecut_events::RawBytes {
+                            conn,
+                            dir: Direction::Down,
+                            fate: linecut_events::Fate::Released,
+                            len: bytes,
+                        }),
+                    ));
+                }
+            }
+            Observation::Resent { .. } => {}
             Observation::Closed {
                 conn,
                 ts_us,

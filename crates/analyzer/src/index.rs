@@ -38,6 +38,9 @@ pub struct ConnFacts {
     pub fin_to_client: Vec<i64>,
     /// When the client reset the connection.
     pub client_resets: Vec<i64>,
+    /// In a capture: when the broker's retransmitted bytes reached a client that had left the
+    /// connection, and how many.
+    pub stale_resent: Vec<(i64, u64)>,
     /// When a packet from the client reached the broker.
     pub up_forwarded: Vec<i64>,
     /// When the broker sent anything down it (forwarded, held or dropped).
@@ -101,6 +104,15 @@ impl ConnIndex {
                 EventKind::ConnClosed(c) => {
                     conns.entry(c.conn).or_default().closed_us = Some(e.ts_us);
                 }
+                EventKind::RawBytes(r)
+                    if e.source == Source::Capture
+                        && r.dir == Direction::Down
+                        && r.fate == Fate::Released =>
+                {
+                    let facts = conns.entry(r.conn).or_default();
+                    facts.late_arrivals.push(e.ts_us);
+                    facts.stale_resent.push((e.ts_us, r.len));
+                }
                 EventKind::MqttPacket(p) => {
                     let facts = conns.entry(p.conn).or_default();
                     let publish = p.kind() == Some(PacketType::Publish);
@@ -118,8 +130,9 @@ impl ConnIndex {
                             facts.down_any.push(e.ts_us);
                             // A capture's packet from the broker after the client closed is
                             // stale, as a released one is through the proxy.
+                            // (A capture keeps a PUBLISH as an event only when it is stale.)
                             let fate = if e.source == Source::Capture
-                                && !facts.client_closed_by_peer.is_empty()
+                                && (publish || !facts.client_closed_by_peer.is_empty())
                             {
                                 Fate::Released
                             } else {
@@ -162,6 +175,7 @@ impl ConnIndex {
             ] {
                 list.sort_unstable();
             }
+            f.stale_resent.sort_unstable();
         }
         ConnIndex { conns }
     }

@@ -119,7 +119,9 @@ pub fn analyze_dir(dir: &Path) -> Result<Report, AnalyzeError> {
     // A capture taken during the run (the proxy's, or one put there) is checked against the
     // events: the two views of the same wire must agree.
     let pcap = RunLayout::new(dir).capture();
-    if pcap.is_file() {
+    // A proxy run's capture is a second view of what the proxy logged; a namespace run's
+    // capture is its only view of the wire, already read in.
+    if pcap.is_file() && run.meta.network.is_none() {
         match capture::check_against(&run, &pcap) {
             Ok(check) => report.capture_check = Some(check),
             Err(e) => report
@@ -346,6 +348,7 @@ pub fn analyze(run: &Run) -> Report {
         client_library: meta.subscriber_family(),
         broker: linecut_model::BrokerFamily::of(&broker),
         acks_hidden: session.subscribe_qos.is_some_and(|q| q > 0),
+        wire_is_capture: meta.network.is_some(),
     };
     let mut window_reports = Vec::new();
     let mut settle = Vec::new();
@@ -422,6 +425,7 @@ pub fn analyze(run: &Run) -> Report {
         experiment_start_us: start,
         keepalive_s,
         session,
+        network: meta.network.clone(),
         client_rule: keepalive_s.and_then(|k| bands::client_consequence(ctx.client_library, k)),
         phase: meta.phase.clone(),
         windows: window_reports,

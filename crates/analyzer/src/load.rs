@@ -439,8 +439,15 @@ pub fn load(dir: &Path) -> Result<Run, AnalyzeError> {
     };
     // The proxy's log (about half of a busy run) is read on a second thread while the
     // subscribers' and the publisher's are read here; they share the interned names.
+    // A namespace run has no proxy: its front log holds the link faults, and its wire is the
+    // capture taken on the links (added below).
+    let front_log = if meta.network.is_some() {
+        layout.link_events()
+    } else {
+        layout.proxy_events()
+    };
     let (proxy, subscriber, publisher, names) = std::thread::scope(|scope| {
-        let proxy = scope.spawn(|| read_file(&layout.proxy_events(), false, None));
+        let proxy = scope.spawn(|| read_file(&front_log, false, None));
         let mut names = Names::default();
         let subscriber = read_file(&layout.subscriber_events(), true, Some(&mut names));
         let publisher = read_file(&layout.publisher_events(), false, Some(&mut names));
@@ -470,7 +477,36 @@ pub fn load(dir: &Path) -> Result<Run, AnalyzeError> {
     run.publishes.extend(subscriber.publishes);
     run.deliveries.sort_by_key(|d| d.ts_us);
     run.publishes.sort_by_key(|p| p.ts_us);
+    if let Some(port) = run.meta.network.as_ref().map(|n| n.broker_port) {
+        add_link_capture(&mut run, &layout.capture(), port)?;
+    }
     Ok(run)
+}
+
+/// A namespace run's wire: the connections, packets and closes of the capture taken on the
+/// host end of every link, merged with the link fault events. Only the capture's view of the
+/// connections is taken: deliveries are the subscribers' own, and the windows are the faults'
+/// (not inferred from silence).
+fn add_link_capture(run: &mut Run, pcap: &Path, port: u16) -> Result<(), AnalyzeError> {
+    if !pcap.is_file() {
+        run.warnings
+            .push("capture.pcap is missing: the wire's view of the links is not available".into());
+        return Ok(());
+    }
+    let (captured, info) = crate::capture::load_capture(pcap, port, None, None)?;
+    run.proxy.extend(captured.proxy.into_iter().filter(|e| {
+        !matches!(
+            e.kind,
+            EventKind::FaultStarted(_) | EventKind::FaultEnded(_)
+        )
+    }));
+    run.proxy.sort_by_key(|e| e.ts_us);
+    if let Some(stopped) = info.stopped {
+        run.warnings.push(format!(
+            "capture.pcap could not be read to its end: {stopped}"
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

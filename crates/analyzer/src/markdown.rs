@@ -135,6 +135,10 @@ fn in_short(
             m.connect_attempts
         ));
         match m.reconnect_attempt_started_s {
+            Some(a) if a < 0.0 && r.network.is_some() => out.push(format!(
+                "Its successful attempt began {:.3} s before the line returned: its SYNs went unanswered until then, and the handshake completed at the kernel's first SYN retry after the restore.",
+                -a
+            )),
             Some(a) if a < 0.0 => out.push(format!(
                 "Its successful attempt began {:.3} s before the line returned and waited in the proxy, which completes TCP handshakes during a cut and holds the bytes; on a pulled cable the handshake would not complete, and the reconnect would come at the first attempt after the restore.",
                 -a
@@ -205,7 +209,20 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+    if let Some(net) = &r.network {
+        let tcp = if net.tcp.is_empty() {
+            "the kernel's defaults".to_string()
+        } else {
+            net.tcp
+                .iter()
+                .map(|(k, v)| format!("{k} = {v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(w, "- Network: namespace mode (run {}): each subscriber in its own network namespace on a veth pair to the broker at {}, faults as nftables rules on the pair, so both kernels see them (SYNs unanswered, data retransmitted on the kernels' timers); the wire is the capture on the host end of each pair. Device TCP settings: {tcp}.", net.run_id, net.broker_addr);
+    }
     let proxied_silence = r.capture.is_none()
+        && r.network.is_none()
         && r.windows
             .iter()
             .any(|w| matches!(w.kind.as_str(), "cut" | "blackhole"));

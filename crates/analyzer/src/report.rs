@@ -70,6 +70,10 @@ pub struct StaleData {
     pub answered_by_rst: bool,
     /// The broker had closed its side (its FIN was among the held bytes).
     pub broker_fin_held: bool,
+    /// Bytes the broker retransmitted that reached the abandoned connection (a capture of a
+    /// real link shows them; whole PUBLISHes are counted above only at their first sending).
+    #[serde(default)]
+    pub resent_bytes: u64,
     /// When the first stale bytes arrived, from the outage end.
     pub first_after_end_s: f64,
     /// From the new connection's CONNACK to the first stale bytes (negative: before it).
@@ -272,6 +276,9 @@ pub struct Report {
     pub keepalive_s: Option<u16>,
     #[serde(default)]
     pub session: SessionFacts,
+    /// A namespace run's network (its links, the device TCP settings); absent in proxy mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<linecut_events::run_dir::NetworkRecord>,
     /// The client library's keepalive rule and what it means for an outage at this keepalive.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_rule: Option<String>,

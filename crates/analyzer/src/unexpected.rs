@@ -55,7 +55,16 @@ pub(crate) fn unexpected_disconnects(
         let opened = f.opened_us.unwrap_or(i64::MIN);
         let explained = windows.iter().any(|(w, settle_until)| {
             let existed = opened < w.end.max(w.start + 1);
-            existed && ts >= w.start && ts < (*settle_until).max(w.end + AFTER_END_US)
+            let until = (*settle_until).max(w.end + AFTER_END_US);
+            // A connection the client gave up on during the window was abandoned then, however
+            // late its end reaches the wire (on a real link, after the restore).
+            let abandoned = opened < w.start
+                && c.events.iter().any(|e| {
+                    e.ts_us >= w.start
+                        && e.ts_us < until
+                        && matches!(&e.kind, EventKind::Disconnected(d) if d.cause != DisconnectCause::Requested)
+                });
+            existed && ts >= w.start && (ts < until || abandoned)
         });
         // A connection the proxy opened during a window and that ended before it finished is
         // an attempt into the outage, covered by the test above; one that ended before any

@@ -59,6 +59,11 @@ pub(crate) struct RunContext<'a> {
     /// keep, may be the last packet the broker heard, so the broker band cannot use the last
     /// packet seen and falls back to the client's ping rhythm.
     pub acks_hidden: bool,
+    /// The wire is a capture of real links (namespace mode), not a proxy: a packet captured
+    /// during a cut was sent but not delivered, and the broker's FIN reaches the wire only when
+    /// its kernel sends it (behind unacknowledged data), so its log says when it dropped the
+    /// client.
+    pub wire_is_capture: bool,
 }
 
 pub(crate) fn window_metrics(
@@ -74,6 +79,7 @@ pub(crate) fn window_metrics(
         client_library,
         broker,
         acks_hidden,
+        wire_is_capture,
     } = *ctx;
     // The connections this client had open when the outage began.
     let opened_before: BTreeSet<u64> = c
@@ -181,7 +187,7 @@ pub(crate) fn window_metrics(
                     // With the proxy's view, the log only confirms the close it saw.
                     Some(ts) => (l.ts_us - ts).abs() <= 2_000_000,
                     None => {
-                        c.conns.is_empty()
+                        (c.conns.is_empty() || wire_is_capture)
                             && l.ts_us >= w.start - 1_000_000
                             && l.ts_us < broker_until
                     }
@@ -287,7 +293,18 @@ pub(crate) fn window_metrics(
     let detect_s = detect.as_ref().map(|d| secs(d.0 - w.start));
     let broker_s = broker_detect.as_ref().map(|d| secs(d.0 - w.start));
 
-    let stale = stale_data(index, &live, w, horizon, connack.map(|a| a.ts_us));
+    // The client left its connection when it closed it or, if it said so first, when it gave
+    // up (a real link may carry its FIN only after the restore).
+    let abandoned = own.map(|e| e.ts_us);
+    let stale = stale_data(
+        index,
+        &live,
+        w,
+        horizon,
+        connack.map(|a| a.ts_us),
+        abandoned,
+        wire_is_capture,
+    );
     let into = |ts: i64| format!("{:.3} s into the outage", secs(ts - w.start));
     let mut stories = Vec::new();
     if !connected_at_start {
@@ -345,7 +362,9 @@ pub(crate) fn window_metrics(
     }
     // Takeover: the new connection's CONNECT came while the broker still held the old one.
     if let Some(new) = reconnect_packet {
-        let old_closed_by_broker_before = broker_leg.is_some_and(|b| b <= new);
+        // The broker's own drop (seen on the wire, or in its log when the link held its FIN)
+        // before the new CONNECT means there was nothing left to take over.
+        let old_closed_by_broker_before = broker_detect.is_some_and(|(b, _)| b <= new);
         let log_takeover = run.broker_log.iter().any(|l| {
             l.ts_us >= w.start
                 && l.ts_us < horizon
@@ -488,23 +507,50 @@ fn ended_before(
 }
 
 /// What reached the live connections after the client had left them.
+#[allow(clippy::too_many_arguments)]
 fn stale_data(
     index: &ConnIndex,
     live: &BTreeSet<u64>,
     w: &Window,
     horizon: i64,
     new_connack: Option<i64>,
+    abandoned: Option<i64>,
+    wire_is_capture: bool,
 ) -> Option<StaleData> {
     let mut out: Option<StaleData> = None;
     for f in live.iter().filter_map(|conn| index.get(*conn)) {
-        let Some(closed) = first_at_or_after(&f.client_closed_by_peer, w.start) else {
+        let closed = first_at_or_after(&f.client_closed_by_peer, w.start);
+        let Some(left) = closed.into_iter().chain(abandoned).min() else {
             continue;
         };
-        let after = closed + 1;
+        // On a real link what was captured during the cut never arrived: only what crossed
+        // after the restore did.
+        let after = if wire_is_capture {
+            (left + 1).max(w.end)
+        } else {
+            left + 1
+        };
+        let fins = if wire_is_capture {
+            &f.upstream_closed_by_peer
+        } else {
+            &f.fin_to_client
+        };
         let first_publish =
             first_at_or_after(&f.publishes_released, after).filter(|t| *t < horizon);
-        let first_fin = first_at_or_after(&f.fin_to_client, after).filter(|t| *t < horizon);
-        let Some(first) = first_publish.into_iter().chain(first_fin).min() else {
+        let first_fin = first_at_or_after(fins, after).filter(|t| *t < horizon);
+        let resent: Vec<(i64, u64)> = f
+            .stale_resent
+            .iter()
+            .copied()
+            .filter(|(t, _)| *t >= after && *t < horizon)
+            .collect();
+        let first_resent = resent.first().map(|(t, _)| *t);
+        let Some(first) = first_publish
+            .into_iter()
+            .chain(first_fin)
+            .chain(first_resent)
+            .min()
+        else {
             continue;
         };
         let delivered = count_in(&f.publishes_released, after, horizon);
@@ -515,6 +561,7 @@ fn stale_data(
             delivered_publishes: 0,
             discarded_publishes: 0,
             fin_delivered: false,
+            resent_bytes: 0,
             fin_after_end_s: first_fin.map(|t| secs(t - w.end)),
             answered_by_rst: false,
             broker_fin_held: false,
@@ -527,6 +574,7 @@ fn stale_data(
         st.delivered_publishes += delivered;
         st.discarded_publishes += discarded;
         st.fin_delivered |= first_fin.is_some();
+        st.resent_bytes += resent.iter().map(|(_, n)| n).sum::<u64>();
         st.answered_by_rst |=
             first_at_or_after(&f.client_resets, first).is_some_and(|t| t < horizon);
         st.broker_fin_held |= count_in(&f.upstream_closed_by_peer, w.start, w.end) > 0;
@@ -536,17 +584,29 @@ fn stale_data(
 
 /// The stale-data story in words: only the parts that happened.
 fn stale_evidence(st: &StaleData) -> String {
-    let mut parts = vec![format!(
-        "{} of {} held PUBLISH(es) delivered to the abandoned connection, the first {:.3} s after the line returned{}",
-        st.delivered_publishes,
-        st.held_publishes,
+    let when = format!(
+        "{:.3} s after the line returned{}",
         st.first_after_end_s,
-        st.after_new_connack_s.map_or(String::new(), |d| if d < 0.0 {
-            format!(" ({:.3} s before the new CONNACK)", -d)
-        } else {
-            format!(" ({d:.3} s after the new CONNACK)")
-        })
-    )];
+        st.after_new_connack_s
+            .map_or(String::new(), |d| if d < 0.0 {
+                format!(" ({:.3} s before the new CONNACK)", -d)
+            } else {
+                format!(" ({d:.3} s after the new CONNACK)")
+            })
+    );
+    let mut parts = Vec::new();
+    if st.resent_bytes > 0 {
+        parts.push(format!(
+            "{} byte(s) the broker had sent during the outage reached the abandoned connection as its kernel retransmitted them, the first {when}",
+            st.resent_bytes
+        ));
+    }
+    if st.delivered_publishes > 0 || st.resent_bytes == 0 {
+        parts.push(format!(
+            "{} of {} held PUBLISH(es) delivered to the abandoned connection, the first {when}",
+            st.delivered_publishes, st.held_publishes
+        ));
+    }
     if st.discarded_publishes > 0 {
         parts.push(format!(
             "{} discarded when the proxy ended the connection",

@@ -51,6 +51,13 @@ pub enum Observation<'a> {
         ts_us: i64,
         bytes: u64,
     },
+    /// A segment repeated bytes its side had sent before (a retransmission).
+    Resent {
+        conn: u64,
+        dir: Direction,
+        ts_us: i64,
+        bytes: u64,
+    },
     /// A side sent FIN or RST.
     Closed {
         conn: u64,
@@ -305,6 +312,15 @@ fn feed(
     let bytes: &[u8] = match &piece {
         Piece::Data(d) => d,
         Piece::Owned(d) => d,
+        Piece::Resent { len } => {
+            out(Observation::Resent {
+                conn,
+                dir,
+                ts_us,
+                bytes: *len,
+            });
+            return;
+        }
         Piece::Gap { len } => {
             out(Observation::Gap {
                 conn,

@@ -20,7 +20,7 @@ pub mod write;
 pub use describe::describe;
 pub use flows::{FlowStats, Observation, Side};
 pub use read::ReadSummary;
-pub use write::{LegSide, PcapTap};
+pub use write::{LegSide, PcapTap, RawPcap};
 
 use std::path::{Path, PathBuf};
 

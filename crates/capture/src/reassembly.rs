@@ -23,6 +23,9 @@ pub enum Piece<'a> {
     Owned(Vec<u8>),
     /// Bytes the capture does not have: the stream continues after `len` unknown bytes.
     Gap { len: u64 },
+    /// A segment that carried only bytes the stream already had: a retransmission (on a real
+    /// link, the copy that may be the first to arrive after an outage).
+    Resent { len: u64 },
 }
 
 /// Counters a report shows.
@@ -113,6 +116,11 @@ impl Reassembler {
         }
         if end <= self.next {
             self.stats.retransmitted_bytes += data.len() as u64;
+            if !data.is_empty() {
+                out(Piece::Resent {
+                    len: data.len() as u64,
+                });
+            }
         } else if start <= self.next {
             let skip = (self.next - start) as usize;
             self.stats.retransmitted_bytes += skip as u64;
@@ -219,6 +227,7 @@ mod tests {
             Piece::Data(d) => out.push_str(std::str::from_utf8(d).unwrap()),
             Piece::Owned(d) => out.push_str(std::str::from_utf8(&d).unwrap()),
             Piece::Gap { len } => out.push_str(&format!("[{len}]")),
+            Piece::Resent { len } => out.push_str(&format!("<{len}>")),
         };
         for (seq, text) in segments {
             r.segment(*seq, text.as_bytes(), text.len(), false, &mut push);
@@ -253,7 +262,8 @@ mod tests {
                 (2, "bc"),
             ],
         );
-        assert_eq!(s, "abcdefgh");
+        // Whole repeats are reported as resent (<n>); partial overlaps are trimmed silently.
+        assert_eq!(s, "abcd<4>efgh<2>");
         assert_eq!(stats.retransmitted_bytes, 4 + 2 + 2 + 2);
     }
 

@@ -13,6 +13,9 @@
 //! Writing is synchronous behind a mutex: captures are for experiments, not for the proxy's
 //! throughput benchmarks. An IO error stops the capture (nothing more is written) and is
 //! reported by [`PcapTap::finish`].
+//!
+//! [`RawPcap`] writes real frames instead, as a live capture reads them (namespace mode's taps
+//! on the veth pairs), in the same file format.
 
 use etherparse::PacketBuilder;
 use std::collections::HashMap;
@@ -105,19 +108,71 @@ const ACK: Flags = Flags {
     rst: false,
 };
 
+/// Creates `path` and writes a pcap file header: microsecond timestamps, Ethernet frames.
+fn create_pcap(path: &Path) -> std::io::Result<BufWriter<File>> {
+    let mut out = BufWriter::with_capacity(256 * 1024, File::create(path)?);
+    let mut header = Vec::with_capacity(24);
+    header.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes()); // microsecond timestamps
+    header.extend_from_slice(&2u16.to_le_bytes());
+    header.extend_from_slice(&4u16.to_le_bytes());
+    header.extend_from_slice(&0i32.to_le_bytes());
+    header.extend_from_slice(&0u32.to_le_bytes());
+    header.extend_from_slice(&SNAPLEN.to_le_bytes());
+    header.extend_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
+    out.write_all(&header)?;
+    Ok(out)
+}
+
+/// Writes one pcap record.
+fn write_record(
+    out: &mut impl Write,
+    ts_us: i64,
+    frame: &[u8],
+    wire_len: usize,
+) -> std::io::Result<()> {
+    let captured = frame.len().min(SNAPLEN as usize);
+    let mut header = [0u8; 16];
+    header[0..4].copy_from_slice(&((ts_us.div_euclid(1_000_000)) as u32).to_le_bytes());
+    header[4..8].copy_from_slice(&((ts_us.rem_euclid(1_000_000)) as u32).to_le_bytes());
+    header[8..12].copy_from_slice(&(captured as u32).to_le_bytes());
+    header[12..16].copy_from_slice(&(wire_len as u32).to_le_bytes());
+    out.write_all(&header)?;
+    out.write_all(&frame[..captured])
+}
+
+/// A pcap of real Ethernet frames, as a live capture reads them off an interface.
+pub struct RawPcap {
+    out: BufWriter<File>,
+    frames: u64,
+}
+
+impl RawPcap {
+    pub fn create(path: &Path) -> std::io::Result<RawPcap> {
+        Ok(RawPcap {
+            out: create_pcap(path)?,
+            frames: 0,
+        })
+    }
+
+    /// One frame, `wire_len` bytes long on the wire, of which `frame` was captured.
+    pub fn frame(&mut self, ts_us: i64, frame: &[u8], wire_len: usize) -> std::io::Result<()> {
+        self.frames += 1;
+        write_record(&mut self.out, ts_us, frame, wire_len)
+    }
+
+    pub fn frames(&self) -> u64 {
+        self.frames
+    }
+
+    pub fn finish(mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
 impl PcapTap {
     /// Creates `path` and writes the pcap file header.
     pub fn create(path: &Path) -> std::io::Result<PcapTap> {
-        let mut out = BufWriter::with_capacity(256 * 1024, File::create(path)?);
-        let mut header = Vec::with_capacity(24);
-        header.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes()); // microsecond timestamps
-        header.extend_from_slice(&2u16.to_le_bytes());
-        header.extend_from_slice(&4u16.to_le_bytes());
-        header.extend_from_slice(&0i32.to_le_bytes());
-        header.extend_from_slice(&0u32.to_le_bytes());
-        header.extend_from_slice(&SNAPLEN.to_le_bytes());
-        header.extend_from_slice(&LINKTYPE_ETHERNET.to_le_bytes());
-        out.write_all(&header)?;
+        let out = create_pcap(path)?;
         Ok(PcapTap {
             inner: Mutex::new(Inner {
                 out,
@@ -274,16 +329,7 @@ impl Inner {
             self.error = Some(std::io::Error::other(e.to_string()));
             return;
         }
-        let len = self.frame.len() as u32;
-        let mut record = [0u8; 16];
-        record[0..4].copy_from_slice(&(ts_us.div_euclid(1_000_000) as u32).to_le_bytes());
-        record[4..8].copy_from_slice(&(ts_us.rem_euclid(1_000_000) as u32).to_le_bytes());
-        record[8..12].copy_from_slice(&len.to_le_bytes());
-        record[12..16].copy_from_slice(&len.to_le_bytes());
-        let result = self
-            .out
-            .write_all(&record)
-            .and_then(|()| self.out.write_all(&self.frame));
+        let result = write_record(&mut self.out, ts_us, &self.frame, self.frame.len());
         match result {
             Ok(()) => self.frames += 1,
             Err(e) => self.error = Some(e),

@@ -12,6 +12,7 @@
 mod agent_cmd;
 mod broker_cmd;
 mod common;
+mod doctor_cmd;
 mod proxy_cmd;
 mod run_cmd;
 mod sweep_cmd;
@@ -58,6 +59,9 @@ enum Command {
     Publish(agent_cmd::PublishArgs),
     /// Run the embedded MQTT broker (rumqttd) on its own.
     Broker(broker_cmd::BrokerArgs),
+    /// Check what namespace mode needs of this machine (with a fix for each missing piece);
+    /// --clean removes what killed namespace runs left behind.
+    Doctor(doctor_cmd::DoctorArgs),
 }
 
 /// Our own diagnostics go to stderr (`LINECUT_LOG` sets the level, default warn). The embedded
@@ -119,6 +123,7 @@ fn main() -> ExitCode {
         Command::Subscribe(args) => agent_cmd::subscribe(args),
         Command::Publish(args) => agent_cmd::publish(args),
         Command::Broker(args) => broker_cmd::run(args),
+        Command::Doctor(args) => doctor_cmd::doctor(args),
     };
     match result {
         Ok(code) => code,

@@ -1013,3 +1013,74 @@ fn check_runs_scenarios_prints_verdicts_and_writes_junit() {
         "{xml}"
     );
 }
+
+/// `linecut doctor` as root passes; with the capabilities dropped (as an unprivileged user
+/// has them) it lists each missing piece with its fix and exits 2, and a namespace scenario is
+/// refused with the same list before anything is created.
+#[test]
+fn doctor_names_each_missing_privilege_and_a_namespace_run_is_refused_before_it_starts() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0
+        || std::process::Command::new("setpriv")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        eprintln!("skipped: needs root and setpriv");
+        return;
+    }
+    let ok = linecut().arg("doctor").output().unwrap();
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stdout)
+    );
+    let unprivileged = |args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args([
+                "--bounding-set=-net_admin,-net_raw,-sys_admin",
+                "--inh-caps=-all",
+                "--",
+            ])
+            .arg(env!("CARGO_BIN_EXE_linecut"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = unprivileged(&["doctor"]);
+    assert_eq!(out.status.code(), Some(2));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    for cap in ["CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_SYS_ADMIN"] {
+        assert!(stdout.contains(&format!("MISSING {cap}")), "{stdout}");
+        assert!(stderr.contains(cap), "{stderr}");
+    }
+    assert!(stderr.contains("fix: run as root, or grant it"), "{stderr}");
+    let dir = temp_dir("doctor");
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario = dir.join("ns.toml");
+    std::fs::write(
+        &scenario,
+        "duration = \"5s\"\n[subscriber]\nkeepalive = \"2s\"\n[network]\nmode = \"namespace\"\n[[fault]]\nkind = \"cut\"\nat = \"1s\"\nfor = \"1s\"\n",
+    )
+    .unwrap();
+    let out_dir = dir.join("run");
+    let out = unprivileged(&[
+        "run",
+        "--quiet",
+        "--out",
+        out_dir.to_str().unwrap(),
+        scenario.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("namespace mode needs what this machine lacks")
+            && stderr.contains("CAP_NET_ADMIN"),
+        "{stderr}"
+    );
+    assert!(!out_dir.exists(), "nothing is created");
+}

@@ -106,6 +106,8 @@ pub enum Source {
     Runner,
     Client,
     Capture,
+    /// Namespace mode's link fault scheduler.
+    Link,
 }
 
 impl Source {
@@ -118,6 +120,7 @@ impl Source {
             Source::Runner => "runner",
             Source::Client => "client",
             Source::Capture => "capture",
+            Source::Link => "link",
         }
     }
 }

@@ -59,6 +59,8 @@ run_files! {
     scenario_resolved => "scenario.resolved.toml";
     /// The proxy's events.
     proxy_events => "proxy.jsonl";
+    /// A namespace run's link fault events (when each rule change reached the kernel).
+    link_events => "link.jsonl";
     /// The subscribers' events (linecut's agents or a client under test).
     subscriber_events => "subscriber.jsonl";
     /// The publisher's events.
@@ -67,7 +69,8 @@ run_files! {
     broker_log => "broker.log";
     /// The configuration linecut generated for mosquitto.
     mosquitto_conf => "mosquitto.conf";
-    /// Both legs of every proxied connection, when the scenario asks for it.
+    /// Both legs of every proxied connection, when the scenario asks for it; in namespace
+    /// mode, every frame on the host end of every subscriber's link.
     capture => "capture.pcap";
     /// What clients under test wrote to stderr.
     client_stderr => "client.stderr.log";
@@ -166,6 +169,10 @@ pub struct RunMeta {
     /// The client script the run ran (a client under test that linecut ships), by content.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_script: Option<ClientScript>,
+    /// A namespace run's network: its id, the broker's address on the bridge, the device's
+    /// TCP settings. Absent for proxy runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkRecord>,
     /// The faults' drawn phase (seed and offsets), when a fault had a `jitter`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<linecut_model::PhaseRecord>,
@@ -174,6 +181,31 @@ pub struct RunMeta {
     /// The files present when the run ended.
     #[serde(default)]
     pub files: Vec<String>,
+}
+
+/// What `meta.json` records of a namespace run's network.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    /// `namespace`.
+    pub mode: String,
+    /// The run id every namespace, link and table of the run is named after.
+    pub run_id: String,
+    /// Where the broker listened (on the run's bridge).
+    pub broker_addr: String,
+    /// The TCP port of the broker, for reading the capture.
+    pub broker_port: u16,
+    /// Each subscriber's namespace and address.
+    pub subscribers: Vec<NetworkMember>,
+    /// The device TCP settings applied in every namespace (sysctl name to value).
+    pub tcp: BTreeMap<String, String>,
+}
+
+/// One subscriber's place in a namespace run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkMember {
+    pub client_id: String,
+    pub netns: String,
+    pub addr: String,
 }
 
 /// A script linecut ran as the client under test: where the copy it ran is, and its SHA-256,
@@ -299,6 +331,7 @@ mod tests {
             ended_us: None,
             duration_s: 3.0,
             phase: None,
+            network: None,
             faults: vec!["cut:at=1s".into()],
             expectations: BTreeMap::new(),
             client_script: None,

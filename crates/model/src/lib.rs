@@ -13,13 +13,17 @@
 //! - [`identity`]: the client library and broker families the detection bands are drawn for;
 //! - [`metric`]: the metrics a report carries and expectations may name;
 //! - [`phase`]: a fault's start moved at random (jitter), seeded and recorded;
+//! - [`network`]: proxy or namespace mode, the link fault kinds, the device's TCP settings;
+//! - [`link`]: a link fault (namespace mode) parsed from its keys;
 //! - [`payload`]: the publisher's payload format (`lc1/<seq>/<ts>/`);
 //! - [`text`]: the one check for user text that becomes a file name or a command argument.
 
 pub mod duration;
 pub mod expect;
 pub mod identity;
+pub mod link;
 pub mod metric;
+pub mod network;
 pub mod payload;
 pub mod phase;
 pub mod policy;
@@ -30,7 +34,9 @@ pub mod text;
 pub use duration::{parse_duration, MAX_DURATION};
 pub use expect::Condition;
 pub use identity::{BrokerFamily, ClientFamily, ClientIdentity};
+pub use link::{LinkDir, LinkFaultSpec, LinkSpecError, LinkTarget};
 pub use metric::{Metric, MetricName, MetricScope};
+pub use network::{LinkKind, NetworkMode, TcpSettings};
 pub use phase::{FaultPhase, Jitter, PhaseRecord, PhaseRng};
 pub use policy::{ReconnectPolicy, ResubscribePolicy};
 pub use protocol::{topic_matches, Protocol, Topic};

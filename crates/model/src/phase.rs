@@ -4,7 +4,7 @@
 //! Why: a client's keepalive timer and the publisher's ticks are periodic. A cut that always
 //! starts at the same moment after CONNACK always meets the timer in the same phase, so repeats
 //! of a run repeat one phase rather than sampling the library's behaviour. A fault with
-//! `jitter = "K"` starts at `at` plus an offset drawn uniformly from `[0, K)`; the seed is
+//! `start_jitter = "K"` starts at `at` plus an offset drawn uniformly from `[0, K)`; the seed is
 //! recorded, so a run can be replayed with the same phase.
 
 use crate::duration::{parse_duration, DurationError};

@@ -27,6 +27,7 @@
 
 pub mod client;
 mod display;
+mod links;
 mod phase;
 mod run_dir;
 mod stack;
@@ -88,6 +89,8 @@ pub enum RunError {
     Client(String),
     #[error("this machine cannot run the scenario: {0}")]
     Machine(String),
+    #[error("namespace mode: {0}")]
+    Network(String),
     #[error("{error}; the run directory could not record it: {write}")]
     NotRecorded {
         error: Box<RunError>,
@@ -124,6 +127,13 @@ pub struct RunOutcome {
 /// files and sockets come on top; a run short of those fails at the step that ran out, and
 /// says so.)
 pub fn check_machine(scenario: &Scenario) -> Result<(), RunError> {
+    // Namespace mode needs privileges, programs and kernel features: what is missing is said
+    // with its fix before anything is created.
+    if scenario.network.mode == linecut_model::NetworkMode::Namespace {
+        if let Some(message) = linecut_netns::doctor::refusal(&linecut_netns::doctor::checks()) {
+            return Err(RunError::Machine(message));
+        }
+    }
     let agent = matches!(
         scenario.subscriber.client,
         linecut_scenario::ClientKind::Rumqttc
@@ -187,7 +197,7 @@ pub async fn run(
         },
         |p| (p.description.clone(), p.identity.clone()),
     );
-    let (faults, phase) = phase::draw(scenario);
+    let (faults, link_faults, phase) = phase::draw(scenario);
     let mut dir = RunDir::create(
         &options.dir,
         options.force,
@@ -219,9 +229,11 @@ pub async fn run(
     };
     let broker = stack.broker.describe();
     let subscriber_upstream = stack.broker.address(scenario.subscriber.settings.protocol);
+    let network = network_record(scenario, &stack, &subscriber_upstream);
     if let Err(e) = dir.update(|m| {
         m.broker = broker;
         m.broker_address = Some(subscriber_upstream);
+        m.network = network;
     }) {
         drop(stack.stop().await);
         return Err(dir.fail(&summary, e));
@@ -230,6 +242,7 @@ pub async fn run(
     let reason = experiment(
         scenario,
         &faults,
+        link_faults,
         external.as_ref(),
         publisher,
         &mut stack,
@@ -267,6 +280,7 @@ pub async fn run(
 async fn experiment(
     scenario: &Scenario,
     faults: &[linecut_proxy::FaultSpec],
+    link_faults: Vec<linecut_scenario::LinkFaultSpec>,
     external: Option<&client::Prepared>,
     publisher: PublisherSettings,
     stack: &mut Stack,
@@ -277,16 +291,30 @@ async fn experiment(
 ) -> Result<Option<String>, RunError> {
     tokio::pin!(interrupt);
     let s = &scenario.subscriber.settings;
-    let proxy = stack.proxy.handle.clone();
+    let proxy = stack.proxy().map(|p| p.handle.clone());
+    let address = stack.subscriber_address(s.protocol);
     reporter.phase("subscribing");
     let (agents_stop, agents_stopped) = watch::channel(false);
     let (exits_tx, mut exits) = tokio::sync::mpsc::unbounded_channel::<client::EarlyExit>();
     let subjects = Subjects::start(subjects::Start {
         scenario,
         external,
-        options: subscriber_options(scenario, &stack.proxy.addr.to_string()),
+        options: subscriber_options(scenario, &address),
         ids: fleet_ids(&s.client_id, s.count),
-        proxy: stack.proxy.addr,
+        address: address
+            .parse()
+            .map_err(|e| RunError::Client(format!("{address}: {e}")))?,
+        netns: match &stack.front {
+            stack::Front::Links(links, _) => Some(
+                links
+                    .topology
+                    .members
+                    .iter()
+                    .map(|m| m.netns.clone())
+                    .collect(),
+            ),
+            stack::Front::Proxy(_) => None,
+        },
         layout: dir.layout(),
         sink: &stack.logs.subscriber_sink,
         stop: agents_stopped.clone(),
@@ -295,7 +323,7 @@ async fn experiment(
 
     let mut reason: Option<String> = None;
     let deadline = tokio::time::Instant::now() + SUBSCRIBE_TIMEOUT;
-    while subjects.subscribed(&proxy) < s.count {
+    while subjects.subscribed(proxy.as_ref()) < s.count {
         tokio::select! {
             Some(exit) = exits.recv() => {
                 reason = Some(subjects.describe_exit(&exit, None));
@@ -309,9 +337,10 @@ async fn experiment(
             }
             _ = tokio::time::sleep_until(deadline) => {
                 reason = Some(format!(
-                    "only {} of {} subscribers were subscribed within {:?} (through the proxy \
+                    "only {} of {} subscribers were subscribed within {:?} (through {} \
                      to {}, {})",
-                    subjects.subscribed(&proxy), s.count, SUBSCRIBE_TIMEOUT,
+                    subjects.subscribed(proxy.as_ref()), s.count, SUBSCRIBE_TIMEOUT,
+                    if proxy.is_some() { "the proxy" } else { "their namespaces' links" },
                     stack.broker.describe(),
                     stack.broker.address(s.protocol),
                 ));
@@ -335,19 +364,35 @@ async fn experiment(
             let session = publisher_session(&options);
             run_publisher(&options, session, &sink, stop).await
         }));
-        for fault in faults {
-            proxy.schedule_from(fault.clone(), t0);
+        match (&proxy, &mut stack.front) {
+            (Some(proxy), _) => {
+                for fault in faults {
+                    proxy.schedule_from(fault.clone(), t0);
+                }
+            }
+            (None, stack::Front::Links(links, sink)) => links.schedule(
+                link_faults,
+                fleet_ids(&s.client_id, s.count),
+                scenario.duration,
+                t0,
+                sink.clone(),
+            ),
+            (None, stack::Front::Proxy(_)) => {}
         }
         reporter.phase("running");
         let end = tokio::time::Instant::from_std(t0 + scenario.duration);
         loop {
             let active: Vec<&str> = proxy
-                .faults()
-                .iter()
-                .filter(|f| f.status == Status::Active)
-                .map(|f| f.kind)
-                .collect();
-            let (connected, messages) = subjects.progress(&proxy);
+                .as_ref()
+                .map(|p| {
+                    p.faults()
+                        .iter()
+                        .filter(|f| f.status == Status::Active)
+                        .map(|f| f.kind)
+                        .collect()
+                })
+                .unwrap_or_default();
+            let (connected, messages) = subjects.progress(proxy.as_ref());
             reporter.tick(t0.elapsed(), &active, connected, s.count, messages);
             tokio::select! {
                 _ = tokio::time::sleep_until(end) => break,
@@ -384,7 +429,7 @@ async fn experiment(
     for problem in problems {
         note(&mut reason, &problem);
     }
-    summary.faults_started = proxy.faults().iter().map(|f| f.occurrences).sum();
+    summary.faults_started = stack.faults_started();
     let incomplete = reason.is_some();
     stack
         .logs
@@ -403,6 +448,47 @@ async fn experiment(
             incomplete,
         }));
     Ok(reason)
+}
+
+/// What `meta.json` records of a namespace run's network (None in proxy mode).
+fn network_record(
+    scenario: &Scenario,
+    stack: &Stack,
+    broker: &str,
+) -> Option<linecut_events::run_dir::NetworkRecord> {
+    let stack::Front::Links(links, _) = &stack.front else {
+        return None;
+    };
+    let s = &scenario.subscriber.settings;
+    let ids = fleet_ids(&s.client_id, s.count);
+    Some(linecut_events::run_dir::NetworkRecord {
+        mode: linecut_model::NetworkMode::Namespace.to_string(),
+        run_id: links.topology.id.to_string(),
+        broker_addr: broker.to_string(),
+        broker_port: broker
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0),
+        subscribers: links
+            .topology
+            .members
+            .iter()
+            .zip(ids)
+            .map(|(m, id)| linecut_events::run_dir::NetworkMember {
+                client_id: id,
+                netns: m.netns.clone(),
+                addr: m.addr.to_string(),
+            })
+            .collect(),
+        tcp: scenario
+            .network
+            .tcp
+            .sysctls()
+            .into_iter()
+            .map(|(path, v)| (path.rsplit('/').next().unwrap_or(path).to_string(), v))
+            .collect(),
+    })
 }
 
 /// The scenario's subscribers as the agents take them, connecting to `broker` (the proxy).

@@ -64,6 +64,7 @@ impl RunDir {
             expectations: scenario.expect.clone(),
             client_script: None,
             phase: None,
+            network: None,
             status: RunStatus::Running,
             files: Vec::new(),
         };

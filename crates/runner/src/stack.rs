@@ -1,19 +1,21 @@
 //! The parts every run stands on, started in order and stopped in reverse: the broker, the three
-//! events files, and the proxy in front of the broker.
+//! events files, and what stands between the subscribers and the broker — the proxy, or in
+//! namespace mode the run's network with its capture and link fault schedule ([`Front`]).
 //!
 //! [`Stack::start`] returns only a whole stack: if a later part cannot start, the parts already
 //! started are stopped before the error comes back (their own `Drop`s do it: mosquitto is
 //! terminated, the events files are flushed, the proxy's stop sender is dropped, which ends it).
 //! [`Stack::stop`] is the orderly path and says what did not stop cleanly.
 
+use crate::links::LinkFront;
 use crate::{io, RunError, VERSION};
 use linecut_broker::{EmbeddedBroker, EmbeddedConfig, MosquittoBroker};
 use linecut_capture::PcapTap;
 use linecut_events::{EventLog, EventSink, RunLayout, Source};
-use linecut_model::Protocol;
+use linecut_model::{NetworkMode, Protocol};
 use linecut_proxy::{Proxy, ProxyConfig, ProxyHandle};
 use linecut_scenario::{BrokerSpec, Scenario};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,15 +29,24 @@ pub(crate) enum RunningBroker {
 }
 
 impl RunningBroker {
-    fn start(spec: &BrokerSpec, layout: &RunLayout) -> Result<RunningBroker, RunError> {
+    /// Starts the broker on loopback, or on `ip` (a namespace run's bridge).
+    fn start(
+        spec: &BrokerSpec,
+        layout: &RunLayout,
+        ip: Option<IpAddr>,
+    ) -> Result<RunningBroker, RunError> {
+        let ip = ip.unwrap_or(IpAddr::from([127, 0, 0, 1]));
         Ok(match spec {
             BrokerSpec::Embedded => {
                 linecut_broker::set_embedded_log(Some(&layout.broker_log()))
                     .map_err(io("create broker.log"))?;
-                RunningBroker::Embedded(EmbeddedBroker::start(EmbeddedConfig::default())?)
+                RunningBroker::Embedded(EmbeddedBroker::start(EmbeddedConfig {
+                    listen: SocketAddr::new(ip, 0),
+                    ..EmbeddedConfig::default()
+                })?)
             }
             BrokerSpec::Mosquitto(settings) => {
-                RunningBroker::Mosquitto(MosquittoBroker::start(settings, layout.dir())?)
+                RunningBroker::Mosquitto(MosquittoBroker::start_on(settings, layout.dir(), ip)?)
             }
             BrokerSpec::External { address } => RunningBroker::External(address.clone()),
         })
@@ -74,7 +85,8 @@ impl Drop for RunningBroker {
 
 /// The three events files and their sinks.
 pub(crate) struct Logs {
-    proxy: EventLog,
+    /// The proxy's events, or a namespace run's link events.
+    front: EventLog,
     subscriber: EventLog,
     publisher: EventLog,
     pub subscriber_sink: EventSink,
@@ -82,13 +94,17 @@ pub(crate) struct Logs {
 }
 
 impl Logs {
-    fn create(layout: &RunLayout) -> Result<(Logs, EventSink), RunError> {
-        let (proxy, proxy_sink) = EventLog::create(
-            &layout.proxy_events(),
-            Source::Proxy,
-            "linecut-proxy",
-            VERSION,
-        )?;
+    fn create(layout: &RunLayout, namespace: bool) -> Result<(Logs, EventSink), RunError> {
+        let (front, front_sink) = if namespace {
+            EventLog::create(&layout.link_events(), Source::Link, "linecut-link", VERSION)?
+        } else {
+            EventLog::create(
+                &layout.proxy_events(),
+                Source::Proxy,
+                "linecut-proxy",
+                VERSION,
+            )?
+        };
         let (subscriber, subscriber_sink) = EventLog::create(
             &layout.subscriber_events(),
             Source::Subscriber,
@@ -103,13 +119,13 @@ impl Logs {
         )?;
         Ok((
             Logs {
-                proxy,
+                front,
                 subscriber,
                 publisher,
                 subscriber_sink,
                 publisher_sink,
             },
-            proxy_sink,
+            front_sink,
         ))
     }
 }
@@ -185,27 +201,72 @@ pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "no message".into())
 }
 
-/// Broker, logs and proxy. Fields drop in declaration order, which is the reverse of the start
-/// order: a stack dropped without [`Stack::stop`] still stops the proxy before closing its log,
-/// and the logs before the broker.
+/// What stands between the subscribers and the broker.
+pub(crate) enum Front {
+    Proxy(ProxyTask),
+    /// Namespace mode: the network, its capture and its link fault schedule, with the sink of
+    /// `link.jsonl`.
+    Links(LinkFront, EventSink),
+}
+
+/// Broker, logs and front. Fields drop in declaration order, which is the reverse of the start
+/// order: a stack dropped without [`Stack::stop`] still stops the proxy (or removes the
+/// network) before closing its log, and the logs before the broker.
 pub(crate) struct Stack {
-    pub proxy: ProxyTask,
+    pub front: Front,
     pub logs: Logs,
     pub broker: RunningBroker,
 }
 
 impl Stack {
-    /// Starts the broker, opens the events files, starts the proxy in front of the broker.
+    /// Starts the broker, opens the events files, and starts the proxy in front of the broker
+    /// or, in namespace mode, builds the network first (the broker listens on its bridge).
     pub async fn start(scenario: &Scenario, layout: &RunLayout) -> Result<Stack, RunError> {
-        let broker = RunningBroker::start(&scenario.broker, layout)?;
-        let (logs, proxy_sink) = Logs::create(layout)?;
+        if scenario.network.mode == NetworkMode::Namespace {
+            let links = LinkFront::start(scenario, layout)?;
+            let ip = IpAddr::V4(links.topology.host_addr);
+            let broker = RunningBroker::start(&scenario.broker, layout, Some(ip))?;
+            let (logs, link_sink) = Logs::create(layout, true)?;
+            return Ok(Stack {
+                front: Front::Links(links, link_sink),
+                logs,
+                broker,
+            });
+        }
+        let broker = RunningBroker::start(&scenario.broker, layout, None)?;
+        let (logs, proxy_sink) = Logs::create(layout, false)?;
         let upstream = broker.address(scenario.subscriber.settings.protocol);
         let proxy = ProxyTask::start(scenario, layout, upstream, proxy_sink).await?;
         Ok(Stack {
-            proxy,
+            front: Front::Proxy(proxy),
             logs,
             broker,
         })
+    }
+
+    /// The proxy, in proxy mode.
+    pub fn proxy(&self) -> Option<&ProxyTask> {
+        match &self.front {
+            Front::Proxy(p) => Some(p),
+            Front::Links(..) => None,
+        }
+    }
+
+    /// Where a subscriber speaking `protocol` connects: the proxy, or the broker itself on the
+    /// bridge.
+    pub fn subscriber_address(&self, protocol: Protocol) -> String {
+        match &self.front {
+            Front::Proxy(p) => p.addr.to_string(),
+            Front::Links(..) => self.broker.address(protocol),
+        }
+    }
+
+    /// Fault occurrences started so far.
+    pub fn faults_started(&self) -> u32 {
+        match &self.front {
+            Front::Proxy(p) => p.handle.faults().iter().map(|f| f.occurrences).sum(),
+            Front::Links(l, _) => l.started(),
+        }
     }
 
     /// A part that has died while the run went on, named with how it ended.
@@ -215,14 +276,23 @@ impl Stack {
                 return Some(format!("the broker (mosquitto) died mid-run: {status}"));
             }
         }
-        if self.proxy.task.is_finished() {
-            return Some("the proxy stopped mid-run".into());
-        }
-        if !self.proxy.handle.scheduler_alive() {
-            return Some("the proxy's fault scheduler stopped mid-run".into());
+        match &self.front {
+            Front::Proxy(proxy) => {
+                if proxy.task.is_finished() {
+                    return Some("the proxy stopped mid-run".into());
+                }
+                if !proxy.handle.scheduler_alive() {
+                    return Some("the proxy's fault scheduler stopped mid-run".into());
+                }
+            }
+            Front::Links(links, _) => {
+                if let Some(dead) = links.dead() {
+                    return Some(dead);
+                }
+            }
         }
         for log in [
-            &self.logs.proxy,
+            &self.logs.front,
             &self.logs.subscriber,
             &self.logs.publisher,
         ] {
@@ -236,17 +306,23 @@ impl Stack {
         None
     }
 
-    /// Stops the proxy, closes the events files, stops the broker; returns what went wrong.
+    /// Stops the front, closes the events files, stops the broker; returns what went wrong.
     pub async fn stop(self) -> Vec<String> {
         let Stack {
-            proxy,
+            front,
             logs,
             broker,
         } = self;
         let mut problems = Vec::new();
-        proxy.stop(&mut problems).await;
+        match front {
+            Front::Proxy(proxy) => proxy.stop(&mut problems).await,
+            Front::Links(links, sink) => {
+                links.stop(&mut problems).await;
+                drop(sink);
+            }
+        }
         let Logs {
-            proxy: proxy_log,
+            front: front_log,
             subscriber,
             publisher,
             subscriber_sink,
@@ -261,7 +337,7 @@ impl Stack {
         }
         // Reverse order of start: the broker goes before the events files are closed.
         drop(broker);
-        for log in [proxy_log, subscriber, publisher] {
+        for log in [front_log, subscriber, publisher] {
             let path = log.path().display().to_string();
             if let Err(e) = log.finish() {
                 problems.push(format!("events file {path} is damaged: {e}"));

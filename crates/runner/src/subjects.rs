@@ -35,7 +35,10 @@ pub(crate) struct Start<'a> {
     pub external: Option<&'a Prepared>,
     pub options: SubscriberOptions,
     pub ids: Vec<String>,
-    pub proxy: SocketAddr,
+    /// Where the subscribers connect: the proxy, or the broker on a namespace run's bridge.
+    pub address: SocketAddr,
+    /// In namespace mode, each subscriber's namespace (same order as `ids`).
+    pub netns: Option<Vec<String>>,
     pub layout: &'a RunLayout,
     pub sink: &'a EventSink,
     pub stop: watch::Receiver<bool>,
@@ -45,6 +48,18 @@ pub(crate) struct Start<'a> {
 impl Subjects {
     pub fn start(start: Start<'_>) -> Result<Subjects, RunError> {
         Ok(match start.external {
+            None if start.netns.is_some() => {
+                let progress = Arc::new(Progress::default());
+                let fleet = namespaced_agents(
+                    start.options,
+                    start.ids,
+                    start.netns.unwrap_or_default(),
+                    start.sink.clone(),
+                    start.stop,
+                    progress.clone(),
+                );
+                Subjects::Agents { fleet, progress }
+            }
             None => {
                 let progress = Arc::new(Progress::default());
                 let (options, sink, ids, stop, counters) = (
@@ -64,7 +79,8 @@ impl Subjects {
                 prepared,
                 start.scenario,
                 &start.ids,
-                start.proxy,
+                start.address,
+                start.netns.as_deref(),
                 start.layout.dir(),
                 start.sink,
                 start.scenario.publisher.qos,
@@ -74,22 +90,27 @@ impl Subjects {
     }
 
     /// How many are subscribed. Agents count their SUBACKs; a client under test is subscribed
-    /// when the proxy has seen a SUBACK go down to it.
-    pub fn subscribed(&self, proxy: &ProxyHandle) -> u32 {
-        match self {
-            Subjects::Agents { progress, .. } => progress.subscribed.load(Ordering::Relaxed),
-            Subjects::Processes(_) => proxy.subscribed_clients().len() as u32,
+    /// when the proxy has seen a SUBACK go down to it or, without a proxy (namespace mode),
+    /// when it reported its SUBACK.
+    pub fn subscribed(&self, proxy: Option<&ProxyHandle>) -> u32 {
+        match (self, proxy) {
+            (Subjects::Agents { progress, .. }, _) => progress.subscribed.load(Ordering::Relaxed),
+            (Subjects::Processes(_), Some(proxy)) => proxy.subscribed_clients().len() as u32,
+            (Subjects::Processes(clients), None) => clients.subscribed(),
         }
     }
 
     /// (connected, messages received) for the progress line.
-    pub fn progress(&self, proxy: &ProxyHandle) -> (u32, u64) {
-        match self {
-            Subjects::Agents { progress, .. } => (
+    pub fn progress(&self, proxy: Option<&ProxyHandle>) -> (u32, u64) {
+        match (self, proxy) {
+            (Subjects::Agents { progress, .. }, _) => (
                 progress.connected.load(Ordering::Relaxed),
                 progress.messages.load(Ordering::Relaxed),
             ),
-            Subjects::Processes(clients) => (proxy.connections().len() as u32, clients.messages()),
+            (Subjects::Processes(clients), Some(proxy)) => {
+                (proxy.connections().len() as u32, clients.messages())
+            }
+            (Subjects::Processes(clients), None) => (clients.subscribed(), clients.messages()),
         }
     }
 
@@ -137,4 +158,60 @@ impl Subjects {
             }
         }
     }
+}
+
+/// linecut's agents in namespace mode: one thread per subscriber that joins the subscriber's
+/// namespace and runs its agent on a runtime of its own, so every socket the agent opens
+/// belongs to that namespace and crosses its link. The stats of all are summed.
+fn namespaced_agents(
+    options: SubscriberOptions,
+    ids: Vec<String>,
+    netns: Vec<String>,
+    sink: EventSink,
+    stop: watch::Receiver<bool>,
+    progress: Arc<Progress>,
+) -> JoinHandle<FleetStats> {
+    tokio::task::spawn_blocking(move || {
+        let threads: Vec<_> = ids
+            .into_iter()
+            .zip(netns)
+            .map(|(id, ns)| {
+                let (options, sink, stop, progress) = (
+                    options.clone(),
+                    sink.clone(),
+                    stop.clone(),
+                    progress.clone(),
+                );
+                std::thread::spawn(move || {
+                    let joined = linecut_netns::topology::join(&ns);
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build();
+                    match (joined, runtime) {
+                        (Ok(()), Ok(rt)) => {
+                            rt.block_on(run_fleet(&options, vec![id], &sink, stop, progress))
+                        }
+                        (Err(e), _) => {
+                            tracing::error!("subscriber {id}: cannot join namespace {ns}: {e}");
+                            FleetStats::default()
+                        }
+                        (_, Err(e)) => {
+                            tracing::error!("subscriber {id}: no runtime: {e}");
+                            FleetStats::default()
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut total = FleetStats::default();
+        for t in threads {
+            if let Ok(s) = t.join() {
+                total.clients += s.clients;
+                total.messages += s.messages;
+                total.foreign += s.foreign;
+                total.disconnects += s.disconnects;
+            }
+        }
+        total
+    })
 }

@@ -19,18 +19,24 @@ pub use error::{Problem, ScenarioError};
 
 use error::{closest, Locator};
 use linecut_model::duration::{interval_from_rate, parse_duration};
+use linecut_model::network::{MAX_RETRIES2, MAX_SYN_RETRIES};
 use linecut_model::settings::MAX_CONNECT_TIMEOUT_S;
 use linecut_model::{
-    check_text, Condition, FieldError, Jitter, MetricName, MosquittoSettings, Protocol,
+    check_text, Condition, FieldError, Jitter, LinkKind, MetricName, MosquittoSettings, Protocol,
     PublisherSettings, ReconnectPolicy, ResubscribePolicy, SubscriberSettings, TextUse, Topic,
 };
+pub use linecut_model::{LinkFaultSpec, NetworkMode, TcpSettings};
 use linecut_proxy::faults::{self, KeyDef, KeyType};
 use linecut_proxy::spec::COMMON_KEYS;
 use linecut_proxy::FaultSpec;
-use raw::{RawFault, RawScenario};
+use raw::{RawFault, RawNetwork, RawScenario};
 
-/// The `[[fault]]` key that moves a fault's start at random (see [`linecut_model::phase`]).
-pub const JITTER_KEY: &str = "jitter";
+/// Subscribers a namespace run holds: one namespace each, on one /24 (see linecut-netns).
+pub const MAX_NAMESPACE_SUBSCRIBERS: u32 = 252;
+
+/// The `[[fault]]` key that moves a fault's start at random (see [`linecut_model::phase`]);
+/// not `jitter`, which the latency fault has for its own delays.
+pub const JITTER_KEY: &str = "start_jitter";
 use std::collections::BTreeMap;
 use std::ops::Range;
 use std::path::Path;
@@ -56,6 +62,13 @@ pub struct SubscriberSpec {
     pub settings: SubscriberSettings,
 }
 
+/// `[network]`: where the faults are played.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NetworkSpec {
+    pub mode: NetworkMode,
+    pub tcp: TcpSettings,
+}
+
 /// A validated experiment.
 #[derive(Debug, Clone)]
 pub struct Scenario {
@@ -76,6 +89,11 @@ pub struct Scenario {
     pub expect: BTreeMap<String, String>,
     /// Write both legs of every proxied connection to `capture.pcap` in the run directory.
     pub capture_pcap: bool,
+    /// Proxy or namespace mode, and the device's TCP settings (namespace mode).
+    pub network: NetworkSpec,
+    /// The link faults of a namespace run (its `faults` is then empty); `fault_jitter` and
+    /// the `[[fault]]` numbering apply to them.
+    pub link_faults: Vec<LinkFaultSpec>,
     /// The file as written.
     pub source: String,
 }
@@ -214,6 +232,55 @@ impl Scenario {
                     out.push_str(&format!("{key} = {}\n", quoted(&value)));
                 }
             }
+        }
+        for (i, link) in self.link_faults.iter().enumerate() {
+            out.push_str(&format!(
+                "\n[[fault]]\nkind = {}\n",
+                quoted(link.kind.name())
+            ));
+            if let Some(Some(jitter)) = self.fault_jitter.get(i) {
+                out.push_str(&format!("{JITTER_KEY} = {}\n", quoted(&jitter.to_string())));
+            }
+            out.push_str(&format!("at = {}\n", quoted(&duration_text(link.at))));
+            if let Some(d) = link.duration {
+                out.push_str(&format!("for = {}\n", quoted(&duration_text(d))));
+            }
+            out.push_str(&format!("dir = {}\n", quoted(link.dir.name())));
+            if let linecut_model::LinkTarget::Client(p) = &link.target {
+                out.push_str(&format!("target = {}\n", quoted(&format!("client={p}"))));
+            }
+            if let Some((every, count)) = link.repeat {
+                out.push_str(&format!("every = {}\n", quoted(&duration_text(every))));
+                if let Some(c) = count {
+                    out.push_str(&format!("count = {c}\n"));
+                }
+            }
+            if let LinkKind::Loss { probability } = link.kind {
+                out.push_str(&format!("probability = {probability}\n"));
+            }
+        }
+        if self.network.mode == NetworkMode::Namespace {
+            out.push_str("\n[network]\nmode = \"namespace\"\n");
+            let t = &self.network.tcp;
+            let mut put = |key: &str, v: Option<String>| {
+                if let Some(v) = v {
+                    out.push_str(&format!("{key} = {v}\n"));
+                }
+            };
+            put("tcp_syn_retries", t.syn_retries.map(|v| v.to_string()));
+            put("tcp_retries2", t.retries2.map(|v| v.to_string()));
+            put(
+                "tcp_keepalive_time",
+                t.keepalive_time_s.map(|v| quoted(&format!("{v}s"))),
+            );
+            put(
+                "tcp_keepalive_intvl",
+                t.keepalive_intvl_s.map(|v| quoted(&format!("{v}s"))),
+            );
+            put(
+                "tcp_keepalive_probes",
+                t.keepalive_probes.map(|v| v.to_string()),
+            );
         }
         if self.capture_pcap {
             out.push_str("\n[capture]\npcap = true\n");
@@ -367,9 +434,29 @@ impl Checker<'_> {
         let broker = self.broker(&raw);
         let publisher = self.publisher(&raw);
         let subscriber = self.subscriber(&raw, duration);
-        let faults = self.faults(&raw.faults, duration);
-        if let (Some((specs, jitters)), Some(d), Some(sub)) = (&faults, duration, &subscriber) {
-            self.check_phases(&raw.faults, specs, jitters, d, sub.settings.keepalive_s);
+        let network = self.network(raw.network.as_ref());
+        let namespace = network
+            .as_ref()
+            .is_some_and(|n| n.mode == NetworkMode::Namespace);
+        if namespace {
+            self.fit_namespace(&raw, subscriber.as_ref(), broker.as_ref());
+        }
+        let faults = if namespace {
+            self.link_faults(&raw.faults, duration)
+                .map(|(links, jitters)| (Vec::new(), links, jitters))
+        } else {
+            self.faults(&raw.faults, duration)
+                .map(|(specs, jitters)| (specs, Vec::new(), jitters))
+        };
+        if let (Some((specs, links, jitters)), Some(d), Some(sub)) =
+            (&faults, duration, &subscriber)
+        {
+            let starts: Vec<Duration> = if namespace {
+                links.iter().map(|l| l.at).collect()
+            } else {
+                specs.iter().map(|f| f.at).collect()
+            };
+            self.check_phases(&raw.faults, &starts, jitters, d, sub.settings.keepalive_s);
         }
         let seed = raw
             .seed
@@ -416,7 +503,9 @@ impl Checker<'_> {
             publisher: publisher?,
             subscriber: subscriber?,
             faults: faults.as_ref()?.0.clone(),
-            fault_jitter: faults?.1,
+            link_faults: faults.as_ref()?.1.clone(),
+            fault_jitter: faults?.2,
+            network: network?,
             seed,
             expect,
             capture_pcap: raw.capture.as_ref().and_then(|c| c.pcap).unwrap_or(false),
@@ -881,6 +970,14 @@ impl Checker<'_> {
             self.problem(kind.span(), &format!("{field}.kind"), "must be a string");
             return None;
         };
+        if faults::descriptor(name).is_none() && linecut_model::network::link_keys(name).is_some() {
+            self.problem(
+                kind.span(),
+                &format!("{field}.kind"),
+                format!("`{name}` is a link fault: it needs [network] mode = \"namespace\" (this run plays its faults in the proxy)"),
+            );
+            return None;
+        }
         let Some(descriptor) = faults::descriptor(name) else {
             self.problem_with(
                 kind.span(),
@@ -1006,16 +1103,243 @@ impl Checker<'_> {
         ok.then_some((faults, jitters))
     }
 
+    /// `[network]`: the mode and the device's TCP settings, each checked where it is written.
+    fn network(&mut self, raw: Option<&Spanned<RawNetwork>>) -> Option<NetworkSpec> {
+        let Some(raw) = raw else {
+            return Some(NetworkSpec::default());
+        };
+        let n = raw.get_ref();
+        let mut ok = true;
+        let mode = match &n.mode {
+            None => NetworkMode::Proxy,
+            Some(m) => match NetworkMode::parse(m.get_ref()) {
+                Some(mode) => mode,
+                None => {
+                    self.problem_with(
+                        m.span(),
+                        "network.mode",
+                        format!(
+                            "`{}` is not a mode; modes are: {}",
+                            m.get_ref(),
+                            NetworkMode::NAMES.join(", ")
+                        ),
+                        closest(m.get_ref(), NetworkMode::NAMES.to_vec()).map(|k| format!("`{k}`")),
+                    );
+                    return None;
+                }
+            },
+        };
+        let mut count = |v: &Option<Spanned<i64>>, field: &str, max: i64| -> Option<i64> {
+            let v = v.as_ref()?;
+            if (0..=max).contains(v.get_ref()) {
+                Some(*v.get_ref())
+            } else {
+                self.problem(
+                    v.span(),
+                    field,
+                    format!("must be a whole number from 0 to {max}"),
+                );
+                ok = false;
+                None
+            }
+        };
+        let syn_retries = count(
+            &n.tcp_syn_retries,
+            "network.tcp_syn_retries",
+            i64::from(MAX_SYN_RETRIES),
+        )
+        .map(|v| v as u8);
+        let retries2 = count(
+            &n.tcp_retries2,
+            "network.tcp_retries2",
+            i64::from(MAX_RETRIES2),
+        )
+        .map(|v| v as u8);
+        let probes =
+            count(&n.tcp_keepalive_probes, "network.tcp_keepalive_probes", 127).map(|v| v as u8);
+        let mut secs = |v: &Option<Spanned<String>>, field: &str| -> Option<u32> {
+            let v = v.as_ref()?;
+            match self.whole_seconds(v, field, 32_767) {
+                Some(0) => {
+                    self.problem(v.span(), field, "must be at least 1s");
+                    ok = false;
+                    None
+                }
+                Some(s) => Some(s as u32),
+                None => {
+                    ok = false;
+                    None
+                }
+            }
+        };
+        let tcp = TcpSettings {
+            syn_retries,
+            retries2,
+            keepalive_time_s: secs(&n.tcp_keepalive_time, "network.tcp_keepalive_time"),
+            keepalive_intvl_s: secs(&n.tcp_keepalive_intvl, "network.tcp_keepalive_intvl"),
+            keepalive_probes: probes,
+        };
+        if mode == NetworkMode::Proxy && !tcp.is_default() {
+            self.problem(
+                raw.span(),
+                "network",
+                "TCP settings apply to the subscribers' own kernels, which only namespace mode gives them: set mode = \"namespace\"",
+            );
+            ok = false;
+        }
+        ok.then_some(NetworkSpec { mode, tcp })
+    }
+
+    /// What namespace mode cannot do: an external broker (it must listen on the run's own
+    /// bridge), more subscribers than one /24 holds, a proxy capture.
+    fn fit_namespace(
+        &mut self,
+        raw: &RawScenario,
+        subscriber: Option<&SubscriberSpec>,
+        broker: Option<&BrokerSpec>,
+    ) {
+        let span = raw.network.as_ref().map_or(0..0, |n| n.span());
+        if let Some(BrokerSpec::External { .. }) = broker {
+            self.problem(
+                span.clone(),
+                "broker.kind",
+                "namespace mode starts its own broker on the run's bridge: use kind = \"embedded\" or \"mosquitto\"",
+            );
+        }
+        if let Some(s) = subscriber {
+            if !matches!(
+                s.client,
+                ClientKind::Rumqttc | ClientKind::PahoPython { .. }
+            ) {
+                self.problem(
+                    span.clone(),
+                    "subscriber.client",
+                    "namespace mode waits for each subscriber's own SUBACK before the experiment starts, and only rumqttc (linecut's agent) and paho-python report one; mosquitto_sub and command clients run in proxy mode",
+                );
+            }
+            if s.settings.count > MAX_NAMESPACE_SUBSCRIBERS {
+                self.problem(
+                    span.clone(),
+                    "subscriber.count",
+                    format!(
+                        "namespace mode gives each subscriber a namespace on one /24: at most {MAX_NAMESPACE_SUBSCRIBERS}, not {}",
+                        s.settings.count
+                    ),
+                );
+            }
+        }
+        if raw.capture.as_ref().and_then(|c| c.pcap).unwrap_or(false) {
+            self.problem(
+                span,
+                "capture.pcap",
+                "a namespace run always captures its links to capture.pcap; [capture] is the proxy's",
+            );
+        }
+    }
+
+    /// The `[[fault]]` tables of a namespace run: link faults.
+    fn link_faults(
+        &mut self,
+        raw: &[Spanned<RawFault>],
+        duration: Option<Duration>,
+    ) -> Option<(Vec<LinkFaultSpec>, Vec<Option<Jitter>>)> {
+        let (mut out, mut jitters, mut ok) = (Vec::new(), Vec::new(), true);
+        for (i, fault) in raw.iter().enumerate() {
+            let field = format!("fault[{}]", i + 1);
+            let table = fault.get_ref();
+            let Some((_, kind)) = table.iter().find(|(k, _)| k.get_ref() == "kind") else {
+                self.problem(fault.span(), &field, "needs `kind`, e.g. kind = \"cut\"");
+                ok = false;
+                continue;
+            };
+            let Some(name) = kind.get_ref().as_str() else {
+                self.problem(kind.span(), &format!("{field}.kind"), "must be a string");
+                ok = false;
+                continue;
+            };
+            if linecut_model::network::link_keys(name).is_none() {
+                let why = if faults::descriptor(name).is_some() {
+                    format!("`{name}` is a proxy fault and this is a namespace run (network.mode = \"namespace\"); link faults are: {}", LinkKind::NAMES.join(", "))
+                } else {
+                    format!(
+                        "unknown fault kind `{name}`; link faults are: {}",
+                        LinkKind::NAMES.join(", ")
+                    )
+                };
+                self.problem(kind.span(), &format!("{field}.kind"), why);
+                ok = false;
+                continue;
+            }
+            let mut pairs = Vec::new();
+            let mut jitter = None;
+            for (key, value) in table {
+                let key_name = key.get_ref().as_str();
+                let sub = format!("{field}.{key_name}");
+                match (key_name, value.get_ref()) {
+                    ("kind", _) => {}
+                    (JITTER_KEY, toml::Value::String(text)) => match Jitter::parse(text) {
+                        Ok(j) => jitter = Some(j),
+                        Err(e) => {
+                            self.problem(value.span(), &sub, e.to_string());
+                            ok = false;
+                        }
+                    },
+                    (_, toml::Value::String(text)) => {
+                        pairs.push((key_name.to_string(), text.clone()))
+                    }
+                    (_, toml::Value::Integer(n)) => {
+                        pairs.push((key_name.to_string(), n.to_string()))
+                    }
+                    (_, toml::Value::Float(x)) => pairs.push((key_name.to_string(), x.to_string())),
+                    _ => {
+                        self.problem(value.span(), &sub, "must be a string or a number");
+                        ok = false;
+                    }
+                }
+            }
+            match LinkFaultSpec::from_pairs(name, pairs) {
+                Ok(spec) => {
+                    if let Some(d) = duration {
+                        if spec.at >= d {
+                            let span = value_span(table, "at").unwrap_or(fault.span());
+                            self.problem(
+                                span,
+                                &format!("{field}.at"),
+                                format!(
+                                "starts at {} but the run lasts {}: the fault would never happen",
+                                humantime::format_duration(spec.at),
+                                humantime::format_duration(d)
+                            ),
+                            );
+                            ok = false;
+                        }
+                    }
+                    out.push(spec);
+                    jitters.push(jitter);
+                }
+                Err(e) => {
+                    let (span, sub) = match e.key.as_deref().and_then(|k| value_span(table, k)) {
+                        Some(at) => (at, format!("{field}.{}", e.key.as_deref().unwrap_or(""))),
+                        None => (kind.span(), format!("{field}.kind")),
+                    };
+                    self.problem(span, &sub, e.message);
+                    ok = false;
+                }
+            }
+        }
+        ok.then_some((out, jitters))
+    }
+
     /// A jittered fault must still start inside the run, however late its draw.
     fn check_phases(
         &mut self,
         raw: &[Spanned<RawFault>],
-        specs: &[FaultSpec],
+        starts: &[Duration],
         jitters: &[Option<Jitter>],
         duration: Duration,
         keepalive_s: u16,
     ) {
-        for (i, (spec, jitter)) in specs.iter().zip(jitters).enumerate() {
+        for (i, (at, jitter)) in starts.iter().zip(jitters).enumerate() {
             let Some(jitter) = jitter else { continue };
             let field = format!("fault[{}].{JITTER_KEY}", i + 1);
             let span = value_span(raw[i].get_ref(), JITTER_KEY).unwrap_or(raw[i].span());
@@ -1027,7 +1351,7 @@ impl Checker<'_> {
                 );
                 continue;
             }
-            let latest = spec.at + jitter.span(keepalive_s);
+            let latest = *at + jitter.span(keepalive_s);
             if latest >= duration {
                 self.problem(
                     span,

@@ -24,6 +24,18 @@ pub struct RawScenario {
     pub capture: Option<RawCapture>,
     /// Seed for the faults' phase draws (`jitter`); drawn at random when absent.
     pub seed: Option<Spanned<i64>>,
+    pub network: Option<Spanned<RawNetwork>>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNetwork {
+    pub mode: Option<Spanned<String>>,
+    pub tcp_syn_retries: Option<Spanned<i64>>,
+    pub tcp_retries2: Option<Spanned<i64>>,
+    pub tcp_keepalive_time: Option<Spanned<String>>,
+    pub tcp_keepalive_intvl: Option<Spanned<String>>,
+    pub tcp_keepalive_probes: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -45,6 +45,17 @@ pub fn json_schema() -> Value {
                     "keepalive": duration()
                 }
             },
+            "network": {
+                "type": "object", "additionalProperties": false,
+                "properties": {
+                    "mode": {"enum": ["proxy", "namespace"], "description": "proxy (default): faults in linecut's MQTT-aware proxy; namespace: each subscriber in its own network namespace, faults as nftables rules on its link (Linux, root)"},
+                    "tcp_syn_retries": {"type": "integer", "minimum": 0, "maximum": 127, "description": "namespace mode: the subscribers' kernel setting"},
+                    "tcp_retries2": {"type": "integer", "minimum": 0, "maximum": 127, "description": "namespace mode: the subscribers' kernel setting"},
+                    "tcp_keepalive_time": duration(),
+                    "tcp_keepalive_intvl": duration(),
+                    "tcp_keepalive_probes": {"type": "integer", "minimum": 0, "maximum": 127}
+                }
+            },
             "capture": {
                 "type": "object", "additionalProperties": false,
                 "properties": {"pcap": {"type": "boolean", "description": "write both legs of every proxied connection to capture.pcap in the run directory"}}
@@ -54,7 +65,7 @@ pub fn json_schema() -> Value {
                 "description": "linecut sweep: \"PATH\" = [values] per axis (e.g. \"subscriber.keepalive\" = [\"1s\", \"5s\"], \"fault.cut.for\" = [\"3s\", \"10s\"]) and repeat = N",
                 "properties": {
                     "repeat": {"type": "integer", "minimum": 1},
-                    "phase": {"enum": ["random", "fixed"], "description": "random (default): faults without a jitter get jitter = \"K\" and each repeat its own seed"}
+                    "phase": {"enum": ["random", "fixed"], "description": "random (default): faults without a start_jitter get start_jitter = \"K\" and each repeat its own seed"}
                 },
                 "additionalProperties": {"type": "array"}
             },
@@ -95,7 +106,14 @@ pub fn json_schema() -> Value {
 /// common keys and every kind's own keys, each typed as its descriptor says.
 fn fault_items() -> Value {
     let mut properties = serde_json::Map::new();
-    properties.insert("kind".into(), json!({"enum": faults::kind_names()}));
+    // The proxy's kinds and the link kinds of namespace mode (cut is both).
+    let mut kinds: Vec<&str> = faults::kind_names();
+    for k in linecut_model::LinkKind::NAMES {
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
+    properties.insert("kind".into(), json!({"enum": kinds}));
     let kind_keys = faults::KINDS.iter().flat_map(|k| k.keys.iter());
     for def in COMMON_KEYS.iter().chain(kind_keys) {
         let value = match def.ty {
@@ -110,6 +128,10 @@ fn fault_items() -> Value {
         };
         properties.entry(def.name).or_insert(value);
     }
+    properties.insert(
+        "probability".to_string(),
+        json!({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "description": "loss (namespace mode): the chance each packet is dropped"}),
+    );
     properties.insert(
         crate::JITTER_KEY.to_string(),
         json!({"type": "string", "description": "start the fault up to this much later, drawn at random per run: a duration (2s) or keepalives (K, 2K)"}),

@@ -41,6 +41,9 @@ client = "rumqttc"
 [capture]
 pcap = true
 
+[network]
+mode = "proxy"
+
 [sweep]
 "subscriber.keepalive" = ["1s", "2s"]
 repeat = 3
@@ -50,7 +53,7 @@ phase = "random"
 kind = "cut"
 at = "10s"
 for = "5s"
-jitter = "K"
+start_jitter = "K"
 dir = "both"
 target = "all"
 hold = "64KiB"
@@ -293,9 +296,19 @@ fn the_json_schema_describes_exactly_the_keys_the_parser_accepts() {
         .iter()
         .flat_map(|f| f.as_table().unwrap().keys().cloned())
         .collect();
+    // `probability` belongs to the link faults of namespace mode, which FULL (proxy mode)
+    // cannot hold; NAMESPACE has it.
+    fault_keys.push("probability".into());
     fault_keys.sort();
     fault_keys.dedup();
     assert_eq!(props(&schema["properties"]["fault"]["items"]), fault_keys);
+    let ns: toml::Table = toml::from_str(NAMESPACE).unwrap();
+    let network_keys = keys(ns["network"].as_table().unwrap());
+    let in_schema = props(&schema["properties"]["network"]);
+    assert!(
+        network_keys.iter().all(|k| in_schema.contains(k)),
+        "{network_keys:?}"
+    );
 }
 
 fn subscriber_of(text: &str) -> Result<SubscriberSpec, String> {
@@ -487,26 +500,26 @@ fn fault_tables_are_checked_against_the_kinds_descriptor() {
 #[test]
 fn jitter_is_checked_where_it_is_written() {
     let base = "duration = \"20s\"\n[subscriber]\nkeepalive = \"5s\"\n[[fault]]\nkind = \"cut\"\nat = \"5s\"\nfor = \"3s\"\n";
-    let e = errors(&format!("{base}jitter = \"sometimes\"\n"));
+    let e = errors(&format!("{base}start_jitter = \"sometimes\"\n"));
     assert!(
-        e.contains("fault[1].jitter") && e.contains("is not a jitter"),
+        e.contains("fault[1].start_jitter") && e.contains("is not a jitter"),
         "{e}"
     );
-    let e = errors(&format!("{base}jitter = \"3K\"\n"));
+    let e = errors(&format!("{base}start_jitter = \"3K\"\n"));
     assert!(
-        e.contains("fault[1].jitter") && e.contains("may start the fault at 20s"),
+        e.contains("fault[1].start_jitter") && e.contains("may start the fault at 20s"),
         "{e}"
     );
-    let e = errors(&format!("{base}jitter = 2\n"));
+    let e = errors(&format!("{base}start_jitter = 2\n"));
     assert!(
-        e.contains("fault[1].jitter") && e.contains("must be a string"),
+        e.contains("fault[1].start_jitter") && e.contains("must be a string"),
         "{e}"
     );
     let e = errors(&format!("seed = -1\n{base}"));
     assert!(e.contains("seed") && e.contains("from 0"), "{e}");
     let s = parse(
         Path::new("j.toml"),
-        &format!("seed = 9\n{base}jitter = \"2K\"\n"),
+        &format!("seed = 9\n{base}start_jitter = \"2K\"\n"),
     )
     .unwrap();
     assert_eq!(
@@ -517,4 +530,111 @@ fn jitter_is_checked_where_it_is_written() {
     let again = parse(Path::new("r.toml"), &s.resolved_toml()).unwrap();
     assert_eq!(again.fault_jitter, s.fault_jitter);
     assert_eq!(again.seed, Some(9));
+    // The latency fault's own `jitter` (its delays) is its own, not a start jitter.
+    let full = parse(Path::new("full.toml"), FULL).unwrap();
+    let latency = full
+        .faults
+        .iter()
+        .position(|f| f.kind() == "latency")
+        .unwrap();
+    assert!(
+        full.faults[latency].to_string().contains("jitter=10ms"),
+        "{}",
+        full.faults[latency]
+    );
+    assert_eq!(full.fault_jitter[latency], None);
+}
+
+const NAMESPACE: &str = r#"
+duration = "30s"
+[broker]
+kind = "mosquitto"
+[subscriber]
+keepalive = "5s"
+client = "paho-python"
+[network]
+mode = "namespace"
+tcp_syn_retries = 3
+tcp_retries2 = 5
+tcp_keepalive_time = "30s"
+[[fault]]
+kind = "cut"
+at = "5s"
+for = "10s"
+start_jitter = "K"
+[[fault]]
+kind = "loss"
+at = "20s"
+for = "5s"
+probability = 0.2
+dir = "down"
+target = "client=paho*"
+"#;
+
+#[test]
+fn a_namespace_scenario_reads_its_link_faults_and_device_settings_and_resolves_to_itself() {
+    let s = parse(Path::new("ns.toml"), NAMESPACE).unwrap();
+    assert_eq!(s.network.mode, NetworkMode::Namespace);
+    assert_eq!(
+        (
+            s.network.tcp.syn_retries,
+            s.network.tcp.retries2,
+            s.network.tcp.keepalive_time_s
+        ),
+        (Some(3), Some(5), Some(30))
+    );
+    assert!(s.faults.is_empty());
+    assert_eq!(s.link_faults.len(), 2);
+    assert_eq!(
+        s.link_faults[1].to_string(),
+        "loss:at=20s,for=5s,dir=down,target=client=paho*,probability=0.2"
+    );
+    assert_eq!(
+        s.fault_jitter[0],
+        Some(linecut_model::Jitter::Keepalives(1))
+    );
+    let again = parse(Path::new("r.toml"), &s.resolved_toml()).unwrap();
+    assert_eq!(again.network, s.network);
+    assert_eq!(again.link_faults, s.link_faults);
+    assert_eq!(again.fault_jitter, s.fault_jitter);
+}
+
+#[test]
+fn a_fault_of_the_other_mode_is_an_error_naming_the_kind_and_the_mode() {
+    let e = errors(&NAMESPACE.replace("kind = \"loss\"", "kind = \"latency\""));
+    assert!(
+        e.contains("fault[2].kind")
+            && e.contains("`latency` is a proxy fault")
+            && e.contains("namespace"),
+        "{e}"
+    );
+    let e = errors("duration = \"10s\"\n[subscriber]\nkeepalive = \"2s\"\n[[fault]]\nkind = \"loss\"\nprobability = 0.1\n");
+    assert!(
+        e.contains("fault[1].kind")
+            && e.contains("`loss` is a link fault")
+            && e.contains("mode = \"namespace\""),
+        "{e}"
+    );
+    let e = errors(&NAMESPACE.replace("probability = 0.2", "probability = 2"));
+    assert!(e.contains("fault[2].probability"), "{e}");
+    let e = errors(&NAMESPACE.replace("mode = \"namespace\"", "mode = \"namespaces\""));
+    assert!(
+        e.contains("network.mode") && e.contains("did you mean `namespace`?"),
+        "{e}"
+    );
+    let e = errors(&NAMESPACE.replace("tcp_syn_retries = 3", "tcp_syn_retries = 300"));
+    assert!(e.contains("network.tcp_syn_retries"), "{e}");
+    let e = errors(&NAMESPACE.replace(
+        "kind = \"mosquitto\"",
+        "kind = \"external\"\naddress = \"127.0.0.1:1883\"",
+    ));
+    assert!(
+        e.contains("broker.kind") && e.contains("namespace mode starts its own broker"),
+        "{e}"
+    );
+    let e = errors("duration = \"10s\"\n[network]\ntcp_retries2 = 3\n");
+    assert!(
+        e.contains("network") && e.contains("only namespace mode"),
+        "{e}"
+    );
 }

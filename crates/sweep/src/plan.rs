@@ -48,7 +48,7 @@ pub struct PlanAxis {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum PhaseMode {
-    /// A fault without its own `jitter` gets `jitter = "K"`, and each repeat its own seed: the
+    /// A fault without its own `start_jitter` gets `start_jitter = "K"`, and each repeat its own seed: the
     /// repeats sample where the fault falls against the keepalive timer.
     #[default]
     Random,
@@ -444,11 +444,11 @@ repeat = 2
                 vec![Some(linecut_model::Jitter::Keepalives(1))]
             );
         }
-        let own = BASE.replace("for = \"3s\"", "for = \"3s\"\njitter = \"500ms\"");
+        let own = BASE.replace("for = \"3s\"", "for = \"3s\"\nstart_jitter = \"500ms\"");
         let kept = plan(Path::new("b.toml"), &own, &a, 1, PhaseMode::Random, None).unwrap();
-        assert!(kept.cells[0].scenario.contains("jitter = \"500ms\""));
+        assert!(kept.cells[0].scenario.contains("start_jitter = \"500ms\""));
         let fixed = plan(Path::new("b.toml"), BASE, &a, 1, PhaseMode::Fixed, None).unwrap();
-        assert!(!fixed.cells[0].scenario.contains("jitter"));
+        assert!(!fixed.cells[0].scenario.contains("start_jitter"));
         let seeds: std::collections::BTreeSet<u64> = random
             .cells
             .iter()

@@ -409,6 +409,8 @@ struct OutputCounts {
     messages: AtomicU64,
     /// Disconnects the client reported itself (other than being told to stop).
     disconnects: AtomicU64,
+    /// The client reported a SUBACK.
+    subscribed: std::sync::atomic::AtomicBool,
     first_unmatched: Mutex<Option<String>>,
 }
 
@@ -471,6 +473,7 @@ impl ClientFleet {
         scenario: &Scenario,
         ids: &[String],
         proxy: SocketAddr,
+        netns: Option<&[String]>,
         dir: &Path,
         sink: &EventSink,
         publisher_qos: u8,
@@ -483,8 +486,17 @@ impl ClientFleet {
             stopping: stopping.clone(),
             stderr_files: Vec::new(),
         };
-        for id in ids {
+        for (i, id) in ids.iter().enumerate() {
             let args = arguments(scenario, proxy, id, prepared.script.as_deref())?;
+            // In namespace mode the child joins its subscriber's namespace before it runs:
+            // the descriptor is opened here, the switch made in the child.
+            let ns = match netns.and_then(|n| n.get(i)) {
+                Some(name) => Some(
+                    std::fs::File::open(format!("/run/netns/{name}"))
+                        .map_err(crate::io(format!("open namespace {name}")))?,
+                ),
+                None => None,
+            };
             let stderr_name = if ids.len() == 1 {
                 linecut_events::run_dir::file::client_stderr.to_string()
             } else {
@@ -498,6 +510,19 @@ impl ClientFleet {
             // with linecut. SAFETY: the hook only makes async-signal-safe calls.
             unsafe {
                 command.pre_exec(tie_to_parent(true));
+            }
+            if let Some(file) = &ns {
+                let fd = std::os::fd::AsRawFd::as_raw_fd(file);
+                // SAFETY: setns is an async-signal-safe system call; the descriptor stays open
+                // in the parent until the child has been spawned.
+                unsafe {
+                    command.pre_exec(move || {
+                        if libc::setns(fd, libc::CLONE_NEWNET) != 0 {
+                            return Err(std::io::Error::last_os_error());
+                        }
+                        Ok(())
+                    });
+                }
             }
             let mut child: Child = command
                 .args(&args)
@@ -553,6 +578,14 @@ impl ClientFleet {
             });
         }
         Ok(fleet)
+    }
+
+    /// Clients that have reported a SUBACK.
+    pub fn subscribed(&self) -> u32 {
+        self.clients
+            .iter()
+            .filter(|c| c.counts.subscribed.load(Ordering::Relaxed))
+            .count() as u32
     }
 
     /// Messages the clients have reported so far.
@@ -696,6 +729,7 @@ async fn read_output(
         match format.parse(&line, &defaults) {
             Line::Event { ts_us, kind } => {
                 match &kind {
+                    EventKind::Suback(_) => counts.subscribed.store(true, Ordering::Relaxed),
                     EventKind::Message(_) => {
                         counts.messages.fetch_add(1, Ordering::Relaxed);
                     }

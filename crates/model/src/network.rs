@@ -1,0 +1,173 @@
+//! Where a run's faults live, and what they may be there.
+//!
+//! In `proxy` mode (the default) faults are played by linecut's MQTT-aware proxy, which
+//! terminates TCP. In `namespace` mode every subscriber runs in a network namespace of its own,
+//! joined to the host by a veth pair, and faults are nftables rules on that pair: both kernels
+//! see the loss, so SYNs go unanswered, data is retransmitted on the kernel's timers and
+//! reaches the other side when the line returns. This module holds the vocabulary both modes
+//! share (which fault kinds each accepts) and the device's TCP settings, with no runtime.
+
+use std::fmt;
+
+/// How a run's faults are played.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum NetworkMode {
+    #[default]
+    Proxy,
+    Namespace,
+}
+
+impl NetworkMode {
+    pub const NAMES: [&'static str; 2] = ["proxy", "namespace"];
+
+    pub fn parse(text: &str) -> Option<NetworkMode> {
+        match text {
+            "proxy" => Some(NetworkMode::Proxy),
+            "namespace" => Some(NetworkMode::Namespace),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            NetworkMode::Proxy => "proxy",
+            NetworkMode::Namespace => "namespace",
+        }
+    }
+}
+
+impl fmt::Display for NetworkMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A fault of a namespace run: a rule on the subscriber's veth pair.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LinkKind {
+    /// Drop everything (in the chosen directions): a pulled cable. Restoring it lets the
+    /// kernels' retransmissions through.
+    Cut,
+    /// Drop each packet with this probability (0 < p < 1).
+    Loss { probability: f64 },
+    /// Answer TCP with a reset (and anything else with ICMP unreachable): the broker's host is
+    /// up but the service is gone, or a fail-fast partition.
+    Reject,
+}
+
+impl LinkKind {
+    /// The kinds a namespace scenario accepts, by name.
+    pub const NAMES: [&'static str; 3] = ["cut", "loss", "reject"];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LinkKind::Cut => "cut",
+            LinkKind::Loss { .. } => "loss",
+            LinkKind::Reject => "reject",
+        }
+    }
+}
+
+/// The keys a link fault takes besides the common ones (`at`, `for`, `dir`, `target`, `every`,
+/// `count`, `jitter`), by kind.
+pub fn link_keys(kind: &str) -> Option<&'static [&'static str]> {
+    match kind {
+        "cut" | "reject" => Some(&[]),
+        "loss" => Some(&["probability"]),
+        _ => None,
+    }
+}
+
+/// The keys every link fault takes.
+pub const LINK_COMMON_KEYS: [&str; 6] = ["at", "for", "dir", "target", "every", "count"];
+
+/// The device's TCP settings, applied in each subscriber's namespace (Linux sysctls): they
+/// decide how fast a kernel gives up on a silent peer. `None` keeps the kernel's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TcpSettings {
+    /// `net.ipv4.tcp_syn_retries`: SYN retransmissions before connect() fails.
+    pub syn_retries: Option<u8>,
+    /// `net.ipv4.tcp_retries2`: data retransmissions before an established connection is
+    /// ended.
+    pub retries2: Option<u8>,
+    /// `net.ipv4.tcp_keepalive_time`, seconds.
+    pub keepalive_time_s: Option<u32>,
+    /// `net.ipv4.tcp_keepalive_intvl`, seconds.
+    pub keepalive_intvl_s: Option<u32>,
+    /// `net.ipv4.tcp_keepalive_probes`.
+    pub keepalive_probes: Option<u8>,
+}
+
+impl TcpSettings {
+    /// Each setting as its sysctl path under `/proc/sys` and value.
+    pub fn sysctls(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let mut put = |path: &'static str, v: Option<String>| {
+            if let Some(v) = v {
+                out.push((path, v));
+            }
+        };
+        put(
+            "net/ipv4/tcp_syn_retries",
+            self.syn_retries.map(|v| v.to_string()),
+        );
+        put(
+            "net/ipv4/tcp_retries2",
+            self.retries2.map(|v| v.to_string()),
+        );
+        put(
+            "net/ipv4/tcp_keepalive_time",
+            self.keepalive_time_s.map(|v| v.to_string()),
+        );
+        put(
+            "net/ipv4/tcp_keepalive_intvl",
+            self.keepalive_intvl_s.map(|v| v.to_string()),
+        );
+        put(
+            "net/ipv4/tcp_keepalive_probes",
+            self.keepalive_probes.map(|v| v.to_string()),
+        );
+        out
+    }
+
+    pub fn is_default(&self) -> bool {
+        *self == TcpSettings::default()
+    }
+}
+
+/// The kernel's own limits on these settings (`tcp_syn_retries` is capped at 127 by Linux; the
+/// others are whole numbers the scenario bounds to keep a run finite).
+pub const MAX_SYN_RETRIES: u8 = 127;
+pub const MAX_RETRIES2: u8 = 127;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn modes_and_kinds_read_back_by_name() {
+        for name in NetworkMode::NAMES {
+            assert_eq!(NetworkMode::parse(name).unwrap().name(), name);
+        }
+        assert_eq!(NetworkMode::parse("bridge"), None);
+        assert_eq!(link_keys("loss"), Some(&["probability"][..]));
+        assert_eq!(link_keys("latency"), None);
+    }
+
+    #[test]
+    fn only_set_tcp_settings_become_sysctls() {
+        let s = TcpSettings {
+            syn_retries: Some(2),
+            retries2: Some(3),
+            ..TcpSettings::default()
+        };
+        assert_eq!(
+            s.sysctls(),
+            vec![
+                ("net/ipv4/tcp_syn_retries", "2".to_string()),
+                ("net/ipv4/tcp_retries2", "3".to_string()),
+            ]
+        );
+        assert!(TcpSettings::default().sysctls().is_empty());
+    }
+}

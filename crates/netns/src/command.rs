@@ -1,0 +1,79 @@
+//! Running `ip` and `nft`: arguments never pass through a shell, scripts go on stdin, and a
+//! failure says which command and what it printed.
+
+use crate::NetnsError;
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+/// The two programs namespace mode drives, and the Debian packages that have them.
+pub const IP: (&str, &str) = ("ip", "iproute2");
+pub const NFT: (&str, &str) = ("nft", "nftables");
+
+fn describe(program: &str, args: &[&str]) -> String {
+    std::iter::once(program)
+        .chain(args.iter().copied())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Runs `program args…` with `stdin` as its input; its stdout on success.
+pub fn run(
+    (program, package): (&'static str, &'static str),
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<String, NetnsError> {
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| NetnsError::Missing {
+            program,
+            package,
+            source,
+        })?;
+    if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
+        input
+            .write_all(text.as_bytes())
+            .map_err(|e| NetnsError::Io(format!("writing to {program}: {e}")))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| NetnsError::Io(format!("waiting for {program}: {e}")))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(NetnsError::Command {
+            command: describe(program, args),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// `ip -batch -` with one command per line: one process for a whole topology.
+pub fn ip_batch(lines: &[String]) -> Result<(), NetnsError> {
+    if lines.is_empty() {
+        return Ok(());
+    }
+    run(IP, &["-batch", "-"], Some(&(lines.join("\n") + "\n"))).map(drop)
+}
+
+/// `nft -f -`: the script is one transaction, applied whole or not at all.
+pub fn nft(script: &str) -> Result<(), NetnsError> {
+    run(NFT, &["-f", "-"], Some(script)).map(drop)
+}
+
+/// `nft -f -` inside a namespace.
+pub fn nft_in(netns: &str, script: &str) -> Result<(), NetnsError> {
+    run(
+        IP,
+        &["netns", "exec", netns, "nft", "-f", "-"],
+        Some(script),
+    )
+    .map(drop)
+}

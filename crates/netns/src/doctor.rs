@@ -1,0 +1,158 @@
+//! What a namespace run needs of the machine, checked one by one, each failure with its fix.
+//!
+//! The checks are cheap and touch nothing that stays: capabilities are read from
+//! `/proc/self/status`, the programs are asked for their version, and the kernel features
+//! (namespaces, veth, bridges, nftables `netdev` hooks) are tried on a throw-away namespace
+//! that is removed at once.
+
+use crate::command::{run, IP, NFT};
+use crate::names::RunId;
+use crate::topology::in_netns;
+
+/// One requirement and whether this machine meets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub what: &'static str,
+    pub ok: bool,
+    /// What was found (a version, an error).
+    pub detail: String,
+    /// How to fix it, when it failed.
+    pub fix: &'static str,
+}
+
+/// Capability bits (linux/capability.h) namespace mode uses.
+const CAP_NET_ADMIN: u32 = 12;
+const CAP_NET_RAW: u32 = 13;
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// The effective capabilities of this process.
+fn effective_caps() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))
+                .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        })
+        .unwrap_or(0)
+}
+
+fn version(program: (&'static str, &'static str), args: &[&str]) -> Result<String, String> {
+    run(program, args, None)
+        .map(|out| out.lines().next().unwrap_or("").trim().to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Tries what a run does on a throw-away namespace: a veth pair into it, a bridge, and an
+/// nftables `netdev` ingress chain on the namespace's end. Removed whatever happens.
+fn kernel_features() -> Result<(), String> {
+    let id = RunId::fresh();
+    let (ns, host, peer, bridge) = (id.netns(0), id.veth_host(0), id.veth_ns(0), id.bridge());
+    let tried = (|| -> Result<(), crate::NetnsError> {
+        run(IP, &["netns", "add", &ns], None)?;
+        run(IP, &["link", "add", &bridge, "type", "bridge"], None)?;
+        run(
+            IP,
+            &[
+                "link", "add", &host, "type", "veth", "peer", "name", &peer, "netns", &ns,
+            ],
+            None,
+        )?;
+        let table = format!(
+            "table netdev {id} {{\n  chain probe {{ type filter hook ingress device \"{peer}\" priority 0; policy accept; }}\n}}\n"
+        );
+        in_netns(&ns, || crate::command::nft(&table))
+    })();
+    crate::leftovers::remove_run(id);
+    tried.map_err(|e| e.to_string())
+}
+
+/// An AF_PACKET socket, as the capture opens one.
+fn packet_socket() -> Result<(), String> {
+    // SAFETY: a plain socket call; the descriptor is closed at once.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_PACKET,
+            libc::SOCK_RAW,
+            i32::from((libc::ETH_P_ALL as u16).to_be()),
+        )
+    };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error().to_string());
+    }
+    // SAFETY: closing the descriptor just opened.
+    unsafe { libc::close(fd) };
+    Ok(())
+}
+
+/// Every check, in the order a reader fixes them.
+pub fn checks() -> Vec<Check> {
+    let caps = effective_caps();
+    let has = |bit: u32| caps & (1 << bit) != 0;
+    let mut out = vec![Check {
+        what: "Linux",
+        ok: cfg!(target_os = "linux"),
+        detail: std::env::consts::OS.into(),
+        fix: "namespace mode needs Linux network namespaces",
+    }];
+    for (bit, name, fix) in [
+        (CAP_NET_ADMIN, "CAP_NET_ADMIN (namespaces, links, nftables)", "run as root, or grant it: sudo setcap cap_net_admin,cap_net_raw,cap_sys_admin+ep $(command -v linecut)"),
+        (CAP_NET_RAW, "CAP_NET_RAW (the capture's packet sockets)", "run as root, or grant it: sudo setcap cap_net_admin,cap_net_raw,cap_sys_admin+ep $(command -v linecut)"),
+        (CAP_SYS_ADMIN, "CAP_SYS_ADMIN (joining a namespace)", "run as root, or grant it: sudo setcap cap_net_admin,cap_net_raw,cap_sys_admin+ep $(command -v linecut)"),
+    ] {
+        out.push(Check {
+            what: name,
+            ok: has(bit),
+            detail: if has(bit) { "present".into() } else { "missing".into() },
+            fix,
+        });
+    }
+    let ip = version(IP, &["-V"]);
+    out.push(Check {
+        what: "ip (iproute2)",
+        ok: ip.is_ok(),
+        detail: ip.clone().unwrap_or_else(|e| e),
+        fix: "install iproute2: apt-get install iproute2",
+    });
+    let nft = version(NFT, &["-v"]);
+    out.push(Check {
+        what: "nft (nftables)",
+        ok: nft.is_ok(),
+        detail: nft.clone().unwrap_or_else(|e| e),
+        fix: "install nftables: apt-get install nftables",
+    });
+    let privileged = has(CAP_NET_ADMIN) && has(CAP_SYS_ADMIN);
+    let features = if privileged && ip.is_ok() && nft.is_ok() {
+        kernel_features()
+    } else {
+        Err("not tried: needs the capabilities and programs above".into())
+    };
+    out.push(Check {
+        what: "kernel: namespaces, veth, bridge, nftables netdev hooks",
+        ok: features.is_ok(),
+        detail: features.err().unwrap_or_else(|| "work".into()),
+        fix: "a kernel with CONFIG_NET_NS, CONFIG_VETH, CONFIG_BRIDGE and CONFIG_NF_TABLES_NETDEV (every distribution kernel has them)",
+    });
+    let capture = packet_socket();
+    out.push(Check {
+        what: "capture (AF_PACKET sockets)",
+        ok: capture.is_ok(),
+        detail: capture.err().unwrap_or_else(|| "work".into()),
+        fix: "run as root, or grant CAP_NET_RAW (see above)",
+    });
+    out
+}
+
+/// The failed checks as the message a refused run prints: what is missing and how to fix it.
+pub fn refusal(checks: &[Check]) -> Option<String> {
+    let failed: Vec<&Check> = checks.iter().filter(|c| !c.ok).collect();
+    if failed.is_empty() {
+        return None;
+    }
+    let mut s = String::from("namespace mode needs what this machine lacks:");
+    for c in failed {
+        s.push_str(&format!("\n  - {}: {} — fix: {}", c.what, c.detail, c.fix));
+    }
+    s.push_str("\n(`linecut doctor` lists every requirement)");
+    Some(s)
+}

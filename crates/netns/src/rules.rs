@@ -1,0 +1,110 @@
+//! Link faults as nftables rules.
+//!
+//! Each subscriber's pair has two chains, both in `netdev` ingress hooks: `up<n>` on the host
+//! end (what the client sends) and `down` in the subscriber's namespace on its end (what the
+//! broker sends). The rules of a chain are a function of the faults active on it, so every
+//! change is one transaction that flushes the chain and writes its rules anew: nothing depends
+//! on rule handles, and a failed change leaves the previous rules in place.
+//!
+//! The scripts are built here, without touching the kernel ([`base_host`], [`base_ns`],
+//! [`chain_update`]); [`apply_host`] and [`apply_ns`] send them.
+
+use crate::command::nft;
+use crate::names::RunId;
+use crate::topology::{in_netns, Member};
+use crate::NetnsError;
+use linecut_model::LinkKind;
+
+/// The namespace-side chain's name (one per namespace).
+pub const DOWN_CHAIN: &str = "down";
+
+/// The host-side chain of member `n`.
+pub fn up_chain(n: u32) -> String {
+    format!("up{n}")
+}
+
+/// The host's table: one ingress chain per member's host end, accepting everything.
+pub fn base_host(id: RunId, members: &[Member]) -> String {
+    let mut s = format!("table netdev {} {{\n", id.table());
+    for m in members {
+        s.push_str(&format!(
+            "  chain {} {{ type filter hook ingress device \"{}\" priority 0; policy accept; }}\n",
+            up_chain(m.index),
+            m.veth_host
+        ));
+    }
+    s.push_str("}\n");
+    s
+}
+
+/// A namespace's table: one ingress chain on its end of the pair.
+pub fn base_ns(id: RunId, member: &Member) -> String {
+    format!(
+        "table netdev {} {{\n  chain {DOWN_CHAIN} {{ type filter hook ingress device \"{}\" priority 0; policy accept; }}\n}}\n",
+        id.table(),
+        member.veth_ns
+    )
+}
+
+/// The rule statements one active fault adds to a chain.
+fn statements(kind: LinkKind) -> Vec<String> {
+    match kind {
+        LinkKind::Cut => vec!["drop".into()],
+        // numgen draws per packet; a millionth is finer than any probability a run can show.
+        LinkKind::Loss { probability } => vec![format!(
+            "numgen random mod 1000000 < {} drop",
+            (probability * 1e6).round() as u32
+        )],
+        // TCP gets a reset at once; other protocols (ARP among them) pass, as they would to
+        // a host whose service is gone.
+        LinkKind::Reject => vec!["meta l4proto tcp reject with tcp reset".into()],
+    }
+}
+
+/// One transaction that replaces a chain's rules with those of the `active` faults.
+pub fn chain_update(id: RunId, chain: &str, active: &[LinkKind]) -> String {
+    let table = id.table();
+    let mut s = format!("flush chain netdev {table} {chain}\n");
+    for kind in active {
+        for st in statements(*kind) {
+            s.push_str(&format!("add rule netdev {table} {chain} {st}\n"));
+        }
+    }
+    s
+}
+
+/// Sends a script to the host's nftables.
+pub fn apply_host(script: &str) -> Result<(), NetnsError> {
+    nft(script)
+}
+
+/// Sends a script to a member's namespace.
+pub fn apply_ns(member: &Member, script: &str) -> Result<(), NetnsError> {
+    in_netns(&member.netns, || nft(script))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_update_is_one_flush_and_the_active_rules() {
+        let id = RunId(0x0102_0304);
+        let s = chain_update(
+            id,
+            "up3",
+            &[LinkKind::Cut, LinkKind::Loss { probability: 0.2 }],
+        );
+        assert_eq!(
+            s,
+            "flush chain netdev lc01020304 up3\n\
+             add rule netdev lc01020304 up3 drop\n\
+             add rule netdev lc01020304 up3 numgen random mod 1000000 < 200000 drop\n"
+        );
+        assert_eq!(
+            chain_update(id, "down", &[]),
+            "flush chain netdev lc01020304 down\n"
+        );
+        assert!(chain_update(id, "down", &[LinkKind::Reject]).contains("reject with tcp reset"));
+    }
+}

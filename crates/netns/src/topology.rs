@@ -1,0 +1,211 @@
+//! A namespace run's network: a bridge on the host with the broker's address, and per
+//! subscriber a namespace joined to it by a veth pair, its device TCP settings applied.
+//!
+//! [`Topology::create`] returns only a whole topology: if a step fails, what was made is
+//! removed before the error comes back. [`Topology::remove`] (and `Drop`) deletes the
+//! namespaces (which deletes their pair ends, and so the host ends), the bridge and the run's
+//! nftables table, and the owner file.
+
+use crate::command::{ip_batch, run, IP};
+use crate::{leftovers, names::RunId, NetnsError};
+use linecut_model::TcpSettings;
+use std::net::Ipv4Addr;
+use std::os::fd::AsRawFd;
+
+/// Subscribers per run: one /24, minus the network, broadcast and the bridge's address.
+pub const MAX_MEMBERS: u32 = 252;
+
+/// One subscriber's place in the topology.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub index: u32,
+    pub netns: String,
+    pub veth_host: String,
+    pub veth_ns: String,
+    pub addr: Ipv4Addr,
+}
+
+/// A namespace run's network, removed when dropped.
+#[derive(Debug)]
+pub struct Topology {
+    pub id: RunId,
+    pub bridge: String,
+    /// The broker's address, on the bridge.
+    pub host_addr: Ipv4Addr,
+    pub members: Vec<Member>,
+    removed: bool,
+}
+
+/// The third octet of each /24 in 198.18.0.0/15 (198.18.x and 198.19.x): 512 of them.
+fn subnet(slot: u32) -> (u8, u8) {
+    (18 + (slot / 256) as u8, (slot % 256) as u8)
+}
+
+/// The /24s already carrying an address on this machine (any namespace this process sees).
+fn subnets_in_use() -> Result<Vec<(u8, u8)>, NetnsError> {
+    let out = run(IP, &["-4", "-o", "addr", "show"], None)?;
+    Ok(out
+        .split_whitespace()
+        .filter_map(|w| w.split('/').next()?.parse::<Ipv4Addr>().ok())
+        .filter(|a| a.octets()[0] == 198 && matches!(a.octets()[1], 18 | 19))
+        .map(|a| (a.octets()[1], a.octets()[2]))
+        .collect())
+}
+
+/// Moves the calling thread (only it) into network namespace `netns`: sockets it opens from
+/// then on, files under `/proc/sys/net` it writes and processes it starts belong to it.
+pub fn join(netns: &str) -> Result<(), NetnsError> {
+    let path = format!("/run/netns/{netns}");
+    let file =
+        std::fs::File::open(&path).map_err(|e| NetnsError::Io(format!("open {path}: {e}")))?;
+    // SAFETY: setns on this thread only, with a descriptor held open for the call.
+    if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+        return Err(NetnsError::Io(format!(
+            "join {netns}: {}",
+            std::io::Error::last_os_error()
+        )));
+    }
+    Ok(())
+}
+
+/// An exclusive lock on `/run/linecut/netns/subnets.lock`, released when its file closes.
+struct SubnetLock {
+    _file: std::fs::File,
+}
+
+impl SubnetLock {
+    fn take() -> Result<SubnetLock, NetnsError> {
+        let dir = crate::leftovers::OWNER_DIR;
+        std::fs::create_dir_all(dir).map_err(|e| NetnsError::Io(format!("create {dir}: {e}")))?;
+        let path = format!("{dir}/subnets.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| NetnsError::Io(format!("open {path}: {e}")))?;
+        // SAFETY: flock on a descriptor we own; it blocks until the lock is ours.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(NetnsError::Io(format!(
+                "lock {path}: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        Ok(SubnetLock { _file: file })
+    }
+}
+
+/// Runs `f` on a thread of its own that has joined namespace `netns` (see [`join`]).
+pub fn in_netns<T: Send>(
+    netns: &str,
+    f: impl FnOnce() -> Result<T, NetnsError> + Send,
+) -> Result<T, NetnsError> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            join(netns)?;
+            f()
+        })
+        .join()
+        .unwrap_or_else(|_| Err(NetnsError::Io(format!("the thread in {netns} panicked"))))
+    })
+}
+
+impl Topology {
+    /// Builds the network for `count` subscribers with `tcp` applied in every namespace.
+    pub fn create(id: RunId, count: u32, tcp: &TcpSettings) -> Result<Topology, NetnsError> {
+        if count == 0 || count > MAX_MEMBERS {
+            return Err(NetnsError::TooMany {
+                count,
+                max: MAX_MEMBERS,
+            });
+        }
+        leftovers::claim(id)?;
+        let mut topology = Topology {
+            id,
+            bridge: id.bridge(),
+            host_addr: Ipv4Addr::UNSPECIFIED,
+            members: Vec::new(),
+            removed: false,
+        };
+        match topology.build(count, tcp) {
+            Ok(()) => Ok(topology),
+            Err(e) => {
+                topology.remove();
+                Err(e)
+            }
+        }
+    }
+
+    fn build(&mut self, count: u32, tcp: &TcpSettings) -> Result<(), NetnsError> {
+        // Runs starting together (a sweep's parallel cells) choose their /24 one at a time: the
+        // kernel would accept one address on two bridges, so the choice and the bridge's
+        // address are made under a lock every namespace run takes.
+        let _lock = SubnetLock::take()?;
+        let used = subnets_in_use()?;
+        // Start where the id points, so runs rarely even look at the same /24.
+        let start = self.id.0 % 512;
+        let slot = (0..512)
+            .map(|i| (start + i) % 512)
+            .find(|s| !used.contains(&subnet(*s)))
+            .ok_or(NetnsError::NoSubnet)?;
+        let (b, c) = subnet(slot);
+        self.host_addr = Ipv4Addr::new(198, b, c, 1);
+        let mut host = vec![
+            format!("link add {} type bridge", self.bridge),
+            format!("addr add {}/24 dev {}", self.host_addr, self.bridge),
+            format!("link set {} up", self.bridge),
+        ];
+        for n in 0..count {
+            let m = Member {
+                index: n,
+                netns: self.id.netns(n),
+                veth_host: self.id.veth_host(n),
+                veth_ns: self.id.veth_ns(n),
+                addr: Ipv4Addr::new(198, b, c, (n + 2) as u8),
+            };
+            host.push(format!("netns add {}", m.netns));
+            host.push(format!(
+                "link add {} type veth peer name {} netns {}",
+                m.veth_host, m.veth_ns, m.netns
+            ));
+            host.push(format!("link set {} master {}", m.veth_host, self.bridge));
+            host.push(format!("link set {} up", m.veth_host));
+            self.members.push(m);
+        }
+        ip_batch(&host)?;
+        drop(_lock);
+        for m in &self.members {
+            let inside = vec![
+                "link set lo up".to_string(),
+                format!("addr add {}/24 dev {}", m.addr, m.veth_ns),
+                format!("link set {} up", m.veth_ns),
+            ];
+            let sysctls = tcp.sysctls();
+            in_netns(&m.netns, || {
+                ip_batch(&inside)?;
+                for (path, value) in &sysctls {
+                    let file = format!("/proc/sys/{path}");
+                    std::fs::write(&file, value)
+                        .map_err(|e| NetnsError::Io(format!("write {file}: {e}")))?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Removes everything the run created; safe to call twice.
+    pub fn remove(&mut self) {
+        if self.removed {
+            return;
+        }
+        self.removed = true;
+        leftovers::remove_run(self.id);
+    }
+}
+
+impl Drop for Topology {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}

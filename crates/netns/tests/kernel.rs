@@ -1,0 +1,302 @@
+//! Namespace mode against the real kernel: namespaces, veth pairs, nftables rules and the
+//! capture, with real TCP on both ends. Needs root (CI runs as root); each test makes its own
+//! run id, so the tests run in parallel without sharing a name or a subnet.
+//!
+//! Timing tolerances come from the kernel's TCP timers (Linux 6.x defaults): the first data
+//! retransmission comes after the RTO, at least 200 ms (TCP_RTO_MIN), and doubles from there;
+//! SYNs are resent after 1 s (TCP_TIMEOUT_INIT).
+
+use linecut_model::{LinkKind, TcpSettings};
+use linecut_netns::rules::{self, DOWN_CHAIN};
+use linecut_netns::topology::in_netns;
+use linecut_netns::{leftovers, RunId, Topology};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+fn root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A topology for `count` subscribers with its base rules in place.
+fn topology(count: u32, tcp: &TcpSettings) -> Topology {
+    let t = Topology::create(RunId::fresh(), count, tcp).unwrap();
+    rules::apply_host(&rules::base_host(t.id, &t.members)).unwrap();
+    for m in &t.members {
+        rules::apply_ns(m, &rules::base_ns(t.id, m)).unwrap();
+    }
+    t
+}
+
+fn set(t: &Topology, n: usize, up: &[LinkKind], down: &[LinkKind]) {
+    let m = &t.members[n];
+    rules::apply_host(&rules::chain_update(t.id, &rules::up_chain(m.index), up)).unwrap();
+    rules::apply_ns(m, &rules::chain_update(t.id, DOWN_CHAIN, down)).unwrap();
+}
+
+/// A TCP connection from member `n`'s namespace to `to`.
+fn connect_from(
+    t: &Topology,
+    n: usize,
+    to: SocketAddr,
+    timeout: Duration,
+) -> std::io::Result<TcpStream> {
+    in_netns(&t.members[n].netns, || {
+        TcpStream::connect_timeout(&to, timeout)
+            .map_err(|e| linecut_netns::NetnsError::Io(e.to_string()))
+    })
+    .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+#[test]
+fn each_namespace_reaches_the_host_over_its_pair_and_has_no_other_route() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let t = topology(2, &TcpSettings::default());
+    let listener = TcpListener::bind((t.host_addr, 0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    for n in 0..2 {
+        let mut s = connect_from(&t, n, addr, Duration::from_secs(2)).unwrap();
+        let (mut server, peer) = listener.accept().unwrap();
+        assert_eq!(peer.ip(), t.members[n].addr);
+        s.write_all(b"hi").unwrap();
+        let mut buf = [0u8; 2];
+        server.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"hi");
+    }
+    // Only the pair's own /24: nothing routes out of the machine.
+    let routes = in_netns(&t.members[0].netns, || {
+        linecut_netns::command::run(linecut_netns::command::IP, &["-4", "route"], None)
+    })
+    .unwrap();
+    assert_eq!(routes.lines().count(), 1, "{routes}");
+    assert!(!routes.contains("default"), "{routes}");
+    let (id, ns) = (t.id, t.members[0].netns.clone());
+    drop(t);
+    let left =
+        linecut_netns::command::run(linecut_netns::command::IP, &["netns", "list"], None).unwrap();
+    assert!(!left.contains(&ns), "{left}");
+    assert!(!leftovers::find().unwrap().contains(&id));
+}
+
+/// The 2014 mechanism on a real link: bytes the server writes during a cut reach the client
+/// only after the restore, at the kernel's next retransmission, not the instant the line is
+/// back.
+#[test]
+fn data_sent_during_a_cut_arrives_on_the_retransmission_schedule_after_the_restore() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let t = topology(1, &TcpSettings::default());
+    let listener = TcpListener::bind((t.host_addr, 0)).unwrap();
+    let mut client = connect_from(
+        &t,
+        0,
+        listener.local_addr().unwrap(),
+        Duration::from_secs(2),
+    )
+    .unwrap();
+    let (mut server, _) = listener.accept().unwrap();
+    set(&t, 0, &[LinkKind::Cut], &[LinkKind::Cut]);
+    // Written 0.5 s into a 3 s cut: retransmitted at about 0.2, 0.6, 1.4, 3.0 s after it
+    // was sent (RTO from 200 ms, doubling), so the first retransmission after the restore at
+    // 2.5 s after the write comes about 0.5 s after the restore.
+    std::thread::sleep(Duration::from_millis(500));
+    server.write_all(b"stale").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    set(&t, 0, &[], &[]);
+    let restored = Instant::now();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 5];
+    client.read_exact(&mut buf).unwrap();
+    let after = restored.elapsed();
+    assert_eq!(&buf, b"stale");
+    // Not at the restore: at least one more backed-off RTO (>= 200 ms) later; and within the
+    // schedule's next step (a few seconds), not lost.
+    assert!(
+        after >= Duration::from_millis(150),
+        "arrived {after:?} after the restore"
+    );
+    assert!(
+        after <= Duration::from_secs(8),
+        "arrived {after:?} after the restore"
+    );
+}
+
+#[test]
+fn a_connect_during_a_cut_never_completes_and_the_capture_shows_its_syn_retries() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let t = topology(1, &TcpSettings::default());
+    let listener = TcpListener::bind((t.host_addr, 0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let dir = std::env::temp_dir().join(format!("linecut-netns-{}", t.id));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("capture.pcap");
+    // A connection before the cut, as a device has: its neighbour entry for the broker is
+    // resolved. (On a fresh link the cut would drop the ARP request and the kernel would send
+    // no SYN at all, only ARP, as a device whose cable was pulled before it ever spoke.)
+    drop(connect_from(&t, 0, addr, Duration::from_secs(2)).unwrap());
+    let capture =
+        linecut_netns::capture::Capture::start(&pcap, &[t.members[0].veth_host.clone()]).unwrap();
+    set(&t, 0, &[LinkKind::Cut], &[LinkKind::Cut]);
+    let began = Instant::now();
+    // SYN at 0, retries after 1 s and 2 s (TCP_TIMEOUT_INIT, linear for the first retries on
+    // Linux >= 6.5, doubling before): a 2.5 s timeout sees at least two retries.
+    let err = connect_from(&t, 0, addr, Duration::from_millis(2500)).unwrap_err();
+    assert!(began.elapsed() >= Duration::from_millis(2400), "{err}");
+    set(&t, 0, &[], &[]);
+    let frames = capture.stop().unwrap();
+    assert!(frames >= 3, "{frames} frames");
+    let syns = syn_times(&pcap, addr.port());
+    assert!(syns.len() >= 3, "SYNs at {syns:?}");
+    // Retries come about a second apart (at least 0.9 s, from the 1 s initial RTO).
+    for w in syns.windows(2) {
+        assert!(w[1] - w[0] >= 900_000, "{syns:?}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Timestamps of the SYNs (without ACK) to `port` in a pcap, read with linecut's own reader.
+fn syn_times(pcap: &std::path::Path, port: u16) -> Vec<i64> {
+    let mut out = Vec::new();
+    linecut_capture::read::read_frames(pcap, |f| {
+        let Some(ip) = linecut_capture::link::ip_packet(f.linktype, f.data) else {
+            return;
+        };
+        let Some(s) = linecut_capture::link::tcp_segment(ip) else {
+            return;
+        };
+        if s.syn && s.dst.port() == port {
+            out.push(f.ts_us);
+        }
+    })
+    .unwrap();
+    out
+}
+
+#[test]
+fn reject_refuses_at_once_with_a_reset() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let t = topology(1, &TcpSettings::default());
+    let listener = TcpListener::bind((t.host_addr, 0)).unwrap();
+    set(&t, 0, &[LinkKind::Reject], &[]);
+    let began = Instant::now();
+    let err = connect_from(
+        &t,
+        0,
+        listener.local_addr().unwrap(),
+        Duration::from_secs(5),
+    )
+    .unwrap_err();
+    // A reset answers the SYN at once: far less than the 1 s a SYN retry would take.
+    assert!(
+        began.elapsed() < Duration::from_millis(500),
+        "{:?}: {err}",
+        began.elapsed()
+    );
+    assert!(err.to_string().contains("refused"), "{err}");
+}
+
+#[test]
+fn tcp_settings_apply_in_the_namespace_only() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let tcp = TcpSettings {
+        syn_retries: Some(2),
+        retries2: Some(4),
+        ..TcpSettings::default()
+    };
+    let t = topology(1, &tcp);
+    let read = |path: &'static str| {
+        in_netns(&t.members[0].netns, move || {
+            std::fs::read_to_string(path).map_err(|e| linecut_netns::NetnsError::Io(e.to_string()))
+        })
+        .unwrap()
+    };
+    assert_eq!(read("/proc/sys/net/ipv4/tcp_syn_retries").trim(), "2");
+    assert_eq!(read("/proc/sys/net/ipv4/tcp_retries2").trim(), "4");
+    let host = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_syn_retries").unwrap();
+    assert_ne!(host.trim(), "2", "the host's own setting is untouched");
+}
+
+/// What a run killed with SIGKILL leaves is found and removed; a live run's objects are not.
+#[test]
+fn leftovers_of_a_dead_owner_are_removed_and_a_live_ones_kept() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let mut child = std::process::Command::new("sleep")
+        .arg("60")
+        .spawn()
+        .unwrap();
+    let dead = RunId::fresh();
+    let live = topology(1, &TcpSettings::default());
+    let orphan = Topology::create(dead, 1, &TcpSettings::default()).unwrap();
+    // The orphan's owner is a process that then dies, as a killed run does.
+    std::fs::write(
+        std::path::Path::new(leftovers::OWNER_DIR).join(dead.to_string()),
+        child.id().to_string(),
+    )
+    .unwrap();
+    std::mem::forget(orphan);
+    assert!(
+        !leftovers::find().unwrap().contains(&dead),
+        "its owner is alive"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(leftovers::find().unwrap().contains(&dead));
+    let removed = leftovers::clean().unwrap();
+    assert!(
+        removed.contains(&dead) && !removed.contains(&live.id),
+        "{removed:?}"
+    );
+    let left =
+        linecut_netns::command::run(linecut_netns::command::IP, &["-o", "link", "show"], None)
+            .unwrap();
+    assert!(!left.contains(&dead.to_string()), "{left}");
+    assert!(left.contains(&live.id.bridge()), "{left}");
+}
+
+/// Eight runs building their networks at the same moment (a sweep's parallel cells) get eight
+/// distinct /24s and names, and each one's subscriber reaches its own broker address only.
+#[test]
+fn eight_runs_started_together_do_not_collide() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let topologies: Vec<Topology> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| topology(1, &TcpSettings::default())))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let subnets: std::collections::BTreeSet<[u8; 3]> = topologies
+        .iter()
+        .map(|t| {
+            let o = t.host_addr.octets();
+            [o[0], o[1], o[2]]
+        })
+        .collect();
+    assert_eq!(subnets.len(), 8, "{subnets:?}");
+    for t in &topologies {
+        let listener = TcpListener::bind((t.host_addr, 0)).unwrap();
+        connect_from(t, 0, listener.local_addr().unwrap(), Duration::from_secs(2)).unwrap();
+    }
+}

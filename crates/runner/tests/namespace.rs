@@ -1,0 +1,138 @@
+//! Namespace mode end to end: a real run with mosquitto listening on the run's bridge,
+//! linecut's agent in a namespace of its own, a link cut as nftables rules, the capture on the
+//! host end of the pair, and the run directory it leaves. Needs root (CI runs as root).
+//!
+//! Tolerances come from the protocol and the kernel: rumqttc gives up between K and 2K into a
+//! silent outage (K = 2 s here); a connect made during the cut gets no SYN-ACK, so the
+//! agent's connect timeout (1 s here) fails it, and the kernel resends an unanswered SYN after
+//! 1 s (TCP_TIMEOUT_INIT).
+
+use linecut_runner::{run, DisplayMode, RunOptions, RunStatus};
+use std::path::{Path, PathBuf};
+
+fn root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("linecut-ns-{}-{name}", std::process::id()))
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+const LINK_CUT: &str = r#"
+name = "link-cut-test"
+duration = "14s"
+[broker]
+kind = "mosquitto"
+[publisher]
+interval = "200ms"
+[subscriber]
+client_id = "ns-sub"
+keepalive = "2s"
+connect_timeout = "1s"
+reconnect = "fixed:500ms"
+[network]
+mode = "namespace"
+[[fault]]
+kind = "cut"
+at = "2s"
+for = "7s"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_cut_is_seen_by_both_kernels_and_leaves_nothing_behind() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dir = temp_dir("cut");
+    let _ = std::fs::remove_dir_all(&dir);
+    let scenario = linecut_scenario::parse(Path::new("link-cut.toml"), LINK_CUT).unwrap();
+    let outcome = run(
+        &scenario,
+        &RunOptions {
+            dir: dir.clone(),
+            force: false,
+            display: DisplayMode::Quiet,
+        },
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.status, RunStatus::Complete, "{:?}", outcome.status);
+    let meta = read_json(&dir.join("meta.json"));
+    let net = &meta["network"];
+    assert_eq!(net["mode"], "namespace", "{meta}");
+    let run_id = net["run_id"].as_str().unwrap().to_string();
+    assert!(
+        net["broker_addr"].as_str().unwrap().starts_with("198.1"),
+        "{net}"
+    );
+    for file in [
+        "link.jsonl",
+        "capture.pcap",
+        "subscriber.jsonl",
+        "report.json",
+    ] {
+        assert!(dir.join(file).is_file(), "{file}");
+    }
+    let report = outcome.report.as_ref().unwrap();
+    let w = &report.windows[0];
+    assert_eq!(w.kind, "cut");
+    let m = &w.subscribers[0];
+    // rumqttc: K..2K into the outage (2–4 s), with the printed tolerance.
+    let band = m.client_detect_band.as_ref().unwrap();
+    assert_eq!(band.verdict, linecut_analyzer::Verdict::Inside, "{m:#?}");
+    // No reconnect completes during a real cut: every CONNACK after the first comes after it.
+    let back = m.reconnect_s.expect("the agent came back after the cut");
+    assert!(back >= 0.0, "back {back} s after the end");
+    // The agent's attempts during the cut reached no broker: the capture holds SYNs sent
+    // during the window that were never answered, about a second apart when retried.
+    let syns = syns_between(
+        &dir.join("capture.pcap"),
+        w.outage_start_us,
+        w.outage_end_us,
+    );
+    assert!(!syns.is_empty(), "no SYN during the cut");
+    assert!(
+        m.connect_attempts >= 2,
+        "attempts during the cut failed and were retried: {m:#?}"
+    );
+    // Nothing of the run is left: no namespace, no link, no table.
+    let netns = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&netns.stdout).contains(&run_id));
+    let links = std::process::Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&links.stdout).contains(&run_id));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// SYNs (without ACK) the subscriber sent in `[from, until)`.
+fn syns_between(pcap: &Path, from: i64, until: i64) -> Vec<i64> {
+    let mut out = Vec::new();
+    linecut_capture::read::read_frames(pcap, |f| {
+        let Some(ip) = linecut_capture::link::ip_packet(f.linktype, f.data) else {
+            return;
+        };
+        let Some(s) = linecut_capture::link::tcp_segment(ip) else {
+            return;
+        };
+        if s.syn && s.dst.port() != 0 && f.ts_us >= from && f.ts_us < until {
+            // Only the client's SYNs: they go to the broker's port, SYN-ACKs come from it.
+            if s.src.ip().to_string().ends_with(".2") {
+                out.push(f.ts_us);
+            }
+        }
+    })
+    .unwrap();
+    out
+}
