@@ -300,11 +300,16 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
         }
         match scenario {
             Ok(s) => println!(
-                "{}: ok ({}, {} fault(s), {} subscriber(s))",
+                "{}: ok ({}, {} fault(s), {} subscriber(s){})",
                 file.display(),
                 humantime::format_duration(s.duration),
-                s.faults.len(),
-                s.subscriber.settings.count
+                s.faults.len() + s.link_faults.len(),
+                s.subscriber.settings.count,
+                if s.network.mode == linecut_model::NetworkMode::Namespace {
+                    ", namespace mode"
+                } else {
+                    ""
+                }
             ),
             Err(e) => {
                 bad += 1;

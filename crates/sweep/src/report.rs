@@ -386,6 +386,91 @@ fn median(mut v: Vec<f64>) -> Option<f64> {
     })
 }
 
+/// The sweep axis that switches between the proxy's fault model and real links.
+pub const MODE_AXIS: &str = "network.mode";
+
+/// Two medians agree when they differ by no more than this: a quarter second for timings (a
+/// scheduling delay on a loaded machine, far below any keepalive), one message for counts.
+const AGREE_S: f64 = 0.25;
+const AGREE_COUNT: f64 = 1.0;
+
+/// When `network.mode` is an axis: for every other setting, each metric's median under the
+/// proxy against the same under real links, and whether they agree.
+fn compare_modes(report: &SweepReport, plan: &Plan) -> Vec<String> {
+    if !plan.axes.iter().any(|a| a.path == MODE_AXIS) {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    // The setting without the mode: every other axis's value.
+    let setting = |row: &CellRow| -> String {
+        plan.axes
+            .iter()
+            .filter(|a| a.path != MODE_AXIS)
+            .filter_map(|a| row.values.get(&a.path).map(|v| format!("{}={v}", a.label)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut by_setting: BTreeMap<String, BTreeMap<String, &CellRow>> = BTreeMap::new();
+    for row in &report.cells {
+        if let Some(mode) = row.values.get(MODE_AXIS) {
+            by_setting
+                .entry(setting(row))
+                .or_default()
+                .insert(mode.clone(), row);
+        }
+    }
+    for (name, modes) in by_setting {
+        let (Some(proxy), Some(link)) = (modes.get("proxy"), modes.get("namespace")) else {
+            continue;
+        };
+        let (mut agree, mut differ) = (Vec::new(), Vec::new());
+        for metric in METRICS {
+            let (Some(p), Some(l)) = (proxy.metrics.get(metric), link.metrics.get(metric)) else {
+                match (proxy.metrics.get(metric), link.metrics.get(metric)) {
+                    (Some(p), None) => differ.push(format!(
+                        "{metric}: {} under the proxy, never on real links",
+                        fmt(p.median)
+                    )),
+                    (None, Some(l)) => differ.push(format!(
+                        "{metric}: never under the proxy, {} on real links",
+                        fmt(l.median)
+                    )),
+                    _ => {}
+                }
+                continue;
+            };
+            let tolerance = if metric.ends_with("_s") {
+                AGREE_S
+            } else {
+                AGREE_COUNT
+            };
+            let diff = l.median - p.median;
+            if diff.abs() <= tolerance {
+                agree.push(metric.to_string());
+            } else {
+                differ.push(format!(
+                    "{metric}: {} under the proxy, {} on real links ({}{})",
+                    fmt(p.median),
+                    fmt(l.median),
+                    if diff > 0.0 { "+" } else { "" },
+                    fmt(round(diff))
+                ));
+            }
+        }
+        let who = if name.is_empty() {
+            "the proxy and real links".into()
+        } else {
+            name
+        };
+        out.push(format!(
+            "Proxy against real links ({who}), medians over the repeats: they agree (within {AGREE_S} s or one message) on {}; the proxy's model distorts {}.",
+            if agree.is_empty() { "nothing".into() } else { agree.join(", ") },
+            if differ.is_empty() { "nothing".into() } else { differ.join("; ") }
+        ));
+    }
+    out
+}
+
 /// What the data says, in sentences computed from the rows. Each rate comes with its n and
 /// interval; what the library's rule predicts is said apart from what the phase did.
 fn summarise(report: &SweepReport, plan: &Plan) -> Vec<String> {
@@ -580,6 +665,7 @@ fn summarise(report: &SweepReport, plan: &Plan) -> Vec<String> {
             count(Verdict::NotDecidable)
         ));
     }
+    out.extend(compare_modes(report, plan));
     let reconnects: Vec<f64> = report
         .cells
         .iter()

@@ -1,0 +1,135 @@
+//! Namespace mode's costs, measured on this machine (root):
+//! - setting up and tearing down a run's network, for 1 and 8 subscribers;
+//! - applying a link fault: from the request to `nft` returning (the kernel has the rules),
+//!   p50 and p99, on the host side and in a namespace;
+//! - the capture's cost on a 1,000-message/s stream: this process's CPU time with and without
+//!   the AF_PACKET taps running, the same stream both times.
+//!
+//! Run with `cargo bench -p linecut-netns --bench links`.
+
+use linecut_model::{LinkKind, TcpSettings};
+use linecut_netns::rules::{self, DOWN_CHAIN};
+use linecut_netns::topology::in_netns;
+use linecut_netns::{RunId, Topology};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+fn percentile(v: &mut [f64], q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((q * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1]
+}
+
+/// CPU time (user + system) this process has used, in seconds.
+fn cpu_s() -> f64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let t = |tv: libc::timeval| tv.tv_sec as f64 + tv.tv_usec as f64 / 1e6;
+    t(u.ru_utime) + t(u.ru_stime)
+}
+
+fn setup_teardown(count: u32, runs: usize) -> (f64, f64) {
+    let (mut up, mut down) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let t = Instant::now();
+        let mut topo = Topology::create(RunId::fresh(), count, &TcpSettings::default()).unwrap();
+        rules::apply_host(&rules::base_host(topo.id, &topo.members)).unwrap();
+        for m in &topo.members {
+            rules::apply_ns(m, &rules::base_ns(topo.id, m)).unwrap();
+        }
+        up.push(t.elapsed().as_secs_f64());
+        let t = Instant::now();
+        topo.remove();
+        down.push(t.elapsed().as_secs_f64());
+    }
+    (percentile(&mut up, 0.5), percentile(&mut down, 0.5))
+}
+
+/// 1,000 small writes a second from the namespace to the host for `secs`, reading them on the
+/// host; returns this process's CPU seconds over the stream.
+fn stream(topo: &Topology, secs: u64) -> f64 {
+    let listener = TcpListener::bind((topo.host_addr, 0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let reader = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        while s.read(&mut buf).map(|n| n > 0).unwrap_or(false) {}
+    });
+    let mut client = in_netns(&topo.members[0].netns, || {
+        TcpStream::connect(addr).map_err(|e| linecut_netns::NetnsError::Io(e.to_string()))
+    })
+    .unwrap();
+    client.set_nodelay(true).unwrap();
+    let before = cpu_s();
+    let start = Instant::now();
+    let payload = [b'x'; 64];
+    for i in 0..secs * 1000 {
+        let due = start + Duration::from_micros(i * 1000);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        client.write_all(&payload).unwrap();
+    }
+    let used = cpu_s() - before;
+    drop(client);
+    reader.join().unwrap();
+    used
+}
+
+fn main() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("links benchmark: needs root");
+        return;
+    }
+    for count in [1, 8] {
+        let (up, down) = setup_teardown(count, 10);
+        println!(
+            "setup {count} subscriber(s): {:.1} ms, teardown {:.1} ms (medians of 10)",
+            up * 1e3,
+            down * 1e3
+        );
+    }
+    let topo = Topology::create(RunId::fresh(), 1, &TcpSettings::default()).unwrap();
+    rules::apply_host(&rules::base_host(topo.id, &topo.members)).unwrap();
+    rules::apply_ns(&topo.members[0], &rules::base_ns(topo.id, &topo.members[0])).unwrap();
+    let m = &topo.members[0];
+    let (mut host, mut ns) = (Vec::new(), Vec::new());
+    for i in 0..200 {
+        let active: &[LinkKind] = if i % 2 == 0 { &[LinkKind::Cut] } else { &[] };
+        let t = Instant::now();
+        rules::apply_host(&rules::chain_update(
+            topo.id,
+            &rules::up_chain(m.index),
+            active,
+        ))
+        .unwrap();
+        host.push(t.elapsed().as_secs_f64() * 1e3);
+        let t = Instant::now();
+        rules::apply_ns(m, &rules::chain_update(topo.id, DOWN_CHAIN, active)).unwrap();
+        ns.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    println!(
+        "rule apply, request to kernel: host side p50 {:.2} ms p99 {:.2} ms; namespace side p50 {:.2} ms p99 {:.2} ms (200 each)",
+        percentile(&mut host, 0.5),
+        percentile(&mut host, 0.99),
+        percentile(&mut ns, 0.5),
+        percentile(&mut ns, 0.99)
+    );
+    let secs = 5;
+    let without = stream(&topo, secs);
+    let pcap = std::env::temp_dir().join(format!("linecut-bench-{}.pcap", topo.id));
+    let capture =
+        linecut_netns::capture::Capture::start(&pcap, std::slice::from_ref(&m.veth_host)).unwrap();
+    let with = stream(&topo, secs);
+    let frames = capture.stop().unwrap();
+    let _ = std::fs::remove_file(&pcap);
+    println!(
+        "capture on a 1,000-message/s stream for {secs} s: this process's CPU {:.3} s without the capture, {:.3} s with it ({frames} frames written): {:.2}x, {:.1} µs of CPU per frame",
+        without,
+        with,
+        with / without.max(1e-9),
+        (with - without).max(0.0) / frames.max(1) as f64 * 1e6
+    );
+}
