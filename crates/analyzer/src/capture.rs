@@ -263,20 +263,40 @@ pub fn load_capture(
                     .as_ref()
                     .and_then(|c| latest_conn.get(c))
                     .is_some_and(|latest| *latest != conn);
-                if seen.client_closed_us.is_some() || superseded {
+                let stale = seen.client_closed_us.is_some() || superseded;
+                if stale {
                     seen.heard_us.push(ts_us);
-                    run.proxy.push(event(
-                        ts_us,
-                        EventKind::RawBytes(linecut_events::RawBytes {
-                            conn,
-                            dir: Direction::Down,
-                            fate: linecut_events::Fate::Released,
-                            len: bytes,
-                        }),
-                    ));
                 }
+                // Kept as an event either way: a window counts the retransmissions each side
+                // made during it; only stale ones are data arriving late.
+                run.proxy.push(event(
+                    ts_us,
+                    EventKind::RawBytes(linecut_events::RawBytes {
+                        conn,
+                        dir: Direction::Down,
+                        fate: if stale {
+                            linecut_events::Fate::Released
+                        } else {
+                            linecut_events::Fate::Forwarded
+                        },
+                        len: bytes,
+                    }),
+                ));
             }
-            Observation::Resent { .. } => {}
+            Observation::Resent {
+                conn,
+                dir,
+                ts_us,
+                bytes,
+            } => run.proxy.push(event(
+                ts_us,
+                EventKind::RawBytes(linecut_events::RawBytes {
+                    conn,
+                    dir,
+                    fate: linecut_events::Fate::Forwarded,
+                    len: bytes,
+                }),
+            )),
             Observation::Closed {
                 conn,
                 ts_us,

@@ -13,6 +13,7 @@ pub(crate) fn timing(m: &WindowMetrics, metric: Metric) -> Option<f64> {
         Metric::ReconnectS => m.reconnect_s,
         Metric::ResubscribeS => m.resubscribe_s,
         Metric::FirstFreshS => m.first_fresh_s,
+        Metric::StaleDataS => m.stale.as_ref().map(|s| s.first_after_end_s),
         _ => None,
     }
 }
@@ -85,7 +86,8 @@ pub fn metric_value(
         | Metric::BrokerDetectS
         | Metric::ReconnectS
         | Metric::ResubscribeS
-        | Metric::FirstFreshS => window.and_then(|w| timing(w, metric)),
+        | Metric::FirstFreshS
+        | Metric::StaleDataS => window.and_then(|w| timing(w, metric)),
         Metric::ConnectAttempts => window.map(|w| f64::from(w.connect_attempts)),
         Metric::WireDetectS => window.and_then(|w| w.wire_detect_s),
         Metric::WireReconnectS => window.and_then(|w| w.wire_reconnect_s),

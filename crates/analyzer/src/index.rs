@@ -41,6 +41,9 @@ pub struct ConnFacts {
     /// In a capture: when the broker's retransmitted bytes reached a client that had left the
     /// connection, and how many.
     pub stale_resent: Vec<(i64, u64)>,
+    /// In a capture: every retransmission, as (time, bytes), per direction.
+    pub resent_up: Vec<(i64, u64)>,
+    pub resent_down: Vec<(i64, u64)>,
     /// When a packet from the client reached the broker.
     pub up_forwarded: Vec<i64>,
     /// When the broker sent anything down it (forwarded, held or dropped).
@@ -104,14 +107,16 @@ impl ConnIndex {
                 EventKind::ConnClosed(c) => {
                     conns.entry(c.conn).or_default().closed_us = Some(e.ts_us);
                 }
-                EventKind::RawBytes(r)
-                    if e.source == Source::Capture
-                        && r.dir == Direction::Down
-                        && r.fate == Fate::Released =>
-                {
+                EventKind::RawBytes(r) if e.source == Source::Capture => {
                     let facts = conns.entry(r.conn).or_default();
-                    facts.late_arrivals.push(e.ts_us);
-                    facts.stale_resent.push((e.ts_us, r.len));
+                    match r.dir {
+                        Direction::Up => facts.resent_up.push((e.ts_us, r.len)),
+                        Direction::Down => facts.resent_down.push((e.ts_us, r.len)),
+                    }
+                    if r.dir == Direction::Down && r.fate == Fate::Released {
+                        facts.late_arrivals.push(e.ts_us);
+                        facts.stale_resent.push((e.ts_us, r.len));
+                    }
                 }
                 EventKind::MqttPacket(p) => {
                     let facts = conns.entry(p.conn).or_default();
@@ -176,6 +181,8 @@ impl ConnIndex {
                 list.sort_unstable();
             }
             f.stale_resent.sort_unstable();
+            f.resent_up.sort_unstable();
+            f.resent_down.sort_unstable();
         }
         ConnIndex { conns }
     }

@@ -12,6 +12,7 @@
 //! | `resubscribe_s` | outage end to the SUBACK after that CONNACK |
 //! | `connect_attempts` | attempts from giving up to coming back, with how each failed |
 //! | `first_fresh_s` | outage end to the delivery of the first message published after it |
+//! | `stale_data_s` | outage end to the broker's stale data or FIN reaching a connection the client had left |
 //! | `session_present`, `resubscribed` | what the reconnect's CONNACK said, and whether SUBSCRIBE was sent again |
 //! | `wire_detect_s`, `wire_reconnect_s`, `wire_resubscribe_s` | the same timings from the proxy's view of the wire alone (socket closed or new CONNECT; CONNACK and SUBACK written to the client) |
 //!
@@ -74,8 +75,8 @@ pub use linecut_model::{topic_matches, Condition};
 use linecut_mqtt::PacketType;
 pub use load::{check_fast_message_path, load, Delivery, Publish, Run};
 pub use report::{
-    Band, DataMetrics, Distribution, ExpectationResult, Report, SessionFacts, StaleData,
-    TimelineEntry, Told, UnexpectedDisconnect, Verdict, WindowMetrics, WindowReport,
+    Band, DataMetrics, Distribution, ExpectationResult, Report, Retransmitted, SessionFacts,
+    StaleData, TimelineEntry, Told, UnexpectedDisconnect, Verdict, WindowMetrics, WindowReport,
     WireDifference,
 };
 pub use story::{DetectHow, Story};

@@ -170,6 +170,20 @@ fn in_short(
             d.duplicates
         ));
     }
+    if let Some(x) = &m.retransmitted {
+        let tried = if x.connects_tried > 0 {
+            format!(
+                " and tried {} new connection(s) (their SYNs are in the capture)",
+                x.connects_tried
+            )
+        } else {
+            String::new()
+        };
+        out.push(format!(
+            "On the link during the outage: the client resent {} segment(s) ({} bytes){tried}; the broker resent {} segment(s) ({} bytes).",
+            x.up_segments, x.up_bytes, x.down_segments, x.down_bytes
+        ));
+    }
     if let Some(stale) = story(Story::StaleDataAfterAbandon) {
         out.push(format!(
             "After the client had left the old connection: {}.",

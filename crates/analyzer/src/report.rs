@@ -80,6 +80,20 @@ pub struct StaleData {
     pub after_new_connack_s: Option<f64>,
 }
 
+/// Retransmissions on a real link during an outage, by direction.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Retransmitted {
+    /// Segments and bytes the client resent (its data, pings, FIN).
+    pub up_segments: u64,
+    pub up_bytes: u64,
+    /// Segments and bytes the broker resent.
+    pub down_segments: u64,
+    pub down_bytes: u64,
+    /// The client's connection attempts during the outage (one per new connection, whatever
+    /// its SYN retries).
+    pub connects_tried: u64,
+}
+
 /// A connection that ended outside every fault window and its settling time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct UnexpectedDisconnect {
@@ -148,6 +162,10 @@ pub struct WindowMetrics {
     #[serde(default = "visible")]
     pub broker_side_visible: bool,
     pub stale: Option<StaleData>,
+    /// On a real link (namespace mode): the retransmissions each side made during the outage,
+    /// from the capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retransmitted: Option<Retransmitted>,
     pub stories: Vec<Told>,
     /// Unrounded client-side times (detect, reconnect, resubscribe), for the comparison.
     #[serde(skip)]

@@ -4,7 +4,7 @@
 
 use crate::bands;
 use crate::index::{count_in, first_at_or_after, last_before, ConnIndex};
-use crate::report::{StaleData, Told, Verdict, WireDifference};
+use crate::report::{Retransmitted, StaleData, Told, Verdict, WireDifference};
 use crate::story::{DetectHow, Story};
 use crate::{cause_name, first, secs, Client, Run, WindowMetrics, SAME_MOMENT_US};
 use linecut_events::broker_log::BrokerLogKind;
@@ -194,10 +194,22 @@ pub(crate) fn window_metrics(
                 }
         })
         .filter(|_| connected_at_start);
-    let broker_detect = match (broker_leg, log_line) {
-        (Some(ts), _) => Some((ts, DetectHow::Proxy)),
-        (None, Some(l)) => Some((l.ts_us.max(w.start), DetectHow::BrokerLog)),
-        (None, None) => None,
+    // On a real link the broker's FIN reaches the wire only when its kernel sends it, behind
+    // data still unacknowledged (after the restore, when the link held it): its log says
+    // when it dropped the client, so the log comes first there.
+    let log_in_window = run.broker_log.iter().find(|l| {
+        wire_is_capture
+            && connected_at_start
+            && l.kind == BrokerLogKind::KeepaliveTimeout
+            && l.client == c.id
+            && l.ts_us >= w.start - 1_000_000
+            && l.ts_us < broker_until
+    });
+    let broker_detect = match (log_in_window, broker_leg, log_line) {
+        (Some(l), _, _) => Some((l.ts_us.max(w.start), DetectHow::BrokerLog)),
+        (None, Some(ts), _) => Some((ts, DetectHow::Proxy)),
+        (None, None, Some(l)) => Some((l.ts_us.max(w.start), DetectHow::BrokerLog)),
+        (None, None, None) => None,
     };
 
     // Recovery: from the give-up, or from the outage start when the connection was already
@@ -441,6 +453,7 @@ pub(crate) fn window_metrics(
         connected_at_start,
         broker_side_visible: !inferred,
         stale,
+        retransmitted: wire_is_capture.then(|| retransmitted(index, c, w)),
         stories,
         raw_us: [
             detect.map(|d| d.0),
@@ -448,6 +461,29 @@ pub(crate) fn window_metrics(
             suback.map(|s| s.ts_us - w.end),
         ],
     }
+}
+
+/// What the capture shows each side resending during the outage, on any of the client's
+/// connections, and how many connections it tried to open.
+fn retransmitted(index: &ConnIndex, c: &Client, w: &Window) -> Retransmitted {
+    let mut r = Retransmitted::default();
+    for f in c.conns.iter().filter_map(|conn| index.get(*conn)) {
+        let during = |list: &[(i64, u64)]| {
+            list.iter()
+                .filter(|(t, _)| *t >= w.start && *t < w.end)
+                .fold((0, 0), |(n, b), (_, len)| (n + 1, b + len))
+        };
+        let (n, b) = during(&f.resent_up);
+        r.up_segments += n;
+        r.up_bytes += b;
+        let (n, b) = during(&f.resent_down);
+        r.down_segments += n;
+        r.down_bytes += b;
+        if f.opened_us.is_some_and(|t| t >= w.start && t < w.end) {
+            r.connects_tried += 1;
+        }
+    }
+    r
 }
 
 /// Whether the client's own events say it was connected at `ts`: an accepted CONNACK before it
@@ -538,8 +574,14 @@ fn stale_data(
         let first_publish =
             first_at_or_after(&f.publishes_released, after).filter(|t| *t < horizon);
         let first_fin = first_at_or_after(fins, after).filter(|t| *t < horizon);
-        let resent: Vec<(i64, u64)> = f
-            .stale_resent
+        // Through a capture every retransmission is known; after the client had left, the
+        // ones that crossed after the restore are the stale data arriving.
+        let resent_list = if wire_is_capture {
+            &f.resent_down
+        } else {
+            &f.stale_resent
+        };
+        let resent: Vec<(i64, u64)> = resent_list
             .iter()
             .copied()
             .filter(|(t, _)| *t >= after && *t < horizon)
@@ -601,7 +643,7 @@ fn stale_evidence(st: &StaleData) -> String {
             st.resent_bytes
         ));
     }
-    if st.delivered_publishes > 0 || st.resent_bytes == 0 {
+    if st.delivered_publishes > 0 || st.held_publishes > 0 {
         parts.push(format!(
             "{} of {} held PUBLISH(es) delivered to the abandoned connection, the first {when}",
             st.delivered_publishes, st.held_publishes
@@ -613,11 +655,20 @@ fn stale_evidence(st: &StaleData) -> String {
             st.discarded_publishes
         ));
     }
+    let too = if parts.is_empty() { "" } else { " too" };
     parts.push(match (st.fin_after_end_s, st.broker_fin_held) {
         (Some(t), _) if t > 0.0 => format!(
-            "the broker's FIN arrived too, {t:.3} s after the line returned: the broker had closed the connection some time before, and its FIN waited for the line"
+            "the broker's FIN reached the abandoned connection{too}, {t:.3} s after the line returned{}: the broker had closed the connection some time before, and its FIN waited for the line",
+            // The CONNACK offset is the first stale arrival's: said here when the FIN was it.
+            st.after_new_connack_s
+                .filter(|_| t == st.first_after_end_s)
+                .map_or(String::new(), |d| if d < 0.0 {
+                    format!(" ({:.3} s before the new CONNACK)", -d)
+                } else {
+                    format!(" ({d:.3} s after the new CONNACK)")
+                })
         ),
-        (Some(_), _) => "the broker's FIN arrived too".into(),
+        (Some(_), _) => format!("the broker's FIN reached the abandoned connection{too}"),
         (None, true) => "the broker's FIN discarded".into(),
         (None, false) => "no FIN".into(),
     });

@@ -89,6 +89,9 @@ struct Conn {
     id: u64,
     up: Half,
     down: Half,
+    /// The client's SYN sequence number: a SYN repeating it is a retry of the same
+    /// connection (unanswered on a cut link), not a new one.
+    syn_seq: Option<u32>,
 }
 
 /// Totals over all connections.
@@ -96,6 +99,8 @@ struct Conn {
 pub struct FlowStats {
     pub connections: u64,
     pub segments: u64,
+    /// SYNs that repeated a connection's first (its kernel retrying an unanswered connect).
+    pub syn_retries: u64,
     pub mqtt_packets: u64,
     pub stream: StreamStats,
 }
@@ -149,7 +154,18 @@ impl Flows {
         };
         self.stats.segments += 1;
         let key = (client, server);
-        // A SYN from the client on a key still in use starts a new connection (port reuse).
+        // A SYN from the client on a key still in use starts a new connection (port reuse),
+        // unless it repeats the connection's own SYN: then it is the kernel retrying.
+        let retry = segment.syn
+            && dir == Direction::Up
+            && self
+                .conns
+                .get(&key)
+                .is_some_and(|c| c.syn_seq == Some(segment.seq));
+        if retry {
+            self.stats.syn_retries += 1;
+            return;
+        }
         if segment.syn && dir == Direction::Up {
             self.ended.remove(&key);
             if self.conns.contains_key(&key) {
@@ -163,6 +179,7 @@ impl Flows {
                     id,
                     up: Half::new(Role::Client),
                     down: Half::new(Role::Broker),
+                    syn_seq: None,
                 };
                 conn.up.closed = up_closed;
                 conn.down.closed = down_closed;
@@ -188,6 +205,7 @@ impl Flows {
                 id: self.next_id,
                 up: Half::new(Role::Client),
                 down: Half::new(Role::Broker),
+                syn_seq: (segment.syn && dir == Direction::Up).then_some(segment.seq),
             };
             if !segment.syn {
                 // The capture began after this connection did: its first packet is not its
@@ -440,6 +458,8 @@ mod tests {
         let connect = linecut_mqtt::encode::connect("c", 2);
         let publish = linecut_mqtt::encode::publish("t", b"x");
         flows.segment(0, &seg(true, 100, true, false, false, &[]), 0, &mut out);
+        // The kernel retries an unanswered SYN with the same sequence number: same connection.
+        flows.segment(0, &seg(true, 100, true, false, false, &[]), 0, &mut out);
         flows.segment(1, &seg(false, 500, true, false, false, &[]), 0, &mut out);
         flows.segment(
             2,
@@ -487,5 +507,6 @@ mod tests {
             ]
         );
         assert_eq!(flows.stats.connections, 2);
+        assert_eq!(flows.stats.syn_retries, 1);
     }
 }
