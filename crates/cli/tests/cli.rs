@@ -1084,3 +1084,83 @@ fn doctor_names_each_missing_privilege_and_a_namespace_run_is_refused_before_it_
     );
     assert!(!out_dir.exists(), "nothing is created");
 }
+
+/// A namespace run killed with SIGKILL cannot remove its network; what it left is found by
+/// `linecut doctor --clean` (and every namespace run) and removed, because its owner is gone.
+#[test]
+fn what_a_killed_namespace_run_leaves_is_removed_by_the_next_clean() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let dir = temp_dir("killed-ns");
+    let scenario = dir.join("ns.toml");
+    std::fs::write(
+        &scenario,
+        "duration = \"60s\"\n[subscriber]\nkeepalive = \"5s\"\n[network]\nmode = \"namespace\"\n[[fault]]\nkind = \"cut\"\nat = \"40s\"\nfor = \"5s\"\n",
+    )
+    .unwrap();
+    let out_dir = dir.join("run");
+    let mut child = linecut()
+        .args([
+            "run",
+            "--quiet",
+            "--out",
+            out_dir.to_str().unwrap(),
+            scenario.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // The run id is in meta.json once the network is up.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let run_id = loop {
+        let meta = std::fs::read_to_string(out_dir.join("meta.json")).unwrap_or_default();
+        let id = serde_json::from_str::<serde_json::Value>(&meta)
+            .ok()
+            .and_then(|m| m["network"]["run_id"].as_str().map(str::to_string));
+        if let Some(id) = id {
+            break id;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no network recorded in meta.json"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let namespaces = || {
+        String::from_utf8(
+            Command::new("ip")
+                .args(["netns", "list"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap()
+    };
+    assert!(namespaces().contains(&run_id));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(
+        namespaces().contains(&run_id),
+        "SIGKILL gives it no chance to clean up"
+    );
+    let out = linecut().args(["doctor", "--clean"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("removed what run {run_id} left")),
+        "{stdout}"
+    );
+    assert!(!namespaces().contains(&run_id));
+    let links = String::from_utf8(
+        Command::new("ip")
+            .args(["-o", "link", "show"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(!links.contains(&run_id), "{links}");
+}

@@ -136,3 +136,120 @@ fn syns_between(pcap: &Path, from: i64, until: i64) -> Vec<i64> {
     .unwrap();
     out
 }
+
+async fn run_namespace(name: &str, text: &str) -> (PathBuf, linecut_analyzer::Report) {
+    let dir = temp_dir(name);
+    let _ = std::fs::remove_dir_all(&dir);
+    let scenario = linecut_scenario::parse(Path::new("ns.toml"), text).unwrap();
+    let outcome = run(
+        &scenario,
+        &RunOptions {
+            dir: dir.clone(),
+            force: false,
+            display: DisplayMode::Quiet,
+        },
+        std::future::pending(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(outcome.status, RunStatus::Complete, "{:?}", outcome.status);
+    (dir, outcome.report.unwrap())
+}
+
+/// 20 % loss both ways for 10 s with QoS 1: TCP retransmits what the link drops, so nothing is
+/// lost, and some messages arrive late — at least one RTO (200 ms, TCP_RTO_MIN) after they
+/// were published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loss_on_a_link_loses_nothing_and_delivers_late() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let (dir, report) = run_namespace(
+        "loss",
+        r#"
+duration = "14s"
+[publisher]
+interval = "100ms"
+qos = 1
+[subscriber]
+client_id = "lossy"
+keepalive = "5s"
+topics = ["linecut/#:1"]
+[network]
+mode = "namespace"
+[[fault]]
+kind = "loss"
+at = "2s"
+for = "10s"
+probability = 0.2
+"#,
+    )
+    .await;
+    let d = &report.data[0];
+    assert_eq!(d.lost, 0, "{d:?}");
+    assert!(d.delivered >= 120, "{d:?}");
+    // The longest publish-to-delivery delay of any message, from the subscriber's events.
+    let text = std::fs::read_to_string(dir.join("subscriber.jsonl")).unwrap();
+    let worst_us = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|e| e["type"] == "message")
+        .filter_map(|e| Some(e["ts_us"].as_i64()? - e["pub_ts_us"].as_i64()?))
+        .max()
+        .unwrap();
+    assert!(
+        worst_us >= 200_000,
+        "the slowest message took {worst_us} µs"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A cut aimed at one client id: that subscriber's link is cut, the other's is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_targeted_by_client_id_cuts_one_subscriber_and_spares_the_other() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let (dir, report) = run_namespace(
+        "target",
+        r#"
+duration = "12s"
+[publisher]
+interval = "200ms"
+[subscriber]
+count = 2
+client_id = "sensor-{n}"
+keepalive = "2s"
+connect_timeout = "1s"
+reconnect = "fixed:500ms"
+[network]
+mode = "namespace"
+[[fault]]
+kind = "cut"
+at = "2s"
+for = "6s"
+target = "client=sensor-1"
+"#,
+    )
+    .await;
+    let w = &report.windows[0];
+    let by_id = |id: &str| w.subscribers.iter().find(|m| m.client == id).unwrap();
+    // sensor-1: rumqttc gives up K..2K (2–4 s) into the cut.
+    let cut = by_id("sensor-1");
+    assert!(
+        cut.client_detect_s
+            .is_some_and(|t| (1.9..=4.1).contains(&t)),
+        "{cut:#?}"
+    );
+    let spared = by_id("sensor-2");
+    assert_eq!(spared.client_detect_s, None, "{spared:#?}");
+    assert!(
+        spared.told(linecut_analyzer::Story::RodeThrough),
+        "{spared:#?}"
+    );
+    let spared_data = report.data.iter().find(|d| d.client == "sensor-2").unwrap();
+    assert_eq!(spared_data.lost, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1083,21 +1083,7 @@ impl Checker<'_> {
                 continue;
             };
             jitters.push(jitter);
-            if let Some(d) = duration {
-                if spec.at >= d {
-                    let span = value_span(table, "at").unwrap_or(fault.span());
-                    self.problem(
-                        span,
-                        &format!("{field}.at"),
-                        format!(
-                            "starts at {} but the run lasts {}: the fault would never happen",
-                            humantime::format_duration(spec.at),
-                            humantime::format_duration(d)
-                        ),
-                    );
-                    ok = false;
-                }
-            }
+            ok &= self.starts_in_run(fault, &field, spec.at, duration);
             faults.push(spec);
         }
         ok.then_some((faults, jitters))
@@ -1237,6 +1223,30 @@ impl Checker<'_> {
         }
     }
 
+    /// A fault must start before the run ends, or it would never happen.
+    fn starts_in_run(
+        &mut self,
+        fault: &Spanned<RawFault>,
+        field: &str,
+        at: Duration,
+        duration: Option<Duration>,
+    ) -> bool {
+        let Some(d) = duration.filter(|d| at >= *d) else {
+            return true;
+        };
+        let span = value_span(fault.get_ref(), "at").unwrap_or(fault.span());
+        self.problem(
+            span,
+            &format!("{field}.at"),
+            format!(
+                "starts at {} but the run lasts {}: the fault would never happen",
+                humantime::format_duration(at),
+                humantime::format_duration(d)
+            ),
+        );
+        false
+    }
+
     /// The `[[fault]]` tables of a namespace run: link faults.
     fn link_faults(
         &mut self,
@@ -1299,21 +1309,7 @@ impl Checker<'_> {
             }
             match LinkFaultSpec::from_pairs(name, pairs) {
                 Ok(spec) => {
-                    if let Some(d) = duration {
-                        if spec.at >= d {
-                            let span = value_span(table, "at").unwrap_or(fault.span());
-                            self.problem(
-                                span,
-                                &format!("{field}.at"),
-                                format!(
-                                "starts at {} but the run lasts {}: the fault would never happen",
-                                humantime::format_duration(spec.at),
-                                humantime::format_duration(d)
-                            ),
-                            );
-                            ok = false;
-                        }
-                    }
+                    ok &= self.starts_in_run(fault, &field, spec.at, duration);
                     out.push(spec);
                     jitters.push(jitter);
                 }
