@@ -5,7 +5,9 @@
 
 use crate::session::{Session, SessionError, SessionEvent};
 use crate::subscriber::stopped;
-use linecut_events::{ClientRef, Connack, ConnectAttempt, Disconnected, EventKind, EventSink};
+use linecut_events::{
+    ClientRef, Connack, ConnectAttempt, DisconnectCause, Disconnected, EventKind, EventSink,
+};
 use linecut_model::ReconnectPolicy;
 use tokio::sync::watch;
 
@@ -17,6 +19,8 @@ pub(crate) struct Connection<'a> {
     attempt: u32,
     /// Failed attempts since the last accepted CONNACK.
     failures: u32,
+    /// An accepted CONNACK came and no failure since: the connection is established.
+    established: bool,
     rng: fastrand::Rng,
 }
 
@@ -30,6 +34,7 @@ impl<'a> Connection<'a> {
             sink,
             attempt: 1,
             failures: 0,
+            established: false,
             rng: fastrand::Rng::new(),
         };
         connection.log_attempt(0);
@@ -53,6 +58,7 @@ impl<'a> Connection<'a> {
     pub fn connack(&mut self, code: u8, session_present: bool) {
         if code == 0 {
             self.failures = 0;
+            self.established = true;
         }
         self.sink.emit(EventKind::Connack(Connack {
             client: self.client.clone(),
@@ -76,9 +82,16 @@ impl<'a> Connection<'a> {
     /// Logs the disconnect, waits the policy's delay and logs the next attempt (the session
     /// reconnects when polled again). False if `stop` came during the wait.
     pub async fn failed(&mut self, error: SessionError, stop: &mut watch::Receiver<bool>) -> bool {
+        // A timeout on an established connection is the kernel giving up on unacknowledged
+        // data, not a connect that took too long (the library reports both as timed out).
+        let cause = match error.cause {
+            DisconnectCause::ConnectTimeout if self.established => DisconnectCause::KernelTimeout,
+            cause => cause,
+        };
+        self.established = false;
         self.sink.emit(EventKind::Disconnected(Disconnected {
             client: self.client.clone(),
-            cause: error.cause,
+            cause,
             error: error.text,
         }));
         self.failures += 1;

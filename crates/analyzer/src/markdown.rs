@@ -62,6 +62,10 @@ fn in_short(
         DetectHow::Cause(DisconnectCause::ConnectionLost) => {
             "its library reported the connection lost".to_string()
         }
+        DetectHow::Cause(DisconnectCause::KernelTimeout) => {
+            "its kernel gave up on unacknowledged data (tcp_retries2) before its keepalive rule did"
+                .to_string()
+        }
         other => other.name().replace('_', " "),
     };
     let story = |s: Story| m.stories.iter().find(|t| t.story == s);

@@ -566,6 +566,9 @@ pub enum DisconnectCause {
     ClosedByPeer,
     /// Connecting (TCP plus CONNACK) took longer than the connection timeout.
     ConnectTimeout,
+    /// An established connection timed out in the kernel: data stayed unacknowledged through
+    /// every retransmission `tcp_retries2` (or `TCP_USER_TIMEOUT`) allows.
+    KernelTimeout,
     /// The TCP connect was refused, or CONNACK carried a refusal code.
     Refused,
     /// The client disconnected because it was told to stop.

@@ -253,3 +253,64 @@ target = "client=sensor-1"
     assert_eq!(spared_data.lost, 0);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A device kernel tuned to give up fast (`tcp_retries2 = 2`: about 1.4 s of unanswered
+/// retransmissions from a 200 ms RTO, doubling) ends the connection under a long cut before the
+/// client's keepalive rule would (2K = 10 s), as soon as it has a PINGREQ unacknowledged; the
+/// report names the kernel as the cause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_tcp_retries2_makes_the_kernel_end_the_connection_and_the_report_says_so() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let (dir, report) = run_namespace(
+        "retries2",
+        r#"
+duration = "16s"
+[publisher]
+interval = "500ms"
+[subscriber]
+client_id = "tuned"
+keepalive = "5s"
+connect_timeout = "1s"
+reconnect = "fixed:1s"
+[network]
+mode = "namespace"
+tcp_retries2 = 2
+[[fault]]
+kind = "cut"
+at = "2s"
+for = "12s"
+"#,
+    )
+    .await;
+    assert_eq!(
+        report
+            .network
+            .as_ref()
+            .unwrap()
+            .tcp
+            .get("tcp_retries2")
+            .map(String::as_str),
+        Some("2")
+    );
+    let m = &report.windows[0].subscribers[0];
+    assert_eq!(
+        m.client_detect_how,
+        Some(linecut_analyzer::DetectHow::Cause(
+            linecut_events::DisconnectCause::KernelTimeout
+        )),
+        "{m:#?}"
+    );
+    // The first PINGREQ in the cut comes within K (5 s), the kernel gives up ~1.4 s later:
+    // before the keepalive rule's 2K.
+    assert!(m.client_detect_s.is_some_and(|t| t < 10.0), "{m:#?}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("its kernel gave up on unacknowledged data"),
+        "{md}"
+    );
+    assert!(md.contains("tcp_retries2 = 2"), "{md}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
