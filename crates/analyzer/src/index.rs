@@ -17,6 +17,8 @@ use std::collections::HashMap;
 pub struct ConnFacts {
     /// When the proxy accepted it.
     pub opened_us: Option<i64>,
+    /// The client's address without its port.
+    pub client_ip: Option<String>,
     /// When the client closed its side (FIN or RST from the client).
     pub client_closed_by_peer: Vec<i64>,
     /// When the broker closed its side.
@@ -67,11 +69,10 @@ impl ConnIndex {
         for e in proxy {
             match &e.kind {
                 EventKind::ConnOpened(o) => {
-                    conns
-                        .entry(o.conn)
-                        .or_default()
-                        .opened_us
-                        .get_or_insert(e.ts_us);
+                    let facts = conns.entry(o.conn).or_default();
+                    facts.opened_us.get_or_insert(e.ts_us);
+                    let ip = o.client_addr.rsplit_once(':').map_or("", |(ip, _)| ip);
+                    facts.client_ip.get_or_insert_with(|| ip.to_string());
                 }
                 EventKind::LegClosed(l) => {
                     let facts = conns.entry(l.conn).or_default();
@@ -189,6 +190,27 @@ impl ConnIndex {
 
     pub fn get(&self, conn: u64) -> Option<&ConnFacts> {
         self.conns.get(&conn)
+    }
+
+    /// Connections that never carried a CONNECT (attempts whose handshake did not complete),
+    /// from the address one of `conns` came from: on a namespace run's link, the same client.
+    pub fn syn_only_from(&self, conns: &std::collections::BTreeSet<u64>) -> Vec<u64> {
+        let ips: std::collections::BTreeSet<&str> = conns
+            .iter()
+            .filter_map(|c| self.get(*c)?.client_ip.as_deref())
+            .collect();
+        let mut out: Vec<u64> = self
+            .conns
+            .iter()
+            .filter(|(id, f)| {
+                !conns.contains(id)
+                    && f.connects.is_empty()
+                    && f.client_ip.as_deref().is_some_and(|ip| ips.contains(ip))
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        out.sort_unstable();
+        out
     }
 
     /// The earliest time in `pick(conn)` over `conns` that lies in `[from, until)`.

@@ -175,13 +175,13 @@ fn in_short(
         ));
     }
     if let Some(x) = &m.retransmitted {
-        let tried = if x.connects_tried > 0 {
-            format!(
-                " and tried {} new connection(s) (their SYNs are in the capture)",
-                x.connects_tried
-            )
-        } else {
-            String::new()
+        let tried = match (x.connects_tried, x.syn_spacing_s) {
+            (0, _) => String::new(),
+            (n, Some(gap)) => format!(
+                " and tried {n} new connection(s), its kernel resending their SYNs {} time(s), a median {gap:.3} s apart",
+                x.syn_retries
+            ),
+            (n, None) => format!(" and tried {n} new connection(s)"),
         };
         out.push(format!(
             "On the link during the outage: the client resent {} segment(s) ({} bytes){tried}; the broker resent {} segment(s) ({} bytes).",

@@ -92,6 +92,12 @@ pub struct Retransmitted {
     /// The client's connection attempts during the outage (one per new connection, whatever
     /// its SYN retries).
     pub connects_tried: u64,
+    /// SYNs the client's kernel resent for those attempts.
+    #[serde(default)]
+    pub syn_retries: u64,
+    /// The median time between one SYN and the next of the same attempt, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syn_spacing_s: Option<f64>,
 }
 
 /// A connection that ended outside every fault window and its settling time.

@@ -8,7 +8,8 @@
 //! look alive through an outage it did not survive), and the marks that tell the story: PINGREQ
 //! (a cross, red when no PINGRESP answered it), PINGRESP (a dot just below), the client giving up
 //! (▼), the broker closing its side (■), stale data reaching a connection the client had left
-//! (◆), and a reset (R). Only plotters' SVG backend is used, so text needs no fonts at build
+//! (◆), a reset (R), and on a real link (a namespace run's capture) every retransmission and SYN
+//! retry, the client's above its bar and the broker's below. Only plotters' SVG backend is used, so text needs no fonts at build
 //! time.
 
 use crate::{Report, Run};
@@ -24,8 +25,11 @@ const FAULT: RGBColor = RGBColor(235, 120, 100);
 const LIFE: RGBColor = RGBColor(90, 130, 200);
 const GAVE_UP: RGBColor = RGBColor(200, 40, 40);
 const STALE: RGBColor = RGBColor(230, 140, 20);
+const RESENT: RGBColor = RGBColor(120, 60, 160);
 /// Title lines are wrapped at this many characters (the canvas holds about 130 at 18 px).
 const TITLE_CHARS: usize = 110;
+/// Room under the lanes for the marks' legend.
+const LEGEND_H: u32 = 40;
 
 struct Lane {
     label: String,
@@ -39,6 +43,12 @@ struct Lane {
     stale: Option<f64>,
     /// The client ended it in order (DISCONNECT): its closes are not the story.
     orderly: bool,
+    /// On a real link (a capture): each retransmission, by the client (true) or the broker.
+    resent: Vec<(f64, bool)>,
+    /// The last moment anything happened on it, and whether an MQTT packet ever crossed it
+    /// (an attempt whose handshake never completed ends at its last SYN, not the run's end).
+    last_seen: f64,
+    mqtt: bool,
 }
 
 /// Splits a title into lines of at most `width` characters, at `__` (a sweep cell's axes), ` — `
@@ -95,6 +105,18 @@ pub fn render(report: &Report, run: &Run) -> String {
     let mut lanes: BTreeMap<u64, Lane> = BTreeMap::new();
     let mut client_of: BTreeMap<u64, String> = BTreeMap::new();
     for e in &run.proxy {
+        let conn_of = match &e.kind {
+            EventKind::MqttPacket(p) => Some((p.conn, true)),
+            EventKind::RawBytes(r) => Some((r.conn, false)),
+            EventKind::LegClosed(l) => Some((l.conn, false)),
+            _ => None,
+        };
+        if let Some((conn, mqtt)) = conn_of {
+            if let Some(lane) = lanes.get_mut(&conn) {
+                lane.last_seen = lane.last_seen.max(t(e.ts_us));
+                lane.mqtt |= mqtt;
+            }
+        }
         match &e.kind {
             EventKind::ConnOpened(o) => {
                 lanes.insert(
@@ -109,6 +131,9 @@ pub fn render(report: &Report, run: &Run) -> String {
                         resets: Vec::new(),
                         stale: None,
                         orderly: false,
+                        resent: Vec::new(),
+                        last_seen: t(e.ts_us),
+                        mqtt: false,
                     },
                 );
             }
@@ -135,6 +160,14 @@ pub fn render(report: &Report, run: &Run) -> String {
                     }
                     let first = lane.first_close.map_or(at, |f| f.min(at));
                     lane.first_close = Some(first);
+                }
+            }
+            EventKind::RawBytes(r) if e.source == linecut_events::Source::Capture => {
+                if let Some(lane) = lanes.get_mut(&r.conn) {
+                    lane.resent.push((t(e.ts_us), r.dir == Direction::Up));
+                    if r.dir == Direction::Down && r.fate == Fate::Released {
+                        lane.stale.get_or_insert(t(e.ts_us));
+                    }
                 }
             }
             EventKind::MqttPacket(p)
@@ -167,6 +200,10 @@ pub fn render(report: &Report, run: &Run) -> String {
     for (conn, lane) in lanes.iter_mut() {
         if let Some(id) = client_of.get(conn) {
             lane.label = format!("conn {conn} ({id})");
+        }
+        if !lane.mqtt && lane.first_close.is_none() {
+            lane.closed = lane.closed.min(lane.last_seen.max(lane.opened + 0.05));
+            lane.label = format!("conn {conn} (attempt, no handshake)");
         }
     }
     // Many connections (a fleet) would make unreadable lanes: keep the first 24.
@@ -211,7 +248,7 @@ pub fn render(report: &Report, run: &Run) -> String {
             _ => continue,
         };
         let at = t(e.ts_us);
-        let lane = lanes.iter().position(|(conn, l)| {
+        let lane = lanes.iter().rposition(|(conn, l)| {
             client_of.get(conn) == Some(client) && l.opened <= at && at <= l.closed
         });
         if let Some(lane) = lane {
@@ -246,7 +283,8 @@ pub fn render(report: &Report, run: &Run) -> String {
 
     let mut svg = String::new();
     {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        let root =
+            SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT + LEGEND_H)).into_drawing_area();
         let _ = root.fill(&WHITE);
         let mut title = wrap(&report.scenario, TITLE_CHARS);
         title.extend(wrap(
@@ -263,6 +301,7 @@ pub fn render(report: &Report, run: &Run) -> String {
             ));
         }
         let (_, body) = root.split_vertically(title_h);
+        let (body, _) = body.split_vertically(HEIGHT - title_h);
         let (upper, lower) = body.split_vertically((HEIGHT - title_h) * 55 / 100);
         let x_max = end * 1.02;
         if let Ok(mut chart) = ChartBuilder::on(&upper)
@@ -319,7 +358,7 @@ pub fn render(report: &Report, run: &Run) -> String {
         {
             let _ = chart
                 .configure_mesh()
-                .x_desc("time (s) — connections through the proxy: solid while both sides had it, thin once one side closed; × PINGREQ (red: unanswered), ● PINGRESP, ▼ client gave up, ■ broker closed, ◆ stale data, R reset")
+                .x_desc("time (s from experiment start)")
                 .disable_y_mesh()
                 .y_labels(0)
                 .light_line_style(WHITE.mix(0.0))
@@ -369,6 +408,18 @@ pub fn render(report: &Report, run: &Run) -> String {
                             + Polygon::new(vec![(0, -6), (6, 0), (0, 6), (-6, 0)], STALE.filled()),
                     ));
                 }
+                // Retransmissions on a real link: the client's above the bar, the broker's below.
+                for &(x, up) in &lane.resent {
+                    let (y0, y1) = if up {
+                        (y + 0.5, y + 0.62)
+                    } else {
+                        (y + 0.08, y + 0.2)
+                    };
+                    let _ = chart.draw_series(std::iter::once(PathElement::new(
+                        vec![(x, y0), (x, y1)],
+                        RESENT.stroke_width(1),
+                    )));
+                }
                 for r in &lane.resets {
                     let _ = chart.draw_series(std::iter::once(Text::new(
                         "R",
@@ -409,6 +460,15 @@ pub fn render(report: &Report, run: &Run) -> String {
                     BLACK.filled(),
                 )
             }));
+        }
+        // The marks' legend, under the lanes, wrapped to the canvas.
+        let legend = "Connections: solid while both sides had one, thin once one side closed. × PINGREQ (red: unanswered), ● PINGRESP, ▼ client gave up, ■ broker closed, ◆ stale data reached an abandoned connection, R reset, | resent on a real link (client's above a bar, broker's below).";
+        for (i, line) in wrap(legend, TITLE_CHARS + 40).iter().enumerate() {
+            let _ = root.draw(&Text::new(
+                line.clone(),
+                (14, (HEIGHT + LEGEND_H) as i32 - 34 + 15 * i as i32),
+                ("sans-serif", 12).into_font(),
+            ));
         }
         let _ = root.present();
     }

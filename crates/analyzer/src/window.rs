@@ -467,10 +467,20 @@ pub(crate) fn window_metrics(
 /// connections, and how many connections it tried to open.
 fn retransmitted(index: &ConnIndex, c: &Client, w: &Window) -> Retransmitted {
     let mut r = Retransmitted::default();
-    for f in c.conns.iter().filter_map(|conn| index.get(*conn)) {
+    let mut spacings = Vec::new();
+    // Attempts with a SYN only have no client id on the wire: they are the client's if they
+    // come from its address (its namespace's), which its identified connections share.
+    let attempts = index.syn_only_from(&c.conns);
+    for f in c
+        .conns
+        .iter()
+        .chain(&attempts)
+        .filter_map(|conn| index.get(*conn))
+    {
+        // Data (and FIN) retransmissions; SYN retries, which carry no bytes, are counted below.
         let during = |list: &[(i64, u64)]| {
             list.iter()
-                .filter(|(t, _)| *t >= w.start && *t < w.end)
+                .filter(|(t, n)| *t >= w.start && *t < w.end && *n > 0)
                 .fold((0, 0), |(n, b), (_, len)| (n + 1, b + len))
         };
         let (n, b) = during(&f.resent_up);
@@ -479,9 +489,18 @@ fn retransmitted(index: &ConnIndex, c: &Client, w: &Window) -> Retransmitted {
         let (n, b) = during(&f.resent_down);
         r.down_segments += n;
         r.down_bytes += b;
-        if f.opened_us.is_some_and(|t| t >= w.start && t < w.end) {
+        if let Some(opened) = f.opened_us.filter(|t| *t >= w.start && *t < w.end) {
             r.connects_tried += 1;
+            // The SYN, then each retry: a resent segment with no bytes.
+            let mut syns = vec![opened];
+            syns.extend(f.resent_up.iter().filter(|(_, n)| *n == 0).map(|(t, _)| *t));
+            r.syn_retries += syns.len() as u64 - 1;
+            spacings.extend(syns.windows(2).map(|p| (p[1] - p[0]) as f64 / 1e6));
         }
+    }
+    if !spacings.is_empty() {
+        spacings.sort_by(f64::total_cmp);
+        r.syn_spacing_s = Some(secs((spacings[spacings.len() / 2] * 1e6) as i64));
     }
     r
 }

@@ -51,7 +51,8 @@ pub enum Observation<'a> {
         ts_us: i64,
         bytes: u64,
     },
-    /// A segment repeated bytes its side had sent before (a retransmission).
+    /// A segment repeated bytes its side had sent before (a retransmission), or, with no
+    /// bytes, the client's SYN resent (an unanswered connect).
     Resent {
         conn: u64,
         dir: Direction,
@@ -164,6 +165,14 @@ impl Flows {
                 .is_some_and(|c| c.syn_seq == Some(segment.seq));
         if retry {
             self.stats.syn_retries += 1;
+            let id = self.conns[&key].id;
+            // A resent segment with no payload: the kernel retrying an unanswered connect.
+            out(Observation::Resent {
+                conn: id,
+                dir,
+                ts_us,
+                bytes: 0,
+            });
             return;
         }
         if segment.syn && dir == Direction::Up {
@@ -452,6 +461,7 @@ mod tests {
                     format!("close {conn} {by:?} rst={rst}")
                 }
                 Observation::Packet { conn, dir, .. } => format!("packet {conn} {dir:?}"),
+                Observation::Resent { conn, dir, .. } => format!("resent {conn} {dir:?}"),
                 _ => "other".into(),
             })
         };
@@ -497,6 +507,7 @@ mod tests {
             seen,
             [
                 "open 1",
+                "resent 1 Up",
                 "packet 1 Up",
                 "packet 1 Down",
                 "close 1 Client rst=false",
