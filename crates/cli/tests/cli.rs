@@ -1164,3 +1164,73 @@ fn what_a_killed_namespace_run_leaves_is_removed_by_the_next_clean() {
     .unwrap();
     assert!(!links.contains(&run_id), "{links}");
 }
+
+/// Ctrl-C or SIGTERM in the middle of a namespace run: the run ends incomplete and removes
+/// its namespaces, links and tables on the way out.
+#[test]
+fn a_namespace_run_stopped_by_a_signal_removes_its_network() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    for signal in [libc::SIGTERM, libc::SIGINT] {
+        let dir = temp_dir(&format!("signal-ns-{signal}"));
+        let scenario = dir.join("ns.toml");
+        std::fs::write(
+            &scenario,
+            "duration = \"60s\"\n[subscriber]\nkeepalive = \"5s\"\n[network]\nmode = \"namespace\"\n[[fault]]\nkind = \"cut\"\nat = \"1s\"\nfor = \"30s\"\n",
+        )
+        .unwrap();
+        let out_dir = dir.join("run");
+        let mut child = linecut()
+            .args([
+                "run",
+                "--quiet",
+                "--out",
+                out_dir.to_str().unwrap(),
+                scenario.to_str().unwrap(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        // Signalled once the cut is on: link.jsonl has its fault_started.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(out_dir.join("link.jsonl"))
+            .unwrap_or_default()
+            .contains("\"fault_started\"")
+        {
+            assert!(Instant::now() < deadline, "the cut never started");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let meta: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out_dir.join("meta.json")).unwrap())
+                .unwrap();
+        let run_id = meta["network"]["run_id"].as_str().unwrap().to_string();
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(2), "signal {signal}");
+        let meta = std::fs::read_to_string(out_dir.join("meta.json")).unwrap();
+        assert!(meta.contains("\"incomplete\""), "{meta}");
+        let netns = String::from_utf8(
+            Command::new("ip")
+                .args(["netns", "list"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        assert!(!netns.contains(&run_id), "signal {signal}: {netns}");
+        let tables = String::from_utf8(
+            Command::new("nft")
+                .args(["list", "tables"])
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        assert!(!tables.contains(&run_id), "signal {signal}: {tables}");
+    }
+}

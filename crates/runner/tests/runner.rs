@@ -33,7 +33,9 @@ kind = "cut"
 at = "1s"
 for = "2s"
 [expect]
-reconnects = 1
+# At least one: with a 1 s keepalive a loaded machine can delay a PINGRESP past K after the
+# restore and cause a second, legitimate reconnect; the tests check the machinery, not that.
+reconnects = ">= 1"
 "#;
 
 fn read_json(path: &Path) -> serde_json::Value {
@@ -75,7 +77,7 @@ async fn a_run_with_the_embedded_broker_leaves_every_file() {
     assert_eq!(meta["subscriber_identity"]["family"], "rumqttc");
     assert_eq!(meta["broker"], "rumqttd 0.20 (embedded)");
     assert_eq!(meta["faults"][0], "cut:at=1s,for=2s");
-    assert_eq!(meta["expectations"]["reconnects"], "1");
+    assert_eq!(meta["expectations"]["reconnects"], ">= 1");
     let start = meta["experiment_start_us"].as_i64().unwrap();
     assert!(start >= meta["started_us"].as_i64().unwrap());
     // The fault started 1 s into the experiment (the clock starts at subscription).
