@@ -141,7 +141,24 @@ pub(crate) fn window_metrics(
     let reconnect_packet = index
         .first_in(later_conns, w.start, horizon, |f| &f.connects)
         .filter(|_| connected_at_start);
+    // On a real link a new attempt may never get past its SYN during the cut: its first SYN
+    // is already the sign that the client left the old connection.
+    let attempt_syn = if wire_is_capture && connected_at_start {
+        let later: Vec<u64> = c.conns.difference(&opened_before).copied().collect();
+        index
+            .syn_only_from(&c.conns)
+            .iter()
+            .chain(&later)
+            .filter_map(|conn| index.get(*conn)?.opened_us)
+            .filter(|t| *t >= w.start && *t < horizon)
+            .min()
+    } else {
+        None
+    };
     let mut seen: Vec<(i64, DetectHow)> = Vec::new();
+    if let Some(ts) = attempt_syn {
+        seen.push((ts, DetectHow::NewConnection));
+    }
     if let Some(e) = own {
         if let EventKind::Disconnected(d) = &e.kind {
             seen.push((e.ts_us, DetectHow::Cause(d.cause)));

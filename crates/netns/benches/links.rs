@@ -121,7 +121,8 @@ fn main() {
     let without = stream(&topo, secs);
     let pcap = std::env::temp_dir().join(format!("linecut-bench-{}.pcap", topo.id));
     let capture =
-        linecut_netns::capture::Capture::start(&pcap, std::slice::from_ref(&m.veth_host)).unwrap();
+        linecut_netns::capture::Capture::start(&pcap, std::slice::from_ref(&m.veth_host), 0)
+            .unwrap();
     let with = stream(&topo, secs);
     let frames = capture.stop().unwrap();
     let _ = std::fs::remove_file(&pcap);

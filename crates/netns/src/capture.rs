@@ -9,12 +9,16 @@
 //! the `netdev` ingress hook there, so dropped frames are still captured: the file shows every
 //! retransmission and SYN retry each side sent during a cut.
 
+use linecut_capture::flows::{Flows, Observation};
+use linecut_capture::link::{ip_packet, tcp_segment};
 use linecut_capture::RawPcap;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::CString;
+use std::net::IpAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// Largest frame a tap reads (veth MTU 1500; offloads can hand up to 64 KiB).
@@ -26,6 +30,7 @@ const POLL_MS: i32 = 50;
 pub struct Capture {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<std::io::Result<u64>>>,
+    subscribed: Arc<Mutex<BTreeSet<IpAddr>>>,
 }
 
 fn last_error(what: &str) -> std::io::Error {
@@ -139,10 +144,58 @@ fn linecut_now_us() -> i64 {
         .map_or(0, |d| d.as_micros() as i64)
 }
 
+/// Follows the MQTT connections to `port` in the frames as they are captured, to tell which
+/// clients have their SUBACK: a client under test that prints nothing is known subscribed from
+/// the wire, as the proxy knows it in proxy mode.
+struct Watch {
+    flows: Flows,
+    clients: HashMap<u64, IpAddr>,
+    subscribed: Arc<Mutex<BTreeSet<IpAddr>>>,
+}
+
+impl Watch {
+    fn frame(&mut self, ts_us: i64, frame: &[u8], wire: usize) {
+        const LINKTYPE_ETHERNET: i32 = 1;
+        let Some(segment) = ip_packet(LINKTYPE_ETHERNET, frame).and_then(tcp_segment) else {
+            return;
+        };
+        // The payload's length on the wire: the frame's, less what precedes the payload.
+        let len = segment.payload.len() + wire.saturating_sub(frame.len());
+        let (clients, subscribed) = (&mut self.clients, &self.subscribed);
+        self.flows.segment(ts_us, &segment, len, &mut |o| match o {
+            Observation::Opened { conn, client, .. } => {
+                clients.insert(conn, client.ip());
+            }
+            Observation::Packet {
+                conn,
+                packet: linecut_mqtt::Packet::SubAck(_),
+                ..
+            } => {
+                if let Some(ip) = clients.get(&conn) {
+                    subscribed
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .insert(*ip);
+                }
+            }
+            _ => {}
+        });
+    }
+}
+
 impl Capture {
+    /// The client addresses that have had a SUBACK so far.
+    pub fn subscribed(&self) -> BTreeSet<IpAddr> {
+        self.subscribed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
     /// Opens a tap on every interface and starts writing `path`; returns once every tap is
-    /// bound, so nothing sent after this returns is missed.
-    pub fn start(path: &Path, interfaces: &[String]) -> std::io::Result<Capture> {
+    /// bound, so nothing sent after this returns is missed. `port` is the broker's, whose
+    /// SUBACKs [`Capture::subscribed`] reports.
+    pub fn start(path: &Path, interfaces: &[String], port: u16) -> std::io::Result<Capture> {
         let taps = interfaces
             .iter()
             .map(|i| tap(i))
@@ -150,6 +203,12 @@ impl Capture {
         let mut out = RawPcap::create(path)?;
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
+        let subscribed = Arc::new(Mutex::new(BTreeSet::new()));
+        let mut watch = Watch {
+            flows: Flows::new(port),
+            clients: HashMap::new(),
+            subscribed: subscribed.clone(),
+        };
         let thread = std::thread::Builder::new()
             .name("linecut-capture".into())
             .spawn(move || {
@@ -181,6 +240,7 @@ impl Capture {
                         p.revents = 0;
                         while let Some((ts, captured, wire)) = read_frame(&taps[i], &mut buf)? {
                             out.frame(ts, &buf[..captured], wire)?;
+                            watch.frame(ts, &buf[..captured], wire);
                         }
                     }
                     if done {
@@ -193,6 +253,7 @@ impl Capture {
         Ok(Capture {
             stop,
             thread: Some(thread),
+            subscribed,
         })
     }
 

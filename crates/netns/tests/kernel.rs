@@ -145,8 +145,12 @@ fn a_connect_during_a_cut_never_completes_and_the_capture_shows_its_syn_retries(
     // resolved. (On a fresh link the cut would drop the ARP request and the kernel would send
     // no SYN at all, only ARP, as a device whose cable was pulled before it ever spoke.)
     drop(connect_from(&t, 0, addr, Duration::from_secs(2)).unwrap());
-    let capture =
-        linecut_netns::capture::Capture::start(&pcap, &[t.members[0].veth_host.clone()]).unwrap();
+    let capture = linecut_netns::capture::Capture::start(
+        &pcap,
+        &[t.members[0].veth_host.clone()],
+        addr.port(),
+    )
+    .unwrap();
     set(&t, 0, &[LinkKind::Cut], &[LinkKind::Cut]);
     let began = Instant::now();
     // SYN at 0, retries after 1 s and 2 s (TCP_TIMEOUT_INIT, linear for the first retries on

@@ -323,7 +323,7 @@ async fn experiment(
 
     let mut reason: Option<String> = None;
     let deadline = tokio::time::Instant::now() + SUBSCRIBE_TIMEOUT;
-    while subjects.subscribed(proxy.as_ref()) < s.count {
+    while subjects.subscribed(proxy.as_ref(), stack.wire_subscribed()) < s.count {
         tokio::select! {
             Some(exit) = exits.recv() => {
                 reason = Some(subjects.describe_exit(&exit, None));
@@ -339,7 +339,7 @@ async fn experiment(
                 reason = Some(format!(
                     "only {} of {} subscribers were subscribed within {:?} (through {} \
                      to {}, {})",
-                    subjects.subscribed(proxy.as_ref()), s.count, SUBSCRIBE_TIMEOUT,
+                    subjects.subscribed(proxy.as_ref(), stack.wire_subscribed()), s.count, SUBSCRIBE_TIMEOUT,
                     if proxy.is_some() { "the proxy" } else { "their namespaces' links" },
                     stack.broker.describe(),
                     stack.broker.address(s.protocol),

@@ -42,11 +42,9 @@ struct Change {
 
 impl LinkFront {
     /// Builds the network for the subscribers (checked by the doctor before anything was
-    /// created), puts the base rules in place and starts the capture.
-    pub fn start(
-        scenario: &linecut_scenario::Scenario,
-        layout: &RunLayout,
-    ) -> Result<LinkFront, RunError> {
+    /// created) and puts the base rules in place; the capture starts once the broker's port is
+    /// known ([`LinkFront::start_capture`]).
+    pub fn start(scenario: &linecut_scenario::Scenario) -> Result<LinkFront, RunError> {
         let gone =
             linecut_netns::leftovers::clean().map_err(|e| RunError::Network(e.to_string()))?;
         if !gone.is_empty() {
@@ -69,16 +67,9 @@ impl LinkFront {
             Ok(())
         };
         apply().map_err(|e| RunError::Network(e.to_string()))?;
-        let interfaces: Vec<String> = topology
-            .members
-            .iter()
-            .map(|m| m.veth_host.clone())
-            .collect();
-        let capture =
-            Capture::start(&layout.capture(), &interfaces).map_err(io("start the capture"))?;
         Ok(LinkFront {
             topology,
-            capture: Some(capture),
+            capture: None,
             scheduler: None,
             started: Arc::new(AtomicU32::new(0)),
             failed: Arc::new(Mutex::new(None)),
@@ -113,6 +104,35 @@ impl LinkFront {
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .map(|e| format!("a link fault could not be applied: {e}"))
+    }
+
+    /// Starts the capture on the host end of every pair, following the MQTT connections to the
+    /// broker's `port`.
+    pub fn start_capture(&mut self, layout: &RunLayout, port: u16) -> Result<(), RunError> {
+        let interfaces: Vec<String> = self
+            .topology
+            .members
+            .iter()
+            .map(|m| m.veth_host.clone())
+            .collect();
+        self.capture = Some(
+            Capture::start(&layout.capture(), &interfaces, port)
+                .map_err(io("start the capture"))?,
+        );
+        Ok(())
+    }
+
+    /// Subscribers the wire has seen get their SUBACK (for clients that report nothing).
+    pub fn subscribed(&self) -> u32 {
+        let Some(capture) = &self.capture else {
+            return 0;
+        };
+        let seen = capture.subscribed();
+        self.topology
+            .members
+            .iter()
+            .filter(|m| seen.contains(&std::net::IpAddr::V4(m.addr)))
+            .count() as u32
     }
 
     /// Fault occurrences started so far.

@@ -223,9 +223,16 @@ impl Stack {
     /// or, in namespace mode, builds the network first (the broker listens on its bridge).
     pub async fn start(scenario: &Scenario, layout: &RunLayout) -> Result<Stack, RunError> {
         if scenario.network.mode == NetworkMode::Namespace {
-            let links = LinkFront::start(scenario, layout)?;
+            let mut links = LinkFront::start(scenario)?;
             let ip = IpAddr::V4(links.topology.host_addr);
             let broker = RunningBroker::start(&scenario.broker, layout, Some(ip))?;
+            let port = broker
+                .address(scenario.subscriber.settings.protocol)
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0);
+            links.start_capture(layout, port)?;
             let (logs, link_sink) = Logs::create(layout, true)?;
             return Ok(Stack {
                 front: Front::Links(links, link_sink),
@@ -258,6 +265,14 @@ impl Stack {
         match &self.front {
             Front::Proxy(p) => p.addr.to_string(),
             Front::Links(..) => self.broker.address(protocol),
+        }
+    }
+
+    /// In namespace mode, subscribers the wire has seen subscribed.
+    pub fn wire_subscribed(&self) -> Option<u32> {
+        match &self.front {
+            Front::Links(l, _) => Some(l.subscribed()),
+            Front::Proxy(_) => None,
         }
     }
 

@@ -91,12 +91,14 @@ impl Subjects {
 
     /// How many are subscribed. Agents count their SUBACKs; a client under test is subscribed
     /// when the proxy has seen a SUBACK go down to it or, without a proxy (namespace mode),
-    /// when it reported its SUBACK.
-    pub fn subscribed(&self, proxy: Option<&ProxyHandle>) -> u32 {
+    /// when it reported its SUBACK or the capture saw one reach it.
+    pub fn subscribed(&self, proxy: Option<&ProxyHandle>, wire: Option<u32>) -> u32 {
         match (self, proxy) {
             (Subjects::Agents { progress, .. }, _) => progress.subscribed.load(Ordering::Relaxed),
             (Subjects::Processes(_), Some(proxy)) => proxy.subscribed_clients().len() as u32,
-            (Subjects::Processes(clients), None) => clients.subscribed(),
+            // Namespace mode: the client's own SUBACK report, or the capture's view of it for a
+            // client that reports nothing.
+            (Subjects::Processes(clients), None) => clients.subscribed().max(wire.unwrap_or(0)),
         }
     }
 

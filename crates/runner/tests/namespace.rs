@@ -314,3 +314,50 @@ for = "12s"
     assert!(md.contains("tcp_retries2 = 2"), "{md}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A client under test that prints nothing (mosquitto_sub) in namespace mode: the capture
+/// tells when it is subscribed, and measures it from the wire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_sub_on_a_real_link_is_measured_from_the_capture() {
+    if !root()
+        || std::process::Command::new("mosquitto_sub")
+            .arg("--help")
+            .output()
+            .is_err()
+    {
+        eprintln!("skipped: needs root and mosquitto_sub");
+        return;
+    }
+    let (dir, report) = run_namespace(
+        "mosquitto-sub",
+        r#"
+duration = "18s"
+[broker]
+kind = "mosquitto"
+[publisher]
+interval = "200ms"
+[subscriber]
+client = "mosquitto_sub"
+client_id = "msub"
+keepalive = "5s"
+[network]
+mode = "namespace"
+[[fault]]
+kind = "cut"
+at = "2s"
+for = "12s"
+"#,
+    )
+    .await;
+    let m = &report.windows[0].subscribers[0];
+    assert!(!m.reported_by_client);
+    // libmosquitto gives up K..2K+1 s into a silent outage (5–11 s here, mosquitto_sub's
+    // smallest keepalive is 5 s); the wire shows it as its socket closing or its next
+    // connection.
+    assert!(
+        m.client_detect_s.is_some_and(|t| (4.9..=11.2).contains(&t)),
+        "{m:#?}"
+    );
+    assert!(report.data[0].delivered > 10, "{:?}", report.data[0]);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1193,16 +1193,6 @@ impl Checker<'_> {
             );
         }
         if let Some(s) = subscriber {
-            if !matches!(
-                s.client,
-                ClientKind::Rumqttc | ClientKind::PahoPython { .. }
-            ) {
-                self.problem(
-                    span.clone(),
-                    "subscriber.client",
-                    "namespace mode waits for each subscriber's own SUBACK before the experiment starts, and only rumqttc (linecut's agent) and paho-python report one; mosquitto_sub and command clients run in proxy mode",
-                );
-            }
             if s.settings.count > MAX_NAMESPACE_SUBSCRIBERS {
                 self.problem(
                     span.clone(),
