@@ -96,6 +96,10 @@ pub struct TcpSettings {
     pub keepalive_intvl_s: Option<u32>,
     /// `net.ipv4.tcp_keepalive_probes`.
     pub keepalive_probes: Option<u8>,
+    /// `TCP_USER_TIMEOUT` on the client's own socket, milliseconds: how long sent data may stay
+    /// unacknowledged before the kernel ends the connection. A socket option, not a sysctl, so
+    /// only a client that can set it on its socket takes it (linecut's paho script does).
+    pub user_timeout_ms: Option<u32>,
 }
 
 impl TcpSettings {
@@ -132,6 +136,19 @@ impl TcpSettings {
 
     pub fn is_default(&self) -> bool {
         *self == TcpSettings::default()
+    }
+
+    /// Every setting as `meta.json` and the report name it (sysctls, then the socket option).
+    pub fn named(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = self
+            .sysctls()
+            .into_iter()
+            .map(|(path, v)| (path.rsplit('/').next().unwrap_or(path).to_string(), v))
+            .collect();
+        if let Some(ms) = self.user_timeout_ms {
+            out.push(("tcp_user_timeout".into(), format!("{ms}ms")));
+        }
+        out
     }
 }
 

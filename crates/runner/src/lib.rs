@@ -481,13 +481,7 @@ fn network_record(
                 addr: m.addr.to_string(),
             })
             .collect(),
-        tcp: scenario
-            .network
-            .tcp
-            .sysctls()
-            .into_iter()
-            .map(|(path, v)| (path.rsplit('/').next().unwrap_or(path).to_string(), v))
-            .collect(),
+        tcp: scenario.network.tcp.named().into_iter().collect(),
     })
 }
 

@@ -1164,6 +1164,20 @@ impl Checker<'_> {
             keepalive_time_s: secs(&n.tcp_keepalive_time, "network.tcp_keepalive_time"),
             keepalive_intvl_s: secs(&n.tcp_keepalive_intvl, "network.tcp_keepalive_intvl"),
             keepalive_probes: probes,
+            user_timeout_ms: n.tcp_user_timeout.as_ref().and_then(|v| {
+                let d = self.duration(v, "network.tcp_user_timeout")?;
+                match u32::try_from(d.as_millis()) {
+                    Ok(ms) if (1..=3_600_000).contains(&ms) => Some(ms),
+                    _ => {
+                        self.problem(
+                            v.span(),
+                            "network.tcp_user_timeout",
+                            "must be from 1ms to 1h",
+                        );
+                        None
+                    }
+                }
+            }),
         };
         if mode == NetworkMode::Proxy && !tcp.is_default() {
             self.problem(
@@ -1193,6 +1207,17 @@ impl Checker<'_> {
             );
         }
         if let Some(s) = subscriber {
+            let sets_user_timeout = raw
+                .network
+                .as_ref()
+                .is_some_and(|n| n.get_ref().tcp_user_timeout.is_some());
+            if sets_user_timeout && !matches!(s.client, ClientKind::PahoPython { .. }) {
+                self.problem(
+                    span.clone(),
+                    "network.tcp_user_timeout",
+                    "TCP_USER_TIMEOUT is set by the client on its own socket: linecut's paho script does (client = \"paho-python\"); rumqttc, mosquitto_sub and command clients give no way to",
+                );
+            }
             if s.settings.count > MAX_NAMESPACE_SUBSCRIBERS {
                 self.problem(
                     span.clone(),

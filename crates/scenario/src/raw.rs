@@ -36,6 +36,7 @@ pub struct RawNetwork {
     pub tcp_keepalive_time: Option<Spanned<String>>,
     pub tcp_keepalive_intvl: Option<Spanned<String>>,
     pub tcp_keepalive_probes: Option<Spanned<i64>>,
+    pub tcp_user_timeout: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -53,7 +53,8 @@ pub fn json_schema() -> Value {
                     "tcp_retries2": {"type": "integer", "minimum": 0, "maximum": 127, "description": "namespace mode: the subscribers' kernel setting"},
                     "tcp_keepalive_time": duration(),
                     "tcp_keepalive_intvl": duration(),
-                    "tcp_keepalive_probes": {"type": "integer", "minimum": 0, "maximum": 127}
+                    "tcp_keepalive_probes": {"type": "integer", "minimum": 0, "maximum": 127},
+                    "tcp_user_timeout": duration()
                 }
             },
             "capture": {

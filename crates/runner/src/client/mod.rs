@@ -319,6 +319,9 @@ fn arguments(
                 "--reconnect-max".into(),
                 max.as_secs_f64().to_string(),
             ];
+            if let Some(ms) = scenario.network.tcp.user_timeout_ms {
+                args.push(format!("--tcp-user-timeout-ms={ms}"));
+            }
             for t in &s.topics {
                 args.push(format!("--topic={}:{}", t.name, t.qos));
             }
