@@ -1234,3 +1234,48 @@ fn a_namespace_run_stopped_by_a_signal_removes_its_network() {
         assert!(!tables.contains(&run_id), "signal {signal}: {tables}");
     }
 }
+
+/// Without `ip` and `nft` on the PATH, the doctor names each missing program with the package
+/// to install, and a namespace run is refused with that list before anything is created.
+#[test]
+fn a_missing_ip_or_nft_is_named_with_its_package_and_nothing_is_created() {
+    let dir = temp_dir("no-tools");
+    let out = linecut()
+        .arg("doctor")
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("MISSING ip (iproute2)"), "{stdout}");
+    assert!(stdout.contains("MISSING nft (nftables)"), "{stdout}");
+    assert!(
+        stdout.contains("fix: install iproute2: apt-get install iproute2"),
+        "{stdout}"
+    );
+    let scenario = dir.join("ns.toml");
+    std::fs::write(
+        &scenario,
+        "duration = \"5s\"\n[subscriber]\nkeepalive = \"5s\"\n[network]\nmode = \"namespace\"\n",
+    )
+    .unwrap();
+    let out_dir = dir.join("run");
+    let out = linecut()
+        .args([
+            "run",
+            "--quiet",
+            "--out",
+            out_dir.to_str().unwrap(),
+            scenario.to_str().unwrap(),
+        ])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ip (iproute2)") && stderr.contains("nft (nftables)"),
+        "{stderr}"
+    );
+    assert!(!out_dir.exists(), "nothing is created");
+}
