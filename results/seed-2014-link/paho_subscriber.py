@@ -14,6 +14,7 @@ line printed names the version in use. SIGTERM or SIGINT disconnects cleanly and
 import argparse
 import json
 import signal
+import socket
 import sys
 import time
 
@@ -52,6 +53,8 @@ def parse_args():
     p.add_argument("--mqtt", choices=("3.1.1", "5"), default="3.1.1")
     p.add_argument("--reconnect-min", type=float, default=1.0)
     p.add_argument("--reconnect-max", type=float, default=120.0)
+    p.add_argument("--tcp-user-timeout-ms", type=int, default=None,
+                   help="TCP_USER_TIMEOUT for every socket the client opens")
     return p.parse_args()
 
 
@@ -163,6 +166,13 @@ def main():
             emit("connect_attempt", client=client_id, attempt=state["attempt"],
                  broker=f"{args.host}:{args.port}", delay_ms=delay_ms)
 
+    def on_socket_open(client, userdata, sock):
+        # The device's TCP_USER_TIMEOUT: unacknowledged data older than this ends the
+        # connection in the kernel. Set on every socket, so reconnects have it too.
+        if args.tcp_user_timeout_ms is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, args.tcp_user_timeout_ms)
+
+    client.on_socket_open = on_socket_open
     client.on_connect = on_connect
     client.on_subscribe = on_subscribe
     client.on_message = on_message

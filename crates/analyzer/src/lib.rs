@@ -419,6 +419,7 @@ pub fn analyze(run: &Run) -> Report {
         schema: REPORT_SCHEMA.into(),
         schema_version: REPORT_SCHEMA_VERSION,
         scenario: meta.scenario.clone(),
+        description: meta.description.clone(),
         broker,
         client_library,
         complete: meta.is_complete(),

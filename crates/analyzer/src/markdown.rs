@@ -203,6 +203,9 @@ pub fn render(r: &Report) -> String {
     let mut out = String::new();
     let w = &mut out;
     let _ = writeln!(w, "# {} — linecut report\n", r.scenario);
+    if let Some(d) = &r.description {
+        let _ = writeln!(w, "{d}\n");
+    }
     let _ = writeln!(w, "- Broker: {}", r.broker);
     let _ = writeln!(w, "- Subscriber client: {}", r.client_library);
     let _ = writeln!(

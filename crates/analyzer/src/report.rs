@@ -78,6 +78,9 @@ pub struct StaleData {
     pub first_after_end_s: f64,
     /// From the new connection's CONNACK to the first stale bytes (negative: before it).
     pub after_new_connack_s: Option<f64>,
+    /// From the new connection's SUBACK to the first stale bytes (negative: before it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_new_suback_s: Option<f64>,
 }
 
 /// Retransmissions on a real link during an outage, by direction.
@@ -291,6 +294,9 @@ pub struct Report {
     pub schema: String,
     pub schema_version: u32,
     pub scenario: String,
+    /// The scenario's description, as written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     pub broker: String,
     pub client_library: String,
     pub complete: bool,

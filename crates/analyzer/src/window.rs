@@ -331,6 +331,7 @@ pub(crate) fn window_metrics(
         w,
         horizon,
         connack.map(|a| a.ts_us),
+        suback.map(|a| a.ts_us),
         abandoned,
         wire_is_capture,
     );
@@ -586,6 +587,7 @@ fn stale_data(
     w: &Window,
     horizon: i64,
     new_connack: Option<i64>,
+    new_suback: Option<i64>,
     abandoned: Option<i64>,
     wire_is_capture: bool,
 ) -> Option<StaleData> {
@@ -645,6 +647,7 @@ fn stale_data(
             broker_fin_held: false,
             first_after_end_s: secs(first - w.end),
             after_new_connack_s: new_connack.map(|a| secs(first - a)),
+            after_new_suback_s: new_suback.map(|a| secs(first - a)),
         });
         // Held events may predate the log's start of detail; never report fewer held than
         // delivered and discarded together.
@@ -660,17 +663,27 @@ fn stale_data(
     out
 }
 
+/// Where the first stale arrival fell against the client's new session: its SUBACK when it
+/// had one (what the 2014 post timed it against), else its CONNACK.
+fn relative_to_reconnect(st: &StaleData) -> String {
+    let (d, what) = match (st.after_new_suback_s, st.after_new_connack_s) {
+        (Some(d), _) => (d, "SUBACK"),
+        (None, Some(d)) => (d, "CONNACK"),
+        (None, None) => return String::new(),
+    };
+    if d < 0.0 {
+        format!(" ({:.3} s before the new {what})", -d)
+    } else {
+        format!(" ({d:.3} s after the new {what})")
+    }
+}
+
 /// The stale-data story in words: only the parts that happened.
 fn stale_evidence(st: &StaleData) -> String {
     let when = format!(
         "{:.3} s after the line returned{}",
         st.first_after_end_s,
-        st.after_new_connack_s
-            .map_or(String::new(), |d| if d < 0.0 {
-                format!(" ({:.3} s before the new CONNACK)", -d)
-            } else {
-                format!(" ({d:.3} s after the new CONNACK)")
-            })
+        relative_to_reconnect(st)
     );
     let mut parts = Vec::new();
     if st.resent_bytes > 0 {
@@ -695,14 +708,12 @@ fn stale_evidence(st: &StaleData) -> String {
     parts.push(match (st.fin_after_end_s, st.broker_fin_held) {
         (Some(t), _) if t > 0.0 => format!(
             "the broker's FIN reached the abandoned connection{too}, {t:.3} s after the line returned{}: the broker had closed the connection some time before, and its FIN waited for the line",
-            // The CONNACK offset is the first stale arrival's: said here when the FIN was it.
-            st.after_new_connack_s
-                .filter(|_| t == st.first_after_end_s)
-                .map_or(String::new(), |d| if d < 0.0 {
-                    format!(" ({:.3} s before the new CONNACK)", -d)
-                } else {
-                    format!(" ({d:.3} s after the new CONNACK)")
-                })
+            // The reconnect offset is the first stale arrival's: said here when the FIN was it.
+            if t == st.first_after_end_s {
+                relative_to_reconnect(st)
+            } else {
+                String::new()
+            }
         ),
         (Some(_), _) => format!("the broker's FIN reached the abandoned connection{too}"),
         (None, true) => "the broker's FIN discarded".into(),

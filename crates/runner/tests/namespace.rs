@@ -413,3 +413,53 @@ for = "15s"
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A flapping link (`every` / `count`): each occurrence is its own pair of rule changes in
+/// `link.jsonl` and its own window in the report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_link_gives_one_window_per_occurrence() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let (dir, report) = run_namespace(
+        "flap",
+        r#"
+duration = "9s"
+[publisher]
+interval = "200ms"
+[subscriber]
+client_id = "flappy"
+keepalive = "5s"
+[network]
+mode = "namespace"
+[[fault]]
+kind = "cut"
+at = "1s"
+for = "1s"
+every = "3s"
+count = 2
+"#,
+    )
+    .await;
+    let log = std::fs::read_to_string(dir.join("link.jsonl")).unwrap();
+    assert_eq!(log.matches("\"fault_started\"").count(), 2, "{log}");
+    assert_eq!(log.matches("\"fault_ended\"").count(), 2, "{log}");
+    assert_eq!(report.windows.len(), 2);
+    let starts: Vec<i64> = report
+        .windows
+        .iter()
+        .map(|w| w.outage_start_us - report.experiment_start_us)
+        .collect();
+    // 1 s and 4 s after the start, each change stamped when nft returns (tens of ms at most).
+    assert!(
+        (starts[1] - starts[0] - 3_000_000).abs() < 100_000,
+        "{starts:?}"
+    );
+    // Short cuts (1 s, K = 5 s): ridden through, nothing lost.
+    assert!(report
+        .windows
+        .iter()
+        .all(|w| w.subscribers[0].client_detect_s.is_none()));
+    let _ = std::fs::remove_dir_all(&dir);
+}
