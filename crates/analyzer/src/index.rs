@@ -27,9 +27,6 @@ pub struct ConnFacts {
     pub upstream_closed: Vec<i64>,
     /// When a CONNECT went up on it.
     pub connects: Vec<i64>,
-    /// When held broker data or the proxy's FIN toward the client reached the client leg: what
-    /// a client that already left the connection receives as stale data.
-    pub late_arrivals: Vec<i64>,
     /// When the broker's held PUBLISHes reached the client leg.
     pub publishes_released: Vec<i64>,
     /// When PUBLISHes for the client were held back, and when held ones were thrown away.
@@ -87,13 +84,11 @@ impl ConnIndex {
                         && l.by == ClosedBy::Peer
                         && client_gone
                     {
-                        facts.late_arrivals.push(e.ts_us);
                         facts.fin_to_client.push(e.ts_us);
                     }
                     match (l.leg, l.by) {
                         (Leg::Client, ClosedBy::Peer) => facts.client_closed_by_peer.push(e.ts_us),
                         (Leg::Client, ClosedBy::Proxy) if l.how == CloseHow::Fin => {
-                            facts.late_arrivals.push(e.ts_us);
                             facts.fin_to_client.push(e.ts_us);
                         }
                         (Leg::Upstream, by) => {
@@ -115,7 +110,6 @@ impl ConnIndex {
                         Direction::Down => facts.resent_down.push((e.ts_us, r.len)),
                     }
                     if r.dir == Direction::Down && r.fate == Fate::Released {
-                        facts.late_arrivals.push(e.ts_us);
                         facts.stale_resent.push((e.ts_us, r.len));
                     }
                 }
@@ -144,9 +138,6 @@ impl ConnIndex {
                             } else {
                                 fate
                             };
-                            if fate == Fate::Released {
-                                facts.late_arrivals.push(e.ts_us);
-                            }
                             if publish {
                                 match fate {
                                     Fate::Released => facts.publishes_released.push(e.ts_us),
@@ -170,7 +161,6 @@ impl ConnIndex {
                 &mut f.upstream_closed_by_peer,
                 &mut f.upstream_closed,
                 &mut f.connects,
-                &mut f.late_arrivals,
                 &mut f.publishes_released,
                 &mut f.publishes_held,
                 &mut f.publishes_discarded,

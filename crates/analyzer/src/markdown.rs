@@ -115,7 +115,13 @@ fn in_short(
                         "its log says so"
                     }
                 ));
-                if r.broker.contains("mosquitto") {
+                // Only when the drop fits mosquitto's keepalive rule: a close for another
+                // reason says nothing about how it treats a silent connection.
+                let by_rule = m
+                    .broker_detect_band
+                    .as_ref()
+                    .is_some_and(|b| b.verdict == Verdict::Inside);
+                if r.broker.contains("mosquitto") && by_rule {
                     out.push("So mosquitto does close a silent connection, after about 1.5 times the keepalive; `persistent_client_expiration` only limits how long a stored session (clean_session = 0) is kept, not when a live connection is closed.".into());
                 }
             }
@@ -385,7 +391,12 @@ pub fn render(r: &Report) -> String {
         if !both.is_empty() {
             let _ = writeln!(
                 w,
-                "\nWhat the client reported against what the proxy saw on the wire:\n"
+                "\nWhat the client reported against what {} saw on the wire:\n",
+                if r.network.is_some() {
+                    "the capture"
+                } else {
+                    "the proxy"
+                }
             );
             let _ = writeln!(w, "| subscriber | gave up: client / wire / difference | back: client / wire / difference | re-subscribed: client / wire / difference |");
             let _ = writeln!(w, "|---|---|---|---|");
