@@ -21,8 +21,14 @@ pub struct ConnFacts {
     pub client_ip: Option<String>,
     /// When the client closed its side (FIN or RST from the client).
     pub client_closed_by_peer: Vec<i64>,
-    /// When the broker closed its side.
+    /// When the broker closed its side (FIN or RST).
     pub upstream_closed_by_peer: Vec<i64>,
+    /// Of those, the broker's resets: a reset is not a FIN, and on a real link it is usually
+    /// the broker's kernel answering a segment for a socket it has already closed.
+    pub upstream_resets: Vec<i64>,
+    /// The connection was read from a capture (its broker side is the broker's own socket, not
+    /// a proxy's leg).
+    pub captured: bool,
     /// When the broker leg ended, by whoever closed it.
     pub upstream_closed: Vec<i64>,
     /// When a CONNECT went up on it.
@@ -73,6 +79,7 @@ impl ConnIndex {
                 }
                 EventKind::LegClosed(l) => {
                     let facts = conns.entry(l.conn).or_default();
+                    facts.captured |= e.source == Source::Capture;
                     if l.leg == Leg::Client && l.by == ClosedBy::Peer && l.how == CloseHow::Rst {
                         facts.client_resets.push(e.ts_us);
                     }
@@ -82,6 +89,7 @@ impl ConnIndex {
                     if e.source == Source::Capture
                         && l.leg == Leg::Upstream
                         && l.by == ClosedBy::Peer
+                        && l.how == CloseHow::Fin
                         && client_gone
                     {
                         facts.fin_to_client.push(e.ts_us);
@@ -95,6 +103,9 @@ impl ConnIndex {
                             facts.upstream_closed.push(e.ts_us);
                             if by == ClosedBy::Peer {
                                 facts.upstream_closed_by_peer.push(e.ts_us);
+                                if l.how == CloseHow::Rst {
+                                    facts.upstream_resets.push(e.ts_us);
+                                }
                             }
                         }
                         _ => {}
@@ -159,6 +170,7 @@ impl ConnIndex {
             for list in [
                 &mut f.client_closed_by_peer,
                 &mut f.upstream_closed_by_peer,
+                &mut f.upstream_resets,
                 &mut f.upstream_closed,
                 &mut f.connects,
                 &mut f.publishes_released,

@@ -51,14 +51,18 @@ fn in_short(
 ) -> Vec<String> {
     let mut out = Vec::new();
     let outage_s = (window.outage_end_us - window.outage_start_us) as f64 / 1e6;
+    // Whoever watched the wire: linecut's proxy, or a capture (namespace runs, `analyze`).
+    let watcher = if r.capture.is_some() || r.network.is_some() {
+        "as the capture shows"
+    } else {
+        "as the proxy saw on the wire"
+    };
     let how = |h: DetectHow| match h {
         DetectHow::Cause(DisconnectCause::KeepaliveTimeout) => {
             "no PINGRESP came back for its PINGREQ (its keepalive rule)".to_string()
         }
-        DetectHow::SocketClosed => "it closed its socket, as the proxy saw on the wire".to_string(),
-        DetectHow::NewConnection => {
-            "it opened a new connection, as the proxy saw on the wire".to_string()
-        }
+        DetectHow::SocketClosed => format!("it closed its socket, {watcher}"),
+        DetectHow::NewConnection => format!("it opened a new connection, {watcher}"),
         DetectHow::Cause(DisconnectCause::ConnectionLost) => {
             "its library reported the connection lost".to_string()
         }
@@ -109,8 +113,10 @@ fn in_short(
             (Some(t), Some(h)) => {
                 out.push(format!(
                     "The broker dropped the old connection {t:.3} s after the line went ({}).",
-                    if h == DetectHow::Proxy {
+                    if h == DetectHow::Proxy && r.capture.is_none() && r.network.is_none() {
                         "the proxy saw it close its side"
+                    } else if h == DetectHow::Proxy {
+                        "the capture shows it close its side"
                     } else {
                         "its log says so"
                     }
@@ -125,12 +131,13 @@ fn in_short(
                     out.push("So mosquitto does close a silent connection, after about 1.5 times the keepalive; `persistent_client_expiration` only limits how long a stored session (clean_session = 0) is kept, not when a live connection is closed.".into());
                 }
             }
-            _ if takeover => out.push(
-                "The broker never dropped the old connection itself: the client's new connection, with the same client id, took it over."
-                    .into(),
-            ),
+            // A one-sided capture cannot say "never": that comes first.
             _ if !m.broker_side_visible => out.push(
                 "Whether the broker dropped the old connection is not visible in this capture: it shows the outage from one side only."
+                    .into(),
+            ),
+            _ if takeover => out.push(
+                "The broker never dropped the old connection itself: the client's new connection, with the same client id, took it over."
                     .into(),
             ),
             _ => out.push(match &m.broker_detect_band {

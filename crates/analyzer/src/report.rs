@@ -68,6 +68,15 @@ pub struct StaleData {
     /// The client's side answered the stale bytes with a reset.
     #[serde(default)]
     pub answered_by_rst: bool,
+    /// When the broker's side reset the abandoned connection after the line returned, from
+    /// the outage end: in a capture, the broker's kernel answering a segment (usually the
+    /// client's retransmission) for a socket the broker had already closed. Not a FIN.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broker_rst_after_end_s: Option<f64>,
+    /// Bytes the client's kernel retransmitted on the abandoned connection after the line
+    /// returned, up to the broker's reset (what the reset answered).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub client_resent_bytes: u64,
     /// The broker had closed its side (its FIN was among the held bytes).
     pub broker_fin_held: bool,
     /// Bytes the broker retransmitted that reached the abandoned connection (a capture of a
@@ -336,4 +345,8 @@ impl Report {
     pub fn expectations_hold(&self) -> bool {
         self.expectations.iter().all(|e| e.ok)
     }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -101,7 +101,7 @@ impl Story {
             Story::BrokerTimedOut => "broker timed the client out",
             Story::SessionTakeover => "new connection took over the old session",
             Story::StaleDataAfterAbandon => {
-                "held broker data reached a connection the client had already abandoned"
+                "the broker's side reached a connection the client had already abandoned"
             }
             Story::RodeThrough => "rode through the outage without reconnecting",
             Story::DownBeforeFault => "the connection had already ended when the fault began",

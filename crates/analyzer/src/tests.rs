@@ -652,7 +652,10 @@ fn topic_filters_match_as_mqtt_does() {
 /// broker after 5 s, pings at 6 s without answer and closes at 8 s; an attempt at 9 s gets no
 /// answer; the attempt at 12 s gets its CONNACK when the line is back at 15 s; at 15.5 s the
 /// broker's stale data reaches the first connection and the client's stack answers with RST.
-fn captured_pull(path: &std::path::Path) {
+/// With `broker_resets`, the broker had closed that socket instead: at 15.3 s its kernel
+/// answers the client's side with RST and no data or FIN ever comes (what a real link showed
+/// in the seed re-run).
+fn captured_pull(path: &std::path::Path, broker_resets: bool) {
     use linecut_capture::{LegSide, PcapTap};
     use linecut_mqtt::encode;
     let tap = PcapTap::create(path).unwrap();
@@ -698,8 +701,12 @@ fn captured_pull(path: &std::path::Path) {
     down(3, CONNACK, 15.0);
     up(3, &encode::subscribe(2, "t/#", 0), 15.01);
     down(3, SUBACK, 15.02);
-    down(1, &publish(6, 6.0), 15.5);
-    tap.close(1, LegSide::Client, true, true, at(15.5005));
+    if broker_resets {
+        tap.close(1, LegSide::Client, false, true, at(15.3));
+    } else {
+        down(1, &publish(6, 6.0), 15.5);
+        tap.close(1, LegSide::Client, true, true, at(15.5005));
+    }
     down(3, &publish(16, 16.0), 16.0);
     tap.finish().unwrap();
 }
@@ -709,7 +716,7 @@ fn a_captured_outage_ends_when_the_broker_is_heard_again_and_shows_its_stale_dat
     let dir = std::env::temp_dir().join(format!("linecut-analyzer-capture-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pcap = dir.join("pull.pcap");
-    captured_pull(&pcap);
+    captured_pull(&pcap, false);
     let (run, info) = load_capture(
         &pcap,
         1883,
@@ -772,5 +779,47 @@ fn a_captured_outage_ends_when_the_broker_is_heard_again_and_shows_its_stale_dat
     assert_eq!(d.delivered, 6, "seqs 1-5 and 16, not the stale 6");
     let md = markdown::render(&r);
     assert!(md.contains("not visible in this capture"), "{md}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// A reset is not a FIN: when the broker's side answers the abandoned connection with RST, the
+/// stale-data story says so, and says neither that a FIN arrived nor that the client reset.
+#[test]
+fn a_broker_reset_on_the_abandoned_connection_is_told_as_a_reset_not_a_fin() {
+    let dir = std::env::temp_dir().join(format!(
+        "linecut-analyzer-capture-rst-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("pull.pcap");
+    captured_pull(&pcap, true);
+    let (run, _) = load_capture(
+        &pcap,
+        1883,
+        Some("paho-mqtt 2.1.0"),
+        Some("mosquitto 2.0.11"),
+    )
+    .unwrap();
+    let r = analyze(&run);
+    let m = &r.windows[0].subscribers[0];
+    let st = m
+        .stale
+        .as_ref()
+        .expect("the broker's reset reached the client");
+    assert_eq!(st.broker_rst_after_end_s, Some(0.3));
+    assert_eq!(st.fin_after_end_s, None, "no FIN crossed");
+    assert!(!st.fin_delivered && !st.answered_by_rst, "{st:?}");
+    let told = m
+        .stories
+        .iter()
+        .find(|t| t.story == Story::StaleDataAfterAbandon)
+        .unwrap();
+    assert!(
+        told.evidence
+            .contains("reset the abandoned connection (RST, not a FIN)")
+            && !told.evidence.contains("FIN reached"),
+        "{}",
+        told.evidence
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

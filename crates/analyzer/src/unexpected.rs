@@ -86,14 +86,25 @@ pub(crate) fn unexpected_disconnects(
                     )
                 })
                 .unwrap_or_default();
+            // What the wire showed of the broker's close, named as it was.
+            let how = if f.upstream_resets.binary_search(&ts).is_ok() {
+                "reset (RST)"
+            } else {
+                "FIN"
+            };
+            let seen = if f.captured {
+                format!("the capture shows its {how}")
+            } else {
+                format!("the proxy saw its {how}")
+            };
             match log {
                 Some(_) => (
                     "the broker's keepalive check".to_string(),
-                    format!("the broker closed the connection (the proxy saw its FIN) and its log says the client exceeded its keepalive{silent}"),
+                    format!("the broker closed the connection ({seen}) and its log says the client exceeded its keepalive{silent}"),
                 ),
                 None => (
                     "the broker closed it".to_string(),
-                    format!("the proxy saw the broker close its side{silent}"),
+                    format!("the broker closed its side ({seen}){silent}"),
                 ),
             }
         } else {

@@ -611,7 +611,24 @@ fn stale_data(
         };
         let first_publish =
             first_at_or_after(&f.publishes_released, after).filter(|t| *t < horizon);
-        let first_fin = first_at_or_after(fins, after).filter(|t| *t < horizon);
+        // A broker reset is not its FIN: the capture says which the broker sent.
+        let is_reset = |t: &i64| f.upstream_resets.binary_search(t).is_ok();
+        let first_fin = fins
+            .iter()
+            .copied()
+            .find(|t| *t >= after && *t < horizon && !is_reset(t));
+        let first_broker_rst = if f.captured {
+            first_at_or_after(&f.upstream_resets, after).filter(|t| *t < horizon)
+        } else {
+            None
+        };
+        let client_resent: u64 = f
+            .resent_up
+            .iter()
+            .filter(|(t, _)| *t >= after && first_broker_rst.is_none_or(|r| *t <= r))
+            .filter(|(t, _)| *t < horizon)
+            .map(|(_, n)| n)
+            .sum();
         // Through a capture every retransmission is known; after the client had left, the
         // ones that crossed after the restore are the stale data arriving.
         let resent_list = if wire_is_capture {
@@ -629,6 +646,7 @@ fn stale_data(
             .into_iter()
             .chain(first_fin)
             .chain(first_resent)
+            .chain(first_broker_rst)
             .min()
         else {
             continue;
@@ -644,6 +662,8 @@ fn stale_data(
             resent_bytes: 0,
             fin_after_end_s: first_fin.map(|t| secs(t - w.end)),
             answered_by_rst: false,
+            broker_rst_after_end_s: first_broker_rst.map(|t| secs(t - w.end)),
+            client_resent_bytes: 0,
             broker_fin_held: false,
             first_after_end_s: secs(first - w.end),
             after_new_connack_s: new_connack.map(|a| secs(first - a)),
@@ -656,9 +676,15 @@ fn stale_data(
         st.discarded_publishes += discarded;
         st.fin_delivered |= first_fin.is_some();
         st.resent_bytes += resent.iter().map(|(_, n)| n).sum::<u64>();
-        st.answered_by_rst |=
-            first_at_or_after(&f.client_resets, first).is_some_and(|t| t < horizon);
-        st.broker_fin_held |= count_in(&f.upstream_closed_by_peer, w.start, w.end) > 0;
+        st.client_resent_bytes += client_resent;
+        // The client's reset answers what the broker sent; a reset from the broker's side at
+        // the same moment is the broker's, not the client's answer.
+        st.answered_by_rst |= first_at_or_after(&f.client_resets, first)
+            .is_some_and(|t| t < horizon && first_broker_rst.is_none_or(|r| t < r));
+        st.broker_fin_held |= f
+            .upstream_closed_by_peer
+            .iter()
+            .any(|t| *t >= w.start && *t < w.end && !is_reset(t));
     }
     out
 }
@@ -717,8 +743,29 @@ fn stale_evidence(st: &StaleData) -> String {
         ),
         (Some(_), _) => format!("the broker's FIN reached the abandoned connection{too}"),
         (None, true) => "the broker's FIN discarded".into(),
+        // A reset from the broker's side is said below, and says that no FIN came.
+        (None, false) if st.broker_rst_after_end_s.is_some() => String::new(),
         (None, false) => "no FIN".into(),
     });
+    parts.retain(|p| !p.is_empty());
+    if let Some(t) = st.broker_rst_after_end_s {
+        let answered = if st.client_resent_bytes > 0 {
+            format!(
+                ", answering {} byte(s) the client's kernel retransmitted on it",
+                st.client_resent_bytes
+            )
+        } else {
+            String::new()
+        };
+        parts.push(format!(
+            "the broker's side reset the abandoned connection (RST, not a FIN) {t:.3} s after the line returned{answered}{}: the broker had closed that socket before",
+            if t == st.first_after_end_s {
+                relative_to_reconnect(st)
+            } else {
+                String::new()
+            }
+        ));
+    }
     if st.answered_by_rst {
         parts.push("the client's side answered with a reset (RST)".into());
     }
