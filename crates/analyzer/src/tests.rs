@@ -711,12 +711,15 @@ fn captured_pull(path: &std::path::Path, broker_resets: bool) {
     tap.finish().unwrap();
 }
 
-#[test]
-fn a_captured_outage_ends_when_the_broker_is_heard_again_and_shows_its_stale_data() {
-    let dir = std::env::temp_dir().join(format!("linecut-analyzer-capture-{}", std::process::id()));
+/// [`captured_pull`] written to a directory of its own (removed by the caller) and analysed.
+fn analyzed_pull(
+    name: &str,
+    broker_resets: bool,
+) -> (std::path::PathBuf, Report, crate::capture::CaptureInfo) {
+    let dir = std::env::temp_dir().join(format!("linecut-analyzer-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pcap = dir.join("pull.pcap");
-    captured_pull(&pcap, false);
+    captured_pull(&pcap, broker_resets);
     let (run, info) = load_capture(
         &pcap,
         1883,
@@ -724,7 +727,12 @@ fn a_captured_outage_ends_when_the_broker_is_heard_again_and_shows_its_stale_dat
         Some("mosquitto 2.0.11"),
     )
     .unwrap();
-    let r = analyze(&run);
+    (dir, analyze(&run), info)
+}
+
+#[test]
+fn a_captured_outage_ends_when_the_broker_is_heard_again_and_shows_its_stale_data() {
+    let (dir, r, info) = analyzed_pull("capture", false);
     assert_eq!(info.connections, 3);
     assert_eq!(r.windows.len(), 1, "{:#?}", r.windows);
     let w = &r.windows[0];
@@ -786,21 +794,7 @@ fn a_captured_outage_ends_when_the_broker_is_heard_again_and_shows_its_stale_dat
 /// stale-data story says so, and says neither that a FIN arrived nor that the client reset.
 #[test]
 fn a_broker_reset_on_the_abandoned_connection_is_told_as_a_reset_not_a_fin() {
-    let dir = std::env::temp_dir().join(format!(
-        "linecut-analyzer-capture-rst-{}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let pcap = dir.join("pull.pcap");
-    captured_pull(&pcap, true);
-    let (run, _) = load_capture(
-        &pcap,
-        1883,
-        Some("paho-mqtt 2.1.0"),
-        Some("mosquitto 2.0.11"),
-    )
-    .unwrap();
-    let r = analyze(&run);
+    let (dir, r, _) = analyzed_pull("capture-rst", true);
     let m = &r.windows[0].subscribers[0];
     let st = m
         .stale
