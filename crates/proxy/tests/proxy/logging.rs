@@ -163,11 +163,14 @@ async fn publish_floods_are_counted_not_logged_one_by_one_past_the_limit() {
 #[tokio::test]
 async fn held_bytes_of_an_abandoned_connection_obey_the_publish_budget() {
     let rig = Rig::with(RigOptions {
-        faults: vec!["cut:hold=1MiB"],
         configure: |c| c.wire_log = linecut_proxy::WireLog::All { publish_limit: 10 },
         ..Default::default()
     })
     .await;
+    // The cut must be active before the client connects, or the proxy would connect upstream
+    // and forward the bytes: `fault` returns once the board says it is (a fault scheduled at
+    // start-up races the client's connect).
+    rig.fault("cut:hold=1MiB").await;
     let mut client = tokio::net::TcpStream::connect(rig.addr).await.unwrap();
     let one = publish_packet("f", b"x");
     let mut bytes = connect_packet("abandoned", 5);
@@ -176,9 +179,10 @@ async fn held_bytes_of_an_abandoned_connection_obey_the_publish_budget() {
     }
     client.write_all(&bytes).await.unwrap();
     // Closed during the cut, before anything reached the broker: the held bytes are abandoned.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The FIN follows every byte in the stream, so the proxy reads all 500 PUBLISHes before it
+    // sees the end; the connection leaves the registry only after its abandoned bytes are logged.
     drop(client);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    eventually(|| rig.handle.accepted() == 1 && rig.handle.connections().is_empty()).await;
     let events = rig.stop().await;
     let held: Vec<_> = packet_events(&events)
         .into_iter()
