@@ -101,28 +101,51 @@ fn a_small_sweep_runs_isolated_cells_in_parallel_and_compares_them() {
     assert_eq!(report["complete"], true);
     let cells = report["cells"].as_array().unwrap();
     assert_eq!(cells.len(), 4);
-    // Isolation: every run had its own broker and its own proxy, on ports of its own.
-    let mut brokers = Vec::new();
-    let mut proxies = Vec::new();
+    // Isolation: no two runs used the same broker or proxy address *at the same time*. A port
+    // freed by a finished cell may be handed to a later one by the kernel (port 0), so distinct
+    // ports would be the wrong thing to count; overlapping lifetimes on one address would not.
+    // Each run's lifetime is its meta.json span, which encloses its broker's and proxy's.
+    let mut uses = Vec::new();
     for c in cells {
         let run = out_dir
             .join("cells")
             .join(c["cell"].as_str().unwrap())
             .join("r1");
-        brokers.push(json(&run.join("meta.json"))["broker_address"].to_string());
+        let meta = json(&run.join("meta.json"));
+        let span = (
+            meta["started_us"].as_i64().unwrap(),
+            meta["ended_us"].as_i64().unwrap(),
+        );
+        uses.push((
+            "broker",
+            meta["broker_address"].as_str().unwrap().to_string(),
+            span,
+        ));
         let proxy_log = std::fs::read_to_string(run.join("proxy.jsonl")).unwrap();
         let started = proxy_log
             .lines()
             .find(|l| l.contains("proxy_started"))
             .unwrap();
-        proxies.push(
-            serde_json::from_str::<serde_json::Value>(started).unwrap()["listen"].to_string(),
-        );
+        let listen = serde_json::from_str::<serde_json::Value>(started).unwrap()["listen"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        uses.push(("proxy", listen, span));
     }
-    for list in [&mut brokers, &mut proxies] {
-        list.sort();
-        list.dedup();
-        assert_eq!(list.len(), 4, "{list:?}");
+    let spans = uses.iter().filter(|u| u.0 == "broker").map(|u| u.2);
+    let overlapping = spans
+        .clone()
+        .any(|a| spans.clone().any(|b| a != b && a.0 < b.1 && b.0 < a.1));
+    assert!(overlapping, "the cells did not run in parallel: {uses:?}");
+    for (i, a) in uses.iter().enumerate() {
+        for b in &uses[i + 1..] {
+            let at_once = a.2 .0 < b.2 .1 && b.2 .0 < a.2 .1;
+            assert!(
+                !(a.1 == b.1 && at_once),
+                "two runs used {} at the same time: {a:?} {b:?}",
+                a.1
+            );
+        }
     }
     // The short cut is ridden through, the long one detected inside rumqttc's K..2K band.
     for c in cells {
