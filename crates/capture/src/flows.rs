@@ -19,13 +19,15 @@ pub enum Side {
     Server,
 }
 
-/// Something the capture shows.
+/// Something the capture shows. Every observation names the frame that showed it (Wireshark's
+/// `frame.number`): for a packet, the frame whose segment completed it in stream order.
 #[derive(Debug)]
 pub enum Observation<'a> {
     /// A connection was seen for the first time (`syn`: its handshake is in the capture).
     Opened {
         conn: u64,
         ts_us: i64,
+        frame: u64,
         client: SocketAddr,
         server: SocketAddr,
         syn: bool,
@@ -34,6 +36,7 @@ pub enum Observation<'a> {
         conn: u64,
         dir: Direction,
         ts_us: i64,
+        frame: u64,
         len: usize,
         packet: &'a Packet<'a>,
     },
@@ -42,6 +45,7 @@ pub enum Observation<'a> {
         conn: u64,
         dir: Direction,
         ts_us: i64,
+        frame: u64,
         error: String,
     },
     /// Bytes of the stream the capture does not have.
@@ -49,6 +53,7 @@ pub enum Observation<'a> {
         conn: u64,
         dir: Direction,
         ts_us: i64,
+        frame: u64,
         bytes: u64,
     },
     /// A segment repeated bytes its side had sent before (a retransmission), or, with no
@@ -57,14 +62,23 @@ pub enum Observation<'a> {
         conn: u64,
         dir: Direction,
         ts_us: i64,
+        frame: u64,
         bytes: u64,
     },
     /// A side sent FIN or RST.
     Closed {
         conn: u64,
         ts_us: i64,
+        frame: u64,
         by: Side,
         rst: bool,
+    },
+    /// A host asked for a neighbour's link address (ARP request or IPv6 neighbour
+    /// solicitation). Not tied to a connection: the analysis decides whose attempt it was.
+    Neighbour {
+        ts_us: i64,
+        frame: u64,
+        request: crate::link::NeighbourRequest,
     },
 }
 
@@ -116,6 +130,8 @@ pub struct Flows {
     /// is not a second close).
     ended: HashMap<(SocketAddr, SocketAddr), (u64, bool, bool)>,
     next_id: u64,
+    /// The frame being fed: what every observation it causes names.
+    frame: u64,
     pub stats: FlowStats,
 }
 
@@ -134,18 +150,22 @@ impl Flows {
             conns: HashMap::new(),
             ended: HashMap::new(),
             next_id: 0,
+            frame: 0,
             stats: FlowStats::default(),
         }
     }
 
-    /// Feeds one segment (of `len` payload bytes, of which the capture has `segment.payload`).
+    /// Feeds one segment (of `len` payload bytes, of which the capture has `segment.payload`),
+    /// read from frame `frame` of the capture.
     pub fn segment(
         &mut self,
         ts_us: i64,
+        frame: u64,
         segment: &Segment<'_>,
         len: usize,
         out: &mut impl FnMut(Observation<'_>),
     ) {
+        self.frame = frame;
         let (client, server, dir) = if segment.dst.port() == self.port {
             (segment.src, segment.dst, Direction::Up)
         } else if segment.src.port() == self.port {
@@ -171,6 +191,7 @@ impl Flows {
                 conn: id,
                 dir,
                 ts_us,
+                frame,
                 bytes: 0,
             });
             return;
@@ -206,6 +227,7 @@ impl Flows {
             out(Observation::Opened {
                 conn: self.next_id,
                 ts_us,
+                frame,
                 client,
                 server,
                 syn: segment.syn,
@@ -241,6 +263,7 @@ impl Flows {
                         id,
                         dir,
                         ts_us,
+                        frame,
                         piece,
                         &mut half.decoder,
                         &mut half.buf,
@@ -262,6 +285,7 @@ impl Flows {
             out(Observation::Closed {
                 conn: id,
                 ts_us,
+                frame,
                 by,
                 rst: true,
             });
@@ -271,6 +295,7 @@ impl Flows {
             out(Observation::Closed {
                 conn: id,
                 ts_us,
+                frame,
                 by,
                 rst: false,
             });
@@ -302,6 +327,7 @@ impl Flows {
                     conn.id,
                     dir,
                     ts_us,
+                    self.frame,
                     piece,
                     &mut half.decoder,
                     &mut half.buf,
@@ -329,6 +355,7 @@ fn feed(
     conn: u64,
     dir: Direction,
     ts_us: i64,
+    frame: u64,
     piece: Piece<'_>,
     decoder: &mut StreamDecoder,
     buf: &mut Vec<u8>,
@@ -344,6 +371,7 @@ fn feed(
                 conn,
                 dir,
                 ts_us,
+                frame,
                 bytes: *len,
             });
             return;
@@ -353,6 +381,7 @@ fn feed(
                 conn,
                 dir,
                 ts_us,
+                frame,
                 bytes: *len,
             });
             // The stream position after a hole is unknown to MQTT framing: stop decoding.
@@ -383,6 +412,7 @@ fn feed(
                     conn,
                     dir,
                     ts_us,
+                    frame,
                     error: error.to_string(),
                 });
                 continue;
@@ -396,6 +426,7 @@ fn feed(
                     conn,
                     dir,
                     ts_us,
+                    frame,
                     len,
                     packet,
                 });
@@ -457,9 +488,13 @@ mod tests {
         let mut out = |o: Observation<'_>| {
             seen.push(match o {
                 Observation::Opened { conn, .. } => format!("open {conn}"),
-                Observation::Closed { conn, by, rst, .. } => {
-                    format!("close {conn} {by:?} rst={rst}")
-                }
+                Observation::Closed {
+                    conn,
+                    by,
+                    rst,
+                    frame,
+                    ..
+                } => format!("close {conn} {by:?} rst={rst} frame {frame}"),
                 Observation::Packet { conn, dir, .. } => format!("packet {conn} {dir:?}"),
                 Observation::Resent { conn, dir, .. } => format!("resent {conn} {dir:?}"),
                 _ => "other".into(),
@@ -467,42 +502,64 @@ mod tests {
         };
         let connect = linecut_mqtt::encode::connect("c", 2);
         let publish = linecut_mqtt::encode::publish("t", b"x");
-        flows.segment(0, &seg(true, 100, true, false, false, &[]), 0, &mut out);
+        flows.segment(0, 1, &seg(true, 100, true, false, false, &[]), 0, &mut out);
         // The kernel retries an unanswered SYN with the same sequence number: same connection.
-        flows.segment(0, &seg(true, 100, true, false, false, &[]), 0, &mut out);
-        flows.segment(1, &seg(false, 500, true, false, false, &[]), 0, &mut out);
+        flows.segment(0, 1, &seg(true, 100, true, false, false, &[]), 0, &mut out);
+        flows.segment(1, 2, &seg(false, 500, true, false, false, &[]), 0, &mut out);
         flows.segment(
             2,
+            3,
             &seg(true, 101, false, false, false, &connect),
             connect.len(),
             &mut out,
         );
         flows.segment(
             3,
+            4,
             &seg(false, 501, false, false, false, &[0x20, 2, 0, 0]),
             4,
             &mut out,
         );
         // The client gives up (FIN); the broker's FIN ends the connection.
         let up_end = 101 + connect.len() as u32;
-        flows.segment(4, &seg(true, up_end, false, true, false, &[]), 0, &mut out);
-        flows.segment(5, &seg(false, 505, false, true, false, &[]), 0, &mut out);
+        flows.segment(
+            4,
+            5,
+            &seg(true, up_end, false, true, false, &[]),
+            0,
+            &mut out,
+        );
+        flows.segment(5, 6, &seg(false, 505, false, true, false, &[]), 0, &mut out);
         // A retransmitted FIN is not a second close; stale data and the RST still belong here.
-        flows.segment(6, &seg(true, up_end, false, true, false, &[]), 0, &mut out);
+        flows.segment(
+            6,
+            7,
+            &seg(true, up_end, false, true, false, &[]),
+            0,
+            &mut out,
+        );
         flows.segment(
             7,
+            8,
             &seg(false, 505, false, false, false, &publish),
             publish.len(),
             &mut out,
         );
         flows.segment(
             8,
+            9,
             &seg(true, up_end + 1, false, false, true, &[]),
             0,
             &mut out,
         );
         // A new SYN on the same addresses is a new connection.
-        flows.segment(9, &seg(true, 9000, true, false, false, &[]), 0, &mut out);
+        flows.segment(
+            9,
+            10,
+            &seg(true, 9000, true, false, false, &[]),
+            0,
+            &mut out,
+        );
         assert_eq!(
             seen,
             [
@@ -510,10 +567,10 @@ mod tests {
                 "resent 1 Up",
                 "packet 1 Up",
                 "packet 1 Down",
-                "close 1 Client rst=false",
-                "close 1 Server rst=false",
+                "close 1 Client rst=false frame 5",
+                "close 1 Server rst=false frame 6",
                 "packet 1 Down",
-                "close 1 Client rst=true",
+                "close 1 Client rst=true frame 9",
                 "open 2",
             ]
         );

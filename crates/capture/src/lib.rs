@@ -7,7 +7,8 @@
 //!   [`link`] strips the link layer (Ethernet, Linux SLL and SLL2, NULL/LOOP, raw IP) and parses
 //!   IPv4/IPv6 and TCP, [`reassembly`] rebuilds each direction's byte stream, and [`flows`]
 //!   follows the connections to the MQTT port and decodes them with linecut's MQTT decoder.
-//!   [`read_mqtt`] runs the whole pipeline and hands each [`Observation`] to the caller as it
+//!   [`read_mqtt`] also reports every neighbour request (ARP, IPv6 solicitation), so an
+//!   attempt that never left as TCP is still seen. It runs the whole pipeline and hands each [`Observation`] to the caller as it
 //!   goes, so memory does not grow with the file.
 
 pub mod describe;
@@ -67,6 +68,15 @@ pub fn read_mqtt(
         last_ts = ts;
         summary.first_ts_us.get_or_insert(ts);
         summary.last_ts_us = Some(ts);
+        if let Some(request) = link::neighbour_request(frame.linktype, frame.data) {
+            summary.other_frames += 1;
+            out(Observation::Neighbour {
+                ts_us: ts,
+                frame: frame.number,
+                request,
+            });
+            return;
+        }
         let Some(ip) = link::ip_packet(frame.linktype, frame.data) else {
             summary.other_frames += 1;
             if !is_known_linktype(frame.linktype)
@@ -81,7 +91,7 @@ pub fn read_mqtt(
             return;
         };
         let len = segment.payload.len() + frame.missing as usize;
-        flows.segment(ts, &segment, len, &mut out);
+        flows.segment(ts, frame.number, &segment, len, &mut out);
     })?;
     flows.finish(last_ts, &mut out);
     summary.read = read;

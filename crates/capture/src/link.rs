@@ -18,6 +18,7 @@ pub const LINKTYPE_IPV6: i32 = 229;
 pub const LINKTYPE_LINUX_SLL2: i32 = 276;
 
 const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_ARP: u16 = 0x0806;
 const ETHERTYPE_IPV6: u16 = 0x86dd;
 const ETHERTYPE_VLAN: u16 = 0x8100;
 const ETHERTYPE_QINQ: u16 = 0x88a8;
@@ -39,11 +40,21 @@ fn be16(data: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([*data.get(at)?, *data.get(at + 1)?]))
 }
 
-/// The IP packet inside a frame of `linktype`; `None` for anything that is not IP.
-pub fn ip_packet(linktype: i32, data: &[u8]) -> Option<&[u8]> {
-    let by_ethertype = |ethertype: u16, payload: &'_ [u8]| -> bool {
-        matches!(ethertype, ETHERTYPE_IPV4 | ETHERTYPE_IPV6) && !payload.is_empty()
-    };
+/// Neighbour resolution on the link: a host asking who has an address (an ARP request, or an
+/// IPv6 neighbour solicitation) — what a kernel sends before it can put a packet on the link,
+/// and all it sends when the neighbour stays silent (an attempt that dies in neighbour
+/// resolution never leaves as TCP) — or the answer (ARP reply, neighbour advertisement).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NeighbourRequest {
+    /// Who sent it: the asking host, or for an answer the host answering.
+    pub sender: IpAddr,
+    /// For a request, the address to resolve; for an answer, the host that asked.
+    pub target: IpAddr,
+    pub reply: bool,
+}
+
+/// The ethertype and payload of a frame, past any VLAN tags; `None` for link types without one.
+fn ethertype_payload(linktype: i32, data: &[u8]) -> Option<(u16, &[u8])> {
     match linktype {
         LINKTYPE_ETHERNET => {
             let mut at = 12;
@@ -52,16 +63,62 @@ pub fn ip_packet(linktype: i32, data: &[u8]) -> Option<&[u8]> {
                 at += 4;
                 ethertype = be16(data, at)?;
             }
-            let payload = data.get(at + 2..)?;
+            Some((ethertype, data.get(at + 2..)?))
+        }
+        LINKTYPE_LINUX_SLL => Some((be16(data, 14)?, data.get(16..)?)),
+        LINKTYPE_LINUX_SLL2 => Some((be16(data, 0)?, data.get(20..)?)),
+        _ => None,
+    }
+}
+
+/// The neighbour request or answer in a frame, if it is one.
+pub fn neighbour_request(linktype: i32, data: &[u8]) -> Option<NeighbourRequest> {
+    if let Some((ETHERTYPE_ARP, arp)) = ethertype_payload(linktype, data) {
+        // Ethernet/IPv4 ARP only (hardware type 1, protocol 0x0800, lengths 6 and 4); opcode 1
+        // is a request, 2 a reply.
+        let fixed = (be16(arp, 0)?, be16(arp, 2)?, arp.get(4)?, arp.get(5)?);
+        let opcode = be16(arp, 6)?;
+        if fixed != (1, ETHERTYPE_IPV4, &6, &4) || !matches!(opcode, 1 | 2) {
+            return None;
+        }
+        let ip = |at: usize| -> Option<IpAddr> {
+            let b: [u8; 4] = arp.get(at..at + 4)?.try_into().ok()?;
+            Some(IpAddr::from(b))
+        };
+        return Some(NeighbourRequest {
+            sender: ip(14)?,
+            target: ip(24)?,
+            reply: opcode == 2,
+        });
+    }
+    // IPv6: ICMPv6 type 135 (solicitation) or 136 (advertisement) straight after a 40-byte
+    // header (they carry no extension headers in practice). A solicitation's target address
+    // follows 8 bytes of ICMPv6 header; an advertisement answers the packet's destination.
+    let ip = ip_packet(linktype, data)?;
+    if ip.first()? >> 4 != 6 || *ip.get(6)? != 58 || !matches!(ip.get(40)?, 135 | 136) {
+        return None;
+    }
+    let addr = |at: usize| -> Option<IpAddr> {
+        let b: [u8; 16] = ip.get(at..at + 16)?.try_into().ok()?;
+        Some(IpAddr::from(b))
+    };
+    let reply = ip[40] == 136;
+    Some(NeighbourRequest {
+        sender: addr(8)?,
+        target: if reply { addr(24)? } else { addr(48)? },
+        reply,
+    })
+}
+
+/// The IP packet inside a frame of `linktype`; `None` for anything that is not IP.
+pub fn ip_packet(linktype: i32, data: &[u8]) -> Option<&[u8]> {
+    let by_ethertype = |ethertype: u16, payload: &'_ [u8]| -> bool {
+        matches!(ethertype, ETHERTYPE_IPV4 | ETHERTYPE_IPV6) && !payload.is_empty()
+    };
+    match linktype {
+        LINKTYPE_ETHERNET | LINKTYPE_LINUX_SLL | LINKTYPE_LINUX_SLL2 => {
+            let (ethertype, payload) = ethertype_payload(linktype, data)?;
             by_ethertype(ethertype, payload).then_some(payload)
-        }
-        LINKTYPE_LINUX_SLL => {
-            let payload = data.get(16..)?;
-            by_ethertype(be16(data, 14)?, payload).then_some(payload)
-        }
-        LINKTYPE_LINUX_SLL2 => {
-            let payload = data.get(20..)?;
-            by_ethertype(be16(data, 0)?, payload).then_some(payload)
         }
         LINKTYPE_NULL | LINKTYPE_LOOP => {
             // The address family in the capturing host's byte order (NULL) or big-endian (LOOP):
@@ -112,4 +169,65 @@ pub fn tcp_segment(ip: &[u8]) -> Option<Segment<'_>> {
         rst: tcp.rst(),
         payload: tcp.payload(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An ARP request as a Linux kernel sends it: broadcast, sender 10.0.0.2 asking for 10.0.0.1.
+    fn arp_request(opcode: u16) -> Vec<u8> {
+        let mut f = vec![0xff; 6];
+        f.extend([2, 0, 0, 0, 0, 2]);
+        f.extend(ETHERTYPE_ARP.to_be_bytes());
+        f.extend([0, 1, 8, 0, 6, 4]);
+        f.extend(opcode.to_be_bytes());
+        f.extend([2, 0, 0, 0, 0, 2, 10, 0, 0, 2]);
+        f.extend([0; 6]);
+        f.extend([10, 0, 0, 1]);
+        f
+    }
+
+    #[test]
+    fn arp_requests_and_replies_are_told_apart() {
+        let r = neighbour_request(LINKTYPE_ETHERNET, &arp_request(1)).unwrap();
+        assert_eq!(r.sender, "10.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(r.target, "10.0.0.1".parse::<IpAddr>().unwrap());
+        assert!(!r.reply);
+        assert!(
+            neighbour_request(LINKTYPE_ETHERNET, &arp_request(2))
+                .unwrap()
+                .reply
+        );
+        assert_eq!(neighbour_request(LINKTYPE_ETHERNET, &arp_request(3)), None);
+        // Cut short anywhere: no request, no panic.
+        let full = arp_request(1);
+        for n in 0..full.len() {
+            assert_eq!(
+                neighbour_request(LINKTYPE_ETHERNET, &full[..n]),
+                None,
+                "{n}"
+            );
+        }
+        assert_eq!(ip_packet(LINKTYPE_ETHERNET, &full), None);
+    }
+
+    #[test]
+    fn ipv6_solicitations_and_advertisements_are_neighbour_resolution() {
+        let mut ip = vec![0x60, 0, 0, 0, 0, 32, 58, 255];
+        ip.extend([0xfe, 0x80].iter().chain(&[0; 13]).chain(&[2]));
+        ip.extend([0xff, 2].iter().chain(&[0; 9]).chain(&[1, 0xff, 0, 0, 1]));
+        ip.extend([135, 0, 0, 0, 0, 0, 0, 0]);
+        ip.extend([0xfe, 0x80].iter().chain(&[0; 13]).chain(&[1]));
+        let r = neighbour_request(LINKTYPE_RAW, &ip).unwrap();
+        assert_eq!(r.sender, "fe80::2".parse::<IpAddr>().unwrap());
+        assert_eq!(r.target, "fe80::1".parse::<IpAddr>().unwrap());
+        assert!(!r.reply);
+        ip[40] = 136; // an advertisement answers whoever the packet goes to
+        let a = neighbour_request(LINKTYPE_RAW, &ip).unwrap();
+        assert!(a.reply);
+        assert_eq!(a.target, "ff02::1:ff00:1".parse::<IpAddr>().unwrap());
+        ip[40] = 128; // an echo request is not neighbour resolution
+        assert_eq!(neighbour_request(LINKTYPE_RAW, &ip), None);
+    }
 }

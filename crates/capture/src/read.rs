@@ -17,6 +17,8 @@ const MAX_BUFFER: usize = 64 * 1024 * 1024;
 /// One captured frame.
 #[derive(Debug, Clone, Copy)]
 pub struct Frame<'a> {
+    /// Its place in the file, from 1: Wireshark's `frame.number`, so a report can cite it.
+    pub number: u64,
     /// Unix time in microseconds.
     pub ts_us: i64,
     /// The link type (pcap `LINKTYPE_*`) of the frame's interface.
@@ -108,6 +110,7 @@ pub fn read_frames(
                         };
                         summary.frames += 1;
                         frame(Frame {
+                            number: summary.frames,
                             ts_us: i64::from(b.ts_sec) * 1_000_000 + frac,
                             linktype,
                             data: b.data,
@@ -135,6 +138,7 @@ pub fn read_frames(
                                 let caplen = (epb.caplen as usize).min(epb.data.len());
                                 summary.frames += 1;
                                 frame(Frame {
+                                    number: summary.frames,
                                     ts_us: to_us(units, i.resolution) + i.offset_s * 1_000_000,
                                     linktype: i.linktype,
                                     data: &epb.data[..caplen],
@@ -146,6 +150,7 @@ pub fn read_frames(
                                 let linktype = interfaces.first().map_or(1, |i| i.linktype);
                                 summary.frames += 1;
                                 frame(Frame {
+                                    number: summary.frames,
                                     ts_us: 0,
                                     linktype,
                                     data: spb.data,

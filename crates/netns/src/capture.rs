@@ -117,8 +117,12 @@ fn read_frame(fd: &OwnedFd, buf: &mut [u8]) -> std::io::Result<Option<(i64, usiz
     };
     if n < 0 {
         let e = std::io::Error::last_os_error();
+        // ENETDOWN: the interface went down under the tap (an `unplug` takes the host end
+        // down); the kernel reports it once as the socket's error and the tap goes on
+        // capturing when the interface comes back up.
         return match e.kind() {
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted => Ok(None),
+            _ if e.raw_os_error() == Some(libc::ENETDOWN) => Ok(None),
             _ => Err(e),
         };
     }
@@ -162,24 +166,26 @@ impl Watch {
         // The payload's length on the wire: the frame's, less what precedes the payload.
         let len = segment.payload.len() + wire.saturating_sub(frame.len());
         let (clients, subscribed) = (&mut self.clients, &self.subscribed);
-        self.flows.segment(ts_us, &segment, len, &mut |o| match o {
-            Observation::Opened { conn, client, .. } => {
-                clients.insert(conn, client.ip());
-            }
-            Observation::Packet {
-                conn,
-                packet: linecut_mqtt::Packet::SubAck(_),
-                ..
-            } => {
-                if let Some(ip) = clients.get(&conn) {
-                    subscribed
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert(*ip);
+        // The follower only wants SUBACKs; frame numbers are the file's business (0 here).
+        self.flows
+            .segment(ts_us, 0, &segment, len, &mut |o| match o {
+                Observation::Opened { conn, client, .. } => {
+                    clients.insert(conn, client.ip());
                 }
-            }
-            _ => {}
-        });
+                Observation::Packet {
+                    conn,
+                    packet: linecut_mqtt::Packet::SubAck(_),
+                    ..
+                } => {
+                    if let Some(ip) = clients.get(&conn) {
+                        subscribed
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .insert(*ip);
+                    }
+                }
+                _ => {}
+            });
     }
 }
 
@@ -234,7 +240,9 @@ impl Capture {
                     }
                     // Drain every tap that has frames (and, once stopping, everything left).
                     for (i, p) in polls.iter_mut().enumerate() {
-                        if p.revents & libc::POLLIN == 0 && !done {
+                        // POLLERR too: a pending socket error (ENETDOWN) is cleared only by
+                        // reading it, and left unread it would wake every poll at once.
+                        if p.revents & (libc::POLLIN | libc::POLLERR) == 0 && !done {
                             continue;
                         }
                         p.revents = 0;
