@@ -36,7 +36,7 @@ pub use expect::Condition;
 pub use identity::{BrokerFamily, ClientFamily, ClientIdentity};
 pub use link::{LinkDir, LinkFaultSpec, LinkSpecError, LinkTarget};
 pub use metric::{Metric, MetricName, MetricScope};
-pub use network::{LinkKind, NetworkMode, TcpSettings};
+pub use network::{CutLayer, LinkKind, NetworkMode, TcpSettings};
 pub use phase::{FaultPhase, Jitter, PhaseRecord, PhaseRng};
 pub use policy::{ReconnectPolicy, ResubscribePolicy};
 pub use protocol::{topic_matches, Protocol, Topic};

@@ -4,7 +4,7 @@
 //! spec into nftables rules.
 
 use crate::duration::parse_duration;
-use crate::network::{link_keys, LinkKind, LINK_COMMON_KEYS};
+use crate::network::{link_keys, CutLayer, LinkKind, LINK_COMMON_KEYS};
 use std::fmt;
 use std::time::Duration;
 
@@ -90,6 +90,7 @@ impl LinkFaultSpec {
         let mut dir = LinkDir::Both;
         let mut target = LinkTarget::All;
         let (mut every, mut count, mut probability) = (None, None, None);
+        let mut layer = CutLayer::default();
         for (key, value) in pairs {
             let dur = |v: &str| parse_duration(v).map_err(|e| err(&key, format!("`{v}` {e}")));
             match key.as_str() {
@@ -132,6 +133,16 @@ impl LinkFaultSpec {
                         }
                     }
                 }
+                "layer" if own.contains(&"layer") => {
+                    layer = CutLayer::parse(&value).ok_or_else(|| {
+                        err(
+                            "layer",
+                            format!(
+                                "`layer={value}` is not a layer; use path (past the first hop, the default) or link (the device's link, ARP included)"
+                            ),
+                        )
+                    })?
+                }
                 "probability" if own.contains(&"probability") => {
                     probability = Some(
                         value
@@ -159,7 +170,17 @@ impl LinkFaultSpec {
             return Err(err("for", "`for` must be longer than 0s"));
         }
         let kind = match kind {
-            "cut" => LinkKind::Cut,
+            "cut" => LinkKind::Cut { layer },
+            "unplug" => {
+                // A cable is pulled for both directions at once.
+                if dir != LinkDir::Both {
+                    return Err(err(
+                        "dir",
+                        "`unplug` takes the carrier down both ways; it has no direction",
+                    ));
+                }
+                LinkKind::Unplug
+            }
             "reject" => LinkKind::Reject,
             _ => LinkKind::Loss {
                 probability: probability
@@ -231,10 +252,33 @@ impl fmt::Display for LinkFaultSpec {
                 write!(f, ",count={c}")?;
             }
         }
-        if let LinkKind::Loss { probability } = self.kind {
-            write!(f, ",probability={probability}")?;
+        match self.kind {
+            LinkKind::Loss { probability } => write!(f, ",probability={probability}")?,
+            LinkKind::Cut { layer } if layer != CutLayer::default() => {
+                write!(f, ",layer={}", layer.name())?
+            }
+            _ => {}
         }
         Ok(())
+    }
+}
+
+impl std::str::FromStr for LinkFaultSpec {
+    type Err = LinkSpecError;
+
+    /// Reads back what `Display` writes (`cut:at=5s,for=20s,layer=link`): how the analysis
+    /// learns from a run's events which event a fault played.
+    fn from_str(text: &str) -> Result<LinkFaultSpec, LinkSpecError> {
+        let (kind, rest) = text.split_once(':').unwrap_or((text, ""));
+        let mut pairs = Vec::new();
+        for pair in rest.split(',').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').ok_or_else(|| LinkSpecError {
+                key: None,
+                message: format!("`{pair}` is not key=value"),
+            })?;
+            pairs.push((key.to_string(), value.to_string()));
+        }
+        LinkFaultSpec::from_pairs(kind, pairs)
     }
 }
 
@@ -252,8 +296,20 @@ mod tests {
     #[test]
     fn link_faults_parse_with_the_proxys_spelling() {
         let s = parse("cut", &[("at", "5s"), ("for", "20s"), ("dir", "down")]).unwrap();
-        assert_eq!((s.kind, s.dir), (LinkKind::Cut, LinkDir::Down));
+        assert_eq!((s.kind, s.dir), (LinkKind::CUT, LinkDir::Down));
         assert_eq!(s.to_string(), "cut:at=5s,for=20s,dir=down");
+        let s = parse("cut", &[("layer", "link"), ("for", "1s")]).unwrap();
+        assert_eq!(
+            s.kind,
+            LinkKind::Cut {
+                layer: CutLayer::Link
+            }
+        );
+        assert_eq!(s.to_string(), "cut:at=0s,for=1s,layer=link");
+        assert_eq!(
+            parse("unplug", &[("at", "2s")]).unwrap().kind,
+            LinkKind::Unplug
+        );
         let s = parse("loss", &[("probability", "0.2"), ("for", "10s")]).unwrap();
         assert_eq!(s.kind, LinkKind::Loss { probability: 0.2 });
         let s = parse(
@@ -281,12 +337,31 @@ mod tests {
             ("cut", vec![("for", "0s")], Some("for")),
             ("cut", vec![("every", "1s")], Some("every")),
             ("cut", vec![("count", "2")], Some("count")),
+            ("cut", vec![("layer", "wire")], Some("layer")),
+            ("unplug", vec![("dir", "up")], Some("dir")),
+            ("unplug", vec![("layer", "link")], Some("layer")),
             ("latency", vec![], None),
         ] {
             let e = parse(kind, &pairs).unwrap_err();
             assert_eq!(e.key.as_deref(), key, "{kind} {pairs:?}: {e}");
         }
         let e = parse("latency", &[]).unwrap_err();
-        assert!(e.message.contains("cut, loss, reject"), "{e}");
+        assert!(e.message.contains("cut, unplug, loss, reject"), "{e}");
+    }
+
+    /// The analysis reads a fault back from its events' spec text: every spelling round-trips.
+    #[test]
+    fn a_spec_reads_back_from_what_it_prints() {
+        for text in [
+            "cut:at=5s,for=20s,dir=down",
+            "cut:at=0s,for=1s,layer=link",
+            "unplug:at=2s,for=3s",
+            "loss:at=0s,for=10s,probability=0.2",
+            "reject:at=1s,for=2s,target=client=s-*,every=10s,count=3",
+        ] {
+            let spec: LinkFaultSpec = text.parse().unwrap();
+            assert_eq!(spec.to_string(), text);
+        }
+        assert!("cut:at".parse::<LinkFaultSpec>().is_err());
     }
 }

@@ -42,12 +42,50 @@ impl fmt::Display for NetworkMode {
     }
 }
 
-/// A fault of a namespace run: a rule on the subscriber's veth pair.
+/// Where a `cut` happens, which decides what the device's kernel sees.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CutLayer {
+    /// Past the first hop (a WAN, a cellular core, a switch on the broker's side): IP is
+    /// dropped both ways while the neighbour still answers ARP and neighbour solicitations, so
+    /// the device keeps sending SYNs and retransmissions into the void. The usual outage.
+    #[default]
+    Path,
+    /// At the device's own link: everything is dropped, ARP and neighbour discovery included.
+    /// Once the device's neighbour entry expires (tens of seconds), each connect and each
+    /// retransmission dies in neighbour resolution and no TCP leaves at all.
+    Link,
+}
+
+impl CutLayer {
+    pub const NAMES: [&'static str; 2] = ["path", "link"];
+
+    pub fn parse(text: &str) -> Option<CutLayer> {
+        match text {
+            "path" => Some(CutLayer::Path),
+            "link" => Some(CutLayer::Link),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            CutLayer::Path => "path",
+            CutLayer::Link => "link",
+        }
+    }
+}
+
+/// A fault of a namespace run: a rule on the subscriber's veth pair, or its carrier.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum LinkKind {
-    /// Drop everything (in the chosen directions): a pulled cable. Restoring it lets the
-    /// kernels' retransmissions through.
-    Cut,
+    /// Drop traffic (in the chosen directions) at `layer`. Restoring it lets the kernels'
+    /// retransmissions through.
+    Cut { layer: CutLayer },
+    /// The device's own cable pulled: the carrier on its end of the pair goes down, so its
+    /// kernel knows at once — connects fail with "network is unreachable" (routes over a link
+    /// without carrier are not used, as a network manager drops them) and nothing crosses
+    /// either way until the carrier is back.
+    Unplug,
     /// Drop each packet with this probability (0 < p < 1).
     Loss { probability: f64 },
     /// Answer TCP with a reset (and anything else with ICMP unreachable): the broker's host is
@@ -57,14 +95,40 @@ pub enum LinkKind {
 
 impl LinkKind {
     /// The kinds a namespace scenario accepts, by name.
-    pub const NAMES: [&'static str; 3] = ["cut", "loss", "reject"];
+    pub const NAMES: [&'static str; 4] = ["cut", "unplug", "loss", "reject"];
+
+    /// The plain cut: past the first hop.
+    pub const CUT: LinkKind = LinkKind::Cut {
+        layer: CutLayer::Path,
+    };
 
     pub fn name(self) -> &'static str {
         match self {
-            LinkKind::Cut => "cut",
+            LinkKind::Cut { .. } => "cut",
+            LinkKind::Unplug => "unplug",
             LinkKind::Loss { .. } => "loss",
             LinkKind::Reject => "reject",
         }
+    }
+
+    /// The event this fault plays, in the words a report header uses.
+    pub fn event(self) -> &'static str {
+        match self {
+            LinkKind::Cut {
+                layer: CutLayer::Path,
+            } => "a cut past the first hop: IP dropped, the neighbour still answering ARP, so the device's SYNs and retransmissions leave and get no answer",
+            LinkKind::Cut {
+                layer: CutLayer::Link,
+            } => "a cut at the device's link: everything dropped, ARP included, so once its neighbour entry expires its connects and retransmissions die in neighbour resolution and no TCP leaves",
+            LinkKind::Unplug => "the device's cable pulled: its carrier down, so its kernel refuses connects at once (network unreachable) and nothing crosses",
+            LinkKind::Loss { .. } => "random loss: each packet dropped with the given probability",
+            LinkKind::Reject => "a reject: TCP answered with a reset at once, as by a host whose service is gone",
+        }
+    }
+
+    /// Whether it silences the line (a keepalive is what notices it).
+    pub fn is_silent(self) -> bool {
+        matches!(self, LinkKind::Cut { .. } | LinkKind::Unplug)
     }
 }
 
@@ -72,7 +136,8 @@ impl LinkKind {
 /// `count`, `jitter`), by kind.
 pub fn link_keys(kind: &str) -> Option<&'static [&'static str]> {
     match kind {
-        "cut" | "reject" => Some(&[]),
+        "cut" => Some(&["layer"]),
+        "unplug" | "reject" => Some(&[]),
         "loss" => Some(&["probability"]),
         _ => None,
     }
@@ -168,6 +233,10 @@ mod tests {
         }
         assert_eq!(NetworkMode::parse("bridge"), None);
         assert_eq!(link_keys("loss"), Some(&["probability"][..]));
+        for name in CutLayer::NAMES {
+            assert_eq!(CutLayer::parse(name).unwrap().name(), name);
+        }
+        assert_eq!(CutLayer::default(), CutLayer::Path);
         assert_eq!(link_keys("latency"), None);
     }
 

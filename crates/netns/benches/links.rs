@@ -97,7 +97,7 @@ fn main() {
     let m = &topo.members[0];
     let (mut host, mut ns) = (Vec::new(), Vec::new());
     for i in 0..200 {
-        let active: &[LinkKind] = if i % 2 == 0 { &[LinkKind::Cut] } else { &[] };
+        let active: &[LinkKind] = if i % 2 == 0 { &[LinkKind::CUT] } else { &[] };
         let t = Instant::now();
         rules::apply_host(&rules::chain_update(
             topo.id,

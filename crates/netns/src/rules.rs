@@ -13,7 +13,7 @@ use crate::command::nft;
 use crate::names::RunId;
 use crate::topology::{in_netns, Member};
 use crate::NetnsError;
-use linecut_model::LinkKind;
+use linecut_model::{CutLayer, LinkKind};
 
 /// The namespace-side chain's name (one per namespace).
 pub const DOWN_CHAIN: &str = "down";
@@ -49,7 +49,22 @@ pub fn base_ns(id: RunId, member: &Member) -> String {
 /// The rule statements one active fault adds to a chain.
 fn statements(kind: LinkKind) -> Vec<String> {
     match kind {
-        LinkKind::Cut => vec!["drop".into()],
+        // Past the first hop: IP goes, neighbour resolution stays (ARP is not IP; IPv6's
+        // neighbour discovery is ICMPv6 and is spared by type). No `accept`: a verdict here
+        // would skip the rules of other faults active on the chain.
+        LinkKind::Cut {
+            layer: CutLayer::Path,
+        } => vec![
+            "meta protocol ip drop".into(),
+            "meta protocol ip6 meta l4proto != ipv6-icmp drop".into(),
+            "meta protocol ip6 icmpv6 type != { nd-neighbor-solicit, nd-neighbor-advert } drop"
+                .into(),
+        ],
+        LinkKind::Cut {
+            layer: CutLayer::Link,
+        } => vec!["drop".into()],
+        // The carrier, not a rule ([`set_carrier`]).
+        LinkKind::Unplug => Vec::new(),
         // numgen draws per packet; a millionth is finer than any probability a run can show.
         LinkKind::Loss { probability } => vec![format!(
             "numgen random mod 1000000 < {} drop",
@@ -73,6 +88,23 @@ pub fn chain_update(id: RunId, chain: &str, active: &[LinkKind]) -> String {
     s
 }
 
+/// Pulls or plugs a member's cable: its host end down takes the carrier off the namespace end
+/// (a veth pair's ends share it), as a pulled cable does to a device's port.
+pub fn set_carrier(member: &Member, up: bool) -> Result<(), NetnsError> {
+    crate::command::run(
+        crate::command::IP,
+        &[
+            "link",
+            "set",
+            "dev",
+            &member.veth_host,
+            if up { "up" } else { "down" },
+        ],
+        None,
+    )
+    .map(|_| ())
+}
+
 /// Sends a script to the host's nftables.
 pub fn apply_host(script: &str) -> Result<(), NetnsError> {
     nft(script)
@@ -93,13 +125,25 @@ mod tests {
         let s = chain_update(
             id,
             "up3",
-            &[LinkKind::Cut, LinkKind::Loss { probability: 0.2 }],
+            &[
+                LinkKind::Cut {
+                    layer: CutLayer::Link,
+                },
+                LinkKind::Loss { probability: 0.2 },
+            ],
         );
         assert_eq!(
             s,
             "flush chain netdev lc01020304 up3\n\
              add rule netdev lc01020304 up3 drop\n\
              add rule netdev lc01020304 up3 numgen random mod 1000000 < 200000 drop\n"
+        );
+        let path = chain_update(id, "down", &[LinkKind::CUT]);
+        assert!(path.contains("meta protocol ip drop"), "{path}");
+        assert!(!path.contains(" accept"), "{path}");
+        assert_eq!(
+            chain_update(id, "down", &[LinkKind::Unplug]),
+            "flush chain netdev lc01020304 down\n"
         );
         assert_eq!(
             chain_update(id, "down", &[]),

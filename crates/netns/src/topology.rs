@@ -180,7 +180,21 @@ impl Topology {
                 format!("addr add {}/24 dev {}", m.addr, m.veth_ns),
                 format!("link set {} up", m.veth_ns),
             ];
-            let sysctls = tcp.sysctls();
+            let mut sysctls: Vec<(String, String)> = tcp
+                .sysctls()
+                .into_iter()
+                .map(|(p, v)| (p.to_string(), v))
+                .collect();
+            // A device whose carrier is gone does not route over that link (an `unplug`):
+            // connects fail at once with "network unreachable", as on a device whose network
+            // manager drops its routes when the cable is pulled. Without carrier loss the
+            // setting changes nothing.
+            for conf in ["all", m.veth_ns.as_str()] {
+                sysctls.push((
+                    format!("net/ipv4/conf/{conf}/ignore_routes_with_linkdown"),
+                    "1".into(),
+                ));
+            }
             in_netns(&m.netns, || {
                 ip_batch(&inside)?;
                 for (path, value) in &sysctls {

@@ -6,7 +6,7 @@
 //! retransmission comes after the RTO, at least 200 ms (TCP_RTO_MIN), and doubles from there;
 //! SYNs are resent after 1 s (TCP_TIMEOUT_INIT).
 
-use linecut_model::{LinkKind, TcpSettings};
+use linecut_model::{CutLayer, LinkKind, TcpSettings};
 use linecut_netns::rules::{self, DOWN_CHAIN};
 use linecut_netns::topology::in_netns;
 use linecut_netns::{leftovers, RunId, Topology};
@@ -101,7 +101,7 @@ fn data_sent_during_a_cut_arrives_on_the_retransmission_schedule_after_the_resto
     )
     .unwrap();
     let (mut server, _) = listener.accept().unwrap();
-    set(&t, 0, &[LinkKind::Cut], &[LinkKind::Cut]);
+    set(&t, 0, &[LinkKind::CUT], &[LinkKind::CUT]);
     // Written 0.5 s into a 3 s cut: retransmitted at about 0.2, 0.6, 1.4, 3.0 s after it
     // was sent (RTO from 200 ms, doubling), so the first retransmission after the restore at
     // 2.5 s after the write comes about 0.5 s after the restore.
@@ -142,8 +142,8 @@ fn a_connect_during_a_cut_never_completes_and_the_capture_shows_its_syn_retries(
     std::fs::create_dir_all(&dir).unwrap();
     let pcap = dir.join("capture.pcap");
     // A connection before the cut, as a device has: its neighbour entry for the broker is
-    // resolved. (On a fresh link the cut would drop the ARP request and the kernel would send
-    // no SYN at all, only ARP, as a device whose cable was pulled before it ever spoke.)
+    // resolved. (A cut at the link, ARP included, would on a fresh link leave only ARP on the
+    // wire: the test after this one shows it.)
     drop(connect_from(&t, 0, addr, Duration::from_secs(2)).unwrap());
     let capture = linecut_netns::capture::Capture::start(
         &pcap,
@@ -151,7 +151,7 @@ fn a_connect_during_a_cut_never_completes_and_the_capture_shows_its_syn_retries(
         addr.port(),
     )
     .unwrap();
-    set(&t, 0, &[LinkKind::Cut], &[LinkKind::Cut]);
+    set(&t, 0, &[LinkKind::CUT], &[LinkKind::CUT]);
     let began = Instant::now();
     // SYN at 0, retries after 1 s and 2 s (TCP_TIMEOUT_INIT, linear for the first retries on
     // Linux >= 6.5, doubling before): a 2.5 s timeout sees at least two retries.
@@ -167,6 +167,93 @@ fn a_connect_during_a_cut_never_completes_and_the_capture_shows_its_syn_retries(
         assert!(w[1] - w[0] >= 900_000, "{syns:?}");
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// What a fresh device's connect attempt puts on the wire during a cut, by layer: past the first
+/// hop its neighbour still answers, so SYNs leave (and are retried); at its link ARP goes too,
+/// so a device that has not resolved the broker yet sends only ARP requests and never a SYN.
+#[test]
+fn a_cut_past_the_first_hop_shows_syns_and_a_cut_at_the_link_only_arp() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    for layer in [CutLayer::Path, CutLayer::Link] {
+        let t = topology(1, &TcpSettings::default());
+        let listener = TcpListener::bind((t.host_addr, 0)).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let dir = std::env::temp_dir().join(format!("linecut-netns-{}", t.id));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pcap = dir.join("capture.pcap");
+        let capture = linecut_netns::capture::Capture::start(
+            &pcap,
+            &[t.members[0].veth_host.clone()],
+            addr.port(),
+        )
+        .unwrap();
+        let cut = LinkKind::Cut { layer };
+        set(&t, 0, &[cut], &[cut]);
+        // 2.5 s: the first SYN and its retries at 1 s and 2 s (TCP_TIMEOUT_INIT), or three
+        // ARP requests 1 s apart (the kernel's retrans_time_ms, mcast_solicit = 3).
+        let err = connect_from(&t, 0, addr, Duration::from_millis(2500)).unwrap_err();
+        set(&t, 0, &[], &[]);
+        capture.stop().unwrap();
+        let syns = syn_times(&pcap, addr.port());
+        let arps = arp_requests_from(&pcap, t.members[0].addr.into());
+        match layer {
+            CutLayer::Path => {
+                assert!(syns.len() >= 3, "{layer:?}: SYNs {syns:?} ({err})");
+            }
+            CutLayer::Link => {
+                assert!(syns.is_empty(), "{layer:?}: SYNs {syns:?}");
+                assert!(arps.len() >= 2, "{layer:?}: ARP requests {arps:?}");
+                for w in arps.windows(2) {
+                    assert!(w[1] - w[0] >= 900_000, "{arps:?}");
+                }
+            }
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// A pulled cable: the carrier goes, and the device's kernel refuses a connect at once
+/// ("network is unreachable"), far sooner than a SYN retry (1 s); plugged back, it connects.
+#[test]
+fn an_unplugged_cable_fails_connects_at_once_and_plugging_it_back_restores_them() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let t = topology(1, &TcpSettings::default());
+    let listener = TcpListener::bind((t.host_addr, 0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    rules::set_carrier(&t.members[0], false).unwrap();
+    let began = Instant::now();
+    let err = connect_from(&t, 0, addr, Duration::from_secs(5)).unwrap_err();
+    assert!(
+        began.elapsed() < Duration::from_millis(500),
+        "{:?}: {err}",
+        began.elapsed()
+    );
+    assert!(err.to_string().contains("unreachable"), "{err}");
+    rules::set_carrier(&t.members[0], true).unwrap();
+    // The carrier comes back with the host end (no negotiation on a veth); the bridge port
+    // forwards at once (no STP). A connect within a SYN retry or two then succeeds.
+    connect_from(&t, 0, addr, Duration::from_secs(5)).unwrap();
+}
+
+/// Timestamps of the ARP requests `from` sent in a pcap, read with linecut's own reader.
+fn arp_requests_from(pcap: &std::path::Path, from: std::net::IpAddr) -> Vec<i64> {
+    let mut out = Vec::new();
+    linecut_capture::read::read_frames(pcap, |f| {
+        if let Some(r) = linecut_capture::link::neighbour_request(f.linktype, f.data) {
+            if !r.reply && r.sender == from {
+                out.push(f.ts_us);
+            }
+        }
+    })
+    .unwrap();
+    out
 }
 
 /// Timestamps of the SYNs (without ACK) to `port` in a pcap, read with linecut's own reader.

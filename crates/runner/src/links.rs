@@ -3,7 +3,7 @@
 //! rules at their times.
 //!
 //! Each change of a fault's state is applied as one nftables transaction per side of each
-//! affected pair (the host's table for what the client sends, the namespace's for what it
+//! affected pair (and, for an `unplug`, the carrier of the pair's host end set first) (the host's table for what the client sends, the namespace's for what it
 //! receives) and stamped when `nft` returns, which is when the kernel has the rules: that
 //! stamp is the fault's `fault_started`/`fault_ended` time in `link.jsonl`, with its lateness
 //! against the schedule, as the proxy stamps its own faults.
@@ -251,7 +251,26 @@ async fn play(
                 ]
             })
             .collect();
+        // An unplug is the carrier, not a rule: each touched member's cable is in exactly
+        // when no active unplug targets it.
+        let carriers: Vec<(Member, bool)> = if spec.kind == LinkKind::Unplug {
+            touched
+                .iter()
+                .map(|&i| {
+                    let pulled = active
+                        .keys()
+                        .map(|k| &faults[*k])
+                        .any(|f| f.kind == LinkKind::Unplug && targets(f, &ids).contains(&i));
+                    (members[i].clone(), !pulled)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         tokio::task::spawn_blocking(move || {
+            for (member, up) in carriers {
+                rules::set_carrier(&member, up).map_err(|e| e.to_string())?;
+            }
             for (member, script) in scripts {
                 match member {
                     None => rules::apply_host(&script),

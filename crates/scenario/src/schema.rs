@@ -134,6 +134,10 @@ fn fault_items() -> Value {
         json!({"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 1, "description": "loss (namespace mode): the chance each packet is dropped"}),
     );
     properties.insert(
+        "layer".to_string(),
+        json!({"enum": linecut_model::CutLayer::NAMES, "description": "cut (namespace mode): path, past the first hop (IP dropped, ARP answered; the default), or link, the device's own link (everything dropped, ARP included)"}),
+    );
+    properties.insert(
         crate::JITTER_KEY.to_string(),
         json!({"type": "string", "description": "start the fault up to this much later, drawn at random per run: a duration (2s) or keepalives (K, 2K)"}),
     );
