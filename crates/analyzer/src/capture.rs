@@ -14,6 +14,7 @@
 //! Memory: control packets are few and kept as events; PUBLISHes become 32-byte rows only when
 //! they carry linecut's payload (a capture of other traffic is read in constant memory).
 
+use crate::frames::{CitedFrame, FrameLedger, Sender, WireSign};
 use crate::{AnalyzeError, Delivery, Publish, Run};
 use linecut_capture::{CaptureSummary, Observation, Side};
 use linecut_events::{
@@ -23,6 +24,7 @@ use linecut_events::{
 use linecut_mqtt::{Packet, PacketType};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::path::Path;
 
 /// What the report says about the capture itself.
@@ -84,6 +86,47 @@ struct Reconnect {
     keepalive_s: u16,
 }
 
+/// The ledger being filled, with each connection's two ends (whose addresses its frames cite).
+#[derive(Default)]
+struct Citer {
+    ends: HashMap<u64, (SocketAddr, SocketAddr)>,
+    frames: FrameLedger,
+}
+
+impl Citer {
+    fn cite(
+        &mut self,
+        conn: u64,
+        ts_us: i64,
+        frame: u64,
+        sender: Sender,
+        sign: WireSign,
+        bytes: u64,
+    ) {
+        let Some((client, server)) = self.ends.get(&conn) else {
+            return;
+        };
+        let from = if sender == Sender::Client {
+            client
+        } else {
+            server
+        };
+        self.frames.push(
+            conn,
+            CitedFrame {
+                frame,
+                ts_us,
+                sender,
+                src: from.ip(),
+                port: Some(from.port()),
+                sign,
+                to: None,
+                bytes,
+            },
+        );
+    }
+}
+
 /// The kind of a window inferred from a capture's silence.
 pub const INFERRED: &str = "inferred";
 
@@ -108,6 +151,7 @@ pub fn load_capture(
     let mut reconnects: Vec<Reconnect> = Vec::new();
     let mut servers: Vec<String> = Vec::new();
     let mut gaps = 0u64;
+    let mut ledger = Citer::default();
     let summary: CaptureSummary = linecut_capture::read_mqtt(path, port, |observation| {
         let event = |ts_us: i64, kind: EventKind| Event {
             ts_us,
@@ -118,10 +162,15 @@ pub fn load_capture(
             Observation::Opened {
                 conn,
                 ts_us,
+                frame,
                 client,
                 server,
-                ..
+                syn,
             } => {
+                ledger.ends.insert(conn, (client, server));
+                if syn {
+                    ledger.cite(conn, ts_us, frame, Sender::Client, WireSign::Syn, 0);
+                }
                 let server = server.to_string();
                 if !servers.contains(&server) {
                     servers.push(server.clone());
@@ -140,6 +189,7 @@ pub fn load_capture(
                 conn,
                 dir,
                 ts_us,
+                frame,
                 len,
                 packet,
             } => {
@@ -178,10 +228,22 @@ pub fn load_capture(
                 let stale =
                     dir == Direction::Down && (seen.client_closed_us.is_some() || superseded);
                 match packet {
-                    Packet::Publish(_) if stale => run.proxy.push(event(
-                        ts_us,
-                        EventKind::MqttPacket(linecut_capture::describe(conn, dir, len, packet)),
-                    )),
+                    Packet::Publish(_) if stale => {
+                        ledger.cite(
+                            conn,
+                            ts_us,
+                            frame,
+                            Sender::Broker,
+                            WireSign::StalePublish,
+                            0,
+                        );
+                        run.proxy.push(event(
+                            ts_us,
+                            EventKind::MqttPacket(linecut_capture::describe(
+                                conn, dir, len, packet,
+                            )),
+                        ))
+                    }
                     Packet::Publish(p) => {
                         let stamp = linecut_model::payload::decode(p.payload);
                         match (dir, &seen.client) {
@@ -229,6 +291,7 @@ pub fn load_capture(
                 dir,
                 ts_us,
                 error,
+                ..
             } => run.proxy.push(event(
                 ts_us,
                 EventKind::MqttMalformed(MqttMalformed {
@@ -255,8 +318,17 @@ pub fn load_capture(
                 conn,
                 dir: Direction::Down,
                 ts_us,
+                frame,
                 bytes,
             } => {
+                ledger.cite(
+                    conn,
+                    ts_us,
+                    frame,
+                    Sender::Broker,
+                    WireSign::Retransmission,
+                    bytes,
+                );
                 let seen = conns.entry(conn).or_default();
                 let superseded = seen
                     .client
@@ -287,22 +359,63 @@ pub fn load_capture(
                 conn,
                 dir,
                 ts_us,
+                frame,
                 bytes,
-            } => run.proxy.push(event(
+            } => {
+                let sign = if bytes == 0 {
+                    WireSign::SynRetry
+                } else {
+                    WireSign::Retransmission
+                };
+                ledger.cite(conn, ts_us, frame, Sender::Client, sign, bytes);
+                run.proxy.push(event(
+                    ts_us,
+                    EventKind::RawBytes(linecut_events::RawBytes {
+                        conn,
+                        dir,
+                        fate: linecut_events::Fate::Forwarded,
+                        len: bytes,
+                    }),
+                ))
+            }
+            Observation::Neighbour {
                 ts_us,
-                EventKind::RawBytes(linecut_events::RawBytes {
-                    conn,
-                    dir,
-                    fate: linecut_events::Fate::Forwarded,
-                    len: bytes,
-                }),
-            )),
+                frame,
+                request,
+            } => ledger.frames.push_neighbour(CitedFrame {
+                frame,
+                ts_us,
+                // Resolution is cited only for a client's address: its requests, and the
+                // answers the other side of its link gave it.
+                sender: if request.reply {
+                    Sender::Broker
+                } else {
+                    Sender::Client
+                },
+                src: request.sender,
+                port: None,
+                sign: if request.reply {
+                    WireSign::NeighbourReply
+                } else {
+                    WireSign::NeighbourRequest
+                },
+                to: Some(request.target),
+                bytes: 0,
+            }),
             Observation::Closed {
                 conn,
                 ts_us,
+                frame,
                 by,
                 rst,
             } => {
+                let sender = if by == Side::Client {
+                    Sender::Client
+                } else {
+                    Sender::Broker
+                };
+                let sign = if rst { WireSign::Rst } else { WireSign::Fin };
+                ledger.cite(conn, ts_us, frame, sender, sign, 0);
                 let seen = conns.entry(conn).or_default();
                 match by {
                     Side::Client => {
@@ -336,6 +449,7 @@ pub fn load_capture(
     run.publishes.sort_by_key(|p| p.ts_us);
     run.clients = clients.names;
     run.topics = topics.names;
+    run.frames = ledger.frames;
     let file = path.file_name().map_or_else(
         || path.display().to_string(),
         |n| n.to_string_lossy().into_owned(),

@@ -54,6 +54,7 @@ pub mod bands;
 mod capture;
 mod data;
 mod expect;
+pub mod frames;
 mod index;
 mod load;
 mod markdown;
@@ -371,8 +372,14 @@ pub fn analyze(run: &Run) -> Report {
                     a.zip(b)
                         .map(|(a, b)| ((a - b) as f64 / 10.0).round() / 100.0)
                 };
+                m.wire_detect_how = seen.client_detect_how;
+                // A new connection is not a give-up: when the client's close never crossed
+                // (a FIN waits behind unacknowledged data on a cut link), the wire shows no
+                // give-up, and a difference against its next SYN would be meaningless.
+                let wire_gave_up = seen.client_detect_how != Some(DetectHow::NewConnection)
+                    || !ctx.wire_is_capture;
                 m.client_minus_wire = WireDifference {
-                    detect_ms: diff(m.raw_us[0], seen.raw_us[0]),
+                    detect_ms: diff(m.raw_us[0], seen.raw_us[0].filter(|_| wire_gave_up)),
                     reconnect_ms: diff(m.raw_us[1], seen.raw_us[1]),
                     resubscribe_ms: diff(m.raw_us[2], seen.raw_us[2]),
                 };

@@ -67,6 +67,8 @@ pub struct Run {
     pub foreign_counts: HashMap<u32, u64>,
     /// Lines read, all files together (for benchmarks and the report's warnings).
     pub lines: u64,
+    /// The capture's citable frames (a capture analysed, or a namespace run's capture.pcap).
+    pub frames: crate::frames::FrameLedger,
 }
 
 /// Interns names; consecutive lines usually repeat a name, so the last hit is checked first.
@@ -493,7 +495,18 @@ fn add_link_capture(run: &mut Run, pcap: &Path, port: u16) -> Result<(), Analyze
             .push("capture.pcap is missing: the wire's view of the links is not available".into());
         return Ok(());
     }
-    let (captured, info) = crate::capture::load_capture(pcap, port, None, None)?;
+    // A capture that cannot be read at all (empty after a kill, not a capture) costs the
+    // report its wire view, not the run: every events file is still there to analyse.
+    let (captured, info) = match crate::capture::load_capture(pcap, port, None, None) {
+        Ok(read) => read,
+        Err(e) => {
+            run.warnings.push(format!(
+                "capture.pcap could not be read ({e}): the wire's view of the links is not available and the report cites no frames"
+            ));
+            return Ok(());
+        }
+    };
+    run.frames.extend(captured.frames);
     run.proxy.extend(captured.proxy.into_iter().filter(|e| {
         !matches!(
             e.kind,

@@ -188,18 +188,49 @@ fn in_short(
         ));
     }
     if let Some(x) = &m.retransmitted {
+        use crate::frames::{cite, Sender, WireSign};
+        let syns: Vec<_> = x
+            .frames
+            .iter()
+            .filter(|f| matches!(f.sign, WireSign::Syn | WireSign::SynRetry))
+            .collect();
+        let syn_frames = cite(syns).map(|c| format!(" ({c})")).unwrap_or_default();
         let tried = match (x.connects_tried, x.syn_spacing_s) {
             (0, _) => String::new(),
             (n, Some(gap)) => format!(
-                " and tried {n} new connection(s), its kernel resending their SYNs {} time(s), a median {gap:.3} s apart",
+                " and tried {n} new connection(s), its kernel resending their SYNs {} time(s), a median {gap:.3} s apart{syn_frames}",
                 x.syn_retries
             ),
-            (n, None) => format!(" and tried {n} new connection(s)"),
+            (n, None) => format!(" and tried {n} new connection(s){syn_frames}"),
         };
         out.push(format!(
             "On the link during the outage: the client resent {} segment(s) ({} bytes){tried}; the broker resent {} segment(s) ({} bytes).",
             x.up_segments, x.up_bytes, x.down_segments, x.down_bytes
         ));
+        if x.neighbour_requests > 0 {
+            let requests: Vec<_> = x
+                .frames
+                .iter()
+                .filter(|f| f.sender == Sender::Client && f.sign == WireSign::NeighbourRequest)
+                .collect();
+            let spacing = x
+                .resolution_spacing_s
+                .map(|s| format!(", a median {s:.3} s apart"))
+                .unwrap_or_default();
+            let died = match x.unanswered_resolutions {
+                0 => "each got its answer".to_string(),
+                n if n == x.resolutions => "none got an answer, so whatever waited on them (a connect's SYN, a retransmission) never left the device as TCP".to_string(),
+                n => format!(
+                    "{n} got no answer, and whatever waited on those (a connect's SYN, a retransmission) never left the device as TCP"
+                ),
+            };
+            out.push(format!(
+                "The client's kernel asked for its neighbour's link address {} time(s) in {} resolution(s){spacing} ({}): {died}.",
+                x.neighbour_requests,
+                x.resolutions,
+                cite(requests).unwrap_or_default()
+            ));
+        }
     }
     if let Some(stale) = story(Story::StaleDataAfterAbandon) {
         out.push(format!(
@@ -254,6 +285,23 @@ pub fn render(r: &Report) -> String {
                 .join(", ")
         };
         let _ = writeln!(w, "- Network: namespace mode (run {}): each subscriber in its own network namespace on a veth pair to the broker at {}, faults as nftables rules on the pair, so both kernels see them (SYNs unanswered, data retransmitted on the kernels' timers); the wire is the capture on the host end of each pair. Device TCP settings: {tcp}.", net.run_id, net.broker_addr);
+        // Which event each fault played: what a cut drops decides what the device's kernel
+        // does, so the header says it.
+        let mut told = std::collections::BTreeSet::new();
+        for win in &r.windows {
+            if !told.insert(win.fault) {
+                continue;
+            }
+            if let Ok(spec) = win.spec.parse::<linecut_model::LinkFaultSpec>() {
+                let _ = writeln!(
+                    w,
+                    "- Fault {} (`{}`): {}.",
+                    win.fault,
+                    win.spec,
+                    spec.kind.event()
+                );
+            }
+        }
     }
     let proxied_silence = r.capture.is_none()
         && r.network.is_none()
@@ -412,11 +460,18 @@ pub fn render(r: &Report) -> String {
                     w,
                     "| {} | {} | {} | {} |",
                     m.client,
-                    compare(
-                        m.client_detect_s,
-                        m.wire_detect_s,
-                        m.client_minus_wire.detect_ms
-                    ),
+                    match (m.wire_detect_how, r.network.is_some()) {
+                        (Some(DetectHow::NewConnection), true) => format!(
+                            "{} / no close from the client on the wire (its first sign there: a new connection's SYN at {}) / —",
+                            m.client_detect_s.map_or("never".into(), |v| format!("{v:.3}")),
+                            m.wire_detect_s.map_or("never".into(), |v| format!("{v:.3} s")),
+                        ),
+                        _ => compare(
+                            m.client_detect_s,
+                            m.wire_detect_s,
+                            m.client_minus_wire.detect_ms
+                        ),
+                    },
                     compare(
                         m.reconnect_s,
                         m.wire_reconnect_s,

@@ -90,6 +90,11 @@ pub struct StaleData {
     /// From the new connection's SUBACK to the first stale bytes (negative: before it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after_new_suback_s: Option<f64>,
+    /// The capture's frames that show all this (a capture's wire only): the first stale
+    /// arrival, the broker's FIN or RST, the client's retransmissions an RST answered, the
+    /// client's RST.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frames: Vec<crate::frames::CitedFrame>,
 }
 
 /// Retransmissions on a real link during an outage, by direction.
@@ -110,6 +115,23 @@ pub struct Retransmitted {
     /// The median time between one SYN and the next of the same attempt, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub syn_spacing_s: Option<f64>,
+    /// Neighbour requests (ARP, IPv6 solicitations) the client's address sent during the
+    /// outage, and the resolutions they make (a kernel asks up to 3 times, 1 s apart, per
+    /// resolution).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub neighbour_requests: u64,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub resolutions: u64,
+    /// Of those resolutions, the ones no answer reached: whatever waited on them (a connect's
+    /// SYN, a retransmission) never left the device as TCP.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unanswered_resolutions: u64,
+    /// The median time from one resolution's first request to the next's, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolution_spacing_s: Option<f64>,
+    /// The frames counted above: every SYN and SYN retry, every neighbour request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frames: Vec<crate::frames::CitedFrame>,
 }
 
 /// A connection that ended outside every fault window and its settling time.
@@ -168,6 +190,11 @@ pub struct WindowMetrics {
     /// False when the client printed nothing about its connection and the wire stood in for it.
     pub reported_by_client: bool,
     pub wire_detect_s: Option<f64>,
+    /// What the wire's first sign was: the client's own close (FIN or RST), or only a new
+    /// connection (then the client's close never reached the wire, and the wire has no
+    /// give-up to set against the client's: no difference is given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire_detect_how: Option<DetectHow>,
     pub wire_reconnect_s: Option<f64>,
     pub wire_resubscribe_s: Option<f64>,
     /// The client's view minus the wire's, from the unrounded times.

@@ -808,10 +808,18 @@ fn a_broker_reset_on_the_abandoned_connection_is_told_as_a_reset_not_a_fin() {
         .iter()
         .find(|t| t.story == Story::StaleDataAfterAbandon)
         .unwrap();
+    // The reset is cited by its frame in the capture, as the broker's.
+    let rst = st
+        .frames
+        .iter()
+        .find(|f| f.sign == crate::frames::WireSign::Rst)
+        .expect("the RST's frame is cited");
+    assert_eq!(rst.sender, crate::frames::Sender::Broker, "{st:?}");
     assert!(
-        told.evidence
-            .contains("reset the abandoned connection (RST, not a FIN)")
-            && !told.evidence.contains("FIN reached"),
+        told.evidence.contains(&format!(
+            "reset the abandoned connection (RST, not a FIN; frame {})",
+            rst.frame
+        )) && !told.evidence.contains("FIN reached"),
         "{}",
         told.evidence
     );

@@ -3,6 +3,7 @@
 //! events prove. Asked of the connection index, so a fleet costs what its connections cost.
 
 use crate::bands;
+use crate::frames::{resolutions, CitedFrame, FrameLedger, Sender, WireSign};
 use crate::index::{count_in, first_at_or_after, last_before, ConnIndex};
 use crate::report::{Retransmitted, StaleData, Told, Verdict, WireDifference};
 use crate::story::{DetectHow, Story};
@@ -294,7 +295,8 @@ pub(crate) fn window_metrics(
 
     // Bands apply to silent outages of a connection that was up when they began.
     let inferred = w.kind == crate::capture::INFERRED;
-    let silent = (matches!(w.kind.as_str(), "cut" | "blackhole") || inferred) && connected_at_start;
+    let silent = (matches!(w.kind.as_str(), "cut" | "blackhole" | "unplug") || inferred)
+        && connected_at_start;
     let watched = bands::Watched {
         outage_s: secs(w.end - w.start),
         watched_s: secs(horizon - w.start),
@@ -327,6 +329,7 @@ pub(crate) fn window_metrics(
     let abandoned = own.map(|e| e.ts_us);
     let stale = stale_data(
         index,
+        &run.frames,
         &live,
         w,
         horizon,
@@ -465,13 +468,14 @@ pub(crate) fn window_metrics(
         resubscribed,
         reported_by_client: !c.from_wire,
         wire_detect_s: None,
+        wire_detect_how: None,
         wire_reconnect_s: None,
         wire_resubscribe_s: None,
         client_minus_wire: WireDifference::default(),
         connected_at_start,
         broker_side_visible: !inferred,
         stale,
-        retransmitted: wire_is_capture.then(|| retransmitted(index, c, w)),
+        retransmitted: wire_is_capture.then(|| retransmitted(index, &run.frames, c, w)),
         stories,
         raw_us: [
             detect.map(|d| d.0),
@@ -482,19 +486,28 @@ pub(crate) fn window_metrics(
 }
 
 /// What the capture shows each side resending during the outage, on any of the client's
-/// connections, and how many connections it tried to open.
-fn retransmitted(index: &ConnIndex, c: &Client, w: &Window) -> Retransmitted {
+/// connections, how many connections it tried to open, and the neighbour resolutions its
+/// address made (an attempt that dies there never shows as TCP).
+fn retransmitted(index: &ConnIndex, frames: &FrameLedger, c: &Client, w: &Window) -> Retransmitted {
     let mut r = Retransmitted::default();
     let mut spacings = Vec::new();
     // Attempts with a SYN only have no client id on the wire: they are the client's if they
     // come from its address (its namespace's), which its identified connections share.
     let attempts = index.syn_only_from(&c.conns);
-    for f in c
+    let mut ips = BTreeSet::new();
+    for (conn, f) in c
         .conns
         .iter()
         .chain(&attempts)
-        .filter_map(|conn| index.get(*conn))
+        .filter_map(|conn| Some((*conn, index.get(*conn)?)))
     {
+        if let Some(ip) = f
+            .client_ip
+            .as_deref()
+            .and_then(|ip| ip.parse::<std::net::IpAddr>().ok())
+        {
+            ips.insert(ip);
+        }
         // Data (and FIN) retransmissions; SYN retries, which carry no bytes, are counted below.
         let during = |list: &[(i64, u64)]| {
             list.iter()
@@ -514,12 +527,42 @@ fn retransmitted(index: &ConnIndex, c: &Client, w: &Window) -> Retransmitted {
             syns.extend(f.resent_up.iter().filter(|(_, n)| *n == 0).map(|(t, _)| *t));
             r.syn_retries += syns.len() as u64 - 1;
             spacings.extend(syns.windows(2).map(|p| (p[1] - p[0]) as f64 / 1e6));
+            r.frames.extend(frames.during(
+                conn,
+                &[WireSign::Syn, WireSign::SynRetry],
+                w.start,
+                i64::MAX,
+            ));
         }
     }
     if !spacings.is_empty() {
         spacings.sort_by(f64::total_cmp);
         r.syn_spacing_s = Some(secs((spacings[spacings.len() / 2] * 1e6) as i64));
     }
+    // Neighbour resolution from the client's address during the outage.
+    let requests: Vec<CitedFrame> = ips
+        .iter()
+        .flat_map(|ip| frames.neighbour_requests(*ip, w.start, w.end))
+        .collect();
+    let starts = resolutions(&requests);
+    r.neighbour_requests = requests.len() as u64;
+    r.resolutions = starts.len() as u64;
+    r.unanswered_resolutions = starts
+        .iter()
+        .enumerate()
+        .filter(|(i, t)| {
+            let until = starts.get(i + 1).copied().unwrap_or(w.end);
+            !ips.iter()
+                .any(|ip| frames.neighbour_answered(*ip, **t, until))
+        })
+        .count() as u64;
+    let mut gaps: Vec<i64> = starts.windows(2).map(|p| p[1] - p[0]).collect();
+    if !gaps.is_empty() {
+        gaps.sort_unstable();
+        r.resolution_spacing_s = Some(secs(gaps[gaps.len() / 2]));
+    }
+    r.frames.extend(requests);
+    r.frames.sort_by_key(|f| f.frame);
     r
 }
 
@@ -583,6 +626,7 @@ fn ended_before(
 #[allow(clippy::too_many_arguments)]
 fn stale_data(
     index: &ConnIndex,
+    frames: &FrameLedger,
     live: &BTreeSet<u64>,
     w: &Window,
     horizon: i64,
@@ -592,7 +636,10 @@ fn stale_data(
     wire_is_capture: bool,
 ) -> Option<StaleData> {
     let mut out: Option<StaleData> = None;
-    for f in live.iter().filter_map(|conn| index.get(*conn)) {
+    for (conn, f) in live
+        .iter()
+        .filter_map(|conn| Some((*conn, index.get(*conn)?)))
+    {
         let closed = first_at_or_after(&f.client_closed_by_peer, w.start);
         let Some(left) = closed.into_iter().chain(abandoned).min() else {
             continue;
@@ -668,7 +715,29 @@ fn stale_data(
             first_after_end_s: secs(first - w.end),
             after_new_connack_s: new_connack.map(|a| secs(first - a)),
             after_new_suback_s: new_suback.map(|a| secs(first - a)),
+            frames: Vec::new(),
         });
+        // The frames that prove each part, when the wire is a capture: the first stale
+        // arrival, the broker's FIN or RST, the client's retransmissions the RST answered,
+        // and the client's own RST.
+        let client_rst = first_at_or_after(&f.client_resets, first).filter(|t| *t < horizon);
+        let cited = [
+            first_publish.and_then(|t| frames.at(conn, Sender::Broker, WireSign::StalePublish, t)),
+            first_resent.and_then(|t| frames.at(conn, Sender::Broker, WireSign::Retransmission, t)),
+            first_fin.and_then(|t| frames.at(conn, Sender::Broker, WireSign::Fin, t)),
+            first_broker_rst.and_then(|t| frames.at(conn, Sender::Broker, WireSign::Rst, t)),
+            client_rst.and_then(|t| frames.at(conn, Sender::Client, WireSign::Rst, t)),
+        ];
+        st.frames.extend(cited.into_iter().flatten());
+        if let Some(rst) = first_broker_rst {
+            st.frames.extend(
+                frames
+                    .during(conn, &[WireSign::Retransmission], after, rst + 1)
+                    .filter(|x| x.sender == Sender::Client),
+            );
+        }
+        st.frames.sort_by_key(|x| x.frame);
+        st.frames.dedup();
         // Held events may predate the log's start of detail; never report fewer held than
         // delivered and discarded together.
         st.held_publishes += held.max(delivered + discarded);
@@ -704,8 +773,15 @@ fn relative_to_reconnect(st: &StaleData) -> String {
     }
 }
 
-/// The stale-data story in words: only the parts that happened.
+/// The stale-data story in words: only the parts that happened, each with the frames that
+/// show it when the wire is a capture.
 fn stale_evidence(st: &StaleData) -> String {
+    use crate::frames::{cite, of};
+    let frames = |sender, sign| {
+        cite(of(&st.frames, sender, sign))
+            .map(|c| format!(" ({c})"))
+            .unwrap_or_default()
+    };
     let when = format!(
         "{:.3} s after the line returned{}",
         st.first_after_end_s,
@@ -714,14 +790,17 @@ fn stale_evidence(st: &StaleData) -> String {
     let mut parts = Vec::new();
     if st.resent_bytes > 0 {
         parts.push(format!(
-            "{} byte(s) the broker had sent during the outage reached the abandoned connection as its kernel retransmitted them, the first {when}",
-            st.resent_bytes
+            "{} byte(s) the broker had sent during the outage reached the abandoned connection as its kernel retransmitted them, the first {when}{}",
+            st.resent_bytes,
+            frames(Sender::Broker, WireSign::Retransmission)
         ));
     }
     if st.delivered_publishes > 0 || st.held_publishes > 0 {
         parts.push(format!(
-            "{} of {} held PUBLISH(es) delivered to the abandoned connection, the first {when}",
-            st.delivered_publishes, st.held_publishes
+            "{} of {} held PUBLISH(es) delivered to the abandoned connection, the first {when}{}",
+            st.delivered_publishes,
+            st.held_publishes,
+            frames(Sender::Broker, WireSign::StalePublish)
         ));
     }
     if st.discarded_publishes > 0 {
@@ -731,9 +810,10 @@ fn stale_evidence(st: &StaleData) -> String {
         ));
     }
     let too = if parts.is_empty() { "" } else { " too" };
+    let fin = frames(Sender::Broker, WireSign::Fin);
     parts.push(match (st.fin_after_end_s, st.broker_fin_held) {
         (Some(t), _) if t > 0.0 => format!(
-            "the broker's FIN reached the abandoned connection{too}, {t:.3} s after the line returned{}: the broker had closed the connection some time before, and its FIN waited for the line",
+            "the broker's FIN reached the abandoned connection{too}, {t:.3} s after the line returned{}{fin}: the broker had closed the connection some time before, and its FIN waited for the line",
             // The reconnect offset is the first stale arrival's: said here when the FIN was it.
             if t == st.first_after_end_s {
                 relative_to_reconnect(st)
@@ -741,7 +821,7 @@ fn stale_evidence(st: &StaleData) -> String {
                 String::new()
             }
         ),
-        (Some(_), _) => format!("the broker's FIN reached the abandoned connection{too}"),
+        (Some(_), _) => format!("the broker's FIN reached the abandoned connection{too}{fin}"),
         (None, true) => "the broker's FIN discarded".into(),
         // A reset from the broker's side is said below, and says that no FIN came.
         (None, false) if st.broker_rst_after_end_s.is_some() => String::new(),
@@ -751,14 +831,18 @@ fn stale_evidence(st: &StaleData) -> String {
     if let Some(t) = st.broker_rst_after_end_s {
         let answered = if st.client_resent_bytes > 0 {
             format!(
-                ", answering {} byte(s) the client's kernel retransmitted on it",
-                st.client_resent_bytes
+                ", answering {} byte(s) the client's kernel retransmitted on it{}",
+                st.client_resent_bytes,
+                frames(Sender::Client, WireSign::Retransmission)
             )
         } else {
             String::new()
         };
         parts.push(format!(
-            "the broker's side reset the abandoned connection (RST, not a FIN) {t:.3} s after the line returned{answered}{}: the broker had closed that socket before",
+            "the broker's side reset the abandoned connection (RST, not a FIN{}) {t:.3} s after the line returned{answered}{}: the broker had closed that socket before",
+            cite(of(&st.frames, Sender::Broker, WireSign::Rst))
+                .map(|c| format!("; {c}"))
+                .unwrap_or_default(),
             if t == st.first_after_end_s {
                 relative_to_reconnect(st)
             } else {
@@ -767,7 +851,10 @@ fn stale_evidence(st: &StaleData) -> String {
         ));
     }
     if st.answered_by_rst {
-        parts.push("the client's side answered with a reset (RST)".into());
+        parts.push(format!(
+            "the client's side answered with a reset (RST){}",
+            frames(Sender::Client, WireSign::Rst)
+        ));
     }
     parts.join("; ")
 }

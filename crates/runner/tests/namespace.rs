@@ -7,6 +7,9 @@
 //! agent's connect timeout (1 s here) fails it, and the kernel resends an unanswered SYN after
 //! 1 s (TCP_TIMEOUT_INIT).
 
+#[path = "../../analyzer/tests/support/tshark_oracle.rs"]
+mod tshark_oracle;
+
 use linecut_runner::{run, DisplayMode, RunOptions, RunStatus};
 use std::path::{Path, PathBuf};
 
@@ -102,6 +105,14 @@ async fn a_link_cut_is_seen_by_both_kernels_and_leaves_nothing_behind() {
         m.connect_attempts >= 2,
         "attempts during the cut failed and were retried: {m:#?}"
     );
+    // The report cites the SYNs by frame, and tshark agrees with every frame it cites.
+    let cited = m.retransmitted.as_ref().map_or(0, |r| r.frames.len());
+    assert!(
+        cited >= syns.len(),
+        "{cited} frames cited for {} SYNs",
+        syns.len()
+    );
+    tshark_oracle::check_run(&dir, tshark_oracle::broker_port(&dir).unwrap());
     // Nothing of the run is left: no namespace, no link, no table.
     let netns = std::process::Command::new("ip")
         .args(["netns", "list"])
@@ -153,7 +164,61 @@ async fn run_namespace(name: &str, text: &str) -> (PathBuf, linecut_analyzer::Re
     .await
     .unwrap();
     assert_eq!(outcome.status, RunStatus::Complete, "{:?}", outcome.status);
+    // Whatever the test is about, every frame its report cites is what tshark reads.
+    tshark_oracle::check_run(&dir, tshark_oracle::broker_port(&dir).unwrap());
     (dir, outcome.report.unwrap())
+}
+
+/// A pulled cable on a real link: the agent's connects during it fail at once in its own
+/// kernel (network unreachable; no SYN crosses, the carrier is down), it gives up in rumqttc's
+/// K..2K band like in any silent outage, and the report's header names the event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unplugged_cable_fails_connects_at_once_and_the_report_says_which_outage_it_was() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let (dir, report) = run_namespace(
+        "unplug",
+        r#"
+name = "unplug-test"
+duration = "14s"
+[broker]
+kind = "mosquitto"
+[publisher]
+topics = ["t/unplug"]
+interval = "500ms"
+[subscriber]
+keepalive = "2s"
+topics = ["t/#:0"]
+reconnect = "exponential:min=500ms,max=1s"
+[network]
+mode = "namespace"
+[[fault]]
+kind = "unplug"
+at = "2s"
+for = "7s"
+"#,
+    )
+    .await;
+    let w = &report.windows[0];
+    assert_eq!(w.kind, "unplug");
+    let m = &w.subscribers[0];
+    let band = m.client_detect_band.as_ref().unwrap();
+    assert_eq!(band.verdict, linecut_analyzer::Verdict::Inside, "{m:#?}");
+    // 7 s unplugged, giving up by 4 s, retrying every 0.5–1 s: several attempts, each failing
+    // in the kernel at once, none reaching the wire.
+    assert!(m.connect_attempts >= 3, "{m:#?}");
+    let syns = syns_between(
+        &dir.join("capture.pcap"),
+        w.outage_start_us,
+        w.outage_end_us,
+    );
+    assert!(syns.is_empty(), "SYNs crossed an unplugged cable: {syns:?}");
+    assert!(m.reconnect_s.is_some_and(|s| s >= 0.0), "{m:#?}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("the device's cable pulled"), "{md}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// 20 % loss both ways for 8 s with QoS 1: TCP retransmits what the link drops, so nothing is
