@@ -117,7 +117,7 @@ pub fn client(library: ClientFamily, k: u16) -> Option<Rule> {
     let (high_s, rule, tolerance) = match library {
         ClientFamily::Rumqttc => (2.0 * k, "rumqttc sends PINGREQ every K from CONNACK, whatever else it sends or receives, and gives up at the next tick if that PINGREQ is still unanswered: K..2K after the outage starts", RUMQTTC_TOLERANCE),
         ClientFamily::Libmosquitto => (2.0 * k + 1.0, "libmosquitto sends PINGREQ once K has passed since it last sent a packet and gives up K after an unanswered PINGREQ; its loop checks about once a second: K..2K+1 s", PAHO_TOLERANCE),
-        ClientFamily::Paho => (2.0 * k + 1.0, "paho sends PINGREQ once K has passed since it last sent a packet (incoming data does not postpone it) and gives up K after an unanswered PINGREQ; it checks on each loop wake-up, at least once a second: K..2K+1 s", PAHO_TOLERANCE),
+        ClientFamily::Paho => (2.0 * k + 1.0, "paho sends PINGREQ once K has passed since it last sent a packet or since it last received one, whichever is first (so incoming data does not postpone it), and gives up K after an unanswered PINGREQ; it checks on each loop wake-up, at least once a second: K..2K+1 s (client.py `_check_keepalive`, the same in paho-mqtt 1.0, 1.6 and 2.1)", PAHO_TOLERANCE),
         _ => return None,
     };
     Some(Rule {

@@ -54,8 +54,10 @@ impl ClientKind {
     }
 }
 
-/// The paho-mqtt series a `paho-python` client can pin.
-pub const PAHO_SERIES: [&str; 2] = ["1.6", "2"];
+/// The paho-mqtt series a `paho-python` client can pin. 1.0 is the release of 2014 (the seed's
+/// client): MQTT 3.1.1 only, and `loop_forever` reconnects 1 s after each failure with no
+/// back-off setting.
+pub const PAHO_SERIES: [&str; 3] = ["1.0", "1.6", "2"];
 
 /// Placeholders a `command` argument may contain, and what each becomes.
 pub const PLACEHOLDERS: [(&str, &str); 8] = [

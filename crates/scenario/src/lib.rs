@@ -255,6 +255,9 @@ impl Scenario {
                     out.push_str(&format!("count = {c}\n"));
                 }
             }
+            if let LinkKind::Cut { layer } = link.kind {
+                out.push_str(&format!("layer = \"{}\"\n", layer.name()));
+            }
             if let LinkKind::Loss { probability } = link.kind {
                 out.push_str(&format!("probability = {probability}\n"));
             }
@@ -879,6 +882,19 @@ impl Checker<'_> {
                         closest(paho, client::PAHO_SERIES).map(|s| format!("`{s}`")),
                     );
                     ok = false;
+                }
+                if paho == "1.0" {
+                    // What paho-mqtt 1.0 does not have cannot be asked of it.
+                    if let Some(m) = &s.mqtt {
+                        if Protocol::parse(m.get_ref()) == Ok(Protocol::V5) {
+                            self.problem(m.span(), "subscriber.mqtt", "paho-mqtt 1.0 speaks MQTT 3.1 and 3.1.1 only (MQTT 5 came in 1.5); use paho = \"1.6\" or \"2\"");
+                            ok = false;
+                        }
+                    }
+                    if let Some(r) = &s.reconnect {
+                        self.problem(r.span(), "subscriber.reconnect", "paho-mqtt 1.0 has no reconnect delay setting: its loop_forever sleeps 1 s after each failure and tries again; remove `reconnect`");
+                        ok = false;
+                    }
                 }
                 if let Some(r) = &s.reconnect {
                     if let Ok(ReconnectPolicy::Exponential { jitter, .. }) =

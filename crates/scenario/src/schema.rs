@@ -83,7 +83,7 @@ pub fn json_schema() -> Value {
                     "resubscribe": {"enum": ["always", "when-session-lost", "never"], "description": "rumqttc only"},
                     "mqtt": {"enum": ["3.1.1", "5"]},
                     "client": {"enum": ["rumqttc", "paho-python", "mosquitto_sub", "command"], "description": "who subscribes through the proxy; default rumqttc (linecut's agent)"},
-                    "paho": {"enum": ["1.6", "2"], "description": "paho-python only: the paho-mqtt series"},
+                    "paho": {"enum": crate::client::PAHO_SERIES, "description": "paho-python only: the paho-mqtt series"},
                     "python": {"type": "string", "description": "paho-python only: the Python to run linecut's paho script with"},
                     "command": {"type": "array", "minItems": 1, "items": {"type": "string"}, "description": "command only: program and arguments, no shell; placeholders {host} {port} {client_id} {keepalive} {topic} {qos} {clean_session} {mqtt}"},
                     "pattern": {"type": "string", "description": "command only: a regex with (?P<seq>..) [and (?P<ts>..)] or (?P<payload>..) for stdout lines; without it stdout carries linecut events"},

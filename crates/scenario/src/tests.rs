@@ -296,9 +296,10 @@ fn the_json_schema_describes_exactly_the_keys_the_parser_accepts() {
         .iter()
         .flat_map(|f| f.as_table().unwrap().keys().cloned())
         .collect();
-    // `probability` belongs to the link faults of namespace mode, which FULL (proxy mode)
-    // cannot hold; NAMESPACE has it.
+    // `probability` and `layer` belong to the link faults of namespace mode, which FULL
+    // (proxy mode) cannot hold; NAMESPACE has them.
     fault_keys.push("probability".into());
+    fault_keys.push("layer".into());
     fault_keys.sort();
     fault_keys.dedup();
     assert_eq!(props(&schema["properties"]["fault"]["items"]), fault_keys);
@@ -370,6 +371,21 @@ fn client_kind_errors_name_field_and_fix() {
     let e = subscriber_of("client = \"paho-python\"\npaho = \"1.5\"").unwrap_err();
     assert!(
         e.contains("subscriber.paho: `1.5` is not a paho-mqtt series"),
+        "{e}"
+    );
+    // paho-mqtt 1.0, the seed's client: no MQTT 5, no reconnect delay to set.
+    assert!(subscriber_of("client = \"paho-python\"\npaho = \"1.0\"").is_ok());
+    let e = subscriber_of("client = \"paho-python\"\npaho = \"1.0\"\nmqtt = \"5\"").unwrap_err();
+    assert!(
+        e.contains("c.toml:5:8: subscriber.mqtt: paho-mqtt 1.0 speaks MQTT 3.1 and 3.1.1 only"),
+        "{e}"
+    );
+    let e = subscriber_of(
+        "client = \"paho-python\"\npaho = \"1.0\"\nreconnect = \"exponential:min=1s,max=4s\"",
+    )
+    .unwrap_err();
+    assert!(
+        e.contains("subscriber.reconnect: paho-mqtt 1.0 has no reconnect delay setting"),
         "{e}"
     );
     let e = subscriber_of("client = \"mosquitto_sub\"\nkeepalive = \"2s\"").unwrap_err();
@@ -562,6 +578,7 @@ kind = "cut"
 at = "5s"
 for = "10s"
 start_jitter = "K"
+layer = "link"
 [[fault]]
 kind = "loss"
 at = "20s"
@@ -585,6 +602,7 @@ fn a_namespace_scenario_reads_its_link_faults_and_device_settings_and_resolves_t
     );
     assert!(s.faults.is_empty());
     assert_eq!(s.link_faults.len(), 2);
+    assert_eq!(s.link_faults[0].to_string(), "cut:at=5s,for=10s,layer=link");
     assert_eq!(
         s.link_faults[1].to_string(),
         "loss:at=20s,for=5s,dir=down,target=client=paho*,probability=0.2"
