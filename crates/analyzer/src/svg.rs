@@ -3,9 +3,11 @@
 //! The upper panel plots every delivered message as its publish time against its receive time:
 //! on time, the points lie on the grey diagonal; a hole in the data is a gap along it; late data
 //! sits to the right of it. Fault windows are shaded across both panels. The lower panel has one
-//! lane per proxied connection of a subscriber: a solid bar while both sides had it open, a thin
-//! bar from the moment one side closed it until the proxy let it go (the old connection does not
-//! look alive through an outage it did not survive), and the marks that tell the story: PINGREQ
+//! lane per connection of a subscriber: a solid bar while both sides had it open, a thin bar from
+//! the first side's close by the evidence (its FIN or RST, the client's give-up, the broker's
+//! log) until both were done or the proxy let it go (the old connection does not look alive
+//! through an outage it did not survive), and the marks that tell the story: each connect
+//! attempt the client reported (▲, whether or not it reached the wire), PINGREQ
 //! (a cross, red when no PINGRESP answered it), PINGRESP (a dot just below), the client giving up
 //! (▼), the broker closing its side (■), stale data reaching a connection the client had left
 //! (◆), a reset (R), and on a real link (a namespace run's capture) every retransmission and SYN
@@ -49,6 +51,9 @@ struct Lane {
     /// (an attempt whose handshake never completed ends at its last SYN, not the run's end).
     last_seen: f64,
     mqtt: bool,
+    /// The proxy said when it let the connection go; a capture has no such record, and the
+    /// lane ends when both sides are done by their own records instead.
+    released: bool,
 }
 
 /// Splits a title into lines of at most `width` characters, at `__` (a sweep cell's axes), ` — `
@@ -134,6 +139,7 @@ pub fn render(report: &Report, run: &Run) -> String {
                         resent: Vec::new(),
                         last_seen: t(e.ts_us),
                         mqtt: false,
+                        released: false,
                     },
                 );
             }
@@ -192,14 +198,68 @@ pub fn render(report: &Report, run: &Run) -> String {
             EventKind::ConnClosed(c) => {
                 if let Some(l) = lanes.get_mut(&c.conn) {
                     l.closed = t(e.ts_us);
+                    l.released = true;
                 }
             }
             _ => {}
         }
     }
+    // The sides' own records of a connection's end: the client's give-up (its report) and the
+    // broker's drop (its log), on the client's connection open at the time. On a cut link the
+    // FIN of either waits for the line, so the wire alone would keep the bar solid through an
+    // outage neither side still believed in.
+    let own_ends: Vec<(String, f64)> = run
+        .subscriber
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Disconnected(d) if d.cause != DisconnectCause::Requested => {
+                Some((d.client.clone(), t(e.ts_us)))
+            }
+            _ => None,
+        })
+        .collect();
+    let broker_drops: Vec<(String, f64)> = run
+        .broker_log
+        .iter()
+        .filter(|l| l.kind == linecut_events::broker_log::BrokerLogKind::KeepaliveTimeout)
+        .map(|l| (l.client.clone(), t(l.ts_us)))
+        .collect();
+    let opened_of: Vec<(u64, String, f64)> = lanes
+        .iter()
+        .filter_map(|(conn, l)| Some((*conn, client_of.get(conn)?.clone(), l.opened)))
+        .collect();
     for (conn, lane) in lanes.iter_mut() {
         if let Some(id) = client_of.get(conn) {
             lane.label = format!("conn {conn} ({id})");
+            // This connection's time as the client's: until its next connection opened.
+            let next = opened_of
+                .iter()
+                .filter(|(c, i, o)| c != conn && i == id && *o > lane.opened)
+                .map(|(_, _, o)| *o)
+                .fold(f64::INFINITY, f64::min);
+            let in_life = |list: &[(String, f64)]| {
+                list.iter()
+                    .filter(|(c, at)| c == id && *at >= lane.opened && *at < next)
+                    .map(|(_, at)| *at)
+                    .fold(f64::INFINITY, f64::min)
+            };
+            let gave_up = in_life(&own_ends);
+            let dropped = in_life(&broker_drops);
+            for side in [gave_up, dropped] {
+                if side.is_finite() {
+                    lane.first_close = Some(lane.first_close.map_or(side, |f| f.min(side)));
+                }
+            }
+            if !lane.released {
+                // Done when both sides are, each by its earliest record (its own, or its FIN
+                // or RST on the wire); while one is unknown the lane runs on.
+                let client_done = lane.client_closed.unwrap_or(f64::INFINITY).min(gave_up);
+                let broker_done = lane.broker_closed.unwrap_or(f64::INFINITY).min(dropped);
+                let both = client_done.max(broker_done);
+                if both.is_finite() {
+                    lane.closed = lane.closed.min(both.max(lane.opened));
+                }
+            }
         }
         if !lane.mqtt && lane.first_close.is_none() {
             lane.closed = lane.closed.min(lane.last_seen.max(lane.opened + 0.05));
@@ -237,6 +297,27 @@ pub fn render(report: &Report, run: &Run) -> String {
         });
         if let Some(lane) = lane {
             gave_up.push((at, lane));
+        }
+    }
+    // Every connect attempt the client reported, on its row (the lane of its connection open or
+    // last opened at the time): attempts that never reached the wire (refused in its kernel,
+    // dead in neighbour resolution) have no lane of their own, and are drawn all the same.
+    let mut attempts: Vec<(f64, usize)> = Vec::new();
+    for e in &run.subscriber {
+        let EventKind::ConnectAttempt(a) = &e.kind else {
+            continue;
+        };
+        let at = t(e.ts_us);
+        let lane = lanes
+            .iter()
+            .rposition(|(conn, l)| client_of.get(conn) == Some(&a.client) && l.opened <= at)
+            .or_else(|| {
+                lanes
+                    .iter()
+                    .position(|(conn, _)| client_of.get(conn) == Some(&a.client))
+            });
+        if let Some(lane) = lane {
+            attempts.push((at, lane));
         }
     }
     // Pings ride on whichever connection of that client was open at the time.
@@ -428,6 +509,10 @@ pub fn render(report: &Report, run: &Run) -> String {
                     )));
                 }
             }
+            let _ = chart.draw_series(attempts.iter().map(|&(x, lane)| {
+                EmptyElement::at((x, lane as f64 + 0.35))
+                    + Polygon::new(vec![(-4, -14), (4, -14), (0, -20)], BLACK.mix(0.6).filled())
+            }));
             let _ = chart.draw_series(gave_up.iter().map(|&(x, lane)| {
                 EmptyElement::at((x, lane as f64 + 0.35))
                     + Polygon::new(vec![(-6, -10), (6, -10), (0, -1)], GAVE_UP.filled())
@@ -462,7 +547,7 @@ pub fn render(report: &Report, run: &Run) -> String {
             }));
         }
         // The marks' legend, under the lanes, wrapped to the canvas.
-        let legend = "Connections: solid while both sides had one, thin once one side closed. × PINGREQ (red: unanswered), ● PINGRESP, ▼ client gave up, ■ broker closed, ◆ stale data reached an abandoned connection, R reset, | resent on a real link (client's above a bar, broker's below).";
+        let legend = "Connections: solid while both sides had one, thin from the first side's close (its FIN or RST, the client's give-up, the broker's log) until both were done. ▲ connect attempt (the client's record, whether or not it reached the wire), × PINGREQ (red: unanswered), ● PINGRESP, ▼ client gave up, ■ broker closed, ◆ stale data reached an abandoned connection, R reset, | resent on a real link (client's above a bar, broker's below).";
         for (i, line) in wrap(legend, TITLE_CHARS + 40).iter().enumerate() {
             let _ = root.draw(&Text::new(
                 line.clone(),

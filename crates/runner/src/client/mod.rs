@@ -658,6 +658,13 @@ impl ClientFleet {
             messages += c.counts.messages.load(Ordering::Relaxed);
             disconnects += c.counts.disconnects.load(Ordering::Relaxed);
         }
+        // A client that wrote nothing on stderr leaves no empty log behind (a run directory
+        // holds what happened, and an empty file says nothing).
+        for path in &self.stderr_files {
+            if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) {
+                let _ = std::fs::remove_file(path);
+            }
+        }
         (messages, disconnects)
     }
 }
