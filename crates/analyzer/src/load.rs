@@ -516,7 +516,7 @@ fn add_link_capture(run: &mut Run, pcap: &Path, port: u16) -> Result<(), Analyze
     run.proxy.sort_by_key(|e| e.ts_us);
     if let Some(stopped) = info.stopped {
         run.warnings.push(format!(
-            "capture.pcap could not be read to its end: {stopped}"
+            "capture.pcap could not be read to its end: {stopped}; the wire's view, and the frames this report can cite, stop there"
         ));
     }
     Ok(())

@@ -43,7 +43,6 @@ use linecut_agent::{
 use linecut_broker::BrokerError;
 use linecut_events::{now_us, AgentStopped, EventKind, RunSummary};
 use linecut_model::{ClientFamily, ClientIdentity, PublisherSettings};
-use linecut_proxy::Status;
 use linecut_scenario::Scenario;
 use run_dir::RunDir;
 use stack::Stack;
@@ -382,16 +381,8 @@ async fn experiment(
         reporter.phase("running");
         let end = tokio::time::Instant::from_std(t0 + scenario.duration);
         loop {
-            let active: Vec<&str> = proxy
-                .as_ref()
-                .map(|p| {
-                    p.faults()
-                        .iter()
-                        .filter(|f| f.status == Status::Active)
-                        .map(|f| f.kind)
-                        .collect()
-                })
-                .unwrap_or_default();
+            // Proxy faults or link faults alike (namespace mode showed "no fault" during cuts).
+            let active = stack.active_faults();
             let (connected, messages) = subjects.progress(proxy.as_ref());
             reporter.tick(t0.elapsed(), &active, connected, s.count, messages);
             tokio::select! {

@@ -30,6 +30,8 @@ pub(crate) struct LinkFront {
     started: Arc<AtomicU32>,
     /// Why the schedule stopped, when a change could not be applied.
     failed: Arc<Mutex<Option<String>>>,
+    /// The kinds of the faults active now, by fault index (for the progress line).
+    active: Arc<Mutex<BTreeMap<usize, &'static str>>>,
 }
 
 /// One scheduled change: at `at` (from the experiment start), fault `index` starts or ends.
@@ -73,6 +75,7 @@ impl LinkFront {
             scheduler: None,
             started: Arc::new(AtomicU32::new(0)),
             failed: Arc::new(Mutex::new(None)),
+            active: Arc::new(Mutex::new(BTreeMap::new())),
         })
     }
 
@@ -89,8 +92,12 @@ impl LinkFront {
         let id = self.topology.id;
         let members = self.topology.members.clone();
         let (started, failed) = (self.started.clone(), self.failed.clone());
+        let active = self.active.clone();
         self.scheduler = Some(tokio::spawn(async move {
-            let played = play(faults, ids, members, id, run_length, t0, sink, &started).await;
+            let played = play(
+                faults, ids, members, id, run_length, t0, sink, &started, &active,
+            )
+            .await;
             if let Err(e) = played {
                 *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
             }
@@ -133,6 +140,16 @@ impl LinkFront {
             .iter()
             .filter(|m| seen.contains(&std::net::IpAddr::V4(m.addr)))
             .count() as u32
+    }
+
+    /// The kinds of the faults active now.
+    pub fn active(&self) -> Vec<&'static str> {
+        self.active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .copied()
+            .collect()
     }
 
     /// Fault occurrences started so far.
@@ -214,6 +231,7 @@ async fn play(
     t0: Instant,
     sink: EventSink,
     started: &AtomicU32,
+    now_active: &Mutex<BTreeMap<usize, &'static str>>,
 ) -> Result<(), String> {
     let mut active: BTreeMap<usize, ()> = BTreeMap::new();
     for change in changes(&faults, run_length) {
@@ -289,6 +307,14 @@ async fn play(
             .saturating_sub(change.at.as_micros()) as u64;
         let fault = change.index as u64 + 1;
         let kind = spec.kind.name().to_string();
+        {
+            let mut shown = now_active.lock().unwrap_or_else(|p| p.into_inner());
+            if change.start {
+                shown.insert(change.index, spec.kind.name());
+            } else {
+                shown.remove(&change.index);
+            }
+        }
         if change.start {
             started.fetch_add(1, Ordering::Relaxed);
             sink.emit(EventKind::FaultStarted(FaultStarted {

@@ -276,6 +276,20 @@ impl Stack {
         }
     }
 
+    /// The kinds of the faults active now, whichever front plays them.
+    pub fn active_faults(&self) -> Vec<&'static str> {
+        match &self.front {
+            Front::Proxy(p) => p
+                .handle
+                .faults()
+                .iter()
+                .filter(|f| f.status == linecut_proxy::Status::Active)
+                .map(|f| f.kind)
+                .collect(),
+            Front::Links(l, _) => l.active(),
+        }
+    }
+
     /// Fault occurrences started so far.
     pub fn faults_started(&self) -> u32 {
         match &self.front {

@@ -113,6 +113,7 @@ async fn a_link_cut_is_seen_by_both_kernels_and_leaves_nothing_behind() {
         syns.len()
     );
     tshark_oracle::check_run(&dir, tshark_oracle::broker_port(&dir).unwrap());
+    wire_view_lost_is_said_not_fatal(&dir);
     // Nothing of the run is left: no namespace, no link, no table.
     let netns = std::process::Command::new("ip")
         .args(["netns", "list"])
@@ -125,6 +126,39 @@ async fn a_link_cut_is_seen_by_both_kernels_and_leaves_nothing_behind() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&links.stdout).contains(&run_id));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A run whose capture was cut short, emptied (a killed run's) or deleted is still analysed
+/// from its events; the report says what it could not read and cites nothing past it.
+fn wire_view_lost_is_said_not_fatal(dir: &Path) {
+    let pcap = dir.join("capture.pcap");
+    let whole = std::fs::read(&pcap).unwrap();
+    let cases: [(&str, Option<&[u8]>, &str); 3] = [
+        (
+            "truncated",
+            Some(&whole[..whole.len() / 2 + 3]),
+            "could not be read to its end",
+        ),
+        ("empty", Some(&[]), "capture.pcap could not be read"),
+        ("deleted", None, "capture.pcap is missing"),
+    ];
+    for (what, bytes, said) in cases {
+        match bytes {
+            Some(b) => std::fs::write(&pcap, b).unwrap(),
+            None => std::fs::remove_file(&pcap).unwrap(),
+        }
+        let report = linecut_analyzer::analyze_dir(dir)
+            .unwrap_or_else(|e| panic!("{what} capture: the run was not analysed: {e}"));
+        assert!(
+            report.warnings.iter().any(|w| w.contains(said)),
+            "{what}: {:?}",
+            report.warnings
+        );
+        if bytes.is_some_and(|b| !b.is_empty()) {
+            tshark_oracle::check_run(dir, tshark_oracle::broker_port(dir).unwrap());
+        }
+    }
+    std::fs::write(&pcap, &whole).unwrap();
 }
 
 /// SYNs (without ACK) the subscriber sent in `[from, until)`.
