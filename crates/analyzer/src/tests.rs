@@ -655,6 +655,9 @@ fn topic_filters_match_as_mqtt_does() {
 /// With `broker_resets`, the broker had closed that socket instead: at 15.3 s its kernel
 /// answers the client's side with RST and no data or FIN ever comes (what a real link showed
 /// in the seed re-run).
+#[path = "../tests/support/tshark_oracle.rs"]
+mod tshark_oracle;
+
 fn captured_pull(path: &std::path::Path, broker_resets: bool) {
     use linecut_capture::{LegSide, PcapTap};
     use linecut_mqtt::encode;
@@ -815,6 +818,13 @@ fn a_broker_reset_on_the_abandoned_connection_is_told_as_a_reset_not_a_fin() {
         .find(|f| f.sign == crate::frames::WireSign::Rst)
         .expect("the RST's frame is cited");
     assert_eq!(rst.sender, crate::frames::Sender::Broker, "{st:?}");
+    // What `linecut analyze CAPTURE` cites, checked against tshark's reading of the capture.
+    let checked = tshark_oracle::check(
+        &serde_json::to_value(&r).unwrap(),
+        &dir.join("pull.pcap"),
+        1883,
+    );
+    assert!(checked >= 1, "{checked}");
     assert!(
         told.evidence.contains(&format!(
             "reset the abandoned connection (RST, not a FIN; frame {})",

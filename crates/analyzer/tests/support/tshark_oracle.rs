@@ -7,6 +7,9 @@
 //! an ARP or neighbour-discovery request or reply). Shared by the analyzer's test of the
 //! committed runs and the runner's namespace tests (included by path: it is test code only).
 
+// Each includer uses part of it (the unit tests `check`, the suites `check_run`).
+#![allow(dead_code)]
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -143,12 +146,19 @@ fn claims<'a>(value: &'a serde_json::Value, out: &mut Vec<&'a serde_json::Value>
 pub fn check_run(run: &Path, port: u16) -> usize {
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(run.join("report.json")).unwrap()).unwrap();
+    check(&report, &run.join("capture.pcap"), port)
+}
+
+/// Checks every frame `report` (a report as JSON) cites against tshark's reading of `pcap`
+/// (what `linecut analyze CAPTURE` read), whose MQTT port is `port`.
+pub fn check(report: &serde_json::Value, pcap: &Path, port: u16) -> usize {
+    let run = pcap;
     let mut cited = Vec::new();
-    claims(&report, &mut cited);
+    claims(report, &mut cited);
     if cited.is_empty() {
         return 0;
     }
-    let frames = read(&run.join("capture.pcap"), port);
+    let frames = read(pcap, port);
     let mut wrong = Vec::new();
     for claim in &cited {
         let n = claim["frame"].as_u64().unwrap();
