@@ -78,11 +78,13 @@ fn read(pcap: &Path, port: u16) -> HashMap<u64, Seen> {
         .args(&args)
         .output()
         .expect("tshark is the oracle of these tests: scripts/test --setup installs it");
+    // A capture cut short mid-frame is read up to the cut, by tshark as by linecut: tshark
+    // says so and exits non-zero, with every whole frame printed.
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.success(),
-        "tshark on {}: {}",
+        out.status.success() || stderr.contains("cut short in the middle of a packet"),
+        "tshark on {}: {stderr}",
         pcap.display(),
-        String::from_utf8_lossy(&out.stderr)
     );
     let flag = |v: &str| v == "1" || v == "True";
     let mut frames = HashMap::new();
