@@ -144,13 +144,19 @@ impl LinkFaultSpec {
                     })?
                 }
                 "probability" if own.contains(&"probability") => {
+                    // The rule draws in millionths (`numgen … mod 1000000`): a probability that
+                    // rounds to 0 or to 1 000 000 of them is refused here, not by nft at the
+                    // fault's start.
                     probability = Some(
                         value
                             .parse::<f64>()
                             .ok()
-                            .filter(|p| *p > 0.0 && *p < 1.0)
+                            .filter(|p| (1.0..=999_999.0).contains(&(p * 1e6).round()))
                             .ok_or_else(|| {
-                                err("probability", "must be a number between 0 and 1, e.g. 0.2")
+                                err(
+                                    "probability",
+                                    "must be a number from 0.000001 to 0.999999 (the rule draws in millionths), e.g. 0.2",
+                                )
                             })?,
                     )
                 }
@@ -332,6 +338,17 @@ mod tests {
         for (kind, pairs, key) in [
             ("loss", vec![("for", "1s")], Some("probability")),
             ("loss", vec![("probability", "1.5")], Some("probability")),
+            (
+                "loss",
+                vec![("probability", "0.9999996")],
+                Some("probability"),
+            ),
+            (
+                "loss",
+                vec![("probability", "0.0000004")],
+                Some("probability"),
+            ),
+            ("loss", vec![("probability", "NaN")], Some("probability")),
             ("cut", vec![("hold", "1KiB")], Some("hold")),
             ("cut", vec![("dir", "sideways")], Some("dir")),
             ("cut", vec![("for", "0s")], Some("for")),

@@ -437,6 +437,22 @@ impl Checker<'_> {
         let broker = self.broker(&raw);
         let publisher = self.publisher(&raw);
         let subscriber = self.subscriber(&raw, duration);
+        // rumqttd, the embedded broker, refuses client ids with `+ $ # /` (legal in MQTT;
+        // `validate_clientid` in its router), and then fails in ways that hide why.
+        if let (Some(BrokerSpec::Embedded), Some(sub)) = (&broker, &subscriber) {
+            if let Some(c) = "+$#/".chars().find(|c| sub.settings.client_id.contains(*c)) {
+                let span = raw
+                    .subscriber
+                    .as_ref()
+                    .and_then(|s| s.client_id.as_ref())
+                    .map_or(0..0, |c| c.span());
+                self.problem(
+                    span,
+                    "subscriber.client_id",
+                    format!("contains `{c}`, which the embedded broker (rumqttd) refuses in a client id; use kind = \"mosquitto\" to test such ids"),
+                );
+            }
+        }
         let network = self.network(raw.network.as_ref());
         let namespace = network
             .as_ref()
@@ -1131,34 +1147,44 @@ impl Checker<'_> {
                 }
             },
         };
-        let mut count = |v: &Option<Spanned<i64>>, field: &str, max: i64| -> Option<i64> {
-            let v = v.as_ref()?;
-            if (0..=max).contains(v.get_ref()) {
-                Some(*v.get_ref())
-            } else {
-                self.problem(
-                    v.span(),
-                    field,
-                    format!("must be a whole number from 0 to {max}"),
-                );
-                ok = false;
-                None
-            }
-        };
+        let mut count =
+            |v: &Option<Spanned<i64>>, field: &str, min: i64, max: i64| -> Option<i64> {
+                let v = v.as_ref()?;
+                if (min..=max).contains(v.get_ref()) {
+                    Some(*v.get_ref())
+                } else {
+                    self.problem(
+                        v.span(),
+                        field,
+                        format!("must be a whole number from {min} to {max}"),
+                    );
+                    ok = false;
+                    None
+                }
+            };
+        // The kernel refuses tcp_syn_retries = 0 (its minimum is 1): caught here, not when the
+        // run's namespace is already built.
         let syn_retries = count(
             &n.tcp_syn_retries,
             "network.tcp_syn_retries",
+            1,
             i64::from(MAX_SYN_RETRIES),
         )
         .map(|v| v as u8);
         let retries2 = count(
             &n.tcp_retries2,
             "network.tcp_retries2",
+            0,
             i64::from(MAX_RETRIES2),
         )
         .map(|v| v as u8);
-        let probes =
-            count(&n.tcp_keepalive_probes, "network.tcp_keepalive_probes", 127).map(|v| v as u8);
+        let probes = count(
+            &n.tcp_keepalive_probes,
+            "network.tcp_keepalive_probes",
+            0,
+            127,
+        )
+        .map(|v| v as u8);
         let mut secs = |v: &Option<Spanned<String>>, field: &str| -> Option<u32> {
             let v = v.as_ref()?;
             match self.whole_seconds(v, field, 32_767) {

@@ -49,7 +49,7 @@ pub fn json_schema() -> Value {
                 "type": "object", "additionalProperties": false,
                 "properties": {
                     "mode": {"enum": ["proxy", "namespace"], "description": "proxy (default): faults in linecut's MQTT-aware proxy; namespace: each subscriber in its own network namespace, faults as nftables rules on its link (Linux, root)"},
-                    "tcp_syn_retries": {"type": "integer", "minimum": 0, "maximum": 127, "description": "namespace mode: the subscribers' kernel setting"},
+                    "tcp_syn_retries": {"type": "integer", "minimum": 1, "maximum": 127, "description": "namespace mode: the subscribers' kernel setting"},
                     "tcp_retries2": {"type": "integer", "minimum": 0, "maximum": 127, "description": "namespace mode: the subscribers' kernel setting"},
                     "tcp_keepalive_time": duration(),
                     "tcp_keepalive_intvl": duration(),

@@ -373,6 +373,15 @@ fn client_kind_errors_name_field_and_fix() {
         e.contains("subscriber.paho: `1.5` is not a paho-mqtt series"),
         "{e}"
     );
+    // The embedded broker refuses these ids (the reliability review's D1): said at validate.
+    for id in ["a+b", "a/b", "$x", "a#"] {
+        let e = subscriber_of(&format!("client_id = \"{id}\"")).unwrap_err();
+        assert!(
+            e.contains("c.toml:3:13: subscriber.client_id: contains")
+                && e.contains("the embedded broker (rumqttd) refuses"),
+            "{id}: {e}"
+        );
+    }
     // paho-mqtt 1.0, the seed's client: no MQTT 5, no reconnect delay to set.
     assert!(subscriber_of("client = \"paho-python\"\npaho = \"1.0\"").is_ok());
     let e = subscriber_of("client = \"paho-python\"\npaho = \"1.0\"\nmqtt = \"5\"").unwrap_err();
@@ -642,6 +651,14 @@ fn a_fault_of_the_other_mode_is_an_error_naming_the_kind_and_the_mode() {
     );
     let e = errors(&NAMESPACE.replace("tcp_syn_retries = 3", "tcp_syn_retries = 300"));
     assert!(e.contains("network.tcp_syn_retries"), "{e}");
+    // The kernel's minimum is 1: refused at validate, not once the namespace exists (D6).
+    let e = errors(&NAMESPACE.replace("tcp_syn_retries = 3", "tcp_syn_retries = 0"));
+    assert!(
+        e.contains("network.tcp_syn_retries: must be a whole number from 1 to 127"),
+        "{e}"
+    );
+    let e = errors(&NAMESPACE.replace("probability = 0.2", "probability = 0.9999996"));
+    assert!(e.contains("fault[2].probability"), "{e}");
     let e = errors(&NAMESPACE.replace(
         "kind = \"mosquitto\"",
         "kind = \"external\"\naddress = \"127.0.0.1:1883\"",
