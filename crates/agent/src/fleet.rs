@@ -10,20 +10,9 @@ use linecut_events::EventSink;
 use std::sync::Arc;
 use tokio::sync::watch;
 
-/// Client ids for a fleet: `{n}` in `pattern` becomes 1..=count; without `{n}`, `-n` is appended.
-pub fn fleet_ids(pattern: &str, count: u32) -> Vec<String> {
-    (1..=count)
-        .map(|n| {
-            if pattern.contains("{n}") {
-                pattern.replace("{n}", &n.to_string())
-            } else if count == 1 {
-                pattern.to_string()
-            } else {
-                format!("{pattern}-{n}")
-            }
-        })
-        .collect()
-}
+/// Client ids for a fleet: one definition, in the model, for the agent, the runner and the
+/// scenario checker (which matches fault targets against them).
+pub use linecut_model::glob::fleet_ids;
 
 /// Totals over a fleet.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

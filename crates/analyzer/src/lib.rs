@@ -357,8 +357,12 @@ pub fn analyze(run: &Run) -> Report {
     for (i, w) in windows.iter().enumerate() {
         // Exclusive bound: the run's last event itself belongs to the last window.
         let horizon = windows.get(i + 1).map_or(run_end + 1, |n| n.start);
+        // A fault played on some subscribers (`target = "client=PATTERN"`) is measured on
+        // those only: the others had no outage to notice, ride through or be judged against.
+        let target = linecut_model::spec_target(&w.spec);
         let subscribers: Vec<WindowMetrics> = clients
             .values()
+            .filter(|c| target.as_ref().is_none_or(|g| g.matches(&c.id)))
             .map(|c| {
                 let mut m = window_metrics(&ctx, c, w, horizon);
                 let seen = window_metrics(&ctx, &wire_clients[c.id.as_str()], w, horizon);

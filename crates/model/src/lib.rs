@@ -16,10 +16,12 @@
 //! - [`network`]: proxy or namespace mode, the link fault kinds, the device's TCP settings;
 //! - [`link`]: a link fault (namespace mode) parsed from its keys;
 //! - [`payload`]: the publisher's payload format (`lc1/<seq>/<ts>/`);
+//! - [`glob`]: a fleet's client ids and the `target = "client=PATTERN"` globs over them;
 //! - [`text`]: the one check for user text that becomes a file name or a command argument.
 
 pub mod duration;
 pub mod expect;
+pub mod glob;
 pub mod identity;
 pub mod link;
 pub mod metric;
@@ -33,6 +35,7 @@ pub mod text;
 
 pub use duration::{parse_duration, MAX_DURATION};
 pub use expect::Condition;
+pub use glob::{fleet_ids, spec_target, Glob};
 pub use identity::{BrokerFamily, ClientFamily, ClientIdentity};
 pub use link::{LinkDir, LinkFaultSpec, LinkSpecError, LinkTarget};
 pub use metric::{Metric, MetricName, MetricScope};

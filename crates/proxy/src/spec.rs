@@ -125,48 +125,13 @@ impl fmt::Display for Target {
         match self {
             Target::All => f.write_str("all"),
             Target::New => f.write_str("new"),
-            Target::Client(glob) => write!(f, "client={}", glob.pattern),
+            Target::Client(glob) => write!(f, "client={}", glob.pattern()),
         }
     }
 }
 
-/// A glob over client ids: `*` matches any run of characters, `?` exactly one.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Glob {
-    pattern: String,
-}
-
-impl Glob {
-    pub fn new(pattern: &str) -> Self {
-        Glob {
-            pattern: pattern.to_string(),
-        }
-    }
-
-    pub fn matches(&self, text: &str) -> bool {
-        let pattern: Vec<char> = self.pattern.chars().collect();
-        let text: Vec<char> = text.chars().collect();
-        // Iterative matcher with one backtrack point: linear for the patterns people write.
-        let (mut p, mut t) = (0, 0);
-        let mut star: Option<(usize, usize)> = None;
-        while t < text.len() {
-            if p < pattern.len() && (pattern[p] == '?' || pattern[p] == text[t]) {
-                p += 1;
-                t += 1;
-            } else if p < pattern.len() && pattern[p] == '*' {
-                star = Some((p, t));
-                p += 1;
-            } else if let Some((sp, st)) = star {
-                p = sp + 1;
-                t = st + 1;
-                star = Some((sp, st + 1));
-            } else {
-                return false;
-            }
-        }
-        pattern[p..].iter().all(|&c| c == '*')
-    }
-}
+/// Client-id globs are one definition for every fault, in either mode.
+pub use linecut_model::Glob;
 
 /// Repetition of a fault: every `every`, `count` occurrences (None = forever).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,11 +10,10 @@
 
 use crate::{io, RunError};
 use linecut_events::{EventKind, EventSink, FaultEnded, FaultStarted, RunLayout};
-use linecut_model::{LinkFaultSpec, LinkKind, LinkTarget};
+use linecut_model::{Glob, LinkFaultSpec, LinkKind, LinkTarget};
 use linecut_netns::capture::Capture;
 use linecut_netns::rules::{self, DOWN_CHAIN};
 use linecut_netns::{Member, RunId, Topology};
-use linecut_proxy::spec::Glob;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};

@@ -60,7 +60,14 @@ impl RunDir {
             experiment_start_us: None,
             ended_us: None,
             duration_s: scenario.duration.as_secs_f64(),
-            faults: scenario.faults.iter().map(|f| f.to_string()).collect(),
+            // The faults of whichever mode the run plays (a namespace run has link faults
+            // only; meta.json said `[]` for them, the review's D10).
+            faults: scenario
+                .faults
+                .iter()
+                .map(|f| f.to_string())
+                .chain(scenario.link_faults.iter().map(|f| f.to_string()))
+                .collect(),
             expectations: scenario.expect.clone(),
             client_script: None,
             phase: None,

@@ -477,6 +477,38 @@ impl Checker<'_> {
             };
             self.check_phases(&raw.faults, &starts, jitters, d, sub.settings.keepalive_s);
         }
+        // A target that matches none of the subscribers would play the fault on nobody while
+        // the run counts it as started and judges everyone against it (review D4).
+        if let Some(sub) = &subscriber {
+            let ids = linecut_model::fleet_ids(&sub.settings.client_id, sub.settings.count);
+            for (i, fault) in raw.faults.iter().enumerate() {
+                let target = fault
+                    .get_ref()
+                    .iter()
+                    .find(|(k, _)| k.get_ref() == "target");
+                let Some((_, value)) = target else { continue };
+                let Some(pattern) = value
+                    .get_ref()
+                    .as_str()
+                    .and_then(|t| t.strip_prefix("client="))
+                else {
+                    continue;
+                };
+                let glob = linecut_model::Glob::new(pattern);
+                if !ids.iter().any(|id| glob.matches(id)) {
+                    let shown: Vec<&str> = ids.iter().take(3).map(String::as_str).collect();
+                    self.problem(
+                        value.span(),
+                        &format!("fault[{}].target", i + 1),
+                        format!(
+                            "`client={pattern}` matches none of the subscribers ({}{})",
+                            shown.join(", "),
+                            if ids.len() > 3 { ", …" } else { "" }
+                        ),
+                    );
+                }
+            }
+        }
         let seed = raw
             .seed
             .as_ref()

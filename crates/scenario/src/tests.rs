@@ -577,6 +577,7 @@ kind = "mosquitto"
 [subscriber]
 keepalive = "5s"
 client = "paho-python"
+client_id = "paho-dev"
 [network]
 mode = "namespace"
 tcp_syn_retries = 3
@@ -655,6 +656,12 @@ fn a_fault_of_the_other_mode_is_an_error_naming_the_kind_and_the_mode() {
     let e = errors(&NAMESPACE.replace("tcp_syn_retries = 3", "tcp_syn_retries = 0"));
     assert!(
         e.contains("network.tcp_syn_retries: must be a whole number from 1 to 127"),
+        "{e}"
+    );
+    // A target that matches no subscriber is refused (the review's D4), in either mode.
+    let e = errors(&NAMESPACE.replace("client=paho*", "client=nobody*"));
+    assert!(
+        e.contains("fault[2].target: `client=nobody*` matches none of the subscribers"),
         "{e}"
     );
     let e = errors(&NAMESPACE.replace("probability = 0.2", "probability = 0.9999996"));

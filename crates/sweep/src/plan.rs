@@ -412,9 +412,15 @@ repeat = 2
             "fault.cut.target=client=sensor-*,client=sensor-?",
             "subscriber.client_id=s/#,s/+",
         ] {
+            // mosquitto takes every MQTT client id (the embedded broker refuses `/ # +`), and
+            // the subscriber is one the target patterns match.
+            let base = BASE.replace(
+                "[subscriber]\n",
+                "[broker]\nkind = \"mosquitto\"\n[subscriber]\nclient_id = \"sensor-1\"\n",
+            );
             let p = plan(
                 Path::new("b.toml"),
-                BASE,
+                &base,
                 &axes(&[axis]),
                 1,
                 PhaseMode::Fixed,
