@@ -147,11 +147,18 @@ pub struct RawPcap {
 }
 
 impl RawPcap {
+    /// Creates the file with its header on disk at once: a run killed a moment later still
+    /// leaves a capture tshark and linecut can open (empty of frames, not of format).
     pub fn create(path: &Path) -> std::io::Result<RawPcap> {
-        Ok(RawPcap {
-            out: create_pcap(path)?,
-            frames: 0,
-        })
+        let mut out = create_pcap(path)?;
+        out.flush()?;
+        Ok(RawPcap { out, frames: 0 })
+    }
+
+    /// Puts what is buffered on disk (a live capture calls it about once a second, so a
+    /// SIGKILL loses at most that much).
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
     }
 
     /// One frame, `wire_len` bytes long on the wire, of which `frame` was captured.

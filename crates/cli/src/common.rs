@@ -32,14 +32,18 @@ pub fn finish_events(log: Option<EventLog>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Registers the handlers for Ctrl-C (SIGINT) and SIGTERM at once, and returns a future that
-/// resolves on either, or after `duration` if one is given. Call it inside the runtime and
+/// Registers the handlers for Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal closed) at once,
+/// and returns a future that resolves on any of them, or after `duration` if one is given. Call it inside the runtime and
 /// before anything is started: a signal that arrives before its handler exists kills linecut
 /// outright, with no chance to stop what it started or to close the run directory.
 pub fn shutdown_signal(duration: Option<Duration>) -> impl Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut interrupt = signal(SignalKind::interrupt()).ok();
     let mut terminate = signal(SignalKind::terminate()).ok();
+    // A closed terminal must end a run as Ctrl-C does: SIGHUP's default action would kill
+    // linecut outright and leave a namespace run's network, its cut rules and a `running`
+    // meta.json behind (the reliability review's D2).
+    let mut hangup = signal(SignalKind::hangup()).ok();
     async move {
         let timer = async {
             match duration {
@@ -50,6 +54,7 @@ pub fn shutdown_signal(duration: Option<Duration>) -> impl Future<Output = ()> {
         tokio::select! {
             _ = received(interrupt.as_mut()) => {}
             _ = received(terminate.as_mut()) => {}
+            _ = received(hangup.as_mut()) => {}
             _ = timer => {}
         }
     }

@@ -1141,11 +1141,32 @@ fn what_a_killed_namespace_run_leaves_is_removed_by_the_next_clean() {
         .unwrap()
     };
     assert!(namespaces().contains(&run_id));
+    // Killed once the subscriber is in and the capture has run a while (its flush is once a
+    // second): the events say SUBACK.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(out_dir.join("subscriber.jsonl"))
+        .unwrap_or_default()
+        .contains("\"suback\"")
+    {
+        assert!(Instant::now() < deadline, "the subscriber never subscribed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(
         namespaces().contains(&run_id),
         "SIGKILL gives it no chance to clean up"
+    );
+    // The capture survives the kill up to its last flush (the review's D2: it was empty), and
+    // the run is analysed from what it left.
+    let pcap = std::fs::metadata(out_dir.join("capture.pcap")).unwrap();
+    assert!(pcap.len() > 24, "{} bytes: header only", pcap.len());
+    let report = linecut().arg("report").arg(&out_dir).output().unwrap();
+    assert!(
+        report.status.code().is_some() && out_dir.join("report.md").is_file(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
     );
     let out = linecut().args(["doctor", "--clean"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -1165,7 +1186,7 @@ fn what_a_killed_namespace_run_leaves_is_removed_by_the_next_clean() {
     assert!(!links.contains(&run_id), "{links}");
 }
 
-/// Ctrl-C or SIGTERM in the middle of a namespace run: the run ends incomplete and removes
+/// Ctrl-C, SIGTERM or SIGHUP in the middle of a namespace run: the run ends incomplete and removes
 /// its namespaces, links and tables on the way out.
 #[test]
 fn a_namespace_run_stopped_by_a_signal_removes_its_network() {
@@ -1174,7 +1195,8 @@ fn a_namespace_run_stopped_by_a_signal_removes_its_network() {
         eprintln!("skipped: needs root");
         return;
     }
-    for signal in [libc::SIGTERM, libc::SIGINT] {
+    // SIGHUP too: a closed terminal (the review's D2 found it killed the run outright).
+    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
         let dir = temp_dir(&format!("signal-ns-{signal}"));
         let scenario = dir.join("ns.toml");
         std::fs::write(
