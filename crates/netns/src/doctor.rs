@@ -49,6 +49,10 @@ fn kernel_features() -> Result<(), String> {
     let id = RunId::fresh();
     let (ns, host, peer, bridge) = (id.netns(0), id.veth_host(0), id.veth_ns(0), id.bridge());
     let tried = (|| -> Result<(), crate::NetnsError> {
+        // Owned like a run's network, before anything exists: a concurrent `doctor --clean`
+        // or run start-up would otherwise take the probe for a dead run's leftovers and remove
+        // it mid-check (the review's D7), and the doctor would blame the kernel.
+        crate::leftovers::claim(id)?;
         run(IP, &["netns", "add", &ns], None)?;
         run(IP, &["link", "add", &bridge, "type", "bridge"], None)?;
         run(

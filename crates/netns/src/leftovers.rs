@@ -26,8 +26,23 @@ pub fn claim(id: RunId) -> Result<(), NetnsError> {
     std::fs::create_dir_all(OWNER_DIR)
         .map_err(|e| NetnsError::Io(format!("create {OWNER_DIR}: {e}")))?;
     let path = owner_file(id);
-    std::fs::write(&path, std::process::id().to_string())
+    let pid = std::process::id() as i32;
+    let owner = match start_time(pid) {
+        Some(t) => format!("{pid} {t}"),
+        None => pid.to_string(),
+    };
+    std::fs::write(&path, owner)
         .map_err(|e| NetnsError::Io(format!("write {}: {e}", path.display())))
+}
+
+/// When process `pid` started, in clock ticks since boot (field 22 of `/proc/PID/stat`): with
+/// the pid, it names one process for good, where a pid alone is reused (`pid_max` is often
+/// 32768).
+fn start_time(pid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// True when the run's owner process is still alive.
@@ -35,11 +50,18 @@ fn owner_alive(id: RunId) -> bool {
     let Ok(text) = std::fs::read_to_string(owner_file(id)) else {
         return false;
     };
-    let Ok(pid) = text.trim().parse::<i32>() else {
+    let mut words = text.split_whitespace();
+    let Some(Ok(pid)) = words.next().map(str::parse::<i32>) else {
         return false;
     };
     // SAFETY: signal 0 only checks that the process exists.
-    pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || errno() == libc::EPERM)
+    let exists = pid > 0 && (unsafe { libc::kill(pid, 0) } == 0 || errno() == libc::EPERM);
+    // A recorded start time must match too: the pid of a dead owner may have been given to
+    // another process since (the review's D8), whose leftovers would then never be removed.
+    match words.next().and_then(|t| t.parse::<u64>().ok()) {
+        Some(started) => exists && start_time(pid) == Some(started),
+        None => exists,
+    }
 }
 
 fn errno() -> i32 {

@@ -68,13 +68,17 @@ pub fn join(netns: &str) -> Result<(), NetnsError> {
     Ok(())
 }
 
+/// How long a run waits for the subnet lock before saying who is in the way.
+pub const SUBNET_LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// An exclusive lock on `/run/linecut/netns/subnets.lock`, released when its file closes.
-struct SubnetLock {
+pub struct SubnetLock {
     _file: std::fs::File,
 }
 
 impl SubnetLock {
-    fn take() -> Result<SubnetLock, NetnsError> {
+    /// Takes the lock, waiting at most `wait` for another holder to let go.
+    pub fn take_within(wait: std::time::Duration) -> Result<SubnetLock, NetnsError> {
         let dir = crate::leftovers::OWNER_DIR;
         std::fs::create_dir_all(dir).map_err(|e| NetnsError::Io(format!("create {dir}: {e}")))?;
         let path = format!("{dir}/subnets.lock");
@@ -84,14 +88,27 @@ impl SubnetLock {
             .write(true)
             .open(&path)
             .map_err(|e| NetnsError::Io(format!("open {path}: {e}")))?;
-        // SAFETY: flock on a descriptor we own; it blocks until the lock is ours.
-        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
-            return Err(NetnsError::Io(format!(
-                "lock {path}: {}",
-                std::io::Error::last_os_error()
-            )));
+        // A run holds the lock while it creates its links (under half a second for 200
+        // subscribers); waiting longer means something else holds it. Polled, not blocked on,
+        // so the wait is bounded and said (the review's D12: a run sat silent, deaf to Ctrl-C).
+        let started = std::time::Instant::now();
+        loop {
+            // SAFETY: flock on a descriptor we own; LOCK_NB returns at once.
+            if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+                return Ok(SubnetLock { _file: file });
+            }
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                return Err(NetnsError::Io(format!("lock {path}: {e}")));
+            }
+            if started.elapsed() >= wait {
+                return Err(NetnsError::Io(format!(
+                    "{path} has been held by another process for {:.1} s; a namespace run holds it for under a second while it builds its network (see `fuser {path}`)",
+                    wait.as_secs_f64()
+                )));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        Ok(SubnetLock { _file: file })
     }
 }
 
@@ -140,7 +157,7 @@ impl Topology {
         // Runs starting together (a sweep's parallel cells) choose their /24 one at a time: the
         // kernel would accept one address on two bridges, so the choice and the bridge's
         // address are made under a lock every namespace run takes.
-        let _lock = SubnetLock::take()?;
+        let _lock = SubnetLock::take_within(SUBNET_LOCK_WAIT)?;
         let used = subnets_in_use()?;
         // Start where the id points, so runs rarely even look at the same /24.
         let start = self.id.0 % 512;

@@ -364,6 +364,78 @@ fn leftovers_of_a_dead_owner_are_removed_and_a_live_ones_kept() {
     assert!(left.contains(&live.id.bridge()), "{left}");
 }
 
+/// A dead owner's pid given to another process since (the review's D8): the owner file names
+/// the process by pid and start time, so a live pid with another start time does not keep
+/// the leftovers alive.
+#[test]
+fn a_reused_owner_pid_does_not_keep_leftovers_alive() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let reused = RunId::fresh();
+    let orphan = Topology::create(reused, 1, &TcpSettings::default()).unwrap();
+    // This test's own pid is alive; the start time is not its start time.
+    std::fs::write(
+        std::path::Path::new(leftovers::OWNER_DIR).join(reused.to_string()),
+        format!("{} 1", std::process::id()),
+    )
+    .unwrap();
+    std::mem::forget(orphan);
+    assert!(
+        leftovers::find().unwrap().contains(&reused),
+        "a live pid with another start time is not the owner"
+    );
+    let removed = leftovers::clean().unwrap();
+    assert!(removed.contains(&reused), "{removed:?}");
+    // A run's own claim (pid and start time) is recognised as alive.
+    let live = topology(1, &TcpSettings::default());
+    assert!(!leftovers::find().unwrap().contains(&live.id));
+}
+
+/// Another process holding the subnet lock (the review's D12): a run waits a bounded time
+/// and then says which file is held, instead of sitting silent.
+#[test]
+fn a_held_subnet_lock_is_waited_for_a_bounded_time_and_named() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    use std::os::fd::AsRawFd;
+    std::fs::create_dir_all(leftovers::OWNER_DIR).unwrap();
+    let path = std::path::Path::new(leftovers::OWNER_DIR).join("subnets.lock");
+    let holder = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    // Taken here, by another open file description: flock excludes it as another process's.
+    // SAFETY: flock on a descriptor this test owns.
+    assert_eq!(unsafe { libc::flock(holder.as_raw_fd(), libc::LOCK_EX) }, 0);
+    // A short wait, so the other tests of this binary, which build networks meanwhile, are
+    // held up a fraction of a second only (a run waits SUBNET_LOCK_WAIT, 10 s).
+    let wait = Duration::from_millis(300);
+    let began = Instant::now();
+    let err = match linecut_netns::topology::SubnetLock::take_within(wait) {
+        Ok(_) => panic!("took the subnet lock while another holder had it"),
+        Err(e) => e.to_string(),
+    };
+    let waited = began.elapsed();
+    drop(holder);
+    assert!(
+        err.contains("subnets.lock") && err.contains("held"),
+        "{err}"
+    );
+    // At least the bound, and not much longer (20 ms polls; a loaded machine's scheduling).
+    assert!(
+        waited >= wait && waited < wait + Duration::from_secs(1),
+        "{waited:?}"
+    );
+    // Let go, it is free at once.
+    linecut_netns::topology::SubnetLock::take_within(wait).unwrap();
+}
+
 /// Eight runs building their networks at the same moment (a sweep's parallel cells) get eight
 /// distinct /24s and names, and each one's subscriber reaches its own broker address only.
 #[test]
