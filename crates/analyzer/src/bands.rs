@@ -26,6 +26,26 @@ pub struct Rule {
     pub never_by_design: Option<String>,
 }
 
+impl Rule {
+    /// The rule with the kernel's `TCP_USER_TIMEOUT` of `ut_s` on the client's socket: with a
+    /// PINGREQ unacknowledged, the kernel ends the connection `ut_s` after it was sent (its
+    /// retransmission timer is clamped to what remains of the timeout), before the library's
+    /// own give-up K after the ping when `ut_s` < K. The ping goes out where the rule says
+    /// (from the outage start to K + 1 s in), so the band is ut..high − K + ut.
+    pub fn with_user_timeout(mut self, ut_s: f64, k: f64) -> Rule {
+        if ut_s >= k {
+            return self;
+        }
+        self.low_s = ut_s.min(self.low_s);
+        self.high_s = self.high_s - k + ut_s;
+        self.rule = format!(
+            "{}; with tcp_user_timeout = {ut_s} s on its socket the kernel ends the connection {ut_s} s after the unanswered PINGREQ, before that: {}..{} s",
+            self.rule, self.low_s, self.high_s
+        );
+        self
+    }
+}
+
 /// What a window lets the judge see.
 #[derive(Debug, Clone, Copy)]
 pub struct Watched {

@@ -351,6 +351,13 @@ pub fn analyze(run: &Run) -> Report {
         broker: linecut_model::BrokerFamily::of(&broker),
         acks_hidden: session.subscribe_qos.is_some_and(|q| q > 0),
         wire_is_capture: meta.network.is_some(),
+        // meta.json writes it as the socket option's milliseconds (`2000ms`).
+        user_timeout_s: meta
+            .network
+            .as_ref()
+            .and_then(|n| n.tcp.get("tcp_user_timeout"))
+            .and_then(|t| linecut_model::parse_duration(t).ok())
+            .map(|d| d.as_secs_f64()),
     };
     let mut window_reports = Vec::new();
     let mut settle = Vec::new();

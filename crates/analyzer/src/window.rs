@@ -54,6 +54,8 @@ pub(crate) struct RunContext<'a> {
     pub index: &'a ConnIndex,
     /// The keepalive the bands are drawn for.
     pub keepalive_s: Option<u16>,
+    /// The kernel's TCP_USER_TIMEOUT on the client's socket (namespace mode, seconds).
+    pub user_timeout_s: Option<f64>,
     pub client_library: ClientFamily,
     pub broker: BrokerFamily,
     /// The subscriber acknowledges deliveries (QoS > 0): its PUBACKs, which the loader does not
@@ -77,6 +79,7 @@ pub(crate) fn window_metrics(
         run,
         index,
         keepalive_s,
+        user_timeout_s,
         client_library,
         broker,
         acks_hidden,
@@ -311,7 +314,13 @@ pub(crate) fn window_metrics(
         .filter_map(|conn| index.get(*conn))
         .any(|f| count_in(&f.down_any, w.start, w.end) > 0);
     let client_band = keepalive_s
-        .and_then(|k| bands::client(client_library, k))
+        .and_then(|k| {
+            let rule = bands::client(client_library, k)?;
+            Some(match user_timeout_s {
+                Some(ut) => rule.with_user_timeout(ut, f64::from(k)),
+                None => rule,
+            })
+        })
         .filter(|_| silent);
     let broker_band = keepalive_s
         .and_then(|k| {

@@ -510,6 +510,11 @@ for = "15s"
     // up 2 s later: well before paho's own verdict at up to 2K + 1 = 11 s.
     let t = m.client_detect_s.expect("paho's connection ended");
     assert!(t < 8.5, "{m:#?}");
+    // The band knows the kernel's timeout (the review's D13 judged this against paho's own
+    // 5..11 s): the ping within K + 1 s, the kernel's verdict 2 s after it.
+    let band = m.client_detect_band.as_ref().unwrap();
+    assert_eq!((band.low_s, band.high_s), (2.0, 8.0), "{band:#?}");
+    assert_eq!(band.verdict, linecut_analyzer::Verdict::Inside, "{band:#?}");
     assert_ne!(
         m.client_detect_how,
         Some(linecut_analyzer::DetectHow::Cause(
