@@ -105,10 +105,6 @@ impl FrameLedger {
         self.neighbour.push(frame);
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.conns.is_empty() && self.neighbour.is_empty()
-    }
-
     /// Takes over another ledger's frames (a namespace run's capture into the run).
     pub fn extend(&mut self, other: FrameLedger) {
         for (conn, frames) in other.conns {
@@ -128,14 +124,13 @@ impl FrameLedger {
     }
 
     /// Every frame of `conn` showing one of `signs` in `[from, until)`, in capture order.
-    pub fn during(
-        &self,
+    pub fn during<'a>(
+        &'a self,
         conn: u64,
-        signs: &[WireSign],
+        signs: &'a [WireSign],
         from: i64,
         until: i64,
-    ) -> impl Iterator<Item = CitedFrame> + '_ {
-        let signs = signs.to_vec();
+    ) -> impl Iterator<Item = CitedFrame> + 'a {
         self.conns
             .get(&conn)
             .into_iter()
