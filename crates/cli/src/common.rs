@@ -32,8 +32,9 @@ pub fn finish_events(log: Option<EventLog>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Registers the handlers for Ctrl-C (SIGINT), SIGTERM and SIGHUP (the terminal closed) at once,
-/// and returns a future that resolves on any of them, or after `duration` if one is given. Call it inside the runtime and
+/// Registers the handlers for Ctrl-C (SIGINT), SIGTERM, SIGHUP (the terminal closed) and SIGQUIT
+/// (Ctrl-\\) at once, and returns a future that resolves on any of them, when stderr turns out
+/// to be a closed pipe ([`linecut_runner::output_closed`]), or after `duration` if one is given. Call it inside the runtime and
 /// before anything is started: a signal that arrives before its handler exists kills linecut
 /// outright, with no chance to stop what it started or to close the run directory.
 pub fn shutdown_signal(duration: Option<Duration>) -> impl Future<Output = ()> {
@@ -44,6 +45,8 @@ pub fn shutdown_signal(duration: Option<Duration>) -> impl Future<Output = ()> {
     // linecut outright and leave a namespace run's network, its cut rules and a `running`
     // meta.json behind (the reliability review's D2).
     let mut hangup = signal(SignalKind::hangup()).ok();
+    // SIGQUIT's default would also dump core and leave all of that behind.
+    let mut quit = signal(SignalKind::quit()).ok();
     async move {
         let timer = async {
             match duration {
@@ -55,6 +58,8 @@ pub fn shutdown_signal(duration: Option<Duration>) -> impl Future<Output = ()> {
             _ = received(interrupt.as_mut()) => {}
             _ = received(terminate.as_mut()) => {}
             _ = received(hangup.as_mut()) => {}
+            _ = received(quit.as_mut()) => {}
+            _ = linecut_runner::output_closed() => {}
             _ = timer => {}
         }
     }

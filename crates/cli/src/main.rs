@@ -128,7 +128,8 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(error) => {
-            eprintln!("linecut: error: {}", error_text(&error));
+            // Not eprintln!: with stderr a closed pipe it would panic, and exit 101.
+            linecut_runner::say(format_args!("error: {}", error_text(&error)));
             ExitCode::from(2)
         }
     }

@@ -73,8 +73,8 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .block_on(linecut_runner::run(&scenario, &options, interrupt))
         .with_context(|| format!("running {}", args.scenario.display()))?;
     let s = &outcome.summary;
-    eprintln!(
-        "linecut: {} -> {}: {} published, {} delivered to {} subscriber(s), {} disconnect(s), {} fault occurrence(s)",
+    linecut_runner::say(format_args!(
+        "{} -> {}: {} published, {} delivered to {} subscriber(s), {} disconnect(s), {} fault occurrence(s)",
         scenario.name,
         outcome.dir.display(),
         s.published,
@@ -82,11 +82,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         s.subscribers,
         s.disconnects,
         s.faults_started
-    );
+    ));
     let report = match &outcome.report {
         Ok(report) => report,
         Err(e) => {
-            eprintln!("linecut: the run could not be analysed: {e}");
+            linecut_runner::say(format_args!("the run could not be analysed: {e}"));
             return Ok(ExitCode::from(2));
         }
     };
@@ -103,8 +103,8 @@ fn print_verdicts(report: &linecut_analyzer::Report, dir: &std::path::Path) {
     let s = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.3}s"));
     for w in &report.windows {
         for m in &w.subscribers {
-            eprintln!(
-                "linecut: fault {} ({}) {}: client gave up after {}{}, broker after {}, back {} after the end",
+            linecut_runner::say(format_args!(
+                "fault {} ({}) {}: client gave up after {}{}, broker after {}, back {} after the end",
                 w.fault,
                 w.kind,
                 m.client,
@@ -115,7 +115,7 @@ fn print_verdicts(report: &linecut_analyzer::Report, dir: &std::path::Path) {
                     .unwrap_or_default(),
                 s(m.broker_detect_s),
                 s(m.reconnect_s),
-            );
+            ));
         }
     }
     for x in &report.expectations {
@@ -124,15 +124,15 @@ fn print_verdicts(report: &linecut_analyzer::Report, dir: &std::path::Path) {
             .values()
             .map(|v| v.map_or("none".into(), |v| format!("{v}")))
             .collect();
-        eprintln!(
-            "linecut: expect {} {}: {} ({})",
+        linecut_runner::say(format_args!(
+            "expect {} {}: {} ({})",
             x.metric,
             x.condition,
             if x.ok { "pass" } else { "FAIL" },
             x.problem.clone().unwrap_or_else(|| values.join(", "))
-        );
+        ));
     }
-    eprintln!("linecut: report: {}", dir.join("report.md").display());
+    linecut_runner::say(format_args!("report: {}", dir.join("report.md").display()));
 }
 
 #[derive(Debug, Args)]
@@ -213,8 +213,8 @@ fn analyze_capture(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
         &out,
     )?;
     if let Some(c) = &report.capture {
-        eprintln!(
-            "linecut: {}: {} {} frames, {} MQTT connection(s) on port {}, {} MQTT packet(s), {} gap(s)",
+        linecut_runner::say(format_args!(
+            "{}: {} {} frames, {} MQTT connection(s) on port {}, {} MQTT packet(s), {} gap(s)",
             path.display(),
             c.container,
             c.frames,
@@ -222,9 +222,9 @@ fn analyze_capture(args: AnalyzeArgs) -> anyhow::Result<ExitCode> {
             c.port,
             c.mqtt_packets,
             c.gaps
-        );
+        ));
         if let Some(stopped) = &c.stopped {
-            eprintln!("linecut: reading stopped early: {stopped}");
+            linecut_runner::say(format_args!("reading stopped early: {stopped}"));
         }
     }
     print_verdicts(&report, &out);
@@ -373,7 +373,7 @@ pub fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
             force: true,
             display: DisplayMode::Quiet,
         };
-        eprintln!("linecut: checking {} ...", path.display());
+        linecut_runner::say(format_args!("checking {} ...", path.display()));
         let interrupt = {
             let _inside = runtime.enter();
             shutdown_signal(None)

@@ -80,7 +80,7 @@ fn watch_signals() -> Arc<AtomicBool> {
             };
             runtime.block_on(interrupt);
             set.store(true, Ordering::Release);
-            eprintln!("linecut: sweep: interrupted; waiting for the running cells to stop");
+            linecut_runner::say(format_args!("sweep: interrupted; waiting for the running cells to stop"));
         }
     });
     flag
@@ -126,8 +126,8 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
     let exec = linecut_sweep::execute(&plan, &dir, &options, interrupted)?;
     let report = linecut_sweep::write_reports(&dir)?;
     if !args.quiet {
-        eprintln!(
-            "linecut: sweep: {} cell(s) × {} run(s): {} ran, {} already done, {} failed; wall {:.1} s for {:.1} s of runs (longest {:.1} s), {} at a time",
+        linecut_runner::say(format_args!(
+            "sweep: {} cell(s) × {} run(s): {} ran, {} already done, {} failed; wall {:.1} s for {:.1} s of runs (longest {:.1} s), {} at a time",
             plan.cells.len(),
             repeat,
             exec.ran,
@@ -137,14 +137,14 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
             exec.run_time_sum_s,
             exec.longest_run_s,
             jobs
-        );
+        ));
         for f in &exec.failed {
-            eprintln!("linecut: sweep: failed: {f}");
+            linecut_runner::say(format_args!("sweep: failed: {f}"));
         }
         for line in &report.summary {
-            eprintln!("linecut: {line}");
+            linecut_runner::say(format_args!("{line}"));
         }
-        eprintln!("linecut: sweep report: {}", dir.join("sweep.md").display());
+        linecut_runner::say(format_args!("sweep report: {}", dir.join("sweep.md").display()));
     }
     Ok(if report.complete && exec.failed.is_empty() {
         ExitCode::SUCCESS

@@ -1186,8 +1186,9 @@ fn what_a_killed_namespace_run_leaves_is_removed_by_the_next_clean() {
     assert!(!links.contains(&run_id), "{links}");
 }
 
-/// Ctrl-C, SIGTERM or SIGHUP in the middle of a namespace run: the run ends incomplete and removes
-/// its namespaces, links and tables on the way out.
+/// Ctrl-C, SIGTERM, SIGHUP, SIGQUIT, or stderr turning out to be a closed pipe, in the middle of
+/// a namespace run: the run ends incomplete and removes its namespaces, links and tables on the
+/// way out.
 #[test]
 fn a_namespace_run_stopped_by_a_signal_removes_its_network() {
     // SAFETY: geteuid has no preconditions.
@@ -1195,9 +1196,17 @@ fn a_namespace_run_stopped_by_a_signal_removes_its_network() {
         eprintln!("skipped: needs root");
         return;
     }
-    // SIGHUP too: a closed terminal (the review's D2 found it killed the run outright).
-    for signal in [libc::SIGTERM, libc::SIGINT, libc::SIGHUP] {
-        let dir = temp_dir(&format!("signal-ns-{signal}"));
+    // SIGHUP too: a closed terminal (the review's D2 found it killed the run outright). `None`
+    // is the reader of a piped stderr going away (`linecut run … 2>&1 | head -1`).
+    for signal in [
+        Some(libc::SIGTERM),
+        Some(libc::SIGINT),
+        Some(libc::SIGHUP),
+        Some(libc::SIGQUIT),
+        None,
+    ] {
+        let name = signal.map_or("pipe".to_string(), |s| s.to_string());
+        let dir = temp_dir(&format!("signal-ns-{name}"));
         let scenario = dir.join("ns.toml");
         std::fs::write(
             &scenario,
@@ -1205,16 +1214,22 @@ fn a_namespace_run_stopped_by_a_signal_removes_its_network() {
         )
         .unwrap();
         let out_dir = dir.join("run");
+        // Plain lines for the pipe case: a status line at least every 5 s, which is the write
+        // that finds the pipe closed.
         let mut child = linecut()
             .args([
                 "run",
-                "--quiet",
+                if signal.is_some() { "--quiet" } else { "--plain" },
                 "--out",
                 out_dir.to_str().unwrap(),
                 scenario.to_str().unwrap(),
             ])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(if signal.is_some() {
+                Stdio::null()
+            } else {
+                Stdio::piped()
+            })
             .spawn()
             .unwrap();
         // Signalled once the cut is on: link.jsonl has its fault_started.
@@ -1230,10 +1245,15 @@ fn a_namespace_run_stopped_by_a_signal_removes_its_network() {
             serde_json::from_str(&std::fs::read_to_string(out_dir.join("meta.json")).unwrap())
                 .unwrap();
         let run_id = meta["network"]["run_id"].as_str().unwrap().to_string();
-        // SAFETY: kill(2) on our own child.
-        unsafe { libc::kill(child.id() as libc::pid_t, signal) };
+        match signal {
+            // SAFETY: kill(2) on our own child.
+            Some(signal) => unsafe {
+                libc::kill(child.id() as libc::pid_t, signal);
+            },
+            None => drop(child.stderr.take()),
+        }
         let status = child.wait().unwrap();
-        assert_eq!(status.code(), Some(2), "signal {signal}");
+        assert_eq!(status.code(), Some(2), "signal {name}");
         let meta = std::fs::read_to_string(out_dir.join("meta.json")).unwrap();
         assert!(meta.contains("\"incomplete\""), "{meta}");
         let netns = String::from_utf8(
@@ -1244,7 +1264,7 @@ fn a_namespace_run_stopped_by_a_signal_removes_its_network() {
                 .stdout,
         )
         .unwrap();
-        assert!(!netns.contains(&run_id), "signal {signal}: {netns}");
+        assert!(!netns.contains(&run_id), "signal {name}: {netns}");
         let tables = String::from_utf8(
             Command::new("nft")
                 .args(["list", "tables"])
@@ -1253,7 +1273,7 @@ fn a_namespace_run_stopped_by_a_signal_removes_its_network() {
                 .stdout,
         )
         .unwrap();
-        assert!(!tables.contains(&run_id), "signal {signal}: {tables}");
+        assert!(!tables.contains(&run_id), "signal {name}: {tables}");
     }
 }
 

@@ -3,8 +3,42 @@
 
 use crate::RunStatus;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+
+/// Set once a line to stderr could not be written (a closed pipe: `linecut run … 2>&1 | head`).
+static OUTPUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+fn output_closed_notify() -> &'static Notify {
+    static NOTIFY: OnceLock<Notify> = OnceLock::new();
+    NOTIFY.get_or_init(Notify::new)
+}
+
+/// Writes one `linecut: …` line to stderr. A failed write does not panic, as `eprintln!` would
+/// (a panic would skip the clean-up of a namespace run); it is remembered, and
+/// [`output_closed`] resolves, so the run stops as it does on Ctrl-C: whoever closed the pipe
+/// is gone, and a run nobody watches should not go on holding namespaces and rules.
+pub fn say(line: std::fmt::Arguments<'_>) {
+    let mut err = std::io::stderr().lock();
+    if writeln!(err, "linecut: {line}").is_err() && !OUTPUT_CLOSED.swap(true, Ordering::SeqCst) {
+        output_closed_notify().notify_waiters();
+    }
+}
+
+/// Resolves once a write to stderr has failed (at once if one already has).
+pub async fn output_closed() {
+    let notify = output_closed_notify();
+    loop {
+        let notified = notify.notified();
+        if OUTPUT_CLOSED.load(Ordering::SeqCst) {
+            return;
+        }
+        notified.await;
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DisplayMode {
@@ -48,7 +82,7 @@ impl Reporter {
     pub fn phase(&mut self, phase: &str) {
         match &self.bar {
             Some(bar) => bar.set_message(phase.to_string()),
-            None if self.plain => eprintln!("linecut: {phase}"),
+            None if self.plain => say(format_args!("{phase}")),
             None => {}
         }
     }
@@ -85,7 +119,7 @@ impl Reporter {
             .last_plain
             .is_none_or(|t| t.elapsed() >= Duration::from_secs(5));
         if due || state != self.last_status {
-            eprintln!("linecut: {status}");
+            say(format_args!("{status}"));
             self.last_plain = Some(Instant::now());
             self.last_status = state;
         }
@@ -96,7 +130,7 @@ impl Reporter {
             bar.finish_and_clear();
         }
         if let RunStatus::Incomplete(reason) = status {
-            eprintln!("linecut: run incomplete: {reason}");
+            say(format_args!("run incomplete: {reason}"));
         }
     }
 }

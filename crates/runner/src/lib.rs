@@ -33,7 +33,7 @@ mod run_dir;
 mod stack;
 mod subjects;
 
-pub use display::DisplayMode;
+pub use display::{output_closed, say, DisplayMode};
 pub use linecut_events::RunStatus;
 
 use display::Reporter;
