@@ -80,7 +80,9 @@ fn watch_signals() -> Arc<AtomicBool> {
             };
             runtime.block_on(interrupt);
             set.store(true, Ordering::Release);
-            linecut_runner::say(format_args!("sweep: interrupted; waiting for the running cells to stop"));
+            linecut_runner::say(format_args!(
+                "sweep: interrupted; waiting for the running cells to stop"
+            ));
         }
     });
     flag
@@ -144,7 +146,10 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
         for line in &report.summary {
             linecut_runner::say(format_args!("{line}"));
         }
-        linecut_runner::say(format_args!("sweep report: {}", dir.join("sweep.md").display()));
+        linecut_runner::say(format_args!(
+            "sweep report: {}",
+            dir.join("sweep.md").display()
+        ));
     }
     Ok(if report.complete && exec.failed.is_empty() {
         ExitCode::SUCCESS

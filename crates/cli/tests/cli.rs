@@ -1058,7 +1058,11 @@ fn doctor_names_each_missing_privilege_and_a_namespace_run_is_refused_before_it_
         assert!(stdout.contains(&format!("MISSING {cap}")), "{stdout}");
         assert!(stderr.contains(cap), "{stderr}");
     }
-    assert!(stderr.contains("fix: run as root, or grant it"), "{stderr}");
+    // Root without the capabilities is a container started without them.
+    assert!(
+        stderr.contains("fix: root without it: a container"),
+        "{stderr}"
+    );
     let dir = temp_dir("doctor");
     std::fs::create_dir_all(&dir).unwrap();
     let scenario = dir.join("ns.toml");
@@ -1219,7 +1223,11 @@ fn a_namespace_run_stopped_by_a_signal_removes_its_network() {
         let mut child = linecut()
             .args([
                 "run",
-                if signal.is_some() { "--quiet" } else { "--plain" },
+                if signal.is_some() {
+                    "--quiet"
+                } else {
+                    "--plain"
+                },
                 "--out",
                 out_dir.to_str().unwrap(),
                 scenario.to_str().unwrap(),
@@ -1275,6 +1283,45 @@ fn a_namespace_run_stopped_by_a_signal_removes_its_network() {
         .unwrap();
         assert!(!tables.contains(&run_id), "signal {name}: {tables}");
     }
+}
+
+/// Not root: the doctor says root is needed, does not advise `setcap` (the `ip` and `nft` a run
+/// starts would not inherit file capabilities: the review's D11), and does not blame the kernel
+/// for a probe it could not try.
+#[test]
+fn the_doctor_asks_for_root_and_not_for_file_capabilities() {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to become nobody");
+        return;
+    }
+    // The test binary lives under a directory nobody may not be able to enter; a copy in /tmp
+    // is one it can run.
+    let dir = temp_dir("doctor-nobody");
+    let copy = dir.join("linecut");
+    std::fs::copy(env!("CARGO_BIN_EXE_linecut"), &copy).unwrap();
+    for d in [dir.as_path(), copy.as_path()] {
+        let mut perms = std::fs::metadata(d).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(d, perms).unwrap();
+    }
+    let out = Command::new(&copy)
+        .arg("doctor")
+        .uid(65534)
+        .gid(65534)
+        .current_dir("/")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("MISSING root"), "{stdout}");
+    assert!(
+        stdout.contains("do not inherit file capabilities"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("setcap cap_"), "{stdout}");
+    assert!(stdout.contains("not tried: needs root"), "{stdout}");
 }
 
 /// Without `ip` and `nft` on the PATH, the doctor names each missing program with the package
