@@ -330,6 +330,38 @@ fn a_full_disk_ends_the_run_at_once_naming_the_file() {
     }
 }
 
+/// The review's D10: with less room than the run's 256 KiB reserve, a partial reserve file was
+/// left and meta.json stayed `running`. Now the run is refused at once, meta.json says why and
+/// nothing else is left.
+#[test]
+fn a_disk_too_small_for_the_reserve_refuses_the_run_and_says_so() {
+    let dir = temp_dir("disk-tiny");
+    let disk = SmallDisk::mount(dir.join("tiny"), "200k");
+    let scenario = dir.join("s.toml");
+    std::fs::write(&scenario, "duration = \"5s\"\n[subscriber]\nkeepalive = \"2s\"\n").unwrap();
+    let out_dir = disk.0.join("run");
+    let started = Instant::now();
+    let out = linecut()
+        .args(["run", "--plain", "--out"])
+        .arg(&out_dir)
+        .arg(&scenario)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("256 KiB"), "{stderr}");
+    // Refused before anything starts: well inside the 5 s it would have run.
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let meta = read_meta(&out_dir);
+    assert_eq!(meta["status"], "incomplete");
+    let reason = meta["reason"].as_str().unwrap();
+    assert!(reason.contains("No space left"), "{reason}");
+    for entry in std::fs::read_dir(&out_dir).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.contains("reserve"), "{name} left behind");
+    }
+}
+
 /// A fleet larger than the descriptor limit allows is refused by `validate` and by `run`
 /// before anything starts, naming the limit (the review's "validate passes, run fails late").
 #[test]

@@ -71,6 +71,12 @@ pub enum RunError {
     Exists(PathBuf),
     #[error("will not replace {dir}: {why}")]
     Refused { dir: PathBuf, why: String },
+    #[error("{dir} has less than the {} KiB free a run keeps to record how it ended: {error}", need / 1024)]
+    NoRoom {
+        dir: PathBuf,
+        need: usize,
+        error: std::io::Error,
+    },
     #[error("cannot {action}: {source}")]
     Io {
         action: String,

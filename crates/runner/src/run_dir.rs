@@ -86,9 +86,20 @@ impl RunDir {
         // the next instant can be replaced with --force.
         run_dir.write_meta()?;
         let reserve = dir.join(SPACE_RESERVE_FILE);
-        if std::fs::write(&reserve, vec![0u8; SPACE_RESERVE_BYTES]).is_ok() {
-            run_dir.reserve_space = Some(reserve);
+        if let Err(e) = std::fs::write(&reserve, vec![0u8; SPACE_RESERVE_BYTES]) {
+            // Without the reserve a run that fills its disk could not say so; and a disk with
+            // less room than this fills in the first seconds. Refuse now, with the partial
+            // file gone so its space lets meta.json say why (the review's D10: a partial
+            // reserve and a `running` meta.json were left).
+            let _ = std::fs::remove_file(&reserve);
+            let error = RunError::NoRoom {
+                dir: dir.to_path_buf(),
+                need: SPACE_RESERVE_BYTES,
+                error: e,
+            };
+            return Err(run_dir.fail(&RunSummary::default(), error));
         }
+        run_dir.reserve_space = Some(reserve);
         let written = std::fs::write(run_dir.layout.scenario(), &scenario.source)
             .map_err(crate::io("write scenario.toml"))
             .and_then(|()| {
