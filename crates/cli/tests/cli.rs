@@ -338,7 +338,11 @@ fn a_disk_too_small_for_the_reserve_refuses_the_run_and_says_so() {
     let dir = temp_dir("disk-tiny");
     let disk = SmallDisk::mount(dir.join("tiny"), "200k");
     let scenario = dir.join("s.toml");
-    std::fs::write(&scenario, "duration = \"5s\"\n[subscriber]\nkeepalive = \"2s\"\n").unwrap();
+    std::fs::write(
+        &scenario,
+        "duration = \"5s\"\n[subscriber]\nkeepalive = \"2s\"\n",
+    )
+    .unwrap();
     let out_dir = disk.0.join("run");
     let started = Instant::now();
     let out = linecut()

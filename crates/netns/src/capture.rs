@@ -31,6 +31,9 @@ pub struct Capture {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<std::io::Result<u64>>>,
     subscribed: Arc<Mutex<BTreeSet<IpAddr>>>,
+    /// Why the capture thread stopped before it was asked to (a full disk: ENOSPC), for the
+    /// run to end on at once rather than go on with a capture that is no longer written.
+    failed: Arc<Mutex<Option<String>>>,
 }
 
 fn last_error(what: &str) -> std::io::Error {
@@ -215,61 +218,79 @@ impl Capture {
             clients: HashMap::new(),
             subscribed: subscribed.clone(),
         };
+        let failed = Arc::new(Mutex::new(None));
+        let failure = failed.clone();
         let thread = std::thread::Builder::new()
             .name("linecut-capture".into())
             .spawn(move || {
-                let mut buf = vec![0u8; FRAME];
-                let mut polls: Vec<libc::pollfd> = taps
-                    .iter()
-                    .map(|t| libc::pollfd {
-                        fd: t.as_raw_fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    })
-                    .collect();
-                let mut last_flush = std::time::Instant::now();
-                loop {
-                    let done = stopping.load(Ordering::Acquire);
-                    // SAFETY: polls points at live pollfd values for the call's duration.
-                    let ready = unsafe {
-                        libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, POLL_MS)
-                    };
-                    if ready < 0
-                        && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
-                    {
-                        return Err(last_error("poll the taps"));
-                    }
-                    // Drain every tap that has frames (and, once stopping, everything left).
-                    for (i, p) in polls.iter_mut().enumerate() {
-                        // POLLERR too: a pending socket error (ENETDOWN) is cleared only by
-                        // reading it, and left unread it would wake every poll at once.
-                        if p.revents & (libc::POLLIN | libc::POLLERR) == 0 && !done {
-                            continue;
+                let written = (move || {
+                    let mut buf = vec![0u8; FRAME];
+                    let mut polls: Vec<libc::pollfd> = taps
+                        .iter()
+                        .map(|t| libc::pollfd {
+                            fd: t.as_raw_fd(),
+                            events: libc::POLLIN,
+                            revents: 0,
+                        })
+                        .collect();
+                    let mut last_flush = std::time::Instant::now();
+                    loop {
+                        let done = stopping.load(Ordering::Acquire);
+                        // SAFETY: polls points at live pollfd values for the call's duration.
+                        let ready = unsafe {
+                            libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, POLL_MS)
+                        };
+                        if ready < 0
+                            && std::io::Error::last_os_error().kind()
+                                != std::io::ErrorKind::Interrupted
+                        {
+                            return Err(last_error("poll the taps"));
                         }
-                        p.revents = 0;
-                        while let Some((ts, captured, wire)) = read_frame(&taps[i], &mut buf)? {
-                            out.frame(ts, &buf[..captured], wire)?;
-                            watch.frame(ts, &buf[..captured], wire);
+                        // Drain every tap that has frames (and, once stopping, everything left).
+                        for (i, p) in polls.iter_mut().enumerate() {
+                            // POLLERR too: a pending socket error (ENETDOWN) is cleared only by
+                            // reading it, and left unread it would wake every poll at once.
+                            if p.revents & (libc::POLLIN | libc::POLLERR) == 0 && !done {
+                                continue;
+                            }
+                            p.revents = 0;
+                            while let Some((ts, captured, wire)) = read_frame(&taps[i], &mut buf)? {
+                                out.frame(ts, &buf[..captured], wire)?;
+                                watch.frame(ts, &buf[..captured], wire);
+                            }
+                        }
+                        // Whole frames reach the disk at least once a second: a run killed with
+                        // SIGKILL keeps its capture up to then (the review's D2 found it empty).
+                        if last_flush.elapsed() >= std::time::Duration::from_secs(1) {
+                            out.flush()?;
+                            last_flush = std::time::Instant::now();
+                        }
+                        if done {
+                            let frames = out.frames();
+                            out.finish()?;
+                            return Ok(frames);
                         }
                     }
-                    // Whole frames reach the disk at least once a second: a run killed with
-                    // SIGKILL keeps its capture up to then (the review's D2 found it empty).
-                    if last_flush.elapsed() >= std::time::Duration::from_secs(1) {
-                        out.flush()?;
-                        last_flush = std::time::Instant::now();
-                    }
-                    if done {
-                        let frames = out.frames();
-                        out.finish()?;
-                        return Ok(frames);
-                    }
+                })();
+                if let Err(e) = &written {
+                    *failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
                 }
+                written
             })?;
         Ok(Capture {
             stop,
             thread: Some(thread),
             subscribed,
+            failed,
         })
+    }
+
+    /// Why the capture stopped on its own, if it has (it is then no longer written).
+    pub fn failure(&self) -> Option<String> {
+        self.failed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Stops, writes what is still queued and closes the file; the number of frames.

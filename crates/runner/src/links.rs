@@ -105,6 +105,11 @@ impl LinkFront {
 
     /// Why the schedule stopped, if it did (an nftables change the kernel refused).
     pub fn dead(&self) -> Option<String> {
+        if let Some(e) = self.capture.as_ref().and_then(|c| c.failure()) {
+            // Watched like an events file: a capture that stopped (ENOSPC) would otherwise go
+            // unnoticed until an events file failed too (the review's D10: 1.06 s later).
+            return Some(format!("capture.pcap could not be written ({e})"));
+        }
         self.failed
             .lock()
             .unwrap_or_else(|p| p.into_inner())
