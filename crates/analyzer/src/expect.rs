@@ -60,14 +60,30 @@ pub(crate) fn check(report: &Report, metric: &str, condition_text: &str) -> Expe
         result.ok = condition.holds(value);
         return result;
     }
+    let mut inside = BTreeMap::new();
     for d in &report.data {
         let m = window.and_then(|w| w.subscribers.iter().find(|m| m.client == d.client));
+        // A window inside an earlier fault holds no timings of its own: not a value to judge.
+        if let Some(fault) = m
+            .and_then(|m| m.inside_fault)
+            .filter(|_| name.metric.scope() == linecut_model::MetricScope::Window)
+        {
+            inside.insert(d.client.clone(), fault);
+            continue;
+        }
         result
             .values
             .insert(d.client.clone(), metric_value(name.metric, m, Some(d)));
     }
     result.ok = !result.values.is_empty() && result.values.values().all(|v| condition.holds(*v));
-    if result.values.is_empty() {
+    if let Some((client, fault)) = inside.iter().next() {
+        result.problem = Some(format!(
+            "fault {} began while fault {fault} was on for {client}{}: measured in fault {fault}'s window, which covers both",
+            window.map_or(0, |w| w.fault),
+            if inside.len() > 1 { format!(" and {} other(s)", inside.len() - 1) } else { String::new() }
+        ));
+        result.ok = false;
+    } else if result.values.is_empty() {
         result.problem = Some("no subscriber in the run".into());
     }
     result

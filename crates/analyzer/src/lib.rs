@@ -361,17 +361,49 @@ pub fn analyze(run: &Run) -> Report {
     };
     let mut window_reports = Vec::new();
     let mut settle = Vec::new();
+    // A fault played on some subscribers (`target = "client=PATTERN"`) is measured on those
+    // only: the others had no outage to notice, ride through or be judged against.
+    let targets: Vec<Option<linecut_model::glob::Glob>> = windows
+        .iter()
+        .map(|w| linecut_model::spec_target(&w.spec))
+        .collect();
+    let plays_on = |i: usize, client: &str| targets[i].as_ref().is_none_or(|g| g.matches(client));
     for (i, w) in windows.iter().enumerate() {
-        // Exclusive bound: the run's last event itself belongs to the last window.
-        let horizon = windows.get(i + 1).map_or(run_end + 1, |n| n.start);
-        // A fault played on some subscribers (`target = "client=PATTERN"`) is measured on
-        // those only: the others had no outage to notice, ride through or be judged against.
-        let target = linecut_model::spec_target(&w.spec);
         let subscribers: Vec<WindowMetrics> = clients
             .values()
-            .filter(|c| target.as_ref().is_none_or(|g| g.matches(&c.id)))
+            .filter(|c| plays_on(i, &c.id))
             .map(|c| {
+                // Faults overlap per subscriber (the review's D5: a reject inside a cut was
+                // taken for the cut's end, and the cut's detection credited to the reject).
+                // A fault that began while an earlier one on this subscriber was on is inside
+                // it: the earlier window measures both.
+                let inside = (0..i)
+                    .find(|&a| {
+                        plays_on(a, &c.id)
+                            && windows[a].start <= w.start
+                            && w.start < windows[a].end
+                    })
+                    .map(|a| windows[a].fault);
+                if let Some(fault) = inside {
+                    return WindowMetrics {
+                        client: c.id.clone(),
+                        inside_fault: Some(fault),
+                        ..WindowMetrics::default()
+                    };
+                }
+                let later = || (i + 1..windows.len()).filter(|&n| plays_on(n, &c.id));
+                // This window's analysis runs to the next fault on this subscriber that began
+                // after it ended; exclusive, so the run's last event belongs to the last one.
+                let horizon = later()
+                    .map(|n| windows[n].start)
+                    .find(|&start| start >= w.end)
+                    .unwrap_or(run_end + 1);
+                let overlapped_by = later()
+                    .filter(|&n| windows[n].start < w.end)
+                    .map(|n| windows[n].fault)
+                    .collect();
                 let mut m = window_metrics(&ctx, c, w, horizon);
+                m.overlapped_by = overlapped_by;
                 let seen = window_metrics(&ctx, &wire_clients[c.id.as_str()], w, horizon);
                 m.reported_by_client = !c.from_wire;
                 m.wire_detect_s = seen.client_detect_s;
@@ -407,8 +439,11 @@ pub fn analyze(run: &Run) -> Report {
         settle.push(w.start + (latest_s * 1e6) as i64);
         let distribution = Metric::timings()
             .filter_map(|metric| {
-                let values: Vec<Option<f64>> =
-                    subscribers.iter().map(|m| timing(m, metric)).collect();
+                let values: Vec<Option<f64>> = subscribers
+                    .iter()
+                    .filter(|m| m.inside_fault.is_none())
+                    .map(|m| timing(m, metric))
+                    .collect();
                 Distribution::of(&values).map(|d| (metric.name().to_string(), d))
             })
             .collect();

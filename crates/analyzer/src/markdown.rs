@@ -368,9 +368,31 @@ pub fn render(r: &Report) -> String {
         if let Some(rule) = &r.client_rule {
             let _ = writeln!(w, "The client's rule: {rule}\n");
         }
+        // Faults that began while this one was on: what the window measures is theirs too.
+        let overlapped: std::collections::BTreeSet<u64> = window
+            .subscribers
+            .iter()
+            .flat_map(|m| m.overlapped_by.iter().copied())
+            .collect();
+        if !overlapped.is_empty() {
+            let names: Vec<String> = overlapped.iter().map(|f| format!("fault {f}")).collect();
+            let _ = writeln!(
+                w,
+                "{} began while this fault was on: the timings below are what the faults did together, not this one's alone.\n",
+                names.join(", ")
+            );
+        }
         let _ = writeln!(w, "| subscriber | client gave up | how | expected | broker gave up | expected | back (CONNACK) | re-subscribed | first fresh message | attempts since giving up |");
         let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|");
         for m in &window.subscribers {
+            if let Some(fault) = m.inside_fault {
+                let _ = writeln!(
+                    w,
+                    "| {} | began inside fault {fault} (still on for this subscriber): measured in its window, which covers both | — | — | — | — | — | — | — | — |",
+                    m.client
+                );
+                continue;
+            }
             let _ = writeln!(
                 w,
                 "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",

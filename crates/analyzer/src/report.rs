@@ -164,9 +164,18 @@ pub struct WireDifference {
     pub resubscribe_ms: Option<f64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct WindowMetrics {
     pub client: String,
+    /// An earlier fault on this subscriber was still on when this one began (nested in it, or
+    /// overlapping it): that fault's window covers both, and measures what they did together;
+    /// nothing in this one would be this fault's alone, so it holds no timings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inside_fault: Option<u64>,
+    /// Later faults on this subscriber that began while this one was on: the timings here are
+    /// their doing as much as this fault's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub overlapped_by: Vec<u64>,
     pub client_detect_s: Option<f64>,
     /// How the client's giving up was seen: its disconnect cause, or `socket_closed` /
     /// `new_connection` when only the wire showed it.

@@ -451,6 +451,9 @@ pub(crate) fn window_metrics(
 
     WindowMetrics {
         client: c.id.clone(),
+        // Set by the caller, which sees every window.
+        inside_fault: None,
+        overlapped_by: Vec::new(),
         client_detect_s: detect_s,
         client_detect_how: detect.map(|d| d.1),
         client_detect_band: client_band.map(|b| b.judge(detect_s, watched)),

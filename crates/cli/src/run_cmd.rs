@@ -103,6 +103,13 @@ fn print_verdicts(report: &linecut_analyzer::Report, dir: &std::path::Path) {
     let s = |v: Option<f64>| v.map_or("never".to_string(), |v| format!("{v:.3}s"));
     for w in &report.windows {
         for m in &w.subscribers {
+            if let Some(inside) = m.inside_fault {
+                linecut_runner::say(format_args!(
+                    "fault {} ({}) {}: began inside fault {inside}, measured there",
+                    w.fault, w.kind, m.client
+                ));
+                continue;
+            }
             linecut_runner::say(format_args!(
                 "fault {} ({}) {}: client gave up after {}{}, broker after {}, back {} after the end",
                 w.fault,

@@ -361,6 +361,78 @@ target = "client=sensor-1"
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Overlapping faults (the review's D5): a cut 2–10 s and a `reject` inside it, 4–5 s. The
+/// reject is not the cut's end: the cut's window measures the give-up (rumqttc, K = 2 s: inside
+/// K..2K), and the reject's window says it began inside the cut. A variant in the same run: a
+/// second subscriber only the reject targets is not inside anything, so it is measured in the
+/// reject's own window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fault_inside_another_is_reported_as_nested_and_the_outer_keeps_its_verdict() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let (dir, report) = run_namespace(
+        "nested",
+        r#"
+duration = "14s"
+[publisher]
+interval = "200ms"
+[subscriber]
+count = 2
+client_id = "dev-{n}"
+keepalive = "2s"
+connect_timeout = "1s"
+reconnect = "fixed:500ms"
+[network]
+mode = "namespace"
+[[fault]]
+kind = "cut"
+at = "2s"
+for = "8s"
+target = "client=dev-1"
+[[fault]]
+kind = "reject"
+dir = "down"
+at = "4s"
+for = "1s"
+"#,
+    )
+    .await;
+    let (cut, reject) = (&report.windows[0], &report.windows[1]);
+    let outer = cut
+        .subscribers
+        .iter()
+        .find(|m| m.client == "dev-1")
+        .unwrap();
+    let band = outer.client_detect_band.as_ref().unwrap();
+    assert_eq!(
+        band.verdict,
+        linecut_analyzer::Verdict::Inside,
+        "{outer:#?}"
+    );
+    assert_eq!(outer.overlapped_by, vec![reject.fault]);
+    let nested = reject
+        .subscribers
+        .iter()
+        .find(|m| m.client == "dev-1")
+        .unwrap();
+    assert_eq!(nested.inside_fault, Some(cut.fault), "{nested:#?}");
+    assert_eq!(nested.client_detect_s, None);
+    // dev-2 had only the reject: its own window, measured (it was connected when it began).
+    let alone = reject
+        .subscribers
+        .iter()
+        .find(|m| m.client == "dev-2")
+        .unwrap();
+    assert_eq!(alone.inside_fault, None);
+    assert!(alone.connected_at_start, "{alone:#?}");
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(md.contains("began inside fault 1"), "{md}");
+    assert!(md.contains("fault 2 began while this fault was on"), "{md}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A device kernel tuned to give up fast (`tcp_retries2 = 2`: about 1.4 s of unanswered
 /// retransmissions from a 200 ms RTO, doubling) ends the connection under a long cut before the
 /// client's keepalive rule would (2K = 10 s), as soon as it has a PINGREQ unacknowledged; the
