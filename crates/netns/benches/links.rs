@@ -34,7 +34,7 @@ fn setup_teardown(count: u32, runs: usize) -> (f64, f64) {
     for _ in 0..runs {
         let t = Instant::now();
         let mut topo = Topology::create(RunId::fresh(), count, &TcpSettings::default()).unwrap();
-        rules::apply_host(&rules::base_host(topo.id, &topo.members)).unwrap();
+        rules::apply_host(&rules::base_host(&topo)).unwrap();
         for m in &topo.members {
             rules::apply_ns(m, &rules::base_ns(topo.id, m)).unwrap();
         }
@@ -92,7 +92,7 @@ fn main() {
         );
     }
     let topo = Topology::create(RunId::fresh(), 1, &TcpSettings::default()).unwrap();
-    rules::apply_host(&rules::base_host(topo.id, &topo.members)).unwrap();
+    rules::apply_host(&rules::base_host(&topo)).unwrap();
     rules::apply_ns(&topo.members[0], &rules::base_ns(topo.id, &topo.members[0])).unwrap();
     let m = &topo.members[0];
     let (mut host, mut ns) = (Vec::new(), Vec::new());

@@ -11,7 +11,7 @@
 
 use crate::command::nft;
 use crate::names::RunId;
-use crate::topology::{in_netns, Member};
+use crate::topology::{in_netns, Member, Topology};
 use crate::NetnsError;
 use linecut_model::{CutLayer, LinkKind};
 
@@ -23,9 +23,20 @@ pub fn up_chain(n: u32) -> String {
     format!("up{n}")
 }
 
-/// The host's table: one ingress chain per member's host end, accepting everything.
-pub fn base_host(id: RunId, members: &[Member]) -> String {
-    let mut s = format!("table netdev {} {{\n", id.table());
+/// The host's tables: one ingress chain per member's host end, accepting everything (the
+/// faults' rules go there), and a guard on the broker's address: only the run's bridge (and
+/// the host itself, over `lo`) reaches it. The host would otherwise answer on that address
+/// whatever arrives on any interface (Linux accepts a local address on every interface), so a
+/// neighbour routing 198.18.0.0/15 here could reach a broker that accepts anything.
+pub fn base_host(t: &Topology) -> String {
+    let (id, members) = (t.id, &t.members);
+    let mut s = format!(
+        "table inet {table} {{\n  chain broker_guard {{ type filter hook input priority 0; policy accept; ip daddr {addr} iifname != {{ \"{bridge}\", \"lo\" }} drop; }}\n}}\n",
+        table = id.table(),
+        addr = t.host_addr,
+        bridge = t.bridge,
+    );
+    s.push_str(&format!("table netdev {} {{\n", id.table()));
     for m in members {
         s.push_str(&format!(
             "  chain {} {{ type filter hook ingress device \"{}\" priority 0; policy accept; }}\n",

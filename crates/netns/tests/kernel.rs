@@ -22,7 +22,7 @@ fn root() -> bool {
 /// A topology for `count` subscribers with its base rules in place.
 fn topology(count: u32, tcp: &TcpSettings) -> Topology {
     let t = Topology::create(RunId::fresh(), count, tcp).unwrap();
-    rules::apply_host(&rules::base_host(t.id, &t.members)).unwrap();
+    rules::apply_host(&rules::base_host(&t)).unwrap();
     for m in &t.members {
         rules::apply_ns(m, &rules::base_ns(t.id, m)).unwrap();
     }
@@ -514,4 +514,137 @@ fn a_capture_on_a_full_disk_reports_its_failure_while_running() {
     assert!(capture.stop().is_err());
     let _ = std::process::Command::new("umount").arg(&dir).status();
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The broker's address answers only over the run's bridge: a foreign namespace with a route
+/// to it over a pair of its own (a LAN neighbour routing 198.18.0.0/15 to this host, in
+/// miniature) gets nothing, while the run's own member connects. The control: with the guard
+/// table deleted, the same foreign connect succeeds, so it is the guard that refused it.
+#[test]
+fn only_the_runs_pairs_reach_the_brokers_address() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let t = topology(1, &TcpSettings::default());
+    let listener = TcpListener::bind((t.host_addr, 0)).unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Not named like a run (those are `lc…`), so no run's leftover clean-up takes it.
+    let pid = std::process::id();
+    let (ns, host, peer) = (format!("fx{pid}"), format!("fx{pid}h"), format!("fx{pid}n"));
+    // A /30 from the test range (RFC 5737), distinct per process.
+    let net = (pid % 60) as u8 * 4;
+    let sh = |args: &[&str]| {
+        let ok = std::process::Command::new("ip")
+            .args(args)
+            .status()
+            .unwrap();
+        assert!(ok.success(), "ip {args:?}");
+    };
+    sh(&["netns", "add", &ns]);
+    sh(&[
+        "link", "add", &host, "type", "veth", "peer", "name", &peer, "netns", &ns,
+    ]);
+    sh(&[
+        "addr",
+        "add",
+        &format!("192.0.2.{}/30", net + 1),
+        "dev",
+        &host,
+    ]);
+    sh(&["link", "set", &host, "up"]);
+    for args in [
+        vec!["link", "set", "lo", "up"],
+        vec![
+            "addr",
+            "add",
+            &format!("192.0.2.{}/30", net + 2),
+            "dev",
+            &peer,
+        ],
+        vec!["link", "set", &peer, "up"],
+    ] {
+        let mut full = vec!["-n", ns.as_str()];
+        full.extend(args.iter().map(|s| &**s));
+        sh(&full);
+    }
+    let gw = format!("192.0.2.{}", net + 1);
+    sh(&[
+        "-n",
+        &ns,
+        "route",
+        "add",
+        &format!("{}/32", t.host_addr),
+        "via",
+        &gw,
+    ]);
+    let foreign = || {
+        in_netns(&ns, || {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(1500))
+                .map_err(|e| linecut_netns::NetnsError::Io(e.to_string()))
+        })
+    };
+    let guarded = foreign();
+    assert!(connect_from(&t, 0, addr, Duration::from_secs(2)).is_ok());
+    let _ = std::process::Command::new("nft")
+        .args(["delete", "table", "inet", &t.id.table()])
+        .status();
+    let unguarded = foreign();
+    sh(&["netns", "delete", &ns]);
+    assert!(guarded.is_err(), "a foreign namespace reached the broker");
+    assert!(
+        unguarded.is_ok(),
+        "the control failed: {:?}",
+        unguarded.err()
+    );
+}
+
+/// IPv6 is off on the run's links: a pair whose carrier goes down and up (which with IPv6 on
+/// sends duplicate-address, router and MLD solicitations) puts no IPv6 frame in the capture.
+#[test]
+fn a_runs_links_carry_no_ipv6_chatter() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let t = topology(2, &TcpSettings::default());
+    let dir = std::env::temp_dir().join(format!("linecut-netns-{}-v6", t.id));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pcap = dir.join("capture.pcap");
+    let hosts: Vec<String> = t.members.iter().map(|m| m.veth_host.clone()).collect();
+    let capture = linecut_netns::capture::Capture::start(&pcap, &hosts, 1883).unwrap();
+    rules::set_carrier(&t.members[0], false).unwrap();
+    rules::set_carrier(&t.members[0], true).unwrap();
+    // An IPv4 frame as the sign the link is back and captured: a connect to a closed port on
+    // the bridge is answered with an RST at once.
+    let closed = std::net::SocketAddr::from((t.host_addr, 9));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let e = connect_from(&t, 0, closed, Duration::from_millis(500)).err();
+        if e.as_ref()
+            .is_some_and(|e| e.to_string().contains("refused"))
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the link never came back: {e:?}");
+    }
+    // Linux sends its first router solicitation and MLD report within a second of the link
+    // coming up (DAD's 1 s probe delay bounds them): watched for that long after.
+    std::thread::sleep(Duration::from_millis(1500));
+    capture.stop().unwrap();
+    let mut ipv6 = 0;
+    let mut ipv4 = 0;
+    linecut_capture::read::read_frames(&pcap, |f| {
+        // Ethernet: the EtherType at bytes 12..14.
+        match f.data.get(12..14) {
+            Some([0x86, 0xdd]) => ipv6 += 1,
+            Some([0x08, 0x00]) => ipv4 += 1,
+            _ => {}
+        }
+    })
+    .unwrap();
+    assert!(ipv4 > 0, "nothing captured");
+    assert_eq!(ipv6, 0, "IPv6 frames on the run's links");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

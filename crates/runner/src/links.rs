@@ -61,7 +61,7 @@ impl LinkFront {
         )
         .map_err(|e| RunError::Network(e.to_string()))?;
         let apply = || -> Result<(), linecut_netns::NetnsError> {
-            rules::apply_host(&rules::base_host(topology.id, &topology.members))?;
+            rules::apply_host(&rules::base_host(&topology))?;
             for m in &topology.members {
                 rules::apply_ns(m, &rules::base_ns(topology.id, m))?;
             }
