@@ -89,6 +89,7 @@ impl EmbeddedBroker {
         };
         let addr_v5 = free_port(SocketAddr::new(config.listen.ip(), 0))?;
         let rumqttd_config = rumqttd_config(&config, addr, addr_v5);
+        watch_for_panics();
         std::thread::Builder::new()
             .name("linecut-rumqttd".into())
             .spawn(move || {
@@ -126,10 +127,54 @@ impl EmbeddedBroker {
         self.addr_v5
     }
 
+    /// The first panic inside rumqttd, with its place in rumqttd's source: after one the
+    /// broker is broken (rumqttd 0.20 unwraps a `Disconnected` on a rejected client id, then
+    /// every later connection panics on the poisoned lock), and a run must say so rather than
+    /// wait for subscribers that can never connect.
+    pub fn panicked(&self) -> Option<String> {
+        BROKER_PANIC.get().cloned()
+    }
+
     /// A name for reports, e.g. `rumqttd 0.20 (embedded)`.
     pub fn describe(&self) -> String {
         format!("rumqttd {RUMQTTD_VERSION} (embedded)")
     }
+}
+
+/// The first panic raised in rumqttd's code in this process (one process runs one broker).
+static BROKER_PANIC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Chains a panic hook that remembers the first panic whose location is in rumqttd's source.
+/// Installed once; other panics go to the previous hook untouched.
+fn watch_for_panics() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(at) = info.location().filter(|l| l.file().contains("rumqttd")) {
+                let message = info
+                    .payload()
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "(no message)".into());
+                // The message can quote a client's packet: a few hundred characters are
+                // enough to say what broke.
+                let message: String = message.chars().take(300).collect();
+                let _ = BROKER_PANIC.set(format!(
+                    "{message} (rumqttd {RUMQTTD_VERSION}, {}:{})",
+                    at.file()
+                        .rsplit("rumqttd")
+                        .next()
+                        .unwrap_or(at.file())
+                        .trim_start_matches(|c: char| c != '/')
+                        .trim_start_matches('/'),
+                    at.line()
+                ));
+            }
+            previous(info);
+        }));
+    });
 }
 
 /// Binds port 0 and releases it: rumqttd cannot tell us which port it bound, so we choose.

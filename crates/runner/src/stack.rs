@@ -300,10 +300,18 @@ impl Stack {
 
     /// A part that has died while the run went on, named with how it ended.
     pub fn dead_part(&mut self) -> Option<String> {
-        if let RunningBroker::Mosquitto(m) = &mut self.broker {
-            if let Some(status) = m.exited() {
-                return Some(format!("the broker (mosquitto) died mid-run: {status}"));
+        match &mut self.broker {
+            RunningBroker::Mosquitto(m) => {
+                if let Some(status) = m.exited() {
+                    return Some(format!("the broker (mosquitto) died mid-run: {status}"));
+                }
             }
+            RunningBroker::Embedded(b) => {
+                if let Some(panic) = b.panicked() {
+                    return Some(format!("the embedded broker panicked: {panic}"));
+                }
+            }
+            RunningBroker::External(_) => {}
         }
         match &self.front {
             Front::Proxy(proxy) => {

@@ -441,3 +441,34 @@ python = "/nonexistent/python3"
         other => panic!("{:?}", other.map(|o| o.status)),
     }
 }
+
+/// The reliability review's D1 behind a command client: linecut's own clients are refused an id
+/// the embedded broker rejects, but a command can send one itself. rumqttd 0.20 then panics
+/// (and every later connection on its poisoned lock); the run ends at once with that panic as
+/// its stated reason, not after 30 s of "only 0 of 1 subscribers were subscribed".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_panic_is_the_runs_stated_reason() {
+    let dir = temp_dir("broker-panic");
+    let text = r#"
+name = "broker-panic"
+duration = "10s"
+[subscriber]
+client = "command"
+keepalive = "5s"
+command = ["mosquitto_sub", "-h", "{host}", "-p", "{port}", "-i", "a/b", "-k", "{keepalive}", "-t", "{topic}"]
+"#;
+    let started = Instant::now();
+    let outcome = run(&scenario(text), &options(&dir), std::future::pending())
+        .await
+        .unwrap();
+    let RunStatus::Incomplete(reason) = &outcome.status else {
+        panic!("{:?}", outcome.status);
+    };
+    assert!(
+        reason.contains("the embedded broker panicked") && reason.contains("rumqttd"),
+        "{reason}"
+    );
+    // The subscribe wait polls the broker every 5 ms; mosquitto_sub retries a refused
+    // connection within a second or two (its reconnect delay): well inside the 30 s wait.
+    assert!(started.elapsed() < Duration::from_secs(20), "{reason}");
+}
