@@ -208,39 +208,57 @@ pub fn render(report: &Report, run: &Run) -> String {
     // broker's drop (its log), on the client's connection open at the time. On a cut link the
     // FIN of either waits for the line, so the wire alone would keep the bar solid through an
     // outage neither side still believed in.
-    let own_ends: Vec<(String, f64)> = run
-        .subscriber
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Disconnected(d) if d.cause != DisconnectCause::Requested => {
-                Some((d.client.clone(), t(e.ts_us)))
+    // Grouped by client: a lane looks at its own client's records only, so a fleet of many
+    // clients costs what its records cost (a scan of every client's records per lane was
+    // quadratic: minutes for 100,000 short sessions).
+    type ByClient = std::collections::HashMap<String, Vec<f64>>;
+    let mut own_ends: ByClient = ByClient::new();
+    for e in &run.subscriber {
+        if let EventKind::Disconnected(d) = &e.kind {
+            if d.cause != DisconnectCause::Requested {
+                own_ends
+                    .entry(d.client.clone())
+                    .or_default()
+                    .push(t(e.ts_us));
             }
-            _ => None,
-        })
-        .collect();
-    let broker_drops: Vec<(String, f64)> = run
-        .broker_log
-        .iter()
-        .filter(|l| l.kind == linecut_events::broker_log::BrokerLogKind::KeepaliveTimeout)
-        .map(|l| (l.client.clone(), t(l.ts_us)))
-        .collect();
-    let opened_of: Vec<(u64, String, f64)> = lanes
-        .iter()
-        .filter_map(|(conn, l)| Some((*conn, client_of.get(conn)?.clone(), l.opened)))
-        .collect();
+        }
+    }
+    let mut broker_drops: ByClient = ByClient::new();
+    for l in &run.broker_log {
+        if l.kind == linecut_events::broker_log::BrokerLogKind::KeepaliveTimeout {
+            broker_drops
+                .entry(l.client.clone())
+                .or_default()
+                .push(t(l.ts_us));
+        }
+    }
+    let mut opened_of: std::collections::HashMap<String, Vec<(u64, f64)>> =
+        std::collections::HashMap::new();
+    for (conn, l) in lanes.iter() {
+        if let Some(id) = client_of.get(conn) {
+            opened_of
+                .entry(id.clone())
+                .or_default()
+                .push((*conn, l.opened));
+        }
+    }
     for (conn, lane) in lanes.iter_mut() {
         if let Some(id) = client_of.get(conn) {
             lane.label = format!("conn {conn} ({id})");
             // This connection's time as the client's: until its next connection opened.
             let next = opened_of
-                .iter()
-                .filter(|(c, i, o)| c != conn && i == id && *o > lane.opened)
-                .map(|(_, _, o)| *o)
+                .get(id)
+                .into_iter()
+                .flatten()
+                .filter(|(c, o)| c != conn && *o > lane.opened)
+                .map(|(_, o)| *o)
                 .fold(f64::INFINITY, f64::min);
-            let in_life = |list: &[(String, f64)]| {
-                list.iter()
-                    .filter(|(c, at)| c == id && *at >= lane.opened && *at < next)
-                    .map(|(_, at)| *at)
+            let in_life = |list: &ByClient| {
+                list.get(id)
+                    .into_iter()
+                    .flatten()
+                    .filter(|at| **at >= lane.opened && **at < next)
+                    .copied()
                     .fold(f64::INFINITY, f64::min)
             };
             let gave_up = in_life(&own_ends);

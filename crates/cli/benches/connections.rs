@@ -1,0 +1,119 @@
+//! Many-connections benchmark: `linecut analyze` of a capture of a million short MQTT sessions,
+//! against the same analysis of a tenth of them, in the same run.
+//!
+//! Each session is what a fleet of short-lived publishers or a reconnect storm leaves: a TCP
+//! handshake, CONNECT (a client id of its own), CONNACK, DISCONNECT, and a FIN from each side.
+//! Memory should follow the connections open at once (one, here), not the connections seen;
+//! the ratio of peak memory between the full capture and the tenth says whether it does.
+//!
+//! `LINECUT_BENCH_CONNECTIONS` sets the count (default 1,000,000). Run with
+//! `cargo bench -p linecut --bench connections` (about 300 MB in the temporary directory).
+
+use linecut_capture::{LegSide, PcapTap};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+/// Writes `count` short sessions, one after another, 100 µs apart.
+fn generate(path: &Path, count: u64) {
+    let tap = PcapTap::create(path).unwrap();
+    let broker: SocketAddr = "10.0.0.1:1883".parse().unwrap();
+    let mut ts: i64 = 1_764_000_000_000_000;
+    for c in 0..count {
+        let client: SocketAddr = format!(
+            "10.{}.{}.{}:{}",
+            1 + (c >> 24) % 200,
+            (c >> 16) % 256,
+            (c >> 8) % 256,
+            1024 + c % 60_000
+        )
+        .parse()
+        .unwrap();
+        let conn = c + 1;
+        tap.open(conn, LegSide::Client, client, broker, ts);
+        let connect = linecut_mqtt::encode::connect(&format!("dev-{c:07}"), 60);
+        tap.data(conn, LegSide::Client, true, &connect, ts + 10);
+        tap.data(conn, LegSide::Client, false, &[0x20, 2, 0, 0], ts + 20);
+        tap.data(conn, LegSide::Client, true, &[0xe0, 0], ts + 30);
+        tap.close(conn, LegSide::Client, true, false, ts + 40);
+        tap.close(conn, LegSide::Client, false, false, ts + 50);
+        ts += 100;
+    }
+    tap.finish().unwrap();
+}
+
+/// Runs a command, returning wall seconds and peak RSS in MiB.
+fn measure(mut command: Command) -> (f64, f64) {
+    let started = Instant::now();
+    let child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid, and wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for the child we just spawned; the pointers are valid for the call.
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(rc, pid, "wait4");
+    std::mem::forget(child);
+    (
+        started.elapsed().as_secs_f64(),
+        usage.ru_maxrss as f64 / 1024.0,
+    )
+}
+
+fn analyze(file: &Path, out: &Path) -> (f64, f64, serde_json::Value, u64) {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_linecut"));
+    c.arg("analyze")
+        .arg(file)
+        .args(["--port", "1883", "--out"])
+        .arg(out);
+    let (s, mb) = measure(c);
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    let md = std::fs::metadata(out.join("report.md")).unwrap().len();
+    (s, mb, report, md)
+}
+
+fn main() {
+    let count: u64 = std::env::var("LINECUT_BENCH_CONNECTIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let dir = std::env::temp_dir().join(format!("linecut-bench-conns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (full, tenth) = (dir.join("full.pcap"), dir.join("tenth.pcap"));
+    let t = Instant::now();
+    generate(&full, count);
+    generate(&tenth, count / 10);
+    let size = std::fs::metadata(&full).unwrap().len() as f64 / 1e6;
+    println!(
+        "connections benchmark: {count} short sessions, {size:.0} MB pcap (generated in {:.1} s)",
+        t.elapsed().as_secs_f64()
+    );
+    let (s, mb, report, md) = analyze(&full, &dir.join("report-full"));
+    let (s10, mb10, _, md10) = analyze(&tenth, &dir.join("report-tenth"));
+    assert_eq!(
+        report["capture"]["connections"].as_u64(),
+        Some(count),
+        "linecut read every connection"
+    );
+    println!(
+        "  linecut analyze, {count} connections: {s:.2} s ({:.2} µs per connection), peak {mb:.1} MiB, report.md {:.1} MB",
+        s * 1e6 / count as f64,
+        md as f64 / 1e6
+    );
+    println!(
+        "  linecut analyze, {} connections: {s10:.2} s, peak {mb10:.1} MiB, report.md {:.1} MB",
+        count / 10,
+        md10 as f64 / 1e6
+    );
+    println!(
+        "  peak memory, full / tenth: {:.2}× (flat is 1×; linear would be 10×)",
+        mb / mb10
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
