@@ -15,11 +15,14 @@
 //! Run with `cargo bench -p linecut --bench capture` (needs tshark, and about 1.3 GiB in the
 //! temporary directory).
 
+mod support;
+
 use linecut_capture::{LegSide, PcapTap};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
+use support::measure;
 
 const SUBSCRIBERS: u64 = 50;
 const SEGMENT: usize = 1448;
@@ -79,28 +82,6 @@ fn generate(path: &Path, bytes: u64) -> u64 {
     }
     tap.finish().unwrap();
     packets
-}
-
-/// Runs a command, returning wall seconds and peak RSS in MiB.
-fn measure(mut command: Command) -> (f64, f64) {
-    let started = Instant::now();
-    let child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid, and wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for the child we just spawned; the pointers are valid for the call.
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(rc, pid, "wait4");
-    std::mem::forget(child);
-    (
-        started.elapsed().as_secs_f64(),
-        usage.ru_maxrss as f64 / 1024.0,
-    )
 }
 
 fn linecut(file: &Path, out: &Path) -> Command {

@@ -9,11 +9,14 @@
 //! `LINECUT_BENCH_CONNECTIONS` sets the count (default 1,000,000). Run with
 //! `cargo bench -p linecut --bench connections` (about 300 MB in the temporary directory).
 
+mod support;
+
 use linecut_capture::{LegSide, PcapTap};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Instant;
+use support::{generate_in_child, generation_request, measure};
 
 /// Writes `count` short sessions, one after another, 100 µs apart.
 fn generate(path: &Path, count: u64) {
@@ -26,7 +29,8 @@ fn generate(path: &Path, count: u64) {
             1 + (c >> 24) % 200,
             (c >> 16) % 256,
             (c >> 8) % 256,
-            1024 + c % 60_000
+            // Client ports stay clear of the broker's 1883, so every segment has one reading.
+            2000 + c % 60_000
         )
         .parse()
         .unwrap();
@@ -43,42 +47,29 @@ fn generate(path: &Path, count: u64) {
     tap.finish().unwrap();
 }
 
-/// Runs a command, returning wall seconds and peak RSS in MiB.
-fn measure(mut command: Command) -> (f64, f64) {
-    let started = Instant::now();
-    let child = command
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid, and wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waits for the child we just spawned; the pointers are valid for the call.
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(rc, pid, "wait4");
-    std::mem::forget(child);
-    (
-        started.elapsed().as_secs_f64(),
-        usage.ru_maxrss as f64 / 1024.0,
-    )
-}
-
-fn analyze(file: &Path, out: &Path) -> (f64, f64, serde_json::Value, u64) {
+/// `linecut analyze` of `file` into `out`: wall seconds and peak MiB.
+fn analyze(file: &Path, out: &Path) -> (f64, f64) {
     let mut c = Command::new(env!("CARGO_BIN_EXE_linecut"));
     c.arg("analyze")
         .arg(file)
         .args(["--port", "1883", "--out"])
         .arg(out);
-    let (s, mb) = measure(c);
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
-    let md = std::fs::metadata(out.join("report.md")).unwrap().len();
-    (s, mb, report, md)
+    measure(c)
+}
+
+/// What the analysis wrote: its report.json and the size of report.md. Read after every
+/// measurement, so this process never holds a report while a child is measured.
+fn written(out: &Path) -> (serde_json::Value, u64) {
+    let report = serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap())
+        .unwrap();
+    (report, std::fs::metadata(out.join("report.md")).unwrap().len())
 }
 
 fn main() {
+    if let Some((count, path)) = generation_request() {
+        generate(&path, count);
+        return;
+    }
     let count: u64 = std::env::var("LINECUT_BENCH_CONNECTIONS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -87,15 +78,17 @@ fn main() {
     std::fs::create_dir_all(&dir).unwrap();
     let (full, tenth) = (dir.join("full.pcap"), dir.join("tenth.pcap"));
     let t = Instant::now();
-    generate(&full, count);
-    generate(&tenth, count / 10);
+    generate_in_child(&full, count);
+    generate_in_child(&tenth, count / 10);
     let size = std::fs::metadata(&full).unwrap().len() as f64 / 1e6;
     println!(
         "connections benchmark: {count} short sessions, {size:.0} MB pcap (generated in {:.1} s)",
         t.elapsed().as_secs_f64()
     );
-    let (s, mb, report, md) = analyze(&full, &dir.join("report-full"));
-    let (s10, mb10, _, md10) = analyze(&tenth, &dir.join("report-tenth"));
+    let (s, mb) = analyze(&full, &dir.join("report-full"));
+    let (s10, mb10) = analyze(&tenth, &dir.join("report-tenth"));
+    let (report, md) = written(&dir.join("report-full"));
+    let (_, md10) = written(&dir.join("report-tenth"));
     assert_eq!(
         report["capture"]["connections"].as_u64(),
         Some(count),
