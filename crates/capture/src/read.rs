@@ -79,6 +79,21 @@ fn describe<I>(e: &PcapError<I>) -> String {
     }
 }
 
+/// The first bytes of a record, in hex, for an error message: enough to recognise what is
+/// there (a block type, a length), never the record itself.
+fn excerpt(bytes: &[u8]) -> String {
+    const SHOWN: usize = 16;
+    let mut hex: Vec<String> = bytes
+        .iter()
+        .take(SHOWN)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if bytes.len() > SHOWN {
+        hex.push("…".into());
+    }
+    hex.join(" ")
+}
+
 /// Calls `frame` for every frame of the capture at `path`, in file order.
 pub fn read_frames(
     path: &Path,
@@ -210,8 +225,12 @@ pub fn read_frames(
                 buffer *= 2;
             }
             Err(e) => {
-                summary.stopped =
-                    Some(format!("corrupt record at byte {offset}: {}", describe(&e)));
+                // The error borrows the reader's buffer: describe it before looking there.
+                let why = describe(&e);
+                summary.stopped = Some(format!(
+                    "corrupt record at byte {offset} (begins {}): {why}",
+                    excerpt(reader.data())
+                ));
                 break;
             }
         }
@@ -224,7 +243,8 @@ mod tests {
     use super::*;
 
     /// The reliability review's D3: a corrupt block's error carried a Debug dump of up to 4 MiB
-    /// of the file. The reason names the byte offset and the parser's verdict, nothing more.
+    /// of the file. The reason names the byte offset, the record's first 16 bytes and the
+    /// parser's verdict, nothing more.
     #[test]
     fn a_corrupt_block_is_described_in_a_line_not_dumped() {
         let dir = std::env::temp_dir().join(format!("linecut-read-{}", std::process::id()));
@@ -248,6 +268,11 @@ mod tests {
         let why = summary.stopped.expect("reading stops at the corrupt block");
         assert!(why.len() < 200, "{} bytes: {}", why.len(), &why[..200]);
         assert!(why.contains("byte 28"), "{why}");
+        // The block's type (6) and its bad length (7), little-endian, then no more.
+        assert!(
+            why.contains("(begins 06 00 00 00 07 00 00 00 00 00 00 00 00 00 00 00 …)"),
+            "{why}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
