@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
             | Observation::Gap { frame, .. }
             | Observation::Resent { frame, .. }
             | Observation::Closed { frame, .. }
+            | Observation::Ended { frame, .. }
             | Observation::Neighbour { frame, .. } => frame,
         };
         // Frames are cited by number: each names a frame the file has, in file order.

@@ -13,8 +13,13 @@
 //!
 //! Memory: control packets are few and kept as events; PUBLISHes become 32-byte rows only when
 //! they carry linecut's payload (a capture of other traffic is read in constant memory).
+//! Per-connection state is held while a connection is open and for the
+//! [`DETAIL`](crate::retain::DETAIL) most
+//! informative ended ones ([`crate::retain`]); the rest are folded into counts as they end, so
+//! memory follows the connections open at once, not the connections seen.
 
 use crate::frames::{CitedFrame, FrameLedger, Sender, WireSign};
+use crate::retain::{Folded, Retainer};
 use crate::{AnalyzeError, Delivery, Publish, Run};
 use linecut_capture::{CaptureSummary, Observation, Side};
 use linecut_events::{
@@ -48,6 +53,10 @@ pub struct CaptureInfo {
     pub stopped: Option<String>,
     pub unknown_linktypes: Vec<i32>,
     pub inferred_windows: u32,
+    /// Connections counted instead of described, when the capture had more than the report
+    /// describes in detail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub folded: Option<Folded>,
 }
 
 struct Interner {
@@ -74,6 +83,16 @@ struct ConnSeen {
     /// Every packet (and the FIN or RST) from the broker's side, in capture order.
     heard_us: Vec<i64>,
     client_closed_us: Option<i64>,
+}
+
+impl ConnSeen {
+    /// The client has a newer connection than this one.
+    fn superseded(&self, conn: u64, latest_conn: &HashMap<String, u64>) -> bool {
+        self.client
+            .as_ref()
+            .and_then(|c| latest_conn.get(c))
+            .is_some_and(|latest| *latest != conn)
+    }
 }
 
 /// A reconnect, as a possible end of an outage: the client's previous connection, when the
@@ -152,12 +171,20 @@ pub fn load_capture(
     let mut servers: Vec<String> = Vec::new();
     let mut gaps = 0u64;
     let mut ledger = Citer::default();
+    let mut retainer = Retainer::default();
     let summary: CaptureSummary = linecut_capture::read_mqtt(path, port, |observation| {
         let event = |ts_us: i64, kind: EventKind| Event {
             ts_us,
             source: Source::Capture,
             kind,
         };
+        // A connection folded into the counts: what still arrives on it is counted, not read.
+        if let Some(conn) = observation_conn(&observation) {
+            if !retainer.holds(conn) {
+                retainer.folded.late_observations += 1;
+                return;
+            }
+        }
         match observation {
             Observation::Opened {
                 conn,
@@ -176,14 +203,18 @@ pub fn load_capture(
                     servers.push(server.clone());
                 }
                 conns.insert(conn, ConnSeen::default());
-                run.proxy.push(event(
-                    ts_us,
-                    EventKind::ConnOpened(ConnOpened {
-                        conn,
-                        client_addr: client.to_string(),
-                        listen_addr: server,
-                    }),
-                ));
+                retainer.open(conn);
+                retainer.keep(
+                    conn,
+                    event(
+                        ts_us,
+                        EventKind::ConnOpened(ConnOpened {
+                            conn,
+                            client_addr: client.to_string(),
+                            listen_addr: server,
+                        }),
+                    ),
+                );
             }
             Observation::Packet {
                 conn,
@@ -202,9 +233,15 @@ pub fn load_capture(
                         let heard = conns
                             .get(&old)
                             .and_then(|o| o.heard_us.iter().rev().find(|t| **t < ts_us).copied());
-                        if let Some(heard) = heard {
+                        // Only a silence of at least the keepalive can be an outage (the
+                        // first test of `infer_windows`, made here so only candidates are
+                        // kept); both connections are then what the window is made of.
+                        let keepalive_us = i64::from(c.keepalive_s.max(1)) * 1_000_000;
+                        if let Some(heard) = heard.filter(|h| ts_us - h >= keepalive_us) {
+                            retainer.pin(old);
+                            retainer.pin(conn);
                             reconnects.push(Reconnect {
-                                client,
+                                client: client.clone(),
                                 old_conn: old,
                                 last_heard_us: heard,
                                 connect_us: ts_us,
@@ -212,6 +249,11 @@ pub fn load_capture(
                             });
                         }
                     }
+                    retainer.owned_by(conn, &client);
+                    retainer.sign(conn, |s| s.mqtt = true);
+                }
+                if let (Packet::Disconnect(_), Direction::Up) = (packet, dir) {
+                    retainer.sign(conn, |s| s.client_disconnected = true);
                 }
                 let seen = conns.entry(conn).or_default();
                 if dir == Direction::Down {
@@ -220,13 +262,8 @@ pub fn load_capture(
                 // Data from the broker on a connection the client had already closed, or left
                 // for a newer one, never reached the application: it is stale data, kept as an
                 // event for the story, not a delivery.
-                let superseded = seen
-                    .client
-                    .as_ref()
-                    .and_then(|c| latest_conn.get(c))
-                    .is_some_and(|latest| *latest != conn);
-                let stale =
-                    dir == Direction::Down && (seen.client_closed_us.is_some() || superseded);
+                let stale = dir == Direction::Down
+                    && (seen.client_closed_us.is_some() || seen.superseded(conn, &latest_conn));
                 match packet {
                     Packet::Publish(_) if stale => {
                         ledger.cite(
@@ -237,24 +274,31 @@ pub fn load_capture(
                             WireSign::StalePublish,
                             0,
                         );
-                        run.proxy.push(event(
-                            ts_us,
-                            EventKind::MqttPacket(linecut_capture::describe(
-                                conn, dir, len, packet,
-                            )),
-                        ))
+                        retainer.sign(conn, |s| s.resent_or_stale = true);
+                        retainer.keep(
+                            conn,
+                            event(
+                                ts_us,
+                                EventKind::MqttPacket(linecut_capture::describe(
+                                    conn, dir, len, packet,
+                                )),
+                            ),
+                        )
                     }
                     Packet::Publish(p) => {
                         let stamp = linecut_model::payload::decode(p.payload);
                         match (dir, &seen.client) {
                             (Direction::Down, Some(client)) => match stamp {
-                                Some(s) => run.deliveries.push(Delivery {
-                                    ts_us,
-                                    client: clients.id(client),
-                                    topic: topics.id(p.topic),
-                                    seq: Some(s.seq),
-                                    pub_ts_us: Some(s.pub_ts_us),
-                                }),
+                                Some(s) => {
+                                    run.deliveries.push(Delivery {
+                                        ts_us,
+                                        client: clients.id(client),
+                                        topic: topics.id(p.topic),
+                                        seq: Some(s.seq),
+                                        pub_ts_us: Some(s.pub_ts_us),
+                                    });
+                                    retainer.sign(conn, |s| s.data = true);
+                                }
                                 None => {
                                     *run.foreign_counts.entry(clients.id(client)).or_insert(0) += 1
                                 }
@@ -279,10 +323,16 @@ pub fn load_capture(
                         if let Packet::Connect(c) = other {
                             seen.client = Some(c.client_id.to_string());
                         }
-                        run.proxy.push(event(
-                            ts_us,
-                            EventKind::MqttPacket(linecut_capture::describe(conn, dir, len, other)),
-                        ));
+                        retainer.count_packet(conn, other.packet_type(), dir);
+                        retainer.keep(
+                            conn,
+                            event(
+                                ts_us,
+                                EventKind::MqttPacket(linecut_capture::describe(
+                                    conn, dir, len, other,
+                                )),
+                            ),
+                        );
                     }
                 }
             }
@@ -292,19 +342,26 @@ pub fn load_capture(
                 ts_us,
                 error,
                 ..
-            } => run.proxy.push(event(
-                ts_us,
-                EventKind::MqttMalformed(MqttMalformed {
+            } => {
+                retainer.sign(conn, |s| s.broken = true);
+                retainer.keep(
                     conn,
-                    dir,
-                    error,
-                    offset: 0,
-                }),
-            )),
+                    event(
+                        ts_us,
+                        EventKind::MqttMalformed(MqttMalformed {
+                            conn,
+                            dir,
+                            error,
+                            offset: 0,
+                        }),
+                    ),
+                )
+            }
             Observation::Gap {
                 conn, dir, bytes, ..
             } => {
                 gaps += 1;
+                retainer.sign(conn, |s| s.broken = true);
                 if run.warnings.len() < 20 {
                     run.warnings.push(format!(
                         "conn {conn} ({}): {bytes} byte(s) missing from the capture; MQTT decoding of that direction stops there",
@@ -330,30 +387,29 @@ pub fn load_capture(
                     bytes,
                 );
                 let seen = conns.entry(conn).or_default();
-                let superseded = seen
-                    .client
-                    .as_ref()
-                    .and_then(|c| latest_conn.get(c))
-                    .is_some_and(|latest| *latest != conn);
-                let stale = seen.client_closed_us.is_some() || superseded;
+                let stale = seen.client_closed_us.is_some() || seen.superseded(conn, &latest_conn);
                 if stale {
                     seen.heard_us.push(ts_us);
                 }
+                retainer.sign(conn, |s| s.resent_or_stale = true);
                 // Kept as an event either way: a window counts the retransmissions each side
                 // made during it; only stale ones are data arriving late.
-                run.proxy.push(event(
-                    ts_us,
-                    EventKind::RawBytes(linecut_events::RawBytes {
-                        conn,
-                        dir: Direction::Down,
-                        fate: if stale {
-                            linecut_events::Fate::Released
-                        } else {
-                            linecut_events::Fate::Forwarded
-                        },
-                        len: bytes,
-                    }),
-                ));
+                retainer.keep(
+                    conn,
+                    event(
+                        ts_us,
+                        EventKind::RawBytes(linecut_events::RawBytes {
+                            conn,
+                            dir: Direction::Down,
+                            fate: if stale {
+                                linecut_events::Fate::Released
+                            } else {
+                                linecut_events::Fate::Forwarded
+                            },
+                            len: bytes,
+                        }),
+                    ),
+                );
             }
             Observation::Resent {
                 conn,
@@ -368,15 +424,19 @@ pub fn load_capture(
                     WireSign::Retransmission
                 };
                 ledger.cite(conn, ts_us, frame, Sender::Client, sign, bytes);
-                run.proxy.push(event(
-                    ts_us,
-                    EventKind::RawBytes(linecut_events::RawBytes {
-                        conn,
-                        dir,
-                        fate: linecut_events::Fate::Forwarded,
-                        len: bytes,
-                    }),
-                ))
+                retainer.sign(conn, |s| s.resent_or_stale = true);
+                retainer.keep(
+                    conn,
+                    event(
+                        ts_us,
+                        EventKind::RawBytes(linecut_events::RawBytes {
+                            conn,
+                            dir,
+                            fate: linecut_events::Fate::Forwarded,
+                            len: bytes,
+                        }),
+                    ),
+                )
             }
             Observation::Neighbour {
                 ts_us,
@@ -423,26 +483,46 @@ pub fn load_capture(
                     }
                     Side::Server => seen.heard_us.push(ts_us),
                 }
-                run.proxy.push(event(
-                    ts_us,
-                    EventKind::LegClosed(LegClosed {
-                        conn,
-                        leg: if by == Side::Client {
-                            Leg::Client
-                        } else {
-                            Leg::Upstream
-                        },
-                        by: ClosedBy::Peer,
-                        how: if rst { CloseHow::Rst } else { CloseHow::Fin },
-                        reason: Some("seen in the capture".into()),
-                    }),
-                ))
+                if rst {
+                    retainer.sign(conn, |s| s.rst = true);
+                }
+                retainer.keep(
+                    conn,
+                    event(
+                        ts_us,
+                        EventKind::LegClosed(LegClosed {
+                            conn,
+                            leg: if by == Side::Client {
+                                Leg::Client
+                            } else {
+                                Leg::Upstream
+                            },
+                            by: ClosedBy::Peer,
+                            how: if rst { CloseHow::Rst } else { CloseHow::Fin },
+                            reason: Some("seen in the capture".into()),
+                        }),
+                    ),
+                )
+            }
+            // The follower forgot the connection: it may be folded now, and with it what was
+            // kept about it (and about its client, when none of the client's is held).
+            Observation::Ended { conn, .. } => {
+                for (folded, client) in retainer.end(conn) {
+                    conns.remove(&folded);
+                    ledger.ends.remove(&folded);
+                    ledger.frames.forget(folded);
+                    if let Some(client) = client {
+                        latest_conn.remove(&client);
+                    }
+                }
             }
         }
     })?;
     if gaps > 20 {
         run.warnings.push(format!("… {} more gaps", gaps - 20));
     }
+    let (held, folded) = retainer.finish();
+    run.proxy = held.into_iter().map(|(_, e)| e).collect();
     let inferred = infer_windows(&conns, &reconnects, &mut run.proxy);
     run.proxy.sort_by_key(|e| e.ts_us);
     run.deliveries.sort_by_key(|d| d.ts_us);
@@ -497,8 +577,23 @@ pub fn load_capture(
         stopped,
         unknown_linktypes: summary.unknown_linktypes,
         inferred_windows: inferred,
+        folded,
     };
     Ok((run, info))
+}
+
+/// The connection an observation is about, for those that touch a connection's state.
+fn observation_conn(o: &Observation<'_>) -> Option<u64> {
+    match o {
+        Observation::Packet { conn, .. }
+        | Observation::Malformed { conn, .. }
+        | Observation::Resent { conn, .. }
+        | Observation::Closed { conn, .. } => Some(*conn),
+        Observation::Opened { .. }
+        | Observation::Gap { .. }
+        | Observation::Ended { .. }
+        | Observation::Neighbour { .. } => None,
+    }
 }
 
 /// Outages the capture implies: a reconnect after the broker had been silent on the client's

@@ -101,6 +101,11 @@ impl FrameLedger {
         self.conns.entry(conn).or_default().push(frame);
     }
 
+    /// Drops a connection's frames (one the report no longer describes).
+    pub fn forget(&mut self, conn: u64) {
+        self.conns.remove(&conn);
+    }
+
     pub fn push_neighbour(&mut self, frame: CitedFrame) {
         self.neighbour.push(frame);
     }

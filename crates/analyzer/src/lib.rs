@@ -59,6 +59,7 @@ mod index;
 mod load;
 mod markdown;
 mod report;
+mod retain;
 mod story;
 mod svg;
 mod timeline;
@@ -80,6 +81,7 @@ pub use report::{
     StaleData, TimelineEntry, Told, UnexpectedDisconnect, Verdict, WindowMetrics, WindowReport,
     WireDifference,
 };
+pub use retain::{Folded, DETAIL};
 pub use story::{DetectHow, Story};
 use timeline::{client_warnings, timeline};
 use window::{window_metrics, windows, RunContext};

@@ -514,6 +514,12 @@ fn add_link_capture(run: &mut Run, pcap: &Path, port: u16) -> Result<(), Analyze
         )
     }));
     run.proxy.sort_by_key(|e| e.ts_us);
+    if let Some(f) = &info.folded {
+        run.warnings.push(format!(
+            "capture.pcap had more ended connections than a report describes: {} are counted, not described (the wire's view and its cited frames cover the {} most informative)",
+            f.connections, f.in_detail
+        ));
+    }
     if let Some(stopped) = info.stopped {
         run.warnings.push(format!(
             "capture.pcap could not be read to its end: {stopped}; the wire's view, and the frames this report can cite, stop there"

@@ -339,6 +339,29 @@ pub fn render(r: &Report) -> String {
                 "- **Reading stopped early**: {stopped}; everything before it is analysed"
             );
         }
+        if let Some(f) = &c.folded {
+            let list = |m: &std::collections::BTreeMap<String, u64>| {
+                m.iter()
+                    .map(|(k, n)| format!("{n} {k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let _ = writeln!(
+                w,
+                "- **Summarised**: {} connection(s) are counted, not described: of the ended connections this report describes the {} most informative (left without DISCONNECT, reset, retransmissions or stale data, broken streams, linecut's messages; the earliest among equals), plus those open at the end and those an inferred outage is made of. The counted ones ended: {}; their control packets: {}.",
+                f.connections,
+                f.in_detail,
+                list(&f.ended),
+                list(&f.packets)
+            );
+            if f.late_observations > 0 {
+                let _ = writeln!(
+                    w,
+                    "- {} later segment(s) on counted connections were counted, not read",
+                    f.late_observations
+                );
+            }
+        }
         if c.inferred_windows > 0 {
             let _ = writeln!(
                 w,

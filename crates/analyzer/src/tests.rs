@@ -658,7 +658,7 @@ fn topic_filters_match_as_mqtt_does() {
 #[path = "../tests/support/tshark_oracle.rs"]
 mod tshark_oracle;
 
-fn captured_pull(path: &std::path::Path, broker_resets: bool) {
+fn captured_pull(path: &std::path::Path, broker_resets: bool, crowd: u64) {
     use linecut_capture::{LegSide, PcapTap};
     use linecut_mqtt::encode;
     let tap = PcapTap::create(path).unwrap();
@@ -680,6 +680,25 @@ fn captured_pull(path: &std::path::Path, broker_resets: bool) {
     const SUBACK: &[u8] = &[0x90, 0x03, 0x00, 0x01, 0x00];
     const PINGREQ: &[u8] = &[0xc0, 0x00];
     const PINGRESP: &[u8] = &[0xd0, 0x00];
+    // Other clients' clean sessions (CONNECT, CONNACK, DISCONNECT, a FIN each way), 100 µs
+    // apart from `from` s: half of the crowd before the pull, half after it.
+    let sessions = |first: u64, count: u64, from: f64| {
+        for n in first..first + count {
+            let conn = 100 + n;
+            let t = |us: u64| at(from + ((n - first) * 100 + us) as f64 / 1e6);
+            let addr = format!("10.0.{}.{}:{}", 1 + n / 250, n % 250, 2000 + n)
+                .parse()
+                .unwrap();
+            tap.open(conn, LegSide::Client, addr, broker, t(0));
+            let connect = encode::connect(&format!("crowd-{n}"), 60);
+            tap.data(conn, LegSide::Client, true, &connect, t(10));
+            tap.data(conn, LegSide::Client, false, CONNACK, t(20));
+            tap.data(conn, LegSide::Client, true, &[0xe0, 0x00], t(30));
+            tap.close(conn, LegSide::Client, true, false, t(40));
+            tap.close(conn, LegSide::Client, false, false, t(50));
+        }
+    };
+    sessions(0, crowd / 2, -1.0);
     tap.open(1, LegSide::Client, client(40001), broker, at(0.0));
     up(1, &encode::connect("s", 2), 0.01);
     down(1, CONNACK, 0.02);
@@ -711,6 +730,7 @@ fn captured_pull(path: &std::path::Path, broker_resets: bool) {
         tap.close(1, LegSide::Client, true, true, at(15.5005));
     }
     down(3, &publish(16, 16.0), 16.0);
+    sessions(crowd / 2, crowd - crowd / 2, 17.0);
     tap.finish().unwrap();
 }
 
@@ -718,11 +738,12 @@ fn captured_pull(path: &std::path::Path, broker_resets: bool) {
 fn analyzed_pull(
     name: &str,
     broker_resets: bool,
+    crowd: u64,
 ) -> (std::path::PathBuf, Report, crate::capture::CaptureInfo) {
     let dir = std::env::temp_dir().join(format!("linecut-analyzer-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let pcap = dir.join("pull.pcap");
-    captured_pull(&pcap, broker_resets);
+    captured_pull(&pcap, broker_resets, crowd);
     let (run, info) = load_capture(
         &pcap,
         1883,
@@ -735,8 +756,9 @@ fn analyzed_pull(
 
 #[test]
 fn a_captured_outage_ends_when_the_broker_is_heard_again_and_shows_its_stale_data() {
-    let (dir, r, info) = analyzed_pull("capture", false);
+    let (dir, r, info) = analyzed_pull("capture", false, 0);
     assert_eq!(info.connections, 3);
+    assert_eq!(info.folded, None, "a small capture is described whole");
     assert_eq!(r.windows.len(), 1, "{:#?}", r.windows);
     let w = &r.windows[0];
     // From the broker's last word (5 s) to its CONNACK at 15 s: the unanswered attempt at 9 s
@@ -797,7 +819,7 @@ fn a_captured_outage_ends_when_the_broker_is_heard_again_and_shows_its_stale_dat
 /// stale-data story says so, and says neither that a FIN arrived nor that the client reset.
 #[test]
 fn a_broker_reset_on_the_abandoned_connection_is_told_as_a_reset_not_a_fin() {
-    let (dir, r, _) = analyzed_pull("capture-rst", true);
+    let (dir, r, _) = analyzed_pull("capture-rst", true, 0);
     let m = &r.windows[0].subscribers[0];
     let st = m
         .stale
@@ -833,5 +855,68 @@ fn a_broker_reset_on_the_abandoned_connection_is_told_as_a_reset_not_a_fin() {
         "{}",
         told.evidence
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The same pull among 2,000 other clients' clean sessions, more than a report describes: the
+/// crowd is folded into counts as it ends (most of it), the outage's connections are kept
+/// whatever came after them, and the window reads exactly as it does alone.
+#[test]
+fn a_captured_outage_among_thousands_of_sessions_keeps_its_connections_and_the_rest_is_counted() {
+    let crowd = 2 * crate::DETAIL as u64;
+    let (dir, r, info) = analyzed_pull("capture-crowd", false, crowd);
+    assert_eq!(info.connections, crowd + 3);
+    let folded = info.folded.as_ref().expect("summarised");
+    // Kept: the DETAIL most informative ended connections that are not pinned (the pull's
+    // third connection, never closed by DISCONNECT, and the earliest of the crowd), and the
+    // two an inferred outage is made of on top.
+    assert_eq!(folded.in_detail, crate::DETAIL as u64);
+    assert_eq!(folded.connections, crowd - (crate::DETAIL as u64 - 1));
+    assert_eq!(
+        folded.ended.get("client DISCONNECT"),
+        Some(&folded.connections)
+    );
+    assert_eq!(
+        folded.packets.get("DISCONNECT up"),
+        Some(&folded.connections)
+    );
+    assert_eq!(r.windows.len(), 1, "{:#?}", r.windows);
+    let w = &r.windows[0];
+    assert_eq!(
+        (
+            (w.outage_start_us - T0) / 1000,
+            (w.outage_end_us - T0) / 1000
+        ),
+        (5_000, 15_000)
+    );
+    let m = w.subscribers.iter().find(|m| m.client == "s").unwrap();
+    assert_eq!(m.client_detect_s, Some(3.0));
+    assert_eq!(m.reconnect_s, Some(0.0));
+    assert_eq!(m.connect_attempts, 2);
+    let st = m
+        .stale
+        .as_ref()
+        .expect("stale data on the first connection");
+    assert_eq!((st.delivered_publishes, st.first_after_end_s), (1, 0.5));
+    let d = r.data.iter().find(|d| d.client == "s").unwrap();
+    assert_eq!(d.delivered, 6);
+    // As `linecut analyze CAPTURE` renders it, with what the capture said.
+    let mut r = r;
+    r.capture = Some(info.clone());
+    let md = markdown::render(&r);
+    assert!(
+        md.contains(&format!(
+            "**Summarised**: {} connection(s) are counted, not described",
+            folded.connections
+        )),
+        "{md}"
+    );
+    // Frames of folded connections are not cited; those cited are still the capture's.
+    let checked = tshark_oracle::check(
+        &serde_json::to_value(&r).unwrap(),
+        &dir.join("pull.pcap"),
+        1883,
+    );
+    assert!(checked >= 1, "{checked}");
     std::fs::remove_dir_all(&dir).unwrap();
 }

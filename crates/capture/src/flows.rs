@@ -6,11 +6,21 @@ use crate::link::Segment;
 use crate::reassembly::{Piece, Reassembler, StreamStats};
 use linecut_events::Direction;
 use linecut_mqtt::{Packet, Role, StreamDecoder, Unit};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 
 /// Largest MQTT packet decoded whole; bigger ones are framed and skipped.
 const MAX_PACKET: usize = 1 << 20;
+
+/// Ended connections whose addresses are remembered, so that a segment arriving after the end
+/// (a retransmission, stale data, the RST answering it) is still theirs. The oldest are
+/// forgotten past this many, so a capture of millions of connections is followed in memory
+/// that does not grow with them (about 3 MiB at the bound); a segment of a forgotten one reads
+/// as a connection the capture saw begin mid-stream. Late segments come within the minutes a
+/// kernel keeps retransmitting on a dead connection (`tcp_retries2`, about 15 minutes at most);
+/// a capture that ends more than this many connections in that time is a load test, whose
+/// late segments are counted but may be attributed to a new connection.
+const ENDED_REMEMBERED: usize = 16_384;
 
 /// Which side of a connection did something.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +83,11 @@ pub enum Observation<'a> {
         by: Side,
         rst: bool,
     },
+    /// The connection ended (a reset, a FIN each way, its addresses reused by a new SYN, or
+    /// the end of the capture): after what its streams still held was reported, the follower
+    /// forgets it. Later segments on its addresses without a SYN may still come as the same
+    /// `conn` (retransmissions, stale data), and end it again.
+    Ended { conn: u64, ts_us: i64, frame: u64 },
     /// A host asked for a neighbour's link address (ARP request or IPv6 neighbour
     /// solicitation). Not tied to a connection: the analysis decides whose attempt it was.
     Neighbour {
@@ -129,6 +144,10 @@ pub struct Flows {
     /// belongs to them. Only the id and which halves had closed are kept (a retransmitted FIN
     /// is not a second close).
     ended: HashMap<(SocketAddr, SocketAddr), (u64, bool, bool)>,
+    /// The order connections ended in, oldest first, to forget past [`ENDED_REMEMBERED`]
+    /// (an entry whose key was since reused or picked up again names another id, and is
+    /// skipped).
+    ended_order: VecDeque<((SocketAddr, SocketAddr), u64)>,
     next_id: u64,
     /// The frame being fed: what every observation it causes names.
     frame: u64,
@@ -149,6 +168,7 @@ impl Flows {
             port,
             conns: HashMap::new(),
             ended: HashMap::new(),
+            ended_order: VecDeque::new(),
             next_id: 0,
             frame: 0,
             stats: FlowStats::default(),
@@ -315,8 +335,7 @@ impl Flows {
         let Some(mut conn) = self.conns.remove(&key) else {
             return;
         };
-        self.ended
-            .insert(key, (conn.id, conn.up.closed, conn.down.closed));
+        self.remember_ended(key, (conn.id, conn.up.closed, conn.down.closed));
         for (dir, half) in [
             (Direction::Up, &mut conn.up),
             (Direction::Down, &mut conn.down),
@@ -337,6 +356,25 @@ impl Flows {
                 )
             });
             add(&mut self.stats.stream, &half.stream.stats);
+        }
+        out(Observation::Ended {
+            conn: conn.id,
+            ts_us,
+            frame: self.frame,
+        });
+    }
+
+    /// Keeps an ended connection's addresses, forgetting the oldest past the bound.
+    fn remember_ended(&mut self, key: (SocketAddr, SocketAddr), ended: (u64, bool, bool)) {
+        self.ended.insert(key, ended);
+        self.ended_order.push_back((key, ended.0));
+        while self.ended_order.len() > ENDED_REMEMBERED {
+            let Some((old, id)) = self.ended_order.pop_front() else {
+                break;
+            };
+            if self.ended.get(&old).is_some_and(|e| e.0 == id) {
+                self.ended.remove(&old);
+            }
         }
     }
 
@@ -497,6 +535,7 @@ mod tests {
                 } => format!("close {conn} {by:?} rst={rst} frame {frame}"),
                 Observation::Packet { conn, dir, .. } => format!("packet {conn} {dir:?}"),
                 Observation::Resent { conn, dir, .. } => format!("resent {conn} {dir:?}"),
+                Observation::Ended { conn, frame, .. } => format!("ended {conn} frame {frame}"),
                 _ => "other".into(),
             })
         };
@@ -569,12 +608,67 @@ mod tests {
                 "packet 1 Down",
                 "close 1 Client rst=false frame 5",
                 "close 1 Server rst=false frame 6",
+                "ended 1 frame 6",
                 "packet 1 Down",
                 "close 1 Client rst=true frame 9",
+                "ended 1 frame 9",
                 "open 2",
             ]
         );
         assert_eq!(flows.stats.connections, 2);
         assert_eq!(flows.stats.syn_retries, 1);
+    }
+
+    /// A capture of more connections than [`ENDED_REMEMBERED`]: a late segment of one of the
+    /// latest ended is still that connection's; one of the oldest, forgotten, reads as a new
+    /// connection seen mid-stream, and what is remembered stays at the bound.
+    #[test]
+    fn ended_connections_are_remembered_up_to_a_bound() {
+        let mut flows = Flows::new(1883);
+        let server: SocketAddr = "10.0.0.1:1883".parse().unwrap();
+        let client = |n: usize| -> SocketAddr {
+            format!("10.{}.{}.{}:2000", 1 + (n >> 16), (n >> 8) & 255, n & 255)
+                .parse()
+                .unwrap()
+        };
+        let segment = |n: usize, syn: bool, rst: bool| Segment {
+            src: client(n),
+            dst: server,
+            seq: 7,
+            syn,
+            fin: false,
+            rst,
+            payload: &[],
+        };
+        let total = ENDED_REMEMBERED + 10;
+        let mut ended = 0u64;
+        for n in 0..total {
+            flows.segment(0, 1, &segment(n, true, false), 0, &mut |_| {});
+            flows.segment(0, 1, &segment(n, false, true), 0, &mut |o| {
+                if matches!(o, Observation::Ended { .. }) {
+                    ended += 1;
+                }
+            });
+        }
+        assert_eq!(ended, total as u64);
+        assert_eq!(flows.ended.len(), ENDED_REMEMBERED);
+        assert_eq!(flows.ended_order.len(), ENDED_REMEMBERED);
+        let late = |flows: &mut Flows, n: usize| {
+            let mut opened = None;
+            let mut data = segment(n, false, false);
+            data.payload = &[0xd0, 0];
+            flows.segment(1, 2, &data, 2, &mut |o| {
+                if let Observation::Opened { conn, .. } = o {
+                    opened = Some(conn);
+                }
+            });
+            opened
+        };
+        assert_eq!(late(&mut flows, total - 1), None, "still remembered");
+        assert_eq!(
+            late(&mut flows, 0),
+            Some(total as u64 + 1),
+            "forgotten: a new connection"
+        );
     }
 }

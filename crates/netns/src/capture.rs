@@ -175,6 +175,11 @@ impl Watch {
                 Observation::Opened { conn, client, .. } => {
                     clients.insert(conn, client.ip());
                 }
+                // Forgotten with the connection, so the follower's memory follows the
+                // connections open at once.
+                Observation::Ended { conn, .. } => {
+                    clients.remove(&conn);
+                }
                 Observation::Packet {
                     conn,
                     packet: linecut_mqtt::Packet::SubAck(_),

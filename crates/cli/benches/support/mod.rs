@@ -43,19 +43,19 @@ pub fn measure(mut command: Command) -> (f64, f64) {
     )
 }
 
-/// Writes `path` (of `size`, in the benchmark's own unit) in a child: this same binary, told by
-/// [`GENERATE`] to call its generator and exit.
-pub fn generate_in_child(path: &Path, size: u64) {
+/// Writes `path` in a child: this same binary, told by [`GENERATE`] to call its generator with
+/// `what` (the benchmark's own words for what to write, without a `|`) and exit.
+pub fn generate_in_child(path: &Path, what: &str) {
     let status = Command::new(std::env::current_exe().unwrap())
-        .env(GENERATE, format!("{size}:{}", path.display()))
+        .env(GENERATE, format!("{what}|{}", path.display()))
         .status()
         .unwrap();
     assert!(status.success(), "generating {} failed", path.display());
 }
 
-/// In the child [`generate_in_child`] started: the size and path to write, else None.
-pub fn generation_request() -> Option<(u64, std::path::PathBuf)> {
+/// In the child [`generate_in_child`] started: what and where to write, else None.
+pub fn generation_request() -> Option<(String, std::path::PathBuf)> {
     let request = std::env::var(GENERATE).ok()?;
-    let (size, path) = request.split_once(':')?;
-    Some((size.parse().ok()?, path.into()))
+    let (what, path) = request.split_once('|')?;
+    Some((what.to_string(), path.into()))
 }
