@@ -648,3 +648,41 @@ fn a_runs_links_carry_no_ipv6_chatter() {
     assert_eq!(ipv6, 0, "IPv6 frames on the run's links");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The doctor's probe network is owned like a run's (the review's D7): a clean of leftovers,
+/// run over and over while the doctor probes the kernel (what a concurrent `doctor --clean`
+/// or run start-up does), never takes the probe for a dead run's objects, and the doctor
+/// never blames the kernel for the removal.
+#[test]
+fn the_doctors_probe_survives_a_concurrent_clean() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let cleans = std::thread::scope(|s| {
+        let cleaner = s.spawn(|| {
+            let mut cleans = 0u32;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                leftovers::clean().unwrap();
+                cleans += 1;
+            }
+            cleans
+        });
+        // Without the claim, ten probes lost their namespace to the clean in one try of three
+        // (the doctor then failed, or hung joining the removed namespace).
+        for _ in 0..10 {
+            let checks = linecut_netns::doctor::checks();
+            let kernel = checks
+                .iter()
+                .find(|c| c.what.starts_with("kernel"))
+                .unwrap();
+            assert!(kernel.ok, "{}", kernel.detail);
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        cleaner.join().unwrap()
+    });
+    // Each probe takes tens of milliseconds of `ip` and `nft` starts, and so does each clean:
+    // they overlapped.
+    assert!(cleans >= 10, "only {cleans} clean(s) ran during the probes");
+}
