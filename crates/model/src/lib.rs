@@ -14,7 +14,9 @@
 //! - [`metric`]: the metrics a report carries and expectations may name;
 //! - [`phase`]: a fault's start moved at random (jitter), seeded and recorded;
 //! - [`network`]: proxy or namespace mode, the link fault kinds, the device's TCP settings;
-//! - [`link`]: a link fault (namespace mode) parsed from its keys;
+//! - [`schedule`]: when, which way and on whom a fault acts (`at`, `for`, `dir`, `target`,
+//!   `every`, `count`), one vocabulary and one parser for the proxy's faults and the links';
+//! - [`link`]: a link fault (namespace mode): its kind plus a schedule;
 //! - [`payload`]: the publisher's payload format (`lc1/<seq>/<ts>/`);
 //! - [`glob`]: a fleet's client ids and the `target = "client=PATTERN"` globs over them;
 //! - [`text`]: the one check for user text that becomes a file name or a command argument.
@@ -30,6 +32,7 @@ pub mod payload;
 pub mod phase;
 pub mod policy;
 pub mod protocol;
+pub mod schedule;
 pub mod settings;
 pub mod text;
 
@@ -37,11 +40,12 @@ pub use duration::{parse_duration, MAX_DURATION};
 pub use expect::Condition;
 pub use glob::{fleet_ids, spec_target, Glob};
 pub use identity::{BrokerFamily, ClientFamily, ClientIdentity};
-pub use link::{LinkDir, LinkFaultSpec, LinkSpecError, LinkTarget};
+pub use link::{link_keys, LinkFaultSpec};
 pub use metric::{Metric, MetricName, MetricScope};
 pub use network::{CutLayer, LinkKind, NetworkMode, TcpSettings};
 pub use phase::{FaultPhase, Jitter, PhaseRecord, PhaseRng};
 pub use policy::{ReconnectPolicy, ResubscribePolicy};
 pub use protocol::{topic_matches, Protocol, Topic};
+pub use schedule::{Dir, KeyDef, KeyType, Keys, Repeat, Schedule, SpecError, Target};
 pub use settings::{FieldError, MosquittoSettings, PublisherSettings, SubscriberSettings};
 pub use text::{check_text, TextError, TextUse};

@@ -1,298 +1,150 @@
-//! A link fault as a namespace scenario writes it: kind, schedule, direction and target, parsed
-//! from `key = value` pairs with the same spelling as the proxy's faults where the meaning is
-//! the same (`at`, `for`, `dir`, `target`, `every`, `count`). No runtime: the runner turns a
-//! spec into nftables rules.
+//! A link fault as a namespace scenario writes it: its kind and the kind's own keys, plus the
+//! [`Schedule`] every fault shares with the proxy's (`at`, `for`, `dir`, `target`, `every`,
+//! `count`, one parser for both modes). No runtime: the runner turns a spec into nftables
+//! rules.
 
-use crate::duration::parse_duration;
-use crate::network::{link_keys, CutLayer, LinkKind, LINK_COMMON_KEYS};
+use crate::network::{CutLayer, LinkKind};
+use crate::schedule::{spec_text, KeyDef, KeyType, Keys, Schedule, SpecError, Target};
 use std::fmt;
-use std::time::Duration;
 
-/// Which way a link fault acts, from the subscriber's point of view.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LinkDir {
-    /// Client to broker.
-    Up,
-    /// Broker to client.
-    Down,
-    Both,
-}
-
-impl LinkDir {
-    pub fn name(self) -> &'static str {
-        match self {
-            LinkDir::Up => "up",
-            LinkDir::Down => "down",
-            LinkDir::Both => "both",
-        }
+/// The link fault kinds' own keys.
+pub fn link_keys(kind: &str) -> Option<&'static [KeyDef]> {
+    const LAYER: KeyDef = KeyDef {
+        name: "layer",
+        ty: KeyType::Choice(&["path", "link"]),
+        doc: "path (past the first hop, the default) or link (the device's link, ARP included)",
+    };
+    const PROBABILITY: KeyDef = KeyDef {
+        name: "probability",
+        ty: KeyType::Text,
+        doc: "chance a packet is dropped, 0.000001 to 0.999999",
+    };
+    match kind {
+        "cut" => Some(&[LAYER]),
+        "unplug" | "reject" => Some(&[]),
+        "loss" => Some(&[PROBABILITY]),
+        _ => None,
     }
-
-    pub fn up(self) -> bool {
-        matches!(self, LinkDir::Up | LinkDir::Both)
-    }
-
-    pub fn down(self) -> bool {
-        matches!(self, LinkDir::Down | LinkDir::Both)
-    }
-}
-
-/// Whose links a fault acts on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LinkTarget {
-    All,
-    /// Subscribers whose client id matches the pattern (`*` and `?`).
-    Client(String),
 }
 
 /// A link fault, checked.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LinkFaultSpec {
     pub kind: LinkKind,
-    pub at: Duration,
-    /// None: to the end of the run.
-    pub duration: Option<Duration>,
-    pub dir: LinkDir,
-    pub target: LinkTarget,
-    /// Every `every`, `count` occurrences in all (None: while the run lasts).
-    pub repeat: Option<(Duration, Option<u32>)>,
-}
-
-/// A link fault that does not parse: the key at fault (None for the kind) and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct LinkSpecError {
-    pub key: Option<String>,
-    pub message: String,
-}
-
-fn err(key: &str, message: impl Into<String>) -> LinkSpecError {
-    LinkSpecError {
-        key: Some(key.to_string()),
-        message: message.into(),
-    }
+    pub schedule: Schedule,
 }
 
 impl LinkFaultSpec {
-    /// Builds a spec from its kind and `key = value` pairs.
+    /// Builds a spec from its kind and `key = value` pairs (a scenario's `[[fault]]` table).
     pub fn from_pairs(
         kind: &str,
         pairs: impl IntoIterator<Item = (String, String)>,
-    ) -> Result<LinkFaultSpec, LinkSpecError> {
-        let own = link_keys(kind).ok_or_else(|| LinkSpecError {
-            key: None,
-            message: format!(
+    ) -> Result<LinkFaultSpec, SpecError> {
+        LinkFaultSpec::from_keys(kind, Keys::from_pairs(pairs)?)
+    }
+
+    fn from_keys(kind: &str, mut keys: Keys) -> Result<LinkFaultSpec, SpecError> {
+        let own = link_keys(kind).ok_or_else(|| {
+            SpecError::new(format!(
                 "`{kind}` is not a link fault; a namespace run takes: {}",
                 LinkKind::NAMES.join(", ")
-            ),
+            ))
         })?;
-        let mut at = Duration::ZERO;
-        let mut duration = None;
-        let mut dir = LinkDir::Both;
-        let mut target = LinkTarget::All;
-        let (mut every, mut count, mut probability) = (None, None, None);
-        let mut layer = CutLayer::default();
-        for (key, value) in pairs {
-            let dur = |v: &str| parse_duration(v).map_err(|e| err(&key, format!("`{v}` {e}")));
-            match key.as_str() {
-                "at" => at = dur(&value)?,
-                "for" => duration = Some(dur(&value)?),
-                "every" => every = Some(dur(&value)?),
-                "count" => {
-                    count = Some(
-                        value
-                            .parse::<u32>()
-                            .ok()
-                            .filter(|n| *n >= 1)
-                            .ok_or_else(|| err("count", "must be a whole number from 1"))?,
-                    )
-                }
-                "dir" => {
-                    dir = match value.as_str() {
-                        "up" => LinkDir::Up,
-                        "down" => LinkDir::Down,
-                        "both" => LinkDir::Both,
-                        other => {
-                            return Err(err(
-                                "dir",
-                                format!("`dir={other}` is not a direction; use up, down or both"),
-                            ))
-                        }
-                    }
-                }
-                "target" => {
-                    target = match value.strip_prefix("client=") {
-                        _ if value == "all" => LinkTarget::All,
-                        Some(p) if !p.is_empty() => LinkTarget::Client(p.to_string()),
-                        _ => {
-                            return Err(err(
-                                "target",
-                                format!(
-                                    "`target={value}` is not a target; use all or client=PATTERN"
-                                ),
-                            ))
-                        }
-                    }
-                }
-                "layer" if own.contains(&"layer") => {
-                    layer = CutLayer::parse(&value).ok_or_else(|| {
-                        err(
+        let kind = match kind {
+            "cut" => LinkKind::Cut {
+                layer: match keys.take("layer") {
+                    None => CutLayer::default(),
+                    Some(value) => CutLayer::parse(&value).ok_or_else(|| {
+                        SpecError::at(
                             "layer",
                             format!(
                                 "`layer={value}` is not a layer; use path (past the first hop, the default) or link (the device's link, ARP included)"
                             ),
                         )
-                    })?
-                }
-                "probability" if own.contains(&"probability") => {
-                    // The rule draws in millionths (`numgen … mod 1000000`): a probability that
-                    // rounds to 0 or to 1 000 000 of them is refused here, not by nft at the
-                    // fault's start.
-                    probability = Some(
-                        value
-                            .parse::<f64>()
-                            .ok()
-                            .filter(|p| (1.0..=999_999.0).contains(&(p * 1e6).round()))
-                            .ok_or_else(|| {
-                                err(
-                                    "probability",
-                                    "must be a number from 0.000001 to 0.999999 (the rule draws in millionths), e.g. 0.2",
-                                )
-                            })?,
-                    )
-                }
-                other => {
-                    let keys: Vec<&str> = LINK_COMMON_KEYS.iter().chain(own).copied().collect();
-                    return Err(err(
-                        other,
-                        format!(
-                            "`{kind}` has no key `{other}`; keys are: {}",
-                            keys.join(", ")
-                        ),
-                    ));
-                }
-            }
-        }
-        if duration == Some(Duration::ZERO) {
-            return Err(err("for", "`for` must be longer than 0s"));
-        }
-        let kind = match kind {
-            "cut" => LinkKind::Cut { layer },
-            "unplug" => {
-                // A cable is pulled for both directions at once.
-                if dir != LinkDir::Both {
-                    return Err(err(
-                        "dir",
-                        "`unplug` takes the carrier down both ways; it has no direction",
-                    ));
-                }
-                LinkKind::Unplug
-            }
+                    })?,
+                },
+            },
+            "unplug" => LinkKind::Unplug,
             "reject" => LinkKind::Reject,
             _ => LinkKind::Loss {
-                probability: probability
-                    .ok_or_else(|| err("probability", "`loss` needs `probability`, e.g. 0.2"))?,
+                probability: probability(keys.take("probability"))?,
             },
         };
-        let repeat = match (every, count) {
-            (None, None) => None,
-            (None, Some(_)) => return Err(err("count", "`count` needs `every`")),
-            (Some(every), count) => {
-                let Some(d) = duration else {
-                    return Err(err(
-                        "every",
-                        "a repeating fault needs `for` (each occurrence must end)",
-                    ));
-                };
-                if d >= every {
-                    return Err(err("for", "`for` must be shorter than `every`"));
-                }
-                Some((every, count))
-            }
-        };
-        Ok(LinkFaultSpec {
-            kind,
-            at,
-            duration,
-            dir,
-            target,
-            repeat,
-        })
+        let schedule = Schedule::take(&mut keys, false)?;
+        keys.finish(kind.name(), own)?;
+        if schedule.target == Target::New {
+            return Err(SpecError::at(
+                "target",
+                "`target=new` is the proxy's (connections opened during the fault); a link fault takes all or client=PATTERN",
+            ));
+        }
+        // A cable is pulled for both directions at once.
+        if kind == LinkKind::Unplug && schedule.dir != crate::schedule::Dir::Both {
+            return Err(SpecError::at(
+                "dir",
+                "`unplug` takes the carrier down both ways; it has no direction",
+            ));
+        }
+        Ok(LinkFaultSpec { kind, schedule })
     }
 
-    /// When occurrence `n` (0-based) starts; None past the last one.
-    pub fn occurrence_start(&self, n: u32) -> Option<Duration> {
-        match self.repeat {
-            None if n == 0 => Some(self.at),
-            None => None,
-            Some((_, Some(c))) if n >= c => None,
-            Some((every, _)) => every.checked_mul(n).and_then(|o| self.at.checked_add(o)),
+    /// The kind's own keys in canonical spelling (defaults left out).
+    fn params(&self) -> Vec<(&'static str, String)> {
+        match self.kind {
+            LinkKind::Loss { probability } => vec![("probability", probability.to_string())],
+            LinkKind::Cut { layer } if layer != CutLayer::default() => {
+                vec![("layer", layer.name().to_string())]
+            }
+            _ => Vec::new(),
         }
     }
+}
+
+/// `loss`'s probability. The rule draws in millionths (`numgen … mod 1000000`): a probability
+/// that rounds to 0 or to 1 000 000 of them is refused here, not by nft at the fault's start.
+fn probability(value: Option<String>) -> Result<f64, SpecError> {
+    let value = value
+        .ok_or_else(|| SpecError::at("probability", "`loss` needs `probability`, e.g. 0.2"))?;
+    value
+        .parse::<f64>()
+        .ok()
+        .filter(|p| (1.0..=999_999.0).contains(&(p * 1e6).round()))
+        .ok_or_else(|| {
+            SpecError::at(
+                "probability",
+                "must be a number from 0.000001 to 0.999999 (the rule draws in millionths), e.g. 0.2",
+            )
+        })
 }
 
 impl fmt::Display for LinkFaultSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = |d: Duration| humantime::format_duration(d).to_string();
-        write!(
-            f,
-            "{}:at={}",
-            self.kind.name(),
-            if self.at.is_zero() {
-                "0s".into()
-            } else {
-                d(self.at)
-            }
-        )?;
-        if let Some(x) = self.duration {
-            write!(f, ",for={}", d(x))?;
-        }
-        if self.dir != LinkDir::Both {
-            write!(f, ",dir={}", self.dir.name())?;
-        }
-        if let LinkTarget::Client(p) = &self.target {
-            write!(f, ",target=client={p}")?;
-        }
-        if let Some((every, count)) = self.repeat {
-            write!(f, ",every={}", d(every))?;
-            if let Some(c) = count {
-                write!(f, ",count={c}")?;
-            }
-        }
-        match self.kind {
-            LinkKind::Loss { probability } => write!(f, ",probability={probability}")?,
-            LinkKind::Cut { layer } if layer != CutLayer::default() => {
-                write!(f, ",layer={}", layer.name())?
-            }
-            _ => {}
-        }
-        Ok(())
+        let mut pairs = self.schedule.pairs();
+        pairs.extend(self.params());
+        f.write_str(&spec_text(self.kind.name(), &pairs))
     }
 }
 
 impl std::str::FromStr for LinkFaultSpec {
-    type Err = LinkSpecError;
+    type Err = SpecError;
 
     /// Reads back what `Display` writes (`cut:at=5s,for=20s,layer=link`): how the analysis
-    /// learns from a run's events which event a fault played.
-    fn from_str(text: &str) -> Result<LinkFaultSpec, LinkSpecError> {
-        let (kind, rest) = text.split_once(':').unwrap_or((text, ""));
-        let mut pairs = Vec::new();
-        for pair in rest.split(',').filter(|p| !p.is_empty()) {
-            let (key, value) = pair.split_once('=').ok_or_else(|| LinkSpecError {
-                key: None,
-                message: format!("`{pair}` is not key=value"),
-            })?;
-            pairs.push((key.to_string(), value.to_string()));
-        }
-        LinkFaultSpec::from_pairs(kind, pairs)
+    /// learns from a run's events which event a fault played. Runs recorded before the
+    /// spelling lost its spaces (`at=5s 352ms`) read back too.
+    fn from_str(text: &str) -> Result<LinkFaultSpec, SpecError> {
+        let (kind, keys) = Keys::parse_spec(text)?;
+        LinkFaultSpec::from_keys(kind, keys)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schedule::Dir;
+    use crate::Glob;
+    use std::time::Duration;
 
-    fn parse(kind: &str, pairs: &[(&str, &str)]) -> Result<LinkFaultSpec, LinkSpecError> {
+    fn parse(kind: &str, pairs: &[(&str, &str)]) -> Result<LinkFaultSpec, SpecError> {
         LinkFaultSpec::from_pairs(
             kind,
             pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())),
@@ -302,7 +154,7 @@ mod tests {
     #[test]
     fn link_faults_parse_with_the_proxys_spelling() {
         let s = parse("cut", &[("at", "5s"), ("for", "20s"), ("dir", "down")]).unwrap();
-        assert_eq!((s.kind, s.dir), (LinkKind::CUT, LinkDir::Down));
+        assert_eq!((s.kind, s.schedule.dir), (LinkKind::CUT, Dir::Down));
         assert_eq!(s.to_string(), "cut:at=5s,for=20s,dir=down");
         let s = parse("cut", &[("layer", "link"), ("for", "1s")]).unwrap();
         assert_eq!(
@@ -328,9 +180,12 @@ mod tests {
             ],
         )
         .unwrap();
-        assert_eq!(s.target, LinkTarget::Client("sensor-*".into()));
-        assert_eq!(s.occurrence_start(2), Some(Duration::from_secs(20)));
-        assert_eq!(s.occurrence_start(3), None);
+        assert_eq!(s.schedule.target, Target::Client(Glob::new("sensor-*")));
+        assert_eq!(
+            s.schedule.occurrence_start(2),
+            Some(Duration::from_secs(20))
+        );
+        assert_eq!(s.schedule.occurrence_start(3), None);
     }
 
     #[test]
@@ -357,6 +212,7 @@ mod tests {
             ("cut", vec![("layer", "wire")], Some("layer")),
             ("unplug", vec![("dir", "up")], Some("dir")),
             ("unplug", vec![("layer", "link")], Some("layer")),
+            ("cut", vec![("target", "new")], Some("target")),
             ("latency", vec![], None),
         ] {
             let e = parse(kind, &pairs).unwrap_err();
@@ -380,5 +236,8 @@ mod tests {
             assert_eq!(spec.to_string(), text);
         }
         assert!("cut:at".parse::<LinkFaultSpec>().is_err());
+        // What runs recorded before durations lost their spaces still reads.
+        let old: LinkFaultSpec = "cut:at=5s 352ms 119us,for=20s".parse().unwrap();
+        assert_eq!(old.to_string(), "cut:at=5s352ms119us,for=20s");
     }
 }

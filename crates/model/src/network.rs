@@ -132,20 +132,6 @@ impl LinkKind {
     }
 }
 
-/// The keys a link fault takes besides the common ones (`at`, `for`, `dir`, `target`, `every`,
-/// `count`, `jitter`), by kind.
-pub fn link_keys(kind: &str) -> Option<&'static [&'static str]> {
-    match kind {
-        "cut" => Some(&["layer"]),
-        "unplug" | "reject" => Some(&[]),
-        "loss" => Some(&["probability"]),
-        _ => None,
-    }
-}
-
-/// The keys every link fault takes.
-pub const LINK_COMMON_KEYS: [&str; 6] = ["at", "for", "dir", "target", "every", "count"];
-
 /// The device's TCP settings, applied in each subscriber's namespace (Linux sysctls): they
 /// decide how fast a kernel gives up on a silent peer. `None` keeps the kernel's default.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -232,12 +218,14 @@ mod tests {
             assert_eq!(NetworkMode::parse(name).unwrap().name(), name);
         }
         assert_eq!(NetworkMode::parse("bridge"), None);
-        assert_eq!(link_keys("loss"), Some(&["probability"][..]));
+        for kind in LinkKind::NAMES {
+            assert!(crate::link_keys(kind).is_some(), "{kind}");
+        }
         for name in CutLayer::NAMES {
             assert_eq!(CutLayer::parse(name).unwrap().name(), name);
         }
         assert_eq!(CutLayer::default(), CutLayer::Path);
-        assert_eq!(link_keys("latency"), None);
+        assert_eq!(crate::link_keys("latency"), None);
     }
 
     #[test]

@@ -25,7 +25,7 @@ pub struct ActiveFault {
 impl ActiveFault {
     /// Does this fault target the connection (direction aside)?
     pub fn targets(&self, conn: &ConnHandle) -> bool {
-        match &self.spec.target {
+        match &self.spec.schedule.target {
             Target::All => true,
             Target::New => conn.opened_at >= self.started_at,
             Target::Client(glob) => conn.client_id().is_some_and(|id| glob.matches(id)),
@@ -33,7 +33,7 @@ impl ActiveFault {
     }
 
     pub fn applies_to(&self, conn: &ConnHandle, dir: Direction) -> bool {
-        self.spec.dir.matches(dir) && self.targets(conn)
+        crate::spec::acts_on(self.spec.schedule.dir, dir) && self.targets(conn)
     }
 }
 

@@ -643,7 +643,10 @@ impl Lane {
                             self.conn.set_version(connect.version);
                             if let Some(fault) = snapshot.iter().find(|f| {
                                 f.spec.fault.refuses_connections()
-                                    && matches!(f.spec.target, crate::spec::Target::Client(_))
+                                    && matches!(
+                                        f.spec.schedule.target,
+                                        crate::spec::Target::Client(_)
+                                    )
                                     && f.targets(&self.conn)
                             }) {
                                 self.shared

@@ -133,7 +133,7 @@ impl Scheduler {
                             if !thread_board.start(step.fault, sched_us, late_us) {
                                 continue;
                             }
-                            if let Some(d) = spec.duration.filter(|_| !spec.is_instant()) {
+                            if let Some(d) = spec.schedule.duration.filter(|_| !spec.is_instant()) {
                                 steps.push(Reverse(Step {
                                     at: step.at + d,
                                     kind: StepKind::End,

@@ -53,7 +53,8 @@ pub(crate) async fn accept_loop(
             .borrow_and_update()
             .iter()
             .find(|f| {
-                f.spec.fault.refuses_connections() && !matches!(f.spec.target, Target::Client(_))
+                f.spec.fault.refuses_connections()
+                    && !matches!(f.spec.schedule.target, Target::Client(_))
             })
             .cloned();
         if let Some(fault) = refusing {

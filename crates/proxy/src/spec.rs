@@ -1,154 +1,37 @@
 //! Fault specifications: the `KIND[:key=value,...]` spelling of `linecut proxy --fault`, parsed
-//! into a checked [`FaultSpec`].
+//! into a checked [`FaultSpec`]: the fault's kind (its file in `faults/`) plus the
+//! [`Schedule`] every fault shares, in either mode ([`linecut_model::schedule`]).
 //!
 //! The spelling is a public interface (users, scripts and scenario files rely on it), so parsing is
 //! strict: unknown keys, repeated keys and impossible combinations are errors that name the key
-//! and list what is allowed. Keys common to every kind are handled here; kind-specific keys are
-//! handed to the kind's own file in `faults/`, which consumes them from [`Keys`].
-//!
-//! Common keys:
-//! - `at`: start, relative to proxy start (default `0s`);
-//! - `for`: duration (default: open-ended);
-//! - `dir`: `up` (client to broker), `down` (broker to client) or `both` (default);
-//! - `target`: `all` (default), `new` (connections opened while the fault is active), or
-//!   `client=PATTERN` (MQTT client ids matching a glob with `*` and `?`);
-//! - `every` / `count`: repeat the fault every interval, `count` times in all (default: forever).
+//! and list what is allowed. The common keys are the schedule's (`at`, `for`, `dir`, `target`
+//! with `all`, `new` or `client=PATTERN`, `every`, `count`); kind-specific keys are handed to
+//! the kind's own file in `faults/`, which consumes them from [`Keys`].
 
-use crate::faults::{self, Fault, KeyDef, KeyType};
+use crate::faults::{self, Fault};
 use linecut_events::Direction;
-use linecut_model::{parse_duration, MAX_DURATION};
-use std::collections::BTreeMap;
+pub use linecut_model::schedule::{
+    fmt_duration, Dir, KeyDef, KeyType, Keys, Repeat, Schedule, SpecError, Target, COMMON_KEYS,
+};
+/// Client-id globs are one definition for every fault, in either mode.
+pub use linecut_model::Glob;
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A fault spec that failed to parse: which key (as data, so a scenario file can point at it)
-/// and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct SpecError {
-    /// The key at fault (`kind` for the kind itself), when one key is.
-    pub key: Option<String>,
-    pub message: String,
-}
-
-impl SpecError {
-    /// An error about the spec as a whole.
-    pub fn new(message: impl Into<String>) -> Self {
-        SpecError {
-            key: None,
-            message: message.into(),
-        }
-    }
-
-    /// An error about one key.
-    pub fn at(key: &str, message: impl Into<String>) -> Self {
-        SpecError {
-            key: Some(key.to_string()),
-            message: message.into(),
-        }
+/// True when a fault acting in `dir` acts on packets travelling `direction`.
+pub fn acts_on(dir: Dir, direction: Direction) -> bool {
+    match direction {
+        Direction::Up => dir.up(),
+        Direction::Down => dir.down(),
     }
 }
 
-/// The keys every fault kind takes.
-pub const COMMON_KEYS: &[KeyDef] = &[
-    KeyDef {
-        name: "at",
-        ty: KeyType::Duration,
-        doc: "start, counted from the experiment's start (default 0s)",
-    },
-    KeyDef {
-        name: "for",
-        ty: KeyType::Duration,
-        doc: "how long each occurrence lasts (default: to the end)",
-    },
-    KeyDef {
-        name: "dir",
-        ty: KeyType::Choice(&["up", "down", "both"]),
-        doc: "up (client to broker), down (broker to client) or both (default)",
-    },
-    KeyDef {
-        name: "target",
-        ty: KeyType::Text,
-        doc: "all (default), new (connections opened during the fault) or client=PATTERN (* and ?)",
-    },
-    KeyDef {
-        name: "every",
-        ty: KeyType::Duration,
-        doc: "repeat the fault at this interval (flapping)",
-    },
-    KeyDef {
-        name: "count",
-        ty: KeyType::Count,
-        doc: "how many occurrences in all (default: while the run lasts)",
-    },
-];
-
-/// Which directions of a connection a fault applies to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DirFilter {
-    Up,
-    Down,
-    Both,
-}
-
-impl DirFilter {
-    pub fn matches(self, dir: Direction) -> bool {
-        match self {
-            DirFilter::Both => true,
-            DirFilter::Up => dir == Direction::Up,
-            DirFilter::Down => dir == Direction::Down,
-        }
-    }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            DirFilter::Up => "up",
-            DirFilter::Down => "down",
-            DirFilter::Both => "both",
-        }
-    }
-}
-
-/// Which connections a fault applies to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    All,
-    /// Only connections opened while the fault is active.
-    New,
-    /// Connections whose CONNECT carried a client id matching this glob.
-    Client(Glob),
-}
-
-impl fmt::Display for Target {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Target::All => f.write_str("all"),
-            Target::New => f.write_str("new"),
-            Target::Client(glob) => write!(f, "client={}", glob.pattern()),
-        }
-    }
-}
-
-/// Client-id globs are one definition for every fault, in either mode.
-pub use linecut_model::Glob;
-
-/// Repetition of a fault: every `every`, `count` occurrences (None = forever).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Repeat {
-    pub every: Duration,
-    pub count: Option<u32>,
-}
-
-/// A parsed, checked fault.
+/// A parsed, checked fault: its kind and its schedule.
 #[derive(Debug, Clone)]
 pub struct FaultSpec {
     pub fault: Arc<dyn Fault>,
-    pub at: Duration,
-    pub duration: Option<Duration>,
-    pub dir: DirFilter,
-    pub target: Target,
-    pub repeat: Option<Repeat>,
+    pub schedule: Schedule,
 }
 
 impl FaultSpec {
@@ -158,12 +41,8 @@ impl FaultSpec {
 
     /// Parses `KIND[:key=value,...]`.
     pub fn parse(text: &str) -> Result<FaultSpec, SpecError> {
-        let text = text.trim();
-        let (kind, rest) = match text.split_once(':') {
-            Some((k, r)) => (k.trim(), r),
-            None => (text, ""),
-        };
-        FaultSpec::from_keys(kind, Keys::parse(rest)?)
+        let (kind, keys) = Keys::parse_spec(text)?;
+        FaultSpec::from_keys(kind, keys)
     }
 
     /// Builds a spec from its kind and `key = value` pairs (a scenario's `[[fault]]` table),
@@ -172,152 +51,32 @@ impl FaultSpec {
         kind: &str,
         pairs: impl IntoIterator<Item = (String, String)>,
     ) -> Result<FaultSpec, SpecError> {
-        let mut keys = Keys::default();
-        for (key, value) in pairs {
-            keys.insert(&key, value)?;
-        }
-        FaultSpec::from_keys(kind, keys)
+        FaultSpec::from_keys(kind, Keys::from_pairs(pairs)?)
     }
 
     fn from_keys(kind: &str, mut keys: Keys) -> Result<FaultSpec, SpecError> {
-        let at = keys.duration("at")?.unwrap_or(Duration::ZERO);
-        let duration = keys.duration("for")?;
-        if duration == Some(Duration::ZERO) {
-            return Err(SpecError::at("for", "`for` must be longer than 0s"));
-        }
-        let dir = match keys.take("dir").as_deref() {
-            None | Some("both") => DirFilter::Both,
-            Some("up") => DirFilter::Up,
-            Some("down") => DirFilter::Down,
-            Some(other) => {
-                return Err(SpecError::at(
-                    "dir",
-                    format!("`dir={other}` is not a direction; use up, down or both"),
-                ))
-            }
-        };
-        let target = match keys.take("target") {
-            None => Target::All,
-            Some(t) if t == "all" => Target::All,
-            Some(t) if t == "new" => Target::New,
-            Some(t) => match t.strip_prefix("client=") {
-                Some(pattern) if !pattern.is_empty() => Target::Client(Glob::new(pattern)),
-                _ => {
-                    return Err(SpecError::at(
-                        "target",
-                        format!("`target={t}` is not a target; use all, new or client=PATTERN"),
-                    ))
-                }
-            },
-        };
-        let every = keys.duration("every")?;
-        let count = keys.number::<u32>("count")?;
         let fault = faults::build(kind, &mut keys)?;
-        let repeat = match (every, count) {
-            (None, None) => None,
-            (None, Some(_)) => return Err(SpecError::at("count", "`count` needs `every`")),
-            (Some(every), count) => {
-                if every.is_zero() {
-                    return Err(SpecError::at("every", "`every` must be longer than 0s"));
-                }
-                if count == Some(0) {
-                    return Err(SpecError::at("count", "`count` must be at least 1"));
-                }
-                match duration {
-                    // Instant faults (reset, close) act once per occurrence: nothing to end.
-                    None if fault.is_instant() => {}
-                    None => {
-                        return Err(SpecError::at(
-                            "every",
-                            "a repeating fault needs `for` (each occurrence must end)",
-                        ))
-                    }
-                    Some(d) if d >= every => {
-                        return Err(SpecError::at(
-                            "for",
-                            format!(
-                                "`for` ({}) must be shorter than `every` ({})",
-                                humantime::format_duration(d),
-                                humantime::format_duration(every)
-                            ),
-                        ))
-                    }
-                    _ => {}
-                }
-                if let Some(count) = count {
-                    let last = every
-                        .checked_mul(count - 1)
-                        .and_then(|offset| offset.checked_add(at));
-                    if last.is_none_or(|last| last > MAX_DURATION) {
-                        return Err(SpecError::at(
-                            "count",
-                            format!(
-                                "`every` x `count` reaches past 365 days (the longest schedule \
-                             linecut runs): the last occurrence would start {} in",
-                                last.map_or("beyond any clock".into(), |l| {
-                                    humantime::format_duration(l).to_string()
-                                })
-                            ),
-                        ));
-                    }
-                }
-                Some(Repeat { every, count })
-            }
-        };
-        keys.finish(fault.descriptor())?;
-        let spec = FaultSpec {
-            fault,
-            at,
-            duration,
-            dir,
-            target,
-            repeat,
-        };
+        let schedule = Schedule::take(&mut keys, fault.is_instant())?;
+        keys.finish(fault.descriptor().name, fault.descriptor().keys)?;
+        let spec = FaultSpec { fault, schedule };
         spec.fault.check(&spec)?;
         Ok(spec)
     }
 
     /// When occurrence `n` (0-based) starts, relative to proxy start; None past the last one.
     pub fn occurrence_start(&self, n: u32) -> Option<Duration> {
-        match self.repeat {
-            None if n == 0 => Some(self.at),
-            None => None,
-            Some(Repeat { count: Some(c), .. }) if n >= c => None,
-            // Past the year any schedule may span (checked when parsed), nothing more starts;
-            // an open-ended flap must not overflow its way into a panic.
-            Some(Repeat { every, .. }) => every
-                .checked_mul(n)
-                .and_then(|offset| self.at.checked_add(offset))
-                .filter(|start| *start <= MAX_DURATION),
-        }
+        self.schedule.occurrence_start(n)
     }
 
     /// True for faults that act once when they start (reset, close) rather than over a window.
     pub fn is_instant(&self) -> bool {
         self.fault.is_instant()
     }
-}
 
-impl FaultSpec {
     /// The spec's keys in canonical spelling and order (defaults left out): what `Display`
     /// joins into `KIND:key=value,...` and a scenario writes as a `[[fault]]` table.
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
-        let mut pairs = vec![("at", fmt_duration(self.at))];
-        if let Some(d) = self.duration {
-            pairs.push(("for", fmt_duration(d)));
-        }
-        if self.dir != DirFilter::Both {
-            pairs.push(("dir", self.dir.as_str().to_string()));
-        }
-        if self.target != Target::All {
-            pairs.push(("target", self.target.to_string()));
-        }
-        if let Some(r) = self.repeat {
-            pairs.push(("every", fmt_duration(r.every)));
-            if let Some(c) = r.count {
-                pairs.push(("count", c.to_string()));
-            }
-        }
+        let mut pairs = self.schedule.pairs();
         pairs.extend(self.fault.params());
         pairs
     }
@@ -326,118 +85,24 @@ impl FaultSpec {
 impl fmt::Display for FaultSpec {
     /// The canonical spelling: parsing it gives the same fault back.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<String> = self
-            .pairs()
-            .into_iter()
-            .map(|(key, value)| format!("{key}={value}"))
-            .collect();
-        write!(f, "{}:{}", self.kind(), parts.join(","))
+        f.write_str(&linecut_model::schedule::spec_text(
+            self.kind(),
+            &self.pairs(),
+        ))
     }
 }
 
-pub(crate) fn fmt_duration(d: Duration) -> String {
-    if d.is_zero() {
-        "0s".to_string()
-    } else {
-        humantime::format_duration(d).to_string().replace(' ', "")
-    }
-}
-
-/// The `key=value` pairs of a spec, consumed as they are understood; leftovers are errors.
-#[derive(Debug, Default)]
-pub struct Keys {
-    values: BTreeMap<String, String>,
-}
-
-impl Keys {
-    fn parse(text: &str) -> Result<Keys, SpecError> {
-        let mut keys = Keys::default();
-        if text.trim().is_empty() {
-            return Ok(keys);
-        }
-        for part in text.split(',') {
-            let part = part.trim();
-            let Some((key, value)) = part.split_once('=') else {
-                return Err(SpecError::new(format!(
-                    "`{part}` is not key=value (keys are separated by commas)"
-                )));
-            };
-            let (key, value) = (key.trim(), value.trim());
-            if key.is_empty() || value.is_empty() {
-                return Err(SpecError::new(format!(
-                    "`{part}` has an empty key or value"
-                )));
-            }
-            keys.insert(key, value.to_string())?;
-        }
-        Ok(keys)
-    }
-
-    pub fn take(&mut self, key: &str) -> Option<String> {
-        self.values.remove(key)
-    }
-
-    pub fn duration(&mut self, key: &str) -> Result<Option<Duration>, SpecError> {
-        let Some(text) = self.take(key) else {
-            return Ok(None);
-        };
-        // Bounded (a year at most): a deadline beyond it would overflow the clock.
-        parse_duration(&text).map(Some).map_err(|e| {
-            SpecError::at(
-                key,
-                format!("`{key}={text}` {e}; write e.g. 500ms, 10s, 2m"),
-            )
-        })
-    }
-
-    pub fn number<T: std::str::FromStr>(&mut self, key: &str) -> Result<Option<T>, SpecError> {
-        let Some(text) = self.take(key) else {
-            return Ok(None);
-        };
-        text.parse()
-            .map(Some)
-            .map_err(|_| SpecError::at(key, format!("`{key}={text}` is not a whole number")))
-    }
-
-    /// A byte count: a number with an optional unit (B, KB, KiB, MB, MiB, GB, GiB).
-    pub fn bytes(&mut self, key: &str) -> Result<Option<u64>, SpecError> {
-        let Some(text) = self.take(key) else {
-            return Ok(None);
-        };
-        parse_bytes(&text).map(Some).ok_or_else(|| {
-            SpecError::at(
-                key,
-                format!("`{key}={text}` is not a size; write e.g. 1500, 64KiB, 10MB"),
-            )
-        })
-    }
-
-    fn finish(self, kind: &faults::KindDescriptor) -> Result<(), SpecError> {
-        if let Some(key) = self.values.keys().next() {
-            let allowed: Vec<&str> = COMMON_KEYS
-                .iter()
-                .chain(kind.keys)
-                .map(|k| k.name)
-                .collect();
-            return Err(SpecError::at(
-                key,
-                format!(
-                    "`{}` has no key `{key}`; keys are: {}",
-                    kind.name,
-                    allowed.join(", ")
-                ),
-            ));
-        }
-        Ok(())
-    }
-
-    /// Adds one pair; a key given twice is an error.
-    fn insert(&mut self, key: &str, value: String) -> Result<(), SpecError> {
-        if self.values.insert(key.to_string(), value).is_some() {
-            return Err(SpecError::at(key, format!("`{key}` is given twice")));
-        }
-        Ok(())
-    }
+/// A byte count from `keys`: a number with an optional unit (B, KB, KiB, MB, MiB, GB, GiB).
+pub fn bytes(keys: &mut Keys, key: &str) -> Result<Option<u64>, SpecError> {
+    let Some(text) = keys.take(key) else {
+        return Ok(None);
+    };
+    parse_bytes(&text).map(Some).ok_or_else(|| {
+        SpecError::at(
+            key,
+            format!("`{key}={text}` is not a size; write e.g. 1500, 64KiB, 10MB"),
+        )
+    })
 }
 
 /// Parses sizes like `1500`, `64KiB`, `10MB`, `1.5MiB`.
@@ -523,18 +188,18 @@ mod tests {
     fn defaults_are_both_directions_all_connections_open_ended_from_zero() {
         let spec = FaultSpec::parse("cut").unwrap();
         assert_eq!(spec.kind(), "cut");
-        assert_eq!(spec.at, Duration::ZERO);
-        assert_eq!(spec.duration, None);
-        assert_eq!(spec.dir, DirFilter::Both);
-        assert_eq!(spec.target, Target::All);
-        assert!(spec.repeat.is_none());
+        assert_eq!(spec.schedule.at, Duration::ZERO);
+        assert_eq!(spec.schedule.duration, None);
+        assert_eq!(spec.schedule.dir, Dir::Both);
+        assert_eq!(spec.schedule.target, Target::All);
+        assert!(spec.schedule.repeat.is_none());
     }
 
     #[test]
     fn the_documented_example_parses_and_prints_canonically() {
         let spec = FaultSpec::parse("cut:at=10s,for=120s,dir=both").unwrap();
-        assert_eq!(spec.at, Duration::from_secs(10));
-        assert_eq!(spec.duration, Some(Duration::from_secs(120)));
+        assert_eq!(spec.schedule.at, Duration::from_secs(10));
+        assert_eq!(spec.schedule.duration, Some(Duration::from_secs(120)));
         assert_eq!(spec.to_string(), "cut:at=10s,for=2m");
         let again = FaultSpec::parse(&spec.to_string()).unwrap();
         assert_eq!(again.to_string(), spec.to_string());

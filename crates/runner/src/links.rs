@@ -10,7 +10,7 @@
 
 use crate::{io, RunError};
 use linecut_events::{EventKind, EventSink, FaultEnded, FaultStarted, RunLayout};
-use linecut_model::{Glob, LinkFaultSpec, LinkKind, LinkTarget};
+use linecut_model::{LinkFaultSpec, LinkKind, Target};
 use linecut_netns::capture::Capture;
 use linecut_netns::rules::{self, DOWN_CHAIN};
 use linecut_netns::{Member, RunId, Topology};
@@ -187,12 +187,10 @@ impl LinkFront {
 
 /// The members a fault acts on.
 fn targets(spec: &LinkFaultSpec, ids: &[String]) -> Vec<usize> {
-    match &spec.target {
-        LinkTarget::All => (0..ids.len()).collect(),
-        LinkTarget::Client(pattern) => {
-            let glob = Glob::new(pattern);
-            (0..ids.len()).filter(|i| glob.matches(&ids[*i])).collect()
-        }
+    match &spec.schedule.target {
+        Target::Client(glob) => (0..ids.len()).filter(|i| glob.matches(&ids[*i])).collect(),
+        // `new` is refused for link faults when parsed: a link has no connection opening.
+        Target::All | Target::New => (0..ids.len()).collect(),
     }
 }
 
@@ -201,7 +199,7 @@ fn changes(faults: &[LinkFaultSpec], run_length: Duration) -> Vec<Change> {
     let mut out = Vec::new();
     for (index, f) in faults.iter().enumerate() {
         let mut n = 0;
-        while let Some(at) = f.occurrence_start(n) {
+        while let Some(at) = f.schedule.occurrence_start(n) {
             if at >= run_length {
                 break;
             }
@@ -210,7 +208,7 @@ fn changes(faults: &[LinkFaultSpec], run_length: Duration) -> Vec<Change> {
                 index,
                 start: true,
             });
-            if let Some(d) = f.duration {
+            if let Some(d) = f.schedule.duration {
                 out.push(Change {
                     at: at + d,
                     index,
@@ -256,7 +254,13 @@ async fn play(
                         .keys()
                         .map(|k| &faults[*k])
                         .filter(|f| targets(f, &ids).contains(&i))
-                        .filter(|f| if up { f.dir.up() } else { f.dir.down() })
+                        .filter(|f| {
+                            if up {
+                                f.schedule.dir.up()
+                            } else {
+                                f.schedule.dir.down()
+                            }
+                        })
                         .map(|f| f.kind)
                         .collect()
                 };

@@ -34,8 +34,8 @@ pub fn draw(scenario: &Scenario) -> (Vec<FaultSpec>, Vec<LinkFaultSpec>, Option<
     // One list or the other holds the faults, in scenario order, as `fault_jitter` does.
     let starts: Vec<&mut Duration> = faults
         .iter_mut()
-        .map(|f| &mut f.at)
-        .chain(links.iter_mut().map(|l| &mut l.at))
+        .map(|f| &mut f.schedule.at)
+        .chain(links.iter_mut().map(|l| &mut l.schedule.at))
         .collect();
     for (i, (at, jitter)) in starts.into_iter().zip(&scenario.fault_jitter).enumerate() {
         let Some(jitter) = jitter else { continue };
@@ -82,14 +82,17 @@ for = "1s"
         let record = record.unwrap();
         assert_eq!(record.seed, 42);
         assert_eq!(record.faults.len(), 1);
-        assert_eq!(a[0].at, b[0].at);
-        let offset = a[0].at - s.faults[0].at;
+        assert_eq!(a[0].schedule.at, b[0].schedule.at);
+        let offset = a[0].schedule.at - s.faults[0].schedule.at;
         assert!(offset.as_secs_f64() < 2.0);
         assert_eq!(offset.as_secs_f64(), record.faults[0].offset_s);
         assert_eq!(record.faults[0].span_s, 2.0);
-        assert_eq!(a[1].at, s.faults[1].at, "a fault without jitter stays put");
+        assert_eq!(
+            a[1].schedule.at, s.faults[1].schedule.at,
+            "a fault without jitter stays put"
+        );
         s.seed = Some(43);
-        assert_ne!(draw(&s).0[0].at, a[0].at);
+        assert_ne!(draw(&s).0[0].schedule.at, a[0].schedule.at);
         s.seed = None;
         assert!(draw(&s).2.unwrap().seed < 1 << 53);
     }

@@ -257,7 +257,7 @@ fn what_validate_accepts_the_run_does_not_refuse() {
         for fault in &s.faults {
             for n in [0, 1, 2, u32::MAX] {
                 if let Some(start) = fault.occurrence_start(n) {
-                    let end = start.checked_add(fault.duration.unwrap_or_default());
+                    let end = start.checked_add(fault.schedule.duration.unwrap_or_default());
                     assert!(
                         end.and_then(|e| now.checked_add(e)).is_some(),
                         "occurrence {n} of {fault} has no deadline:\n{text}"

@@ -241,15 +241,21 @@ impl Scenario {
             if let Some(Some(jitter)) = self.fault_jitter.get(i) {
                 out.push_str(&format!("{JITTER_KEY} = {}\n", quoted(&jitter.to_string())));
             }
-            out.push_str(&format!("at = {}\n", quoted(&duration_text(link.at))));
-            if let Some(d) = link.duration {
+            out.push_str(&format!(
+                "at = {}\n",
+                quoted(&duration_text(link.schedule.at))
+            ));
+            if let Some(d) = link.schedule.duration {
                 out.push_str(&format!("for = {}\n", quoted(&duration_text(d))));
             }
-            out.push_str(&format!("dir = {}\n", quoted(link.dir.name())));
-            if let linecut_model::LinkTarget::Client(p) = &link.target {
-                out.push_str(&format!("target = {}\n", quoted(&format!("client={p}"))));
+            out.push_str(&format!("dir = {}\n", quoted(link.schedule.dir.name())));
+            if link.schedule.target != linecut_model::Target::All {
+                out.push_str(&format!(
+                    "target = {}\n",
+                    quoted(&link.schedule.target.to_string())
+                ));
             }
-            if let Some((every, count)) = link.repeat {
+            if let Some(linecut_model::Repeat { every, count }) = link.schedule.repeat {
                 out.push_str(&format!("every = {}\n", quoted(&duration_text(every))));
                 if let Some(c) = count {
                     out.push_str(&format!("count = {c}\n"));
@@ -471,9 +477,9 @@ impl Checker<'_> {
             (&faults, duration, &subscriber)
         {
             let starts: Vec<Duration> = if namespace {
-                links.iter().map(|l| l.at).collect()
+                links.iter().map(|l| l.schedule.at).collect()
             } else {
-                specs.iter().map(|f| f.at).collect()
+                specs.iter().map(|f| f.schedule.at).collect()
             };
             self.check_phases(&raw.faults, &starts, jitters, d, sub.settings.keepalive_s);
         }
@@ -1034,7 +1040,7 @@ impl Checker<'_> {
             self.problem(kind.span(), &format!("{field}.kind"), "must be a string");
             return None;
         };
-        if faults::descriptor(name).is_none() && linecut_model::network::link_keys(name).is_some() {
+        if faults::descriptor(name).is_none() && linecut_model::link_keys(name).is_some() {
             self.problem(
                 kind.span(),
                 &format!("{field}.kind"),
@@ -1147,7 +1153,7 @@ impl Checker<'_> {
                 continue;
             };
             jitters.push(jitter);
-            ok &= self.starts_in_run(fault, &field, spec.at, duration);
+            ok &= self.starts_in_run(fault, &field, spec.schedule.at, duration);
             faults.push(spec);
         }
         ok.then_some((faults, jitters))
@@ -1356,7 +1362,7 @@ impl Checker<'_> {
                 ok = false;
                 continue;
             };
-            if linecut_model::network::link_keys(name).is_none() {
+            if linecut_model::link_keys(name).is_none() {
                 let why = if faults::descriptor(name).is_some() {
                     format!("`{name}` is a proxy fault and this is a namespace run (network.mode = \"namespace\"); link faults are: {}", LinkKind::NAMES.join(", "))
                 } else {
@@ -1398,7 +1404,7 @@ impl Checker<'_> {
             }
             match LinkFaultSpec::from_pairs(name, pairs) {
                 Ok(spec) => {
-                    ok &= self.starts_in_run(fault, &field, spec.at, duration);
+                    ok &= self.starts_in_run(fault, &field, spec.schedule.at, duration);
                     out.push(spec);
                     jitters.push(jitter);
                 }

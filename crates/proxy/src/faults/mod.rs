@@ -53,32 +53,10 @@ pub use refuse::Refuse;
 pub use reset::Reset;
 
 use crate::spec::{FaultSpec, Keys, SpecError};
+pub use crate::spec::{KeyDef, KeyType};
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-/// What a key's value is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyType {
-    /// `500ms`, `10s`, `2m` (at most a year).
-    Duration,
-    /// `1500`, `64KiB`, `10MB`.
-    Bytes,
-    /// A whole number.
-    Count,
-    /// One of these words.
-    Choice(&'static [&'static str]),
-    /// Free text with its own syntax (described in `doc`).
-    Text,
-}
-
-/// One key of a fault spec.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KeyDef {
-    pub name: &'static str,
-    pub ty: KeyType,
-    pub doc: &'static str,
-}
 
 /// Everything the rest of linecut needs to know about a fault kind without running it.
 #[derive(Debug, Clone, Copy)]
@@ -235,7 +213,7 @@ pub trait Fault: fmt::Debug + Send + Sync + 'static {
 /// Shared check for instant faults: a duration or repetition window means nothing to them
 /// except as spacing for `every`.
 fn check_instant(kind: &str, spec: &FaultSpec) -> Result<(), SpecError> {
-    if spec.duration.is_some() && spec.repeat.is_none() {
+    if spec.schedule.duration.is_some() && spec.schedule.repeat.is_none() {
         return Err(SpecError::at("for", format!(
             "`{kind}` acts once when it starts, so `for` has no meaning; use `at` (and `every`/`count` to repeat)"
         )));

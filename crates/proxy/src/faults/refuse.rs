@@ -8,7 +8,7 @@
 //! matches — the closest a TCP-level proxy can come to refusing one client.
 
 use super::{Fault, KindDescriptor};
-use crate::spec::{DirFilter, FaultSpec, SpecError};
+use crate::spec::{Dir, FaultSpec, SpecError};
 use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +29,7 @@ impl Fault for Refuse {
     }
 
     fn check(&self, spec: &FaultSpec) -> Result<(), SpecError> {
-        if spec.dir != DirFilter::Both {
+        if spec.schedule.dir != Dir::Both {
             return Err(SpecError::at(
                 "dir",
                 "`refuse` acts on connection attempts, which have no direction; drop `dir`",
