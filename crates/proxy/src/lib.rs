@@ -28,7 +28,7 @@
 //! [`Proxy::run`] takes a bound listener and a shutdown future (the mini-redis shape), so that
 //! callers bind `127.0.0.1:0` and learn the port before anything runs. Module map: `server.rs`
 //! (accept loop, connection setup, shutdown), `pump.rs` (per-direction forwarding), `board.rs`
-//! (active faults), `scheduler.rs` (timing), `conn.rs` (live connections), `wirelog.rs` (packet
+//! (active faults), `scheduler.rs` (the proxy's faults on `timer.rs`, the precise timer both modes' schedules run on), `conn.rs` (live connections), `wirelog.rs` (packet
 //! events), `control.rs` (HTTP API).
 
 // The fault vocabulary: pure, needed by anything that reads or writes fault specs.
@@ -55,6 +55,8 @@ mod runtime;
 mod scheduler;
 #[cfg(feature = "runtime")]
 mod server;
+#[cfg(feature = "runtime")]
+pub mod timer;
 #[cfg(feature = "runtime")]
 mod wirelog;
 

@@ -2,11 +2,13 @@
 //! host end of every pair, and the link fault schedule that turns `[[fault]]`s into nftables
 //! rules at their times.
 //!
-//! Each change of a fault's state is applied as one nftables transaction per side of each
-//! affected pair (and, for an `unplug`, the carrier of the pair's host end set first) (the host's table for what the client sends, the namespace's for what it
-//! receives) and stamped when `nft` returns, which is when the kernel has the rules: that
-//! stamp is the fault's `fault_started`/`fault_ended` time in `link.jsonl`, with its lateness
-//! against the schedule, as the proxy stamps its own faults.
+//! The schedule runs on the proxy's precise timer ([`linecut_proxy::timer`]), the one both
+//! modes use. Each change of a fault's state is applied as one nftables transaction per side of
+//! each affected pair (the host's table for what the client sends, the namespace's for what it
+//! receives; for an `unplug`, the carrier of the pair's host end is set first) and stamped
+//! when `nft` returns, which is when the kernel has the rules: that stamp is the fault's
+//! `fault_started`/`fault_ended` time in `link.jsonl`, with its lateness against the schedule,
+//! as the proxy stamps its own faults.
 
 use crate::{io, RunError};
 use linecut_events::{EventKind, EventSink, FaultEnded, FaultStarted, RunLayout};
@@ -14,31 +16,23 @@ use linecut_model::{LinkFaultSpec, LinkKind, Target};
 use linecut_netns::capture::Capture;
 use linecut_netns::rules::{self, DOWN_CHAIN};
 use linecut_netns::{Member, RunId, Topology};
-use std::collections::BTreeMap;
+use linecut_proxy::timer::{Stage, Timer};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::task::JoinHandle;
 
 /// The network, the capture and the schedule of a namespace run.
 pub(crate) struct LinkFront {
     pub topology: Topology,
     capture: Option<Capture>,
-    scheduler: Option<JoinHandle<()>>,
+    scheduler: Option<Timer>,
     /// Occurrences started so far.
     started: Arc<AtomicU32>,
     /// Why the schedule stopped, when a change could not be applied.
     failed: Arc<Mutex<Option<String>>>,
     /// The kinds of the faults active now, by fault index (for the progress line).
     active: Arc<Mutex<BTreeMap<usize, &'static str>>>,
-}
-
-/// One scheduled change: at `at` (from the experiment start), fault `index` starts or ends.
-#[derive(Debug, Clone, Copy)]
-struct Change {
-    at: Duration,
-    index: usize,
-    start: bool,
 }
 
 impl LinkFront {
@@ -79,7 +73,7 @@ impl LinkFront {
     }
 
     /// Plays `faults` from `t0` on the members whose client ids the faults target; events go
-    /// to `sink`.
+    /// to `sink`. Fault `n` of the scenario's link faults is fault `n + 1` in the events.
     pub fn schedule(
         &mut self,
         faults: Vec<LinkFaultSpec>,
@@ -88,19 +82,25 @@ impl LinkFront {
         t0: Instant,
         sink: EventSink,
     ) {
-        let id = self.topology.id;
-        let members = self.topology.members.clone();
-        let (started, failed) = (self.started.clone(), self.failed.clone());
-        let active = self.active.clone();
-        self.scheduler = Some(tokio::spawn(async move {
-            let played = play(
-                faults, ids, members, id, run_length, t0, sink, &started, &active,
-            )
-            .await;
-            if let Err(e) = played {
-                *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-            }
-        }));
+        let schedules: Vec<_> = faults.iter().map(|f| f.schedule.clone()).collect();
+        let stage = LinkStage {
+            targets: faults.iter().map(|f| targets(f, &ids)).collect(),
+            faults,
+            members: self.topology.members.clone(),
+            id: self.topology.id,
+            run_length,
+            t0,
+            sink,
+            active: BTreeSet::new(),
+            started: self.started.clone(),
+            shown: self.active.clone(),
+            failed: self.failed.clone(),
+        };
+        let timer = Timer::start("linecut-links", stage);
+        for (index, schedule) in schedules.into_iter().enumerate() {
+            timer.handle().add(index as u64 + 1, schedule, false, t0);
+        }
+        self.scheduler = Some(timer);
     }
 
     /// Why the schedule stopped, if it did (an nftables change the kernel refused).
@@ -109,6 +109,13 @@ impl LinkFront {
             // Watched like an events file: a capture that stopped (ENOSPC) would otherwise go
             // unnoticed until an events file failed too (the review's D10: 1.06 s later).
             return Some(format!("capture.pcap could not be written ({e})"));
+        }
+        if self
+            .scheduler
+            .as_ref()
+            .is_some_and(|t| !t.handle().is_alive())
+        {
+            return Some("the link fault schedule stopped (its thread panicked)".into());
         }
         self.failed
             .lock()
@@ -163,17 +170,11 @@ impl LinkFront {
 
     /// Stops the schedule and the capture and removes the network; fault occurrences started.
     pub async fn stop(mut self, problems: &mut Vec<String>) -> u32 {
-        if let Some(task) = self.scheduler.take() {
-            task.abort();
-            if let Err(e) = task.await {
-                if e.is_panic() {
-                    problems.push("the link fault schedule panicked".into());
-                }
-            }
-        }
         if let Some(e) = self.dead() {
             problems.push(e);
         }
+        // Stops the timer's thread once the change it may be applying is in.
+        drop(self.scheduler.take());
         let started = self.started.load(Ordering::Relaxed);
         if let Some(capture) = self.capture.take() {
             if let Err(e) = capture.stop() {
@@ -194,152 +195,132 @@ fn targets(spec: &LinkFaultSpec, ids: &[String]) -> Vec<usize> {
     }
 }
 
-/// Every start and end of every fault within the run, in time order.
-fn changes(faults: &[LinkFaultSpec], run_length: Duration) -> Vec<Change> {
-    let mut out = Vec::new();
-    for (index, f) in faults.iter().enumerate() {
-        let mut n = 0;
-        while let Some(at) = f.schedule.occurrence_start(n) {
-            if at >= run_length {
-                break;
-            }
-            out.push(Change {
-                at,
-                index,
-                start: true,
-            });
-            if let Some(d) = f.schedule.duration {
-                out.push(Change {
-                    at: at + d,
-                    index,
-                    start: false,
-                });
-            }
-            n += 1;
-        }
-    }
-    // Ends before starts at the same moment, so back-to-back occurrences do not overlap.
-    out.sort_by_key(|c| (c.at, c.start));
-    out
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn play(
+/// Link faults on the timer: each step rewrites the chains of the members the fault targets,
+/// from the faults active then, and is stamped when the kernel has the rules.
+struct LinkStage {
     faults: Vec<LinkFaultSpec>,
-    ids: Vec<String>,
+    /// Per fault, the members it acts on.
+    targets: Vec<Vec<usize>>,
     members: Vec<Member>,
     id: RunId,
+    /// Occurrences planned at or past the run's end are not played.
     run_length: Duration,
     t0: Instant,
     sink: EventSink,
-    started: &AtomicU32,
-    now_active: &Mutex<BTreeMap<usize, &'static str>>,
-) -> Result<(), String> {
-    let mut active: BTreeMap<usize, ()> = BTreeMap::new();
-    for change in changes(&faults, run_length) {
-        tokio::time::sleep_until(tokio::time::Instant::from_std(t0 + change.at)).await;
-        if change.start {
-            active.insert(change.index, ());
-        } else {
-            active.remove(&change.index);
+    /// The faults active now, by index.
+    active: BTreeSet<usize>,
+    started: Arc<AtomicU32>,
+    /// The active faults' kinds, for the progress line.
+    shown: Arc<Mutex<BTreeMap<usize, &'static str>>>,
+    /// Why a change could not be applied; nothing is played after one.
+    failed: Arc<Mutex<Option<String>>>,
+}
+
+impl Stage for LinkStage {
+    fn start(&mut self, id: u64, planned: Instant) -> bool {
+        if planned.saturating_duration_since(self.t0) >= self.run_length {
+            return false;
         }
-        let spec = &faults[change.index];
-        // Rewrite the chains of every member this fault touches, from the faults now active.
-        let touched = targets(spec, &ids);
-        let scripts: Vec<(Option<Member>, String)> = touched
-            .iter()
-            .flat_map(|&i| {
-                let on = |up: bool| -> Vec<LinkKind> {
-                    active
-                        .keys()
-                        .map(|k| &faults[*k])
-                        .filter(|f| targets(f, &ids).contains(&i))
-                        .filter(|f| {
-                            if up {
+        self.change(id as usize - 1, true, planned)
+    }
+
+    fn end(&mut self, id: u64, planned: Instant) {
+        self.change(id as usize - 1, false, planned);
+    }
+
+    fn finish(&mut self, _id: u64) {}
+}
+
+impl LinkStage {
+    /// Fault `index` starts or ends: applied, stamped and told. False once a change failed.
+    fn change(&mut self, index: usize, start: bool, planned: Instant) -> bool {
+        let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        if failed.is_some() {
+            return false;
+        }
+        if start {
+            self.active.insert(index);
+        } else {
+            self.active.remove(&index);
+        }
+        if let Err(e) = self.apply(index) {
+            *failed = Some(e);
+            return false;
+        }
+        drop(failed);
+        let spec = &self.faults[index];
+        let planned_us = planned.saturating_duration_since(self.t0).as_micros() as u64;
+        let lateness = Instant::now()
+            .saturating_duration_since(planned)
+            .as_micros() as u64;
+        let (fault, kind) = (index as u64 + 1, spec.kind.name().to_string());
+        {
+            let mut shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());
+            if start {
+                shown.insert(index, spec.kind.name());
+            } else {
+                shown.remove(&index);
+            }
+        }
+        if start {
+            self.started.fetch_add(1, Ordering::Relaxed);
+            self.sink.emit(EventKind::FaultStarted(FaultStarted {
+                fault,
+                spec: spec.to_string(),
+                kind,
+                scheduled_us: Some(planned_us),
+                lateness_us: Some(lateness),
+            }));
+        } else {
+            self.sink.emit(EventKind::FaultEnded(FaultEnded {
+                fault,
+                kind,
+                scheduled_us: Some(planned_us),
+                lateness_us: Some(lateness),
+            }));
+        }
+        true
+    }
+
+    /// Rewrites the chains of every member fault `index` touches, from the faults now active
+    /// (and, for an unplug, sets each touched member's carrier first).
+    fn apply(&self, index: usize) -> Result<(), String> {
+        let spec = &self.faults[index];
+        let active = || {
+            self.active
+                .iter()
+                .map(|&k| (&self.faults[k], &self.targets[k]))
+        };
+        for &i in &self.targets[index] {
+            let m = &self.members[i];
+            // An unplug is the carrier, not a rule: the cable is in exactly when no active
+            // unplug targets the member.
+            if spec.kind == LinkKind::Unplug {
+                let pulled = active().any(|(f, t)| f.kind == LinkKind::Unplug && t.contains(&i));
+                rules::set_carrier(m, !pulled).map_err(|e| e.to_string())?;
+            }
+            let on = |up: bool| -> Vec<LinkKind> {
+                active()
+                    .filter(|(f, t)| {
+                        t.contains(&i)
+                            && if up {
                                 f.schedule.dir.up()
                             } else {
                                 f.schedule.dir.down()
                             }
-                        })
-                        .map(|f| f.kind)
-                        .collect()
-                };
-                let m = &members[i];
-                [
-                    (
-                        None,
-                        rules::chain_update(id, &rules::up_chain(m.index), &on(true)),
-                    ),
-                    (
-                        Some(m.clone()),
-                        rules::chain_update(id, DOWN_CHAIN, &on(false)),
-                    ),
-                ]
-            })
-            .collect();
-        // An unplug is the carrier, not a rule: each touched member's cable is in exactly
-        // when no active unplug targets it.
-        let carriers: Vec<(Member, bool)> = if spec.kind == LinkKind::Unplug {
-            touched
-                .iter()
-                .map(|&i| {
-                    let pulled = active
-                        .keys()
-                        .map(|k| &faults[*k])
-                        .any(|f| f.kind == LinkKind::Unplug && targets(f, &ids).contains(&i));
-                    (members[i].clone(), !pulled)
-                })
-                .collect()
-        } else {
-            Vec::new()
-        };
-        tokio::task::spawn_blocking(move || {
-            for (member, up) in carriers {
-                rules::set_carrier(&member, up).map_err(|e| e.to_string())?;
-            }
-            for (member, script) in scripts {
-                match member {
-                    None => rules::apply_host(&script),
-                    Some(m) => rules::apply_ns(&m, &script),
-                }
+                    })
+                    .map(|(f, _)| f.kind)
+                    .collect()
+            };
+            rules::apply_host(&rules::chain_update(
+                self.id,
+                &rules::up_chain(m.index),
+                &on(true),
+            ))
+            .map_err(|e| e.to_string())?;
+            rules::apply_ns(m, &rules::chain_update(self.id, DOWN_CHAIN, &on(false)))
                 .map_err(|e| e.to_string())?;
-            }
-            Ok::<(), String>(())
-        })
-        .await
-        .map_err(|e| e.to_string())??;
-        let planned = change.at.as_micros() as u64;
-        let lateness = t0
-            .elapsed()
-            .as_micros()
-            .saturating_sub(change.at.as_micros()) as u64;
-        let fault = change.index as u64 + 1;
-        let kind = spec.kind.name().to_string();
-        {
-            let mut shown = now_active.lock().unwrap_or_else(|p| p.into_inner());
-            if change.start {
-                shown.insert(change.index, spec.kind.name());
-            } else {
-                shown.remove(&change.index);
-            }
         }
-        if change.start {
-            started.fetch_add(1, Ordering::Relaxed);
-            sink.emit(EventKind::FaultStarted(FaultStarted {
-                fault,
-                spec: spec.to_string(),
-                kind,
-                scheduled_us: Some(planned),
-                lateness_us: Some(lateness),
-            }));
-        } else {
-            sink.emit(EventKind::FaultEnded(FaultEnded {
-                fault,
-                kind,
-                scheduled_us: Some(planned),
-                lateness_us: Some(lateness),
-            }));
-        }
+        Ok(())
     }
-    Ok(())
 }
