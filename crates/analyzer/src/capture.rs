@@ -371,26 +371,28 @@ pub fn load_capture(
             }
             // A retransmission from the broker onto a connection the client had left is
             // stale data arriving (on a real link, the copy that gets through after a cut).
+            // The client's are retransmissions, or with no bytes its SYN resent.
             Observation::Resent {
                 conn,
-                dir: Direction::Down,
+                dir,
                 ts_us,
                 frame,
                 bytes,
             } => {
-                ledger.cite(
-                    conn,
-                    ts_us,
-                    frame,
-                    Sender::Broker,
-                    WireSign::Retransmission,
-                    bytes,
-                );
-                let seen = conns.entry(conn).or_default();
-                let stale = seen.client_closed_us.is_some() || seen.superseded(conn, &latest_conn);
-                if stale {
-                    seen.heard_us.push(ts_us);
-                }
+                let (sender, sign, stale) = match dir {
+                    Direction::Down => {
+                        let seen = conns.entry(conn).or_default();
+                        let stale =
+                            seen.client_closed_us.is_some() || seen.superseded(conn, &latest_conn);
+                        if stale {
+                            seen.heard_us.push(ts_us);
+                        }
+                        (Sender::Broker, WireSign::Retransmission, stale)
+                    }
+                    Direction::Up if bytes == 0 => (Sender::Client, WireSign::SynRetry, false),
+                    Direction::Up => (Sender::Client, WireSign::Retransmission, false),
+                };
+                ledger.cite(conn, ts_us, frame, sender, sign, bytes);
                 retainer.sign(conn, |s| s.resent_or_stale = true);
                 // Kept as an event either way: a window counts the retransmissions each side
                 // made during it; only stale ones are data arriving late.
@@ -400,7 +402,7 @@ pub fn load_capture(
                         ts_us,
                         EventKind::RawBytes(linecut_events::RawBytes {
                             conn,
-                            dir: Direction::Down,
+                            dir,
                             fate: if stale {
                                 linecut_events::Fate::Released
                             } else {
@@ -410,33 +412,6 @@ pub fn load_capture(
                         }),
                     ),
                 );
-            }
-            Observation::Resent {
-                conn,
-                dir,
-                ts_us,
-                frame,
-                bytes,
-            } => {
-                let sign = if bytes == 0 {
-                    WireSign::SynRetry
-                } else {
-                    WireSign::Retransmission
-                };
-                ledger.cite(conn, ts_us, frame, Sender::Client, sign, bytes);
-                retainer.sign(conn, |s| s.resent_or_stale = true);
-                retainer.keep(
-                    conn,
-                    event(
-                        ts_us,
-                        EventKind::RawBytes(linecut_events::RawBytes {
-                            conn,
-                            dir,
-                            fate: linecut_events::Fate::Forwarded,
-                            len: bytes,
-                        }),
-                    ),
-                )
             }
             Observation::Neighbour {
                 ts_us,
