@@ -10,9 +10,7 @@ fn linecut() -> Command {
 }
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("linecut-cli-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    linecut_testkit::temp_dir("cli", name)
 }
 
 /// Runs to completion and returns (exit code, stderr).

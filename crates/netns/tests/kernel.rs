@@ -14,10 +14,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-fn root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+use linecut_testkit::root;
 
 /// A topology for `count` subscribers with its base rules in place.
 fn topology(count: u32, tcp: &TcpSettings) -> Topology {
@@ -256,22 +253,13 @@ fn arp_requests_from(pcap: &std::path::Path, from: std::net::IpAddr) -> Vec<i64>
     out
 }
 
-/// Timestamps of the SYNs (without ACK) to `port` in a pcap, read with linecut's own reader.
+/// Timestamps of the SYNs to `port` in a pcap (the clients'), read with linecut's own reader.
 fn syn_times(pcap: &std::path::Path, port: u16) -> Vec<i64> {
-    let mut out = Vec::new();
-    linecut_capture::read::read_frames(pcap, |f| {
-        let Some(ip) = linecut_capture::link::ip_packet(f.linktype, f.data) else {
-            return;
-        };
-        let Some(s) = linecut_capture::link::tcp_segment(ip) else {
-            return;
-        };
-        if s.syn && s.dst.port() == port {
-            out.push(f.ts_us);
-        }
-    })
-    .unwrap();
-    out
+    linecut_testkit::syns(pcap)
+        .into_iter()
+        .filter(|s| s.dst.port() == port)
+        .map(|s| s.ts_us)
+        .collect()
 }
 
 #[test]

@@ -13,13 +13,10 @@ mod tshark_oracle;
 use linecut_runner::{run, DisplayMode, RunOptions, RunStatus};
 use std::path::{Path, PathBuf};
 
-fn root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+use linecut_testkit::root;
 
 fn temp_dir(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("linecut-ns-{}-{name}", std::process::id()))
+    linecut_testkit::fresh_path("ns", name)
 }
 
 fn read_json(path: &Path) -> serde_json::Value {
@@ -167,25 +164,15 @@ fn wire_view_lost_is_said_not_fatal(dir: &Path) {
     std::fs::write(&pcap, &whole).unwrap();
 }
 
-/// SYNs (without ACK) the subscriber sent in `[from, until)`.
+/// SYNs the subscriber sent in `[from, until)`.
 fn syns_between(pcap: &Path, from: i64, until: i64) -> Vec<i64> {
-    let mut out = Vec::new();
-    linecut_capture::read::read_frames(pcap, |f| {
-        let Some(ip) = linecut_capture::link::ip_packet(f.linktype, f.data) else {
-            return;
-        };
-        let Some(s) = linecut_capture::link::tcp_segment(ip) else {
-            return;
-        };
-        if s.syn && s.dst.port() != 0 && f.ts_us >= from && f.ts_us < until {
-            // Only the client's SYNs: they go to the broker's port, SYN-ACKs come from it.
-            if s.src.ip().to_string().ends_with(".2") {
-                out.push(f.ts_us);
-            }
-        }
-    })
-    .unwrap();
-    out
+    linecut_testkit::syns(pcap)
+        .into_iter()
+        // Only the client's SYNs (its address ends in .2 on its pair); SYN-ACKs come from
+        // the broker.
+        .filter(|s| (from..until).contains(&s.ts_us) && s.src.ip().to_string().ends_with(".2"))
+        .map(|s| s.ts_us)
+        .collect()
 }
 
 async fn run_namespace(name: &str, text: &str) -> (PathBuf, linecut_analyzer::Report) {

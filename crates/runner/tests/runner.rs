@@ -5,7 +5,7 @@ use linecut_runner::{run, DisplayMode, RunError, RunOptions, RunStatus};
 use std::path::{Path, PathBuf};
 
 fn temp_dir(name: &str) -> PathBuf {
-    std::env::temp_dir().join(format!("linecut-runner-{}-{name}", std::process::id()))
+    linecut_testkit::fresh_path("runner", name)
 }
 
 fn scenario(text: &str) -> linecut_scenario::Scenario {

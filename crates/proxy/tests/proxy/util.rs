@@ -29,14 +29,12 @@ pub struct Rig {
 }
 
 pub fn temp_dir(name: &str) -> PathBuf {
+    // Numbered: the proxy's tests ask for the same name more than once.
     static N: AtomicU32 = AtomicU32::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "linecut-proxy-test-{}-{}-{name}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    linecut_testkit::temp_dir(
+        &format!("proxy-test-{}", N.fetch_add(1, Ordering::Relaxed)),
+        name,
+    )
 }
 
 pub struct RigOptions {
