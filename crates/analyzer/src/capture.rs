@@ -156,7 +156,10 @@ pub fn load_capture(
     client_library: Option<&str>,
     broker: Option<&str>,
 ) -> Result<(Run, CaptureInfo), AnalyzeError> {
-    let mut run = Run::default();
+    let mut run = Run {
+        wire: crate::Wire::Capture,
+        ..Run::default()
+    };
     let mut clients = Interner {
         names: Vec::new(),
         index: HashMap::new(),

@@ -75,7 +75,7 @@ use index::ConnIndex;
 use linecut_model::Metric;
 pub use linecut_model::{topic_matches, Condition};
 use linecut_mqtt::PacketType;
-pub use load::{check_fast_message_path, load, Delivery, Publish, Run};
+pub use load::{check_fast_message_path, load, Delivery, Publish, Run, Wire};
 pub use report::{
     Band, DataMetrics, Distribution, ExpectationResult, Report, Retransmitted, SessionFacts,
     StaleData, TimelineEntry, Told, UnexpectedDisconnect, Verdict, WindowMetrics, WindowReport,
@@ -352,7 +352,7 @@ pub fn analyze(run: &Run) -> Report {
         client_library: meta.subscriber_family(),
         broker: linecut_model::BrokerFamily::of(&broker),
         acks_hidden: session.subscribe_qos.is_some_and(|q| q > 0),
-        wire_is_capture: meta.network.is_some(),
+        wire_is_capture: run.wire == Wire::Capture,
         // meta.json writes it as the socket option's milliseconds (`2000ms`).
         user_timeout_s: meta
             .network

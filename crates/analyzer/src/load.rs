@@ -45,9 +45,26 @@ pub struct Publish {
     pub seq: u64,
 }
 
+/// What watched the wire of a run: where its connections, packets and closes come from, and
+/// so which rules read them. Built once from what the run recorded; the analysis asks this,
+/// not the mode the run was in.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum Wire {
+    /// linecut's proxy: both legs of every connection, faults applied by it, nothing lost on
+    /// the way (a held packet is held, not retransmitted).
+    #[default]
+    Proxy,
+    /// A packet capture (a namespace run's links, or `linecut analyze CAPTURE`): a packet
+    /// captured during a cut was sent but may not have arrived, the kernels retransmit and
+    /// retry SYNs, and a FIN reaches the wire only when its kernel sends it.
+    Capture,
+}
+
 /// Everything a run left, in memory.
 #[derive(Debug, Default)]
 pub struct Run {
+    /// What watched the wire.
+    pub wire: Wire,
     pub meta: RunMeta,
     pub proxy: Vec<Event>,
     /// Subscriber events other than deliveries (which are in `deliveries`).
@@ -460,6 +477,13 @@ pub fn load(dir: &Path) -> Result<Run, AnalyzeError> {
     });
     let (subscriber, proxy, publisher) = (subscriber?, proxy?, publisher?);
     let mut run = Run {
+        // A namespace run's wire is its capture (even one that turned out unreadable: the
+        // rules for real links still hold for what the events say).
+        wire: if meta.network.is_some() {
+            Wire::Capture
+        } else {
+            Wire::Proxy
+        },
         meta,
         broker_log: broker_log(&layout),
         clients: names.client_names,

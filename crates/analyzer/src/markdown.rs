@@ -52,7 +52,7 @@ fn in_short(
     let mut out = Vec::new();
     let outage_s = (window.outage_end_us - window.outage_start_us) as f64 / 1e6;
     // Whoever watched the wire: linecut's proxy, or a capture (namespace runs, `analyze`).
-    let watcher = if r.capture.is_some() || r.network.is_some() {
+    let watcher = if wire_is_capture(r) {
         "as the capture shows"
     } else {
         "as the proxy saw on the wire"
@@ -113,7 +113,7 @@ fn in_short(
             (Some(t), Some(h)) => {
                 out.push(format!(
                     "The broker dropped the old connection {t:.3} s after the line went ({}).",
-                    if h == DetectHow::Proxy && r.capture.is_none() && r.network.is_none() {
+                    if h == DetectHow::Proxy && !wire_is_capture(r) {
                         "the proxy saw it close its side"
                     } else if h == DetectHow::Proxy {
                         "the capture shows it close its side"
@@ -151,8 +151,9 @@ fn in_short(
             "The client was back {back:.3} s after the line returned, after {} connection attempt(s) since it gave up.",
             m.connect_attempts
         ));
-        match m.reconnect_attempt_started_s {
-            Some(a) if a < 0.0 && r.network.is_some() => out.push(format!(
+        // `+ 0.0` turns a rounded -0.0 into 0.0, which prints as "0.000 s after".
+        match m.reconnect_attempt_started_s.map(|a| a + 0.0) {
+            Some(a) if a < 0.0 && wire_is_capture(r) => out.push(format!(
                 "Its successful attempt began {:.3} s before the line returned: its SYNs went unanswered until then, and the handshake completed at the kernel's first SYN retry after the restore.",
                 -a
             )),
@@ -241,6 +242,12 @@ fn in_short(
         out.push("Nothing reached the abandoned connection after the client left it.".into());
     }
     out
+}
+
+/// The run's wire was a capture (a namespace run's links, or `linecut analyze CAPTURE`), not
+/// linecut's proxy: what the report says the wire showed, and how, follows from it.
+fn wire_is_capture(r: &Report) -> bool {
+    r.capture.is_some() || r.network.is_some()
 }
 
 pub fn render(r: &Report) -> String {
@@ -492,7 +499,7 @@ pub fn render(r: &Report) -> String {
             let _ = writeln!(
                 w,
                 "\nWhat the client reported against what {} saw on the wire:\n",
-                if r.network.is_some() {
+                if wire_is_capture(r) {
                     "the capture"
                 } else {
                     "the proxy"
@@ -505,7 +512,7 @@ pub fn render(r: &Report) -> String {
                     w,
                     "| {} | {} | {} | {} |",
                     m.client,
-                    match (m.wire_detect_how, r.network.is_some()) {
+                    match (m.wire_detect_how, wire_is_capture(r)) {
                         (Some(DetectHow::NewConnection), true) => format!(
                             "{} / no close from the client on the wire (its first sign there: a new connection's SYN at {}) / —",
                             m.client_detect_s.map_or("never".into(), |v| format!("{v:.3}")),

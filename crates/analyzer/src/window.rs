@@ -62,10 +62,10 @@ pub(crate) struct RunContext<'a> {
     /// keep, may be the last packet the broker heard, so the broker band cannot use the last
     /// packet seen and falls back to the client's ping rhythm.
     pub acks_hidden: bool,
-    /// The wire is a capture of real links (namespace mode), not a proxy: a packet captured
-    /// during a cut was sent but not delivered, and the broker's FIN reaches the wire only when
-    /// its kernel sends it (behind unacknowledged data), so its log says when it dropped the
-    /// client.
+    /// The wire is a capture ([`crate::Wire::Capture`]: a namespace run's links, or a capture
+    /// analysed), not a proxy: a packet captured during a cut was sent but not delivered, and
+    /// the broker's FIN reaches the wire only when its kernel sends it (behind unacknowledged
+    /// data), so its log says when it dropped the client.
     pub wire_is_capture: bool,
 }
 
