@@ -2,13 +2,16 @@
 //! - setting up and tearing down a run's network, for 1 and 8 subscribers;
 //! - applying a link fault: from the request to `nft` returning (the kernel has the rules),
 //!   p50 and p99, on the host side and in a namespace;
+//! - a change that touches all 8 members of a run, as a run applies it (`LinkRules::apply`:
+//!   the host side of all of them in one transaction, then each namespace) against one
+//!   transaction per side per member, the way before it, in the same run;
 //! - the capture's cost on a 1,000-message/s stream: this process's CPU time with and without
 //!   the AF_PACKET taps running, the same stream both times.
 //!
 //! Run with `cargo bench -p linecut-netns --bench links`.
 
 use linecut_model::{LinkKind, TcpSettings};
-use linecut_netns::rules::{self, DOWN_CHAIN};
+use linecut_netns::rules::{self, LinkRules, MemberFaults, DOWN_CHAIN};
 use linecut_netns::topology::in_netns;
 use linecut_netns::{RunId, Topology};
 use std::io::{Read, Write};
@@ -77,6 +80,54 @@ fn stream(topo: &Topology, secs: u64) -> f64 {
     used
 }
 
+/// One change touching all 8 members of a run, 50 times each way, alternating: what
+/// `LinkRules::apply` costs against a transaction per side per member (16 `nft` processes).
+fn eight_member_change() {
+    let topo = Topology::create(RunId::fresh(), 8, &TcpSettings::default()).unwrap();
+    let mut link_rules = LinkRules::install(&topo).unwrap();
+    let (mut batched, mut separate) = (Vec::new(), Vec::new());
+    for i in 0..100 {
+        let active: Vec<LinkKind> = if i % 4 < 2 {
+            vec![LinkKind::CUT]
+        } else {
+            vec![]
+        };
+        let t = Instant::now();
+        if i % 2 == 0 {
+            let changed: Vec<MemberFaults> = (0..topo.members.len())
+                .map(|member| MemberFaults {
+                    member,
+                    up: active.clone(),
+                    down: active.clone(),
+                })
+                .collect();
+            link_rules.apply(&changed).unwrap();
+            batched.push(t.elapsed().as_secs_f64() * 1e3);
+        } else {
+            for m in &topo.members {
+                rules::apply_host(&rules::chain_update(
+                    topo.id,
+                    &rules::up_chain(m.index),
+                    &active,
+                ))
+                .unwrap();
+                rules::apply_ns(m, &rules::chain_update(topo.id, DOWN_CHAIN, &active)).unwrap();
+            }
+            separate.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+    }
+    let (b50, s50) = (
+        percentile(&mut batched, 0.5),
+        percentile(&mut separate, 0.5),
+    );
+    println!(
+        "a change on all 8 members, request to kernel: as a run applies it (1 host transaction + 8 namespaces) p50 {b50:.1} ms p99 {:.1} ms; a transaction per side per member p50 {s50:.1} ms p99 {:.1} ms; {:.2}x (50 each)",
+        percentile(&mut batched, 0.99),
+        percentile(&mut separate, 0.99),
+        s50 / b50
+    );
+}
+
 fn main() {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
@@ -117,6 +168,7 @@ fn main() {
         percentile(&mut ns, 0.5),
         percentile(&mut ns, 0.99)
     );
+    eight_member_change();
     let secs = 5;
     let without = stream(&topo, secs);
     let pcap = std::env::temp_dir().join(format!("linecut-bench-{}.pcap", topo.id));

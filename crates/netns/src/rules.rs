@@ -6,8 +6,12 @@
 //! change is one transaction that flushes the chain and writes its rules anew: nothing depends
 //! on rule handles, and a failed change leaves the previous rules in place.
 //!
-//! The scripts are built here, without touching the kernel ([`base_host`], [`base_ns`],
-//! [`chain_update`]); [`apply_host`] and [`apply_ns`] send them.
+//! [`LinkRules`] is what a run uses: it installs the base rules and applies the faults active on
+//! each member after a change, so no caller writes a script. A change is one transaction for
+//! the host side of every member it touches (one `nft` process, however many members), then
+//! one in each touched namespace; an `unplug` is the carrier of the pair's host end, set first
+//! and only when it changes. The scripts are built here, without touching the kernel
+//! ([`base_host`], [`base_ns`], [`chain_update`]); [`apply_host`] and [`apply_ns`] send them.
 
 use crate::command::nft;
 use crate::names::RunId;
@@ -97,6 +101,67 @@ pub fn chain_update(id: RunId, chain: &str, active: &[LinkKind]) -> String {
         }
     }
     s
+}
+
+/// The faults active on one member after a change: on what it sends and on what it receives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberFaults {
+    /// The member's index in the topology's `members`.
+    pub member: usize,
+    pub up: Vec<LinkKind>,
+    pub down: Vec<LinkKind>,
+}
+
+/// A run's link faults as the kernel's rules, owned by whatever plays the schedule.
+#[derive(Debug, Clone)]
+pub struct LinkRules {
+    id: RunId,
+    members: Vec<Member>,
+    /// Whether each member's cable is in (the carrier of its pair's host end).
+    carrier: Vec<bool>,
+}
+
+impl LinkRules {
+    /// Puts the base rules of `topology` in place: the host's tables and guard, and each
+    /// namespace's chain.
+    pub fn install(topology: &Topology) -> Result<LinkRules, NetnsError> {
+        apply_host(&base_host(topology))?;
+        for m in &topology.members {
+            apply_ns(m, &base_ns(topology.id, m))?;
+        }
+        Ok(LinkRules {
+            id: topology.id,
+            members: topology.members.clone(),
+            carrier: vec![true; topology.members.len()],
+        })
+    }
+
+    /// Replaces the rules of the members a change touched with those of their active faults:
+    /// returns when the kernel has them all. A member's cable is out while an `unplug` is
+    /// active on it.
+    pub fn apply(&mut self, changed: &[MemberFaults]) -> Result<(), NetnsError> {
+        for c in changed {
+            let plugged = !c.up.contains(&LinkKind::Unplug) && !c.down.contains(&LinkKind::Unplug);
+            if plugged != self.carrier[c.member] {
+                set_carrier(&self.members[c.member], plugged)?;
+                self.carrier[c.member] = plugged;
+            }
+        }
+        let host: String = changed
+            .iter()
+            .map(|c| chain_update(self.id, &up_chain(self.members[c.member].index), &c.up))
+            .collect();
+        if !host.is_empty() {
+            apply_host(&host)?;
+        }
+        for c in changed {
+            apply_ns(
+                &self.members[c.member],
+                &chain_update(self.id, DOWN_CHAIN, &c.down),
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Pulls or plugs a member's cable: its host end down takes the carrier off the namespace end

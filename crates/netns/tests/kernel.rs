@@ -675,3 +675,87 @@ fn the_doctors_probe_survives_a_concurrent_clean() {
     // they overlapped.
     assert!(cleans >= 10, "only {cleans} clean(s) ran during the probes");
 }
+
+/// What a run plays its faults through: a change touching two members is applied (the host
+/// side of both in one `nft` transaction), each member's chains then hold exactly its own
+/// faults' rules, and an `unplug` takes the member's carrier out and puts it back.
+#[test]
+fn link_rules_give_each_member_its_own_faults_and_unplug_moves_the_carrier() {
+    use linecut_netns::command::{run, IP, NFT};
+    use linecut_netns::rules::{LinkRules, MemberFaults};
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let t = Topology::create(RunId::fresh(), 2, &TcpSettings::default()).unwrap();
+    let mut link_rules = LinkRules::install(&t).unwrap();
+    let table = t.id.table();
+    let host_chain = |n: usize| {
+        let chain = rules::up_chain(t.members[n].index);
+        run(NFT, &["list", "chain", "netdev", &table, &chain], None).unwrap()
+    };
+    let ns_chain = |n: usize| {
+        in_netns(&t.members[n].netns, || {
+            run(NFT, &["list", "chain", "netdev", &table, DOWN_CHAIN], None)
+        })
+        .unwrap()
+    };
+    let carrier_up = |n: usize| {
+        let link = run(
+            IP,
+            &["-o", "link", "show", "dev", &t.members[n].veth_host],
+            None,
+        )
+        .unwrap();
+        link.contains("state UP") || link.contains(",UP")
+    };
+    link_rules
+        .apply(&[
+            MemberFaults {
+                member: 0,
+                up: vec![LinkKind::CUT],
+                down: vec![],
+            },
+            MemberFaults {
+                member: 1,
+                up: vec![],
+                down: vec![LinkKind::Reject],
+            },
+        ])
+        .unwrap();
+    assert!(
+        host_chain(0).contains("meta protocol ip drop"),
+        "{}",
+        host_chain(0)
+    );
+    assert!(!host_chain(1).contains("drop"), "{}", host_chain(1));
+    assert!(!ns_chain(0).contains("reject"), "{}", ns_chain(0));
+    assert!(
+        ns_chain(1).contains("reject with tcp reset"),
+        "{}",
+        ns_chain(1)
+    );
+    assert!(carrier_up(0) && carrier_up(1));
+    link_rules
+        .apply(&[MemberFaults {
+            member: 0,
+            up: vec![LinkKind::Unplug],
+            down: vec![LinkKind::Unplug],
+        }])
+        .unwrap();
+    assert!(!carrier_up(0), "unplugged");
+    assert!(
+        !host_chain(0).contains("drop"),
+        "the cut ended: {}",
+        host_chain(0)
+    );
+    assert!(ns_chain(1).contains("reject"), "member 1 untouched");
+    link_rules
+        .apply(&[MemberFaults {
+            member: 0,
+            up: vec![],
+            down: vec![],
+        }])
+        .unwrap();
+    assert!(carrier_up(0), "plugged back");
+}

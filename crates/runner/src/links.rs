@@ -14,8 +14,8 @@ use crate::{io, RunError};
 use linecut_events::{EventKind, EventSink, FaultEnded, FaultStarted, RunLayout};
 use linecut_model::{LinkFaultSpec, LinkKind, Target};
 use linecut_netns::capture::Capture;
-use linecut_netns::rules::{self, DOWN_CHAIN};
-use linecut_netns::{Member, RunId, Topology};
+use linecut_netns::rules::{LinkRules, MemberFaults};
+use linecut_netns::{RunId, Topology};
 use linecut_proxy::timer::{Stage, Timer};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -25,6 +25,8 @@ use std::time::{Duration, Instant};
 /// The network, the capture and the schedule of a namespace run.
 pub(crate) struct LinkFront {
     pub topology: Topology,
+    /// The rules, installed; the schedule plays its changes on a copy.
+    rules: LinkRules,
     capture: Option<Capture>,
     scheduler: Option<Timer>,
     /// Occurrences started so far.
@@ -54,16 +56,10 @@ impl LinkFront {
             &scenario.network.tcp,
         )
         .map_err(|e| RunError::Network(e.to_string()))?;
-        let apply = || -> Result<(), linecut_netns::NetnsError> {
-            rules::apply_host(&rules::base_host(&topology))?;
-            for m in &topology.members {
-                rules::apply_ns(m, &rules::base_ns(topology.id, m))?;
-            }
-            Ok(())
-        };
-        apply().map_err(|e| RunError::Network(e.to_string()))?;
+        let rules = LinkRules::install(&topology).map_err(|e| RunError::Network(e.to_string()))?;
         Ok(LinkFront {
             topology,
+            rules,
             capture: None,
             scheduler: None,
             started: Arc::new(AtomicU32::new(0)),
@@ -86,8 +82,7 @@ impl LinkFront {
         let stage = LinkStage {
             targets: faults.iter().map(|f| targets(f, &ids)).collect(),
             faults,
-            members: self.topology.members.clone(),
-            id: self.topology.id,
+            rules: self.rules.clone(),
             run_length,
             t0,
             sink,
@@ -201,8 +196,7 @@ struct LinkStage {
     faults: Vec<LinkFaultSpec>,
     /// Per fault, the members it acts on.
     targets: Vec<Vec<usize>>,
-    members: Vec<Member>,
-    id: RunId,
+    rules: LinkRules,
     /// Occurrences planned at or past the run's end are not played.
     run_length: Duration,
     t0: Instant,
@@ -234,7 +228,8 @@ impl Stage for LinkStage {
 impl LinkStage {
     /// Fault `index` starts or ends: applied, stamped and told. False once a change failed.
     fn change(&mut self, index: usize, start: bool, planned: Instant) -> bool {
-        let mut failed = self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = self.failed.clone();
+        let mut failed = slot.lock().unwrap_or_else(|p| p.into_inner());
         if failed.is_some() {
             return false;
         }
@@ -282,45 +277,38 @@ impl LinkStage {
         true
     }
 
-    /// Rewrites the chains of every member fault `index` touches, from the faults now active
-    /// (and, for an unplug, sets each touched member's carrier first).
-    fn apply(&self, index: usize) -> Result<(), String> {
-        let spec = &self.faults[index];
-        let active = || {
-            self.active
-                .iter()
-                .map(|&k| (&self.faults[k], &self.targets[k]))
-        };
-        for &i in &self.targets[index] {
-            let m = &self.members[i];
-            // An unplug is the carrier, not a rule: the cable is in exactly when no active
-            // unplug targets the member.
-            if spec.kind == LinkKind::Unplug {
-                let pulled = active().any(|(f, t)| f.kind == LinkKind::Unplug && t.contains(&i));
-                rules::set_carrier(m, !pulled).map_err(|e| e.to_string())?;
-            }
-            let on = |up: bool| -> Vec<LinkKind> {
-                active()
-                    .filter(|(f, t)| {
-                        t.contains(&i)
-                            && if up {
-                                f.schedule.dir.up()
-                            } else {
-                                f.schedule.dir.down()
-                            }
-                    })
-                    .map(|(f, _)| f.kind)
-                    .collect()
-            };
-            rules::apply_host(&rules::chain_update(
-                self.id,
-                &rules::up_chain(m.index),
-                &on(true),
-            ))
-            .map_err(|e| e.to_string())?;
-            rules::apply_ns(m, &rules::chain_update(self.id, DOWN_CHAIN, &on(false)))
-                .map_err(|e| e.to_string())?;
-        }
-        Ok(())
+    /// Rewrites the rules of every member fault `index` touches, from the faults now active.
+    fn apply(&mut self, index: usize) -> Result<(), String> {
+        let faults = &self.faults;
+        let active: Vec<(&LinkFaultSpec, &Vec<usize>)> = self
+            .active
+            .iter()
+            .map(|&k| (&faults[k], &self.targets[k]))
+            .collect();
+        let changed: Vec<MemberFaults> = self.targets[index]
+            .iter()
+            .map(|&i| {
+                let on = |up: bool| -> Vec<LinkKind> {
+                    active
+                        .iter()
+                        .filter(|(f, t)| {
+                            t.contains(&i)
+                                && if up {
+                                    f.schedule.dir.up()
+                                } else {
+                                    f.schedule.dir.down()
+                                }
+                        })
+                        .map(|(f, _)| f.kind)
+                        .collect()
+                };
+                MemberFaults {
+                    member: i,
+                    up: on(true),
+                    down: on(false),
+                }
+            })
+            .collect();
+        self.rules.apply(&changed).map_err(|e| e.to_string())
     }
 }
