@@ -50,9 +50,8 @@ fn setup_teardown(count: u32, runs: usize) -> (f64, f64) {
 }
 
 /// 1,000 small writes a second from the namespace to the host for `secs`, reading them on the
-/// host; returns this process's CPU seconds over the stream.
-fn stream(topo: &Topology, secs: u64) -> f64 {
-    let listener = TcpListener::bind((topo.host_addr, 0)).unwrap();
+/// host through `listener`; returns this process's CPU seconds over the stream.
+fn stream(topo: &Topology, listener: TcpListener, secs: u64) -> f64 {
     let addr = listener.local_addr().unwrap();
     let reader = std::thread::spawn(move || {
         let (mut s, _) = listener.accept().unwrap();
@@ -170,12 +169,16 @@ fn main() {
     );
     eight_member_change();
     let secs = 5;
-    let without = stream(&topo, secs);
+    let without = stream(&topo, TcpListener::bind((topo.host_addr, 0)).unwrap(), secs);
+    // The capture follows the stream's port as a run's follows the broker's, so its live
+    // follower reassembles and decodes every frame, as in a run.
+    let listener = TcpListener::bind((topo.host_addr, 0)).unwrap();
+    let port = listener.local_addr().unwrap().port();
     let pcap = std::env::temp_dir().join(format!("linecut-bench-{}.pcap", topo.id));
     let capture =
-        linecut_netns::capture::Capture::start(&pcap, std::slice::from_ref(&m.veth_host), 0)
+        linecut_netns::capture::Capture::start(&pcap, std::slice::from_ref(&m.veth_host), port)
             .unwrap();
-    let with = stream(&topo, secs);
+    let with = stream(&topo, listener, secs);
     let frames = capture.stop().unwrap();
     let _ = std::fs::remove_file(&pcap);
     println!(
