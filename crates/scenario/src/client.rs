@@ -52,7 +52,35 @@ impl ClientKind {
     pub fn is_external(&self) -> bool {
         !matches!(self, ClientKind::Rumqttc)
     }
+
+    /// Whether the runner installs a script for this client to run (linecut's paho script).
+    pub fn runs_a_script(&self) -> bool {
+        matches!(self, ClientKind::PahoPython { .. })
+    }
 }
+
+/// The `[subscriber]` settings that belong to some client kinds only, each with the kinds (by
+/// their scenario names) that take it and why another kind does not, where that is worth
+/// saying. A file that sets one for another kind is refused: it would say something the run
+/// silently ignores.
+pub const OWNED_SETTINGS: [(&str, &[&str], &str); 8] = [
+    ("paho", &["paho-python"], ""),
+    ("python", &["paho-python"], ""),
+    ("command", &["command"], ""),
+    ("pattern", &["command"], ""),
+    ("library", &["command"], ""),
+    ("connect_timeout", &["rumqttc"], ""),
+    (
+        "resubscribe",
+        &["rumqttc"],
+        " (paho-python subscribes in on_connect, as the 2014 client did; mosquitto_sub re-subscribes on every connect)",
+    ),
+    (
+        "reconnect",
+        &["rumqttc", "paho-python"],
+        " (it reconnects by its own rules, which linecut measures)",
+    ),
+];
 
 /// The paho-mqtt series a `paho-python` client can pin. 1.0 is the release of 2014 (the seed's
 /// client): MQTT 3.1.1 only, and `loop_forever` reconnects 1 s after each failure with no

@@ -340,10 +340,6 @@ pub fn parse(path: &Path, text: &str) -> Result<Scenario, ScenarioError> {
     }
 }
 
-/// A setting only some client kinds have: its field, where it is written (if it is), and the
-/// kinds that use it.
-type OwnedSetting<'k> = (&'static str, Option<Range<usize>>, &'k [&'k str]);
-
 struct Checker<'a> {
     locate: &'a Locator<'a>,
     problems: Vec<Problem>,
@@ -856,54 +852,22 @@ impl Checker<'_> {
             );
             return None;
         }
-        // Settings that belong to one kind only: (field, span, the kinds that use it).
-        let owned: [OwnedSetting; 8] = [
-            ("paho", s.paho.as_ref().map(|v| v.span()), &["paho-python"]),
-            (
-                "python",
-                s.python.as_ref().map(|v| v.span()),
-                &["paho-python"],
-            ),
-            (
-                "command",
-                s.command.as_ref().map(|v| v.span()),
-                &["command"],
-            ),
-            (
-                "pattern",
-                s.pattern.as_ref().map(|v| v.span()),
-                &["command"],
-            ),
-            (
-                "library",
-                s.library.as_ref().map(|v| v.span()),
-                &["command"],
-            ),
-            (
-                "connect_timeout",
-                s.connect_timeout.as_ref().map(|v| v.span()),
-                &["rumqttc"],
-            ),
-            (
-                "resubscribe",
-                s.resubscribe.as_ref().map(|v| v.span()),
-                &["rumqttc"],
-            ),
-            (
-                "reconnect",
-                s.reconnect.as_ref().map(|v| v.span()),
-                &["rumqttc", "paho-python"],
-            ),
-        ];
+        // Settings that belong to some kinds only (the table is the client module's).
+        let span_of = |field: &str| match field {
+            "paho" => s.paho.as_ref().map(|v| v.span()),
+            "python" => s.python.as_ref().map(|v| v.span()),
+            "command" => s.command.as_ref().map(|v| v.span()),
+            "pattern" => s.pattern.as_ref().map(|v| v.span()),
+            "library" => s.library.as_ref().map(|v| v.span()),
+            "connect_timeout" => s.connect_timeout.as_ref().map(|v| v.span()),
+            "resubscribe" => s.resubscribe.as_ref().map(|v| v.span()),
+            "reconnect" => s.reconnect.as_ref().map(|v| v.span()),
+            _ => None,
+        };
         let mut ok = true;
-        for (field, span, kinds) in owned {
-            if let Some(span) = span {
+        for (field, kinds, why) in client::OWNED_SETTINGS {
+            if let Some(span) = span_of(field) {
                 if !kinds.contains(&kind) {
-                    let why = match field {
-                        "resubscribe" => " (paho-python subscribes in on_connect, as the 2014 client did; mosquitto_sub re-subscribes on every connect)",
-                        "reconnect" => " (it reconnects by its own rules, which linecut measures)",
-                        _ => "",
-                    };
                     self.problem(
                         span,
                         &format!("subscriber.{field}"),

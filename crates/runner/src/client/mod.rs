@@ -47,7 +47,10 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// A client kind, checked and ready to start.
 #[derive(Debug, Clone)]
 pub struct Prepared {
+    /// The kind's scenario name (for its exit event).
     kind: &'static str,
+    /// The runner installs linecut's script for it ([`Prepared::install_script`]).
+    wants_script: bool,
     program: PathBuf,
     /// The script the program runs, once installed ([`Prepared::install_script`]).
     script: Option<PathBuf>,
@@ -64,7 +67,7 @@ impl Prepared {
     /// [`CLIENT_SCRIPT_DIR_ENV`] names, or `run_dir`. An existing copy with the same content is used
     /// as it is. Returns what `meta.json` records; `None` for clients without a script.
     pub fn install_script(&mut self, run_dir: &Path) -> Result<Option<ClientScript>, RunError> {
-        if self.kind != "paho-python" {
+        if !self.wants_script {
             return Ok(None);
         }
         let dir = std::env::var_os(CLIENT_SCRIPT_DIR_ENV)
@@ -146,7 +149,9 @@ fn command_output(program: &Path, args: &[&str]) -> Result<String, String> {
 
 /// Checks the scenario's client before anything is started. `None` for linecut's own agent.
 pub fn prepare(scenario: &Scenario) -> Result<Option<Prepared>, RunError> {
-    match &scenario.subscriber.client {
+    let client = &scenario.subscriber.client;
+    let (kind, wants_script) = (client.name(), client.runs_a_script());
+    match client {
         ClientKind::Rumqttc => Ok(None),
         ClientKind::PahoPython { paho, python } => {
             let candidates = match python {
@@ -183,7 +188,8 @@ pub fn prepare(scenario: &Scenario) -> Result<Option<Prepared>, RunError> {
             }
             Ok(Some(Prepared {
                 script: None,
-                kind: "paho-python",
+                kind,
+                wants_script,
                 program: python.clone(),
                 format: OutputFormat::Events,
                 description: format!(
@@ -215,7 +221,8 @@ pub fn prepare(scenario: &Scenario) -> Result<Option<Prepared>, RunError> {
                 .unwrap_or_else(|| "(version unknown)".into());
             Ok(Some(Prepared {
                 script: None,
-                kind: "mosquitto_sub",
+                kind,
+                wants_script,
                 program,
                 format: OutputFormat::MosquittoSubVerbose,
                 identity: ClientIdentity {
@@ -257,7 +264,8 @@ pub fn prepare(scenario: &Scenario) -> Result<Option<Prepared>, RunError> {
                 .map_or_else(|| argv[0].clone(), |n| n.to_string_lossy().into_owned());
             Ok(Some(Prepared {
                 script: None,
-                kind: "command",
+                kind,
+                wants_script,
                 program,
                 format,
                 description: match library {
