@@ -579,7 +579,7 @@ pub fn render(r: &Report) -> String {
     if r.unexpected_disconnects.is_empty() {
         let _ = writeln!(
             w,
-            "None: every connection that ended, ended inside a fault window or its settling time, or when the run stopped.\n"
+            "None: every subscriber connection that ended, ended inside a fault window or its settling time, after the client's DISCONNECT, or when the run stopped (connections that never subscribed, a capture's publishers among them, are not judged).\n"
         );
     } else {
         let _ = writeln!(w, "No fault explains these: the line was healthy.\n");
