@@ -3,10 +3,11 @@
 //! rules at their times.
 //!
 //! The schedule runs on the proxy's precise timer ([`linecut_proxy::timer`]), the one both
-//! modes use. Each change of a fault's state is applied as one nftables transaction per side of
-//! each affected pair (the host's table for what the client sends, the namespace's for what it
-//! receives; for an `unplug`, the carrier of the pair's host end is set first) and stamped
-//! when `nft` returns, which is when the kernel has the rules: that stamp is the fault's
+//! modes use. Each change of a fault's state is applied by the run's [`LinkRules`]: one
+//! nftables transaction for the host side of every pair it touches (what the clients send), one
+//! in each touched namespace (what they receive), and for an `unplug` the carrier of the pair's
+//! host end first; it is stamped when the last `nft` returns, which is when the kernel has the
+//! rules: that stamp is the fault's
 //! `fault_started`/`fault_ended` time in `link.jsonl`, with its lateness against the schedule,
 //! as the proxy stamps its own faults.
 
@@ -228,9 +229,10 @@ impl Stage for LinkStage {
 impl LinkStage {
     /// Fault `index` starts or ends: applied, stamped and told. False once a change failed.
     fn change(&mut self, index: usize, start: bool, planned: Instant) -> bool {
-        let slot = self.failed.clone();
-        let mut failed = slot.lock().unwrap_or_else(|p| p.into_inner());
-        if failed.is_some() {
+        // Not held while applying: the run's watch reads it every 250 ms, and a change takes
+        // milliseconds of `nft` processes. Only this stage ever sets it.
+        let failed = || self.failed.lock().unwrap_or_else(|p| p.into_inner());
+        if failed().is_some() {
             return false;
         }
         if start {
@@ -239,10 +241,9 @@ impl LinkStage {
             self.active.remove(&index);
         }
         if let Err(e) = self.apply(index) {
-            *failed = Some(e);
+            *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
             return false;
         }
-        drop(failed);
         let spec = &self.faults[index];
         let planned_us = planned.saturating_duration_since(self.t0).as_micros() as u64;
         let lateness = Instant::now()
