@@ -461,9 +461,10 @@ pub fn load_capture(
                     }
                     Side::Server => seen.heard_us.push(ts_us),
                 }
-                if rst {
-                    retainer.sign(conn, |s| s.rst = true);
-                }
+                retainer.sign(conn, |s| {
+                    s.closed = true;
+                    s.rst |= rst;
+                });
                 retainer.keep(
                     conn,
                     event(

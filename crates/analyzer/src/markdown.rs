@@ -355,7 +355,7 @@ pub fn render(r: &Report) -> String {
             };
             let _ = writeln!(
                 w,
-                "- **Summarised**: {} connection(s) are counted, not described: of the ended connections this report describes the {} most informative (left without DISCONNECT, reset, retransmissions or stale data, broken streams, linecut's messages; the earliest among equals), plus those open at the end and those an inferred outage is made of. The counted ones ended: {}; their control packets: {}.",
+                "- **Summarised**: {} connection(s) are counted, not described: this report describes the {} most informative connections (left without DISCONNECT, reset, retransmissions or stale data, broken streams, linecut's messages; the earliest among equals; one still open when the capture ends counts as ended there), plus those an inferred outage is made of. The counted ones ended: {}; their control packets: {}.",
                 f.connections,
                 f.in_detail,
                 list(&f.ended),

@@ -33,8 +33,8 @@ pub const DETAIL: usize = 1000;
 pub struct Folded {
     /// Connections folded into these counts.
     pub connections: u64,
-    /// Ended connections the report describes in detail (connections open at the end of the
-    /// capture and those an inferred outage is made of come on top).
+    /// Ended connections the report describes in detail (a connection still open when the
+    /// capture ends ends there; those an inferred outage is made of come on top).
     pub in_detail: u64,
     /// How the folded connections ended, e.g. `client DISCONNECT` → count.
     pub ended: BTreeMap<String, u64>,
@@ -59,6 +59,9 @@ pub struct Signs {
     pub resent_or_stale: bool,
     pub broken: bool,
     pub data: bool,
+    /// A FIN or RST was seen; without one the connection ended with the capture (or its
+    /// addresses were reused by a new SYN).
+    pub closed: bool,
 }
 
 impl Signs {
@@ -72,6 +75,9 @@ impl Signs {
     }
 
     fn ending(self) -> &'static str {
+        if !self.closed {
+            return "not closed in the capture";
+        }
         match (self.rst, self.mqtt, self.client_disconnected) {
             (true, _, _) => "reset",
             (false, false, _) => "closed without MQTT",
@@ -283,6 +289,7 @@ mod tests {
             r.sign(conn, |s| {
                 s.mqtt = true;
                 s.client_disconnected = !informative;
+                s.closed = true;
             });
             r.count_packet(conn, PacketType::Connect, Direction::Up);
             r.end(conn);
@@ -351,6 +358,7 @@ mod tests {
             r.sign(conn, |s| {
                 s.mqtt = true;
                 s.client_disconnected = true;
+                s.closed = true;
             });
             gone.extend(r.end(conn));
         }
@@ -363,5 +371,24 @@ mod tests {
         );
         r.keep(DETAIL as u64 + 2, event(0));
         assert_eq!(r.folded.late_observations, 1);
+    }
+
+    /// A connection the capture never saw close (it was open when the capture ended) is not
+    /// counted as closed.
+    #[test]
+    fn a_connection_never_closed_is_counted_as_such() {
+        let mut r = Retainer::default();
+        sessions(&mut r, 1, DETAIL as u64, false);
+        r.open(5_000);
+        r.sign(5_000, |s| {
+            s.mqtt = true;
+            s.client_disconnected = true;
+        });
+        r.end(5_000);
+        let (_, folded) = r.finish();
+        assert_eq!(
+            folded.unwrap().ended.get("not closed in the capture"),
+            Some(&1)
+        );
     }
 }
