@@ -43,6 +43,20 @@ use std::path::Path;
 use std::time::Duration;
 use toml::Spanned;
 
+/// The fault kinds each network mode plays, from the two registries (the proxy's fault kinds,
+/// the link kinds): the one table `validate` and the checks below answer from.
+pub fn kinds_played_by(mode: NetworkMode) -> Vec<&'static str> {
+    match mode {
+        NetworkMode::Proxy => faults::KINDS.iter().map(|k| k.name).collect(),
+        NetworkMode::Namespace => LinkKind::NAMES.to_vec(),
+    }
+}
+
+/// Whether `mode` plays fault kind `kind`.
+fn plays(mode: NetworkMode, kind: &str) -> bool {
+    kinds_played_by(mode).contains(&kind)
+}
+
 /// Which broker an experiment runs against.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BrokerSpec {
@@ -1004,7 +1018,7 @@ impl Checker<'_> {
             self.problem(kind.span(), &format!("{field}.kind"), "must be a string");
             return None;
         };
-        if faults::descriptor(name).is_none() && linecut_model::link_keys(name).is_some() {
+        if !plays(NetworkMode::Proxy, name) && plays(NetworkMode::Namespace, name) {
             self.problem(
                 kind.span(),
                 &format!("{field}.kind"),
@@ -1326,14 +1340,12 @@ impl Checker<'_> {
                 ok = false;
                 continue;
             };
-            if linecut_model::link_keys(name).is_none() {
-                let why = if faults::descriptor(name).is_some() {
-                    format!("`{name}` is a proxy fault and this is a namespace run (network.mode = \"namespace\"); link faults are: {}", LinkKind::NAMES.join(", "))
+            if !plays(NetworkMode::Namespace, name) {
+                let link_kinds = kinds_played_by(NetworkMode::Namespace).join(", ");
+                let why = if plays(NetworkMode::Proxy, name) {
+                    format!("`{name}` is a proxy fault and this is a namespace run (network.mode = \"namespace\"); link faults are: {link_kinds}")
                 } else {
-                    format!(
-                        "unknown fault kind `{name}`; link faults are: {}",
-                        LinkKind::NAMES.join(", ")
-                    )
+                    format!("unknown fault kind `{name}`; link faults are: {link_kinds}")
                 };
                 self.problem(kind.span(), &format!("{field}.kind"), why);
                 ok = false;

@@ -680,3 +680,15 @@ fn a_fault_of_the_other_mode_is_an_error_naming_the_kind_and_the_mode() {
         "{e}"
     );
 }
+
+/// One table says which kinds each mode plays: `cut` in both, the link kinds in namespace mode
+/// only, the proxy's other kinds in proxy mode only.
+#[test]
+fn each_mode_plays_the_kinds_of_its_table() {
+    use crate::{kinds_played_by, NetworkMode};
+    let proxy = kinds_played_by(NetworkMode::Proxy);
+    let namespace = kinds_played_by(NetworkMode::Namespace);
+    assert!(proxy.contains(&"cut") && namespace.contains(&"cut"));
+    assert!(namespace.contains(&"unplug") && !proxy.contains(&"unplug"));
+    assert!(proxy.contains(&"latency") && !namespace.contains(&"latency"));
+}
