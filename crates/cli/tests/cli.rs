@@ -158,39 +158,32 @@ fn a_run_out_of_descriptors_at_any_step_is_closed_truthfully() {
         "duration = \"2s\"\n[subscriber]\nkeepalive = \"1s\"\n",
     )
     .unwrap();
-    // Six at a time: all eighteen at once on two cores (each starting an embedded broker)
-    // once kept every broker from accepting within its 10 s, so no limit reached the steps
-    // after it. The limits, not the load, are what this test varies.
-    let mut runs: Vec<(u64, (Option<i32>, std::path::PathBuf))> = Vec::new();
-    let limits: Vec<u64> = (10..=27).collect();
-    for batch in limits.chunks(6) {
-        let handles: Vec<_> = batch
-            .iter()
-            .map(|&limit| {
-                let out_dir = dir.join(format!("run-{limit}"));
-                let scenario = scenario.clone();
-                let handle = std::thread::spawn(move || {
-                    let _ = std::fs::remove_dir_all(&out_dir);
-                    let status = Command::new("sh")
-                        .arg("-c")
-                        .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
-                        .arg(env!("CARGO_BIN_EXE_linecut"))
-                        .args(["run", "--plain", "--out"])
-                        .arg(&out_dir)
-                        .arg(&scenario)
-                        .stdout(Stdio::null())
-                        .stderr(Stdio::null())
-                        .status()
-                        .unwrap();
-                    (status.code(), out_dir)
-                });
-                (limit, handle)
-            })
-            .collect();
-        runs.extend(handles.into_iter().map(|(l, h)| (l, h.join().unwrap())));
-    }
+    // (limit, the thread running linecut under it: exit code and run directory)
+    let runs: Vec<_> = (10..=27)
+        .map(|limit| {
+            let out_dir = dir.join(format!("run-{limit}"));
+            let scenario = scenario.clone();
+            let handle = std::thread::spawn(move || {
+                let _ = std::fs::remove_dir_all(&out_dir);
+                let status = Command::new("sh")
+                    .arg("-c")
+                    .arg(format!("ulimit -n {limit} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_linecut"))
+                    .args(["run", "--plain", "--out"])
+                    .arg(&out_dir)
+                    .arg(&scenario)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .unwrap();
+                (status.code(), out_dir)
+            });
+            (limit, handle)
+        })
+        .collect();
     let mut reasons = Vec::new();
-    for (limit, (code, out_dir)) in runs {
+    for (limit, handle) in runs {
+        let (code, out_dir) = handle.join().unwrap();
         assert!(
             matches!(code, Some(0) | Some(2)),
             "limit {limit}: exit {code:?}"
