@@ -148,7 +148,11 @@ fn a_broker_that_dies_mid_run_ends_the_run_incomplete_naming_it() {
 /// socket, the subscriber's connection). Whatever the step, the run directory tells the truth:
 /// never left `running`, `summary.json` written, the step named, nothing left running. The
 /// steps these limits reach were measured on this kind of machine (2 cores): the broker up to
-/// about 20 descriptors, the events files at 22-23, the proxy at 25.
+/// about 22 descriptors, the events files at 23-25, then the proxy's socket or, one descriptor
+/// later, the meta.json written after it. Which of those two a limit reaches changes from run to
+/// run (seen in 2 of 5 full runs here): one descriptor more or less is in use when the proxy
+/// binds, as the embedded broker's threads open and close sockets of their own meanwhile (its
+/// log shows it accepting and dropping linecut's readiness probes around that moment).
 #[test]
 fn a_run_out_of_descriptors_at_any_step_is_closed_truthfully() {
     let dir = temp_dir("descriptors");
@@ -201,10 +205,17 @@ fn a_run_out_of_descriptors_at_any_step_is_closed_truthfully() {
             reasons.push(format!("{limit}: {reason}"));
         }
     }
-    for step in ["embedded broker", "events file", "bind the proxy"] {
+    for steps in [
+        &["embedded broker"][..],
+        &["events file"],
+        // Past the events files: the proxy's socket, or the meta.json written once it is up.
+        &["bind the proxy", "meta.json"],
+    ] {
         assert!(
-            reasons.iter().any(|r| r.contains(step)),
-            "no limit stopped the run at `{step}`: {reasons:#?}"
+            reasons
+                .iter()
+                .any(|r| steps.iter().any(|step| r.contains(step))),
+            "no limit stopped the run at {steps:?}: {reasons:#?}"
         );
     }
 }
