@@ -249,7 +249,8 @@ for = "7s"
 }
 
 /// 20 % loss both ways for 8 s with QoS 1: TCP retransmits what the link drops, so nothing is
-/// lost, and some messages arrive late — at least one RTO (200 ms, TCP_RTO_MIN) after they
+/// lost unless the client gives up (a false keepalive timeout, which a burst of losses can
+/// cause), and some messages arrive late — at least one RTO (200 ms, TCP_RTO_MIN) after they
 /// were published. Losses in a row back the retransmission timer off (doubling from 200 ms), so
 /// the run goes on 16 s after the loss ends for the backlog to drain before it stops.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -280,8 +281,17 @@ probability = 0.2
     )
     .await;
     let d = &report.data[0];
-    assert_eq!(d.lost, 0, "{d:?}");
-    assert!(d.delivered >= 230, "{d:?}");
+    if d.reconnects == 0 {
+        assert_eq!(d.lost, 0, "{d:?}");
+        assert!(d.delivered >= 230, "{d:?}");
+    } else {
+        // Losses in a row can back the timer off past the client's PINGRESP deadline: a false
+        // disconnect on a link that never went down (seen once in several runs). With a clean
+        // session the broker keeps nothing for the gap, so messages may be lost then; the
+        // report must show the give-up inside the loss window.
+        let m = &report.windows[0].subscribers[0];
+        assert!(m.client_detect_s.is_some(), "{m:#?}");
+    }
     // The longest publish-to-delivery delay of any message, from the subscriber's events.
     let text = std::fs::read_to_string(dir.join("subscriber.jsonl")).unwrap();
     let worst_us = text
