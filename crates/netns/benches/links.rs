@@ -1,17 +1,17 @@
 //! Namespace mode's costs, measured on this machine (root):
 //! - setting up and tearing down a run's network, for 1 and 8 subscribers;
-//! - applying a link fault: from the request to `nft` returning (the kernel has the rules),
-//!   p50 and p99, on the host side and in a namespace;
-//! - a change that touches all 8 members of a run, as a run applies it (`LinkRules::apply`:
-//!   the host side of all of them in one transaction, then each namespace) against one
-//!   transaction per side per member, the way before it, in the same run;
+//! - applying a link fault, from the request to the kernel having the rules, p50 and p99, with
+//!   1 and with 8 subscribers: as a run applies it (`LinkRules::apply`: netlink messages, the
+//!   host side of all members in one transaction, then each namespace) against the path before
+//!   it in the same run (an `nft -f -` process per side per member, the namespace side from a
+//!   thread that joined it); and how far apart the first and last member's rules went in;
 //! - the capture's cost on a 1,000-message/s stream: this process's CPU time with and without
 //!   the AF_PACKET taps running, the same stream both times.
 //!
 //! Run with `cargo bench -p linecut-netns --bench links`.
 
 use linecut_model::{LinkKind, TcpSettings};
-use linecut_netns::rules::{self, LinkRules, MemberFaults, DOWN_CHAIN};
+use linecut_netns::rules::{LinkRules, MemberFaults, DOWN_CHAIN};
 use linecut_netns::topology::in_netns;
 use linecut_netns::{RunId, Topology};
 use std::io::{Read, Write};
@@ -37,11 +37,9 @@ fn setup_teardown(count: u32, runs: usize) -> (f64, f64) {
     for _ in 0..runs {
         let t = Instant::now();
         let mut topo = Topology::create(RunId::fresh(), count, &TcpSettings::default()).unwrap();
-        rules::apply_host(&rules::base_host(&topo)).unwrap();
-        for m in &topo.members {
-            rules::apply_ns(m, &rules::base_ns(topo.id, m)).unwrap();
-        }
+        let rules = LinkRules::install(&topo).unwrap();
         up.push(t.elapsed().as_secs_f64());
+        drop(rules);
         let t = Instant::now();
         topo.remove();
         down.push(t.elapsed().as_secs_f64());
@@ -79,18 +77,50 @@ fn stream(topo: &Topology, listener: TcpListener, secs: u64) -> f64 {
     used
 }
 
-/// One change touching all 8 members of a run, 50 times each way, alternating: what
-/// `LinkRules::apply` costs against a transaction per side per member (16 `nft` processes).
-fn eight_member_change() {
-    let topo = Topology::create(RunId::fresh(), 8, &TcpSettings::default()).unwrap();
+/// The path before netlink, kept as the comparator: a path cut (or none) on one chain as an
+/// `nft` script, sent by an `nft -f -` process.
+fn nft_process(netns: Option<&str>, table: &str, chain: &str, cut: bool) {
+    let mut script = format!("flush chain netdev {table} {chain}\n");
+    if cut {
+        for rule in [
+            "meta protocol ip drop",
+            "meta protocol ip6 meta l4proto != ipv6-icmp drop",
+            "meta protocol ip6 icmpv6 type != { nd-neighbor-solicit, nd-neighbor-advert } drop",
+        ] {
+            script.push_str(&format!("add rule netdev {table} {chain} {rule}\n"));
+        }
+    }
+    let send = || {
+        let mut child = std::process::Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .expect("nft (the comparator needs nftables installed)");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success());
+        Ok(())
+    };
+    match netns {
+        Some(ns) => in_netns(ns, send).unwrap(),
+        None => send().unwrap(),
+    }
+}
+
+/// A path cut on and off every member of a run of `count`, 100 times each way, alternating:
+/// `LinkRules::apply` against an `nft` process per side per member.
+fn fault_change(count: u32) {
+    let topo = Topology::create(RunId::fresh(), count, &TcpSettings::default()).unwrap();
     let mut link_rules = LinkRules::install(&topo).unwrap();
-    let (mut batched, mut separate) = (Vec::new(), Vec::new());
-    for i in 0..100 {
-        let active: Vec<LinkKind> = if i % 4 < 2 {
-            vec![LinkKind::CUT]
-        } else {
-            vec![]
-        };
+    let table = topo.id.table();
+    let (mut netlink, mut process, mut spread) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..200 {
+        let cut = i % 4 < 2;
+        let active: Vec<LinkKind> = if cut { vec![LinkKind::CUT] } else { vec![] };
         let t = Instant::now();
         if i % 2 == 0 {
             let changed: Vec<MemberFaults> = (0..topo.members.len())
@@ -100,30 +130,25 @@ fn eight_member_change() {
                     down: active.clone(),
                 })
                 .collect();
-            link_rules.apply(&changed).unwrap();
-            batched.push(t.elapsed().as_secs_f64() * 1e3);
+            let stamps = link_rules.apply(&changed).unwrap();
+            netlink.push(t.elapsed().as_secs_f64() * 1e3);
+            let (first, last) = (stamps.iter().min().unwrap(), stamps.iter().max().unwrap());
+            spread.push(last.duration_since(*first).as_secs_f64() * 1e6);
         } else {
             for m in &topo.members {
-                rules::apply_host(&rules::chain_update(
-                    topo.id,
-                    &rules::up_chain(m.index),
-                    &active,
-                ))
-                .unwrap();
-                rules::apply_ns(m, &rules::chain_update(topo.id, DOWN_CHAIN, &active)).unwrap();
+                nft_process(None, &table, &format!("up{}", m.index), cut);
+                nft_process(Some(&m.netns), &table, DOWN_CHAIN, cut);
             }
-            separate.push(t.elapsed().as_secs_f64() * 1e3);
+            process.push(t.elapsed().as_secs_f64() * 1e3);
         }
     }
-    let (b50, s50) = (
-        percentile(&mut batched, 0.5),
-        percentile(&mut separate, 0.5),
-    );
+    let (n50, p50) = (percentile(&mut netlink, 0.5), percentile(&mut process, 0.5));
     println!(
-        "a change on all 8 members, request to kernel: as a run applies it (1 host transaction + 8 namespaces) p50 {b50:.1} ms p99 {:.1} ms; a transaction per side per member p50 {s50:.1} ms p99 {:.1} ms; {:.2}x (50 each)",
-        percentile(&mut batched, 0.99),
-        percentile(&mut separate, 0.99),
-        s50 / b50
+        "fault change on {count} subscriber(s), request to kernel: netlink p50 {n50:.3} ms p99 {:.3} ms (first to last member {:.0} µs at p99); nft processes p50 {p50:.1} ms p99 {:.1} ms; {:.0}x at p50 (100 each)",
+        percentile(&mut netlink, 0.99),
+        percentile(&mut spread, 0.99),
+        percentile(&mut process, 0.99),
+        p50 / n50
     );
 }
 
@@ -141,33 +166,12 @@ fn main() {
             down * 1e3
         );
     }
-    let topo = Topology::create(RunId::fresh(), 1, &TcpSettings::default()).unwrap();
-    rules::apply_host(&rules::base_host(&topo)).unwrap();
-    rules::apply_ns(&topo.members[0], &rules::base_ns(topo.id, &topo.members[0])).unwrap();
-    let m = &topo.members[0];
-    let (mut host, mut ns) = (Vec::new(), Vec::new());
-    for i in 0..200 {
-        let active: &[LinkKind] = if i % 2 == 0 { &[LinkKind::CUT] } else { &[] };
-        let t = Instant::now();
-        rules::apply_host(&rules::chain_update(
-            topo.id,
-            &rules::up_chain(m.index),
-            active,
-        ))
-        .unwrap();
-        host.push(t.elapsed().as_secs_f64() * 1e3);
-        let t = Instant::now();
-        rules::apply_ns(m, &rules::chain_update(topo.id, DOWN_CHAIN, active)).unwrap();
-        ns.push(t.elapsed().as_secs_f64() * 1e3);
+    for count in [1, 8] {
+        fault_change(count);
     }
-    println!(
-        "rule apply, request to kernel: host side p50 {:.2} ms p99 {:.2} ms; namespace side p50 {:.2} ms p99 {:.2} ms (200 each)",
-        percentile(&mut host, 0.5),
-        percentile(&mut host, 0.99),
-        percentile(&mut ns, 0.5),
-        percentile(&mut ns, 0.99)
-    );
-    eight_member_change();
+    let topo = Topology::create(RunId::fresh(), 1, &TcpSettings::default()).unwrap();
+    let _rules = LinkRules::install(&topo).unwrap();
+    let m = &topo.members[0];
     let secs = 5;
     let without = stream(&topo, TcpListener::bind((topo.host_addr, 0)).unwrap(), secs);
     // The capture follows the stream's port as a run's follows the broker's, so its live

@@ -1,13 +1,12 @@
-//! Running `ip` and `nft`: arguments never pass through a shell, scripts go on stdin, and a
-//! failure says which command and what it printed.
+//! Running `ip`: arguments never pass through a shell, batches go on stdin, and a failure says
+//! which command and what it printed.
 
 use crate::NetnsError;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-/// The two programs namespace mode drives, and the Debian packages that have them.
+/// The program namespace mode drives, and the Debian package that has it.
 pub const IP: (&str, &str) = ("ip", "iproute2");
-pub const NFT: (&str, &str) = ("nft", "nftables");
 
 fn describe(program: &str, args: &[&str]) -> String {
     std::iter::once(program)
@@ -61,19 +60,4 @@ pub fn ip_batch(lines: &[String]) -> Result<(), NetnsError> {
         return Ok(());
     }
     run(IP, &["-batch", "-"], Some(&(lines.join("\n") + "\n"))).map(drop)
-}
-
-/// `nft -f -`: the script is one transaction, applied whole or not at all.
-pub fn nft(script: &str) -> Result<(), NetnsError> {
-    run(NFT, &["-f", "-"], Some(script)).map(drop)
-}
-
-/// `nft -f -` inside a namespace.
-pub fn nft_in(netns: &str, script: &str) -> Result<(), NetnsError> {
-    run(
-        IP,
-        &["netns", "exec", netns, "nft", "-f", "-"],
-        Some(script),
-    )
-    .map(drop)
 }

@@ -5,7 +5,7 @@
 //! (namespaces, veth, bridges, nftables `netdev` hooks) are tried on a throw-away namespace
 //! that is removed at once.
 
-use crate::command::{run, IP, NFT};
+use crate::command::{run, IP};
 use crate::names::RunId;
 use crate::topology::in_netns;
 
@@ -22,7 +22,7 @@ pub struct Check {
 
 /// The fix for a missing privilege. File capabilities are deliberately not offered (see
 /// [`checks`]).
-const ROOT_FIX: &str = "run it as root (sudo linecut …); setcap on linecut is not enough: the ip and nft it starts do not inherit file capabilities";
+const ROOT_FIX: &str = "run it as root (sudo linecut …); setcap on linecut is not enough: the ip it starts does not inherit file capabilities";
 
 /// Capability bits (linux/capability.h) namespace mode uses.
 const CAP_NET_ADMIN: u32 = 12;
@@ -66,10 +66,20 @@ fn kernel_features() -> Result<(), String> {
             ],
             None,
         )?;
-        let table = format!(
-            "table netdev {id} {{\n  chain probe {{ type filter hook ingress device \"{peer}\" priority 0; policy accept; }}\n}}\n"
-        );
-        in_netns(&ns, || crate::command::nft(&table))
+        in_netns(&ns, || {
+            use crate::netlink::{Batch, Family, Hook, Netlink};
+            let mut b = Batch::new();
+            b.add_table(Family::Netdev, &id.table());
+            b.add_chain(
+                Family::Netdev,
+                &id.table(),
+                "probe",
+                &Hook::Ingress {
+                    device: peer.clone(),
+                },
+            );
+            Netlink::nftables()?.commit(&b)
+        })
     })();
     crate::leftovers::remove_run(id);
     tried.map_err(|e| e.to_string())
@@ -103,14 +113,14 @@ pub fn checks() -> Vec<Check> {
         detail: std::env::consts::OS.into(),
         fix: "namespace mode needs Linux network namespaces",
     }];
-    // Root, not only the capabilities: a run starts `ip` and `nft`, and a program exec'd by a
+    // Root, not only the capabilities: a run starts `ip`, and a program exec'd by a
     // non-root process does not inherit file capabilities (`setcap … linecut` gives them to
     // linecut alone), so `ip netns add` then fails on its mount (the review's D11). Advising
     // setcap would send a user to a set-up that cannot work.
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     out.push(Check {
-        what: "root (the ip and nft a run starts need it)",
+        what: "root (the ip a run starts needs it)",
         ok: root,
         detail: if root {
             "yes".into()
@@ -142,15 +152,8 @@ pub fn checks() -> Vec<Check> {
         detail: ip.clone().unwrap_or_else(|e| e),
         fix: "install iproute2: apt-get install iproute2",
     });
-    let nft = version(NFT, &["-v"]);
-    out.push(Check {
-        what: "nft (nftables)",
-        ok: nft.is_ok(),
-        detail: nft.clone().unwrap_or_else(|e| e),
-        fix: "install nftables: apt-get install nftables",
-    });
     let privileged = root && has(CAP_NET_ADMIN) && has(CAP_SYS_ADMIN);
-    let features = if privileged && ip.is_ok() && nft.is_ok() {
+    let features = if privileged && ip.is_ok() {
         kernel_features()
     } else {
         // Said as not tried, not as a kernel failure: without root the probe fails for a

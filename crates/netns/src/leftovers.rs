@@ -8,7 +8,7 @@
 //! removes the objects of every run whose owner process is gone (or that has no owner file),
 //! never those of a run still alive.
 
-use crate::command::{run, IP, NFT};
+use crate::command::{run, IP};
 use crate::names::RunId;
 use crate::NetnsError;
 use std::collections::BTreeSet;
@@ -84,12 +84,8 @@ fn ids_present() -> Result<BTreeSet<RunId>, NetnsError> {
             ids.insert(id);
         }
     }
-    if let Ok(out) = run(NFT, &["list", "tables"], None) {
-        for line in out.lines() {
-            if let Some(id) = line.split_whitespace().nth(2).and_then(RunId::from_name) {
-                ids.insert(id);
-            }
-        }
+    if let Ok(tables) = crate::netlink::Netlink::nftables().and_then(|mut s| s.tables()) {
+        ids.extend(tables.iter().filter_map(|(_, name)| RunId::from_name(name)));
     }
     if let Ok(dir) = std::fs::read_dir(OWNER_DIR) {
         for entry in dir.flatten() {
@@ -121,9 +117,8 @@ pub fn remove_run(id: RunId) {
             }
         }
     }
-    for family in ["netdev", "inet"] {
-        let _ = run(NFT, &["delete", "table", family, &prefix], None);
-    }
+    // The namespaces' tables went with them; the host's are deleted here.
+    let _ = crate::rules::remove_tables(id);
     let _ = std::fs::remove_file(owner_file(id));
 }
 

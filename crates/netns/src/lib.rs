@@ -14,20 +14,23 @@
 //! `/run/linecut/netns/` names the process that created it, so what a killed run left behind is
 //! recognised and removed by the next run or `linecut doctor --clean` ([`leftovers`]).
 //!
-//! The kernel is driven through `ip` (iproute2) and `nft` (nftables), each change one command
-//! and each fault change one nftables transaction: they are the tools an operator would use to
-//! check or undo what linecut did, and their error messages say what the kernel refused.
+//! A run's network is set up once with `ip -batch` (iproute2), the tool an operator would use to
+//! check or undo it. Its nftables rules, changed while the run goes, are netlink messages on
+//! sockets opened once per run ([`netlink`]): a fault change starts no process and no thread,
+//! and `nft list ruleset` shows what linecut put in.
 //!
-//! Modules: [`names`] (the run id and every name derived from it), [`command`] (running `ip`
-//! and `nft`), [`topology`] (namespaces, pairs, bridge, sysctls), [`rules`] (link faults as
-//! nftables scripts), [`leftovers`], [`doctor`] (what the machine needs, with fixes) and
-//! [`capture`] (AF_PACKET taps on the host ends, written as pcap).
+//! Modules: [`names`] (the run id and every name derived from it), [`command`] (running `ip`),
+//! [`netlink`] (nf_tables and link state over netlink), [`topology`] (namespaces, pairs, bridge,
+//! sysctls), [`rules`] (link faults as nftables rules), [`leftovers`], [`doctor`] (what the
+//! machine needs, with fixes) and [`capture`] (AF_PACKET taps on the host ends, written as
+//! pcap).
 
 pub mod capture;
 pub mod command;
 pub mod doctor;
 pub mod leftovers;
 pub mod names;
+pub mod netlink;
 pub mod rules;
 pub mod topology;
 

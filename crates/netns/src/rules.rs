@@ -3,28 +3,40 @@
 //! Each subscriber's pair has two chains, both in `netdev` ingress hooks: `up<n>` on the host
 //! end (what the client sends) and `down` in the subscriber's namespace on its end (what the
 //! broker sends). The rules of a chain are a function of the faults active on it, so every
-//! change is one transaction that flushes the chain and writes its rules anew: nothing depends
-//! on rule handles, and a failed change leaves the previous rules in place.
+//! change flushes the chain and writes its rules anew in one transaction: nothing depends on
+//! rule handles, and a refused change leaves the previous rules in place.
 //!
 //! [`LinkRules`] is what a run uses: it installs the base rules and applies the faults active on
-//! each member after a change, so no caller writes a script. A change is one transaction for
-//! the host side of every member it touches (one `nft` process, however many members), then
-//! one in each touched namespace; an `unplug` is the carrier of the pair's host end, set first
-//! and only when it changes. The scripts are built here, without touching the kernel
-//! ([`base_host`], [`base_ns`], [`chain_update`]); [`apply_host`] and [`apply_ns`] send them.
+//! each member after a change, so no caller writes a rule. It holds a netlink socket for the
+//! host and one opened in each member's namespace at install ([`crate::netlink`]): a change is
+//! one transaction for the host side of every member it touches, then one in each touched
+//! namespace, with no process started and no thread spawned; an `unplug` is the carrier of the
+//! pair's host end, set first and only when it changes. Each member's rules are in when its
+//! namespace's transaction returns, and [`LinkRules::apply`] says when that was.
 
-use crate::command::nft;
 use crate::names::RunId;
-use crate::topology::{in_netns, Member, Topology};
+use crate::netlink::{Batch, Expr, Family, Header, Hook, Meta, Netlink, Op};
+use crate::topology::{Member, Topology};
 use crate::NetnsError;
 use linecut_model::{CutLayer, LinkKind};
+use std::time::Instant;
 
 /// The namespace-side chain's name (one per namespace).
 pub const DOWN_CHAIN: &str = "down";
 
+/// The chain on the host's `input` hook guarding the broker's address.
+const GUARD_CHAIN: &str = "broker_guard";
+
 /// The host-side chain of member `n`.
 pub fn up_chain(n: u32) -> String {
     format!("up{n}")
+}
+
+/// An interface name as `meta iifname` loads it: 16 bytes, NUL-padded.
+fn ifname(name: &str) -> Vec<u8> {
+    let mut v = name.as_bytes().to_vec();
+    v.resize(16, 0);
+    v
 }
 
 /// The host's tables: one ingress chain per member's host end, accepting everything (the
@@ -32,37 +44,72 @@ pub fn up_chain(n: u32) -> String {
 /// the host itself, over `lo`) reaches it. The host would otherwise answer on that address
 /// whatever arrives on any interface (Linux accepts a local address on every interface), so a
 /// neighbour routing 198.18.0.0/15 here could reach a broker that accepts anything.
-pub fn base_host(t: &Topology) -> String {
-    let (id, members) = (t.id, &t.members);
-    let mut s = format!(
-        "table inet {table} {{\n  chain broker_guard {{ type filter hook input priority 0; policy accept; ip daddr {addr} iifname != {{ \"{bridge}\", \"lo\" }} drop; }}\n}}\n",
-        table = id.table(),
-        addr = t.host_addr,
-        bridge = t.bridge,
+pub fn base_host(t: &Topology) -> Batch {
+    let table = t.id.table();
+    let mut b = Batch::new();
+    b.add_table(Family::Inet, &table);
+    b.add_chain(Family::Inet, &table, GUARD_CHAIN, &Hook::Input);
+    // ip daddr <broker> iifname != { <bridge>, "lo" } drop
+    b.add_rule(
+        Family::Inet,
+        &table,
+        GUARD_CHAIN,
+        &[
+            Expr::Meta(Meta::Nfproto),
+            Expr::Cmp(Op::Eq, vec![2]), // NFPROTO_IPV4
+            Expr::Payload {
+                header: Header::Network,
+                offset: 16, // the IPv4 destination address
+                len: 4,
+            },
+            Expr::Cmp(Op::Eq, t.host_addr.octets().to_vec()),
+            Expr::Meta(Meta::Iifname),
+            Expr::Cmp(Op::Neq, ifname(&t.bridge)),
+            Expr::Cmp(Op::Neq, ifname("lo")),
+            Expr::Drop,
+        ],
     );
-    s.push_str(&format!("table netdev {} {{\n", id.table()));
-    for m in members {
-        s.push_str(&format!(
-            "  chain {} {{ type filter hook ingress device \"{}\" priority 0; policy accept; }}\n",
-            up_chain(m.index),
-            m.veth_host
-        ));
+    b.add_table(Family::Netdev, &table);
+    for m in &t.members {
+        b.add_chain(
+            Family::Netdev,
+            &table,
+            &up_chain(m.index),
+            &Hook::Ingress {
+                device: m.veth_host.clone(),
+            },
+        );
     }
-    s.push_str("}\n");
-    s
+    b
 }
 
 /// A namespace's table: one ingress chain on its end of the pair.
-pub fn base_ns(id: RunId, member: &Member) -> String {
-    format!(
-        "table netdev {} {{\n  chain {DOWN_CHAIN} {{ type filter hook ingress device \"{}\" priority 0; policy accept; }}\n}}\n",
-        id.table(),
-        member.veth_ns
-    )
+pub fn base_ns(id: RunId, member: &Member) -> Batch {
+    let mut b = Batch::new();
+    b.add_table(Family::Netdev, &id.table());
+    b.add_chain(
+        Family::Netdev,
+        &id.table(),
+        DOWN_CHAIN,
+        &Hook::Ingress {
+            device: member.veth_ns.clone(),
+        },
+    );
+    b
 }
 
-/// The rule statements one active fault adds to a chain.
-fn statements(kind: LinkKind) -> Vec<String> {
+/// EtherTypes as `meta protocol` loads them (network order).
+const ETH_IP: [u8; 2] = [0x08, 0x00];
+const ETH_IP6: [u8; 2] = [0x86, 0xdd];
+const IPPROTO_ICMPV6: u8 = 58;
+const IPPROTO_TCP: u8 = 6;
+/// ICMPv6 neighbour solicitation and advertisement (RFC 4861).
+const ND_SOLICIT: u8 = 135;
+const ND_ADVERT: u8 = 136;
+
+/// The rules one active fault adds to a chain, each a list of expressions.
+pub fn rules(kind: LinkKind) -> Vec<Vec<Expr>> {
+    let is = |op, v: &[u8]| Expr::Cmp(op, v.to_vec());
     match kind {
         // Past the first hop: IP goes, neighbour resolution stays (ARP is not IP; IPv6's
         // neighbour discovery is ICMPv6 and is spared by type). No `accept`: a verdict here
@@ -70,37 +117,68 @@ fn statements(kind: LinkKind) -> Vec<String> {
         LinkKind::Cut {
             layer: CutLayer::Path,
         } => vec![
-            "meta protocol ip drop".into(),
-            "meta protocol ip6 meta l4proto != ipv6-icmp drop".into(),
-            "meta protocol ip6 icmpv6 type != { nd-neighbor-solicit, nd-neighbor-advert } drop"
-                .into(),
+            // meta protocol ip drop
+            vec![Expr::Meta(Meta::Protocol), is(Op::Eq, &ETH_IP), Expr::Drop],
+            // meta protocol ip6 meta l4proto != ipv6-icmp drop
+            vec![
+                Expr::Meta(Meta::Protocol),
+                is(Op::Eq, &ETH_IP6),
+                Expr::Meta(Meta::L4proto),
+                is(Op::Neq, &[IPPROTO_ICMPV6]),
+                Expr::Drop,
+            ],
+            // icmpv6 type != { nd-neighbor-solicit, nd-neighbor-advert } drop, as two
+            // comparisons (a set would be a second object to create with the rule).
+            vec![
+                Expr::Meta(Meta::Protocol),
+                is(Op::Eq, &ETH_IP6),
+                Expr::Meta(Meta::L4proto),
+                is(Op::Eq, &[IPPROTO_ICMPV6]),
+                Expr::Payload {
+                    header: Header::Transport,
+                    offset: 0,
+                    len: 1,
+                },
+                is(Op::Neq, &[ND_SOLICIT]),
+                is(Op::Neq, &[ND_ADVERT]),
+                Expr::Drop,
+            ],
         ],
         LinkKind::Cut {
             layer: CutLayer::Link,
-        } => vec!["drop".into()],
-        // The carrier, not a rule ([`set_carrier`]).
+        } => vec![vec![Expr::Drop]],
+        // The carrier, not a rule ([`LinkRules::apply`]).
         LinkKind::Unplug => Vec::new(),
         // numgen draws per packet; a millionth is finer than any probability a run can show.
-        LinkKind::Loss { probability } => vec![format!(
-            "numgen random mod 1000000 < {} drop",
-            (probability * 1e6).round() as u32
-        )],
+        // The draw is in host order and `<` compares bytes, so it is turned around first.
+        LinkKind::Loss { probability } => vec![vec![
+            Expr::Random { modulus: 1_000_000 },
+            Expr::ToNetworkOrder,
+            Expr::Cmp(
+                Op::Lt,
+                ((probability * 1e6).round() as u32).to_be_bytes().to_vec(),
+            ),
+            Expr::Drop,
+        ]],
         // TCP gets a reset at once; other protocols (ARP among them) pass, as they would to
         // a host whose service is gone.
-        LinkKind::Reject => vec!["meta l4proto tcp reject with tcp reset".into()],
+        LinkKind::Reject => vec![vec![
+            Expr::Meta(Meta::L4proto),
+            is(Op::Eq, &[IPPROTO_TCP]),
+            Expr::RejectWithTcpReset,
+        ]],
     }
 }
 
-/// One transaction that replaces a chain's rules with those of the `active` faults.
-pub fn chain_update(id: RunId, chain: &str, active: &[LinkKind]) -> String {
+/// Adds to `batch` what replaces a chain's rules with those of the `active` faults.
+pub fn chain_update(batch: &mut Batch, id: RunId, chain: &str, active: &[LinkKind]) {
     let table = id.table();
-    let mut s = format!("flush chain netdev {table} {chain}\n");
+    batch.flush_chain(Family::Netdev, &table, chain);
     for kind in active {
-        for st in statements(*kind) {
-            s.push_str(&format!("add rule netdev {table} {chain} {st}\n"));
+        for rule in rules(*kind) {
+            batch.add_rule(Family::Netdev, &table, chain, &rule);
         }
     }
-    s
 }
 
 /// The faults active on one member after a change: on what it sends and on what it receives.
@@ -113,82 +191,97 @@ pub struct MemberFaults {
 }
 
 /// A run's link faults as the kernel's rules, owned by whatever plays the schedule.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct LinkRules {
     id: RunId,
     members: Vec<Member>,
     /// Whether each member's cable is in (the carrier of its pair's host end).
     carrier: Vec<bool>,
+    host: Netlink,
+    route: Netlink,
+    /// One socket in each member's namespace, by member.
+    inside: Vec<Netlink>,
 }
 
 impl LinkRules {
-    /// Puts the base rules of `topology` in place: the host's tables and guard, and each
-    /// namespace's chain.
+    /// Opens the sockets and puts the base rules of `topology` in place: the host's tables and
+    /// guard, and each namespace's chain.
     pub fn install(topology: &Topology) -> Result<LinkRules, NetnsError> {
-        apply_host(&base_host(topology))?;
-        for m in &topology.members {
-            apply_ns(m, &base_ns(topology.id, m))?;
+        let mut host = Netlink::nftables()?;
+        host.commit(&base_host(topology))?;
+        // One thread visits every namespace in turn, opening its socket there.
+        let mut inside = std::thread::scope(|s| {
+            s.spawn(|| -> Result<Vec<Netlink>, NetnsError> {
+                topology
+                    .members
+                    .iter()
+                    .map(|m| {
+                        crate::topology::join(&m.netns)?;
+                        Netlink::nftables()
+                    })
+                    .collect()
+            })
+            .join()
+            .unwrap_or_else(|_| Err(NetnsError::Io("the socket-opening thread panicked".into())))
+        })?;
+        for (m, socket) in topology.members.iter().zip(inside.iter_mut()) {
+            socket.commit(&base_ns(topology.id, m))?;
         }
         Ok(LinkRules {
             id: topology.id,
             members: topology.members.clone(),
             carrier: vec![true; topology.members.len()],
+            host,
+            route: Netlink::route()?,
+            inside,
         })
     }
 
-    /// Replaces the rules of the members a change touched with those of their active faults:
-    /// returns when the kernel has them all. A member's cable is out while an `unplug` is
+    /// Replaces the rules of the members a change touched with those of their active faults,
+    /// and returns, for each in the order given, when the kernel had all of its rules (its
+    /// host side and its namespace side). A member's cable is out while an `unplug` is
     /// active on it.
-    pub fn apply(&mut self, changed: &[MemberFaults]) -> Result<(), NetnsError> {
+    pub fn apply(&mut self, changed: &[MemberFaults]) -> Result<Vec<Instant>, NetnsError> {
         for c in changed {
             let plugged = !c.up.contains(&LinkKind::Unplug) && !c.down.contains(&LinkKind::Unplug);
             if plugged != self.carrier[c.member] {
-                set_carrier(&self.members[c.member], plugged)?;
+                self.route
+                    .set_link_up(&self.members[c.member].veth_host, plugged)?;
                 self.carrier[c.member] = plugged;
             }
         }
-        let host: String = changed
-            .iter()
-            .map(|c| chain_update(self.id, &up_chain(self.members[c.member].index), &c.up))
-            .collect();
-        if !host.is_empty() {
-            apply_host(&host)?;
-        }
+        let mut host = Batch::new();
         for c in changed {
-            apply_ns(
-                &self.members[c.member],
-                &chain_update(self.id, DOWN_CHAIN, &c.down),
-            )?;
+            chain_update(
+                &mut host,
+                self.id,
+                &up_chain(self.members[c.member].index),
+                &c.up,
+            );
         }
-        Ok(())
+        self.host.commit(&host)?;
+        let mut stamps = Vec::with_capacity(changed.len());
+        for c in changed {
+            let mut inside = Batch::new();
+            chain_update(&mut inside, self.id, DOWN_CHAIN, &c.down);
+            self.inside[c.member].commit(&inside)?;
+            stamps.push(Instant::now());
+        }
+        Ok(stamps)
     }
 }
 
-/// Pulls or plugs a member's cable: its host end down takes the carrier off the namespace end
-/// (a veth pair's ends share it), as a pulled cable does to a device's port.
-pub fn set_carrier(member: &Member, up: bool) -> Result<(), NetnsError> {
-    crate::command::run(
-        crate::command::IP,
-        &[
-            "link",
-            "set",
-            "dev",
-            &member.veth_host,
-            if up { "up" } else { "down" },
-        ],
-        None,
-    )
-    .map(|_| ())
-}
-
-/// Sends a script to the host's nftables.
-pub fn apply_host(script: &str) -> Result<(), NetnsError> {
-    nft(script)
-}
-
-/// Sends a script to a member's namespace.
-pub fn apply_ns(member: &Member, script: &str) -> Result<(), NetnsError> {
-    in_netns(&member.netns, || nft(script))
+/// Deletes a run's tables in the calling thread's namespace, ignoring those already gone.
+pub fn remove_tables(id: RunId) -> Result<(), NetnsError> {
+    let mut socket = Netlink::nftables()?;
+    let present = socket.tables()?;
+    let mut b = Batch::new();
+    for (family, name) in present {
+        if name == id.table() {
+            b.delete_table(family, &name);
+        }
+    }
+    socket.commit(&b)
 }
 
 #[cfg(test)]
@@ -198,7 +291,9 @@ mod tests {
     #[test]
     fn a_chain_update_is_one_flush_and_the_active_rules() {
         let id = RunId(0x0102_0304);
-        let s = chain_update(
+        let mut b = Batch::new();
+        chain_update(
+            &mut b,
             id,
             "up3",
             &[
@@ -208,23 +303,29 @@ mod tests {
                 LinkKind::Loss { probability: 0.2 },
             ],
         );
-        assert_eq!(
-            s,
-            "flush chain netdev lc01020304 up3\n\
-             add rule netdev lc01020304 up3 drop\n\
-             add rule netdev lc01020304 up3 numgen random mod 1000000 < 200000 drop\n"
+        let m = b.messages();
+        assert_eq!(m.len(), 3, "{m:?}");
+        assert_eq!(m[0], "flush chain netdev lc01020304 up3");
+        assert!(
+            m[1].starts_with("add rule netdev lc01020304 up3 [Drop]"),
+            "{m:?}"
         );
-        let path = chain_update(id, "down", &[LinkKind::CUT]);
-        assert!(path.contains("meta protocol ip drop"), "{path}");
-        assert!(!path.contains(" accept"), "{path}");
-        assert_eq!(
-            chain_update(id, "down", &[LinkKind::Unplug]),
-            "flush chain netdev lc01020304 down\n"
+        // 0.2 of a million, in network order so that `<` compares numbers.
+        assert!(
+            m[2].contains(&format!("{:?}", 200_000u32.to_be_bytes())),
+            "{m:?}"
         );
-        assert_eq!(
-            chain_update(id, "down", &[]),
-            "flush chain netdev lc01020304 down\n"
-        );
-        assert!(chain_update(id, "down", &[LinkKind::Reject]).contains("reject with tcp reset"));
+        let mut unplug = Batch::new();
+        chain_update(&mut unplug, id, "down", &[LinkKind::Unplug]);
+        assert_eq!(unplug.messages(), ["flush chain netdev lc01020304 down"]);
+        // No fault's rule gives a verdict but drop: an accept would skip the others' rules.
+        for kind in [LinkKind::CUT, LinkKind::Reject] {
+            for rule in rules(kind) {
+                assert!(matches!(
+                    rule.last(),
+                    Some(Expr::Drop | Expr::RejectWithTcpReset)
+                ));
+            }
+        }
     }
 }

@@ -7,7 +7,8 @@
 //! SYNs are resent after 1 s (TCP_TIMEOUT_INIT).
 
 use linecut_model::{CutLayer, LinkKind, TcpSettings};
-use linecut_netns::rules::{self, DOWN_CHAIN};
+use linecut_netns::netlink::Netlink;
+use linecut_netns::rules::{self, LinkRules, MemberFaults, DOWN_CHAIN};
 use linecut_netns::topology::in_netns;
 use linecut_netns::{leftovers, RunId, Topology};
 use std::io::{Read, Write};
@@ -16,20 +17,63 @@ use std::time::{Duration, Instant};
 
 use linecut_testkit::root;
 
-/// A topology for `count` subscribers with its base rules in place.
-fn topology(count: u32, tcp: &TcpSettings) -> Topology {
-    let t = Topology::create(RunId::fresh(), count, tcp).unwrap();
-    rules::apply_host(&rules::base_host(&t)).unwrap();
-    for m in &t.members {
-        rules::apply_ns(m, &rules::base_ns(t.id, m)).unwrap();
-    }
-    t
+/// A topology with its base rules in place, and the rules a run would play faults through.
+struct Net {
+    t: Topology,
+    rules: std::sync::Mutex<LinkRules>,
 }
 
-fn set(t: &Topology, n: usize, up: &[LinkKind], down: &[LinkKind]) {
-    let m = &t.members[n];
-    rules::apply_host(&rules::chain_update(t.id, &rules::up_chain(m.index), up)).unwrap();
-    rules::apply_ns(m, &rules::chain_update(t.id, DOWN_CHAIN, down)).unwrap();
+impl std::ops::Deref for Net {
+    type Target = Topology;
+    fn deref(&self) -> &Topology {
+        &self.t
+    }
+}
+
+/// A topology for `count` subscribers with its base rules in place.
+fn topology(count: u32, tcp: &TcpSettings) -> Net {
+    let t = Topology::create(RunId::fresh(), count, tcp).unwrap();
+    let rules = std::sync::Mutex::new(LinkRules::install(&t).unwrap());
+    Net { t, rules }
+}
+
+/// Member `n`'s faults from now on: on what it sends and on what it receives.
+fn set(t: &Net, n: usize, up: &[LinkKind], down: &[LinkKind]) {
+    t.rules
+        .lock()
+        .unwrap()
+        .apply(&[MemberFaults {
+            member: n,
+            up: up.to_vec(),
+            down: down.to_vec(),
+        }])
+        .unwrap();
+}
+
+/// Pulls (false) or plugs back member `n`'s cable, as an `unplug` does.
+fn set_carrier(t: &Topology, n: usize, up: bool) {
+    Netlink::route()
+        .unwrap()
+        .set_link_up(&t.members[n].veth_host, up)
+        .unwrap();
+}
+
+/// `nft ARGS…` on the host or in a namespace: the oracle for what linecut put in the kernel.
+fn nft(netns: Option<&str>, args: &[&str]) -> String {
+    let out = match netns {
+        Some(ns) => std::process::Command::new("ip")
+            .args(["netns", "exec", ns, "nft"])
+            .args(args)
+            .output(),
+        None => std::process::Command::new("nft").args(args).output(),
+    }
+    .expect("nft (scripts/test installs nftables)");
+    assert!(
+        out.status.success(),
+        "nft {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// A TCP connection from member `n`'s namespace to `to`.
@@ -224,7 +268,7 @@ fn an_unplugged_cable_fails_connects_at_once_and_plugging_it_back_restores_them(
     let t = topology(1, &TcpSettings::default());
     let listener = TcpListener::bind((t.host_addr, 0)).unwrap();
     let addr = listener.local_addr().unwrap();
-    rules::set_carrier(&t.members[0], false).unwrap();
+    set_carrier(&t, 0, false);
     let began = Instant::now();
     let err = connect_from(&t, 0, addr, Duration::from_secs(5)).unwrap_err();
     assert!(
@@ -233,7 +277,7 @@ fn an_unplugged_cable_fails_connects_at_once_and_plugging_it_back_restores_them(
         began.elapsed()
     );
     assert!(err.to_string().contains("unreachable"), "{err}");
-    rules::set_carrier(&t.members[0], true).unwrap();
+    set_carrier(&t, 0, true);
     // The carrier comes back with the host end (no negotiation on a veth); the bridge port
     // forwards at once (no STP). A connect within a SYN retry or two then succeeds.
     connect_from(&t, 0, addr, Duration::from_secs(5)).unwrap();
@@ -432,7 +476,7 @@ fn eight_runs_started_together_do_not_collide() {
         eprintln!("skipped: needs root");
         return;
     }
-    let topologies: Vec<Topology> = std::thread::scope(|s| {
+    let topologies: Vec<Net> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..8)
             .map(|_| s.spawn(|| topology(1, &TcpSettings::default())))
             .collect();
@@ -602,8 +646,8 @@ fn a_runs_links_carry_no_ipv6_chatter() {
     let pcap = dir.join("capture.pcap");
     let hosts: Vec<String> = t.members.iter().map(|m| m.veth_host.clone()).collect();
     let capture = linecut_netns::capture::Capture::start(&pcap, &hosts, 1883).unwrap();
-    rules::set_carrier(&t.members[0], false).unwrap();
-    rules::set_carrier(&t.members[0], true).unwrap();
+    set_carrier(&t, 0, false);
+    set_carrier(&t, 0, true);
     // An IPv4 frame as the sign the link is back and captured: a connect to a closed port on
     // the bridge is answered with an RST at once.
     let closed = std::net::SocketAddr::from((t.host_addr, 9));
@@ -671,18 +715,17 @@ fn the_doctors_probe_survives_a_concurrent_clean() {
         done.store(true, std::sync::atomic::Ordering::Relaxed);
         cleaner.join().unwrap()
     });
-    // Each probe takes tens of milliseconds of `ip` and `nft` starts, and so does each clean:
+    // Each probe takes tens of milliseconds of `ip` starts, and so does each clean:
     // they overlapped.
     assert!(cleans >= 10, "only {cleans} clean(s) ran during the probes");
 }
 
 /// What a run plays its faults through: a change touching two members is applied (the host
-/// side of both in one `nft` transaction), each member's chains then hold exactly its own
+/// side of both in one transaction), each member's chains then hold exactly its own
 /// faults' rules, and an `unplug` takes the member's carrier out and puts it back.
 #[test]
 fn link_rules_give_each_member_its_own_faults_and_unplug_moves_the_carrier() {
-    use linecut_netns::command::{run, IP, NFT};
-    use linecut_netns::rules::{LinkRules, MemberFaults};
+    use linecut_netns::command::{run, IP};
     if !root() {
         eprintln!("skipped: needs root");
         return;
@@ -692,13 +735,13 @@ fn link_rules_give_each_member_its_own_faults_and_unplug_moves_the_carrier() {
     let table = t.id.table();
     let host_chain = |n: usize| {
         let chain = rules::up_chain(t.members[n].index);
-        run(NFT, &["list", "chain", "netdev", &table, &chain], None).unwrap()
+        nft(None, &["list", "chain", "netdev", &table, &chain])
     };
     let ns_chain = |n: usize| {
-        in_netns(&t.members[n].netns, || {
-            run(NFT, &["list", "chain", "netdev", &table, DOWN_CHAIN], None)
-        })
-        .unwrap()
+        nft(
+            Some(&t.members[n].netns),
+            &["list", "chain", "netdev", &table, DOWN_CHAIN],
+        )
     };
     let carrier_up = |n: usize| {
         let link = run(
@@ -758,4 +801,68 @@ fn link_rules_give_each_member_its_own_faults_and_unplug_moves_the_carrier() {
         }])
         .unwrap();
     assert!(carrier_up(0), "plugged back");
+}
+
+/// The rules linecut writes as netlink messages read back, through `nft` (the oracle), as the
+/// rules the kernel holds: every fault kind's, and the guard on the broker's address.
+#[test]
+fn nft_reads_back_every_kinds_rules_as_written() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let t = topology(1, &TcpSettings::default());
+    let table = t.id.table();
+    let guard = nft(None, &["list", "table", "inet", &table]);
+    assert!(
+        guard.contains(&format!(
+            "ip daddr {} iifname != \"{}\" iifname != \"lo\" drop",
+            t.host_addr, t.bridge
+        )),
+        "{guard}"
+    );
+    let cases: Vec<(LinkKind, Vec<&str>)> = vec![
+        (
+            LinkKind::CUT,
+            vec![
+                "meta protocol ip drop",
+                "meta protocol ip6 meta l4proto != ipv6-icmp drop",
+                "icmpv6 type != nd-neighbor-solicit icmpv6 type != nd-neighbor-advert drop",
+            ],
+        ),
+        (
+            LinkKind::Cut {
+                layer: CutLayer::Link,
+            },
+            vec!["drop"],
+        ),
+        (
+            LinkKind::Loss { probability: 0.2 },
+            vec!["numgen random mod 1000000 < 200000 drop"],
+        ),
+        (
+            LinkKind::Reject,
+            vec!["meta l4proto tcp reject with tcp reset"],
+        ),
+        (LinkKind::Unplug, vec![]),
+    ];
+    for (kind, expected) in cases {
+        set(&t, 0, &[kind], &[kind]);
+        for (netns, chain) in [
+            (None, rules::up_chain(t.members[0].index)),
+            (Some(t.members[0].netns.as_str()), DOWN_CHAIN.to_string()),
+        ] {
+            let listed = nft(netns, &["list", "chain", "netdev", &table, &chain]);
+            // The rules are the lines between the chain's hook line and its closing brace.
+            let rules: Vec<&str> = listed
+                .lines()
+                .map(str::trim)
+                .skip_while(|l| !l.starts_with("type filter hook ingress"))
+                .skip(1)
+                .take_while(|l| *l != "}")
+                .collect();
+            assert_eq!(rules, expected, "{kind:?} on {chain}: {listed}");
+        }
+    }
+    set(&t, 0, &[], &[]);
 }

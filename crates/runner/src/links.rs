@@ -6,10 +6,10 @@
 //! modes use. Each change of a fault's state is applied by the run's [`LinkRules`]: one
 //! nftables transaction for the host side of every pair it touches (what the clients send), one
 //! in each touched namespace (what they receive), and for an `unplug` the carrier of the pair's
-//! host end first; it is stamped when the last `nft` returns, which is when the kernel has the
-//! rules: that stamp is the fault's
-//! `fault_started`/`fault_ended` time in `link.jsonl`, with its lateness against the schedule,
-//! as the proxy stamps its own faults.
+//! host end first, all as netlink messages on sockets opened at set-up. It is stamped when the
+//! last member's rules are in (tens of microseconds after the first's): that stamp is the
+//! fault's `fault_started`/`fault_ended` time in `link.jsonl`, with its lateness against the
+//! schedule, as the proxy stamps its own faults.
 
 use crate::{io, RunError};
 use linecut_events::{EventKind, EventSink, FaultEnded, FaultStarted, RunLayout};
@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 /// The network, the capture and the schedule of a namespace run.
 pub(crate) struct LinkFront {
     pub topology: Topology,
-    /// The rules, installed; the schedule plays its changes on a copy.
-    rules: LinkRules,
+    /// The rules, installed; handed to the schedule when it starts.
+    rules: Option<LinkRules>,
     capture: Option<Capture>,
     scheduler: Option<Timer>,
     /// Occurrences started so far.
@@ -60,7 +60,7 @@ impl LinkFront {
         let rules = LinkRules::install(&topology).map_err(|e| RunError::Network(e.to_string()))?;
         Ok(LinkFront {
             topology,
-            rules,
+            rules: Some(rules),
             capture: None,
             scheduler: None,
             started: Arc::new(AtomicU32::new(0)),
@@ -79,11 +79,15 @@ impl LinkFront {
         t0: Instant,
         sink: EventSink,
     ) {
+        let Some(rules) = self.rules.take() else {
+            // A run schedules its faults once.
+            return;
+        };
         let schedules: Vec<_> = faults.iter().map(|f| f.schedule.clone()).collect();
         let stage = LinkStage {
             targets: faults.iter().map(|f| targets(f, &ids)).collect(),
             faults,
-            rules: self.rules.clone(),
+            rules,
             run_length,
             t0,
             sink,
@@ -229,8 +233,8 @@ impl Stage for LinkStage {
 impl LinkStage {
     /// Fault `index` starts or ends: applied, stamped and told. False once a change failed.
     fn change(&mut self, index: usize, start: bool, planned: Instant) -> bool {
-        // Not held while applying: the run's watch reads it every 250 ms, and a change takes
-        // milliseconds of `nft` processes. Only this stage ever sets it.
+        // Not held while applying: the run's watch reads it every 250 ms. Only this stage ever
+        // sets it.
         let failed = || self.failed.lock().unwrap_or_else(|p| p.into_inner());
         if failed().is_some() {
             return false;
@@ -240,15 +244,16 @@ impl LinkStage {
         } else {
             self.active.remove(&index);
         }
-        if let Err(e) = self.apply(index) {
-            *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
-            return false;
-        }
+        let applied = match self.apply(index) {
+            Ok(applied) => applied,
+            Err(e) => {
+                *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                return false;
+            }
+        };
         let spec = &self.faults[index];
         let planned_us = planned.saturating_duration_since(self.t0).as_micros() as u64;
-        let lateness = Instant::now()
-            .saturating_duration_since(planned)
-            .as_micros() as u64;
+        let lateness = applied.saturating_duration_since(planned).as_micros() as u64;
         let (fault, kind) = (index as u64 + 1, spec.kind.name().to_string());
         {
             let mut shown = self.shown.lock().unwrap_or_else(|p| p.into_inner());
@@ -278,8 +283,9 @@ impl LinkStage {
         true
     }
 
-    /// Rewrites the rules of every member fault `index` touches, from the faults now active.
-    fn apply(&mut self, index: usize) -> Result<(), String> {
+    /// Rewrites the rules of every member fault `index` touches, from the faults now active;
+    /// when the last of them had its rules in.
+    fn apply(&mut self, index: usize) -> Result<Instant, String> {
         let faults = &self.faults;
         let active: Vec<(&LinkFaultSpec, &Vec<usize>)> = self
             .active
@@ -310,6 +316,7 @@ impl LinkStage {
                 }
             })
             .collect();
-        self.rules.apply(&changed).map_err(|e| e.to_string())
+        let stamps = self.rules.apply(&changed).map_err(|e| e.to_string())?;
+        Ok(stamps.into_iter().max().unwrap_or_else(Instant::now))
     }
 }

@@ -206,7 +206,7 @@ pub(crate) enum Front {
     Proxy(ProxyTask),
     /// Namespace mode: the network, its capture and its link fault schedule, with the sink of
     /// `link.jsonl`.
-    Links(LinkFront, EventSink),
+    Links(Box<LinkFront>, EventSink),
 }
 
 /// Broker, logs and front. Fields drop in declaration order, which is the reverse of the start
@@ -235,7 +235,7 @@ impl Stack {
             links.start_capture(layout, port)?;
             let (logs, link_sink) = Logs::create(layout, true)?;
             return Ok(Stack {
-                front: Front::Links(links, link_sink),
+                front: Front::Links(Box::new(links), link_sink),
                 logs,
                 broker,
             });
