@@ -27,6 +27,7 @@
 
 pub mod client;
 mod display;
+mod front;
 mod links;
 mod phase;
 mod run_dir;
@@ -202,7 +203,11 @@ pub async fn run(
         },
         |p| (p.description.clone(), p.identity.clone()),
     );
-    let (faults, link_faults, phase) = phase::draw(scenario);
+    let (proxy_faults, link_faults, phase) = phase::draw(scenario);
+    let faults = front::Faults {
+        proxy: proxy_faults,
+        links: link_faults,
+    };
     let mut dir = RunDir::create(
         &options.dir,
         options.force,
@@ -234,7 +239,7 @@ pub async fn run(
     };
     let broker = stack.broker.describe();
     let subscriber_upstream = stack.broker.address(scenario.subscriber.settings.protocol);
-    let network = network_record(scenario, &stack, &subscriber_upstream);
+    let network = stack.front.network_record(scenario, &subscriber_upstream);
     if let Err(e) = dir.update(|m| {
         m.broker = broker;
         m.broker_address = Some(subscriber_upstream);
@@ -244,18 +249,17 @@ pub async fn run(
         return Err(dir.fail(&summary, e));
     }
 
-    let reason = experiment(
+    let reason = Experiment {
         scenario,
-        &faults,
-        link_faults,
-        external.as_ref(),
+        faults: &faults,
+        external: external.as_ref(),
         publisher,
-        &mut stack,
-        &mut dir,
-        &mut reporter,
-        &mut summary,
-        interrupt,
-    )
+        stack: &mut stack,
+        dir: &mut dir,
+        reporter: &mut reporter,
+        summary: &mut summary,
+    }
+    .run(interrupt)
     .await;
     let mut reason = match reason {
         Ok(reason) => reason,
@@ -279,207 +283,165 @@ pub async fn run(
     })
 }
 
-/// Steps 3 and 4 and the orderly stop of the subjects and the publisher: returns why the run is
-/// incomplete, if it is; an error is a step that could not be taken at all.
-#[allow(clippy::too_many_arguments)]
-async fn experiment(
-    scenario: &Scenario,
-    faults: &[linecut_proxy::FaultSpec],
-    link_faults: Vec<linecut_scenario::LinkFaultSpec>,
-    external: Option<&client::Prepared>,
+/// What steps 3 and 4 work with: the scenario, its faults as drawn, the client under test, and
+/// the parts started in steps 1 and 2.
+struct Experiment<'a> {
+    scenario: &'a Scenario,
+    faults: &'a front::Faults,
+    external: Option<&'a client::Prepared>,
     publisher: PublisherSettings,
-    stack: &mut Stack,
-    dir: &mut RunDir,
-    reporter: &mut Reporter,
-    summary: &mut RunSummary,
-    interrupt: impl Future<Output = ()>,
-) -> Result<Option<String>, RunError> {
-    tokio::pin!(interrupt);
-    let s = &scenario.subscriber.settings;
-    let proxy = stack.proxy().map(|p| p.handle.clone());
-    let address = stack.subscriber_address(s.protocol);
-    reporter.phase("subscribing");
-    let (agents_stop, agents_stopped) = watch::channel(false);
-    let (exits_tx, mut exits) = tokio::sync::mpsc::unbounded_channel::<client::EarlyExit>();
-    let subjects = Subjects::start(subjects::Start {
-        scenario,
-        external,
-        options: subscriber_options(scenario, &address),
-        ids: fleet_ids(&s.client_id, s.count),
-        address: address
-            .parse()
-            .map_err(|e| RunError::Client(format!("{address}: {e}")))?,
-        netns: match &stack.front {
-            stack::Front::Links(links, _) => Some(
-                links
-                    .topology
-                    .members
-                    .iter()
-                    .map(|m| m.netns.clone())
-                    .collect(),
-            ),
-            stack::Front::Proxy(_) => None,
-        },
-        layout: dir.layout(),
-        sink: &stack.logs.subscriber_sink,
-        stop: agents_stopped.clone(),
-        exits: exits_tx,
-    })?;
+    stack: &'a mut Stack,
+    dir: &'a mut RunDir,
+    reporter: &'a mut Reporter,
+    summary: &'a mut RunSummary,
+}
 
-    let mut reason: Option<String> = None;
-    let deadline = tokio::time::Instant::now() + SUBSCRIBE_TIMEOUT;
-    while subjects.subscribed(proxy.as_ref(), stack.wire_subscribed()) < s.count {
-        tokio::select! {
-            Some(exit) = exits.recv() => {
-                reason = Some(subjects.describe_exit(&exit, None));
-                break;
-            }
-            _ = tokio::time::sleep(Duration::from_millis(5)) => {
-                if let Some(dead) = stack.dead_part() {
-                    reason = Some(dead);
-                    break;
-                }
-            }
-            _ = tokio::time::sleep_until(deadline) => {
-                reason = Some(format!(
-                    "only {} of {} subscribers were subscribed within {:?} (through {} \
-                     to {}, {})",
-                    subjects.subscribed(proxy.as_ref(), stack.wire_subscribed()), s.count, SUBSCRIBE_TIMEOUT,
-                    if proxy.is_some() { "the proxy" } else { "their namespaces' links" },
-                    stack.broker.describe(),
-                    stack.broker.address(s.protocol),
-                ));
-                break;
-            }
-            _ = &mut interrupt => {
-                reason = Some("interrupted before every subscriber was subscribed".into());
-                break;
-            }
-        }
-    }
+impl Experiment<'_> {
+    /// Steps 3 and 4 and the orderly stop of the subjects and the publisher: returns why the run is
+    /// incomplete, if it is; an error is a step that could not be taken at all.
+    async fn run(self, interrupt: impl Future<Output = ()>) -> Result<Option<String>, RunError> {
+        let Experiment {
+            scenario,
+            faults,
+            external,
+            publisher,
+            stack,
+            dir,
+            reporter,
+            summary,
+        } = self;
+        tokio::pin!(interrupt);
+        let s = &scenario.subscriber.settings;
+        let address = stack.subscriber_address(s.protocol);
+        reporter.phase("subscribing");
+        let (agents_stop, agents_stopped) = watch::channel(false);
+        let (exits_tx, mut exits) = tokio::sync::mpsc::unbounded_channel::<client::EarlyExit>();
+        let subjects = Subjects::start(subjects::Start {
+            scenario,
+            external,
+            options: subscriber_options(scenario, &address),
+            ids: fleet_ids(&s.client_id, s.count),
+            address: address
+                .parse()
+                .map_err(|e| RunError::Client(format!("{address}: {e}")))?,
+            netns: stack.front.namespaces(),
+            layout: dir.layout(),
+            sink: &stack.logs.subscriber_sink,
+            stop: agents_stopped.clone(),
+            exits: exits_tx,
+        })?;
 
-    let mut publisher_task = None;
-    if reason.is_none() {
-        let t0 = Instant::now();
-        dir.update(|m| m.experiment_start_us = Some(now_us()))?;
-        let address = stack.broker.address(publisher.protocol);
-        let options = publisher_options(&publisher, &address);
-        let (sink, stop) = (stack.logs.publisher_sink.clone(), agents_stopped.clone());
-        publisher_task = Some(tokio::spawn(async move {
-            let session = publisher_session(&options);
-            run_publisher(&options, session, &sink, stop).await
-        }));
-        match (&proxy, &mut stack.front) {
-            (Some(proxy), _) => {
-                for fault in faults {
-                    proxy.schedule_from(fault.clone(), t0);
-                }
-            }
-            (None, stack::Front::Links(links, sink)) => links.schedule(
-                link_faults,
-                fleet_ids(&s.client_id, s.count),
-                scenario.duration,
-                t0,
-                sink.clone(),
-            ),
-            (None, stack::Front::Proxy(_)) => {}
-        }
-        reporter.phase("running");
-        let end = tokio::time::Instant::from_std(t0 + scenario.duration);
-        loop {
-            // Proxy faults or link faults alike (namespace mode showed "no fault" during cuts).
-            let active = stack.active_faults();
-            let (connected, messages) = subjects.progress(proxy.as_ref());
-            reporter.tick(t0.elapsed(), &active, connected, s.count, messages);
+        let mut reason: Option<String> = None;
+        let deadline = tokio::time::Instant::now() + SUBSCRIBE_TIMEOUT;
+        while subjects.subscribed(stack.front.wire_subscribed()) < s.count {
             tokio::select! {
-                _ = tokio::time::sleep_until(end) => break,
                 Some(exit) = exits.recv() => {
-                    reason = Some(subjects.describe_exit(&exit, Some(t0.elapsed())));
+                    reason = Some(subjects.describe_exit(&exit, None));
                     break;
                 }
-                _ = tokio::time::sleep(Duration::from_millis(250)) => {
+                _ = tokio::time::sleep(Duration::from_millis(5)) => {
                     if let Some(dead) = stack.dead_part() {
-                        reason = Some(format!("{dead} {:.1}s into the run", t0.elapsed().as_secs_f64()));
+                        reason = Some(dead);
                         break;
                     }
                 }
+                _ = tokio::time::sleep_until(deadline) => {
+                    reason = Some(format!(
+                        "only {} of {} subscribers were subscribed within {:?} (through {} \
+                         to {}, {})",
+                        subjects.subscribed(stack.front.wire_subscribed()), s.count, SUBSCRIBE_TIMEOUT,
+                        stack.front.path(),
+                        stack.broker.describe(),
+                        stack.broker.address(s.protocol),
+                    ));
+                    break;
+                }
                 _ = &mut interrupt => {
-                    reason = Some(format!("interrupted {:.1}s into the run", t0.elapsed().as_secs_f64()));
+                    reason = Some("interrupted before every subscriber was subscribed".into());
                     break;
                 }
             }
         }
-    }
 
-    reporter.phase("stopping");
-    let _ = agents_stop.send(true);
-    let mut problems = Vec::new();
-    if let Some(task) = publisher_task {
-        match tokio::time::timeout(PUBLISHER_STOP_TIMEOUT, task).await {
-            Ok(Ok(stats)) => summary.published = stats.published,
-            _ => problems.push("the publisher did not stop cleanly".to_string()),
+        let mut publisher_task = None;
+        if reason.is_none() {
+            let t0 = Instant::now();
+            dir.update(|m| m.experiment_start_us = Some(now_us()))?;
+            let address = stack.broker.address(publisher.protocol);
+            let options = publisher_options(&publisher, &address);
+            let (sink, stop) = (stack.logs.publisher_sink.clone(), agents_stopped.clone());
+            publisher_task = Some(tokio::spawn(async move {
+                let session = publisher_session(&options);
+                run_publisher(&options, session, &sink, stop).await
+            }));
+            stack.front.schedule(
+                faults,
+                fleet_ids(&s.client_id, s.count),
+                scenario.duration,
+                t0,
+            );
+            reporter.phase("running");
+            let end = tokio::time::Instant::from_std(t0 + scenario.duration);
+            loop {
+                // Proxy faults or link faults alike (namespace mode showed "no fault" during cuts).
+                let active = stack.front.active_faults();
+                let (connected, messages) = subjects.progress(stack.front.wire_connected());
+                reporter.tick(t0.elapsed(), &active, connected, s.count, messages);
+                tokio::select! {
+                    _ = tokio::time::sleep_until(end) => break,
+                    Some(exit) = exits.recv() => {
+                        reason = Some(subjects.describe_exit(&exit, Some(t0.elapsed())));
+                        break;
+                    }
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {
+                        if let Some(dead) = stack.dead_part() {
+                            reason = Some(format!("{dead} {:.1}s into the run", t0.elapsed().as_secs_f64()));
+                            break;
+                        }
+                    }
+                    _ = &mut interrupt => {
+                        reason = Some(format!("interrupted {:.1}s into the run", t0.elapsed().as_secs_f64()));
+                        break;
+                    }
+                }
+            }
         }
-    }
-    subjects
-        .stop(&stack.logs.subscriber_sink, summary, &mut problems)
-        .await;
-    for problem in problems {
-        note(&mut reason, &problem);
-    }
-    summary.faults_started = stack.faults_started();
-    let incomplete = reason.is_some();
-    stack
-        .logs
-        .subscriber_sink
-        .emit(EventKind::AgentStopped(AgentStopped {
-            clients: s.count,
-            messages: summary.delivered,
-            incomplete,
-        }));
-    stack
-        .logs
-        .publisher_sink
-        .emit(EventKind::AgentStopped(AgentStopped {
-            clients: 1,
-            messages: summary.published,
-            incomplete,
-        }));
-    Ok(reason)
-}
 
-/// What `meta.json` records of a namespace run's network (None in proxy mode).
-fn network_record(
-    scenario: &Scenario,
-    stack: &Stack,
-    broker: &str,
-) -> Option<linecut_events::run_dir::NetworkRecord> {
-    let stack::Front::Links(links, _) = &stack.front else {
-        return None;
-    };
-    let s = &scenario.subscriber.settings;
-    let ids = fleet_ids(&s.client_id, s.count);
-    Some(linecut_events::run_dir::NetworkRecord {
-        mode: linecut_model::NetworkMode::Namespace.to_string(),
-        run_id: links.topology.id.to_string(),
-        broker_addr: broker.to_string(),
-        broker_port: broker
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0),
-        subscribers: links
-            .topology
-            .members
-            .iter()
-            .zip(ids)
-            .map(|(m, id)| linecut_events::run_dir::NetworkMember {
-                client_id: id,
-                netns: m.netns.clone(),
-                addr: m.addr.to_string(),
-            })
-            .collect(),
-        tcp: scenario.network.tcp.named().into_iter().collect(),
-    })
+        reporter.phase("stopping");
+        let _ = agents_stop.send(true);
+        let mut problems = Vec::new();
+        if let Some(task) = publisher_task {
+            match tokio::time::timeout(PUBLISHER_STOP_TIMEOUT, task).await {
+                Ok(Ok(stats)) => summary.published = stats.published,
+                _ => problems.push("the publisher did not stop cleanly".to_string()),
+            }
+        }
+        subjects
+            .stop(&stack.logs.subscriber_sink, summary, &mut problems)
+            .await;
+        for problem in problems {
+            note(&mut reason, &problem);
+        }
+        summary.faults_started = stack.front.faults_started();
+        let incomplete = reason.is_some();
+        stack
+            .logs
+            .subscriber_sink
+            .emit(EventKind::AgentStopped(AgentStopped {
+                clients: s.count,
+                messages: summary.delivered,
+                incomplete,
+            }));
+        stack
+            .logs
+            .publisher_sink
+            .emit(EventKind::AgentStopped(AgentStopped {
+                clients: 1,
+                messages: summary.published,
+                incomplete,
+            }));
+        Ok(reason)
+    }
 }
 
 /// The scenario's subscribers as the agents take them, connecting to `broker` (the proxy).

@@ -11,14 +11,19 @@
 //! fault's `fault_started`/`fault_ended` time in `link.jsonl`, with its lateness against the
 //! schedule, as the proxy stamps its own faults.
 
+use crate::front::{Faults, Front, FrontLog};
+use crate::stack::{Logs, RunningBroker, Stack};
 use crate::{io, RunError};
-use linecut_events::{EventKind, EventSink, FaultEnded, FaultStarted, RunLayout};
+use linecut_events::run_dir::{NetworkMember, NetworkRecord};
+use linecut_events::{EventKind, EventSink, FaultEnded, FaultStarted, RunLayout, Source};
 use linecut_model::{LinkFaultSpec, LinkKind, Target};
 use linecut_netns::capture::Capture;
 use linecut_netns::rules::{LinkRules, MemberFaults};
 use linecut_netns::{RunId, Topology};
 use linecut_proxy::timer::{Stage, Timer};
 use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -36,7 +41,16 @@ pub(crate) struct LinkFront {
     failed: Arc<Mutex<Option<String>>>,
     /// The kinds of the faults active now, by fault index (for the progress line).
     active: Arc<Mutex<BTreeMap<usize, &'static str>>>,
+    /// Where `link.jsonl`'s events go, once the events files are open.
+    sink: Option<EventSink>,
 }
+
+/// The link events file.
+const LINK_LOG: FrontLog = FrontLog {
+    path: RunLayout::link_events,
+    source: Source::Link,
+    writer: "linecut-link",
+};
 
 impl LinkFront {
     /// Builds the network for the subscribers (checked by the doctor before anything was
@@ -66,21 +80,46 @@ impl LinkFront {
             started: Arc::new(AtomicU32::new(0)),
             failed: Arc::new(Mutex::new(None)),
             active: Arc::new(Mutex::new(BTreeMap::new())),
+            sink: None,
+        })
+    }
+
+    /// A namespace-mode stack: the network first, the broker on its bridge, the capture on
+    /// the broker's port, then the events files.
+    pub fn stack(
+        scenario: &linecut_scenario::Scenario,
+        layout: &RunLayout,
+    ) -> Result<Stack, RunError> {
+        let mut links = LinkFront::start(scenario)?;
+        let ip = std::net::IpAddr::V4(links.topology.host_addr);
+        let broker = RunningBroker::start(&scenario.broker, layout, Some(ip))?;
+        let port = broker
+            .address(scenario.subscriber.settings.protocol)
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        links.start_capture(layout, port)?;
+        let (logs, sink) = Logs::create(layout, &LINK_LOG)?;
+        links.sink = Some(sink);
+        Ok(Stack {
+            front: Box::new(links),
+            logs,
+            broker,
         })
     }
 
     /// Plays `faults` from `t0` on the members whose client ids the faults target; events go
-    /// to `sink`. Fault `n` of the scenario's link faults is fault `n + 1` in the events.
-    pub fn schedule(
+    /// to `link.jsonl`. Fault `n` of the scenario's link faults is fault `n + 1` in the events.
+    fn schedule_links(
         &mut self,
         faults: Vec<LinkFaultSpec>,
         ids: Vec<String>,
         run_length: Duration,
         t0: Instant,
-        sink: EventSink,
     ) {
-        let Some(rules) = self.rules.take() else {
-            // A run schedules its faults once.
+        let (Some(rules), Some(sink)) = (self.rules.take(), self.sink.clone()) else {
+            // A run schedules its faults once, after its events files are open.
             return;
         };
         let schedules: Vec<_> = faults.iter().map(|f| f.schedule.clone()).collect();
@@ -104,7 +143,7 @@ impl LinkFront {
     }
 
     /// Why the schedule stopped, if it did (an nftables change the kernel refused).
-    pub fn dead(&self) -> Option<String> {
+    fn dead_part(&self) -> Option<String> {
         if let Some(e) = self.capture.as_ref().and_then(|c| c.failure()) {
             // Watched like an events file: a capture that stopped (ENOSPC) would otherwise go
             // unnoticed until an events file failed too (the review's D10: 1.06 s later).
@@ -141,7 +180,7 @@ impl LinkFront {
     }
 
     /// Subscribers the wire has seen get their SUBACK (for clients that report nothing).
-    pub fn subscribed(&self) -> u32 {
+    fn subscribed(&self) -> u32 {
         let Some(capture) = &self.capture else {
             return 0;
         };
@@ -154,7 +193,7 @@ impl LinkFront {
     }
 
     /// The kinds of the faults active now.
-    pub fn active(&self) -> Vec<&'static str> {
+    fn active(&self) -> Vec<&'static str> {
         self.active
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -163,14 +202,9 @@ impl LinkFront {
             .collect()
     }
 
-    /// Fault occurrences started so far.
-    pub fn started(&self) -> u32 {
-        self.started.load(Ordering::Relaxed)
-    }
-
     /// Stops the schedule and the capture and removes the network; fault occurrences started.
-    pub async fn stop(mut self, problems: &mut Vec<String>) -> u32 {
-        if let Some(e) = self.dead() {
+    fn stop_all(mut self, problems: &mut Vec<String>) -> u32 {
+        if let Some(e) = self.dead_part() {
             problems.push(e);
         }
         // Stops the timer's thread once the change it may be applying is in.
@@ -182,7 +216,87 @@ impl LinkFront {
             }
         }
         self.topology.remove();
+        // The last events of the schedule are in; link.jsonl can close.
+        drop(self.sink.take());
         started
+    }
+}
+
+impl Front for LinkFront {
+    /// Subscribers connect to the broker itself, on the bridge.
+    fn subscriber_address(&self, broker: &str) -> String {
+        broker.to_string()
+    }
+
+    fn namespaces(&self) -> Option<Vec<String>> {
+        Some(
+            self.topology
+                .members
+                .iter()
+                .map(|m| m.netns.clone())
+                .collect(),
+        )
+    }
+
+    fn path(&self) -> &'static str {
+        "their namespaces' links"
+    }
+
+    fn wire_subscribed(&self) -> Option<u32> {
+        Some(self.subscribed())
+    }
+
+    fn schedule(&mut self, faults: &Faults, ids: Vec<String>, run_length: Duration, t0: Instant) {
+        self.schedule_links(faults.links.clone(), ids, run_length, t0);
+    }
+
+    fn active_faults(&self) -> Vec<&'static str> {
+        self.active()
+    }
+
+    fn faults_started(&self) -> u32 {
+        self.started.load(Ordering::Relaxed)
+    }
+
+    fn dead(&self) -> Option<String> {
+        self.dead_part()
+    }
+
+    fn network_record(
+        &self,
+        scenario: &linecut_scenario::Scenario,
+        broker: &str,
+    ) -> Option<NetworkRecord> {
+        let s = &scenario.subscriber.settings;
+        let ids = linecut_agent::fleet_ids(&s.client_id, s.count);
+        Some(NetworkRecord {
+            mode: linecut_model::NetworkMode::Namespace.to_string(),
+            run_id: self.topology.id.to_string(),
+            broker_addr: broker.to_string(),
+            broker_port: broker
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0),
+            subscribers: self
+                .topology
+                .members
+                .iter()
+                .zip(ids)
+                .map(|(m, id)| NetworkMember {
+                    client_id: id,
+                    netns: m.netns.clone(),
+                    addr: m.addr.to_string(),
+                })
+                .collect(),
+            tcp: scenario.network.tcp.named().into_iter().collect(),
+        })
+    }
+
+    fn stop(self: Box<Self>) -> Pin<Box<dyn Future<Output = Vec<String>>>> {
+        let mut problems = Vec::new();
+        (*self).stop_all(&mut problems);
+        Box::pin(std::future::ready(problems))
     }
 }
 

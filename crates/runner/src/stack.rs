@@ -1,12 +1,13 @@
 //! The parts every run stands on, started in order and stopped in reverse: the broker, the three
 //! events files, and what stands between the subscribers and the broker — the proxy, or in
-//! namespace mode the run's network with its capture and link fault schedule ([`Front`]).
+//! namespace mode the run's network with its capture and link fault schedule (a [`Front`]).
 //!
 //! [`Stack::start`] returns only a whole stack: if a later part cannot start, the parts already
 //! started are stopped before the error comes back (their own `Drop`s do it: mosquitto is
 //! terminated, the events files are flushed, the proxy's stop sender is dropped, which ends it).
 //! [`Stack::stop`] is the orderly path and says what did not stop cleanly.
 
+use crate::front::{Faults, Front, FrontLog};
 use crate::links::LinkFront;
 use crate::{io, RunError, VERSION};
 use linecut_broker::{EmbeddedBroker, EmbeddedConfig, MosquittoBroker};
@@ -15,9 +16,11 @@ use linecut_events::{EventLog, EventSink, RunLayout, Source};
 use linecut_model::{NetworkMode, Protocol};
 use linecut_proxy::{Proxy, ProxyConfig, ProxyHandle};
 use linecut_scenario::{BrokerSpec, Scenario};
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long a part gets to stop before it is reported as not having stopped cleanly.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -30,7 +33,7 @@ pub(crate) enum RunningBroker {
 
 impl RunningBroker {
     /// Starts the broker on loopback, or on `ip` (a namespace run's bridge).
-    fn start(
+    pub fn start(
         spec: &BrokerSpec,
         layout: &RunLayout,
         ip: Option<IpAddr>,
@@ -94,17 +97,9 @@ pub(crate) struct Logs {
 }
 
 impl Logs {
-    fn create(layout: &RunLayout, namespace: bool) -> Result<(Logs, EventSink), RunError> {
-        let (front, front_sink) = if namespace {
-            EventLog::create(&layout.link_events(), Source::Link, "linecut-link", VERSION)?
-        } else {
-            EventLog::create(
-                &layout.proxy_events(),
-                Source::Proxy,
-                "linecut-proxy",
-                VERSION,
-            )?
-        };
+    /// Opens the front's events file (`front_log`) and the agents'; the front's sink.
+    pub fn create(layout: &RunLayout, front_log: &FrontLog) -> Result<(Logs, EventSink), RunError> {
+        let (front, front_sink) = front_log.create(layout)?;
         let (subscriber, subscriber_sink) = EventLog::create(
             &layout.subscriber_events(),
             Source::Subscriber,
@@ -139,7 +134,27 @@ pub(crate) struct ProxyTask {
     pcap: Option<Arc<PcapTap>>,
 }
 
+/// The proxy's events file.
+const PROXY_LOG: FrontLog = FrontLog {
+    path: RunLayout::proxy_events,
+    source: Source::Proxy,
+    writer: "linecut-proxy",
+};
+
 impl ProxyTask {
+    /// A proxy-mode stack: the broker on loopback, the events files, the proxy in front.
+    async fn stack(scenario: &Scenario, layout: &RunLayout) -> Result<Stack, RunError> {
+        let broker = RunningBroker::start(&scenario.broker, layout, None)?;
+        let (logs, proxy_sink) = Logs::create(layout, &PROXY_LOG)?;
+        let upstream = broker.address(scenario.subscriber.settings.protocol);
+        let proxy = ProxyTask::start(scenario, layout, upstream, proxy_sink).await?;
+        Ok(Stack {
+            front: Box::new(proxy),
+            logs,
+            broker,
+        })
+    }
+
     async fn start(
         scenario: &Scenario,
         layout: &RunLayout,
@@ -173,7 +188,7 @@ impl ProxyTask {
         })
     }
 
-    async fn stop(self, problems: &mut Vec<String>) {
+    async fn stop_all(self, problems: &mut Vec<String>) {
         let _ = self.stop.send(());
         match tokio::time::timeout(STOP_TIMEOUT, self.task).await {
             Ok(Ok(Ok(_))) => {}
@@ -201,101 +216,89 @@ pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "no message".into())
 }
 
-/// What stands between the subscribers and the broker.
-pub(crate) enum Front {
-    Proxy(ProxyTask),
-    /// Namespace mode: the network, its capture and its link fault schedule, with the sink of
-    /// `link.jsonl`.
-    Links(Box<LinkFront>, EventSink),
+impl Front for ProxyTask {
+    fn subscriber_address(&self, _broker: &str) -> String {
+        self.addr.to_string()
+    }
+
+    fn namespaces(&self) -> Option<Vec<String>> {
+        None
+    }
+
+    fn path(&self) -> &'static str {
+        "the proxy"
+    }
+
+    fn wire_subscribed(&self) -> Option<u32> {
+        Some(self.handle.subscribed_clients().len() as u32)
+    }
+
+    fn wire_connected(&self) -> Option<u32> {
+        Some(self.handle.connections().len() as u32)
+    }
+
+    fn schedule(&mut self, faults: &Faults, _ids: Vec<String>, _length: Duration, t0: Instant) {
+        for fault in &faults.proxy {
+            self.handle.schedule_from(fault.clone(), t0);
+        }
+    }
+
+    fn active_faults(&self) -> Vec<&'static str> {
+        self.handle
+            .faults()
+            .iter()
+            .filter(|f| f.status == linecut_proxy::Status::Active)
+            .map(|f| f.kind)
+            .collect()
+    }
+
+    fn faults_started(&self) -> u32 {
+        self.handle.faults().iter().map(|f| f.occurrences).sum()
+    }
+
+    fn dead(&self) -> Option<String> {
+        if self.task.is_finished() {
+            return Some("the proxy stopped mid-run".into());
+        }
+        if !self.handle.scheduler_alive() {
+            return Some("the proxy's fault scheduler stopped mid-run".into());
+        }
+        None
+    }
+
+    fn stop(self: Box<Self>) -> Pin<Box<dyn Future<Output = Vec<String>>>> {
+        Box::pin(async move {
+            let mut problems = Vec::new();
+            self.stop_all(&mut problems).await;
+            problems
+        })
+    }
 }
 
 /// Broker, logs and front. Fields drop in declaration order, which is the reverse of the start
 /// order: a stack dropped without [`Stack::stop`] still stops the proxy (or removes the
 /// network) before closing its log, and the logs before the broker.
 pub(crate) struct Stack {
-    pub front: Front,
+    pub front: Box<dyn Front>,
     pub logs: Logs,
     pub broker: RunningBroker,
 }
 
 impl Stack {
-    /// Starts the broker, opens the events files, and starts the proxy in front of the broker
-    /// or, in namespace mode, builds the network first (the broker listens on its bridge).
+    /// Starts the broker, opens the events files, and starts the front: each kind of network
+    /// in its own order (namespace mode builds the network first: the broker listens on its
+    /// bridge). This table is the one place a kind of network is chosen.
     pub async fn start(scenario: &Scenario, layout: &RunLayout) -> Result<Stack, RunError> {
-        if scenario.network.mode == NetworkMode::Namespace {
-            let mut links = LinkFront::start(scenario)?;
-            let ip = IpAddr::V4(links.topology.host_addr);
-            let broker = RunningBroker::start(&scenario.broker, layout, Some(ip))?;
-            let port = broker
-                .address(scenario.subscriber.settings.protocol)
-                .rsplit(':')
-                .next()
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(0);
-            links.start_capture(layout, port)?;
-            let (logs, link_sink) = Logs::create(layout, true)?;
-            return Ok(Stack {
-                front: Front::Links(Box::new(links), link_sink),
-                logs,
-                broker,
-            });
-        }
-        let broker = RunningBroker::start(&scenario.broker, layout, None)?;
-        let (logs, proxy_sink) = Logs::create(layout, false)?;
-        let upstream = broker.address(scenario.subscriber.settings.protocol);
-        let proxy = ProxyTask::start(scenario, layout, upstream, proxy_sink).await?;
-        Ok(Stack {
-            front: Front::Proxy(proxy),
-            logs,
-            broker,
-        })
-    }
-
-    /// The proxy, in proxy mode.
-    pub fn proxy(&self) -> Option<&ProxyTask> {
-        match &self.front {
-            Front::Proxy(p) => Some(p),
-            Front::Links(..) => None,
+        match scenario.network.mode {
+            NetworkMode::Proxy => ProxyTask::stack(scenario, layout).await,
+            NetworkMode::Namespace => LinkFront::stack(scenario, layout),
         }
     }
 
-    /// Where a subscriber speaking `protocol` connects: the proxy, or the broker itself on the
-    /// bridge.
+    /// Where a subscriber speaking `protocol` connects: the front says.
     pub fn subscriber_address(&self, protocol: Protocol) -> String {
-        match &self.front {
-            Front::Proxy(p) => p.addr.to_string(),
-            Front::Links(..) => self.broker.address(protocol),
-        }
-    }
-
-    /// In namespace mode, subscribers the wire has seen subscribed.
-    pub fn wire_subscribed(&self) -> Option<u32> {
-        match &self.front {
-            Front::Links(l, _) => Some(l.subscribed()),
-            Front::Proxy(_) => None,
-        }
-    }
-
-    /// The kinds of the faults active now, whichever front plays them.
-    pub fn active_faults(&self) -> Vec<&'static str> {
-        match &self.front {
-            Front::Proxy(p) => p
-                .handle
-                .faults()
-                .iter()
-                .filter(|f| f.status == linecut_proxy::Status::Active)
-                .map(|f| f.kind)
-                .collect(),
-            Front::Links(l, _) => l.active(),
-        }
-    }
-
-    /// Fault occurrences started so far.
-    pub fn faults_started(&self) -> u32 {
-        match &self.front {
-            Front::Proxy(p) => p.handle.faults().iter().map(|f| f.occurrences).sum(),
-            Front::Links(l, _) => l.started(),
-        }
+        self.front
+            .subscriber_address(&self.broker.address(protocol))
     }
 
     /// A part that has died while the run went on, named with how it ended.
@@ -313,20 +316,8 @@ impl Stack {
             }
             RunningBroker::External(_) => {}
         }
-        match &self.front {
-            Front::Proxy(proxy) => {
-                if proxy.task.is_finished() {
-                    return Some("the proxy stopped mid-run".into());
-                }
-                if !proxy.handle.scheduler_alive() {
-                    return Some("the proxy's fault scheduler stopped mid-run".into());
-                }
-            }
-            Front::Links(links, _) => {
-                if let Some(dead) = links.dead() {
-                    return Some(dead);
-                }
-            }
+        if let Some(dead) = self.front.dead() {
+            return Some(dead);
         }
         for log in [
             &self.logs.front,
@@ -350,14 +341,7 @@ impl Stack {
             logs,
             broker,
         } = self;
-        let mut problems = Vec::new();
-        match front {
-            Front::Proxy(proxy) => proxy.stop(&mut problems).await,
-            Front::Links(links, sink) => {
-                links.stop(&mut problems).await;
-                drop(sink);
-            }
-        }
+        let mut problems = front.stop().await;
         let Logs {
             front: front_log,
             subscriber,

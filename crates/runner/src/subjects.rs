@@ -7,7 +7,6 @@ use crate::client::{ClientFleet, EarlyExit, Prepared};
 use crate::RunError;
 use linecut_agent::{run_fleet, FleetStats, Progress, SubscriberOptions};
 use linecut_events::{EventSink, RunLayout, RunSummary};
-use linecut_proxy::ProxyHandle;
 use linecut_scenario::Scenario;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
@@ -90,29 +89,27 @@ impl Subjects {
     }
 
     /// How many are subscribed. Agents count their SUBACKs; a client under test is subscribed
-    /// when the proxy has seen a SUBACK go down to it or, without a proxy (namespace mode),
-    /// when it reported its SUBACK or the capture saw one reach it.
-    pub fn subscribed(&self, proxy: Option<&ProxyHandle>, wire: Option<u32>) -> u32 {
-        match (self, proxy) {
-            (Subjects::Agents { progress, .. }, _) => progress.subscribed.load(Ordering::Relaxed),
-            (Subjects::Processes(_), Some(proxy)) => proxy.subscribed_clients().len() as u32,
-            // Namespace mode: the client's own SUBACK report, or the capture's view of it for a
-            // client that reports nothing.
-            (Subjects::Processes(clients), None) => clients.subscribed().max(wire.unwrap_or(0)),
+    /// when it reported its SUBACK or the front saw one go down to it (`wire`: the proxy's
+    /// view, or the capture's), for a client that reports nothing.
+    pub fn subscribed(&self, wire: Option<u32>) -> u32 {
+        match self {
+            Subjects::Agents { progress, .. } => progress.subscribed.load(Ordering::Relaxed),
+            Subjects::Processes(clients) => clients.subscribed().max(wire.unwrap_or(0)),
         }
     }
 
-    /// (connected, messages received) for the progress line.
-    pub fn progress(&self, proxy: Option<&ProxyHandle>) -> (u32, u64) {
-        match (self, proxy) {
-            (Subjects::Agents { progress, .. }, _) => (
+    /// (connected, messages received) for the progress line; `wire` is the front's count of
+    /// connections it holds, when it holds them.
+    pub fn progress(&self, wire: Option<u32>) -> (u32, u64) {
+        match self {
+            Subjects::Agents { progress, .. } => (
                 progress.connected.load(Ordering::Relaxed),
                 progress.messages.load(Ordering::Relaxed),
             ),
-            (Subjects::Processes(clients), Some(proxy)) => {
-                (proxy.connections().len() as u32, clients.messages())
-            }
-            (Subjects::Processes(clients), None) => (clients.subscribed(), clients.messages()),
+            Subjects::Processes(clients) => (
+                wire.unwrap_or_else(|| clients.subscribed()),
+                clients.messages(),
+            ),
         }
     }
 
