@@ -312,10 +312,9 @@ pub fn validate(args: ValidateArgs) -> anyhow::Result<ExitCode> {
                 humantime::format_duration(s.duration),
                 s.faults.len() + s.link_faults.len(),
                 s.subscriber.settings.count,
-                if s.network.mode == linecut_model::NetworkMode::Namespace {
-                    ", namespace mode"
-                } else {
-                    ""
+                match s.network.mode {
+                    linecut_model::NetworkMode::Proxy => String::new(),
+                    mode => format!(", {mode} mode"),
                 }
             ),
             Err(e) => {

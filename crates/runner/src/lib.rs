@@ -133,13 +133,7 @@ pub struct RunOutcome {
 /// files and sockets come on top; a run short of those fails at the step that ran out, and
 /// says so.)
 pub fn check_machine(scenario: &Scenario) -> Result<(), RunError> {
-    // Namespace mode needs privileges, programs and kernel features: what is missing is said
-    // with its fix before anything is created.
-    if scenario.network.mode == linecut_model::NetworkMode::Namespace {
-        if let Some(message) = linecut_netns::doctor::refusal(&linecut_netns::doctor::checks()) {
-            return Err(RunError::Machine(message));
-        }
-    }
+    stack::check_network(scenario)?;
     let agent = matches!(
         scenario.subscriber.client,
         linecut_scenario::ClientKind::Rumqttc

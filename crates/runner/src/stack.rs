@@ -275,6 +275,21 @@ impl Front for ProxyTask {
     }
 }
 
+/// What the machine must have for the scenario's kind of network, checked before anything is
+/// created: namespace mode's privileges, programs and kernel features, each missing one said
+/// with its fix. (The other row of the table of kinds, beside [`Stack::start`].)
+pub(crate) fn check_network(scenario: &Scenario) -> Result<(), RunError> {
+    match scenario.network.mode {
+        NetworkMode::Proxy => Ok(()),
+        NetworkMode::Namespace => {
+            match linecut_netns::doctor::refusal(&linecut_netns::doctor::checks()) {
+                Some(message) => Err(RunError::Machine(message)),
+                None => Ok(()),
+            }
+        }
+    }
+}
+
 /// Broker, logs and front. Fields drop in declaration order, which is the reverse of the start
 /// order: a stack dropped without [`Stack::stop`] still stops the proxy (or removes the
 /// network) before closing its log, and the logs before the broker.
