@@ -1134,6 +1134,11 @@ fn doctor_names_each_missing_privilege_and_a_namespace_run_is_refused_before_it_
     assert!(!out_dir.exists(), "nothing is created");
 }
 
+/// Held by every test here that starts a namespace run. A namespace run removes what dead runs
+/// left before it starts, so one started while the test below has killed its run would remove
+/// that run's leftovers before `doctor --clean` could show it does (seen once).
+static NAMESPACE_RUNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A namespace run killed with SIGKILL cannot remove its network; what it left is found by
 /// `linecut doctor --clean` (and every namespace run) and removed, because its owner is gone.
 #[test]
@@ -1143,6 +1148,7 @@ fn what_a_killed_namespace_run_leaves_is_removed_by_the_next_clean() {
         eprintln!("skipped: needs root");
         return;
     }
+    let _one = NAMESPACE_RUNS.lock().unwrap_or_else(|p| p.into_inner());
     let dir = temp_dir("killed-ns");
     let scenario = dir.join("ns.toml");
     std::fs::write(
@@ -1245,6 +1251,7 @@ fn a_namespace_run_stopped_by_a_signal_removes_its_network() {
         eprintln!("skipped: needs root");
         return;
     }
+    let _one = NAMESPACE_RUNS.lock().unwrap_or_else(|p| p.into_inner());
     // SIGHUP too: a closed terminal (the review's D2 found it killed the run outright). `None`
     // is the reader of a piped stderr going away (`linecut run … 2>&1 | head -1`).
     for signal in [

@@ -173,7 +173,7 @@ impl LinkFront {
             .map(|m| m.veth_host.clone())
             .collect();
         self.capture = Some(
-            Capture::start(&layout.capture(), &interfaces, port)
+            Capture::start(&layout.capture(), &interfaces, port, interfaces.len())
                 .map_err(io("start the capture"))?,
         );
         Ok(())
@@ -211,8 +211,14 @@ impl LinkFront {
         drop(self.scheduler.take());
         let started = self.started.load(Ordering::Relaxed);
         if let Some(capture) = self.capture.take() {
-            if let Err(e) = capture.stop() {
-                problems.push(format!("capture.pcap is damaged: {e}"));
+            match capture.stop() {
+                Err(e) => problems.push(format!("capture.pcap is damaged: {e}")),
+                // A capture with holes cannot back the report's claims about the wire.
+                Ok(w) if w.dropped > 0 => problems.push(format!(
+                    "capture.pcap lacks {} frame(s) the kernel could not hand over in time",
+                    w.dropped
+                )),
+                Ok(_) => {}
             }
         }
         self.topology.remove();
