@@ -171,15 +171,50 @@ struct Ring {
 // synchronised through each block's status word.
 unsafe impl Send for Ring {}
 
-/// One frame in a ring block: where it is and what the kernel said of it.
-struct RingFrame {
-    ts_us: i64,
-    /// The ring and block it lies in.
-    ring: usize,
-    block: usize,
-    data: *const u8,
-    captured: usize,
-    wire: usize,
+/// Frames handed over by the rings and not yet written, copied out so their blocks go back to
+/// the kernel at once (a block kept makes the ring's `poll` report it readable, and the thread
+/// would spin until it is written).
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    /// (time, start in `bytes`, captured length, length on the wire)
+    frames: Vec<(i64, usize, usize, usize)>,
+}
+
+impl Pending {
+    fn push(&mut self, ts_us: i64, data: &[u8], wire: usize) {
+        self.frames.push((ts_us, self.bytes.len(), data.len(), wire));
+        self.bytes.extend_from_slice(data);
+    }
+
+    /// Hands the frames stamped at or before `watermark` to `write`, in time order.
+    fn write_until(
+        &mut self,
+        watermark: i64,
+        mut write: impl FnMut(i64, &[u8], usize) -> std::io::Result<()>,
+    ) -> std::io::Result<()> {
+        // Stable: frames of one tap with one stamp keep the order the tap gave them.
+        self.frames.sort_by_key(|f| f.0);
+        let ready = self.frames.partition_point(|f| f.0 <= watermark);
+        for &(ts, start, len, wire) in &self.frames[..ready] {
+            write(ts, &self.bytes[start..start + len], wire)?;
+        }
+        self.frames.drain(..ready);
+        if self.frames.is_empty() {
+            self.bytes.clear();
+        } else if self.bytes.len() > (1 << 20) {
+            // What is left moves to the front, so the buffer holds at most the frames of the
+            // last ORDER_SLACK_US and a megabyte.
+            let mut bytes = Vec::with_capacity(self.bytes.len() / 2);
+            for f in &mut self.frames {
+                let start = bytes.len();
+                bytes.extend_from_slice(&self.bytes[f.1..f.1 + f.2]);
+                f.1 = start;
+            }
+            self.bytes = bytes;
+        }
+        Ok(())
+    }
 }
 
 impl Ring {
@@ -247,13 +282,12 @@ impl Ring {
         unsafe { &*(self.map.add(b * BLOCK + 8) as *const std::sync::atomic::AtomicU32) }
     }
 
-    /// Takes the next block if the kernel has handed it over: its frames are appended to
-    /// `frames` (marked as ring `ring`'s), and the block stays ours until [`Ring::release`].
-    /// The block's index and how many frames it gave.
-    fn take(&mut self, ring: usize, frames: &mut Vec<RingFrame>) -> Option<(usize, usize)> {
+    /// Takes the next block if the kernel has handed it over: its frames are copied to
+    /// `pending` and the block goes back to the kernel. False when there was none.
+    fn take(&mut self, pending: &mut Pending) -> bool {
         let b = self.next;
         if self.status(b).load(Ordering::Acquire) & TP_STATUS_USER == 0 {
-            return None;
+            return false;
         }
         let read = |at: *const u8, off: usize| -> u32 {
             // SAFETY: header fields inside the block the kernel handed over.
@@ -263,7 +297,6 @@ impl Ring {
         let block = unsafe { self.map.add(b * BLOCK) } as *const u8;
         let count = read(block, 12);
         let mut at = read(block, 16) as usize;
-        let before = frames.len();
         for _ in 0..count {
             if at + 28 > BLOCK {
                 break;
@@ -278,27 +311,21 @@ impl Ring {
             if at + mac + captured > BLOCK {
                 break;
             }
-            frames.push(RingFrame {
-                ts_us: i64::from(sec) * 1_000_000 + i64::from(nsec) / 1_000,
-                ring,
-                block: b,
-                // SAFETY: inside the block (checked above).
-                data: unsafe { frame.add(mac) },
-                captured,
+            // SAFETY: inside the block (checked above), which is ours until released below.
+            let data = unsafe { std::slice::from_raw_parts(frame.add(mac), captured) };
+            pending.push(
+                i64::from(sec) * 1_000_000 + i64::from(nsec) / 1_000,
+                data,
                 wire,
-            });
+            );
             if next == 0 {
                 break;
             }
             at += next as usize;
         }
-        self.next = (b + 1) % self.blocks;
-        Some((b, frames.len() - before))
-    }
-
-    /// Hands block `b` back to the kernel; its frames must not be read after.
-    fn release(&self, b: usize) {
         self.status(b).store(TP_STATUS_KERNEL, Ordering::Release);
+        self.next = (b + 1) % self.blocks;
+        true
     }
 }
 
@@ -531,11 +558,7 @@ impl Capture {
                             revents: 0,
                         })
                         .collect();
-                    // Frames handed over and not yet written, and per ring and block how many
-                    // of them it still holds: a block goes back to the kernel when none.
-                    let mut frames: Vec<RingFrame> = Vec::new();
-                    let mut held: Vec<Vec<usize>> =
-                        rings.iter().map(|r| vec![0; r.blocks]).collect();
+                    let mut pending = Pending::default();
                     let mut last_flush = std::time::Instant::now();
                     let mut stopping_since: Option<std::time::Instant> = None;
                     loop {
@@ -584,15 +607,10 @@ impl Capture {
                                 }
                             } else {
                                 p.revents = 0;
-                                while let Some((b, n)) = rings[i].take(i, &mut frames) {
-                                    held[i][b] = n;
-                                    if n == 0 {
-                                        rings[i].release(b);
-                                    }
-                                }
+                                while rings[i].take(&mut pending) {}
                             }
                         }
-                        if !frames.is_empty() {
+                        if !pending.frames.is_empty() {
                             // In time order across the taps: a frame is written once every tap
                             // has handed over what it saw before it. A block comes at most
                             // BLOCK_TIMEOUT_MS after its first frame, so what is older than
@@ -603,19 +621,10 @@ impl Capture {
                             } else {
                                 linecut_now_us() - ORDER_SLACK_US
                             };
-                            frames.sort_by_key(|f| f.ts_us);
-                            let ready = frames.partition_point(|f| f.ts_us <= watermark);
-                            for f in frames.drain(..ready) {
-                                // SAFETY: the frame lies in a block still held (released below).
-                                let data =
-                                    unsafe { std::slice::from_raw_parts(f.data, f.captured) };
-                                out.frame(f.ts_us, data, f.wire)?;
-                                watch.frame(f.ts_us, data, f.wire);
-                                held[f.ring][f.block] -= 1;
-                                if held[f.ring][f.block] == 0 {
-                                    rings[f.ring].release(f.block);
-                                }
-                            }
+                            pending.write_until(watermark, |ts, data, wire| {
+                                watch.frame(ts, data, wire);
+                                out.frame(ts, data, wire)
+                            })?;
                         }
                         // Whole frames reach the disk at least once a second: a run killed with
                         // SIGKILL keeps its capture up to then (the review's D2 found it empty).
