@@ -183,7 +183,8 @@ struct Pending {
 
 impl Pending {
     fn push(&mut self, ts_us: i64, data: &[u8], wire: usize) {
-        self.frames.push((ts_us, self.bytes.len(), data.len(), wire));
+        self.frames
+            .push((ts_us, self.bytes.len(), data.len(), wire));
         self.bytes.extend_from_slice(data);
     }
 

@@ -1,0 +1,70 @@
+//! When the broker dropped the client: its leg of the live connection closing before the
+//! client's new CONNECT reached it, or its log's keepalive line.
+
+use super::{RunContext, View, Window};
+use crate::story::DetectHow;
+use crate::Client;
+use linecut_events::broker_log::{BrokerLogEntry, BrokerLogKind};
+
+/// What the broker did about the outage.
+pub(crate) struct Dropped<'a> {
+    /// When it dropped the client, and how that is known.
+    pub detect: Option<(i64, DetectHow)>,
+    /// Its log's keepalive line for the client, matched to the close the wire saw or, without
+    /// one, in the window.
+    pub log_line: Option<&'a BrokerLogEntry>,
+}
+
+/// The broker's side of window `w`.
+pub(crate) fn dropped<'a>(ctx: &RunContext<'a>, c: &Client, w: &Window, v: &View) -> Dropped<'a> {
+    let (run, index, wire_is_capture) = (ctx.run, ctx.index, ctx.wire_is_capture);
+    // It closed its leg of the live connection before the client's new CONNECT reached it (a
+    // close after that is the takeover, not a detection), or, when the proxy saw none of the
+    // client's connections, its log says it dropped the client (the log has whole seconds, so
+    // a line up to 1 s before the outage may be it).
+    let reconnect_reached = index.first_in(
+        c.conns.difference(&v.opened_before),
+        w.start,
+        v.horizon,
+        |f| &f.up_forwarded,
+    );
+    let broker_until = reconnect_reached.map_or(v.horizon, |t| t.min(v.horizon));
+    let broker_leg = index.first_in(&v.live, w.start, broker_until, |f| {
+        &f.upstream_closed_by_peer
+    });
+    let log_line = run
+        .broker_log
+        .iter()
+        .find(|l| {
+            l.kind == BrokerLogKind::KeepaliveTimeout
+                && l.client == c.id
+                && match broker_leg {
+                    // With the proxy's view, the log only confirms the close it saw.
+                    Some(ts) => (l.ts_us - ts).abs() <= 2_000_000,
+                    None => {
+                        (c.conns.is_empty() || wire_is_capture)
+                            && l.ts_us >= w.start - 1_000_000
+                            && l.ts_us < broker_until
+                    }
+                }
+        })
+        .filter(|_| v.connected_at_start);
+    // On a real link the broker's FIN reaches the wire only when its kernel sends it, behind
+    // data still unacknowledged (after the restore, when the link held it): its log says
+    // when it dropped the client, so the log comes first there.
+    let log_in_window = run.broker_log.iter().find(|l| {
+        wire_is_capture
+            && v.connected_at_start
+            && l.kind == BrokerLogKind::KeepaliveTimeout
+            && l.client == c.id
+            && l.ts_us >= w.start - 1_000_000
+            && l.ts_us < broker_until
+    });
+    let detect = match (log_in_window, broker_leg, log_line) {
+        (Some(l), _, _) => Some((l.ts_us.max(w.start), DetectHow::BrokerLog)),
+        (None, Some(ts), _) => Some((ts, DetectHow::Proxy)),
+        (None, None, Some(l)) => Some((l.ts_us.max(w.start), DetectHow::BrokerLog)),
+        (None, None, None) => None,
+    };
+    Dropped { detect, log_line }
+}

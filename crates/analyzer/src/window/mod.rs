@@ -1,0 +1,277 @@
+//! One fault window as one subscriber lived it: when the client and the broker gave up the
+//! connection, how and when the client came back, what arrived late, and the stories those
+//! events prove. Asked of the connection index, so a fleet costs what its connections cost.
+//!
+//! Split by question, each a function of the window's [`View`]: [`client`] (when and how the
+//! client gave up), [`broker`] (when the broker did), [`recovery`] (how it came back),
+//! [`stale`] (what reached the connections it had left, and what the capture shows resent)
+//! and [`stories`] (what those prove, in words). This file draws the windows, builds the view
+//! and the bands, and puts the answers together.
+
+mod broker;
+mod client;
+mod recovery;
+mod stale;
+mod stories;
+
+use crate::bands;
+use crate::index::{count_in, last_before, ConnIndex};
+use crate::report::{Verdict, WireDifference};
+use crate::{first, secs, Client, Run, WindowMetrics};
+use linecut_events::{DisconnectCause, EventKind};
+use linecut_model::{BrokerFamily, ClientFamily};
+use std::collections::BTreeSet;
+
+/// One fault's outage window: from its start to its end (or the run's end).
+pub(crate) struct Window {
+    pub fault: u64,
+    pub kind: String,
+    pub spec: String,
+    pub start: i64,
+    pub end: i64,
+}
+
+pub(crate) fn windows(run: &Run, run_end: i64) -> Vec<Window> {
+    let mut windows: Vec<Window> = Vec::new();
+    let mut open: Vec<usize> = Vec::new();
+    for e in &run.proxy {
+        match &e.kind {
+            EventKind::FaultStarted(f) => {
+                windows.push(Window {
+                    fault: f.fault,
+                    kind: f.kind.clone(),
+                    spec: f.spec.clone(),
+                    start: e.ts_us,
+                    end: run_end,
+                });
+                open.push(windows.len() - 1);
+            }
+            EventKind::FaultEnded(f) => {
+                if let Some(pos) = open.iter().position(|&i| windows[i].fault == f.fault) {
+                    windows[open.remove(pos)].end = e.ts_us;
+                }
+            }
+            _ => {}
+        }
+    }
+    windows
+}
+
+/// What every window of a run is measured against.
+pub(crate) struct RunContext<'a> {
+    pub run: &'a Run,
+    pub index: &'a ConnIndex,
+    /// The keepalive the bands are drawn for.
+    pub keepalive_s: Option<u16>,
+    /// The kernel's TCP_USER_TIMEOUT on the client's socket (namespace mode, seconds).
+    pub user_timeout_s: Option<f64>,
+    pub client_library: ClientFamily,
+    pub broker: BrokerFamily,
+    /// The subscriber acknowledges deliveries (QoS > 0): its PUBACKs, which the loader does not
+    /// keep, may be the last packet the broker heard, so the broker band cannot use the last
+    /// packet seen and falls back to the client's ping rhythm.
+    pub acks_hidden: bool,
+    /// The wire is a capture ([`crate::Wire::Capture`]: a namespace run's links, or a capture
+    /// analysed), not a proxy: a packet captured during a cut was sent but not delivered, and
+    /// the broker's FIN reaches the wire only when its kernel sends it (behind unacknowledged
+    /// data), so its log says when it dropped the client.
+    pub wire_is_capture: bool,
+}
+
+/// What a window looks like from one subscriber before any question is asked of it.
+pub(crate) struct View {
+    /// The connections it had open when the outage began.
+    pub opened_before: BTreeSet<u64>,
+    /// Of those, the ones still up on both sides: only their end can be the fault's doing.
+    pub live: BTreeSet<u64>,
+    pub connected_at_start: bool,
+    /// Where the analysis of this window ends: the subscriber told to stop, or its own
+    /// DISCONNECT on the live connection.
+    pub horizon: i64,
+}
+
+impl View {
+    fn of(index: &ConnIndex, c: &Client, w: &Window, horizon: i64) -> View {
+        let opened_before: BTreeSet<u64> = c
+            .conns
+            .iter()
+            .copied()
+            .filter(|conn| {
+                index
+                    .get(*conn)
+                    .and_then(|f| f.opened_us)
+                    .is_some_and(|t| t < w.start)
+            })
+            .collect();
+        let live: BTreeSet<u64> = opened_before
+            .iter()
+            .copied()
+            .filter(|conn| {
+                index.get(*conn).is_some_and(|f| {
+                    let open_at = |times: &[i64]| times.first().is_none_or(|t| *t >= w.start);
+                    open_at(&f.client_closed_by_peer)
+                        && open_at(&f.upstream_closed)
+                        && f.closed_us.is_none_or(|t| t >= w.start)
+                })
+            })
+            .collect();
+        let connected_at_start = if c.conns.is_empty() {
+            client::connected_by_own_events(c, w.start)
+        } else {
+            !live.is_empty()
+        };
+        // The analysis of this window ends where the subscriber was told to stop: its own
+        // orderly close at the end of the run is not "giving up".
+        let horizon = first(
+            &c.events,
+            w.start,
+            horizon,
+            |e| matches!(&e.kind, EventKind::Disconnected(d) if d.cause == DisconnectCause::Requested),
+        )
+        .map_or(horizon, |stop| stop.ts_us);
+        // Nor is anything after the client's own DISCONNECT on the live connection (the run's
+        // stop as the wire sees it, a moment before the client reports it).
+        let horizon = live
+            .iter()
+            .filter_map(|conn| index.get(*conn)?.disconnect_sent)
+            .filter(|t| *t >= w.start)
+            .fold(horizon, i64::min);
+        View {
+            opened_before,
+            live,
+            connected_at_start,
+            horizon,
+        }
+    }
+}
+
+pub(crate) fn window_metrics(
+    ctx: &RunContext<'_>,
+    c: &Client,
+    w: &Window,
+    horizon: i64,
+) -> WindowMetrics {
+    let index = ctx.index;
+    let v = View::of(index, c, w, horizon);
+    let gave_up = client::gave_up(ctx, c, w, &v);
+    let broker = broker::dropped(ctx, c, w, &v);
+    // Recovery: from the give-up, or from the outage start when the connection was already
+    // gone (whatever the client did in the window is then an attempt, not a detection).
+    let after = gave_up
+        .detect
+        .map(|d| d.0)
+        .or((!v.connected_at_start).then_some(w.start));
+    let back = recovery::came_back(c, w, after);
+
+    // Bands apply to silent outages of a connection that was up when they began.
+    let inferred = w.kind == crate::capture::INFERRED;
+    let silent = (matches!(w.kind.as_str(), "cut" | "blackhole" | "unplug") || inferred)
+        && v.connected_at_start;
+    let watched = bands::Watched {
+        outage_s: secs(w.end - w.start),
+        watched_s: secs(v.horizon - w.start),
+    };
+    let last_heard = v
+        .live
+        .iter()
+        .filter_map(|conn| index.get(*conn))
+        .filter_map(|f| last_before(&f.up_forwarded, w.start))
+        .max();
+    let kept_sending = v
+        .live
+        .iter()
+        .filter_map(|conn| index.get(*conn))
+        .any(|f| count_in(&f.down_any, w.start, w.end) > 0);
+    let client_band = ctx
+        .keepalive_s
+        .and_then(|k| {
+            let rule = bands::client(ctx.client_library, k)?;
+            Some(match ctx.user_timeout_s {
+                Some(ut) => rule.with_user_timeout(ut, f64::from(k)),
+                None => rule,
+            })
+        })
+        .filter(|_| silent);
+    let broker_band = ctx
+        .keepalive_s
+        .and_then(|k| {
+            let silent_before = last_heard
+                .filter(|_| !ctx.acks_hidden)
+                .map(|t| (w.start - t) as f64 / 1e6);
+            bands::broker(
+                ctx.broker,
+                k,
+                ctx.client_library,
+                silent_before,
+                kept_sending,
+            )
+        })
+        .filter(|_| silent);
+    let detect = gave_up.detect;
+    let broker_detect = broker.detect;
+    let detect_s = detect.as_ref().map(|d| secs(d.0 - w.start));
+    let broker_s = broker_detect.as_ref().map(|d| secs(d.0 - w.start));
+
+    let stale = stale::stale_data(
+        ctx,
+        &v,
+        w,
+        stale::Reconnect {
+            connack: back.connack.map(|a| a.ts_us),
+            suback: back.suback.map(|a| a.ts_us),
+            // The client left its connection when it closed it or, if it said so first, when
+            // it gave up (a real link may carry its FIN only after the restore).
+            abandoned: gave_up.own.map(|e| e.ts_us),
+        },
+    );
+    let stories = stories::told(ctx, c, w, &v, &gave_up, &broker, stale.as_ref(), watched);
+
+    WindowMetrics {
+        client: c.id.clone(),
+        // Set by the caller, which sees every window.
+        inside_fault: None,
+        overlapped_by: Vec::new(),
+        client_detect_s: detect_s,
+        client_detect_how: detect.map(|d| d.1),
+        client_detect_band: client_band.map(|b| b.judge(detect_s, watched)),
+        broker_detect_s: broker_s,
+        broker_detect_how: broker_detect.map(|d| d.1),
+        broker_detect_band: broker_band.map(|b| {
+            let mut band = b.judge(broker_s, watched);
+            if inferred && broker_s.is_none() {
+                band.verdict = Verdict::NotDecidable;
+                band.why = "the broker's side of this outage is not visible in this capture".into();
+            }
+            band
+        }),
+        reconnect_s: back.connack.map(|a| secs(a.ts_us - w.end)),
+        resubscribe_s: back.suback.map(|s| secs(s.ts_us - w.end)),
+        connect_attempts: back.attempts,
+        attempt_failures: back.failures,
+        reconnect_attempt_started_s: back.attempt_started.map(|t| secs(t - w.end)),
+        first_fresh_s: back.fresh.map(|f| secs(f.ts_us - w.end)),
+        session_present: back.connack.and_then(|a| match &a.kind {
+            EventKind::Connack(x) => Some(x.session_present),
+            _ => None,
+        }),
+        resubscribed: back.resubscribed,
+        reported_by_client: !c.from_wire,
+        wire_detect_s: None,
+        wire_detect_how: None,
+        wire_reconnect_s: None,
+        wire_resubscribe_s: None,
+        client_minus_wire: WireDifference::default(),
+        connected_at_start: v.connected_at_start,
+        broker_side_visible: !inferred,
+        stale,
+        retransmitted: ctx
+            .wire_is_capture
+            .then(|| stale::retransmitted(index, &ctx.run.frames, c, w)),
+        stories,
+        raw_us: [
+            detect.map(|d| d.0),
+            back.connack.map(|a| a.ts_us - w.end),
+            back.suback.map(|s| s.ts_us - w.end),
+        ],
+    }
+}
