@@ -252,7 +252,19 @@ fn wire_is_capture(r: &Report) -> bool {
 
 pub fn render(r: &Report) -> String {
     let mut out = String::new();
-    let w = &mut out;
+    header(&mut out, r);
+    windows(&mut out, r);
+    unexpected(&mut out, r);
+    data(&mut out, r);
+    timeline(&mut out, r);
+    expectations(&mut out, r);
+    capture_check(&mut out, r);
+    warnings(&mut out, r);
+    out
+}
+
+/// The report's the title, the run's settings, its network and capture, and how to read the times.
+fn header(w: &mut String, r: &Report) {
     let _ = writeln!(w, "# {} — linecut report\n", r.scenario);
     if let Some(d) = &r.description {
         let _ = writeln!(w, "{d}\n");
@@ -383,198 +395,209 @@ pub fn render(r: &Report) -> String {
             "\nTimes are seconds from the experiment start (every subscriber subscribed).\n"
         );
     }
+}
 
+/// The report's one section per fault window: its timings per subscriber, bands, stories and frames.
+fn windows(w: &mut String, r: &Report) {
     for window in &r.windows {
-        let t = |us: i64| (us - r.experiment_start_us) as f64 / 1e6;
-        let _ = writeln!(
-            w,
-            "## Fault {}: {} from t+{:.3} s to t+{:.3} s\n\n`{}`\n",
-            window.fault,
-            window.kind,
-            t(window.outage_start_us),
-            t(window.outage_end_us),
-            window.spec
-        );
-        if let Some(rule) = &r.client_rule {
-            let _ = writeln!(w, "The client's rule: {rule}\n");
-        }
-        // Faults that began while this one was on: what the window measures is theirs too.
-        let overlapped: std::collections::BTreeSet<u64> = window
-            .subscribers
-            .iter()
-            .flat_map(|m| m.overlapped_by.iter().copied())
-            .collect();
-        if !overlapped.is_empty() {
-            let names: Vec<String> = overlapped.iter().map(|f| format!("fault {f}")).collect();
-            let _ = writeln!(
-                w,
-                "{} began while this fault was on: the timings below are what the faults did together, not this one's alone.\n",
-                names.join(", ")
-            );
-        }
-        let _ = writeln!(w, "| subscriber | client gave up | how | expected | broker gave up | expected | back (CONNACK) | re-subscribed | first fresh message | attempts since giving up |");
-        let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|");
-        for m in &window.subscribers {
-            if let Some(fault) = m.inside_fault {
-                let _ = writeln!(
-                    w,
-                    "| {} | began inside fault {fault} (still on for this subscriber): measured in its window, which covers both | — | — | — | — | — | — | — | — |",
-                    m.client
-                );
-                continue;
-            }
-            let _ = writeln!(
-                w,
-                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                m.client,
-                opt(m.client_detect_s),
-                m.client_detect_how
-                    .map_or_else(|| "—".to_string(), |h| h.name()),
-                band(&m.client_detect_band),
-                if m.broker_detect_s.is_none() && !m.broker_side_visible {
-                    "not visible in this capture".to_string()
-                } else {
-                    opt(m.broker_detect_s)
-                },
-                band(&m.broker_detect_band),
-                m.reconnect_s
-                    .map_or("—".into(), |v| format!("{v:+.3} s after the end")),
-                match m.resubscribed {
-                    Some(true) => format!(
-                        "yes (session_present={})",
-                        m.session_present.unwrap_or(false)
-                    ),
-                    Some(false) => format!(
-                        "no (session_present={})",
-                        m.session_present.unwrap_or(false)
-                    ),
-                    None => "—".into(),
-                },
-                m.first_fresh_s
-                    .map_or("—".into(), |v| format!("{v:+.3} s after the end")),
-                m.connect_attempts,
-            );
-        }
-        if window.subscribers.len() > 1 {
-            let _ = writeln!(
-                w,
-                "\nAcross the {} subscribers:\n",
-                window.subscribers.len()
-            );
-            let _ = writeln!(w, "| timing | measured | min | p50 | p90 | p99 | max |");
-            let _ = writeln!(w, "|---|---|---|---|---|---|---|");
-            for (name, d) in &window.distribution {
-                let _ = writeln!(
-                    w,
-                    "| {name} | {} of {} | {:.3} s | {:.3} s | {:.3} s | {:.3} s | {:.3} s |",
-                    d.count,
-                    d.count + d.missing,
-                    d.min,
-                    d.p50,
-                    d.p90,
-                    d.p99,
-                    d.max
-                );
-            }
-        }
-        let from_wire: Vec<&str> = window
-            .subscribers
-            .iter()
-            .filter(|m| !m.reported_by_client)
-            .map(|m| m.client.as_str())
-            .collect();
-        if !from_wire.is_empty() {
-            let _ = writeln!(
-                w,
-                "\nMeasured from the wire (the client reports nothing about its connection): {}.",
-                from_wire.join(", ")
-            );
-        }
-        let both: Vec<_> = window
-            .subscribers
-            .iter()
-            .filter(|m| m.reported_by_client)
-            .collect();
-        if !both.is_empty() {
-            let _ = writeln!(
-                w,
-                "\nWhat the client reported against what {} saw on the wire:\n",
-                if wire_is_capture(r) {
-                    "the capture"
-                } else {
-                    "the proxy"
-                }
-            );
-            let _ = writeln!(w, "| subscriber | gave up: client / wire / difference | back: client / wire / difference | re-subscribed: client / wire / difference |");
-            let _ = writeln!(w, "|---|---|---|---|");
-            for m in both {
-                let _ = writeln!(
-                    w,
-                    "| {} | {} | {} | {} |",
-                    m.client,
-                    match (m.wire_detect_how, wire_is_capture(r)) {
-                        (Some(DetectHow::NewConnection), true) => format!(
-                            "{} / no close from the client on the wire (its first sign there: a new connection's SYN at {}) / —",
-                            m.client_detect_s.map_or("never".into(), |v| format!("{v:.3}")),
-                            m.wire_detect_s.map_or("never".into(), |v| format!("{v:.3} s")),
-                        ),
-                        _ => compare(
-                            m.client_detect_s,
-                            m.wire_detect_s,
-                            m.client_minus_wire.detect_ms
-                        ),
-                    },
-                    compare(
-                        m.reconnect_s,
-                        m.wire_reconnect_s,
-                        m.client_minus_wire.reconnect_ms
-                    ),
-                    compare(
-                        m.resubscribe_s,
-                        m.wire_resubscribe_s,
-                        m.client_minus_wire.resubscribe_ms
-                    ),
-                );
-            }
-        }
-        for m in &window.subscribers {
-            for told in &m.stories {
-                let _ = writeln!(w, "\n- {}: {}: {}.", m.client, told.story, told.evidence);
-            }
-        }
-        // The bands in full for a handful of subscribers: rule, tolerance and its source.
-        if window.subscribers.len() <= 3 {
-            for m in &window.subscribers {
-                for (side, b) in [
-                    ("client", &m.client_detect_band),
-                    ("broker", &m.broker_detect_band),
-                ] {
-                    if let Some(b) = b {
-                        let _ = writeln!(
-                            w,
-                            "\n- {} band for {}: {}. Tolerance ±{} s: {}.",
-                            side, m.client, b.rule, b.tolerance_s, b.tolerance
-                        );
-                    }
-                }
-            }
-        }
-        // Plain answers for a handful of subscribers; a fleet has its distribution table.
-        if window.subscribers.len() <= 3 {
-            for m in &window.subscribers {
-                let data = r.data.iter().find(|d| d.client == m.client);
-                let _ = writeln!(w, "\n**In short ({}):**", m.client);
-                for sentence in in_short(r, window, m, data) {
-                    let _ = writeln!(w, "{sentence}");
-                }
-            }
-        }
-        let _ = writeln!(w);
+        fault_window(w, r, window);
     }
     if r.windows.is_empty() {
         let _ = writeln!(w, "No fault was played in this run.\n");
     }
+}
 
+/// One fault window's section: its timings per subscriber, bands, stories and frames.
+fn fault_window(w: &mut String, r: &Report, window: &crate::report::WindowReport) {
+    let t = |us: i64| (us - r.experiment_start_us) as f64 / 1e6;
+    let _ = writeln!(
+        w,
+        "## Fault {}: {} from t+{:.3} s to t+{:.3} s\n\n`{}`\n",
+        window.fault,
+        window.kind,
+        t(window.outage_start_us),
+        t(window.outage_end_us),
+        window.spec
+    );
+    if let Some(rule) = &r.client_rule {
+        let _ = writeln!(w, "The client's rule: {rule}\n");
+    }
+    // Faults that began while this one was on: what the window measures is theirs too.
+    let overlapped: std::collections::BTreeSet<u64> = window
+        .subscribers
+        .iter()
+        .flat_map(|m| m.overlapped_by.iter().copied())
+        .collect();
+    if !overlapped.is_empty() {
+        let names: Vec<String> = overlapped.iter().map(|f| format!("fault {f}")).collect();
+        let _ = writeln!(
+            w,
+            "{} began while this fault was on: the timings below are what the faults did together, not this one's alone.\n",
+            names.join(", ")
+        );
+    }
+    let _ = writeln!(w, "| subscriber | client gave up | how | expected | broker gave up | expected | back (CONNACK) | re-subscribed | first fresh message | attempts since giving up |");
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|");
+    for m in &window.subscribers {
+        if let Some(fault) = m.inside_fault {
+            let _ = writeln!(
+                w,
+                "| {} | began inside fault {fault} (still on for this subscriber): measured in its window, which covers both | — | — | — | — | — | — | — | — |",
+                m.client
+            );
+            continue;
+        }
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            m.client,
+            opt(m.client_detect_s),
+            m.client_detect_how
+                .map_or_else(|| "—".to_string(), |h| h.name()),
+            band(&m.client_detect_band),
+            if m.broker_detect_s.is_none() && !m.broker_side_visible {
+                "not visible in this capture".to_string()
+            } else {
+                opt(m.broker_detect_s)
+            },
+            band(&m.broker_detect_band),
+            m.reconnect_s
+                .map_or("—".into(), |v| format!("{v:+.3} s after the end")),
+            match m.resubscribed {
+                Some(true) => format!(
+                    "yes (session_present={})",
+                    m.session_present.unwrap_or(false)
+                ),
+                Some(false) => format!(
+                    "no (session_present={})",
+                    m.session_present.unwrap_or(false)
+                ),
+                None => "—".into(),
+            },
+            m.first_fresh_s
+                .map_or("—".into(), |v| format!("{v:+.3} s after the end")),
+            m.connect_attempts,
+        );
+    }
+    if window.subscribers.len() > 1 {
+        let _ = writeln!(
+            w,
+            "\nAcross the {} subscribers:\n",
+            window.subscribers.len()
+        );
+        let _ = writeln!(w, "| timing | measured | min | p50 | p90 | p99 | max |");
+        let _ = writeln!(w, "|---|---|---|---|---|---|---|");
+        for (name, d) in &window.distribution {
+            let _ = writeln!(
+                w,
+                "| {name} | {} of {} | {:.3} s | {:.3} s | {:.3} s | {:.3} s | {:.3} s |",
+                d.count,
+                d.count + d.missing,
+                d.min,
+                d.p50,
+                d.p90,
+                d.p99,
+                d.max
+            );
+        }
+    }
+    let from_wire: Vec<&str> = window
+        .subscribers
+        .iter()
+        .filter(|m| !m.reported_by_client)
+        .map(|m| m.client.as_str())
+        .collect();
+    if !from_wire.is_empty() {
+        let _ = writeln!(
+            w,
+            "\nMeasured from the wire (the client reports nothing about its connection): {}.",
+            from_wire.join(", ")
+        );
+    }
+    let both: Vec<_> = window
+        .subscribers
+        .iter()
+        .filter(|m| m.reported_by_client)
+        .collect();
+    if !both.is_empty() {
+        let _ = writeln!(
+            w,
+            "\nWhat the client reported against what {} saw on the wire:\n",
+            if wire_is_capture(r) {
+                "the capture"
+            } else {
+                "the proxy"
+            }
+        );
+        let _ = writeln!(w, "| subscriber | gave up: client / wire / difference | back: client / wire / difference | re-subscribed: client / wire / difference |");
+        let _ = writeln!(w, "|---|---|---|---|");
+        for m in both {
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} |",
+                m.client,
+                match (m.wire_detect_how, wire_is_capture(r)) {
+                    (Some(DetectHow::NewConnection), true) => format!(
+                        "{} / no close from the client on the wire (its first sign there: a new connection's SYN at {}) / —",
+                        m.client_detect_s.map_or("never".into(), |v| format!("{v:.3}")),
+                        m.wire_detect_s.map_or("never".into(), |v| format!("{v:.3} s")),
+                    ),
+                    _ => compare(
+                        m.client_detect_s,
+                        m.wire_detect_s,
+                        m.client_minus_wire.detect_ms
+                    ),
+                },
+                compare(
+                    m.reconnect_s,
+                    m.wire_reconnect_s,
+                    m.client_minus_wire.reconnect_ms
+                ),
+                compare(
+                    m.resubscribe_s,
+                    m.wire_resubscribe_s,
+                    m.client_minus_wire.resubscribe_ms
+                ),
+            );
+        }
+    }
+    for m in &window.subscribers {
+        for told in &m.stories {
+            let _ = writeln!(w, "\n- {}: {}: {}.", m.client, told.story, told.evidence);
+        }
+    }
+    // The bands in full for a handful of subscribers: rule, tolerance and its source.
+    if window.subscribers.len() <= 3 {
+        for m in &window.subscribers {
+            for (side, b) in [
+                ("client", &m.client_detect_band),
+                ("broker", &m.broker_detect_band),
+            ] {
+                if let Some(b) = b {
+                    let _ = writeln!(
+                        w,
+                        "\n- {} band for {}: {}. Tolerance ±{} s: {}.",
+                        side, m.client, b.rule, b.tolerance_s, b.tolerance
+                    );
+                }
+            }
+        }
+    }
+    // Plain answers for a handful of subscribers; a fleet has its distribution table.
+    if window.subscribers.len() <= 3 {
+        for m in &window.subscribers {
+            let data = r.data.iter().find(|d| d.client == m.client);
+            let _ = writeln!(w, "\n**In short ({}):**", m.client);
+            for sentence in in_short(r, window, m, data) {
+                let _ = writeln!(w, "{sentence}");
+            }
+        }
+    }
+    let _ = writeln!(w);
+}
+
+/// The report's disconnects no fault explains.
+fn unexpected(w: &mut String, r: &Report) {
     let _ = writeln!(w, "## Disconnects outside any fault\n");
     if r.unexpected_disconnects.is_empty() {
         let _ = writeln!(
@@ -594,7 +617,10 @@ pub fn render(r: &Report) -> String {
         }
         let _ = writeln!(w);
     }
+}
 
+/// The report's per subscriber, what was published, delivered, lost, late and out of order.
+fn data(w: &mut String, r: &Report) {
     let _ = writeln!(w, "## Data\n");
     let _ = writeln!(w, "| subscriber | published | delivered | lost | duplicates | late (max delay) | out of order | longest gap, receive time | longest gap, publish time | reconnects | foreign | PINGREQs (median interval) |");
     let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|---|");
@@ -620,7 +646,10 @@ pub fn render(r: &Report) -> String {
                 .map_or("—".into(), |v| format!("{v:.3} s")),
         );
     }
+}
 
+/// The report's the run's events in time order.
+fn timeline(w: &mut String, r: &Report) {
     let _ = writeln!(w, "\n## Timeline\n");
     for e in &r.timeline {
         let who = e
@@ -630,7 +659,10 @@ pub fn render(r: &Report) -> String {
             .unwrap_or_default();
         let _ = writeln!(w, "- t{:+.3} s — {who}{}", e.t_s, e.what);
     }
+}
 
+/// The report's the scenario's expectations and their verdicts.
+fn expectations(w: &mut String, r: &Report) {
     let _ = writeln!(w, "\n## Expectations\n");
     if r.expectations.is_empty() {
         let _ = writeln!(w, "None were set.");
@@ -656,6 +688,10 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+}
+
+/// The report's the capture's control packets against the proxy's log.
+fn capture_check(w: &mut String, r: &Report) {
     if let Some(check) = &r.capture_check {
         let _ = writeln!(
             w,
@@ -685,11 +721,14 @@ pub fn render(r: &Report) -> String {
             );
         }
     }
+}
+
+/// The report's what the analysis could not read or decide.
+fn warnings(w: &mut String, r: &Report) {
     if !r.warnings.is_empty() {
         let _ = writeln!(w, "\n## Warnings\n");
         for warning in &r.warnings {
             let _ = writeln!(w, "- {warning}");
         }
     }
-    out
 }
