@@ -75,9 +75,27 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     lines
 }
 
+/// Seconds from the experiment start, for a time in µs.
+#[derive(Clone, Copy)]
+struct Clock(i64);
+
+impl Clock {
+    fn s(self, us: i64) -> f64 {
+        (us - self.0) as f64 / 1e6
+    }
+}
+
+/// The marks drawn on the lanes, each at its time on its lane (an index into the lanes).
+struct Marks {
+    gave_up: Vec<(f64, usize)>,
+    attempts: Vec<(f64, usize)>,
+    /// (time, lane, a PINGRESP rather than a PINGREQ)
+    pings: Vec<(f64, usize, bool)>,
+}
+
 pub fn render(report: &Report, run: &Run) -> String {
-    let start = report.experiment_start_us;
-    let t = |us: i64| (us - start) as f64 / 1e6;
+    let clock = Clock(report.experiment_start_us);
+    let t = |us: i64| clock.s(us);
     let end = run
         .subscriber
         .iter()
@@ -106,7 +124,21 @@ pub fn render(report: &Report, run: &Run) -> String {
         .filter_map(|d| d.pub_ts_us.map(|p| (t(d.ts_us), t(p))))
         .collect();
 
-    // Connection lanes, in the order the connections opened.
+    let (lanes, client_of) = wire_lanes(run, clock, end);
+    let lanes = with_sides_records(run, clock, lanes, &client_of);
+    let lane_index: BTreeMap<u64, usize> = lanes
+        .iter()
+        .enumerate()
+        .map(|(i, (c, _))| (*c, i))
+        .collect();
+    let marks = marks(run, clock, &lanes, &client_of, &lane_index);
+    draw(report, end, &windows, &points, &lanes, &marks)
+}
+
+/// One lane per connection the wire saw, in the order they opened, with what the wire says
+/// of its end; and the client id of each connection whose CONNECT named one.
+fn wire_lanes(run: &Run, clock: Clock, end: f64) -> (BTreeMap<u64, Lane>, BTreeMap<u64, String>) {
+    let t = |us: i64| clock.s(us);
     let mut lanes: BTreeMap<u64, Lane> = BTreeMap::new();
     let mut client_of: BTreeMap<u64, String> = BTreeMap::new();
     for e in &run.proxy {
@@ -204,6 +236,17 @@ pub fn render(report: &Report, run: &Run) -> String {
             _ => {}
         }
     }
+    (lanes, client_of)
+}
+
+/// The lanes with the sides' own records of each connection's end, and at most 24 of them.
+fn with_sides_records(
+    run: &Run,
+    clock: Clock,
+    mut lanes: BTreeMap<u64, Lane>,
+    client_of: &BTreeMap<u64, String>,
+) -> Vec<(u64, Lane)> {
+    let t = |us: i64| clock.s(us);
     // The sides' own records of a connection's end: the client's give-up (its report) and the
     // broker's drop (its log), on the client's connection open at the time. On a cut link the
     // FIN of either waits for the line, so the wire alone would keep the bar solid through an
@@ -285,12 +328,18 @@ pub fn render(report: &Report, run: &Run) -> String {
         }
     }
     // Many connections (a fleet) would make unreadable lanes: keep the first 24.
-    let lanes: Vec<(u64, Lane)> = lanes.into_iter().take(24).collect();
-    let lane_index: BTreeMap<u64, usize> = lanes
-        .iter()
-        .enumerate()
-        .map(|(i, (c, _))| (*c, i))
-        .collect();
+    lanes.into_iter().take(24).collect()
+}
+
+/// The give-ups, connect attempts and pings, each on its lane.
+fn marks(
+    run: &Run,
+    clock: Clock,
+    lanes: &[(u64, Lane)],
+    client_of: &BTreeMap<u64, String>,
+    lane_index: &BTreeMap<u64, usize>,
+) -> Marks {
+    let t = |us: i64| clock.s(us);
     // The client giving up, on the lane it gave up: its own report (one per disconnect: a
     // repeat at the same moment is the same give-up).
     let mut gave_up: Vec<(f64, usize)> = Vec::new();
@@ -380,6 +429,22 @@ pub fn render(report: &Report, run: &Run) -> String {
         }
     }
 
+    Marks {
+        gave_up,
+        attempts,
+        pings,
+    }
+}
+
+/// The picture: title, the deliveries panel, the lanes panel and the legend.
+fn draw(
+    report: &Report,
+    end: f64,
+    windows: &[(f64, f64, String)],
+    points: &[(f64, f64)],
+    lanes: &[(u64, Lane)],
+    marks: &Marks,
+) -> String {
     let mut svg = String::new();
     {
         let root =
@@ -403,167 +468,8 @@ pub fn render(report: &Report, run: &Run) -> String {
         let (body, _) = body.split_vertically(HEIGHT - title_h);
         let (upper, lower) = body.split_vertically((HEIGHT - title_h) * 55 / 100);
         let x_max = end * 1.02;
-        if let Ok(mut chart) = ChartBuilder::on(&upper)
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0.0..x_max, 0.0..x_max)
-        {
-            let _ = chart
-                .configure_mesh()
-                .x_desc("received (s from experiment start)")
-                .y_desc("published (s)")
-                .light_line_style(WHITE.mix(0.0))
-                .draw();
-            for (a, b, _) in &windows {
-                let _ = chart.draw_series(std::iter::once(Rectangle::new(
-                    [(*a, 0.0), (*b, x_max)],
-                    FAULT.mix(0.18).filled(),
-                )));
-            }
-            let _ = chart
-                .draw_series(LineSeries::new(
-                    vec![(0.0, 0.0), (x_max, x_max)],
-                    BLACK.mix(0.25),
-                ))
-                .map(|s| {
-                    s.label("published = received (on time)").legend(|(x, y)| {
-                        PathElement::new(vec![(x - 6, y), (x + 6, y)], BLACK.mix(0.25))
-                    })
-                });
-            let _ = chart
-                .draw_series(
-                    points
-                        .iter()
-                        .map(|&(r, p)| Circle::new((r, p), 2, LIFE.filled())),
-                )
-                .map(|s| {
-                    s.label("delivered message")
-                        .legend(|(x, y)| Circle::new((x, y), 3, LIFE.filled()))
-                });
-            let _ = chart
-                .configure_series_labels()
-                .position(SeriesLabelPosition::UpperLeft)
-                .background_style(WHITE.mix(0.85))
-                .border_style(BLACK.mix(0.3))
-                .draw();
-        }
-        let n = lanes.len().max(1);
-        if let Ok(mut chart) = ChartBuilder::on(&lower)
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(64)
-            .build_cartesian_2d(0.0..x_max, 0.0..n as f64)
-        {
-            let _ = chart
-                .configure_mesh()
-                .x_desc("time (s from experiment start)")
-                .disable_y_mesh()
-                .y_labels(0)
-                .light_line_style(WHITE.mix(0.0))
-                .draw();
-            for (a, b, kind) in &windows {
-                let _ = chart.draw_series(std::iter::once(Rectangle::new(
-                    [(*a, 0.0), (*b, n as f64)],
-                    FAULT.mix(0.18).filled(),
-                )));
-                let _ = chart.draw_series(std::iter::once(Text::new(
-                    kind.clone(),
-                    (*a, n as f64 - 0.05),
-                    ("sans-serif", 13).into_font().color(&FAULT),
-                )));
-            }
-            for (i, (_, lane)) in lanes.iter().enumerate() {
-                let y = i as f64;
-                let solid_end = lane.first_close.unwrap_or(lane.closed).min(lane.closed);
-                let _ = chart.draw_series(std::iter::once(Rectangle::new(
-                    [
-                        (lane.opened, y + 0.2),
-                        (solid_end.max(lane.opened + 0.01), y + 0.5),
-                    ],
-                    LIFE.mix(0.55).filled(),
-                )));
-                if lane.closed > solid_end {
-                    let _ = chart.draw_series(std::iter::once(Rectangle::new(
-                        [(solid_end, y + 0.32), (lane.closed, y + 0.38)],
-                        LIFE.mix(0.35).filled(),
-                    )));
-                }
-                // The label sits just above its own bar, where the connection opened.
-                let _ = chart.draw_series(std::iter::once(Text::new(
-                    lane.label.clone(),
-                    (lane.opened, y + 0.85),
-                    ("sans-serif", 12).into_font().color(&BLACK.mix(0.8)),
-                )));
-                if let Some(b) = lane.broker_closed.filter(|_| !lane.orderly) {
-                    let _ = chart.draw_series(std::iter::once(
-                        EmptyElement::at((b, y + 0.35))
-                            + Rectangle::new([(-4, -4), (4, 4)], BLACK.filled()),
-                    ));
-                }
-                if let Some(st) = lane.stale {
-                    let _ = chart.draw_series(std::iter::once(
-                        EmptyElement::at((st, y + 0.35))
-                            + Polygon::new(vec![(0, -6), (6, 0), (0, 6), (-6, 0)], STALE.filled()),
-                    ));
-                }
-                // Retransmissions on a real link: the client's above the bar, the broker's below.
-                for &(x, up) in &lane.resent {
-                    let (y0, y1) = if up {
-                        (y + 0.5, y + 0.62)
-                    } else {
-                        (y + 0.08, y + 0.2)
-                    };
-                    let _ = chart.draw_series(std::iter::once(PathElement::new(
-                        vec![(x, y0), (x, y1)],
-                        RESENT.stroke_width(1),
-                    )));
-                }
-                for r in &lane.resets {
-                    let _ = chart.draw_series(std::iter::once(Text::new(
-                        "R",
-                        (*r, y + 0.62),
-                        ("sans-serif", 13).into_font().color(&GAVE_UP),
-                    )));
-                }
-            }
-            let _ = chart.draw_series(attempts.iter().map(|&(x, lane)| {
-                EmptyElement::at((x, lane as f64 + 0.35))
-                    + Polygon::new(vec![(-4, -14), (4, -14), (0, -20)], BLACK.mix(0.6).filled())
-            }));
-            let _ = chart.draw_series(gave_up.iter().map(|&(x, lane)| {
-                EmptyElement::at((x, lane as f64 + 0.35))
-                    + Polygon::new(vec![(-6, -10), (6, -10), (0, -1)], GAVE_UP.filled())
-            }));
-            // A PINGREQ is answered when a PINGRESP came on its lane before the next PINGREQ.
-            let mut answered_req: Vec<bool> = Vec::new();
-            for (i, &(x, lane, resp)) in pings.iter().enumerate() {
-                if resp {
-                    continue;
-                }
-                let answered = pings[i + 1..]
-                    .iter()
-                    .filter(|p| p.1 == lane)
-                    .take_while(|p| p.2 || p.0 == x)
-                    .any(|p| p.2);
-                answered_req.push(answered);
-            }
-            let reqs = pings.iter().filter(|p| !p.2).zip(answered_req);
-            let _ = chart.draw_series(reqs.map(|(&(x, lane, _), answered)| {
-                Cross::new(
-                    (x, lane_index.len().min(lane) as f64 + 0.42),
-                    5,
-                    if answered { BLACK } else { GAVE_UP }.stroke_width(2),
-                )
-            }));
-            let _ = chart.draw_series(pings.iter().filter(|p| p.2).map(|&(x, lane, _)| {
-                Circle::new(
-                    (x, lane_index.len().min(lane) as f64 + 0.25),
-                    3,
-                    BLACK.filled(),
-                )
-            }));
-        }
+        draw_deliveries(&upper, x_max, windows, points);
+        draw_lanes(&lower, x_max, windows, lanes, marks);
         // The marks' legend, under the lanes, wrapped to the canvas.
         let legend = "Connections: solid while both sides had one, thin from the first side's close (its FIN or RST, the client's give-up, the broker's log) until both were done. ▲ connect attempt (the client's record, whether or not it reached the wire), × PINGREQ (red: unanswered), ● PINGRESP, ▼ client gave up, ■ broker closed, ◆ stale data reached an abandoned connection, R reset, | resent on a real link (client's above a bar, broker's below).";
         for (i, line) in wrap(legend, TITLE_CHARS + 40).iter().enumerate() {
@@ -576,4 +482,190 @@ pub fn render(report: &Report, run: &Run) -> String {
         let _ = root.present();
     }
     svg
+}
+
+/// Every delivered message, publish time against receive time, over the fault windows.
+fn draw_deliveries(
+    upper: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    x_max: f64,
+    windows: &[(f64, f64, String)],
+    points: &[(f64, f64)],
+) {
+    if let Ok(mut chart) = ChartBuilder::on(upper)
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..x_max, 0.0..x_max)
+    {
+        let _ = chart
+            .configure_mesh()
+            .x_desc("received (s from experiment start)")
+            .y_desc("published (s)")
+            .light_line_style(WHITE.mix(0.0))
+            .draw();
+        for (a, b, _) in windows {
+            let _ = chart.draw_series(std::iter::once(Rectangle::new(
+                [(*a, 0.0), (*b, x_max)],
+                FAULT.mix(0.18).filled(),
+            )));
+        }
+        let _ = chart
+            .draw_series(LineSeries::new(
+                vec![(0.0, 0.0), (x_max, x_max)],
+                BLACK.mix(0.25),
+            ))
+            .map(|s| {
+                s.label("published = received (on time)").legend(|(x, y)| {
+                    PathElement::new(vec![(x - 6, y), (x + 6, y)], BLACK.mix(0.25))
+                })
+            });
+        let _ = chart
+            .draw_series(
+                points
+                    .iter()
+                    .map(|&(r, p)| Circle::new((r, p), 2, LIFE.filled())),
+            )
+            .map(|s| {
+                s.label("delivered message")
+                    .legend(|(x, y)| Circle::new((x, y), 3, LIFE.filled()))
+            });
+        let _ = chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.3))
+            .draw();
+    }
+}
+
+/// One lane per connection, with its marks, over the fault windows.
+fn draw_lanes(
+    lower: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    x_max: f64,
+    windows: &[(f64, f64, String)],
+    lanes: &[(u64, Lane)],
+    marks: &Marks,
+) {
+    let Marks {
+        gave_up,
+        attempts,
+        pings,
+    } = marks;
+    let lane_index_len = lanes.len();
+    let n = lanes.len().max(1);
+    if let Ok(mut chart) = ChartBuilder::on(lower)
+        .margin(12)
+        .x_label_area_size(36)
+        .y_label_area_size(64)
+        .build_cartesian_2d(0.0..x_max, 0.0..n as f64)
+    {
+        let _ = chart
+            .configure_mesh()
+            .x_desc("time (s from experiment start)")
+            .disable_y_mesh()
+            .y_labels(0)
+            .light_line_style(WHITE.mix(0.0))
+            .draw();
+        for (a, b, kind) in windows {
+            let _ = chart.draw_series(std::iter::once(Rectangle::new(
+                [(*a, 0.0), (*b, n as f64)],
+                FAULT.mix(0.18).filled(),
+            )));
+            let _ = chart.draw_series(std::iter::once(Text::new(
+                kind.clone(),
+                (*a, n as f64 - 0.05),
+                ("sans-serif", 13).into_font().color(&FAULT),
+            )));
+        }
+        for (i, (_, lane)) in lanes.iter().enumerate() {
+            let y = i as f64;
+            let solid_end = lane.first_close.unwrap_or(lane.closed).min(lane.closed);
+            let _ = chart.draw_series(std::iter::once(Rectangle::new(
+                [
+                    (lane.opened, y + 0.2),
+                    (solid_end.max(lane.opened + 0.01), y + 0.5),
+                ],
+                LIFE.mix(0.55).filled(),
+            )));
+            if lane.closed > solid_end {
+                let _ = chart.draw_series(std::iter::once(Rectangle::new(
+                    [(solid_end, y + 0.32), (lane.closed, y + 0.38)],
+                    LIFE.mix(0.35).filled(),
+                )));
+            }
+            // The label sits just above its own bar, where the connection opened.
+            let _ = chart.draw_series(std::iter::once(Text::new(
+                lane.label.clone(),
+                (lane.opened, y + 0.85),
+                ("sans-serif", 12).into_font().color(&BLACK.mix(0.8)),
+            )));
+            if let Some(b) = lane.broker_closed.filter(|_| !lane.orderly) {
+                let _ = chart.draw_series(std::iter::once(
+                    EmptyElement::at((b, y + 0.35))
+                        + Rectangle::new([(-4, -4), (4, 4)], BLACK.filled()),
+                ));
+            }
+            if let Some(st) = lane.stale {
+                let _ = chart.draw_series(std::iter::once(
+                    EmptyElement::at((st, y + 0.35))
+                        + Polygon::new(vec![(0, -6), (6, 0), (0, 6), (-6, 0)], STALE.filled()),
+                ));
+            }
+            // Retransmissions on a real link: the client's above the bar, the broker's below.
+            for &(x, up) in &lane.resent {
+                let (y0, y1) = if up {
+                    (y + 0.5, y + 0.62)
+                } else {
+                    (y + 0.08, y + 0.2)
+                };
+                let _ = chart.draw_series(std::iter::once(PathElement::new(
+                    vec![(x, y0), (x, y1)],
+                    RESENT.stroke_width(1),
+                )));
+            }
+            for r in &lane.resets {
+                let _ = chart.draw_series(std::iter::once(Text::new(
+                    "R",
+                    (*r, y + 0.62),
+                    ("sans-serif", 13).into_font().color(&GAVE_UP),
+                )));
+            }
+        }
+        let _ = chart.draw_series(attempts.iter().map(|&(x, lane)| {
+            EmptyElement::at((x, lane as f64 + 0.35))
+                + Polygon::new(vec![(-4, -14), (4, -14), (0, -20)], BLACK.mix(0.6).filled())
+        }));
+        let _ = chart.draw_series(gave_up.iter().map(|&(x, lane)| {
+            EmptyElement::at((x, lane as f64 + 0.35))
+                + Polygon::new(vec![(-6, -10), (6, -10), (0, -1)], GAVE_UP.filled())
+        }));
+        // A PINGREQ is answered when a PINGRESP came on its lane before the next PINGREQ.
+        let mut answered_req: Vec<bool> = Vec::new();
+        for (i, &(x, lane, resp)) in pings.iter().enumerate() {
+            if resp {
+                continue;
+            }
+            let answered = pings[i + 1..]
+                .iter()
+                .filter(|p| p.1 == lane)
+                .take_while(|p| p.2 || p.0 == x)
+                .any(|p| p.2);
+            answered_req.push(answered);
+        }
+        let reqs = pings.iter().filter(|p| !p.2).zip(answered_req);
+        let _ = chart.draw_series(reqs.map(|(&(x, lane, _), answered)| {
+            Cross::new(
+                (x, lane_index_len.min(lane) as f64 + 0.42),
+                5,
+                if answered { BLACK } else { GAVE_UP }.stroke_width(2),
+            )
+        }));
+        let _ = chart.draw_series(pings.iter().filter(|p| p.2).map(|&(x, lane, _)| {
+            Circle::new(
+                (x, lane_index_len.min(lane) as f64 + 0.25),
+                3,
+                BLACK.filled(),
+            )
+        }));
+    }
 }
