@@ -59,6 +59,7 @@ pub struct CaptureInfo {
     pub folded: Option<Folded>,
 }
 
+#[derive(Default)]
 struct Interner {
     names: Vec<String>,
     index: HashMap<String, u32>,
@@ -156,35 +157,44 @@ pub fn load_capture(
     client_library: Option<&str>,
     broker: Option<&str>,
 ) -> Result<(Run, CaptureInfo), AnalyzeError> {
-    let mut run = Run {
-        wire: crate::Wire::Capture,
-        ..Run::default()
-    };
-    let mut clients = Interner {
-        names: Vec::new(),
-        index: HashMap::new(),
-    };
-    let mut topics = Interner {
-        names: Vec::new(),
-        index: HashMap::new(),
-    };
-    let mut conns: BTreeMap<u64, ConnSeen> = BTreeMap::new();
-    let mut latest_conn: HashMap<String, u64> = HashMap::new();
-    let mut reconnects: Vec<Reconnect> = Vec::new();
-    let mut servers: Vec<String> = Vec::new();
-    let mut gaps = 0u64;
-    let mut ledger = Citer::default();
-    let mut retainer = Retainer::default();
-    let summary: CaptureSummary = linecut_capture::read_mqtt(path, port, |observation| {
-        let event = |ts_us: i64, kind: EventKind| Event {
-            ts_us,
-            source: Source::Capture,
-            kind,
-        };
+    let mut loader = Loader::default();
+    let summary: CaptureSummary =
+        linecut_capture::read_mqtt(path, port, |observation| loader.observe(observation))?;
+    Ok(loader.finish(path, port, summary, client_library, broker))
+}
+
+/// An event the capture proves.
+fn event(ts_us: i64, kind: EventKind) -> Event {
+    Event {
+        ts_us,
+        source: Source::Capture,
+        kind,
+    }
+}
+
+/// What the reading of a capture has gathered so far: the run being built, and what is
+/// remembered of each connection until it ends.
+#[derive(Default)]
+struct Loader {
+    run: Run,
+    clients: Interner,
+    topics: Interner,
+    conns: BTreeMap<u64, ConnSeen>,
+    /// Each client id's latest connection (a newer one supersedes it).
+    latest_conn: HashMap<String, u64>,
+    reconnects: Vec<Reconnect>,
+    servers: Vec<String>,
+    gaps: u64,
+    ledger: Citer,
+    retainer: Retainer,
+}
+
+impl Loader {
+    fn observe(&mut self, observation: Observation<'_>) {
         // A connection folded into the counts: what still arrives on it is counted, not read.
         if let Some(conn) = observation_conn(&observation) {
-            if !retainer.holds(conn) {
-                retainer.folded.late_observations += 1;
+            if !self.retainer.holds(conn) {
+                self.retainer.folded.late_observations += 1;
                 return;
             }
         }
@@ -196,29 +206,7 @@ pub fn load_capture(
                 client,
                 server,
                 syn,
-            } => {
-                ledger.ends.insert(conn, (client, server));
-                if syn {
-                    ledger.cite(conn, ts_us, frame, Sender::Client, WireSign::Syn, 0);
-                }
-                let server = server.to_string();
-                if !servers.contains(&server) {
-                    servers.push(server.clone());
-                }
-                conns.insert(conn, ConnSeen::default());
-                retainer.open(conn);
-                retainer.keep(
-                    conn,
-                    event(
-                        ts_us,
-                        EventKind::ConnOpened(ConnOpened {
-                            conn,
-                            client_addr: client.to_string(),
-                            listen_addr: server,
-                        }),
-                    ),
-                );
-            }
+            } => self.opened(conn, ts_us, frame, client, server, syn),
             Observation::Packet {
                 conn,
                 dir,
@@ -226,119 +214,7 @@ pub fn load_capture(
                 frame,
                 len,
                 packet,
-            } => {
-                if let (Packet::Connect(c), Direction::Up) = (packet, dir) {
-                    let client = c.client_id.to_string();
-                    if let Some(old) = latest_conn.insert(client.clone(), conn) {
-                        // The broker's last word on the old connection before this CONNECT:
-                        // later words there (stale data after the line came back) do not move
-                        // the start of the silence.
-                        let heard = conns
-                            .get(&old)
-                            .and_then(|o| o.heard_us.iter().rev().find(|t| **t < ts_us).copied());
-                        // Only a silence of at least the keepalive can be an outage (the
-                        // first test of `infer_windows`, made here so only candidates are
-                        // kept); both connections are then what the window is made of.
-                        let keepalive_us = i64::from(c.keepalive_s.max(1)) * 1_000_000;
-                        if let Some(heard) = heard.filter(|h| ts_us - h >= keepalive_us) {
-                            retainer.pin(old);
-                            retainer.pin(conn);
-                            reconnects.push(Reconnect {
-                                client: client.clone(),
-                                old_conn: old,
-                                last_heard_us: heard,
-                                connect_us: ts_us,
-                                keepalive_s: c.keepalive_s,
-                            });
-                        }
-                    }
-                    retainer.owned_by(conn, &client);
-                    retainer.sign(conn, |s| s.mqtt = true);
-                }
-                if let (Packet::Disconnect(_), Direction::Up) = (packet, dir) {
-                    retainer.sign(conn, |s| s.client_disconnected = true);
-                }
-                let seen = conns.entry(conn).or_default();
-                if dir == Direction::Down {
-                    seen.heard_us.push(ts_us);
-                }
-                // Data from the broker on a connection the client had already closed, or left
-                // for a newer one, never reached the application: it is stale data, kept as an
-                // event for the story, not a delivery.
-                let stale = dir == Direction::Down
-                    && (seen.client_closed_us.is_some() || seen.superseded(conn, &latest_conn));
-                match packet {
-                    Packet::Publish(_) if stale => {
-                        ledger.cite(
-                            conn,
-                            ts_us,
-                            frame,
-                            Sender::Broker,
-                            WireSign::StalePublish,
-                            0,
-                        );
-                        retainer.sign(conn, |s| s.resent_or_stale = true);
-                        retainer.keep(
-                            conn,
-                            event(
-                                ts_us,
-                                EventKind::MqttPacket(linecut_capture::describe(
-                                    conn, dir, len, packet,
-                                )),
-                            ),
-                        )
-                    }
-                    Packet::Publish(p) => {
-                        let stamp = linecut_model::payload::decode(p.payload);
-                        match (dir, &seen.client) {
-                            (Direction::Down, Some(client)) => match stamp {
-                                Some(s) => {
-                                    run.deliveries.push(Delivery {
-                                        ts_us,
-                                        client: clients.id(client),
-                                        topic: topics.id(p.topic),
-                                        seq: Some(s.seq),
-                                        pub_ts_us: Some(s.pub_ts_us),
-                                    });
-                                    retainer.sign(conn, |s| s.data = true);
-                                }
-                                None => {
-                                    *run.foreign_counts.entry(clients.id(client)).or_insert(0) += 1
-                                }
-                            },
-                            (Direction::Up, _) => {
-                                if let Some(s) = stamp {
-                                    run.publishes.push(Publish {
-                                        ts_us,
-                                        topic: topics.id(p.topic),
-                                        seq: s.seq,
-                                    });
-                                }
-                            }
-                            _ => {}
-                        }
-                    }
-                    Packet::PubAck(_)
-                    | Packet::PubRec(_)
-                    | Packet::PubRel(_)
-                    | Packet::PubComp(_) => {}
-                    other => {
-                        if let Packet::Connect(c) = other {
-                            seen.client = Some(c.client_id.to_string());
-                        }
-                        retainer.count_packet(conn, other.packet_type(), dir);
-                        retainer.keep(
-                            conn,
-                            event(
-                                ts_us,
-                                EventKind::MqttPacket(linecut_capture::describe(
-                                    conn, dir, len, other,
-                                )),
-                            ),
-                        );
-                    }
-                }
-            }
+            } => self.packet(conn, dir, ts_us, frame, len, packet),
             Observation::Malformed {
                 conn,
                 dir,
@@ -346,8 +222,8 @@ pub fn load_capture(
                 error,
                 ..
             } => {
-                retainer.sign(conn, |s| s.broken = true);
-                retainer.keep(
+                self.retainer.sign(conn, |s| s.broken = true);
+                self.retainer.keep(
                     conn,
                     event(
                         ts_us,
@@ -363,64 +239,27 @@ pub fn load_capture(
             Observation::Gap {
                 conn, dir, bytes, ..
             } => {
-                gaps += 1;
-                retainer.sign(conn, |s| s.broken = true);
-                if run.warnings.len() < 20 {
-                    run.warnings.push(format!(
+                self.gaps += 1;
+                self.retainer.sign(conn, |s| s.broken = true);
+                if self.run.warnings.len() < 20 {
+                    self.run.warnings.push(format!(
                         "conn {conn} ({}): {bytes} byte(s) missing from the capture; MQTT decoding of that direction stops there",
                         dir.as_str()
                     ));
                 }
             }
-            // A retransmission from the broker onto a connection the client had left is
-            // stale data arriving (on a real link, the copy that gets through after a cut).
-            // The client's are retransmissions, or with no bytes its SYN resent.
             Observation::Resent {
                 conn,
                 dir,
                 ts_us,
                 frame,
                 bytes,
-            } => {
-                let (sender, sign, stale) = match dir {
-                    Direction::Down => {
-                        let seen = conns.entry(conn).or_default();
-                        let stale =
-                            seen.client_closed_us.is_some() || seen.superseded(conn, &latest_conn);
-                        if stale {
-                            seen.heard_us.push(ts_us);
-                        }
-                        (Sender::Broker, WireSign::Retransmission, stale)
-                    }
-                    Direction::Up if bytes == 0 => (Sender::Client, WireSign::SynRetry, false),
-                    Direction::Up => (Sender::Client, WireSign::Retransmission, false),
-                };
-                ledger.cite(conn, ts_us, frame, sender, sign, bytes);
-                retainer.sign(conn, |s| s.resent_or_stale = true);
-                // Kept as an event either way: a window counts the retransmissions each side
-                // made during it; only stale ones are data arriving late.
-                retainer.keep(
-                    conn,
-                    event(
-                        ts_us,
-                        EventKind::RawBytes(linecut_events::RawBytes {
-                            conn,
-                            dir,
-                            fate: if stale {
-                                linecut_events::Fate::Released
-                            } else {
-                                linecut_events::Fate::Forwarded
-                            },
-                            len: bytes,
-                        }),
-                    ),
-                );
-            }
+            } => self.resent(conn, dir, ts_us, frame, bytes),
             Observation::Neighbour {
                 ts_us,
                 frame,
                 request,
-            } => ledger.frames.push_neighbour(CitedFrame {
+            } => self.ledger.frames.push_neighbour(CitedFrame {
                 frame,
                 ts_us,
                 // Resolution is cited only for a client's address: its requests, and the
@@ -446,119 +285,336 @@ pub fn load_capture(
                 frame,
                 by,
                 rst,
-            } => {
-                let sender = if by == Side::Client {
-                    Sender::Client
-                } else {
-                    Sender::Broker
-                };
-                let sign = if rst { WireSign::Rst } else { WireSign::Fin };
-                ledger.cite(conn, ts_us, frame, sender, sign, 0);
-                let seen = conns.entry(conn).or_default();
-                match by {
-                    Side::Client => {
-                        seen.client_closed_us.get_or_insert(ts_us);
-                    }
-                    Side::Server => seen.heard_us.push(ts_us),
-                }
-                retainer.sign(conn, |s| {
-                    s.closed = true;
-                    s.rst |= rst;
-                });
-                retainer.keep(
-                    conn,
-                    event(
-                        ts_us,
-                        EventKind::LegClosed(LegClosed {
-                            conn,
-                            leg: if by == Side::Client {
-                                Leg::Client
-                            } else {
-                                Leg::Upstream
-                            },
-                            by: ClosedBy::Peer,
-                            how: if rst { CloseHow::Rst } else { CloseHow::Fin },
-                            reason: Some("seen in the capture".into()),
-                        }),
-                    ),
-                )
-            }
+            } => self.closed(conn, ts_us, frame, by, rst),
             // The follower forgot the connection: it may be folded now, and with it what was
             // kept about it (and about its client, when none of the client's is held).
             Observation::Ended { conn, .. } => {
-                for (folded, client) in retainer.end(conn) {
-                    conns.remove(&folded);
-                    ledger.ends.remove(&folded);
-                    ledger.frames.forget(folded);
+                for (folded, client) in self.retainer.end(conn) {
+                    self.conns.remove(&folded);
+                    self.ledger.ends.remove(&folded);
+                    self.ledger.frames.forget(folded);
                     if let Some(client) = client {
-                        latest_conn.remove(&client);
+                        self.latest_conn.remove(&client);
                     }
                 }
             }
         }
-    })?;
-    if gaps > 20 {
-        run.warnings.push(format!("… {} more gaps", gaps - 20));
     }
-    let (held, folded) = retainer.finish();
-    run.proxy = held.into_iter().map(|(_, e)| e).collect();
-    let inferred = infer_windows(&conns, &reconnects, &mut run.proxy);
-    run.proxy.sort_by_key(|e| e.ts_us);
-    run.deliveries.sort_by_key(|d| d.ts_us);
-    run.publishes.sort_by_key(|p| p.ts_us);
-    run.clients = clients.names;
-    run.topics = topics.names;
-    run.frames = ledger.frames;
-    let file = path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    );
-    let stopped = summary.read.stopped.clone();
-    // A capture has no meta.json; the analysis reads the same fields from what the capture says.
-    run.meta = RunMeta {
-        scenario: format!("capture {file}"),
-        broker: broker.map_or_else(
-            || format!("broker at {} (from the capture)", servers.join(", ")),
-            str::to_string,
-        ),
-        subscriber_client: client_library
-            .unwrap_or("unknown client (from the capture)")
-            .to_string(),
-        experiment_start_us: summary.first_ts_us,
-        status: match &stopped {
-            Some(s) => {
-                RunStatus::Incomplete(format!("the capture could not be read to its end: {s}"))
+
+    fn opened(
+        &mut self,
+        conn: u64,
+        ts_us: i64,
+        frame: u64,
+        client: SocketAddr,
+        server: SocketAddr,
+        syn: bool,
+    ) {
+        self.ledger.ends.insert(conn, (client, server));
+        if syn {
+            self.ledger
+                .cite(conn, ts_us, frame, Sender::Client, WireSign::Syn, 0);
+        }
+        let server = server.to_string();
+        if !self.servers.contains(&server) {
+            self.servers.push(server.clone());
+        }
+        self.conns.insert(conn, ConnSeen::default());
+        self.retainer.open(conn);
+        self.retainer.keep(
+            conn,
+            event(
+                ts_us,
+                EventKind::ConnOpened(ConnOpened {
+                    conn,
+                    client_addr: client.to_string(),
+                    listen_addr: server,
+                }),
+            ),
+        );
+    }
+
+    /// Keeps an MQTT packet as an event of its connection (for the timeline and the stories).
+    fn keep_packet(&mut self, conn: u64, dir: Direction, ts_us: i64, len: usize, packet: &Packet) {
+        self.retainer.keep(
+            conn,
+            event(
+                ts_us,
+                EventKind::MqttPacket(linecut_capture::describe(conn, dir, len, packet)),
+            ),
+        );
+    }
+
+    fn packet(
+        &mut self,
+        conn: u64,
+        dir: Direction,
+        ts_us: i64,
+        frame: u64,
+        len: usize,
+        packet: &Packet,
+    ) {
+        if let (Packet::Connect(c), Direction::Up) = (packet, dir) {
+            let client = c.client_id.to_string();
+            if let Some(old) = self.latest_conn.insert(client.clone(), conn) {
+                // The broker's last word on the old connection before this CONNECT: later
+                // words there (stale data after the line came back) do not move the start of
+                // the silence.
+                let heard = self
+                    .conns
+                    .get(&old)
+                    .and_then(|o| o.heard_us.iter().rev().find(|t| **t < ts_us).copied());
+                // Only a silence of at least the keepalive can be an outage (the first test of
+                // `infer_windows`, made here so only candidates are kept); both connections
+                // are then what the window is made of.
+                let keepalive_us = i64::from(c.keepalive_s.max(1)) * 1_000_000;
+                if let Some(heard) = heard.filter(|h| ts_us - h >= keepalive_us) {
+                    self.retainer.pin(old);
+                    self.retainer.pin(conn);
+                    self.reconnects.push(Reconnect {
+                        client: client.clone(),
+                        old_conn: old,
+                        last_heard_us: heard,
+                        connect_us: ts_us,
+                        keepalive_s: c.keepalive_s,
+                    });
+                }
             }
-            None => RunStatus::Complete,
-        },
-        ..RunMeta::default()
-    };
-    if !summary.unknown_linktypes.is_empty() {
-        run.warnings.push(format!(
-            "frames of link types linecut does not read were skipped: {:?}",
-            summary.unknown_linktypes
-        ));
+            self.retainer.owned_by(conn, &client);
+            self.retainer.sign(conn, |s| s.mqtt = true);
+        }
+        if let (Packet::Disconnect(_), Direction::Up) = (packet, dir) {
+            self.retainer.sign(conn, |s| s.client_disconnected = true);
+        }
+        let seen = self.conns.entry(conn).or_default();
+        if dir == Direction::Down {
+            seen.heard_us.push(ts_us);
+        }
+        // Data from the broker on a connection the client had already closed, or left for a
+        // newer one, never reached the application: it is stale data, kept as an event for
+        // the story, not a delivery.
+        let stale = dir == Direction::Down
+            && (seen.client_closed_us.is_some() || seen.superseded(conn, &self.latest_conn));
+        match packet {
+            Packet::Publish(_) if stale => {
+                self.ledger.cite(
+                    conn,
+                    ts_us,
+                    frame,
+                    Sender::Broker,
+                    WireSign::StalePublish,
+                    0,
+                );
+                self.retainer.sign(conn, |s| s.resent_or_stale = true);
+                self.keep_packet(conn, dir, ts_us, len, packet);
+            }
+            Packet::Publish(p) => {
+                let stamp = linecut_model::payload::decode(p.payload);
+                match (dir, &seen.client) {
+                    (Direction::Down, Some(client)) => match stamp {
+                        Some(s) => {
+                            self.run.deliveries.push(Delivery {
+                                ts_us,
+                                client: self.clients.id(client),
+                                topic: self.topics.id(p.topic),
+                                seq: Some(s.seq),
+                                pub_ts_us: Some(s.pub_ts_us),
+                            });
+                            self.retainer.sign(conn, |s| s.data = true);
+                        }
+                        None => {
+                            *self
+                                .run
+                                .foreign_counts
+                                .entry(self.clients.id(client))
+                                .or_insert(0) += 1
+                        }
+                    },
+                    (Direction::Up, _) => {
+                        if let Some(s) = stamp {
+                            self.run.publishes.push(Publish {
+                                ts_us,
+                                topic: self.topics.id(p.topic),
+                                seq: s.seq,
+                            });
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Packet::PubAck(_) | Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_) => {}
+            other => {
+                if let Packet::Connect(c) = other {
+                    seen.client = Some(c.client_id.to_string());
+                }
+                self.retainer.count_packet(conn, other.packet_type(), dir);
+                self.keep_packet(conn, dir, ts_us, len, other);
+            }
+        }
     }
-    let s = summary.flows.stream;
-    let info = CaptureInfo {
-        file,
-        container: summary.read.container.to_string(),
-        port,
-        frames: summary.read.frames,
-        bytes: summary.read.bytes,
-        connections: summary.flows.connections,
-        mqtt_packets: summary.flows.mqtt_packets,
-        other_frames: summary.other_frames,
-        retransmitted_bytes: s.retransmitted_bytes,
-        out_of_order_segments: s.out_of_order_segments,
-        gaps: s.gaps,
-        gap_bytes: s.gap_bytes,
-        stopped,
-        unknown_linktypes: summary.unknown_linktypes,
-        inferred_windows: inferred,
-        folded,
-    };
-    Ok((run, info))
+
+    /// A retransmission from the broker onto a connection the client had left is stale data
+    /// arriving (on a real link, the copy that gets through after a cut). The client's are
+    /// retransmissions, or with no bytes its SYN resent.
+    fn resent(&mut self, conn: u64, dir: Direction, ts_us: i64, frame: u64, bytes: u64) {
+        let (sender, sign, stale) = match dir {
+            Direction::Down => {
+                let seen = self.conns.entry(conn).or_default();
+                let stale =
+                    seen.client_closed_us.is_some() || seen.superseded(conn, &self.latest_conn);
+                if stale {
+                    seen.heard_us.push(ts_us);
+                }
+                (Sender::Broker, WireSign::Retransmission, stale)
+            }
+            Direction::Up if bytes == 0 => (Sender::Client, WireSign::SynRetry, false),
+            Direction::Up => (Sender::Client, WireSign::Retransmission, false),
+        };
+        self.ledger.cite(conn, ts_us, frame, sender, sign, bytes);
+        self.retainer.sign(conn, |s| s.resent_or_stale = true);
+        // Kept as an event either way: a window counts the retransmissions each side made
+        // during it; only stale ones are data arriving late.
+        self.retainer.keep(
+            conn,
+            event(
+                ts_us,
+                EventKind::RawBytes(linecut_events::RawBytes {
+                    conn,
+                    dir,
+                    fate: if stale {
+                        linecut_events::Fate::Released
+                    } else {
+                        linecut_events::Fate::Forwarded
+                    },
+                    len: bytes,
+                }),
+            ),
+        );
+    }
+
+    fn closed(&mut self, conn: u64, ts_us: i64, frame: u64, by: Side, rst: bool) {
+        let sender = if by == Side::Client {
+            Sender::Client
+        } else {
+            Sender::Broker
+        };
+        let sign = if rst { WireSign::Rst } else { WireSign::Fin };
+        self.ledger.cite(conn, ts_us, frame, sender, sign, 0);
+        let seen = self.conns.entry(conn).or_default();
+        match by {
+            Side::Client => {
+                seen.client_closed_us.get_or_insert(ts_us);
+            }
+            Side::Server => seen.heard_us.push(ts_us),
+        }
+        self.retainer.sign(conn, |s| {
+            s.closed = true;
+            s.rst |= rst;
+        });
+        self.retainer.keep(
+            conn,
+            event(
+                ts_us,
+                EventKind::LegClosed(LegClosed {
+                    conn,
+                    leg: if by == Side::Client {
+                        Leg::Client
+                    } else {
+                        Leg::Upstream
+                    },
+                    by: ClosedBy::Peer,
+                    how: if rst { CloseHow::Rst } else { CloseHow::Fin },
+                    reason: Some("seen in the capture".into()),
+                }),
+            ),
+        )
+    }
+
+    /// The run and what the capture was, once every frame is read.
+    fn finish(
+        self,
+        path: &Path,
+        port: u16,
+        summary: CaptureSummary,
+        client_library: Option<&str>,
+        broker: Option<&str>,
+    ) -> (Run, CaptureInfo) {
+        let Loader {
+            mut run,
+            clients,
+            topics,
+            conns,
+            reconnects,
+            servers,
+            gaps,
+            ledger,
+            retainer,
+            ..
+        } = self;
+        run.wire = crate::Wire::Capture;
+        if gaps > 20 {
+            run.warnings.push(format!("… {} more gaps", gaps - 20));
+        }
+        let (held, folded) = retainer.finish();
+        run.proxy = held.into_iter().map(|(_, e)| e).collect();
+        let inferred = infer_windows(&conns, &reconnects, &mut run.proxy);
+        run.proxy.sort_by_key(|e| e.ts_us);
+        run.deliveries.sort_by_key(|d| d.ts_us);
+        run.publishes.sort_by_key(|p| p.ts_us);
+        run.clients = clients.names;
+        run.topics = topics.names;
+        run.frames = ledger.frames;
+        let file = path.file_name().map_or_else(
+            || path.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let stopped = summary.read.stopped.clone();
+        // A capture has no meta.json; the analysis reads the same fields from what the capture says.
+        run.meta = RunMeta {
+            scenario: format!("capture {file}"),
+            broker: broker.map_or_else(
+                || format!("broker at {} (from the capture)", servers.join(", ")),
+                str::to_string,
+            ),
+            subscriber_client: client_library
+                .unwrap_or("unknown client (from the capture)")
+                .to_string(),
+            experiment_start_us: summary.first_ts_us,
+            status: match &stopped {
+                Some(s) => {
+                    RunStatus::Incomplete(format!("the capture could not be read to its end: {s}"))
+                }
+                None => RunStatus::Complete,
+            },
+            ..RunMeta::default()
+        };
+        if !summary.unknown_linktypes.is_empty() {
+            run.warnings.push(format!(
+                "frames of link types linecut does not read were skipped: {:?}",
+                summary.unknown_linktypes
+            ));
+        }
+        let s = summary.flows.stream;
+        let info = CaptureInfo {
+            file,
+            container: summary.read.container.to_string(),
+            port,
+            frames: summary.read.frames,
+            bytes: summary.read.bytes,
+            connections: summary.flows.connections,
+            mqtt_packets: summary.flows.mqtt_packets,
+            other_frames: summary.other_frames,
+            retransmitted_bytes: s.retransmitted_bytes,
+            out_of_order_segments: s.out_of_order_segments,
+            gaps: s.gaps,
+            gap_bytes: s.gap_bytes,
+            stopped,
+            unknown_linktypes: summary.unknown_linktypes,
+            inferred_windows: inferred,
+            folded,
+        };
+        (run, info)
+    }
 }
 
 /// The connection an observation is about, for those that touch a connection's state.
