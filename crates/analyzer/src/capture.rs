@@ -674,6 +674,7 @@ fn infer_windows(
                 kind: INFERRED.into(),
                 scheduled_us: None,
                 lateness_us: None,
+                applied: Vec::new(),
             }),
         });
         events.push(Event {
@@ -684,6 +685,7 @@ fn infer_windows(
                 kind: INFERRED.into(),
                 scheduled_us: None,
                 lateness_us: None,
+                applied: Vec::new(),
             }),
         });
     }

@@ -404,9 +404,12 @@ pub fn analyze(run: &Run) -> Report {
                     .filter(|&n| windows[n].start < w.end)
                     .map(|n| windows[n].fault)
                     .collect();
-                let mut m = window_metrics(&ctx, c, w, horizon);
+                // Measured from when the fault reached this subscriber, where the run says.
+                let own = w.for_client(&c.id);
+                let lived = own.as_ref().unwrap_or(w);
+                let mut m = window_metrics(&ctx, c, lived, horizon);
                 m.overlapped_by = overlapped_by;
-                let seen = window_metrics(&ctx, &wire_clients[c.id.as_str()], w, horizon);
+                let seen = window_metrics(&ctx, &wire_clients[c.id.as_str()], lived, horizon);
                 m.reported_by_client = !c.from_wire;
                 m.wire_detect_s = seen.client_detect_s;
                 m.wire_reconnect_s = seen.reconnect_s;

@@ -90,6 +90,7 @@ fn fault(start: f64, end: f64) -> Vec<Event> {
                 kind: "cut".into(),
                 scheduled_us: None,
                 lateness_us: None,
+                applied: Vec::new(),
             }),
         ),
         proxy(
@@ -99,6 +100,7 @@ fn fault(start: f64, end: f64) -> Vec<Event> {
                 kind: "cut".into(),
                 scheduled_us: None,
                 lateness_us: None,
+                applied: Vec::new(),
             }),
         ),
     ]

@@ -439,6 +439,10 @@ pub struct FaultStarted {
     /// How late the fault actually started against its schedule.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lateness_us: Option<u64>,
+    /// Namespace mode: when each subscriber the fault acts on had its rules in (the event's
+    /// own time is the last of them). Empty in proxy mode, where a fault is one switch.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied: Vec<Applied>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -449,6 +453,16 @@ pub struct FaultEnded {
     pub scheduled_us: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lateness_us: Option<u64>,
+    /// As [`FaultStarted::applied`], for the rules' removal.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied: Vec<Applied>,
+}
+
+/// When a fault change took effect for one subscriber.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Applied {
+    pub client: String,
+    pub ts_us: i64,
 }
 
 /// Something a fault did to a specific connection (or to the listener, for `refuse`).

@@ -94,12 +94,14 @@ fn one_of_each() -> Vec<EventKind> {
             kind: "cut".into(),
             scheduled_us: Some(1_000_000),
             lateness_us: Some(80),
+            applied: Vec::new(),
         }),
         EventKind::FaultEnded(FaultEnded {
             fault: 1,
             kind: "cut".into(),
             scheduled_us: None,
             lateness_us: None,
+            applied: Vec::new(),
         }),
         EventKind::FaultAction(FaultAction {
             fault: 2,

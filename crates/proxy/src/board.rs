@@ -188,6 +188,7 @@ impl FaultBoard {
                 kind: spec.kind().to_string(),
                 scheduled_us,
                 lateness_us,
+                applied: Vec::new(),
             }),
         );
         if let Some(action) = spec.fault.on_start() {
@@ -212,6 +213,7 @@ impl FaultBoard {
                 kind: spec.kind().to_string(),
                 scheduled_us,
                 lateness_us,
+                applied: Vec::new(),
             }));
         }
         true
@@ -244,6 +246,7 @@ impl FaultBoard {
                 kind: kind.to_string(),
                 scheduled_us,
                 lateness_us,
+                applied: Vec::new(),
             }),
         );
     }

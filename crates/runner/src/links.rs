@@ -15,7 +15,7 @@ use crate::front::{Faults, Front, FrontLog};
 use crate::stack::{Logs, RunningBroker, Stack};
 use crate::{io, RunError};
 use linecut_events::run_dir::{NetworkMember, NetworkRecord};
-use linecut_events::{EventKind, EventSink, FaultEnded, FaultStarted, RunLayout, Source};
+use linecut_events::{Applied, EventKind, EventSink, FaultEnded, FaultStarted, RunLayout, Source};
 use linecut_model::{LinkFaultSpec, LinkKind, Target};
 use linecut_netns::capture::Capture;
 use linecut_netns::rules::{LinkRules, MemberFaults};
@@ -125,6 +125,7 @@ impl LinkFront {
         let schedules: Vec<_> = faults.iter().map(|f| f.schedule.clone()).collect();
         let stage = LinkStage {
             targets: faults.iter().map(|f| targets(f, &ids)).collect(),
+            ids,
             faults,
             rules,
             run_length,
@@ -321,6 +322,8 @@ struct LinkStage {
     faults: Vec<LinkFaultSpec>,
     /// Per fault, the members it acts on.
     targets: Vec<Vec<usize>>,
+    /// Each member's client id.
+    ids: Vec<String>,
     rules: LinkRules,
     /// Occurrences planned at or past the run's end are not played.
     run_length: Duration,
@@ -364,7 +367,7 @@ impl LinkStage {
         } else {
             self.active.remove(&index);
         }
-        let applied = match self.apply(index) {
+        let (applied, per_member) = match self.apply(index) {
             Ok(applied) => applied,
             Err(e) => {
                 *self.failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
@@ -391,6 +394,7 @@ impl LinkStage {
                 kind,
                 scheduled_us: Some(planned_us),
                 lateness_us: Some(lateness),
+                applied: per_member,
             }));
         } else {
             self.sink.emit(EventKind::FaultEnded(FaultEnded {
@@ -398,14 +402,16 @@ impl LinkStage {
                 kind,
                 scheduled_us: Some(planned_us),
                 lateness_us: Some(lateness),
+                applied: per_member,
             }));
         }
         true
     }
 
     /// Rewrites the rules of every member fault `index` touches, from the faults now active;
-    /// when the last of them had its rules in.
-    fn apply(&mut self, index: usize) -> Result<Instant, String> {
+    /// when the last of them had its rules in, and when each did (by client id, on the events'
+    /// clock).
+    fn apply(&mut self, index: usize) -> Result<(Instant, Vec<Applied>), String> {
         let faults = &self.faults;
         let active: Vec<(&LinkFaultSpec, &Vec<usize>)> = self
             .active
@@ -437,6 +443,17 @@ impl LinkStage {
             })
             .collect();
         let stamps = self.rules.apply(&changed).map_err(|e| e.to_string())?;
-        Ok(stamps.into_iter().max().unwrap_or_else(Instant::now))
+        // The events' clock is the wall clock; an Instant is placed on it by its distance from
+        // now.
+        let (now, now_us) = (Instant::now(), linecut_events::now_us());
+        let applied = changed
+            .iter()
+            .zip(&stamps)
+            .map(|(c, at)| Applied {
+                client: self.ids[c.member].clone(),
+                ts_us: now_us - now.saturating_duration_since(*at).as_micros() as i64,
+            })
+            .collect();
+        Ok((stamps.into_iter().max().unwrap_or(now), applied))
     }
 }

@@ -595,7 +595,8 @@ for = "15s"
 }
 
 /// A flapping link (`every` / `count`): each occurrence is its own pair of rule changes in
-/// `link.jsonl` and its own window in the report.
+/// `link.jsonl` and its own window in the report; each change says when each subscriber's rules
+/// were in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flapping_link_gives_one_window_per_occurrence() {
     if !root() {
@@ -609,7 +610,8 @@ duration = "9s"
 [publisher]
 interval = "200ms"
 [subscriber]
-client_id = "flappy"
+count = 2
+client_id = "flappy-{n}"
 keepalive = "5s"
 [network]
 mode = "namespace"
@@ -637,10 +639,35 @@ count = 2
         (starts[1] - starts[0] - 3_000_000).abs() < 100_000,
         "{starts:?}"
     );
+    // Each change stamps each subscriber when its own rules were in: both subscribers, in the
+    // order they were applied, none before the change was due (the event's lateness is the
+    // last one's distance from the plan; 2 µs for the two clocks' rounding) and none after
+    // the event itself.
+    for line in log.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if !matches!(v["type"].as_str(), Some("fault_started" | "fault_ended")) {
+            continue;
+        }
+        let (change, ts) = (&v, v["ts_us"].as_i64().unwrap());
+        let applied = change["applied"].as_array().unwrap();
+        let clients: Vec<&str> = applied
+            .iter()
+            .map(|a| a["client"].as_str().unwrap())
+            .collect();
+        assert_eq!(clients, ["flappy-1", "flappy-2"], "{line}");
+        let at: Vec<i64> = applied
+            .iter()
+            .map(|a| a["ts_us"].as_i64().unwrap())
+            .collect();
+        let last = *at.iter().max().unwrap();
+        let planned = last - change["lateness_us"].as_i64().unwrap();
+        assert!(at[0] <= at[1] && at[1] <= ts, "{line}");
+        assert!(at[0] >= planned - 2, "{line}");
+    }
     // Short cuts (1 s, K = 5 s): ridden through, nothing lost.
     assert!(report
         .windows
         .iter()
-        .all(|w| w.subscribers[0].client_detect_s.is_none()));
+        .all(|w| w.subscribers.iter().all(|m| m.client_detect_s.is_none())));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -23,12 +23,29 @@ use linecut_model::{BrokerFamily, ClientFamily};
 use std::collections::BTreeSet;
 
 /// One fault's outage window: from its start to its end (or the run's end).
+#[derive(Clone)]
 pub(crate) struct Window {
     pub fault: u64,
     pub kind: String,
     pub spec: String,
     pub start: i64,
     pub end: i64,
+    /// Namespace mode: when the fault's rules were in for each subscriber, and out again
+    /// (the window's own times are the last subscriber's).
+    pub per_client: std::collections::HashMap<String, (Option<i64>, Option<i64>)>,
+}
+
+impl Window {
+    /// The window as subscriber `client` lived it, when the run recorded its own times: from
+    /// its rules in to its rules out.
+    pub fn for_client(&self, client: &str) -> Option<Window> {
+        let (start, end) = self.per_client.get(client)?;
+        let mut w = self.clone();
+        w.per_client.clear();
+        w.start = start.unwrap_or(w.start);
+        w.end = end.unwrap_or(w.end).max(w.start);
+        Some(w)
+    }
 }
 
 pub(crate) fn windows(run: &Run, run_end: i64) -> Vec<Window> {
@@ -43,12 +60,21 @@ pub(crate) fn windows(run: &Run, run_end: i64) -> Vec<Window> {
                     spec: f.spec.clone(),
                     start: e.ts_us,
                     end: run_end,
+                    per_client: f
+                        .applied
+                        .iter()
+                        .map(|a| (a.client.clone(), (Some(a.ts_us), None)))
+                        .collect(),
                 });
                 open.push(windows.len() - 1);
             }
             EventKind::FaultEnded(f) => {
                 if let Some(pos) = open.iter().position(|&i| windows[i].fault == f.fault) {
-                    windows[open.remove(pos)].end = e.ts_us;
+                    let w = &mut windows[open.remove(pos)];
+                    w.end = e.ts_us;
+                    for a in &f.applied {
+                        w.per_client.entry(a.client.clone()).or_default().1 = Some(a.ts_us);
+                    }
                 }
             }
             _ => {}
