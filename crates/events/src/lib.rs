@@ -34,8 +34,8 @@
 //! | `raw_bytes` | proxy | `conn`, `dir`, `fate`, `len`: bytes of a stream that is not (or no longer) MQTT |
 //! | `mqtt_malformed` | proxy | `conn`, `dir`, `error`, `offset`: the stream stopped parsing; it is forwarded raw from here on |
 //! | `publish_suppressed` | proxy | `conn`, `dir`, `count`, `bytes`: PUBLISH-family packets not logged one by one (rate limit) |
-//! | `fault_started` | proxy | `fault` (id), `spec` (the fault as written), `kind`, `scheduled_us`, `lateness_us` |
-//! | `fault_ended` | proxy | `fault`, `kind`, `scheduled_us`, `lateness_us` |
+//! | `fault_started` | proxy, link | `fault` (id), `spec` (the fault as written), `kind`, `scheduled_us`, `lateness_us`; on a link, `applied`: when each subscriber's rules were in (`client`, `ts_us`) |
+//! | `fault_ended` | proxy, link | `fault`, `kind`, `scheduled_us`, `lateness_us`, `applied` (link) |
 //! | `fault_action` | proxy | `fault`, `kind`, `action` (`reset`/`close`/`refuse`/`give_up`), `conn` (optional), `detail` |
 //! | `connect_attempt` | subscriber, publisher | `client`, `attempt` (1-based, per client), `broker`, `delay_ms` (back-off slept before it) |
 //! | `connack` | subscriber, publisher | `client`, `code`, `session_present` |
