@@ -2,9 +2,10 @@
 //! it received, lost, received twice, out of order or late, the longest holes, its reconnects
 //! and its pings.
 
+use crate::clients::{secs, Client, STOP_GRACE_US};
 use crate::report::DataMetrics;
 use crate::window::Window;
-use crate::{secs, topic_matches, wire, Client, Publish, Run, STOP_GRACE_US};
+use crate::{topic_matches, wire, Publish, Run};
 use linecut_events::{DisconnectCause, EventKind};
 use std::collections::BTreeMap;
 

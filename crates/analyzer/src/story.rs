@@ -26,7 +26,7 @@ impl DetectHow {
     /// The name `report.json` uses.
     pub fn name(self) -> String {
         match self {
-            DetectHow::Cause(cause) => crate::cause_name(cause),
+            DetectHow::Cause(cause) => crate::clients::cause_name(cause),
             DetectHow::SocketClosed => "socket_closed".into(),
             DetectHow::NewConnection => "new_connection".into(),
             DetectHow::Proxy => "proxy".into(),

@@ -354,7 +354,7 @@ fn marks(
         let at = t(e.ts_us);
         if last_give_up
             .get(d.client.as_str())
-            .is_some_and(|prev| at - prev <= crate::SAME_MOMENT_US as f64 / 1e6)
+            .is_some_and(|prev| at - prev <= crate::clients::SAME_MOMENT_US as f64 / 1e6)
         {
             continue;
         }

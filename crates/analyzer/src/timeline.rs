@@ -2,9 +2,10 @@
 //! clients' and the wire's events near an outage, the broker's verdicts), in time order, and
 //! the warnings about clients under test.
 
+use crate::clients::{cause_name, secs, Client};
 use crate::report::TimelineEntry;
 use crate::window::Window;
-use crate::{cause_name, secs, Client, Run};
+use crate::Run;
 use linecut_events::{ClosedBy, DisconnectCause, EventKind, Leg};
 use std::collections::BTreeMap;
 
@@ -71,7 +72,9 @@ pub(crate) fn timeline(
             match &e.kind {
                 EventKind::ConnectAttempt(_) | EventKind::Connack(_) => last_disconnect = None,
                 EventKind::Disconnected(_) => {
-                    if last_disconnect.is_some_and(|t| e.ts_us - t <= crate::SAME_MOMENT_US) {
+                    if last_disconnect
+                        .is_some_and(|t| e.ts_us - t <= crate::clients::SAME_MOMENT_US)
+                    {
                         continue;
                     }
                     last_disconnect = Some(e.ts_us);

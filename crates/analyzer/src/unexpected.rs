@@ -8,10 +8,11 @@
 //! the outage end, whichever is later. Everything else, the run's own orderly stop aside, is
 //! unexpected.
 
+use crate::clients::{cause_name, secs, Client, SAME_MOMENT_US};
 use crate::index::ConnIndex;
 use crate::report::UnexpectedDisconnect;
 use crate::window::Window;
-use crate::{cause_name, secs, Client, Run, SAME_MOMENT_US};
+use crate::Run;
 use linecut_events::broker_log::BrokerLogKind;
 use linecut_events::{DisconnectCause, EventKind};
 

@@ -2,8 +2,8 @@
 //! client's new CONNECT reached it, or its log's keepalive line.
 
 use super::{RunContext, View, Window};
+use crate::clients::Client;
 use crate::story::DetectHow;
-use crate::Client;
 use linecut_events::broker_log::{BrokerLogEntry, BrokerLogKind};
 
 /// What the broker did about the outage.

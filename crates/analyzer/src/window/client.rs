@@ -2,8 +2,8 @@
 //! disconnect, its socket closing, a new CONNECT, or (on a real link) a new attempt's SYN.
 
 use super::{RunContext, View, Window};
+use crate::clients::{first, Client, SAME_MOMENT_US};
 use crate::story::DetectHow;
-use crate::{first, Client, SAME_MOMENT_US};
 use linecut_events::{DisconnectCause, Event, EventKind};
 
 /// What the client did about the outage.

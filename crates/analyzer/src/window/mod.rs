@@ -15,12 +15,17 @@ mod stale;
 mod stories;
 
 use crate::bands;
+use crate::clients::{first, secs, Client};
+use crate::expect::timing;
 use crate::index::{count_in, last_before, ConnIndex};
+use crate::report::{Distribution, WindowReport};
 use crate::report::{Verdict, WireDifference};
-use crate::{first, secs, Client, Run, WindowMetrics};
+use crate::story::DetectHow;
+use crate::{Run, WindowMetrics};
 use linecut_events::{DisconnectCause, EventKind};
+use linecut_model::Metric;
 use linecut_model::{BrokerFamily, ClientFamily};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One fault's outage window: from its start to its end (or the run's end).
 #[derive(Clone)]
@@ -300,4 +305,118 @@ pub(crate) fn window_metrics(
             back.suback.map(|s| s.ts_us - w.end),
         ],
     }
+}
+
+/// Every window's report, each subscriber it plays on measured in it (by its own events and
+/// by the wire's), and each window's settling time: the latest moment any band allows a
+/// detection.
+pub(crate) fn reports(
+    ctx: &RunContext<'_>,
+    clients: &BTreeMap<String, Client<'_>>,
+    wire_clients: &BTreeMap<&str, Client<'_>>,
+    windows: &[Window],
+    run_end: i64,
+) -> (Vec<WindowReport>, Vec<i64>) {
+    let mut window_reports = Vec::new();
+    let mut settle = Vec::new();
+    // A fault played on some subscribers (`target = "client=PATTERN"`) is measured on those
+    // only: the others had no outage to notice, ride through or be judged against.
+    let targets: Vec<Option<linecut_model::glob::Glob>> = windows
+        .iter()
+        .map(|w| linecut_model::spec_target(&w.spec))
+        .collect();
+    let plays_on = |i: usize, client: &str| targets[i].as_ref().is_none_or(|g| g.matches(client));
+    for (i, w) in windows.iter().enumerate() {
+        let subscribers: Vec<WindowMetrics> = clients
+            .values()
+            .filter(|c| plays_on(i, &c.id))
+            .map(|c| {
+                // Faults overlap per subscriber (the review's D5: a reject inside a cut was
+                // taken for the cut's end, and the cut's detection credited to the reject).
+                // A fault that began while an earlier one on this subscriber was on is inside
+                // it: the earlier window measures both.
+                let inside = (0..i)
+                    .find(|&a| {
+                        plays_on(a, &c.id)
+                            && windows[a].start <= w.start
+                            && w.start < windows[a].end
+                    })
+                    .map(|a| windows[a].fault);
+                if let Some(fault) = inside {
+                    return WindowMetrics {
+                        client: c.id.clone(),
+                        inside_fault: Some(fault),
+                        ..WindowMetrics::default()
+                    };
+                }
+                let later = || (i + 1..windows.len()).filter(|&n| plays_on(n, &c.id));
+                // This window's analysis runs to the next fault on this subscriber that began
+                // after it ended; exclusive, so the run's last event belongs to the last one.
+                let horizon = later()
+                    .map(|n| windows[n].start)
+                    .find(|&start| start >= w.end)
+                    .unwrap_or(run_end + 1);
+                let overlapped_by = later()
+                    .filter(|&n| windows[n].start < w.end)
+                    .map(|n| windows[n].fault)
+                    .collect();
+                // Measured from when the fault reached this subscriber, where the run says.
+                let own = w.for_client(&c.id);
+                let lived = own.as_ref().unwrap_or(w);
+                let mut m = window_metrics(ctx, c, lived, horizon);
+                m.overlapped_by = overlapped_by;
+                let seen = window_metrics(ctx, &wire_clients[c.id.as_str()], lived, horizon);
+                m.reported_by_client = !c.from_wire;
+                m.wire_detect_s = seen.client_detect_s;
+                m.wire_reconnect_s = seen.reconnect_s;
+                m.wire_resubscribe_s = seen.resubscribe_s;
+                // From the unrounded times: two values rounded to the millisecond would turn
+                // a 0.16 ms difference into 1 ms.
+                let diff = |a: Option<i64>, b: Option<i64>| {
+                    a.zip(b)
+                        .map(|(a, b)| ((a - b) as f64 / 10.0).round() / 100.0)
+                };
+                m.wire_detect_how = seen.client_detect_how;
+                // A new connection is not a give-up: when the client's close never crossed
+                // (a FIN waits behind unacknowledged data on a cut link), the wire shows no
+                // give-up, and a difference against its next SYN would be meaningless.
+                let wire_gave_up = seen.client_detect_how != Some(DetectHow::NewConnection)
+                    || !ctx.wire_is_capture;
+                m.client_minus_wire = WireDifference {
+                    detect_ms: diff(m.raw_us[0], seen.raw_us[0].filter(|_| wire_gave_up)),
+                    reconnect_ms: diff(m.raw_us[1], seen.raw_us[1]),
+                    resubscribe_ms: diff(m.raw_us[2], seen.raw_us[2]),
+                };
+                m
+            })
+            .collect();
+        // The window's settling time: the latest moment any band allows a detection.
+        let latest_s = subscribers
+            .iter()
+            .flat_map(|m| [&m.client_detect_band, &m.broker_detect_band])
+            .flatten()
+            .map(|b| b.high_s + b.tolerance_s)
+            .fold(0.0, f64::max);
+        settle.push(w.start + (latest_s * 1e6) as i64);
+        let distribution = Metric::timings()
+            .filter_map(|metric| {
+                let values: Vec<Option<f64>> = subscribers
+                    .iter()
+                    .filter(|m| m.inside_fault.is_none())
+                    .map(|m| timing(m, metric))
+                    .collect();
+                Distribution::of(&values).map(|d| (metric.name().to_string(), d))
+            })
+            .collect();
+        window_reports.push(WindowReport {
+            fault: w.fault,
+            kind: w.kind.clone(),
+            spec: w.spec.clone(),
+            outage_start_us: w.start,
+            outage_end_us: w.end,
+            subscribers,
+            distribution,
+        });
+    }
+    (window_reports, settle)
 }

@@ -2,8 +2,8 @@
 //! subscribed again, the attempts and their failures, and its first fresh message.
 
 use super::Window;
+use crate::clients::{cause_name, first, Client};
 use crate::load::Delivery;
-use crate::{cause_name, first, Client};
 use linecut_events::{Event, EventKind};
 use std::collections::BTreeMap;
 

@@ -2,10 +2,10 @@
 //! the broker's FIN or reset) and, on a capture, what each side resent during the outage.
 
 use super::{RunContext, View, Window};
+use crate::clients::{secs, Client};
 use crate::frames::{resolutions, CitedFrame, FrameLedger, Sender, WireSign};
 use crate::index::{count_in, first_at_or_after, ConnIndex};
 use crate::report::{Retransmitted, StaleData};
-use crate::{secs, Client};
 use std::collections::BTreeSet;
 
 /// The client's way back and when it left its old connections, which stale data is timed
