@@ -1,0 +1,316 @@
+//! `[publisher]` and `[subscriber]`, and the client under test: which kind, and the fields
+//! only some kinds take.
+
+use super::*;
+
+impl Checker<'_> {
+    pub(crate) fn publisher(&mut self, raw: &RawScenario) -> Option<PublisherSettings> {
+        let p = raw.publisher.clone().unwrap_or_default();
+        let d = PublisherSettings::default();
+        let topics: Vec<String> = p.topics.as_ref().map_or(d.topics.clone(), |list| {
+            list.iter().map(|t| t.get_ref().clone()).collect()
+        });
+        let interval = match (&p.interval, &p.rate) {
+            (Some(_), Some(r)) => {
+                self.problem(
+                    r.span(),
+                    "publisher.rate",
+                    "give `interval` or `rate`, not both",
+                );
+                None
+            }
+            (Some(i), None) => self.duration(i, "publisher.interval"),
+            (None, Some(r)) => match interval_from_rate(*r.get_ref()) {
+                Ok(i) => Some(i),
+                Err(e) => {
+                    self.problem(r.span(), "publisher.rate", e);
+                    None
+                }
+            },
+            (None, None) => Some(d.interval),
+        };
+        let protocol = match p.mqtt.as_ref() {
+            None => Some(d.protocol),
+            Some(v) => self.parsed(v, "publisher.mqtt", Protocol::parse),
+        };
+        let keepalive_s = match &p.keepalive {
+            Some(k) => self
+                .whole_seconds(k, "publisher.keepalive", 65_535)
+                .map(|k| k as u16),
+            None => Some(d.keepalive_s),
+        };
+        let settings = PublisherSettings {
+            topics,
+            interval: interval?,
+            qos: p.qos.as_ref().map_or(d.qos, |q| *q.get_ref()),
+            retain: p.retain.unwrap_or(d.retain),
+            size: p.size.as_ref().map_or(d.size, |s| *s.get_ref() as usize),
+            protocol: protocol?,
+            keepalive_s: keepalive_s?,
+            ..d
+        };
+        let errors = settings.validate();
+        let ok = errors.is_empty();
+        self.settings_errors("publisher", errors, |field| match field {
+            "topics" => p.topics.as_ref().and_then(|t| t.first()).map(|t| t.span()),
+            "interval" => p.interval.as_ref().map(|i| i.span()),
+            "qos" => p.qos.as_ref().map(|q| q.span()),
+            "size" => p.size.as_ref().map(|s| s.span()),
+            "keepalive" => p.keepalive.as_ref().map(|k| k.span()),
+            _ => None,
+        });
+        ok.then_some(settings)
+    }
+
+    pub(crate) fn subscriber(
+        &mut self,
+        raw: &RawScenario,
+        duration: Option<Duration>,
+    ) -> Option<SubscriberSpec> {
+        let s = raw.subscriber.clone().unwrap_or_default();
+        let d = SubscriberSettings::default();
+        let keepalive_s = match &s.keepalive {
+            Some(k) => self
+                .whole_seconds(k, "subscriber.keepalive", 65_535)
+                .map(|k| k as u16),
+            None => Some(d.keepalive_s),
+        };
+        if let (Some(k), Some(run)) = (keepalive_s, duration) {
+            if u64::from(k) > run.as_secs() {
+                let span = s
+                    .keepalive
+                    .as_ref()
+                    .map_or(raw.duration.span(), |k| k.span());
+                self.problem(
+                    span,
+                    "subscriber.keepalive",
+                    format!(
+                        "{k}s is longer than the run ({}): no outage could be detected within it",
+                        humantime::format_duration(run)
+                    ),
+                );
+            }
+        }
+        let protocol = match s.mqtt.as_ref() {
+            None => Some(d.protocol),
+            Some(v) => self.parsed(v, "subscriber.mqtt", Protocol::parse),
+        };
+        let client = self.client_kind(&s, keepalive_s);
+        let topics = match &s.topics {
+            None => Some(d.topics.clone()),
+            Some(list) => list
+                .iter()
+                .map(|t| self.parsed(t, "subscriber.topics", Topic::parse))
+                .collect::<Vec<_>>()
+                .into_iter()
+                .collect(),
+        };
+        let connect_timeout_s = match &s.connect_timeout {
+            Some(c) => self.whole_seconds(c, "subscriber.connect_timeout", MAX_CONNECT_TIMEOUT_S),
+            None => Some(d.connect_timeout_s),
+        };
+        let reconnect = match &s.reconnect {
+            Some(r) => self.parsed(r, "subscriber.reconnect", ReconnectPolicy::parse),
+            None => Some(d.reconnect),
+        };
+        let resubscribe = match &s.resubscribe {
+            Some(r) => self.parsed(r, "subscriber.resubscribe", ResubscribePolicy::parse),
+            None => Some(d.resubscribe),
+        };
+        let settings = SubscriberSettings {
+            client_id: s
+                .client_id
+                .as_ref()
+                .map_or(d.client_id.clone(), |c| c.get_ref().clone()),
+            count: s.count.as_ref().map_or(d.count, |c| *c.get_ref()),
+            keepalive_s: keepalive_s?,
+            clean_session: s.clean_session.unwrap_or(d.clean_session),
+            topics: topics?,
+            connect_timeout_s: connect_timeout_s?,
+            reconnect: reconnect?,
+            resubscribe: resubscribe?,
+            protocol: protocol?,
+        };
+        let client = client?;
+        // linecut's own agent is rumqttc, with rumqttc's rules on top of every client's.
+        let errors = match client {
+            ClientKind::Rumqttc => settings.validate_for_agent(),
+            _ => settings.validate(),
+        };
+        let ok = errors.is_empty();
+        self.settings_errors("subscriber", errors, |field| match field {
+            "client_id" => s.client_id.as_ref().map(|c| c.span()),
+            "count" => s.count.as_ref().map(|c| c.span()),
+            "keepalive" => s.keepalive.as_ref().map(|k| k.span()),
+            "topics" => s.topics.as_ref().and_then(|t| t.first()).map(|t| t.span()),
+            "connect_timeout" => s.connect_timeout.as_ref().map(|c| c.span()),
+            _ => None,
+        });
+        ok.then_some(SubscriberSpec { client, settings })
+    }
+
+    /// The client kind and its own settings; settings of another kind are rejected, so a file
+    /// never says something the run would silently ignore.
+    pub(crate) fn client_kind(
+        &mut self,
+        s: &raw::RawSubscriber,
+        keepalive_s: Option<u16>,
+    ) -> Option<ClientKind> {
+        let kind = s
+            .client
+            .as_ref()
+            .map_or("rumqttc", |k| k.get_ref().as_str());
+        let kind_span = s.client.as_ref().map_or(0..0, |k| k.span());
+        if !ClientKind::NAMES.contains(&kind) {
+            self.problem_with(
+                kind_span,
+                "subscriber.client",
+                format!(
+                    "`{kind}` is not a client kind; use {}",
+                    ClientKind::NAMES.join(", ")
+                ),
+                closest(kind, ClientKind::NAMES)
+                    .or_else(|| {
+                        ClientKind::NAMES
+                            .into_iter()
+                            .find(|n| n.starts_with(kind) || kind.starts_with(n))
+                    })
+                    .map(|s| format!("`{s}`")),
+            );
+            return None;
+        }
+        // Settings that belong to some kinds only (the table is the client module's).
+        let span_of = |field: &str| match field {
+            "paho" => s.paho.as_ref().map(|v| v.span()),
+            "python" => s.python.as_ref().map(|v| v.span()),
+            "command" => s.command.as_ref().map(|v| v.span()),
+            "pattern" => s.pattern.as_ref().map(|v| v.span()),
+            "library" => s.library.as_ref().map(|v| v.span()),
+            "connect_timeout" => s.connect_timeout.as_ref().map(|v| v.span()),
+            "resubscribe" => s.resubscribe.as_ref().map(|v| v.span()),
+            "reconnect" => s.reconnect.as_ref().map(|v| v.span()),
+            _ => None,
+        };
+        let mut ok = true;
+        for (field, kinds, why) in client::OWNED_SETTINGS {
+            if let Some(span) = span_of(field) {
+                if !kinds.contains(&kind) {
+                    self.problem(
+                        span,
+                        &format!("subscriber.{field}"),
+                        format!(
+                            "is a setting of client = {}, but client is `{kind}`{why}",
+                            kinds
+                                .iter()
+                                .map(|k| format!("\"{k}\""))
+                                .collect::<Vec<_>>()
+                                .join(" or ")
+                        ),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        let client = match kind {
+            "rumqttc" => ClientKind::Rumqttc,
+            "paho-python" => {
+                let paho = s.paho.as_ref().map_or("2", |p| p.get_ref().as_str());
+                if !client::PAHO_SERIES.contains(&paho) {
+                    let span = s.paho.as_ref().map_or(0..0, |p| p.span());
+                    self.problem_with(
+                        span,
+                        "subscriber.paho",
+                        format!(
+                            "`{paho}` is not a paho-mqtt series linecut ships; use {}",
+                            client::PAHO_SERIES.join(" or ")
+                        ),
+                        closest(paho, client::PAHO_SERIES).map(|s| format!("`{s}`")),
+                    );
+                    ok = false;
+                }
+                if paho == "1.0" {
+                    // What paho-mqtt 1.0 does not have cannot be asked of it.
+                    if let Some(m) = &s.mqtt {
+                        if Protocol::parse(m.get_ref()) == Ok(Protocol::V5) {
+                            self.problem(m.span(), "subscriber.mqtt", "paho-mqtt 1.0 speaks MQTT 3.1 and 3.1.1 only (MQTT 5 came in 1.5); use paho = \"1.6\" or \"2\"");
+                            ok = false;
+                        }
+                    }
+                    if let Some(r) = &s.reconnect {
+                        self.problem(r.span(), "subscriber.reconnect", "paho-mqtt 1.0 has no reconnect delay setting: its loop_forever sleeps 1 s after each failure and tries again; remove `reconnect`");
+                        ok = false;
+                    }
+                }
+                if let Some(r) = &s.reconnect {
+                    if let Ok(ReconnectPolicy::Exponential { jitter, .. }) =
+                        ReconnectPolicy::parse(r.get_ref())
+                    {
+                        if jitter > 0.0 {
+                            self.problem(r.span(), "subscriber.reconnect", "paho's reconnect delay has no jitter; write exponential:min=D,max=D");
+                            ok = false;
+                        }
+                    }
+                }
+                ClientKind::PahoPython {
+                    paho: paho.to_string(),
+                    python: s.python.as_ref().map(|p| p.get_ref().into()),
+                }
+            }
+            "mosquitto_sub" => {
+                if let Some(k) = keepalive_s.filter(|k| *k < 5) {
+                    let span = s.keepalive.as_ref().map_or(kind_span.clone(), |k| k.span());
+                    self.problem(
+                        span,
+                        "subscriber.keepalive",
+                        format!("{k}s: mosquitto_sub accepts keepalives of 5s to 65535s only"),
+                    );
+                    ok = false;
+                }
+                ClientKind::MosquittoSub
+            }
+            _ => {
+                let argv = match &s.command {
+                    Some(c) if !c.get_ref().is_empty() && !c.get_ref()[0].is_empty() => {
+                        for arg in c.get_ref() {
+                            if let Err(e) = client::check_placeholders(arg) {
+                                self.problem(c.span(), "subscriber.command", e);
+                                ok = false;
+                            }
+                        }
+                        c.get_ref().clone()
+                    }
+                    Some(c) => {
+                        self.problem(
+                            c.span(),
+                            "subscriber.command",
+                            "needs at least the program to run",
+                        );
+                        ok = false;
+                        Vec::new()
+                    }
+                    None => {
+                        self.problem(
+                            kind_span,
+                            "subscriber.command",
+                            "client = \"command\" needs `command = [\"PROGRAM\", \"ARG\", ...]` (placeholders such as {host} and {port} are filled in)",
+                        );
+                        ok = false;
+                        Vec::new()
+                    }
+                };
+                if let Some(p) = &s.pattern {
+                    if let Err(e) = client::compile_pattern(p.get_ref()) {
+                        self.problem(p.span(), "subscriber.pattern", e);
+                        ok = false;
+                    }
+                }
+                ClientKind::Command {
+                    argv,
+                    pattern: s.pattern.as_ref().map(|p| p.get_ref().clone()),
+                    library: s.library.as_ref().map(|l| l.get_ref().clone()),
+                }
+            }
+        };
+        ok.then_some(client)
+    }
+}
