@@ -8,7 +8,6 @@
 //! removes the objects of every run whose owner process is gone (or that has no owner file),
 //! never those of a run still alive.
 
-use crate::command::{run, IP};
 use crate::names::RunId;
 use crate::NetnsError;
 use std::collections::BTreeSet;
@@ -31,7 +30,15 @@ pub fn claim(id: RunId) -> Result<(), NetnsError> {
         Some(t) => format!("{pid} {t}"),
         None => pid.to_string(),
     };
-    std::fs::write(&path, owner)
+    // Written whole or not at all: a clean that read the file between its creation and its
+    // write saw no owner, took the run for dead and removed what it was creating (a doctor's
+    // probe lost its namespace file mid `ip netns add`, once in ten probes against a clean
+    // in a loop).
+    // The partial file's name is no run's: a clean listing the directory meanwhile must not
+    // take it for an owner-less run (which it then removes as the run creates it).
+    let partial = PathBuf::from(OWNER_DIR).join(format!(".claim-{id}"));
+    std::fs::write(&partial, owner)
+        .and_then(|()| std::fs::rename(&partial, &path))
         .map_err(|e| NetnsError::Io(format!("write {}: {e}", path.display())))
 }
 
@@ -68,22 +75,40 @@ fn errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
+/// Where named network namespaces are mounted (as `ip netns` keeps them).
+const NETNS_DIR: &str = "/run/netns";
+
+/// The named network namespaces on this machine.
+fn netns_names() -> Vec<String> {
+    std::fs::read_dir(NETNS_DIR)
+        .map(|dir| {
+            dir.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Deletes a named namespace as `ip netns delete` does: its mount detached, its file removed.
+/// The namespace goes when nothing else holds it, and its links with it.
+fn delete_netns(name: &str) {
+    let path = format!("{NETNS_DIR}/{name}");
+    if let Ok(c) = std::ffi::CString::new(path.clone()) {
+        // SAFETY: a NUL-terminated path; a detach of a mount that is not there fails harmlessly.
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+    }
+    let _ = std::fs::remove_file(&path);
+}
+
 /// Every run id that has objects on this machine.
 fn ids_present() -> Result<BTreeSet<RunId>, NetnsError> {
     let mut ids = BTreeSet::new();
-    for line in run(IP, &["netns", "list"], None)?.lines() {
-        if let Some(id) = line.split_whitespace().next().and_then(RunId::from_name) {
-            ids.insert(id);
-        }
-    }
-    for line in run(IP, &["-o", "link", "show"], None)?.lines() {
-        // "3: lc1a2b3c4dbr: <...": the name is the second field, up to any '@'.
-        let name = line.split_whitespace().nth(1).unwrap_or("");
-        let name = name.trim_end_matches(':').split('@').next().unwrap_or("");
-        if let Some(id) = RunId::from_name(name) {
-            ids.insert(id);
-        }
-    }
+    ids.extend(netns_names().iter().filter_map(|n| RunId::from_name(n)));
+    ids.extend(
+        crate::netlink::link_names()
+            .iter()
+            .filter_map(|n| RunId::from_name(n)),
+    );
     if let Ok(tables) = crate::netlink::Netlink::nftables().and_then(|mut s| s.tables()) {
         ids.extend(tables.iter().filter_map(|(_, name)| RunId::from_name(name)));
     }
@@ -100,26 +125,28 @@ fn ids_present() -> Result<BTreeSet<RunId>, NetnsError> {
 /// Removes everything named after `id`, ignoring what is already gone.
 pub fn remove_run(id: RunId) {
     let prefix = id.to_string();
-    if let Ok(out) = run(IP, &["netns", "list"], None) {
-        for name in out.lines().filter_map(|l| l.split_whitespace().next()) {
-            if name.starts_with(&prefix) {
-                // Deleting the namespace deletes its end of every pair, and so the host end.
-                let _ = run(IP, &["netns", "delete", name], None);
-            }
+    for name in netns_names() {
+        if name.starts_with(&prefix) {
+            // Deleting the namespace deletes its end of every pair, and so the host end.
+            delete_netns(&name);
         }
     }
-    if let Ok(out) = run(IP, &["-o", "link", "show"], None) {
-        for line in out.lines() {
-            let name = line.split_whitespace().nth(1).unwrap_or("");
-            let name = name.trim_end_matches(':').split('@').next().unwrap_or("");
-            if name.starts_with(&prefix) {
-                let _ = run(IP, &["link", "delete", name], None);
+    // What is left on the host: the bridge, and a host end whose namespace was never made.
+    let left: Vec<String> = crate::netlink::link_names()
+        .into_iter()
+        .filter(|n| n.starts_with(&prefix))
+        .collect();
+    if !left.is_empty() {
+        if let Ok(mut route) = crate::netlink::Netlink::route() {
+            for name in left {
+                let _ = route.delete_link(&name);
             }
         }
     }
     // The namespaces' tables went with them; the host's are deleted here.
     let _ = crate::rules::remove_tables(id);
     let _ = std::fs::remove_file(owner_file(id));
+    let _ = std::fs::remove_file(PathBuf::from(OWNER_DIR).join(format!(".claim-{id}")));
 }
 
 /// The runs whose objects are still here although their owner is gone.

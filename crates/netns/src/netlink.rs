@@ -79,6 +79,7 @@ const NF_ACCEPT: u32 = 1;
 
 // linux/rtnetlink.h, linux/if.h.
 const RTM_NEWLINK: u16 = 16;
+const RTM_DELLINK: u16 = 17;
 const IFF_UP: u32 = 0x1;
 
 /// An nftables address family.
@@ -757,6 +758,24 @@ impl Netlink {
     /// Sets a link up or down (what `ip link set dev NAME up|down` does).
     pub fn set_link_up(&mut self, name: &str, up: bool) -> Result<(), NetnsError> {
         let what = format!("set {name} {}", if up { "up" } else { "down" });
+        let flags = if up { IFF_UP } else { 0 };
+        self.link_request(RTM_NEWLINK, name, flags, IFF_UP, &what)
+    }
+
+    /// Deletes a link (what `ip link delete NAME` does); a veth pair goes with either end.
+    pub fn delete_link(&mut self, name: &str) -> Result<(), NetnsError> {
+        self.link_request(RTM_DELLINK, name, 0, 0, &format!("delete {name}"))
+    }
+
+    /// An rtnetlink request about link `name`: its ifinfomsg with `flags` under `change`.
+    fn link_request(
+        &mut self,
+        ty: u16,
+        name: &str,
+        flags: u32,
+        change: u32,
+        what: &str,
+    ) -> Result<(), NetnsError> {
         let c = std::ffi::CString::new(name)
             .map_err(|_| NetnsError::Io(format!("{what}: a NUL in the name")))?;
         // SAFETY: a NUL-terminated name.
@@ -770,15 +789,15 @@ impl Netlink {
         self.seq += 1;
         let mut m = Vec::with_capacity(32);
         m.extend_from_slice(&32u32.to_ne_bytes());
-        m.extend_from_slice(&RTM_NEWLINK.to_ne_bytes());
+        m.extend_from_slice(&ty.to_ne_bytes());
         m.extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
         m.extend_from_slice(&self.seq.to_ne_bytes());
         m.extend_from_slice(&0u32.to_ne_bytes());
-        // struct ifinfomsg: family, pad, type, index, flags, change (only IFF_UP).
+        // struct ifinfomsg: family, pad, type, index, flags, change.
         m.extend_from_slice(&[0, 0, 0, 0]);
         m.extend_from_slice(&(index as i32).to_ne_bytes());
-        m.extend_from_slice(&(if up { IFF_UP } else { 0 }).to_ne_bytes());
-        m.extend_from_slice(&IFF_UP.to_ne_bytes());
+        m.extend_from_slice(&flags.to_ne_bytes());
+        m.extend_from_slice(&change.to_ne_bytes());
         let failed = |e: io::Error| NetnsError::Io(format!("{what}: {e}"));
         self.send(&m).map_err(failed)?;
         while let Some(replies) = self.receive(false).map_err(failed)? {
@@ -787,7 +806,7 @@ impl Netlink {
                     Reply::Ack { .. } => return Ok(()),
                     Reply::Refused { errno, message, .. } => {
                         return Err(NetnsError::Command {
-                            command: what,
+                            command: what.to_string(),
                             stderr: refusal(None, errno, message),
                         })
                     }
@@ -797,6 +816,55 @@ impl Netlink {
         }
         Err(NetnsError::Io(format!("{what}: no answer from the kernel")))
     }
+}
+
+/// The links of the calling thread's namespace, by name.
+pub fn link_names() -> Vec<String> {
+    let mut out = Vec::new();
+    // SAFETY: if_nameindex returns an array ending in a zero entry, freed below.
+    unsafe {
+        let list = libc::if_nameindex();
+        if list.is_null() {
+            return out;
+        }
+        let mut at = list;
+        while (*at).if_index != 0 && !(*at).if_name.is_null() {
+            out.push(
+                std::ffi::CStr::from_ptr((*at).if_name)
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+            at = at.add(1);
+        }
+        libc::if_freenameindex(list);
+    }
+    out
+}
+
+/// The IPv4 addresses on the calling thread's namespace's links.
+pub fn ipv4_addresses() -> Vec<std::net::Ipv4Addr> {
+    let mut out = Vec::new();
+    // SAFETY: getifaddrs fills a list freed below; each entry's address is read only when it
+    // is an AF_INET sockaddr.
+    unsafe {
+        let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+        if libc::getifaddrs(&mut list) != 0 {
+            return out;
+        }
+        let mut at = list;
+        while !at.is_null() {
+            let addr = (*at).ifa_addr;
+            if !addr.is_null() && i32::from((*addr).sa_family) == libc::AF_INET {
+                let sin = addr as *const libc::sockaddr_in;
+                out.push(std::net::Ipv4Addr::from(u32::from_be(
+                    (*sin).sin_addr.s_addr,
+                )));
+            }
+            at = (*at).ifa_next;
+        }
+        libc::freeifaddrs(list);
+    }
+    out
 }
 
 /// A refusal as a sentence: the message, the errno's text and the kernel's own words.

@@ -6,7 +6,7 @@
 //! namespaces (which deletes their pair ends, and so the host ends), the bridge and the run's
 //! nftables table, and the owner file.
 
-use crate::command::{ip_batch, run, IP};
+use crate::command::ip_batch;
 use crate::{leftovers, names::RunId, NetnsError};
 use linecut_model::TcpSettings;
 use std::net::Ipv4Addr;
@@ -41,15 +41,13 @@ fn subnet(slot: u32) -> (u8, u8) {
     (18 + (slot / 256) as u8, (slot % 256) as u8)
 }
 
-/// The /24s already carrying an address on this machine (any namespace this process sees).
-fn subnets_in_use() -> Result<Vec<(u8, u8)>, NetnsError> {
-    let out = run(IP, &["-4", "-o", "addr", "show"], None)?;
-    Ok(out
-        .split_whitespace()
-        .filter_map(|w| w.split('/').next()?.parse::<Ipv4Addr>().ok())
+/// The /24s already carrying an address in the host's namespace, where every run's bridge is.
+fn subnets_in_use() -> Vec<(u8, u8)> {
+    crate::netlink::ipv4_addresses()
+        .into_iter()
         .filter(|a| a.octets()[0] == 198 && matches!(a.octets()[1], 18 | 19))
         .map(|a| (a.octets()[1], a.octets()[2]))
-        .collect())
+        .collect()
 }
 
 /// Moves the calling thread (only it) into network namespace `netns`: sockets it opens from
@@ -158,7 +156,7 @@ impl Topology {
         // kernel would accept one address on two bridges, so the choice and the bridge's
         // address are made under a lock every namespace run takes.
         let _lock = SubnetLock::take_within(SUBNET_LOCK_WAIT)?;
-        let used = subnets_in_use()?;
+        let used = subnets_in_use();
         // Start where the id points, so runs rarely even look at the same /24.
         let start = self.id.0 % 512;
         let slot = (0..512)
