@@ -933,9 +933,9 @@ fn the_ring_captures_the_frames_recvmsg_does_in_time_order() {
     // the frame carries no stamp of its own (TCP's departure time is cleared for the taps), so
     // two taps of one frame differ by the time between their deliveries in one softirq:
     // measured at most 26 µs here with three CPU hogs running, but a virtual machine's CPU can
-    // be taken away between the two (one full-suite run differed by more than 100 µs); the
-    // bytes of every frame are unique (sequence numbers, timestamps), so a wide tolerance
-    // pairs nothing wrongly. The two captures start one after the
+    // be taken away between the two (one full-suite run differed by more than 100 µs). A
+    // frame's bytes (sequence numbers, TCP timestamps) rarely repeat, and a repeat pairs with
+    // its nearest twin, so the wide tolerance pairs nothing wrongly. The two captures start one after the
     // other (the host may send a multicast report as the links come up, before the second is
     // bound) and stop one after the other while the last ACKs of the closes may still be
     // crossing, so frames in the millisecond after the later capture's first frame and before
