@@ -208,7 +208,7 @@ pub fn analyze(run: &Run) -> Report {
         client_library: meta.subscriber_family(),
         broker: linecut_model::BrokerFamily::of(&broker),
         acks_hidden: session.subscribe_qos.is_some_and(|q| q > 0),
-        wire_is_capture: run.wire == Wire::Capture,
+        wire: run.wire,
         // meta.json writes it as the socket option's milliseconds (`2000ms`).
         user_timeout_s: meta
             .network

@@ -60,6 +60,43 @@ pub enum Wire {
     Capture,
 }
 
+/// The rules that differ between the two wires, each stated once; the analysis asks these,
+/// never which wire it is.
+impl Wire {
+    /// Whether what the wire shows crossing during an outage arrived. Through the proxy it did
+    /// (held, then released whole); in a capture a packet seen during a cut was sent and lost,
+    /// and only what crossed after the restore arrived.
+    pub fn seen_is_delivered(self) -> bool {
+        self == Wire::Proxy
+    }
+
+    /// Whether a connection attempt can die at its SYN (a real link): its first SYN is then
+    /// the sign that the client left its old connection.
+    pub fn attempts_die_at_syn(self) -> bool {
+        self == Wire::Capture
+    }
+
+    /// Whether a side's FIN can wait behind its unacknowledged data (a real link, until the
+    /// line returns), so that the close on the wire comes after the side gave up: the broker's
+    /// log then says first when it dropped the client, and a client's close that never crossed
+    /// is no give-up on the wire.
+    pub fn fins_wait_behind_data(self) -> bool {
+        self == Wire::Capture
+    }
+
+    /// Whether the FIN that reaches the client is the broker's own (a capture) rather than the
+    /// proxy's, sent when it lets the connection go.
+    pub fn fin_is_the_brokers(self) -> bool {
+        self == Wire::Capture
+    }
+
+    /// Whether every retransmission either kernel made is on the wire (a capture); the proxy
+    /// knows only the bytes it held and released.
+    pub fn shows_retransmissions(self) -> bool {
+        self == Wire::Capture
+    }
+}
+
 /// Everything a run left, in memory.
 #[derive(Debug, Default)]
 pub struct Run {

@@ -17,7 +17,8 @@ pub(crate) struct Dropped<'a> {
 
 /// The broker's side of window `w`.
 pub(crate) fn dropped<'a>(ctx: &RunContext<'a>, c: &Client, w: &Window, v: &View) -> Dropped<'a> {
-    let (run, index, wire_is_capture) = (ctx.run, ctx.index, ctx.wire_is_capture);
+    let (run, index) = (ctx.run, ctx.index);
+    let fin_waits = ctx.wire.fins_wait_behind_data();
     // It closed its leg of the live connection before the client's new CONNECT reached it (a
     // close after that is the takeover, not a detection), or, when the proxy saw none of the
     // client's connections, its log says it dropped the client (the log has whole seconds, so
@@ -42,7 +43,7 @@ pub(crate) fn dropped<'a>(ctx: &RunContext<'a>, c: &Client, w: &Window, v: &View
                     // With the proxy's view, the log only confirms the close it saw.
                     Some(ts) => (l.ts_us - ts).abs() <= 2_000_000,
                     None => {
-                        (c.conns.is_empty() || wire_is_capture)
+                        (c.conns.is_empty() || fin_waits)
                             && l.ts_us >= w.start - 1_000_000
                             && l.ts_us < broker_until
                     }
@@ -53,7 +54,7 @@ pub(crate) fn dropped<'a>(ctx: &RunContext<'a>, c: &Client, w: &Window, v: &View
     // data still unacknowledged (after the restore, when the link held it): its log says
     // when it dropped the client, so the log comes first there.
     let log_in_window = run.broker_log.iter().find(|l| {
-        wire_is_capture
+        fin_waits
             && v.connected_at_start
             && l.kind == BrokerLogKind::KeepaliveTimeout
             && l.client == c.id

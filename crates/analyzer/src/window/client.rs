@@ -33,7 +33,7 @@ pub(crate) fn gave_up<'a>(ctx: &RunContext<'_>, c: &'a Client, w: &Window, v: &V
         .filter(|_| v.connected_at_start);
     // On a real link a new attempt may never get past its SYN during the cut: its first SYN
     // is already the sign that the client left the old connection.
-    let attempt_syn = if ctx.wire_is_capture && v.connected_at_start {
+    let attempt_syn = if ctx.wire.attempts_die_at_syn() && v.connected_at_start {
         let later: Vec<u64> = c.conns.difference(&v.opened_before).copied().collect();
         index
             .syn_only_from(&c.conns)

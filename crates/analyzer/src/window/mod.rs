@@ -102,11 +102,8 @@ pub(crate) struct RunContext<'a> {
     /// keep, may be the last packet the broker heard, so the broker band cannot use the last
     /// packet seen and falls back to the client's ping rhythm.
     pub acks_hidden: bool,
-    /// The wire is a capture ([`crate::Wire::Capture`]: a namespace run's links, or a capture
-    /// analysed), not a proxy: a packet captured during a cut was sent but not delivered, and
-    /// the broker's FIN reaches the wire only when its kernel sends it (behind unacknowledged
-    /// data), so its log says when it dropped the client.
-    pub wire_is_capture: bool,
+    /// What watched the wire, and so which of its rules apply ([`crate::Wire`]).
+    pub wire: crate::Wire,
 }
 
 /// What a window looks like from one subscriber before any question is asked of it.
@@ -296,7 +293,8 @@ pub(crate) fn window_metrics(
         broker_side_visible: !inferred,
         stale,
         retransmitted: ctx
-            .wire_is_capture
+            .wire
+            .shows_retransmissions()
             .then(|| stale::retransmitted(index, &ctx.run.frames, c, w)),
         stories,
         raw_us: [
@@ -381,7 +379,7 @@ pub(crate) fn reports(
                 // (a FIN waits behind unacknowledged data on a cut link), the wire shows no
                 // give-up, and a difference against its next SYN would be meaningless.
                 let wire_gave_up = seen.client_detect_how != Some(DetectHow::NewConnection)
-                    || !ctx.wire_is_capture;
+                    || !ctx.wire.fins_wait_behind_data();
                 m.client_minus_wire = WireDifference {
                     detect_ms: diff(m.raw_us[0], seen.raw_us[0].filter(|_| wire_gave_up)),
                     reconnect_ms: diff(m.raw_us[1], seen.raw_us[1]),

@@ -28,8 +28,7 @@ pub(crate) fn stale_data(
         abandoned,
     }: Reconnect,
 ) -> Option<StaleData> {
-    let (index, frames, wire_is_capture, horizon) =
-        (ctx.index, &ctx.run.frames, ctx.wire_is_capture, v.horizon);
+    let (index, frames, wire, horizon) = (ctx.index, &ctx.run.frames, ctx.wire, v.horizon);
     let mut out: Option<StaleData> = None;
     for (conn, f) in v
         .live
@@ -42,12 +41,12 @@ pub(crate) fn stale_data(
         };
         // On a real link what was captured during the cut never arrived: only what crossed
         // after the restore did.
-        let after = if wire_is_capture {
-            (left + 1).max(w.end)
-        } else {
+        let after = if wire.seen_is_delivered() {
             left + 1
+        } else {
+            (left + 1).max(w.end)
         };
-        let fins = if wire_is_capture {
+        let fins = if wire.fin_is_the_brokers() {
             &f.upstream_closed_by_peer
         } else {
             &f.fin_to_client
@@ -74,7 +73,7 @@ pub(crate) fn stale_data(
             .sum();
         // Through a capture every retransmission is known; after the client had left, the
         // ones that crossed after the restore are the stale data arriving.
-        let resent_list = if wire_is_capture {
+        let resent_list = if wire.shows_retransmissions() {
             &f.resent_down
         } else {
             &f.stale_resent
