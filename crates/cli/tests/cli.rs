@@ -1134,6 +1134,61 @@ fn doctor_names_each_missing_privilege_and_a_namespace_run_is_refused_before_it_
     assert!(!out_dir.exists(), "nothing is created");
 }
 
+/// A namespace run of `scenario` (TOML), started in the background into a fresh directory
+/// with `display` (`--quiet` or `--plain`) and its stderr going to `stderr`; the child and the
+/// run directory.
+fn start_namespace_run(
+    name: &str,
+    scenario: &str,
+    display: &str,
+    stderr: Stdio,
+) -> (std::process::Child, std::path::PathBuf) {
+    let dir = temp_dir(name);
+    let file = dir.join("ns.toml");
+    std::fs::write(&file, scenario).unwrap();
+    let out_dir = dir.join("run");
+    let child = linecut()
+        .args(["run", display, "--out"])
+        .arg(&out_dir)
+        .arg(&file)
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    (child, out_dir)
+}
+
+/// Waits until `path` holds `needle` (a run writes it when the event happens), 30 s at most.
+fn wait_for_text(path: &std::path::Path, needle: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .contains(needle)
+    {
+        assert!(Instant::now() < deadline, "{what} never happened");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The namespace run id `meta.json` records, once the network is up.
+fn namespace_run_id(out_dir: &std::path::Path) -> Option<String> {
+    let meta = std::fs::read_to_string(out_dir.join("meta.json")).ok()?;
+    let meta: serde_json::Value = serde_json::from_str(&meta).ok()?;
+    meta["network"]["run_id"].as_str().map(str::to_string)
+}
+
+/// The machine's network namespaces, as `ip netns list` prints them.
+fn namespaces() -> String {
+    String::from_utf8(
+        Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+}
+
 /// Held by every test here that starts a namespace run. A namespace run removes what dead runs
 /// left before it starts, so one started while the test below has killed its run would remove
 /// that run's leftovers before `doctor --clean` could show it does (seen once).
@@ -1149,63 +1204,23 @@ fn what_a_killed_namespace_run_leaves_is_removed_by_the_next_clean() {
         return;
     }
     let _one = NAMESPACE_RUNS.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = temp_dir("killed-ns");
-    let scenario = dir.join("ns.toml");
-    std::fs::write(
-        &scenario,
+    let (mut child, out_dir) = start_namespace_run(
+        "killed-ns",
         "duration = \"60s\"\n[subscriber]\nkeepalive = \"5s\"\n[network]\nmode = \"namespace\"\n[[fault]]\nkind = \"cut\"\nat = \"40s\"\nfor = \"5s\"\n",
-    )
-    .unwrap();
-    let out_dir = dir.join("run");
-    let mut child = linecut()
-        .args([
-            "run",
-            "--quiet",
-            "--out",
-            out_dir.to_str().unwrap(),
-            scenario.to_str().unwrap(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        "--quiet",
+        Stdio::null(),
+    );
     // The run id is in meta.json once the network is up.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let run_id = loop {
-        let meta = std::fs::read_to_string(out_dir.join("meta.json")).unwrap_or_default();
-        let id = serde_json::from_str::<serde_json::Value>(&meta)
-            .ok()
-            .and_then(|m| m["network"]["run_id"].as_str().map(str::to_string));
-        if let Some(id) = id {
-            break id;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no network recorded in meta.json"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let namespaces = || {
-        String::from_utf8(
-            Command::new("ip")
-                .args(["netns", "list"])
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .unwrap()
-    };
+    wait_for_text(&out_dir.join("meta.json"), "\"run_id\"", "the network");
+    let run_id = namespace_run_id(&out_dir).unwrap();
     assert!(namespaces().contains(&run_id));
     // Killed once the subscriber is in and the capture has run a while (its flush is once a
     // second): the events say SUBACK.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !std::fs::read_to_string(out_dir.join("subscriber.jsonl"))
-        .unwrap_or_default()
-        .contains("\"suback\"")
-    {
-        assert!(Instant::now() < deadline, "the subscriber never subscribed");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_text(
+        &out_dir.join("subscriber.jsonl"),
+        "\"suback\"",
+        "the subscription",
+    );
     std::thread::sleep(Duration::from_millis(1500));
     child.kill().unwrap();
     child.wait().unwrap();
@@ -1262,49 +1277,21 @@ fn a_namespace_run_stopped_by_a_signal_removes_its_network() {
         None,
     ] {
         let name = signal.map_or("pipe".to_string(), |s| s.to_string());
-        let dir = temp_dir(&format!("signal-ns-{name}"));
-        let scenario = dir.join("ns.toml");
-        std::fs::write(
-            &scenario,
-            "duration = \"60s\"\n[subscriber]\nkeepalive = \"5s\"\n[network]\nmode = \"namespace\"\n[[fault]]\nkind = \"cut\"\nat = \"1s\"\nfor = \"30s\"\n",
-        )
-        .unwrap();
-        let out_dir = dir.join("run");
         // Plain lines for the pipe case: a status line at least every 5 s, which is the write
         // that finds the pipe closed.
-        let mut child = linecut()
-            .args([
-                "run",
-                if signal.is_some() {
-                    "--quiet"
-                } else {
-                    "--plain"
-                },
-                "--out",
-                out_dir.to_str().unwrap(),
-                scenario.to_str().unwrap(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(if signal.is_some() {
+        let (mut child, out_dir) = start_namespace_run(
+            &format!("signal-ns-{name}"),
+            "duration = \"60s\"\n[subscriber]\nkeepalive = \"5s\"\n[network]\nmode = \"namespace\"\n[[fault]]\nkind = \"cut\"\nat = \"1s\"\nfor = \"30s\"\n",
+            if signal.is_some() { "--quiet" } else { "--plain" },
+            if signal.is_some() {
                 Stdio::null()
             } else {
                 Stdio::piped()
-            })
-            .spawn()
-            .unwrap();
+            },
+        );
         // Signalled once the cut is on: link.jsonl has its fault_started.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !std::fs::read_to_string(out_dir.join("link.jsonl"))
-            .unwrap_or_default()
-            .contains("\"fault_started\"")
-        {
-            assert!(Instant::now() < deadline, "the cut never started");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let meta: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out_dir.join("meta.json")).unwrap())
-                .unwrap();
-        let run_id = meta["network"]["run_id"].as_str().unwrap().to_string();
+        wait_for_text(&out_dir.join("link.jsonl"), "\"fault_started\"", "the cut");
+        let run_id = namespace_run_id(&out_dir).unwrap();
         match signal {
             // SAFETY: kill(2) on our own child.
             Some(signal) => unsafe {
@@ -1316,14 +1303,7 @@ fn a_namespace_run_stopped_by_a_signal_removes_its_network() {
         assert_eq!(status.code(), Some(2), "signal {name}");
         let meta = std::fs::read_to_string(out_dir.join("meta.json")).unwrap();
         assert!(meta.contains("\"incomplete\""), "{meta}");
-        let netns = String::from_utf8(
-            Command::new("ip")
-                .args(["netns", "list"])
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .unwrap();
+        let netns = namespaces();
         assert!(!netns.contains(&run_id), "signal {name}: {netns}");
         let tables = String::from_utf8(
             Command::new("nft")
