@@ -35,17 +35,59 @@ pub enum ClientKind {
     },
 }
 
-impl ClientKind {
+/// A client kind without its settings: what `[subscriber] client` names, and what owns the
+/// `[subscriber]` fields only some kinds take ([`OWNED_SETTINGS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Rumqttc,
+    PahoPython,
+    MosquittoSub,
+    Command,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::Rumqttc,
+        Kind::PahoPython,
+        Kind::MosquittoSub,
+        Kind::Command,
+    ];
+    /// The names, in the order of [`Kind::ALL`].
     pub const NAMES: [&'static str; 4] = ["rumqttc", "paho-python", "mosquitto_sub", "command"];
 
     /// The kind's name as written in a scenario.
-    pub fn name(&self) -> &'static str {
+    pub fn name(self) -> &'static str {
+        Kind::NAMES[self as usize]
+    }
+
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// Whether a `[subscriber]` field is this kind's to take: every field but those
+    /// [`OWNED_SETTINGS`] gives to other kinds.
+    pub fn owns(self, field: &str) -> bool {
+        OWNED_SETTINGS
+            .iter()
+            .find(|(f, _, _)| *f == field)
+            .is_none_or(|(_, kinds, _)| kinds.contains(&self))
+    }
+}
+
+impl ClientKind {
+    /// Its kind, without the settings.
+    pub fn kind(&self) -> Kind {
         match self {
-            ClientKind::Rumqttc => "rumqttc",
-            ClientKind::PahoPython { .. } => "paho-python",
-            ClientKind::MosquittoSub => "mosquitto_sub",
-            ClientKind::Command { .. } => "command",
+            ClientKind::Rumqttc => Kind::Rumqttc,
+            ClientKind::PahoPython { .. } => Kind::PahoPython,
+            ClientKind::MosquittoSub => Kind::MosquittoSub,
+            ClientKind::Command { .. } => Kind::Command,
         }
+    }
+
+    /// The kind's name as written in a scenario.
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
     }
 
     /// Whether this is a program the runner starts (anything but the built-in agent).
@@ -63,21 +105,21 @@ impl ClientKind {
 /// their scenario names) that take it and why another kind does not, where that is worth
 /// saying. A file that sets one for another kind is refused: it would say something the run
 /// silently ignores.
-pub const OWNED_SETTINGS: [(&str, &[&str], &str); 8] = [
-    ("paho", &["paho-python"], ""),
-    ("python", &["paho-python"], ""),
-    ("command", &["command"], ""),
-    ("pattern", &["command"], ""),
-    ("library", &["command"], ""),
-    ("connect_timeout", &["rumqttc"], ""),
+pub const OWNED_SETTINGS: [(&str, &[Kind], &str); 8] = [
+    ("paho", &[Kind::PahoPython], ""),
+    ("python", &[Kind::PahoPython], ""),
+    ("command", &[Kind::Command], ""),
+    ("pattern", &[Kind::Command], ""),
+    ("library", &[Kind::Command], ""),
+    ("connect_timeout", &[Kind::Rumqttc], ""),
     (
         "resubscribe",
-        &["rumqttc"],
+        &[Kind::Rumqttc],
         " (paho-python subscribes in on_connect, as the 2014 client did; mosquitto_sub re-subscribes on every connect)",
     ),
     (
         "reconnect",
-        &["rumqttc", "paho-python"],
+        &[Kind::Rumqttc, Kind::PahoPython],
         " (it reconnects by its own rules, which linecut measures)",
     ),
 ];
@@ -179,6 +221,25 @@ pub fn compile_pattern(pattern: &str) -> Result<Regex, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_kind_reads_back_from_its_name_and_owns_its_own_fields_only() {
+        for kind in Kind::ALL {
+            assert_eq!(Kind::parse(kind.name()), Some(kind));
+        }
+        assert!(Kind::PahoPython.owns("paho") && !Kind::Rumqttc.owns("paho"));
+        assert!(Kind::Command.owns("pattern") && !Kind::MosquittoSub.owns("pattern"));
+        // A field no kind claims is everyone's.
+        assert!(Kind::MosquittoSub.owns("keepalive"));
+        assert_eq!(
+            ClientKind::PahoPython {
+                paho: "2".into(),
+                python: None
+            }
+            .kind(),
+            Kind::PahoPython
+        );
+    }
 
     fn values(name: &str) -> Option<String> {
         match name {

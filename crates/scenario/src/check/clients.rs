@@ -156,29 +156,29 @@ impl Checker<'_> {
         s: &raw::RawSubscriber,
         keepalive_s: Option<u16>,
     ) -> Option<ClientKind> {
-        let kind = s
+        let name = s
             .client
             .as_ref()
             .map_or("rumqttc", |k| k.get_ref().as_str());
         let kind_span = s.client.as_ref().map_or(0..0, |k| k.span());
-        if !ClientKind::NAMES.contains(&kind) {
+        let Some(kind) = client::Kind::parse(name) else {
             self.problem_with(
                 kind_span,
                 "subscriber.client",
                 format!(
-                    "`{kind}` is not a client kind; use {}",
-                    ClientKind::NAMES.join(", ")
+                    "`{name}` is not a client kind; use {}",
+                    client::Kind::NAMES.join(", ")
                 ),
-                closest(kind, ClientKind::NAMES)
+                closest(name, client::Kind::NAMES)
                     .or_else(|| {
-                        ClientKind::NAMES
+                        client::Kind::NAMES
                             .into_iter()
-                            .find(|n| n.starts_with(kind) || kind.starts_with(n))
+                            .find(|n| n.starts_with(name) || name.starts_with(n))
                     })
                     .map(|s| format!("`{s}`")),
             );
             return None;
-        }
+        };
         // Settings that belong to some kinds only (the table is the client module's).
         let span_of = |field: &str| match field {
             "paho" => s.paho.as_ref().map(|v| v.span()),
@@ -194,15 +194,15 @@ impl Checker<'_> {
         let mut ok = true;
         for (field, kinds, why) in client::OWNED_SETTINGS {
             if let Some(span) = span_of(field) {
-                if !kinds.contains(&kind) {
+                if !kind.owns(field) {
                     self.problem(
                         span,
                         &format!("subscriber.{field}"),
                         format!(
-                            "is a setting of client = {}, but client is `{kind}`{why}",
+                            "is a setting of client = {}, but client is `{name}`{why}",
                             kinds
                                 .iter()
-                                .map(|k| format!("\"{k}\""))
+                                .map(|k| format!("\"{}\"", k.name()))
                                 .collect::<Vec<_>>()
                                 .join(" or ")
                         ),
@@ -212,8 +212,8 @@ impl Checker<'_> {
             }
         }
         let client = match kind {
-            "rumqttc" => ClientKind::Rumqttc,
-            "paho-python" => {
+            client::Kind::Rumqttc => ClientKind::Rumqttc,
+            client::Kind::PahoPython => {
                 let paho = s.paho.as_ref().map_or("2", |p| p.get_ref().as_str());
                 if !client::PAHO_SERIES.contains(&paho) {
                     let span = s.paho.as_ref().map_or(0..0, |p| p.span());
@@ -256,7 +256,7 @@ impl Checker<'_> {
                     python: s.python.as_ref().map(|p| p.get_ref().into()),
                 }
             }
-            "mosquitto_sub" => {
+            client::Kind::MosquittoSub => {
                 if let Some(k) = keepalive_s.filter(|k| *k < 5) {
                     let span = s.keepalive.as_ref().map_or(kind_span.clone(), |k| k.span());
                     self.problem(
@@ -268,7 +268,7 @@ impl Checker<'_> {
                 }
                 ClientKind::MosquittoSub
             }
-            _ => {
+            client::Kind::Command => {
                 let argv = match &s.command {
                     Some(c) if !c.get_ref().is_empty() && !c.get_ref()[0].is_empty() => {
                         for arg in c.get_ref() {
