@@ -153,6 +153,9 @@ fn in_short(
         ));
         // `+ 0.0` turns a rounded -0.0 into 0.0, which prints as "0.000 s after".
         match m.reconnect_attempt_started_s.map(|a| a + 0.0) {
+            // An inferred outage ends where the new connection began, by construction: when
+            // its attempt began against that end would say nothing.
+            Some(_) if window.kind == crate::capture::INFERRED => {}
             Some(a) if a < 0.0 && wire_is_capture(r) => out.push(format!(
                 "Its successful attempt began {:.3} s before the line returned: its SYNs went unanswered until then, and the handshake completed at the kernel's first SYN retry after the restore.",
                 -a

@@ -76,4 +76,10 @@ fn a_real_link_capture_analysed_alone_finds_the_give_up_its_run_found() {
         m.retransmitted.is_some(),
         "a capture's outage counts resends"
     );
+    // The inferred outage ends where the new connection began: the report does not time the
+    // attempt against that end (it read "began 0.000 s after the line returned").
+    assert_eq!(w.kind, "inferred");
+    let [_, (_, md), _] = linecut_analyzer::render_reports(&alone, &captured);
+    assert!(md.contains("The client was back"), "{md}");
+    assert!(!md.contains("Its successful attempt began"), "{md}");
 }
