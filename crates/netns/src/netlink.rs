@@ -592,6 +592,33 @@ impl Netlink {
                 )
             };
         }
+        // A transaction is one datagram, refused with EMSGSIZE when larger than the send
+        // buffer (212,992 bytes by default): a change on every member of the largest run, with
+        // several faults active, is larger than that. 4 MiB holds any run's; FORCE because a
+        // plain SO_SNDBUF is capped by net.core.wmem_max (the caller is root in namespace
+        // mode). The answers of such a transaction (one acknowledgement per message) get the
+        // same room.
+        let room: i32 = 4 << 20;
+        for (force, plain) in [
+            (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+            (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        ] {
+            for opt in [force, plain] {
+                // SAFETY: an int option on our socket.
+                let set = unsafe {
+                    libc::setsockopt(
+                        fd.as_raw_fd(),
+                        libc::SOL_SOCKET,
+                        opt,
+                        &room as *const i32 as *const libc::c_void,
+                        4,
+                    )
+                };
+                if set == 0 {
+                    break;
+                }
+            }
+        }
         // A dump is answered on `recv`; bound the wait so a kernel that never answers cannot
         // hang a run.
         let timeout = libc::timeval {

@@ -992,3 +992,47 @@ fn the_ring_captures_the_frames_recvmsg_does_in_time_order() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The largest run (252 subscribers) gets a fault on every member in one change: the host's
+/// transaction for all 252 chains is larger than a netlink socket's default send buffer
+/// (212,992 bytes) once several faults are active, and must still go in whole.
+#[test]
+fn a_change_on_every_member_of_the_largest_run_goes_in_whole() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let t = Topology::create(
+        RunId::fresh(),
+        linecut_netns::topology::MAX_MEMBERS,
+        &TcpSettings::default(),
+    )
+    .unwrap();
+    let mut link_rules = LinkRules::install(&t).unwrap();
+    let all = vec![
+        LinkKind::CUT,
+        LinkKind::Loss { probability: 0.5 },
+        LinkKind::Reject,
+    ];
+    let changed: Vec<MemberFaults> = (0..t.members.len())
+        .map(|member| MemberFaults {
+            member,
+            up: all.clone(),
+            down: all.clone(),
+        })
+        .collect();
+    let stamps = link_rules.apply(&changed).unwrap();
+    assert_eq!(stamps.len(), t.members.len());
+    let last = t.members.last().unwrap();
+    let listed = nft(
+        None,
+        &[
+            "list",
+            "chain",
+            "netdev",
+            &t.id.table(),
+            &rules::up_chain(last.index),
+        ],
+    );
+    assert!(listed.contains("reject with tcp reset"), "{listed}");
+}
