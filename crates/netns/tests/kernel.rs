@@ -995,7 +995,8 @@ fn the_ring_captures_the_frames_recvmsg_does_in_time_order() {
 
 /// The largest run (252 subscribers) gets a fault on every member in one change: the host's
 /// transaction for all 252 chains is larger than a netlink socket's default send buffer
-/// (212,992 bytes) once several faults are active, and must still go in whole.
+/// (212,992 bytes) once several faults are active, and must still go in whole. Its capture
+/// maps a ring on every one of the 252 host ends.
 #[test]
 fn a_change_on_every_member_of_the_largest_run_goes_in_whole() {
     if !root() {
@@ -1009,6 +1010,16 @@ fn a_change_on_every_member_of_the_largest_run_goes_in_whole() {
     )
     .unwrap();
     let mut link_rules = LinkRules::install(&t).unwrap();
+    let hosts: Vec<String> = t.members.iter().map(|m| m.veth_host.clone()).collect();
+    let pcap = std::env::temp_dir().join(format!("linecut-netns-{}-large.pcap", t.id));
+    let capture = linecut_netns::capture::Capture::start_with(
+        &pcap,
+        &hosts,
+        1883,
+        hosts.len(),
+        linecut_netns::capture::Method::Ring,
+    )
+    .unwrap();
     let all = vec![
         LinkKind::CUT,
         LinkKind::Loss { probability: 0.5 },
@@ -1035,4 +1046,6 @@ fn a_change_on_every_member_of_the_largest_run_goes_in_whole() {
         ],
     );
     assert!(listed.contains("reject with tcp reset"), "{listed}");
+    assert_eq!(capture.stop().unwrap().dropped, 0);
+    let _ = std::fs::remove_file(&pcap);
 }
