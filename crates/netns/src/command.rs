@@ -39,11 +39,11 @@ pub fn run(
     if let (Some(text), Some(mut input)) = (stdin, child.stdin.take()) {
         input
             .write_all(text.as_bytes())
-            .map_err(|e| NetnsError::Io(format!("writing to {program}: {e}")))?;
+            .map_err(|e| NetnsError::system(format!("writing to {program}"), e))?;
     }
     let out = child
         .wait_with_output()
-        .map_err(|e| NetnsError::Io(format!("waiting for {program}: {e}")))?;
+        .map_err(|e| NetnsError::system(format!("waiting for {program}"), e))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     } else {

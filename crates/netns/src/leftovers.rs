@@ -23,7 +23,7 @@ fn owner_file(id: RunId) -> PathBuf {
 /// Records this process as the owner of `id`.
 pub fn claim(id: RunId) -> Result<(), NetnsError> {
     std::fs::create_dir_all(OWNER_DIR)
-        .map_err(|e| NetnsError::Io(format!("create {OWNER_DIR}: {e}")))?;
+        .map_err(|e| NetnsError::system(format!("create {OWNER_DIR}"), e))?;
     let path = owner_file(id);
     let pid = std::process::id() as i32;
     let owner = match start_time(pid) {
@@ -39,7 +39,7 @@ pub fn claim(id: RunId) -> Result<(), NetnsError> {
     let partial = PathBuf::from(OWNER_DIR).join(format!(".claim-{id}"));
     std::fs::write(&partial, owner)
         .and_then(|()| std::fs::rename(&partial, &path))
-        .map_err(|e| NetnsError::Io(format!("write {}: {e}", path.display())))
+        .map_err(|e| NetnsError::system(format!("write {}", path.display()), e))
 }
 
 /// When process `pid` started, in clock ticks since boot (field 22 of `/proc/PID/stat`): with

@@ -37,6 +37,16 @@ pub mod topology;
 pub use names::RunId;
 pub use topology::{Member, Topology};
 
+impl NetnsError {
+    /// A failed system call while doing `what`.
+    pub fn system(what: impl Into<String>, source: std::io::Error) -> NetnsError {
+        NetnsError::System {
+            what: what.into(),
+            source,
+        }
+    }
+}
+
 /// What went wrong setting up or tearing down a namespace run.
 #[derive(Debug, thiserror::Error)]
 pub enum NetnsError {
@@ -50,6 +60,12 @@ pub enum NetnsError {
     },
     #[error("{0}")]
     Io(String),
+    /// A system call failed: what linecut was doing, and the kernel's error kept as the source.
+    #[error("{what}: {source}")]
+    System {
+        what: String,
+        source: std::io::Error,
+    },
     #[error("no free /24 in 198.18.0.0/15 for this run: every one is in use on this machine")]
     NoSubnet,
     #[error("a namespace run holds at most {max} subscribers (one /24 per run), not {count}")]

@@ -544,8 +544,12 @@ fn attr(mut attrs: &[u8], ty: u16) -> Option<&[u8]> {
 pub struct Netlink {
     fd: OwnedFd,
     seq: u32,
-    buf: Vec<u8>,
 }
+
+/// The largest datagram the kernel sends a netlink reader: it sizes a dump's datagrams to the
+/// reader's buffer, up to 32 KiB (`netlink_recvmsg`'s `max_recvmsg_len`); acknowledgements are
+/// far smaller. A reader with this much room never sees one truncated.
+const DATAGRAM: usize = 32 * 1024;
 
 impl Netlink {
     fn open(protocol: i32) -> io::Result<Netlink> {
@@ -635,17 +639,13 @@ impl Netlink {
                 std::mem::size_of::<libc::timeval>() as u32,
             )
         };
-        Ok(Netlink {
-            fd,
-            seq: 0,
-            buf: vec![0; 64 * 1024],
-        })
+        Ok(Netlink { fd, seq: 0 })
     }
 
     /// An nf_tables socket in this thread's namespace.
     pub fn nftables() -> Result<Netlink, NetnsError> {
         Netlink::open(NETLINK_NETFILTER)
-            .map_err(|e| NetnsError::Io(format!("nf_tables netlink socket: {e}")))
+            .map_err(|e| NetnsError::system("nf_tables netlink socket", e))
     }
 
     /// An nf_tables socket in namespace `netns`, usable from any thread.
@@ -655,7 +655,7 @@ impl Netlink {
 
     /// An rtnetlink socket in this thread's namespace.
     pub fn route() -> Result<Netlink, NetnsError> {
-        Netlink::open(NETLINK_ROUTE).map_err(|e| NetnsError::Io(format!("rtnetlink socket: {e}")))
+        Netlink::open(NETLINK_ROUTE).map_err(|e| NetnsError::system("rtnetlink socket", e))
     }
 
     fn send(&self, bytes: &[u8]) -> io::Result<()> {
@@ -677,12 +677,15 @@ impl Netlink {
     /// Replies queued now (`wait` false) or, waiting, the next datagram's.
     fn receive(&mut self, wait: bool) -> io::Result<Option<Vec<Reply>>> {
         let flags = if wait { 0 } else { libc::MSG_DONTWAIT };
+        // On the stack: a run holds a socket per namespace, and a buffer each would be 8 MiB
+        // for the largest run.
+        let mut buf = [0u8; DATAGRAM];
         // SAFETY: receiving into our own buffer of the length given.
         let n = unsafe {
             libc::recv(
                 self.fd.as_raw_fd(),
-                self.buf.as_mut_ptr() as *mut libc::c_void,
-                self.buf.len(),
+                buf.as_mut_ptr() as *mut libc::c_void,
+                buf.len(),
                 flags,
             )
         };
@@ -693,7 +696,7 @@ impl Netlink {
             }
             return Err(e);
         }
-        parse_replies(&self.buf[..n as usize])
+        parse_replies(&buf[..n as usize])
             .map(Some)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
     }
@@ -704,7 +707,7 @@ impl Netlink {
         if batch.is_empty() {
             return Ok(());
         }
-        let failed = |e: io::Error| NetnsError::Io(format!("nf_tables transaction: {e}"));
+        let failed = |e: io::Error| NetnsError::system("nf_tables transaction", e);
         self.send(&batch.framed()).map_err(failed)?;
         // Handled inside the send: every answer is queued by now.
         let (mut acks, mut refused) = (0, Vec::new());
@@ -742,7 +745,7 @@ impl Netlink {
 
     /// The tables in this socket's namespace, of the families linecut uses.
     pub fn tables(&mut self) -> Result<Vec<(Family, String)>, NetnsError> {
-        let failed = |e: io::Error| NetnsError::Io(format!("listing nf_tables tables: {e}"));
+        let failed = |e: io::Error| NetnsError::system("listing nf_tables tables", e);
         self.seq += 1;
         let mut request = Vec::new();
         nft_message(
@@ -808,10 +811,7 @@ impl Netlink {
         // SAFETY: a NUL-terminated name.
         let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
         if index == 0 {
-            return Err(NetnsError::Io(format!(
-                "{what}: {}",
-                io::Error::last_os_error()
-            )));
+            return Err(NetnsError::system(what, io::Error::last_os_error()));
         }
         self.seq += 1;
         let mut m = Vec::with_capacity(32);
@@ -825,7 +825,7 @@ impl Netlink {
         m.extend_from_slice(&(index as i32).to_ne_bytes());
         m.extend_from_slice(&flags.to_ne_bytes());
         m.extend_from_slice(&change.to_ne_bytes());
-        let failed = |e: io::Error| NetnsError::Io(format!("{what}: {e}"));
+        let failed = |e: io::Error| NetnsError::system(what, e);
         self.send(&m).map_err(failed)?;
         while let Some(replies) = self.receive(false).map_err(failed)? {
             for reply in replies {

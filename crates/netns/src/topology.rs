@@ -55,13 +55,13 @@ fn subnets_in_use() -> Vec<(u8, u8)> {
 pub fn join(netns: &str) -> Result<(), NetnsError> {
     let path = format!("/run/netns/{netns}");
     let file =
-        std::fs::File::open(&path).map_err(|e| NetnsError::Io(format!("open {path}: {e}")))?;
+        std::fs::File::open(&path).map_err(|e| NetnsError::system(format!("open {path}"), e))?;
     // SAFETY: setns on this thread only, with a descriptor held open for the call.
     if unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-        return Err(NetnsError::Io(format!(
-            "join {netns}: {}",
-            std::io::Error::last_os_error()
-        )));
+        return Err(NetnsError::system(
+            format!("join {netns}"),
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }
@@ -78,14 +78,14 @@ impl SubnetLock {
     /// Takes the lock, waiting at most `wait` for another holder to let go.
     pub fn take_within(wait: std::time::Duration) -> Result<SubnetLock, NetnsError> {
         let dir = crate::leftovers::OWNER_DIR;
-        std::fs::create_dir_all(dir).map_err(|e| NetnsError::Io(format!("create {dir}: {e}")))?;
+        std::fs::create_dir_all(dir).map_err(|e| NetnsError::system(format!("create {dir}"), e))?;
         let path = format!("{dir}/subnets.lock");
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| NetnsError::Io(format!("open {path}: {e}")))?;
+            .map_err(|e| NetnsError::system(format!("open {path}"), e))?;
         // A run holds the lock while it creates its links (under half a second for 200
         // subscribers); waiting longer means something else holds it. Polled, not blocked on,
         // so the wait is bounded and said (the review's D12: a run sat silent, deaf to Ctrl-C).
@@ -97,7 +97,7 @@ impl SubnetLock {
             }
             let e = std::io::Error::last_os_error();
             if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(NetnsError::Io(format!("lock {path}: {e}")));
+                return Err(NetnsError::system(format!("lock {path}"), e));
             }
             if started.elapsed() >= wait {
                 return Err(NetnsError::Io(format!(
@@ -232,7 +232,7 @@ impl Topology {
                 for (path, value) in &sysctls {
                     let file = format!("/proc/sys/{path}");
                     std::fs::write(&file, value)
-                        .map_err(|e| NetnsError::Io(format!("write {file}: {e}")))?;
+                        .map_err(|e| NetnsError::system(format!("write {file}"), e))?;
                 }
                 ip_batch(&inside)
             })?;
@@ -258,7 +258,7 @@ fn ipv6_present() -> bool {
 /// Turns IPv6 off on a host-side link of the run.
 fn disable_ipv6(link: &str) -> Result<(), NetnsError> {
     let file = format!("/proc/sys/net/ipv6/conf/{link}/disable_ipv6");
-    std::fs::write(&file, "1").map_err(|e| NetnsError::Io(format!("write {file}: {e}")))
+    std::fs::write(&file, "1").map_err(|e| NetnsError::system(format!("write {file}"), e))
 }
 
 impl Drop for Topology {
