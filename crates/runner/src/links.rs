@@ -180,29 +180,6 @@ impl LinkFront {
         Ok(())
     }
 
-    /// Subscribers the wire has seen get their SUBACK (for clients that report nothing).
-    fn subscribed(&self) -> u32 {
-        let Some(capture) = &self.capture else {
-            return 0;
-        };
-        let seen = capture.subscribed();
-        self.topology
-            .members
-            .iter()
-            .filter(|m| seen.contains(&std::net::IpAddr::V4(m.addr)))
-            .count() as u32
-    }
-
-    /// The kinds of the faults active now.
-    fn active(&self) -> Vec<&'static str> {
-        self.active
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .copied()
-            .collect()
-    }
-
     /// Stops the schedule and the capture and removes the network; fault occurrences started.
     fn stop_all(mut self, problems: &mut Vec<String>) -> u32 {
         if let Some(e) = self.dead_part() {
@@ -249,8 +226,19 @@ impl Front for LinkFront {
         "their namespaces' links"
     }
 
+    /// Subscribers the wire has seen get their SUBACK (for clients that report nothing).
     fn wire_subscribed(&self) -> Option<u32> {
-        Some(self.subscribed())
+        let Some(capture) = &self.capture else {
+            return Some(0);
+        };
+        let seen = capture.subscribed();
+        Some(
+            self.topology
+                .members
+                .iter()
+                .filter(|m| seen.contains(&std::net::IpAddr::V4(m.addr)))
+                .count() as u32,
+        )
     }
 
     fn schedule(&mut self, faults: &Faults, ids: Vec<String>, run_length: Duration, t0: Instant) {
@@ -258,7 +246,12 @@ impl Front for LinkFront {
     }
 
     fn active_faults(&self) -> Vec<&'static str> {
-        self.active()
+        self.active
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .copied()
+            .collect()
     }
 
     fn faults_started(&self) -> u32 {
