@@ -123,7 +123,7 @@ const MOSQUITTO_TOLERANCE: &str =
     "mosquitto's event loop wakes at least once a second; the close is stamped when the proxy or the capture sees it";
 /// rumqttd's read timeout is a tokio timer in its connection task.
 const RUMQTTD_TOLERANCE: &str =
-    "rumqttd's read timeout runs on its async runtime's timer; the proxy stamps the close when it reads it";
+    "rumqttd's read timeout runs on its async runtime's timer; the close is stamped when the proxy or the capture sees it";
 /// One tolerance for every rule: well above the measured tick drift (a few ms over a run) and
 /// well below the shortest keepalive the bands are drawn for (1 s).
 const TOLERANCE_S: f64 = 0.1;
