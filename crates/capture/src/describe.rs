@@ -22,10 +22,16 @@ pub fn describe(conn: u64, dir: Direction, len: usize, packet: &Packet<'_>) -> M
             event.clean_session = Some(c.clean_session);
             event.protocol_version = Some(c.version.level());
             event.will = Some(c.will);
+            event.session_expiry_s = c.properties.session_expiry_s;
+            event.receive_maximum = c.properties.receive_maximum;
+            event.will_delay_s = c.properties.will_delay_s;
         }
         Packet::ConnAck(a) => {
             event.return_code = Some(a.code);
             event.session_present = Some(a.session_present);
+            event.session_expiry_s = a.properties.session_expiry_s;
+            event.receive_maximum = a.properties.receive_maximum;
+            event.server_keepalive_s = a.properties.server_keepalive_s;
         }
         Packet::Publish(p) => {
             event.topic = Some(p.topic.to_string());

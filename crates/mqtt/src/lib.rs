@@ -17,13 +17,14 @@
 //! property blocks in the middle of otherwise identical packets.
 //!
 //! Layout: `header.rs` (fixed header, variable-length integers), `cursor.rs` (bounds-checked
-//! reading of the primitive types), `packet.rs` (one view per packet type), `stream.rs` (per-stream
-//! state).
+//! reading of the primitive types), `packet.rs` (one view per packet type), `properties.rs` (MQTT 5
+//! property blocks), `stream.rs` (per-stream state).
 
 mod cursor;
 pub mod encode;
 mod header;
 mod packet;
+mod properties;
 mod stream;
 
 pub use header::{parse_fixed_header, FixedHeader, PacketType, MAX_REMAINING_LENGTH};
@@ -31,6 +32,7 @@ pub use packet::{
     decode, Ack, ConnAck, Connect, Decoded, Disconnect, FilterIter, Packet, Publish, SubAck,
     Subscribe, SubscriptionFilter, Unsubscribe,
 };
+pub use properties::Properties;
 pub use stream::{Role, StreamDecoder, StreamError, StreamMode, Unit};
 
 /// MQTT protocol level as carried in CONNECT.

@@ -9,6 +9,7 @@
 
 use crate::cursor::Cursor;
 use crate::header::{parse_fixed_header, FixedHeader, PacketType};
+use crate::properties::{self, Properties};
 use crate::{Malformed, Version};
 
 /// What [`decode`] found at the start of a buffer.
@@ -79,6 +80,8 @@ pub struct Connect<'a> {
     pub clean_session: bool,
     pub will: bool,
     pub username: Option<&'a str>,
+    /// MQTT 5: the CONNECT's properties, with the will's Will Delay Interval.
+    pub properties: Properties,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +89,8 @@ pub struct ConnAck {
     pub session_present: bool,
     /// 3.1.x return code or MQTT 5 reason code (0 is success in both).
     pub code: u8,
+    /// MQTT 5: what the broker granted (Server Keep Alive, Session Expiry, Receive Maximum).
+    pub properties: Properties,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -216,12 +221,15 @@ pub(crate) fn parse_body(
                 return Err(Malformed::ReservedBit { packet: name });
             }
             let code = c.u8().ok_or(truncated)?;
-            if v5 && c.remaining() > 0 {
-                skip_properties(&mut c)?;
-            }
+            let properties = if v5 && c.remaining() > 0 {
+                properties::read(&mut c)?
+            } else {
+                Properties::default()
+            };
             Packet::ConnAck(ConnAck {
                 session_present: flags & 1 == 1,
                 code,
+                properties,
             })
         }
         PacketType::Publish => {
@@ -377,13 +385,15 @@ fn parse_connect(mut c: Cursor<'_>) -> Result<Packet<'_>, Malformed> {
         return Err(Malformed::InvalidQos);
     }
     let keepalive_s = c.u16().ok_or(truncated)?;
-    if v5 {
-        skip_properties(&mut c)?;
-    }
+    let mut properties = if v5 {
+        properties::read(&mut c)?
+    } else {
+        Properties::default()
+    };
     let client_id = utf8(c.binary().ok_or(truncated)?)?;
     if will {
         if v5 {
-            skip_properties(&mut c)?;
+            properties.will_delay_s = properties::read(&mut c)?.will_delay_s;
         }
         utf8(c.binary().ok_or(truncated)?)?;
         c.binary().ok_or(truncated)?;
@@ -409,6 +419,7 @@ fn parse_connect(mut c: Cursor<'_>) -> Result<Packet<'_>, Malformed> {
         clean_session: flags & 0b10 != 0,
         will,
         username,
+        properties,
     }))
 }
 
