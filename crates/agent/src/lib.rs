@@ -4,6 +4,7 @@
 //!   SUBSCRIBE/SUBACK, PINGREQ/PINGRESP, message (with the publisher's sequence number and publish
 //!   time decoded from its payload) and disconnect (with a classified cause and the library's own
 //!   text), and reconnect and re-subscribe by explicit policy.
+//! - [`run_watcher`]: the will watcher, which records the Last Wills the broker publishes.
 //! - [`run_publisher`]: a publisher whose payloads carry a sequence number and publish time in
 //!   the format of `linecut_model::payload`.
 //!
@@ -20,6 +21,7 @@ pub mod options;
 mod publisher;
 pub mod session;
 mod subscriber;
+mod watcher;
 
 pub use classify::classify;
 pub use fleet::{fleet_ids, run_fleet, FleetStats};
@@ -27,6 +29,7 @@ pub use options::{AgentError, PublisherOptions, SubscriberOptions};
 pub use publisher::{run_publisher, PublisherStats};
 pub use session::{ClientSession, Session, SessionConfig, SessionEvent, V4Session, V5Session};
 pub use subscriber::{run_subscriber, Progress, SubscriberStats};
+pub use watcher::{run_watcher, ExpectedWill, WatcherOptions};
 
 /// A session for validated subscriber options and one client id.
 pub fn subscriber_session(options: &SubscriberOptions, client_id: &str) -> ClientSession {
@@ -41,7 +44,26 @@ pub fn subscriber_session(options: &SubscriberOptions, client_id: &str) -> Clien
         connect_timeout_s: options.settings.connect_timeout_s,
         queue: 16,
         protocol: options.settings.protocol,
+        will: options.settings.will.as_ref(),
     })
+}
+
+/// The watcher's session on `broker` (`HOST:PORT`, checked by the caller): MQTT 3.1.1, a clean
+/// session, the publisher's keepalive.
+pub fn watcher_session(broker: &str, client_id: &str) -> Result<ClientSession, AgentError> {
+    let (host, port) = options::parse_broker(broker)?;
+    let d = linecut_model::PublisherSettings::default();
+    Ok(ClientSession::new(&SessionConfig {
+        host: &host,
+        port,
+        client_id,
+        keepalive_s: d.keepalive_s,
+        clean_session: true,
+        connect_timeout_s: d.connect_timeout_s,
+        queue: 16,
+        protocol: linecut_model::Protocol::V311,
+        will: None,
+    }))
 }
 
 /// A session for validated publisher options.
@@ -57,5 +79,6 @@ pub fn publisher_session(options: &PublisherOptions) -> ClientSession {
         connect_timeout_s: options.settings.connect_timeout_s,
         queue: 64,
         protocol: options.settings.protocol,
+        will: None,
     })
 }

@@ -8,7 +8,7 @@
 
 use crate::classify::classify;
 use linecut_events::DisconnectCause;
-use linecut_model::{Protocol, Topic};
+use linecut_model::{Protocol, Topic, Will};
 use rumqttc::{AsyncClient, Event, EventLoop, Incoming, MqttOptions, Outgoing, QoS};
 use std::time::Duration;
 
@@ -170,6 +170,18 @@ pub struct SessionConfig<'a> {
     /// Requests (SUBSCRIBE, PUBLISH) that may wait for the connection.
     pub queue: usize,
     pub protocol: Protocol,
+    /// The Last Will to leave with the broker (its `{client_id}` becomes `client_id`).
+    pub will: Option<&'a Will>,
+}
+
+impl SessionConfig<'_> {
+    /// The will's topic and payload for this client.
+    fn will_for_client(&self) -> Option<(&Will, String, String)> {
+        self.will.map(|w| {
+            let (topic, payload) = w.for_client(self.client_id);
+            (w, topic, payload)
+        })
+    }
 }
 
 impl V4Session {
@@ -178,6 +190,15 @@ impl V4Session {
         options.set_keep_alive(Duration::from_secs(config.keepalive_s.into()));
         options.set_clean_session(config.clean_session);
         options.set_max_packet_size(1 << 20, 1 << 20);
+        if let Some((will, topic, payload)) = config.will_for_client() {
+            // Validated: MQTT 3.1.1 wills carry no delay.
+            options.set_last_will(rumqttc::LastWill::new(
+                topic,
+                payload,
+                qos(will.qos),
+                will.retain,
+            ));
+        }
         let (client, mut eventloop) = AsyncClient::new(options, config.queue);
         let mut network = eventloop.network_options();
         network.set_connection_timeout(config.connect_timeout_s);
@@ -248,6 +269,26 @@ impl V5Session {
         options.set_keep_alive(Duration::from_secs(config.keepalive_s.into()));
         options.set_clean_start(config.clean_session);
         options.set_connection_timeout(config.connect_timeout_s);
+        if let Some((will, topic, payload)) = config.will_for_client() {
+            let properties = will
+                .delay_s
+                .map(|d| rumqttc::v5::mqttbytes::v5::LastWillProperties {
+                    delay_interval: Some(d),
+                    payload_format_indicator: None,
+                    message_expiry_interval: None,
+                    content_type: None,
+                    response_topic: None,
+                    correlation_data: None,
+                    user_properties: Vec::new(),
+                });
+            options.set_last_will(rumqttc::v5::mqttbytes::v5::LastWill::new(
+                topic,
+                payload,
+                qos5(will.qos),
+                will.retain,
+                properties,
+            ));
+        }
         let (client, eventloop) = rumqttc::v5::AsyncClient::new(options, config.queue);
         V5Session { client, eventloop }
     }

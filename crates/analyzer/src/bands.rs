@@ -124,6 +124,9 @@ const MOSQUITTO_TOLERANCE: &str =
 /// rumqttd's read timeout is a tokio timer in its connection task.
 const RUMQTTD_TOLERANCE: &str =
     "rumqttd's read timeout runs on its async runtime's timer; the close is stamped when the proxy or the capture sees it";
+/// A will is stamped by the watcher, not at the broker's close.
+const WILL_TOLERANCE: &str =
+    "the broker's loop (mosquitto's wakes at least every 100 ms, rumqttd's timers are its runtime's) and the will's loopback hop to the watcher, stamped when the watcher's task runs";
 /// One tolerance for every rule: well above the measured tick drift (a few ms over a run) and
 /// well below the shortest keepalive the bands are drawn for (1 s).
 const TOLERANCE_S: f64 = 0.1;
@@ -233,6 +236,58 @@ pub fn broker(
     }
 }
 
+/// The will's band, from the broker's band for dropping the client (`drop`): mosquitto
+/// publishes the will in the pass that drops the client, or, with a Will Delay Interval of D s,
+/// once its once-a-second will-delay check finds the delay past: (D, D + 1] s later
+/// (`will_delay.c`, wall-clock seconds). rumqttd waits min(D, Session Expiry Interval) — no
+/// delay without a session expiry, none ever for MQTT 3.1.1 — on a millisecond timer
+/// (`server/broker.rs`, `link/remote.rs`). The will's way to the watcher is a loopback hop.
+pub fn will(
+    drop: Rule,
+    broker: BrokerFamily,
+    delay_s: Option<u32>,
+    session_expiry_s: Option<u32>,
+) -> Option<Rule> {
+    let (low, high, words) = match broker {
+        BrokerFamily::Mosquitto => match delay_s.filter(|d| *d > 0) {
+            None => (
+                0.0,
+                0.0,
+                "mosquitto publishes the will as it drops the client".to_string(),
+            ),
+            Some(d) => {
+                let d = f64::from(d);
+                (
+                    d,
+                    d + 1.0,
+                    format!("mosquitto publishes the will once its once-a-second check finds the Will Delay Interval ({d:.0} s) past: {d:.0}..{:.0} s after it drops the client", d + 1.0),
+                )
+            }
+        },
+        BrokerFamily::Rumqttd => {
+            let d = f64::from(delay_s.unwrap_or(0).min(session_expiry_s.unwrap_or(0)));
+            (
+                d,
+                d,
+                if d > 0.0 {
+                    format!("rumqttd publishes the will min(Will Delay Interval, Session Expiry Interval) = {d:.0} s after it drops the client")
+                } else {
+                    "rumqttd publishes the will as it drops the client (it waits min(Will Delay Interval, Session Expiry Interval), 0 here)".to_string()
+                },
+            )
+        }
+        _ => return None,
+    };
+    Some(Rule {
+        low_s: drop.low_s + low,
+        high_s: drop.high_s + high,
+        tolerance_s: drop.tolerance_s,
+        tolerance: WILL_TOLERANCE,
+        rule: format!("{words}; {}", drop.rule),
+        never_by_design: drop.never_by_design,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,6 +347,42 @@ mod tests {
         let b = rumqttd.judge(None, seen(8.0));
         assert_eq!(b.verdict, Verdict::Inside);
         assert!(b.why.contains("departs from the spec"), "{}", b.why);
+    }
+
+    #[test]
+    fn the_will_band_is_the_drop_band_moved_by_the_brokers_delay() {
+        let drop = || {
+            broker(
+                BrokerFamily::Mosquitto,
+                2,
+                ClientFamily::Rumqttc,
+                Some(0.5),
+                false,
+            )
+            .unwrap()
+        };
+        let now = will(drop(), BrokerFamily::Mosquitto, None, None).unwrap();
+        assert_eq!((now.low_s, now.high_s), (2.5, 9.5));
+        let later = will(drop(), BrokerFamily::Mosquitto, Some(5), Some(60)).unwrap();
+        assert_eq!((later.low_s, later.high_s), (7.5, 15.5));
+        assert!(
+            later.rule.contains("Will Delay Interval (5 s)"),
+            "{}",
+            later.rule
+        );
+        // rumqttd delays only by what the session expiry allows.
+        let r = broker(
+            BrokerFamily::Rumqttd,
+            10,
+            ClientFamily::Rumqttc,
+            Some(0.0),
+            false,
+        )
+        .unwrap();
+        let w = will(r.clone(), BrokerFamily::Rumqttd, Some(30), Some(4)).unwrap();
+        assert_eq!((w.low_s, w.high_s), (19.0, 19.0));
+        let w = will(r, BrokerFamily::Rumqttd, Some(30), None).unwrap();
+        assert_eq!((w.low_s, w.high_s), (15.0, 15.0));
     }
 
     #[test]

@@ -14,6 +14,7 @@ pub(crate) fn timing(m: &WindowMetrics, metric: Metric) -> Option<f64> {
         Metric::ResubscribeS => m.resubscribe_s,
         Metric::FirstFreshS => m.first_fresh_s,
         Metric::StaleDataS => m.stale.as_ref().map(|s| s.first_after_end_s),
+        Metric::WillS => m.will_s,
         _ => None,
     }
 }
@@ -103,6 +104,7 @@ pub fn metric_value(
         | Metric::ReconnectS
         | Metric::ResubscribeS
         | Metric::FirstFreshS
+        | Metric::WillS
         | Metric::StaleDataS => window.and_then(|w| timing(w, metric)),
         Metric::ConnectAttempts => window.map(|w| f64::from(w.connect_attempts)),
         Metric::WireDetectS => window.and_then(|w| w.wire_detect_s),

@@ -200,6 +200,17 @@ pub fn analyze(run: &Run) -> Report {
     let windows = windows(run, run_end);
     let index = ConnIndex::build(&run.proxy);
     let session = session_facts(run, &clients);
+    let wills = run.watcher.as_ref().map(|events| {
+        let mut wills: std::collections::HashMap<String, Vec<i64>> = Default::default();
+        for e in events {
+            if let EventKind::WillReceived(w) = &e.kind {
+                if let Some(client) = &w.client {
+                    wills.entry(client.clone()).or_default().push(e.ts_us);
+                }
+            }
+        }
+        wills
+    });
     let ctx = RunContext {
         run,
         index: &index,
@@ -209,6 +220,8 @@ pub fn analyze(run: &Run) -> Report {
         broker: linecut_model::BrokerFamily::of(&broker),
         acks_hidden: session.subscribe_qos.is_some_and(|q| q > 0),
         wire: run.wire,
+        wills: wills.as_ref(),
+        session: &session,
         // meta.json writes it as the socket option's milliseconds (`2000ms`).
         user_timeout_s: meta
             .network
@@ -241,7 +254,7 @@ pub fn analyze(run: &Run) -> Report {
         incomplete_reason: meta.incomplete_reason().map(str::to_string),
         experiment_start_us: start,
         keepalive_s,
-        session,
+        session: session.clone(),
         network: meta.network.clone(),
         client_rule: keepalive_s.and_then(|k| bands::client_consequence(ctx.client_library, k)),
         phase: meta.phase.clone(),
@@ -283,6 +296,9 @@ fn session_facts(run: &Run, clients: &BTreeMap<String, Client>) -> SessionFacts 
         match p.kind() {
             Some(PacketType::Connect) if facts.clean_session.is_none() => {
                 facts.clean_session = p.clean_session;
+                facts.will = p.will.filter(|left| *left);
+                facts.session_expiry_s = p.session_expiry_s;
+                facts.will_delay_s = p.will_delay_s;
             }
             Some(PacketType::Subscribe) if facts.subscribe_qos.is_none() => {
                 facts.subscribe_qos = p

@@ -123,6 +123,9 @@ pub struct Run {
     pub lines: u64,
     /// The capture's citable frames (a capture analysed, or a namespace run's capture.pcap).
     pub frames: crate::frames::FrameLedger,
+    /// The will watcher's events, in runs whose subscribers left a will (`None`: nobody
+    /// listened for wills, so none can be said to be missing).
+    pub watcher: Option<Vec<Event>>,
 }
 
 /// Interns names; consecutive lines usually repeat a name, so the last hit is checked first.
@@ -540,6 +543,12 @@ pub fn load(dir: &Path) -> Result<Run, AnalyzeError> {
     run.publishes.extend(subscriber.publishes);
     run.deliveries.sort_by_key(|d| d.ts_us);
     run.publishes.sort_by_key(|p| p.ts_us);
+    if layout.watcher_events().is_file() {
+        let watcher = read_file(&layout.watcher_events(), false, None)?;
+        run.lines += watcher.lines;
+        run.warnings.extend(watcher.warnings);
+        run.watcher = Some(watcher.events);
+    }
     if let Some(port) = run.meta.network.as_ref().map(|n| n.broker_port) {
         add_link_capture(&mut run, &layout.capture(), port)?;
     }

@@ -146,6 +146,21 @@ fn in_short(
             }),
         }
     }
+    match (m.will_s, &m.will_band) {
+        (Some(t), _) => out.push(format!(
+            "The rest of the system heard the client was gone {t:.3} s after the line went: the will watcher received its will{}.",
+            match m.will_after_connack_s {
+                Some(a) if a < 0.0 => " as the client's new connection took the session over".to_string(),
+                Some(a) => format!(", {a:.3} s after the client was connected again"),
+                None => String::new(),
+            }
+        )),
+        (None, Some(b)) => out.push(format!(
+            "No will was published for the client: {}.",
+            b.why
+        )),
+        (None, None) => {}
+    }
     if let Some(back) = m.reconnect_s {
         out.push(format!(
             "The client was back {back:.3} s after the line returned, after {} connection attempt(s) since it gave up.",
@@ -564,6 +579,38 @@ fn fault_window(w: &mut String, r: &Report, window: &crate::report::WindowReport
             );
         }
     }
+    // When the rest of the system heard (runs whose subscribers leave a will).
+    if window
+        .subscribers
+        .iter()
+        .any(|m| m.will_s.is_some() || m.will_band.is_some())
+    {
+        let _ = writeln!(
+            w,
+            "\n| subscriber | will heard by the watcher | expected | after the client was back |"
+        );
+        let _ = writeln!(w, "|---|---|---|---|");
+        for m in window
+            .subscribers
+            .iter()
+            .filter(|m| m.inside_fault.is_none())
+        {
+            let _ = writeln!(
+                w,
+                "| {} | {} | {} | {} |",
+                m.client,
+                m.will_s.map_or("never".into(), |t| format!("{t:.3} s")),
+                band(&m.will_band),
+                m.will_after_connack_s.map_or("—".into(), |t| {
+                    if t < 0.0 {
+                        format!("with its new connection ({:.3} s before its CONNACK)", -t)
+                    } else {
+                        format!("{t:.3} s after its CONNACK")
+                    }
+                })
+            );
+        }
+    }
     for m in &window.subscribers {
         for told in &m.stories {
             let _ = writeln!(w, "\n- {}: {}: {}.", m.client, told.story, told.evidence);
@@ -575,6 +622,7 @@ fn fault_window(w: &mut String, r: &Report, window: &crate::report::WindowReport
             for (side, b) in [
                 ("client", &m.client_detect_band),
                 ("broker", &m.broker_detect_band),
+                ("will", &m.will_band),
             ] {
                 if let Some(b) = b {
                     let _ = writeln!(

@@ -154,6 +154,15 @@ pub struct UnexpectedDisconnect {
 pub struct SessionFacts {
     pub clean_session: Option<bool>,
     pub subscribe_qos: Option<u8>,
+    /// MQTT 5: the Session Expiry Interval its CONNECT asked for, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_expiry_s: Option<u32>,
+    /// Set when its CONNECT left a will (absent: it left none, or no CONNECT was seen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub will: Option<bool>,
+    /// MQTT 5: its will's Will Delay Interval, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub will_delay_s: Option<u32>,
 }
 
 /// Client minus wire, in milliseconds, from the unrounded times.
@@ -185,6 +194,18 @@ pub struct WindowMetrics {
     /// `proxy` (the broker closed its leg) or `broker_log`.
     pub broker_detect_how: Option<DetectHow>,
     pub broker_detect_band: Option<Band>,
+    /// When the will watcher received the client's will, from the outage start (runs whose
+    /// subscribers leave a will).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub will_s: Option<f64>,
+    /// The will's band (the broker's rule for dropping the client, plus its will delay) and
+    /// the verdict, "no will" included.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub will_band: Option<Band>,
+    /// The will came after the client was connected again: seconds after its CONNACK (at the
+    /// takeover: within the same moment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub will_after_connack_s: Option<f64>,
     pub reconnect_s: Option<f64>,
     pub resubscribe_s: Option<f64>,
     /// Attempts from giving up to the accepted CONNACK (the one that succeeded included).

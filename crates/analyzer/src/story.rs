@@ -82,16 +82,19 @@ pub enum Story {
     RodeThrough,
     /// The connection had already ended when the fault began.
     DownBeforeFault,
+    /// The broker published the client's will after the client was connected again.
+    WillWhileConnected,
 }
 
 impl Story {
-    const ALL: [Story; 6] = [
+    const ALL: [Story; 7] = [
         Story::PingTimeout,
         Story::BrokerTimedOut,
         Story::SessionTakeover,
         Story::StaleDataAfterAbandon,
         Story::RodeThrough,
         Story::DownBeforeFault,
+        Story::WillWhileConnected,
     ];
 
     /// The words reports print.
@@ -105,6 +108,9 @@ impl Story {
             }
             Story::RodeThrough => "rode through the outage without reconnecting",
             Story::DownBeforeFault => "the connection had already ended when the fault began",
+            Story::WillWhileConnected => {
+                "the backend heard the client's will while the client was connected again"
+            }
         }
     }
 }

@@ -456,6 +456,87 @@ fn a_reconnect_while_the_broker_holds_the_old_connection_is_a_takeover() {
     assert!(m.told(Story::SessionTakeover), "{:?}", m.stories);
 }
 
+/// The classic run with a will watcher that heard the subscriber's will at `wills`, its
+/// CONNECTs asking for `clean` sessions.
+fn with_wills(clean: bool, wills: &[f64]) -> Run {
+    let mut run = classic();
+    for e in &mut run.proxy {
+        if let EventKind::MqttPacket(p) = &mut e.kind {
+            if p.packet_type == "CONNECT" {
+                p.clean_session = Some(clean);
+                p.will = Some(true);
+            }
+        }
+    }
+    run.watcher = Some(
+        wills
+            .iter()
+            .map(|t| {
+                ev(
+                    *t,
+                    Source::Watcher,
+                    EventKind::WillReceived(WillReceived {
+                        client: Some("s".into()),
+                        topic: "devices/s/status".into(),
+                        qos: 0,
+                        retain: false,
+                        payload_len: 1,
+                    }),
+                )
+            })
+            .collect(),
+    );
+    run
+}
+
+#[test]
+fn a_will_with_the_takeover_is_judged_by_the_brokers_takeover_rule() {
+    // The client's new connection (CONNACK at 20.1 s) took over the session the broker still
+    // held; mosquitto sent the old connection's will just before answering it.
+    let m = &analyze(&with_wills(true, &[20.08])).windows[0].subscribers[0];
+    assert_eq!(m.will_s, Some(10.08));
+    assert_eq!(m.will_after_connack_s, Some(-0.02));
+    let band = m.will_band.as_ref().unwrap();
+    assert_eq!(band.verdict, Verdict::Inside, "{band:?}");
+    assert!(band.why.contains("takeover rule gives"), "{}", band.why);
+    assert!(m.told(Story::WillWhileConnected), "{:?}", m.stories);
+    // A persistent 3.1.1 session: mosquitto keeps the will on a takeover.
+    let m = &analyze(&with_wills(false, &[20.08])).windows[0].subscribers[0];
+    assert_eq!(m.will_band.as_ref().unwrap().verdict, Verdict::Outside);
+}
+
+#[test]
+fn a_will_after_the_client_was_back_is_a_finding_with_both_times() {
+    let m = &analyze(&with_wills(true, &[25.0])).windows[0].subscribers[0];
+    assert_eq!(m.will_after_connack_s, Some(4.9));
+    let told = m
+        .stories
+        .iter()
+        .find(|t| t.story == Story::WillWhileConnected)
+        .expect("told");
+    assert!(
+        told.evidence.contains("15.000 s into the outage")
+            && told.evidence.contains("4.900 s after the client's CONNACK")
+            && told.evidence.contains("(10.100 s into the outage)"),
+        "{}",
+        told.evidence
+    );
+    let md = crate::markdown::render(&analyze(&with_wills(true, &[25.0])));
+    assert!(md.contains("4.900 s after its CONNACK"), "{md}");
+}
+
+#[test]
+fn no_will_is_judged_only_when_a_watcher_listened() {
+    // Nobody listened: nothing is said of wills.
+    let m = &analyze(&classic()).windows[0].subscribers[0];
+    assert!(m.will_s.is_none() && m.will_band.is_none());
+    // A watcher heard nothing through a 10 s outage, longer than mosquitto's whole band.
+    let m = &analyze(&with_wills(true, &[])).windows[0].subscribers[0];
+    let band = m.will_band.as_ref().expect("judged");
+    assert_eq!(band.verdict, Verdict::Outside, "{band:?}");
+    assert!(band.why.contains("never"), "{}", band.why);
+}
+
 #[test]
 fn held_data_released_onto_an_abandoned_connection_is_recognised() {
     let mut run = classic();

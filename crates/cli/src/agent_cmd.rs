@@ -14,7 +14,7 @@ use linecut_model::duration::{interval_from_rate, parse_whole_seconds};
 use linecut_model::settings::MAX_CONNECT_TIMEOUT_S;
 use linecut_model::{
     parse_duration, Protocol, PublisherSettings, ReconnectPolicy, ResubscribePolicy,
-    SubscriberSettings, Topic,
+    SubscriberSettings, Topic, Will,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -77,6 +77,26 @@ pub struct SubscribeArgs {
     #[arg(long, default_value_t = sub().resubscribe, value_parser = ResubscribePolicy::parse, value_name = "POLICY")]
     resubscribe: ResubscribePolicy,
 
+    /// Leave a Last Will on this topic (`{client_id}` becomes each subscriber's id).
+    #[arg(long, value_name = "TOPIC")]
+    will_topic: Option<String>,
+
+    /// The will's payload (default: the client id).
+    #[arg(long, requires = "will_topic", value_name = "TEXT")]
+    will_payload: Option<String>,
+
+    /// The will's QoS.
+    #[arg(long, requires = "will_topic", default_value_t = 0, value_name = "QOS")]
+    will_qos: u8,
+
+    /// Publish the will retained.
+    #[arg(long, requires = "will_topic")]
+    will_retain: bool,
+
+    /// MQTT 5 Will Delay Interval, whole seconds.
+    #[arg(long, requires = "will_topic", value_parser = parse_will_delay, value_name = "DURATION")]
+    will_delay: Option<u32>,
+
     /// Write events (JSON Lines) to this file.
     #[arg(long, value_name = "FILE")]
     events: Option<PathBuf>,
@@ -84,6 +104,10 @@ pub struct SubscribeArgs {
     /// Stop by itself after this long (otherwise run until Ctrl-C or SIGTERM).
     #[arg(long, value_parser = parse_duration, value_name = "DURATION")]
     duration: Option<Duration>,
+}
+
+fn parse_will_delay(text: &str) -> Result<u32, String> {
+    parse_whole_seconds(text, u64::from(u32::MAX)).map(|s| s as u32)
 }
 
 impl SubscribeArgs {
@@ -99,6 +123,16 @@ impl SubscribeArgs {
             reconnect: self.reconnect,
             resubscribe: self.resubscribe,
             protocol: self.mqtt,
+            will: self.will_topic.as_ref().map(|topic| Will {
+                topic: topic.clone(),
+                payload: self
+                    .will_payload
+                    .clone()
+                    .unwrap_or_else(Will::default_payload),
+                qos: self.will_qos,
+                retain: self.will_retain,
+                delay_s: self.will_delay,
+            }),
         }
     }
 }
@@ -211,7 +245,7 @@ fn flag_name(field: &str) -> String {
     match field {
         "topics" => "topic".into(),
         "protocol" => "mqtt".into(),
-        other => other.replace('_', "-"),
+        other => other.replace(['_', '.'], "-"),
     }
 }
 

@@ -110,16 +110,35 @@ fn print_verdicts(report: &linecut_analyzer::Report, dir: &std::path::Path) {
                 ));
                 continue;
             }
+            let band = |b: &Option<linecut_analyzer::Band>| {
+                b.as_ref()
+                    .map(|b| {
+                        format!(
+                            " (band {:.1}-{:.1}s ±{}s, {})",
+                            b.low_s,
+                            b.high_s,
+                            b.tolerance_s,
+                            match b.verdict {
+                                linecut_analyzer::Verdict::Outside => "OUTSIDE",
+                                v => v.words(),
+                            }
+                        )
+                    })
+                    .unwrap_or_default()
+            };
+            // Only in runs that watched for wills.
+            let will = if m.will_s.is_some() || m.will_band.is_some() {
+                format!(", will after {}{}", s(m.will_s), band(&m.will_band))
+            } else {
+                String::new()
+            };
             linecut_runner::say(format_args!(
-                "fault {} ({}) {}: client gave up after {}{}, broker after {}, back {} after the end",
+                "fault {} ({}) {}: client gave up after {}{}, broker after {}{will}, back {} after the end",
                 w.fault,
                 w.kind,
                 m.client,
                 s(m.client_detect_s),
-                m.client_detect_band
-                    .as_ref()
-                    .map(|b| format!(" (band {:.1}-{:.1}s ±{}s, {})", b.low_s, b.high_s, b.tolerance_s, match b.verdict { linecut_analyzer::Verdict::Outside => "OUTSIDE", v => v.words() }))
-                    .unwrap_or_default(),
+                band(&m.client_detect_band),
                 s(m.broker_detect_s),
                 s(m.reconnect_s),
             ));

@@ -108,6 +108,8 @@ pub enum Source {
     Capture,
     /// Namespace mode's link fault scheduler.
     Link,
+    /// The will watcher: a subscriber on the will topics, connected straight to the broker.
+    Watcher,
 }
 
 impl Source {
@@ -121,6 +123,7 @@ impl Source {
             Source::Client => "client",
             Source::Capture => "capture",
             Source::Link => "link",
+            Source::Watcher => "watcher",
         }
     }
 }
@@ -157,6 +160,7 @@ pub enum EventKind {
     AgentStopped(AgentStopped),
     ClientInfo(ClientInfo),
     ClientExited(ClientExited),
+    WillReceived(WillReceived),
 }
 
 impl EventKind {
@@ -191,6 +195,7 @@ impl EventKind {
             EventKind::AgentStopped(_) => "agent_stopped",
             EventKind::ClientInfo(_) => "client_info",
             EventKind::ClientExited(_) => "client_exited",
+            EventKind::WillReceived(_) => "will_received",
         }
     }
 }
@@ -333,8 +338,10 @@ pub enum Fate {
 /// One MQTT control packet seen on the wire. Only the fields that matter for its type are present.
 ///
 /// - CONNECT: `client_id`, `keepalive_s`, `clean_session`, `protocol_version` (3, 4 or 5),
-///   `will` (true if a will message is set).
-/// - CONNACK: `return_code` (3.1.1 return code or MQTT 5 reason code), `session_present`.
+///   `will` (true if a will message is set); MQTT 5: `session_expiry_s`, `receive_maximum`,
+///   `will_delay_s` when sent.
+/// - CONNACK: `return_code` (3.1.1 return code or MQTT 5 reason code), `session_present`;
+///   MQTT 5: `server_keepalive_s`, `session_expiry_s`, `receive_maximum` when sent.
 /// - PUBLISH: `topic`, `qos`, `dup`, `retain`, `packet_id` (QoS > 0), `payload_len`.
 /// - PUBACK / PUBREC / PUBREL / PUBCOMP / UNSUBACK: `packet_id` (and `reason_code` in MQTT 5
 ///   when present).
@@ -384,6 +391,18 @@ pub struct MqttPacket {
     pub codes: Option<Vec<u8>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason_code: Option<u8>,
+    /// MQTT 5 CONNECT and CONNACK: Session Expiry Interval, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_expiry_s: Option<u32>,
+    /// MQTT 5 CONNECT and CONNACK: Receive Maximum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receive_maximum: Option<u16>,
+    /// MQTT 5 CONNECT: the will's Will Delay Interval, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub will_delay_s: Option<u32>,
+    /// MQTT 5 CONNACK: Server Keep Alive, the keepalive the broker grants, seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_keepalive_s: Option<u16>,
 }
 
 impl MqttPacket {
@@ -637,6 +656,21 @@ pub struct ClientExited {
     pub unmatched_lines: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_unmatched: Option<String>,
+}
+
+/// A Last Will the watcher received: the broker's word to the rest of the system that a
+/// subscriber is gone. Stamped when the watcher's task had it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WillReceived {
+    /// Whose will it is: the subscriber whose will has this topic and payload; `None` for a
+    /// message on a will topic that is no subscriber's will.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    pub topic: String,
+    pub qos: u8,
+    /// Set on a retained message the broker held from before the watcher subscribed.
+    pub retain: bool,
+    pub payload_len: u32,
 }
 
 #[cfg(test)]

@@ -65,6 +65,8 @@ run_files! {
     subscriber_events => "subscriber.jsonl";
     /// The publisher's events.
     publisher_events => "publisher.jsonl";
+    /// The will watcher's events (only in runs whose subscribers leave a will).
+    watcher_events => "watcher.jsonl";
     /// The broker's log (mosquitto's own, or rumqttd's through linecut).
     broker_log => "broker.log";
     /// The configuration linecut generated for mosquitto.
@@ -229,6 +231,9 @@ pub struct RunSummary {
     pub foreign: u64,
     pub disconnects: u64,
     pub faults_started: u32,
+    /// Messages the will watcher received, in runs whose subscribers leave a will.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wills: Option<u64>,
 }
 
 /// A run directory file that could not be read or written.

@@ -47,5 +47,5 @@ pub use phase::{FaultPhase, Jitter, PhaseRecord, PhaseRng};
 pub use policy::{ReconnectPolicy, ResubscribePolicy};
 pub use protocol::{topic_matches, Protocol, Topic};
 pub use schedule::{Dir, KeyDef, KeyType, Keys, Repeat, Schedule, SpecError, Target};
-pub use settings::{FieldError, MosquittoSettings, PublisherSettings, SubscriberSettings};
+pub use settings::{FieldError, MosquittoSettings, PublisherSettings, SubscriberSettings, Will};
 pub use text::{check_text, TextError, TextUse};

@@ -66,6 +66,7 @@ metrics! {
     ReconnectS => "reconnect_s", Window, true, "seconds from the outage's end until the client had a CONNACK again";
     ResubscribeS => "resubscribe_s", Window, true, "seconds from the outage's end until the client had a SUBACK again";
     FirstFreshS => "first_fresh_s", Window, true, "seconds from the outage's end until the first message published after it arrived";
+    WillS => "will_s", Window, true, "seconds from the outage's start until the will watcher received the client's Last Will";
     StaleDataS => "stale_data_s", Window, true, "seconds from the outage's end until the broker's stale data or FIN reached a connection the client had left (negative: before the end)";
     ConnectAttempts => "connect_attempts", Window, false, "connection attempts the client made in the window";
     WireDetectS => "wire_detect_s", Window, false, "client_detect_s as seen on the wire";

@@ -58,6 +58,78 @@ pub struct SubscriberSettings {
     pub reconnect: ReconnectPolicy,
     pub resubscribe: ResubscribePolicy,
     pub protocol: Protocol,
+    /// The Last Will each subscriber leaves with the broker, if any.
+    pub will: Option<Will>,
+}
+
+/// A subscriber's Last Will: what the broker publishes when it drops the connection without a
+/// DISCONNECT. `{client_id}` in the topic or the payload becomes each subscriber's id, so the
+/// watcher can tell whose will it heard.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Will {
+    pub topic: String,
+    pub payload: String,
+    pub qos: u8,
+    pub retain: bool,
+    /// MQTT 5's Will Delay Interval, whole seconds: the broker waits this long after the drop,
+    /// and publishes nothing if the session resumes first.
+    pub delay_s: Option<u32>,
+}
+
+impl Will {
+    /// The placeholder `topic` and `payload` may hold.
+    pub const CLIENT_ID: &'static str = "{client_id}";
+
+    /// The payload when a scenario gives none: the client's id, so every will names its client.
+    pub fn default_payload() -> String {
+        Will::CLIENT_ID.to_string()
+    }
+
+    /// Topic and payload as subscriber `client_id` leaves them.
+    pub fn for_client(&self, client_id: &str) -> (String, String) {
+        (
+            self.topic.replace(Will::CLIENT_ID, client_id),
+            self.payload.replace(Will::CLIENT_ID, client_id),
+        )
+    }
+
+    fn validate(&self, s: &SubscriberSettings, errors: &mut Vec<FieldError>) {
+        if self.topic.is_empty() {
+            errors.push(error("will.topic", "a will needs a topic"));
+        } else if self.topic.contains(['+', '#']) {
+            errors.push(error(
+                "will.topic",
+                format!(
+                    "`{}`: a will is published, and a topic one publishes to has no wildcards",
+                    self.topic.escape_debug()
+                ),
+            ));
+        } else if let Err(e) = check_text(&self.topic, TextUse::Argument) {
+            errors.push(error(
+                "will.topic",
+                format!("`{}` {e}", self.topic.escape_debug()),
+            ));
+        }
+        if let Err(e) = check_text(&self.payload, TextUse::Argument) {
+            errors.push(error("will.payload", e.to_string()));
+        }
+        if self.qos > 2 {
+            errors.push(error("will.qos", "must be 0, 1 or 2"));
+        }
+        if self.delay_s.is_some() && s.protocol != Protocol::V5 {
+            errors.push(error(
+                "will.delay",
+                "MQTT 3.1.1 has no Will Delay Interval: set `mqtt = \"5\"` or remove `delay`",
+            ));
+        }
+        let ids_it = |t: &str| t.contains(Will::CLIENT_ID);
+        if s.count > 1 && !ids_it(&self.topic) && !ids_it(&self.payload) {
+            errors.push(error(
+                "will.payload",
+                "with count > 1 every subscriber would leave the same will, and the watcher could not tell whose it heard: put {client_id} in the topic or the payload",
+            ));
+        }
+    }
 }
 
 impl Default for SubscriberSettings {
@@ -81,6 +153,7 @@ impl Default for SubscriberSettings {
             },
             resubscribe: ResubscribePolicy::Always,
             protocol: Protocol::V311,
+            will: None,
         }
     }
 }
@@ -118,6 +191,9 @@ impl SubscriberSettings {
             }
         }
         check_connect_timeout(self.connect_timeout_s, &mut errors);
+        if let Some(will) = &self.will {
+            will.validate(self, &mut errors);
+        }
         errors
     }
 

@@ -128,6 +128,12 @@ def parse_args():
                    help=f"seconds (default {DEFAULT_RECONNECT_MIN}; paho 1.0: fixed 1 s)")
     p.add_argument("--reconnect-max", type=float, default=None,
                    help=f"seconds (default {DEFAULT_RECONNECT_MAX}; paho 1.0: fixed 1 s)")
+    p.add_argument("--will-topic", default=None, help="leave a Last Will on this topic")
+    p.add_argument("--will-payload", default="")
+    p.add_argument("--will-qos", type=int, choices=(0, 1, 2), default=0)
+    p.add_argument("--will-retain", type=int, choices=(0, 1), default=0)
+    p.add_argument("--will-delay", type=int, default=None,
+                   help="MQTT 5 Will Delay Interval, seconds")
     p.add_argument("--tcp-user-timeout-ms", type=int, default=None,
                    help="TCP_USER_TIMEOUT for every socket the client opens")
     return p.parse_args()
@@ -266,6 +272,17 @@ def main():
         client = Subscriber(watch, mqtt.CallbackAPIVersion.VERSION2, **kwargs)
     else:
         client = Subscriber(watch, **kwargs)
+    if args.will_topic is not None:
+        will = {"payload": args.will_payload, "qos": args.will_qos,
+                "retain": bool(args.will_retain)}
+        if args.will_delay is not None:
+            # MQTT 5 only (checked by linecut); paho carries it as a will property.
+            from paho.mqtt.packettypes import PacketTypes
+            from paho.mqtt.properties import Properties
+            props = Properties(PacketTypes.WILLMESSAGE)
+            props.WillDelayInterval = args.will_delay
+            will["properties"] = props
+        client.will_set(args.will_topic, **will)
     if HAS_BACKOFF:
         client.reconnect_delay_set(
             min_delay=DEFAULT_RECONNECT_MIN if args.reconnect_min is None else args.reconnect_min,

@@ -39,7 +39,8 @@ pub use linecut_events::RunStatus;
 
 use display::Reporter;
 use linecut_agent::{
-    fleet_ids, publisher_session, run_publisher, PublisherOptions, SubscriberOptions,
+    fleet_ids, publisher_session, run_publisher, run_watcher, ExpectedWill, PublisherOptions,
+    SubscriberOptions, WatcherOptions,
 };
 use linecut_broker::BrokerError;
 use linecut_events::{now_us, AgentStopped, EventKind, RunSummary};
@@ -58,6 +59,9 @@ const VERSION: &str = env!("CARGO_PKG_VERSION");
 const AGENT_CLIENT_VERSION: &str = "0.25";
 /// How long subscribers get to be subscribed before the run is abandoned.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the will watcher listens after the subscribers stopped: a will their stop caused
+/// would be published as the broker closes their connections, well within this.
+const WATCHER_LINGER: Duration = Duration::from_millis(500);
 /// How long the publisher gets to stop before the run says it did not stop cleanly.
 const PUBLISHER_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// A placeholder address for checking agent options before any port exists: checking does not
@@ -325,9 +329,23 @@ impl Experiment<'_> {
             exits: exits_tx,
         })?;
 
+        let (watcher_stop, watcher_stopped) = watch::channel(false);
+        let watcher = stack.logs.watcher_sink.clone().map(|sink| {
+            let options = watcher_options(scenario);
+            let address = stack.broker.address(linecut_model::Protocol::V311);
+            let (ready_tx, ready) = watch::channel(false);
+            let task = tokio::spawn(async move {
+                let session = linecut_agent::watcher_session(&address, &options.client_id)
+                    .expect("the broker's own address");
+                run_watcher(&options, session, &sink, watcher_stopped, ready_tx).await
+            });
+            (task, ready)
+        });
+        let watcher_ready = || watcher.as_ref().is_none_or(|(_, ready)| *ready.borrow());
+
         let mut reason: Option<String> = None;
         let deadline = tokio::time::Instant::now() + SUBSCRIBE_TIMEOUT;
-        while subjects.subscribed(stack.front.wire_subscribed()) < s.count {
+        while subjects.subscribed(stack.front.wire_subscribed()) < s.count || !watcher_ready() {
             tokio::select! {
                 Some(exit) = exits.recv() => {
                     reason = Some(subjects.describe_exit(&exit, None));
@@ -338,6 +356,14 @@ impl Experiment<'_> {
                         reason = Some(dead);
                         break;
                     }
+                }
+                _ = tokio::time::sleep_until(deadline), if !watcher_ready() && subjects.subscribed(stack.front.wire_subscribed()) >= s.count => {
+                    reason = Some(format!(
+                        "the will watcher was not subscribed within {SUBSCRIBE_TIMEOUT:?} (straight to {}, {})",
+                        stack.broker.describe(),
+                        stack.broker.address(linecut_model::Protocol::V311),
+                    ));
+                    break;
                 }
                 _ = tokio::time::sleep_until(deadline) => {
                     reason = Some(format!(
@@ -413,6 +439,16 @@ impl Experiment<'_> {
         subjects
             .stop(&stack.logs.subscriber_sink, summary, &mut problems)
             .await;
+        if let Some((task, _)) = watcher {
+            // A will the subscribers' stop caused (none is due after a DISCONNECT) comes in the
+            // broker's loop pass that closes the connection: the watcher listens a moment on.
+            tokio::time::sleep(WATCHER_LINGER).await;
+            let _ = watcher_stop.send(true);
+            match tokio::time::timeout(PUBLISHER_STOP_TIMEOUT, task).await {
+                Ok(Ok(wills)) => summary.wills = Some(wills),
+                _ => problems.push("the will watcher did not stop cleanly".to_string()),
+            }
+        }
         for problem in problems {
             note(&mut reason, &problem);
         }
@@ -455,6 +491,31 @@ fn publisher_settings(scenario: &Scenario) -> PublisherSettings {
         settings.client_id = format!("{}-{}", settings.client_id, std::process::id());
     }
     settings
+}
+
+/// The will watcher: every subscriber's will as it will be published. Its client id is unique
+/// per process against an external broker, as the publisher's.
+fn watcher_options(scenario: &Scenario) -> WatcherOptions {
+    let s = &scenario.subscriber.settings;
+    let mut client_id = "linecut-watcher".to_string();
+    if let linecut_scenario::BrokerSpec::External { .. } = scenario.broker {
+        client_id = format!("{client_id}-{}", std::process::id());
+    }
+    let wills = s
+        .will
+        .iter()
+        .flat_map(|will| {
+            fleet_ids(&s.client_id, s.count).into_iter().map(move |id| {
+                let (topic, payload) = will.for_client(&id);
+                ExpectedWill {
+                    client: id,
+                    topic,
+                    payload: payload.into_bytes(),
+                }
+            })
+        })
+        .collect();
+    WatcherOptions { client_id, wills }
 }
 
 fn publisher_options(settings: &PublisherSettings, broker: &str) -> PublisherOptions {

@@ -100,7 +100,7 @@ impl LinkFront {
             .and_then(|p| p.parse().ok())
             .unwrap_or(0);
         links.start_capture(layout, port)?;
-        let (logs, sink) = Logs::create(layout, &LINK_LOG)?;
+        let (logs, sink) = Logs::create(layout, &LINK_LOG, scenario)?;
         links.sink = Some(sink);
         Ok(Stack {
             front: Box::new(links),

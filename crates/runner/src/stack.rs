@@ -86,19 +86,39 @@ impl Drop for RunningBroker {
     }
 }
 
-/// The three events files and their sinks.
+/// The events files and their sinks: the front's, the subscribers', the publisher's, and the
+/// will watcher's when the subscribers leave a will.
 pub(crate) struct Logs {
     /// The proxy's events, or a namespace run's link events.
     front: EventLog,
     subscriber: EventLog,
     publisher: EventLog,
+    watcher: Option<EventLog>,
     pub subscriber_sink: EventSink,
     pub publisher_sink: EventSink,
+    pub watcher_sink: Option<EventSink>,
 }
 
 impl Logs {
-    /// Opens the front's events file (`front_log`) and the agents'; the front's sink.
-    pub fn create(layout: &RunLayout, front_log: &FrontLog) -> Result<(Logs, EventSink), RunError> {
+    /// Opens the front's events file (`front_log`) and the agents' (the watcher's only when the
+    /// subscribers leave a will: no empty files); the front's sink.
+    pub fn create(
+        layout: &RunLayout,
+        front_log: &FrontLog,
+        scenario: &Scenario,
+    ) -> Result<(Logs, EventSink), RunError> {
+        let (watcher, watcher_sink) = match scenario.subscriber.settings.will {
+            Some(_) => {
+                let (log, sink) = EventLog::create(
+                    &layout.watcher_events(),
+                    Source::Watcher,
+                    "linecut-watcher",
+                    VERSION,
+                )?;
+                (Some(log), Some(sink))
+            }
+            None => (None, None),
+        };
         let (front, front_sink) = front_log.create(layout)?;
         let (subscriber, subscriber_sink) = EventLog::create(
             &layout.subscriber_events(),
@@ -117,8 +137,10 @@ impl Logs {
                 front,
                 subscriber,
                 publisher,
+                watcher,
                 subscriber_sink,
                 publisher_sink,
+                watcher_sink,
             },
             front_sink,
         ))
@@ -145,7 +167,7 @@ impl ProxyTask {
     /// A proxy-mode stack: the broker on loopback, the events files, the proxy in front.
     async fn stack(scenario: &Scenario, layout: &RunLayout) -> Result<Stack, RunError> {
         let broker = RunningBroker::start(&scenario.broker, layout, None)?;
-        let (logs, proxy_sink) = Logs::create(layout, &PROXY_LOG)?;
+        let (logs, proxy_sink) = Logs::create(layout, &PROXY_LOG, scenario)?;
         let upstream = broker.address(scenario.subscriber.settings.protocol);
         let proxy = ProxyTask::start(scenario, layout, upstream, proxy_sink).await?;
         Ok(Stack {
@@ -334,11 +356,13 @@ impl Stack {
         if let Some(dead) = self.front.dead() {
             return Some(dead);
         }
-        for log in [
-            &self.logs.front,
-            &self.logs.subscriber,
-            &self.logs.publisher,
-        ] {
+        let logs = [
+            Some(&self.logs.front),
+            Some(&self.logs.subscriber),
+            Some(&self.logs.publisher),
+            self.logs.watcher.as_ref(),
+        ];
+        for log in logs.into_iter().flatten() {
             if let Some(error) = log.failure() {
                 return Some(format!(
                     "events file {} could not be written ({error})",
@@ -361,10 +385,12 @@ impl Stack {
             front: front_log,
             subscriber,
             publisher,
+            watcher,
             subscriber_sink,
             publisher_sink,
+            watcher_sink,
         } = logs;
-        drop((subscriber_sink, publisher_sink));
+        drop((subscriber_sink, publisher_sink, watcher_sink));
         let mut broker = broker;
         if let RunningBroker::Mosquitto(m) = &mut broker {
             if let Some(status) = m.exited() {
@@ -373,7 +399,10 @@ impl Stack {
         }
         // Reverse order of start: the broker goes before the events files are closed.
         drop(broker);
-        for log in [front_log, subscriber, publisher] {
+        for log in [Some(front_log), Some(subscriber), Some(publisher), watcher]
+            .into_iter()
+            .flatten()
+        {
             let path = log.path().display().to_string();
             if let Err(e) = log.finish() {
                 problems.push(format!("events file {path} is damaged: {e}"));

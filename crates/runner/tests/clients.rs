@@ -470,3 +470,107 @@ command = ["mosquitto_sub", "-h", "{host}", "-p", "{port}", "-i", "a/b", "-k", "
     // connection within a second or two (its reconnect delay): well inside the 30 s wait.
     assert!(started.elapsed() < Duration::from_secs(20), "{reason}");
 }
+
+/// The wills the run's watcher received: (client, payload length, time).
+fn wills_heard(dir: &Path) -> Vec<(String, u64, i64)> {
+    std::fs::read_to_string(dir.join("watcher.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["type"] == "will_received")
+        .map(|e| {
+            (
+                e["client"].as_str().unwrap_or("").to_string(),
+                e["payload_len"].as_u64().unwrap(),
+                e["ts_us"].as_i64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// A client under test given a will leaves it: a reset 0.5 s into a 4 s refusal drops its
+/// connection (mosquitto publishes the will of a connection lost without DISCONNECT, after its
+/// Will Delay Interval in MQTT 5) and keeps it from coming back before the will is out.
+async fn leaves_its_will(name: &str, client: &str, mqtt: &str, delay: Option<u32>) {
+    let will = match delay {
+        Some(d) => format!(
+            r#"{{ topic = "devices/{{client_id}}/status", payload = "{name} offline", delay = "{d}s" }}"#
+        ),
+        None => {
+            format!(r#"{{ topic = "devices/{{client_id}}/status", payload = "{name} offline" }}"#)
+        }
+    };
+    let text = format!(
+        r#"
+name = "{name}"
+duration = "8s"
+[broker]
+kind = "mosquitto"
+[publisher]
+interval = "200ms"
+[subscriber]
+client_id = "{name}"
+keepalive = "5s"
+mqtt = "{mqtt}"
+{client}
+will = {will}
+[[fault]]
+kind = "refuse"
+at = "2s"
+for = "4s"
+[[fault]]
+kind = "reset"
+at = "2500ms"
+"#
+    );
+    let (report, dir) = run_ok(&text, name).await;
+    let heard = wills_heard(&dir);
+    assert_eq!(heard.len(), 1, "{name}: {heard:?}");
+    let (client, len, at) = &heard[0];
+    assert_eq!(client, name, "attributed by its topic and payload");
+    assert_eq!(*len, format!("{name} offline").len() as u64);
+    assert_eq!(
+        report.session.will,
+        Some(true),
+        "{name}: the CONNECT carried it"
+    );
+    assert_eq!(report.session.will_delay_s, delay);
+    // After the reset: at once, or D..D + 1 s later; 0.1 s for mosquitto's loop and the hop.
+    let after = (*at - report.windows[0].outage_start_us) as f64 / 1e6 - 0.5;
+    let d = f64::from(delay.unwrap_or(0));
+    let high = if delay.is_some() { d + 1.0 } else { 0.0 } + 0.1;
+    assert!(
+        (d - 0.1..=high).contains(&after),
+        "{name}: {after} s after the reset"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paho_leaves_its_delayed_mqtt_5_will() {
+    leaves_its_will(
+        "paho-will",
+        "client = \"paho-python\"\npaho = \"2\"",
+        "5",
+        Some(1),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mosquitto_sub_leaves_its_will() {
+    leaves_its_will(
+        "mosquitto-sub-will",
+        "client = \"mosquitto_sub\"",
+        "3.1.1",
+        None,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_is_told_its_will_through_placeholders() {
+    let command = r#"client = "command"
+command = ["mosquitto_sub", "-h", "{host}", "-p", "{port}", "-i", "{client_id}", "-k", "{keepalive}", "-t", "{topic}", "-v", "--will-topic", "{will_topic}", "--will-payload", "{will_payload}", "--will-qos", "{will_qos}"]
+pattern = '^\S+ (?P<payload>.*)$'"#;
+    leaves_its_will("command-will", command, "3.1.1", None).await;
+}

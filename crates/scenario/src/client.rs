@@ -129,8 +129,18 @@ pub const OWNED_SETTINGS: [(&str, &[Kind], &str); 8] = [
 /// back-off setting.
 pub const PAHO_SERIES: [&str; 3] = ["1.0", "1.6", "2"];
 
+/// The placeholders that tell a `command` client its will (`[subscriber] will`); a will on a
+/// command that uses none of them is refused.
+pub const WILL_PLACEHOLDERS: [&str; 5] = [
+    "will_topic",
+    "will_payload",
+    "will_qos",
+    "will_retain",
+    "will_delay",
+];
+
 /// Placeholders a `command` argument may contain, and what each becomes.
-pub const PLACEHOLDERS: [(&str, &str); 8] = [
+pub const PLACEHOLDERS: [(&str, &str); 13] = [
     (
         "host",
         "the proxy's host (the client connects through the proxy)",
@@ -142,6 +152,17 @@ pub const PLACEHOLDERS: [(&str, &str); 8] = [
     ("qos", "the first topic filter's QoS"),
     ("clean_session", "1 or 0"),
     ("mqtt", "3.1.1 or 5"),
+    (
+        "will_topic",
+        "the will's topic, with this subscriber's id in it (empty without a will)",
+    ),
+    ("will_payload", "the will's payload, likewise"),
+    ("will_qos", "the will's QoS"),
+    ("will_retain", "1 or 0"),
+    (
+        "will_delay",
+        "MQTT 5's Will Delay Interval in whole seconds (0 when none is set)",
+    ),
 ];
 
 /// Replaces `{name}` placeholders in `arg`; `{{` and `}}` stand for literal braces.

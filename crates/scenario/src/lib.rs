@@ -26,6 +26,7 @@ use linecut_model::settings::MAX_CONNECT_TIMEOUT_S;
 use linecut_model::{
     check_text, Condition, FieldError, Jitter, LinkKind, MetricName, MosquittoSettings, Protocol,
     PublisherSettings, ReconnectPolicy, ResubscribePolicy, SubscriberSettings, TextUse, Topic,
+    Will,
 };
 pub use linecut_model::{LinkFaultSpec, NetworkMode, TcpSettings};
 use linecut_proxy::faults::{self, KeyDef, KeyType};
@@ -197,6 +198,19 @@ impl Scenario {
             topics.join(", "),
             s.protocol
         ));
+        if let Some(w) = &s.will {
+            out.push_str(&format!(
+                "will = {{ topic = {}, payload = {}, qos = {}, retain = {}",
+                quoted(&w.topic),
+                quoted(&w.payload),
+                w.qos,
+                w.retain
+            ));
+            if let Some(d) = w.delay_s {
+                out.push_str(&format!(", delay = \"{d}s\""));
+            }
+            out.push_str(" }\n");
+        }
         // Only the settings the kind of client really uses: the others are rejected for it.
         match client {
             ClientKind::Rumqttc => out.push_str(&format!(

@@ -86,6 +86,18 @@ pub struct RawSubscriber {
     pub command: Option<Spanned<Vec<String>>>,
     pub pattern: Option<Spanned<String>>,
     pub library: Option<Spanned<String>>,
+    pub will: Option<Spanned<RawWill>>,
+}
+
+/// `[subscriber] will = { topic, payload, qos, retain, delay }`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWill {
+    pub topic: Option<Spanned<String>>,
+    pub payload: Option<Spanned<String>>,
+    pub qos: Option<Spanned<u8>>,
+    pub retain: Option<bool>,
+    pub delay: Option<Spanned<String>>,
 }
 
 /// One `[[fault]]`: the keys of `linecut proxy --fault`, as a table, every key and value with

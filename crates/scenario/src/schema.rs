@@ -85,9 +85,10 @@ pub fn json_schema() -> Value {
                     "client": {"enum": ["rumqttc", "paho-python", "mosquitto_sub", "command"], "description": "who subscribes through the proxy; default rumqttc (linecut's agent)"},
                     "paho": {"enum": crate::client::PAHO_SERIES, "description": "paho-python only: the paho-mqtt series"},
                     "python": {"type": "string", "description": "paho-python only: the Python to run linecut's paho script with"},
-                    "command": {"type": "array", "minItems": 1, "items": {"type": "string"}, "description": "command only: program and arguments, no shell; placeholders {host} {port} {client_id} {keepalive} {topic} {qos} {clean_session} {mqtt}"},
+                    "command": {"type": "array", "minItems": 1, "items": {"type": "string"}, "description": "command only: program and arguments, no shell; placeholders {host} {port} {client_id} {keepalive} {topic} {qos} {clean_session} {mqtt}, and for a will {will_topic} {will_payload} {will_qos} {will_retain} {will_delay}"},
                     "pattern": {"type": "string", "description": "command only: a regex with (?P<seq>..) [and (?P<ts>..)] or (?P<payload>..) for stdout lines; without it stdout carries linecut events"},
-                    "library": {"type": "string", "description": "command only: the client library it uses, for reports and detection bands"}
+                    "library": {"type": "string", "description": "command only: the client library it uses, for reports and detection bands"},
+                    "will": will()
                 }
             },
             "fault": {
@@ -99,6 +100,21 @@ pub fn json_schema() -> Value {
                 "additionalProperties": {"type": ["string", "number", "boolean"]},
                 "description": "metric = condition, checked by the analyzer"
             }
+        }
+    })
+}
+
+/// `[subscriber] will`.
+fn will() -> Value {
+    json!({
+        "type": "object", "additionalProperties": false, "required": ["topic"],
+        "description": "the Last Will each subscriber leaves; {client_id} in topic or payload becomes its id, and linecut's will watcher records when the broker publishes it",
+        "properties": {
+            "topic": {"type": "string", "description": "no wildcards"},
+            "payload": {"type": "string", "description": "default: {client_id}"},
+            "qos": {"enum": [0, 1, 2]},
+            "retain": {"type": "boolean"},
+            "delay": {"type": "string", "description": "MQTT 5 Will Delay Interval, whole seconds (mqtt = \"5\" only)"}
         }
     })
 }

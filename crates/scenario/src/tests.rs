@@ -37,6 +37,7 @@ reconnect = "exponential:min=1s,max=10s,jitter=0.1"
 resubscribe = "when-session-lost"
 mqtt = "3.1.1"
 client = "rumqttc"
+will = { topic = "devices/{client_id}/status", payload = "offline", qos = 1, retain = true }
 
 [capture]
 pcap = true
@@ -272,7 +273,7 @@ fn the_json_schema_describes_exactly_the_keys_the_parser_accepts() {
     };
     assert_eq!(props(&schema), keys(&full));
     for section in ["broker", "publisher", "subscriber"] {
-        let mut in_file = keys(full[section].as_table().unwrap());
+        let in_file = keys(full[section].as_table().unwrap());
         let mut in_schema = props(&schema["properties"][section]);
         // `address` (external brokers) and `rate` (instead of interval) cannot share a file
         // with their alternatives.
@@ -283,7 +284,11 @@ fn the_json_schema_describes_exactly_the_keys_the_parser_accepts() {
                 || k == "rate"
                 || ["paho", "python", "command", "pattern", "library"].contains(&k.as_str())
         });
-        in_file.retain(|k| in_schema.contains(k));
+        let missing: Vec<&String> = in_file.iter().filter(|k| !in_schema.contains(k)).collect();
+        assert!(
+            missing.is_empty(),
+            "{section}: {missing:?} not in the schema"
+        );
         assert_eq!(
             in_schema.len() - in_file.len(),
             if section == "subscriber" { 5 } else { 1 },
@@ -310,6 +315,61 @@ fn the_json_schema_describes_exactly_the_keys_the_parser_accepts() {
         network_keys.iter().all(|k| in_schema.contains(k)),
         "{network_keys:?}"
     );
+}
+
+#[test]
+fn a_will_reads_back_and_its_rules_name_their_field() {
+    let s = parse(Path::new("w.toml"), FULL).unwrap();
+    let will = s.subscriber.settings.will.clone().unwrap();
+    assert_eq!(will.for_client("sensor-2").0, "devices/sensor-2/status");
+    assert!((will.qos, will.retain) == (1, true));
+    let base = |will: &str, extra: &str| {
+        format!("name = \"w\"\nduration = \"90s\"\n[subscriber]\n{extra}will = {will}\n")
+    };
+    let e = errors(&base(r#"{ topic = "devices/+/status" }"#, ""));
+    assert!(
+        e.contains("bad.toml:4:")
+            && e.contains("subscriber.will.topic")
+            && e.contains("no wildcards"),
+        "{e}"
+    );
+    let e = errors(&base(r#"{ topic = "d/s", delay = "5s" }"#, ""));
+    assert!(
+        e.contains("subscriber.will.delay") && e.contains("MQTT 3.1.1 has no Will Delay Interval"),
+        "{e}"
+    );
+    assert!(parse(
+        Path::new("w.toml"),
+        &base(
+            r#"{ topic = "d/s", delay = "5s" }"#,
+            "mqtt = \"5\"\nkeepalive = \"5s\"\n"
+        )
+    )
+    .is_ok());
+    let e = errors(&base(
+        r#"{ topic = "d/s", payload = "off" }"#,
+        "count = 2\n",
+    ));
+    assert!(
+        e.contains("subscriber.will.payload") && e.contains("{client_id}"),
+        "{e}"
+    );
+    let e = errors(&base(r#"{ payload = "off" }"#, ""));
+    assert!(
+        e.contains("subscriber.will.topic") && e.contains("needs a topic"),
+        "{e}"
+    );
+    let e = errors(&base(r#"{ topic = "d/s", qos = 3 }"#, ""));
+    assert!(e.contains("subscriber.will.qos"), "{e}");
+    // A command client is told its will through placeholders; one that uses none cannot.
+    let cmd = "client = \"command\"\ncommand = [\"sub\", \"{host}\"]\n";
+    let e = errors(&base(r#"{ topic = "d/s" }"#, cmd));
+    assert!(
+        e.contains("subscriber.will:") && e.contains("{will_topic}"),
+        "{e}"
+    );
+    let cmd = "client = \"command\"\ncommand = [\"sub\", \"--will={will_topic}\"]\n";
+    assert!(parse(Path::new("w.toml"), &base(r#"{ topic = "d/s" }"#, cmd)).is_ok());
 }
 
 fn subscriber_of(text: &str) -> Result<SubscriberSpec, String> {

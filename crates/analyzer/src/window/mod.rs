@@ -4,8 +4,9 @@
 //!
 //! Split by question, each a function of the window's [`View`]: [`client`] (when and how the
 //! client gave up), [`broker`] (when the broker did), [`recovery`] (how it came back),
-//! [`stale`] (what reached the connections it had left, and what the capture shows resent)
-//! and [`stories`] (what those prove, in words). This file draws the windows, builds the view
+//! [`stale`] (what reached the connections it had left, and what the capture shows resent),
+//! [`will`] (when the rest of the system heard it was gone) and [`stories`] (what those
+//! prove, in words). This file draws the windows, builds the view
 //! and the bands, and puts the answers together.
 
 mod broker;
@@ -13,6 +14,7 @@ mod client;
 mod recovery;
 mod stale;
 mod stories;
+mod will;
 
 use crate::bands;
 use crate::clients::{first, secs, Client};
@@ -104,6 +106,10 @@ pub(crate) struct RunContext<'a> {
     pub acks_hidden: bool,
     /// What watched the wire, and so which of its rules apply ([`crate::Wire`]).
     pub wire: crate::Wire,
+    /// When the will watcher received each subscriber's will; `None` when no watcher ran.
+    pub wills: Option<&'a std::collections::HashMap<String, Vec<i64>>>,
+    /// What the subscriber's CONNECT asked for.
+    pub session: &'a crate::report::SessionFacts,
 }
 
 /// What a window looks like from one subscriber before any question is asked of it.
@@ -252,7 +258,40 @@ pub(crate) fn window_metrics(
             abandoned: gave_up.own.map(|e| e.ts_us),
         },
     );
-    let stories = stories::told(ctx, c, w, &v, &gave_up, &broker, stale.as_ref(), watched);
+    let will = ctx.wills.map(|wills| {
+        let times = wills.get(&c.id).map_or(&[][..], |t| t.as_slice());
+        will::heard(times, w, &v, back.connack.map(|a| a.ts_us))
+    });
+    let session = ctx.session;
+    let will_band = broker_band
+        .clone()
+        .zip(will.as_ref())
+        .and_then(|(b, heard)| {
+            let rule = bands::will(
+                b,
+                ctx.broker,
+                session.will_delay_s,
+                session.session_expiry_s,
+            )?;
+            let takeover = will::takeover_publishes(
+                ctx.broker,
+                session.clean_session,
+                session.session_expiry_s,
+                session.will_delay_s,
+            );
+            Some(will::judge(heard, rule, watched, takeover, w))
+        });
+    let stories = stories::told(
+        ctx,
+        c,
+        w,
+        &v,
+        &gave_up,
+        &broker,
+        stale.as_ref(),
+        watched,
+        will.as_ref(),
+    );
 
     WindowMetrics {
         client: c.id.clone(),
@@ -272,6 +311,12 @@ pub(crate) fn window_metrics(
             }
             band
         }),
+        will_s: will.as_ref().and_then(|h| h.at).map(|t| secs(t - w.start)),
+        will_band,
+        will_after_connack_s: will
+            .as_ref()
+            .and_then(|h| h.at.zip(h.after_connack))
+            .map(|(at, connack)| secs(at - connack)),
         reconnect_s: back.connack.map(|a| secs(a.ts_us - w.end)),
         resubscribe_s: back.suback.map(|s| secs(s.ts_us - w.end)),
         connect_attempts: back.attempts,
@@ -391,7 +436,7 @@ pub(crate) fn reports(
         // The window's settling time: the latest moment any band allows a detection.
         let latest_s = subscribers
             .iter()
-            .flat_map(|m| [&m.client_detect_band, &m.broker_detect_band])
+            .flat_map(|m| [&m.client_detect_band, &m.broker_detect_band, &m.will_band])
             .flatten()
             .map(|b| b.high_s + b.tolerance_s)
             .fold(0.0, f64::max);

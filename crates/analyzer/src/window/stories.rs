@@ -1,6 +1,7 @@
 //! What a window's events prove, told in words with their evidence: the client was down
 //! before the fault, its ping went unanswered, the broker timed it out first, the broker took
-//! the session over, stale data reached the abandoned connection, or it rode the outage out.
+//! the session over, stale data reached the abandoned connection, the backend heard the will
+//! while the client was back, or it rode the outage out.
 
 use super::broker::Dropped;
 use super::client::GaveUp;
@@ -26,6 +27,7 @@ pub(crate) fn told(
     broker: &Dropped<'_>,
     stale: Option<&StaleData>,
     watched: Watched,
+    will: Option<&super::will::Heard>,
 ) -> Vec<Told> {
     let (run, index) = (ctx.run, ctx.index);
     let (detect, broker_detect, log_line) = (gave_up.detect, broker.detect, broker.log_line);
@@ -120,6 +122,23 @@ pub(crate) fn told(
         stories.push(Told {
             story: Story::StaleDataAfterAbandon,
             evidence: super::stale::stale_evidence(st),
+        });
+    }
+    if let Some((at, connack)) = will.and_then(|h| h.at.zip(h.after_connack)) {
+        stories.push(Told {
+            story: Story::WillWhileConnected,
+            evidence: format!(
+                "the watcher received its will {} and {:.3} s {} the client's CONNACK on its new connection ({}){}",
+                into(at),
+                secs((at - connack).abs()),
+                if at >= connack { "after" } else { "before" },
+                into(connack),
+                if at < connack {
+                    ": the broker published it as the new connection took the session over"
+                } else {
+                    ""
+                }
+            ),
         });
     }
     if connected_at_start && detect.is_none() && broker_detect.is_none() {

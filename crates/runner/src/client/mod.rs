@@ -330,6 +330,18 @@ fn arguments(
             if let Some(ms) = scenario.network.tcp.user_timeout_ms {
                 args.push(format!("--tcp-user-timeout-ms={ms}"));
             }
+            if let Some(w) = &s.will {
+                let (topic, payload) = w.for_client(id);
+                args.extend([
+                    format!("--will-topic={topic}"),
+                    format!("--will-payload={payload}"),
+                    format!("--will-qos={}", w.qos),
+                    format!("--will-retain={}", u8::from(w.retain)),
+                ]);
+                if let Some(d) = w.delay_s {
+                    args.push(format!("--will-delay={d}"));
+                }
+            }
             for t in &s.topics {
                 args.push(format!("--topic={}:{}", t.name, t.qos));
             }
@@ -356,6 +368,29 @@ fn arguments(
                 // `-c`: "disable clean session", i.e. keep the session.
                 args.push("-c".into());
             }
+            if let Some(w) = &s.will {
+                let (topic, payload) = w.for_client(id);
+                args.extend([
+                    "--will-topic".into(),
+                    topic,
+                    "--will-payload".into(),
+                    payload,
+                    "--will-qos".into(),
+                    w.qos.to_string(),
+                ]);
+                if w.retain {
+                    args.push("--will-retain".into());
+                }
+                if let Some(d) = w.delay_s {
+                    // MQTT 5 only (checked): a will property, as mosquitto_sub's `-D` sets it.
+                    args.extend([
+                        "-D".into(),
+                        "will".into(),
+                        "will-delay-interval".into(),
+                        d.to_string(),
+                    ]);
+                }
+            }
             // mosquitto_sub takes one QoS for all its topics.
             args.push("-q".into());
             args.push(
@@ -373,6 +408,7 @@ fn arguments(
             args
         }
         ClientKind::Command { argv, .. } => {
+            let will = s.will.as_ref().map(|w| w.for_client(id));
             let value = |name: &str| -> Option<String> {
                 Some(match name {
                     "host" => host.clone(),
@@ -383,6 +419,18 @@ fn arguments(
                     "qos" => first.qos.to_string(),
                     "clean_session" => u8::from(s.clean_session).to_string(),
                     "mqtt" => mqtt.to_string(),
+                    "will_topic" => will.as_ref().map_or_else(String::new, |w| w.0.clone()),
+                    "will_payload" => will.as_ref().map_or_else(String::new, |w| w.1.clone()),
+                    "will_qos" => s.will.as_ref().map_or(0, |w| w.qos).to_string(),
+                    "will_retain" => {
+                        u8::from(s.will.as_ref().is_some_and(|w| w.retain)).to_string()
+                    }
+                    "will_delay" => s
+                        .will
+                        .as_ref()
+                        .and_then(|w| w.delay_s)
+                        .unwrap_or(0)
+                        .to_string(),
                     _ => return None,
                 })
             };
@@ -746,7 +794,7 @@ async fn read_output(
         let line = String::from_utf8_lossy(&buf);
         match format.parse(&line, &defaults) {
             Line::Event { ts_us, kind } => {
-                match &kind {
+                match &*kind {
                     EventKind::Suback(_) => counts.subscribed.store(true, Ordering::Relaxed),
                     EventKind::Message(_) => {
                         counts.messages.fetch_add(1, Ordering::Relaxed);
@@ -756,7 +804,7 @@ async fn read_output(
                     }
                     _ => {}
                 }
-                sink.emit_at(ts_us.unwrap_or(read_us), kind);
+                sink.emit_at(ts_us.unwrap_or(read_us), *kind);
             }
             Line::Unmatched => {
                 counts.not_understood(|| line.trim_end().chars().take(200).collect());

@@ -26,8 +26,12 @@ pub enum OutputFormat {
 /// What one line said.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Line {
-    /// An event to log; `ts_us` is the client's own stamp when it gave one.
-    Event { ts_us: Option<i64>, kind: EventKind },
+    /// An event to log; `ts_us` is the client's own stamp when it gave one. Boxed: an event
+    /// is far larger than the other answers.
+    Event {
+        ts_us: Option<i64>,
+        kind: Box<EventKind>,
+    },
     /// A line this format does not recognise.
     Unmatched,
     /// A line with nothing to say (blank, or a header line).
@@ -103,7 +107,7 @@ fn parse_event(line: &str) -> Line {
         | EventKind::Disconnected(_)
         | EventKind::ClientInfo(_) => Line::Event {
             ts_us: Some(event.ts_us),
-            kind: event.kind,
+            kind: Box::new(event.kind),
         },
         _ => Line::Unmatched,
     }
@@ -130,7 +134,7 @@ fn message(
     };
     Line::Event {
         ts_us: None,
-        kind: EventKind::Message(Message {
+        kind: Box::new(EventKind::Message(Message {
             client: defaults.client.clone(),
             topic: topic.to_string(),
             qos: defaults.qos,
@@ -141,7 +145,7 @@ fn message(
             seq: stamp.map(|s| s.seq),
             pub_ts_us: stamp.filter(|_| has_ts).map(|s| s.pub_ts_us),
             foreign: stamp.is_none(),
-        }),
+        })),
     }
 }
 
@@ -159,10 +163,10 @@ mod tests {
 
     fn msg(line: Line) -> Message {
         match line {
-            Line::Event {
-                kind: EventKind::Message(m),
-                ..
-            } => m,
+            Line::Event { kind, .. } => match *kind {
+                EventKind::Message(m) => m,
+                other => panic!("not a message: {other:?}"),
+            },
             other => panic!("not a message: {other:?}"),
         }
     }

@@ -117,6 +117,7 @@ impl Checker<'_> {
             Some(r) => self.parsed(r, "subscriber.resubscribe", ResubscribePolicy::parse),
             None => Some(d.resubscribe),
         };
+        let will = self.will(&s);
         let settings = SubscriberSettings {
             client_id: s
                 .client_id
@@ -130,6 +131,7 @@ impl Checker<'_> {
             reconnect: reconnect?,
             resubscribe: resubscribe?,
             protocol: protocol?,
+            will: will?,
         };
         let client = client?;
         // linecut's own agent is rumqttc, with rumqttc's rules on top of every client's.
@@ -144,9 +146,90 @@ impl Checker<'_> {
             "keepalive" => s.keepalive.as_ref().map(|k| k.span()),
             "topics" => s.topics.as_ref().and_then(|t| t.first()).map(|t| t.span()),
             "connect_timeout" => s.connect_timeout.as_ref().map(|c| c.span()),
-            _ => None,
+            field => {
+                let w = s.will.as_ref()?;
+                let raw = w.get_ref();
+                match field {
+                    "will.topic" => raw.topic.as_ref().map(|t| t.span()),
+                    "will.payload" => raw.payload.as_ref().map(|p| p.span()),
+                    "will.qos" => raw.qos.as_ref().map(|q| q.span()),
+                    "will.delay" => raw.delay.as_ref().map(|d| d.span()),
+                    _ => None,
+                }
+                .or(Some(w.span()))
+            }
         });
+        let ok = ok && self.will_fits_client(&s, &client, &settings);
         ok.then_some(SubscriberSpec { client, settings })
+    }
+
+    /// `will = { ... }`, read; the settings' rules check it with the rest of `[subscriber]`.
+    fn will(&mut self, s: &raw::RawSubscriber) -> Option<Option<Will>> {
+        let Some(w) = &s.will else {
+            return Some(None);
+        };
+        let raw = w.get_ref();
+        let Some(topic) = &raw.topic else {
+            self.problem(
+                w.span(),
+                "subscriber.will.topic",
+                "a will needs a topic: will = { topic = \"devices/{client_id}/status\" }",
+            );
+            return None;
+        };
+        let delay_s = match &raw.delay {
+            Some(d) => {
+                Some(self.whole_seconds(d, "subscriber.will.delay", u64::from(u32::MAX))? as u32)
+            }
+            None => None,
+        };
+        Some(Some(Will {
+            topic: topic.get_ref().clone(),
+            payload: raw
+                .payload
+                .as_ref()
+                .map_or_else(Will::default_payload, |p| p.get_ref().clone()),
+            qos: raw.qos.as_ref().map_or(0, |q| *q.get_ref()),
+            retain: raw.retain.unwrap_or(false),
+            delay_s,
+        }))
+    }
+
+    /// A will is left by the client under test, so it must be able to: a `command` client is
+    /// told its will through placeholders, and one whose command uses none cannot leave it.
+    fn will_fits_client(
+        &mut self,
+        s: &raw::RawSubscriber,
+        client: &ClientKind,
+        settings: &SubscriberSettings,
+    ) -> bool {
+        let (Some(w), Some(will)) = (&s.will, &settings.will) else {
+            return true;
+        };
+        let ClientKind::Command { argv, .. } = client else {
+            return true;
+        };
+        let uses = |name: &str| argv.iter().any(|a| a.contains(&format!("{{{name}}}")));
+        if !uses("will_topic") {
+            self.problem(
+                w.span(),
+                "subscriber.will",
+                format!(
+                    "client = \"command\" is told its will through placeholders ({}), and its command uses none of {{will_topic}}: it could not leave the will, and the run would wait for one that never comes",
+                    client::WILL_PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
+                ),
+            );
+            return false;
+        }
+        if will.delay_s.is_some() && !uses("will_delay") {
+            self.problem(
+                w.span(),
+                "subscriber.will.delay",
+                "the command uses no {will_delay}: the client would leave its will without the delay",
+            );
+            return false;
+        }
+        true
     }
 
     /// The client kind and its own settings; settings of another kind are rejected, so a file
