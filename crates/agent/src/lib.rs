@@ -45,6 +45,8 @@ pub fn subscriber_session(options: &SubscriberOptions, client_id: &str) -> Clien
         queue: 16,
         protocol: options.settings.protocol,
         will: options.settings.will.as_ref(),
+        session_expiry_s: options.settings.session_expiry_s,
+        receive_maximum: options.settings.receive_maximum,
     })
 }
 
@@ -63,6 +65,8 @@ pub fn watcher_session(broker: &str, client_id: &str) -> Result<ClientSession, A
         queue: 16,
         protocol: linecut_model::Protocol::V311,
         will: None,
+        session_expiry_s: None,
+        receive_maximum: None,
     }))
 }
 
@@ -80,5 +84,7 @@ pub fn publisher_session(options: &PublisherOptions) -> ClientSession {
         queue: 64,
         protocol: options.settings.protocol,
         will: None,
+        session_expiry_s: None,
+        receive_maximum: None,
     })
 }

@@ -172,6 +172,9 @@ pub struct SessionConfig<'a> {
     pub protocol: Protocol,
     /// The Last Will to leave with the broker (its `{client_id}` becomes `client_id`).
     pub will: Option<&'a Will>,
+    /// MQTT 5 only (validated): Session Expiry Interval and Receive Maximum.
+    pub session_expiry_s: Option<u32>,
+    pub receive_maximum: Option<u16>,
 }
 
 impl SessionConfig<'_> {
@@ -269,6 +272,8 @@ impl V5Session {
         options.set_keep_alive(Duration::from_secs(config.keepalive_s.into()));
         options.set_clean_start(config.clean_session);
         options.set_connection_timeout(config.connect_timeout_s);
+        options.set_session_expiry_interval(config.session_expiry_s);
+        options.set_receive_maximum(config.receive_maximum);
         if let Some((will, topic, payload)) = config.will_for_client() {
             let properties = will
                 .delay_s

@@ -131,6 +131,14 @@ const WILL_TOLERANCE: &str =
 /// well below the shortest keepalive the bands are drawn for (1 s).
 const TOLERANCE_S: f64 = 0.1;
 
+/// Whether the library runs on the keepalive an MQTT 5 broker grants in its CONNACK (Server
+/// Keep Alive), as MQTT 5.0 §3.2.2.3.14 requires: rumqttc does (`v5/eventloop.rs`, `connect`),
+/// libmosquitto does (`handle_connack.c`); paho-mqtt 1.6 and 2.1 do not (their
+/// `_handle_connack` hands the property to `on_connect` only and keeps pinging on their own).
+pub fn adopts_server_keepalive(library: ClientFamily) -> bool {
+    matches!(library, ClientFamily::Rumqttc | ClientFamily::Libmosquitto)
+}
+
 /// The client library's band.
 pub fn client(library: ClientFamily, k: u16) -> Option<Rule> {
     let k = f64::from(k);

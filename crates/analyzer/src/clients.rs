@@ -159,6 +159,27 @@ pub(crate) fn keepalive(run: &Run, clients: &BTreeMap<String, Client>) -> Option
     })
 }
 
+/// The keepalive the broker granted the first subscriber, if its CONNACK said (MQTT 5's
+/// Server Keep Alive): the client must use it instead of its own (MQTT 5.0 §3.2.2.3.14), so
+/// the bands are drawn for it.
+pub(crate) fn granted_keepalive(
+    run: &Run,
+    conn_client: &BTreeMap<u64, String>,
+    clients: &BTreeMap<String, Client>,
+) -> Option<u16> {
+    run.proxy.iter().find_map(|e| match &e.kind {
+        EventKind::MqttPacket(p)
+            if p.kind() == Some(PacketType::ConnAck) && p.dir == Direction::Down =>
+        {
+            conn_client
+                .get(&p.conn)
+                .filter(|id| clients.contains_key(id.as_str()))
+                .and(p.server_keepalive_s)
+        }
+        _ => None,
+    })
+}
+
 /// The wire's view of every client, for comparison with what the client said.
 pub(crate) fn wire_views<'a>(
     clients: &'a BTreeMap<String, Client<'a>>,

@@ -192,7 +192,12 @@ pub fn analyze(run: &Run) -> Report {
     let conn_client = wire::connection_clients(&run.proxy);
     let wire_events = wire::client_events(&run.proxy, &conn_client);
     let clients = clients::group(run, &conn_client, &wire_events);
-    let keepalive_s = clients::keepalive(run, &clients);
+    let asked = clients::keepalive(run, &clients);
+    let granted = clients::granted_keepalive(run, &conn_client, &clients);
+    // The broker holds the client to what it granted; the client runs on it only if its
+    // library adopts the Server Keep Alive.
+    let adopts = bands::adopts_server_keepalive(meta.subscriber_family());
+    let keepalive_s = granted.filter(|_| adopts).or(asked);
     let wire_clients = clients::wire_views(&clients, &wire_events);
 
     let client_library = meta.subscriber_client.clone();
@@ -215,6 +220,7 @@ pub fn analyze(run: &Run) -> Report {
         run,
         index: &index,
         keepalive_s,
+        broker_keepalive_s: granted.or(asked),
         // The descriptions are read into families once; the bands match on families.
         client_library: meta.subscriber_family(),
         broker: linecut_model::BrokerFamily::of(&broker),
@@ -254,6 +260,7 @@ pub fn analyze(run: &Run) -> Report {
         incomplete_reason: meta.incomplete_reason().map(str::to_string),
         experiment_start_us: start,
         keepalive_s,
+        keepalive_granted_s: granted,
         session: session.clone(),
         network: meta.network.clone(),
         client_rule: keepalive_s.and_then(|k| bands::client_consequence(ctx.client_library, k)),

@@ -292,7 +292,18 @@ fn header(w: &mut String, r: &Report) {
     let _ = writeln!(
         w,
         "- Keepalive: {}; clean session: {}; subscription QoS: {}",
-        r.keepalive_s.map_or("unknown".into(), |k| format!("{k} s")),
+        match (r.keepalive_s, r.keepalive_granted_s) {
+            (Some(k), Some(g)) => format!(
+                "the broker granted {g} s in its CONNACK (Server Keep Alive) and holds the client to it, so the broker's band uses {g} s; {}",
+                if k == g {
+                    format!("the client runs on {g} s too, and its band uses it")
+                } else {
+                    format!("the client runs on the {k} s it asked for (its library does not adopt the Server Keep Alive, which MQTT 5.0 §3.2.2.3.14 requires), and its band uses {k} s")
+                }
+            ),
+            (Some(k), None) => format!("{k} s"),
+            (None, _) => "unknown".into(),
+        },
         match r.session.clean_session {
             Some(true) => "yes (clean_session = 1)",
             Some(false) => "no (clean_session = 0)",

@@ -369,7 +369,13 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub incomplete_reason: Option<String>,
     pub experiment_start_us: i64,
+    /// The keepalive the client runs on, which its band is drawn for: what it asked for, or
+    /// what the broker granted when its library adopts that (see `keepalive_granted_s`).
     pub keepalive_s: Option<u16>,
+    /// MQTT 5: the keepalive the broker granted in its CONNACK (Server Keep Alive), which it
+    /// holds the client to: the broker's and the will's bands are drawn for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalive_granted_s: Option<u16>,
     #[serde(default)]
     pub session: SessionFacts,
     /// A namespace run's network (its links, the device TCP settings); absent in proxy mode.

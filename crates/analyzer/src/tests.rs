@@ -538,6 +538,38 @@ fn no_will_is_judged_only_when_a_watcher_listened() {
 }
 
 #[test]
+fn reason_codes_are_named_in_the_timeline_with_the_connections_version() {
+    let mut run = classic();
+    for e in &mut run.proxy {
+        if let EventKind::MqttPacket(p) = &mut e.kind {
+            if p.packet_type == "CONNECT" {
+                p.protocol_version = Some(5);
+            }
+        }
+    }
+    run.proxy.push(proxy(
+        20.06,
+        EventKind::MqttPacket(MqttPacket {
+            conn: 1,
+            dir: Direction::Down,
+            packet_type: "DISCONNECT".into(),
+            len: 3,
+            reason_code: Some(0x8e),
+            ..Default::default()
+        }),
+    ));
+    run.proxy.sort_by_key(|e| e.ts_us);
+    let r = analyze(&run);
+    assert!(
+        r.timeline
+            .iter()
+            .any(|t| t.what == "conn 1: the broker sends DISCONNECT 0x8E (Session taken over)"),
+        "{:#?}",
+        r.timeline
+    );
+}
+
+#[test]
 fn held_data_released_onto_an_abandoned_connection_is_recognised() {
     let mut run = classic();
     run.proxy

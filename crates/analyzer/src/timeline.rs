@@ -1,13 +1,14 @@
 //! The timeline: the moments a reader needs to follow a run (faults, gaps in the data, the
-//! clients' and the wire's events near an outage, the broker's verdicts), in time order, and
-//! the warnings about clients under test.
+//! clients' and the wire's events near an outage, the broker's verdicts and reason codes, the
+//! wills the watcher heard), in time order, and the warnings about clients under test.
 
 use crate::clients::{cause_name, secs, Client};
 use crate::report::TimelineEntry;
 use crate::window::Window;
 use crate::Run;
-use linecut_events::{ClosedBy, DisconnectCause, EventKind, Leg};
-use std::collections::BTreeMap;
+use linecut_events::{ClosedBy, Direction, DisconnectCause, EventKind, Leg, MqttPacket};
+use linecut_mqtt::{reason_name, PacketType, Version};
+use std::collections::{BTreeMap, HashMap};
 
 pub(crate) fn timeline(
     run: &Run,
@@ -158,8 +159,18 @@ pub(crate) fn timeline(
             }
         }
     }
+    // Reason codes are read with the version of the connection they came on.
+    let mut versions: HashMap<u64, Version> = HashMap::new();
     for e in &run.proxy {
         match &e.kind {
+            EventKind::MqttPacket(p) => {
+                if let Some(v) = p.protocol_version.and_then(Version::from_level) {
+                    versions.insert(p.conn, v);
+                }
+                if let Some(what) = coded(p, versions.get(&p.conn).copied()) {
+                    push(e.ts_us, None, format!("conn {}: {what}", p.conn));
+                }
+            }
             EventKind::LegClosed(l) => {
                 let who = match (l.leg, l.by) {
                     (Leg::Client, ClosedBy::Peer) => "the client closed its connection",
@@ -192,6 +203,21 @@ pub(crate) fn timeline(
             _ => {}
         }
     }
+    for e in run.watcher.iter().flatten() {
+        if let EventKind::WillReceived(w) = &e.kind {
+            push(
+                e.ts_us,
+                w.client.as_deref(),
+                match &w.client {
+                    Some(_) => format!("the will watcher receives its will on {}", w.topic),
+                    None => format!(
+                        "the will watcher receives a message on {} that is no subscriber's will",
+                        w.topic
+                    ),
+                },
+            );
+        }
+    }
     for entry in &run.broker_log {
         // mosquitto stamps whole seconds: the event happened within the second after this.
         push(
@@ -202,6 +228,29 @@ pub(crate) fn timeline(
     }
     out.sort_by(|a, b| a.ts_us.cmp(&b.ts_us).then_with(|| a.what.cmp(&b.what)));
     out
+}
+
+/// A packet whose code is news: a DISCONNECT with a reason (the broker's, or the client's
+/// other than a normal one), or a CONNACK that refuses. Named as the specification names it.
+fn coded(p: &MqttPacket, version: Option<Version>) -> Option<String> {
+    let kind = p.kind()?;
+    let (code, from_broker) = match kind {
+        PacketType::Disconnect => (p.reason_code?, p.dir == Direction::Down),
+        PacketType::ConnAck => (p.return_code.filter(|c| *c != 0)?, true),
+        _ => return None,
+    };
+    if kind == PacketType::Disconnect && code == 0 && !from_broker {
+        return None;
+    }
+    let name = version
+        .and_then(|v| reason_name(v, kind, code))
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
+    Some(format!(
+        "the {} sends {} 0x{code:02X}{name}",
+        if from_broker { "broker" } else { "client" },
+        kind.name()
+    ))
 }
 
 pub(crate) fn exit_text(x: &linecut_events::ClientExited) -> String {

@@ -77,6 +77,14 @@ pub struct SubscribeArgs {
     #[arg(long, default_value_t = sub().resubscribe, value_parser = ResubscribePolicy::parse, value_name = "POLICY")]
     resubscribe: ResubscribePolicy,
 
+    /// MQTT 5 Session Expiry Interval, whole seconds (how long the broker keeps the session).
+    #[arg(long, value_parser = parse_u32_seconds, value_name = "DURATION")]
+    session_expiry: Option<u32>,
+
+    /// MQTT 5 Receive Maximum.
+    #[arg(long, value_name = "N")]
+    receive_maximum: Option<u16>,
+
     /// Leave a Last Will on this topic (`{client_id}` becomes each subscriber's id).
     #[arg(long, value_name = "TOPIC")]
     will_topic: Option<String>,
@@ -94,7 +102,7 @@ pub struct SubscribeArgs {
     will_retain: bool,
 
     /// MQTT 5 Will Delay Interval, whole seconds.
-    #[arg(long, requires = "will_topic", value_parser = parse_will_delay, value_name = "DURATION")]
+    #[arg(long, requires = "will_topic", value_parser = parse_u32_seconds, value_name = "DURATION")]
     will_delay: Option<u32>,
 
     /// Write events (JSON Lines) to this file.
@@ -106,7 +114,7 @@ pub struct SubscribeArgs {
     duration: Option<Duration>,
 }
 
-fn parse_will_delay(text: &str) -> Result<u32, String> {
+fn parse_u32_seconds(text: &str) -> Result<u32, String> {
     parse_whole_seconds(text, u64::from(u32::MAX)).map(|s| s as u32)
 }
 
@@ -133,6 +141,8 @@ impl SubscribeArgs {
                 retain: self.will_retain,
                 delay_s: self.will_delay,
             }),
+            session_expiry_s: self.session_expiry,
+            receive_maximum: self.receive_maximum,
         }
     }
 }

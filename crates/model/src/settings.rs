@@ -60,6 +60,11 @@ pub struct SubscriberSettings {
     pub protocol: Protocol,
     /// The Last Will each subscriber leaves with the broker, if any.
     pub will: Option<Will>,
+    /// MQTT 5's Session Expiry Interval, whole seconds: how long the broker keeps the session
+    /// after the connection ends (absent: 0, the session ends with the connection).
+    pub session_expiry_s: Option<u32>,
+    /// MQTT 5's Receive Maximum: QoS 1 and 2 deliveries the client takes unacknowledged.
+    pub receive_maximum: Option<u16>,
 }
 
 /// A subscriber's Last Will: what the broker publishes when it drops the connection without a
@@ -154,6 +159,8 @@ impl Default for SubscriberSettings {
             resubscribe: ResubscribePolicy::Always,
             protocol: Protocol::V311,
             will: None,
+            session_expiry_s: None,
+            receive_maximum: None,
         }
     }
 }
@@ -193,6 +200,26 @@ impl SubscriberSettings {
         check_connect_timeout(self.connect_timeout_s, &mut errors);
         if let Some(will) = &self.will {
             will.validate(self, &mut errors);
+        }
+        if self.protocol != Protocol::V5 {
+            if self.session_expiry_s.is_some() {
+                errors.push(error(
+                    "session_expiry",
+                    "MQTT 3.1.1 has no Session Expiry Interval (its session lives while clean_session = false): set `mqtt = \"5\"` or remove it",
+                ));
+            }
+            if self.receive_maximum.is_some() {
+                errors.push(error(
+                    "receive_maximum",
+                    "MQTT 3.1.1 has no Receive Maximum: set `mqtt = \"5\"` or remove it",
+                ));
+            }
+        }
+        if self.receive_maximum == Some(0) {
+            errors.push(error(
+                "receive_maximum",
+                "must be 1 to 65535 (MQTT 5 makes 0 a protocol error)",
+            ));
         }
         errors
     }

@@ -18,13 +18,14 @@
 //!
 //! Layout: `header.rs` (fixed header, variable-length integers), `cursor.rs` (bounds-checked
 //! reading of the primitive types), `packet.rs` (one view per packet type), `properties.rs` (MQTT 5
-//! property blocks), `stream.rs` (per-stream state).
+//! property blocks), `reason.rs` (what reason codes mean), `stream.rs` (per-stream state).
 
 mod cursor;
 pub mod encode;
 mod header;
 mod packet;
 mod properties;
+mod reason;
 mod stream;
 
 pub use header::{parse_fixed_header, FixedHeader, PacketType, MAX_REMAINING_LENGTH};
@@ -33,6 +34,7 @@ pub use packet::{
     Subscribe, SubscriptionFilter, Unsubscribe,
 };
 pub use properties::Properties;
+pub use reason::reason_name;
 pub use stream::{Role, StreamDecoder, StreamError, StreamMode, Unit};
 
 /// MQTT protocol level as carried in CONNECT.

@@ -128,6 +128,9 @@ def parse_args():
                    help=f"seconds (default {DEFAULT_RECONNECT_MIN}; paho 1.0: fixed 1 s)")
     p.add_argument("--reconnect-max", type=float, default=None,
                    help=f"seconds (default {DEFAULT_RECONNECT_MAX}; paho 1.0: fixed 1 s)")
+    p.add_argument("--session-expiry", type=int, default=None,
+                   help="MQTT 5 Session Expiry Interval, seconds")
+    p.add_argument("--receive-maximum", type=int, default=None, help="MQTT 5 Receive Maximum")
     p.add_argument("--will-topic", default=None, help="leave a Last Will on this topic")
     p.add_argument("--will-payload", default="")
     p.add_argument("--will-qos", type=int, choices=(0, 1, 2), default=0)
@@ -402,8 +405,17 @@ def main():
 
     try:
         if v5:
+            connect_props = None
+            if args.session_expiry is not None or args.receive_maximum is not None:
+                from paho.mqtt.packettypes import PacketTypes
+                from paho.mqtt.properties import Properties
+                connect_props = Properties(PacketTypes.CONNECT)
+                if args.session_expiry is not None:
+                    connect_props.SessionExpiryInterval = args.session_expiry
+                if args.receive_maximum is not None:
+                    connect_props.ReceiveMaximum = args.receive_maximum
             client.connect_async(args.host, args.port, args.keepalive,
-                                 clean_start=bool(args.clean_session))
+                                 clean_start=bool(args.clean_session), properties=connect_props)
         else:
             client.connect_async(args.host, args.port, args.keepalive)
         if HAS_BACKOFF:

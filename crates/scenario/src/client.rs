@@ -129,18 +129,8 @@ pub const OWNED_SETTINGS: [(&str, &[Kind], &str); 8] = [
 /// back-off setting.
 pub const PAHO_SERIES: [&str; 3] = ["1.0", "1.6", "2"];
 
-/// The placeholders that tell a `command` client its will (`[subscriber] will`); a will on a
-/// command that uses none of them is refused.
-pub const WILL_PLACEHOLDERS: [&str; 5] = [
-    "will_topic",
-    "will_payload",
-    "will_qos",
-    "will_retain",
-    "will_delay",
-];
-
 /// Placeholders a `command` argument may contain, and what each becomes.
-pub const PLACEHOLDERS: [(&str, &str); 13] = [
+pub const PLACEHOLDERS: [(&str, &str); 15] = [
     (
         "host",
         "the proxy's host (the client connects through the proxy)",
@@ -162,6 +152,14 @@ pub const PLACEHOLDERS: [(&str, &str); 13] = [
     (
         "will_delay",
         "MQTT 5's Will Delay Interval in whole seconds (0 when none is set)",
+    ),
+    (
+        "session_expiry",
+        "MQTT 5's Session Expiry Interval in whole seconds (0 when none is set)",
+    ),
+    (
+        "receive_maximum",
+        "MQTT 5's Receive Maximum (65535, the protocol's default, when none is set)",
     ),
 ];
 

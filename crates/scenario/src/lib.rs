@@ -198,6 +198,12 @@ impl Scenario {
             topics.join(", "),
             s.protocol
         ));
+        if let Some(e) = s.session_expiry_s {
+            out.push_str(&format!("session_expiry = \"{e}s\"\n"));
+        }
+        if let Some(r) = s.receive_maximum {
+            out.push_str(&format!("receive_maximum = {r}\n"));
+        }
         if let Some(w) = &s.will {
             out.push_str(&format!(
                 "will = {{ topic = {}, payload = {}, qos = {}, retain = {}",

@@ -87,6 +87,8 @@ pub struct RawSubscriber {
     pub pattern: Option<Spanned<String>>,
     pub library: Option<Spanned<String>>,
     pub will: Option<Spanned<RawWill>>,
+    pub session_expiry: Option<Spanned<String>>,
+    pub receive_maximum: Option<Spanned<u16>>,
 }
 
 /// `[subscriber] will = { topic, payload, qos, retain, delay }`.

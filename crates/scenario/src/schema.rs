@@ -85,9 +85,11 @@ pub fn json_schema() -> Value {
                     "client": {"enum": ["rumqttc", "paho-python", "mosquitto_sub", "command"], "description": "who subscribes through the proxy; default rumqttc (linecut's agent)"},
                     "paho": {"enum": crate::client::PAHO_SERIES, "description": "paho-python only: the paho-mqtt series"},
                     "python": {"type": "string", "description": "paho-python only: the Python to run linecut's paho script with"},
-                    "command": {"type": "array", "minItems": 1, "items": {"type": "string"}, "description": "command only: program and arguments, no shell; placeholders {host} {port} {client_id} {keepalive} {topic} {qos} {clean_session} {mqtt}, and for a will {will_topic} {will_payload} {will_qos} {will_retain} {will_delay}"},
+                    "command": {"type": "array", "minItems": 1, "items": {"type": "string"}, "description": "command only: program and arguments, no shell; placeholders {host} {port} {client_id} {keepalive} {topic} {qos} {clean_session} {mqtt}, and for a will {will_topic} {will_payload} {will_qos} {will_retain} {will_delay}, for MQTT 5 {session_expiry} {receive_maximum}"},
                     "pattern": {"type": "string", "description": "command only: a regex with (?P<seq>..) [and (?P<ts>..)] or (?P<payload>..) for stdout lines; without it stdout carries linecut events"},
                     "library": {"type": "string", "description": "command only: the client library it uses, for reports and detection bands"},
+                    "session_expiry": {"type": "string", "description": "MQTT 5 Session Expiry Interval, whole seconds (mqtt = \"5\" only)"},
+                    "receive_maximum": {"type": "integer", "minimum": 1, "maximum": 65535, "description": "MQTT 5 Receive Maximum (mqtt = \"5\" only)"},
                     "will": will()
                 }
             },

@@ -372,6 +372,42 @@ fn a_will_reads_back_and_its_rules_name_their_field() {
     assert!(parse(Path::new("w.toml"), &base(r#"{ topic = "d/s" }"#, cmd)).is_ok());
 }
 
+#[test]
+fn mqtt_5_session_settings_need_mqtt_5_and_a_command_must_pass_them_on() {
+    let text = |extra: &str| format!("name = \"s\"\nduration = \"90s\"\n[subscriber]\n{extra}");
+    let s = parse(
+        Path::new("s.toml"),
+        &text("mqtt = \"5\"\nsession_expiry = \"30s\"\nreceive_maximum = 4\n"),
+    )
+    .unwrap();
+    let settings = &s.subscriber.settings;
+    assert_eq!(
+        (settings.session_expiry_s, settings.receive_maximum),
+        (Some(30), Some(4))
+    );
+    let again = parse(Path::new("s.toml"), &s.resolved_toml()).unwrap();
+    assert_eq!(again.subscriber.settings, s.subscriber.settings);
+    let e = errors(&text("session_expiry = \"30s\"\n"));
+    assert!(
+        e.contains("bad.toml:4:")
+            && e.contains("subscriber.session_expiry")
+            && e.contains("MQTT 3.1.1 has no Session Expiry"),
+        "{e}"
+    );
+    let e = errors(&text("mqtt = \"5\"\nreceive_maximum = 0\n"));
+    assert!(
+        e.contains("subscriber.receive_maximum") && e.contains("1 to 65535"),
+        "{e}"
+    );
+    let e = errors(&text(
+        "mqtt = \"5\"\nsession_expiry = \"30s\"\nclient = \"command\"\ncommand = [\"sub\"]\n",
+    ));
+    assert!(
+        e.contains("subscriber.session_expiry") && e.contains("{session_expiry}"),
+        "{e}"
+    );
+}
+
 fn subscriber_of(text: &str) -> Result<SubscriberSpec, String> {
     let file = format!("duration = \"2m\"\n[subscriber]\n{text}");
     parse(Path::new("c.toml"), &file)

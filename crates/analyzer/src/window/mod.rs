@@ -94,8 +94,11 @@ pub(crate) fn windows(run: &Run, run_end: i64) -> Vec<Window> {
 pub(crate) struct RunContext<'a> {
     pub run: &'a Run,
     pub index: &'a ConnIndex,
-    /// The keepalive the bands are drawn for.
+    /// The keepalive the client runs on: the client's band is drawn for it.
     pub keepalive_s: Option<u16>,
+    /// The keepalive the broker holds the client to (its Server Keep Alive, when it granted
+    /// one): the broker's band is drawn for it.
+    pub broker_keepalive_s: Option<u16>,
     /// The kernel's TCP_USER_TIMEOUT on the client's socket (namespace mode, seconds).
     pub user_timeout_s: Option<f64>,
     pub client_library: ClientFamily,
@@ -227,7 +230,7 @@ pub(crate) fn window_metrics(
         })
         .filter(|_| silent);
     let broker_band = ctx
-        .keepalive_s
+        .broker_keepalive_s
         .and_then(|k| {
             let silent_before = last_heard
                 .filter(|_| !ctx.acks_hidden)

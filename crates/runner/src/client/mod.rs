@@ -330,6 +330,12 @@ fn arguments(
             if let Some(ms) = scenario.network.tcp.user_timeout_ms {
                 args.push(format!("--tcp-user-timeout-ms={ms}"));
             }
+            if let Some(e) = s.session_expiry_s {
+                args.push(format!("--session-expiry={e}"));
+            }
+            if let Some(r) = s.receive_maximum {
+                args.push(format!("--receive-maximum={r}"));
+            }
             if let Some(w) = &s.will {
                 let (topic, payload) = w.for_client(id);
                 args.extend([
@@ -367,6 +373,19 @@ fn arguments(
             if !s.clean_session {
                 // `-c`: "disable clean session", i.e. keep the session.
                 args.push("-c".into());
+            }
+            // MQTT 5 only (validated). `-x` is mosquitto_sub's own flag for the expiry; the
+            // receive maximum is a CONNECT property set with `-D`.
+            if let Some(e) = s.session_expiry_s {
+                args.extend(["-x".into(), e.to_string()]);
+            }
+            if let Some(r) = s.receive_maximum {
+                args.extend([
+                    "-D".into(),
+                    "connect".into(),
+                    "receive-maximum".into(),
+                    r.to_string(),
+                ]);
             }
             if let Some(w) = &s.will {
                 let (topic, payload) = w.for_client(id);
@@ -431,6 +450,8 @@ fn arguments(
                         .and_then(|w| w.delay_s)
                         .unwrap_or(0)
                         .to_string(),
+                    "session_expiry" => s.session_expiry_s.unwrap_or(0).to_string(),
+                    "receive_maximum" => s.receive_maximum.unwrap_or(u16::MAX).to_string(),
                     _ => return None,
                 })
             };

@@ -118,6 +118,13 @@ impl Checker<'_> {
             None => Some(d.resubscribe),
         };
         let will = self.will(&s);
+        let session_expiry_s = match &s.session_expiry {
+            Some(e) => Some(
+                self.whole_seconds(e, "subscriber.session_expiry", u64::from(u32::MAX))
+                    .map(|e| e as u32),
+            ),
+            None => Some(None),
+        };
         let settings = SubscriberSettings {
             client_id: s
                 .client_id
@@ -132,6 +139,8 @@ impl Checker<'_> {
             resubscribe: resubscribe?,
             protocol: protocol?,
             will: will?,
+            session_expiry_s: session_expiry_s?,
+            receive_maximum: s.receive_maximum.as_ref().map(|r| *r.get_ref()),
         };
         let client = client?;
         // linecut's own agent is rumqttc, with rumqttc's rules on top of every client's.
@@ -146,6 +155,8 @@ impl Checker<'_> {
             "keepalive" => s.keepalive.as_ref().map(|k| k.span()),
             "topics" => s.topics.as_ref().and_then(|t| t.first()).map(|t| t.span()),
             "connect_timeout" => s.connect_timeout.as_ref().map(|c| c.span()),
+            "session_expiry" => s.session_expiry.as_ref().map(|e| e.span()),
+            "receive_maximum" => s.receive_maximum.as_ref().map(|r| r.span()),
             field => {
                 let w = s.will.as_ref()?;
                 let raw = w.get_ref();
@@ -159,7 +170,7 @@ impl Checker<'_> {
                 .or(Some(w.span()))
             }
         });
-        let ok = ok && self.will_fits_client(&s, &client, &settings);
+        let ok = ok && self.command_takes_settings(&s, &client, &settings);
         ok.then_some(SubscriberSpec { client, settings })
     }
 
@@ -195,41 +206,67 @@ impl Checker<'_> {
         }))
     }
 
-    /// A will is left by the client under test, so it must be able to: a `command` client is
-    /// told its will through placeholders, and one whose command uses none cannot leave it.
-    fn will_fits_client(
+    /// A will and the MQTT 5 session settings are the client under test's to send, so it must
+    /// be able to: a `command` client is told them through placeholders, and one whose command
+    /// does not use the placeholder cannot send them (the run would measure something else).
+    fn command_takes_settings(
         &mut self,
         s: &raw::RawSubscriber,
         client: &ClientKind,
         settings: &SubscriberSettings,
     ) -> bool {
-        let (Some(w), Some(will)) = (&s.will, &settings.will) else {
-            return true;
-        };
         let ClientKind::Command { argv, .. } = client else {
             return true;
         };
         let uses = |name: &str| argv.iter().any(|a| a.contains(&format!("{{{name}}}")));
-        if !uses("will_topic") {
-            self.problem(
-                w.span(),
-                "subscriber.will",
-                format!(
-                    "client = \"command\" is told its will through placeholders ({}), and its command uses none of {{will_topic}}: it could not leave the will, and the run would wait for one that never comes",
-                    client::WILL_PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
-                ),
-            );
-            return false;
+        let will_delay = settings.will.as_ref().and_then(|w| w.delay_s);
+        // (setting, where it is written, the placeholder that carries it, why it matters)
+        let told: [(bool, Option<Range<usize>>, &str, &str); 4] = [
+            (
+                settings.will.is_some(),
+                s.will.as_ref().map(|w| w.span()),
+                "will_topic",
+                "it could not leave the will, and the run would wait for one that never comes",
+            ),
+            (
+                will_delay.is_some(),
+                s.will.as_ref().map(|w| w.span()),
+                "will_delay",
+                "the client would leave its will without the delay",
+            ),
+            (
+                settings.session_expiry_s.is_some(),
+                s.session_expiry.as_ref().map(|e| e.span()),
+                "session_expiry",
+                "the client would ask for no session expiry, and the broker end its session with the connection",
+            ),
+            (
+                settings.receive_maximum.is_some(),
+                s.receive_maximum.as_ref().map(|r| r.span()),
+                "receive_maximum",
+                "the client would not ask for it",
+            ),
+        ];
+        let mut ok = true;
+        for (set, span, placeholder, why) in told {
+            if set && !uses(placeholder) {
+                let field = match placeholder {
+                    "will_topic" => "subscriber.will",
+                    "will_delay" => "subscriber.will.delay",
+                    "session_expiry" => "subscriber.session_expiry",
+                    _ => "subscriber.receive_maximum",
+                };
+                self.problem(
+                    span.unwrap_or(0..0),
+                    field,
+                    format!(
+                        "client = \"command\" is told this through the placeholder {{{placeholder}}}, and its command does not use it: {why}"
+                    ),
+                );
+                ok = false;
+            }
         }
-        if will.delay_s.is_some() && !uses("will_delay") {
-            self.problem(
-                w.span(),
-                "subscriber.will.delay",
-                "the command uses no {will_delay}: the client would leave its will without the delay",
-            );
-            return false;
-        }
-        true
+        ok
     }
 
     /// The client kind and its own settings; settings of another kind are rejected, so a file
