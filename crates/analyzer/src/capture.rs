@@ -436,6 +436,7 @@ impl Loader {
                                 ts_us,
                                 topic: self.topics.id(p.topic),
                                 seq: s.seq,
+                                qos: p.qos,
                             });
                         }
                     }

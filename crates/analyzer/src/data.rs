@@ -1,20 +1,22 @@
 //! The data question: per subscriber over the whole run, what was published on its topics, what
 //! it received, lost, received twice, out of order or late, the longest holes, its reconnects
-//! and its pings.
+//! and its pings; and the ledger of what it lost and got twice, which the delivery verdict
+//! judges.
 
 use crate::clients::{secs, Client, STOP_GRACE_US};
+use crate::delivery::Ledger;
 use crate::report::DataMetrics;
 use crate::window::Window;
 use crate::{topic_matches, wire, Publish, Run};
 use linecut_events::{DisconnectCause, EventKind};
 use std::collections::BTreeMap;
 
-pub(crate) fn data_metrics(
-    run: &Run,
+pub(crate) fn data_metrics<'a>(
+    run: &'a Run,
     c: &Client,
     windows: &[Window],
     pings: &wire::Pings,
-) -> DataMetrics {
+) -> (DataMetrics, Ledger<'a>) {
     let filters: Vec<String> = c
         .events
         .iter()
@@ -54,7 +56,7 @@ pub(crate) fn data_metrics(
         .iter()
         .map(|t| filters.iter().any(|f| topic_matches(f, t)))
         .collect();
-    let published: Vec<&Publish> = run
+    let published: Vec<&'a Publish> = run
         .publishes
         .iter()
         .filter(|p| {
@@ -79,13 +81,27 @@ pub(crate) fn data_metrics(
         .collect();
     delivered.sort_unstable();
     let delivered_count = delivered.len() as u64;
-    let before_dedup = delivered.len();
+    let doubled: Vec<(u32, u64)> = delivered
+        .windows(2)
+        .filter(|pair| pair[0] == pair[1])
+        .map(|pair| pair[0])
+        .collect();
     delivered.dedup();
-    let duplicates = (before_dedup - delivered.len()) as u64;
+    let duplicates = doubled.len() as u64;
     let lost = expected
         .iter()
         .filter(|k| delivered.binary_search(k).is_err())
         .count() as u64;
+    let mut lost_rows: Vec<&'a Publish> = published
+        .iter()
+        .copied()
+        .filter(|p| {
+            p.ts_us < stopped_at - STOP_GRACE_US
+                && delivered.binary_search(&(p.topic, p.seq)).is_err()
+        })
+        .collect();
+    lost_rows.sort_by_key(|p| (p.ts_us, p.topic, p.seq));
+    lost_rows.dedup_by_key(|p| (p.topic, p.seq));
     let (mut out_of_order, mut foreign, mut late, mut late_max) = (0u64, 0u64, 0u64, None::<i64>);
     let mut highest: BTreeMap<u32, u64> = BTreeMap::new();
     let (mut receive_times, mut publish_times) = (Vec::new(), Vec::new());
@@ -112,7 +128,7 @@ pub(crate) fn data_metrics(
     publish_times.sort_unstable();
     let gap = |times: &[i64]| times.windows(2).map(|p| p[1] - p[0]).max().map(secs);
     let (pings, ping_interval) = pings.stats(&c.conns);
-    DataMetrics {
+    let metrics = DataMetrics {
         client: c.id.clone(),
         published: published.len() as u64,
         delivered: delivered_count,
@@ -132,7 +148,13 @@ pub(crate) fn data_metrics(
         foreign: foreign + client_foreign(run, &c.id),
         pings,
         ping_interval_s: ping_interval.map(secs),
-    }
+        delivery: None,
+    };
+    let ledger = Ledger {
+        lost: lost_rows,
+        doubled,
+    };
+    (metrics, ledger)
 }
 
 /// Foreign deliveries a capture counted without keeping rows for them.

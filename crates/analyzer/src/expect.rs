@@ -114,6 +114,13 @@ pub fn metric_value(
         Metric::Delivered => count(|d| d.delivered),
         Metric::Lost => count(|d| d.lost),
         Metric::Duplicates => count(|d| d.duplicates),
+        Metric::Delivery => data
+            .and_then(|d| d.delivery.as_ref())
+            .and_then(|v| match v.kept {
+                crate::delivery::Kept::AsPromised => Some(1.0),
+                crate::delivery::Kept::Broken => Some(0.0),
+                crate::delivery::Kept::NotDecidable => None,
+            }),
         Metric::OutOfOrder => count(|d| d.out_of_order),
         Metric::Late => count(|d| d.late),
         Metric::LateMaxDelayS => data.and_then(|d| d.late_max_delay_s),

@@ -54,6 +54,7 @@ pub mod bands;
 mod capture;
 mod clients;
 mod data;
+mod delivery;
 mod expect;
 pub mod frames;
 mod index;
@@ -70,6 +71,7 @@ mod wire;
 
 pub use capture::{load_capture, CaptureCheck, CaptureCheckRow, CaptureInfo};
 use data::data_metrics;
+pub use delivery::Kept;
 use expect::check;
 pub use expect::metric_value;
 use index::ConnIndex;
@@ -77,9 +79,9 @@ pub use linecut_model::{topic_matches, Condition};
 use linecut_mqtt::PacketType;
 pub use load::{check_fast_message_path, load, Delivery, Publish, Run, Wire};
 pub use report::{
-    Band, DataMetrics, Distribution, ExpectationResult, Report, Retransmitted, SessionFacts,
-    StaleData, TimelineEntry, Told, UnexpectedDisconnect, Verdict, WindowMetrics, WindowReport,
-    WireDifference,
+    Band, DataMetrics, DeliveryVerdict, Distribution, ExpectationResult, Missing, Promise, Report,
+    Retransmitted, SessionFacts, StaleData, TimelineEntry, Told, UnexpectedDisconnect, Verdict,
+    WindowMetrics, WindowReport, WireDifference,
 };
 pub use retain::{Folded, DETAIL};
 pub use story::{DetectHow, Story};
@@ -244,9 +246,39 @@ pub fn analyze(run: &Run) -> Report {
         .flat_map(|c| unexpected::unexpected_disconnects(run, &index, c, &window_settle, start))
         .collect();
     let pings = wire::Pings::of(&run.proxy);
+    let asked = delivery::Asked {
+        clean: session.clean_session,
+        session_expiry_s: session.session_expiry_s,
+        v5: session.protocol_version == Some(5),
+    };
     let data: Vec<DataMetrics> = clients
         .values()
-        .map(|c| data_metrics(run, c, &windows, &pings))
+        .map(|c| {
+            let (mut d, ledger) = data_metrics(run, c, &windows, &pings);
+            // When the broker was seen dropping this subscriber, window by window.
+            let drops: Vec<i64> = window_reports
+                .iter()
+                .flat_map(|w| {
+                    w.subscribers
+                        .iter()
+                        .filter(|m| m.client == c.id)
+                        .filter_map(|m| m.broker_detect_s)
+                        .map(|s| w.outage_start_us + (s * 1e6) as i64)
+                })
+                .collect();
+            d.delivery = delivery::verdict(
+                run,
+                c,
+                &windows,
+                &drops,
+                &ledger,
+                session.subscribe_qos,
+                &asked,
+                wire::dup_flagged(&run.proxy, &c.conns),
+                start,
+            );
+            d
+        })
         .collect();
     let timeline = timeline(run, &clients, &windows, start, keepalive_s);
     let mut report = Report {
@@ -303,6 +335,7 @@ fn session_facts(run: &Run, clients: &BTreeMap<String, Client>) -> SessionFacts 
         match p.kind() {
             Some(PacketType::Connect) if facts.clean_session.is_none() => {
                 facts.clean_session = p.clean_session;
+                facts.protocol_version = p.protocol_version;
                 facts.will = p.will.filter(|left| *left);
                 facts.session_expiry_s = p.session_expiry_s;
                 facts.will_delay_s = p.will_delay_s;

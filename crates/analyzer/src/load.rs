@@ -43,6 +43,8 @@ pub struct Publish {
     pub ts_us: i64,
     pub topic: u32,
     pub seq: u64,
+    /// The QoS it was published with (what the delivery verdict holds the broker to).
+    pub qos: u8,
 }
 
 /// What watched the wire of a run: where its connections, packets and closes come from, and
@@ -190,6 +192,7 @@ impl Run {
                     ts_us: e.ts_us,
                     topic: topics.id(&mut self.topics, &p.topic),
                     seq: p.seq,
+                    qos: p.qos,
                 }),
                 _ => kept.push(e),
             }
@@ -227,6 +230,8 @@ struct PublishedRow<'a> {
     #[serde(borrow)]
     topic: Cow<'a, str>,
     seq: u64,
+    #[serde(default)]
+    qos: u8,
 }
 
 /// What to do with one line, decided from its bytes before parsing. linecut's writer puts
@@ -464,6 +469,7 @@ fn read_file(
                         ts_us: p.ts_us,
                         topic: n.topics.id(&mut n.topic_names, &p.topic),
                         seq: p.seq,
+                        qos: p.qos,
                     });
                 }
                 Err(e) => out.warnings.push(bad(e)),

@@ -1,6 +1,7 @@
 //! `report.md`: the run told as the 2014 post told it, but exact — the metrics, what happened in
 //! order, and the verdict on each expectation.
 
+use crate::delivery::Kept;
 use crate::{Band, DataMetrics, DetectHow, Report, Story, Verdict, WindowMetrics, WindowReport};
 use linecut_events::DisconnectCause;
 use std::fmt::Write;
@@ -706,6 +707,42 @@ fn data(w: &mut String, r: &Report) {
             d.pings,
             d.ping_interval_s
                 .map_or("—".into(), |v| format!("{v:.3} s")),
+        );
+    }
+    // Fleets: the verdicts that were not kept, and a count of the rest.
+    let verdicts: Vec<(&str, &crate::DeliveryVerdict)> = r
+        .data
+        .iter()
+        .filter_map(|d| Some((d.client.as_str(), d.delivery.as_ref()?)))
+        .collect();
+    if verdicts.is_empty() {
+        return;
+    }
+    let _ = writeln!(w, "\nWhat the QoS and the session promised:\n");
+    let shown = verdicts
+        .iter()
+        .filter(|(_, v)| verdicts.len() <= 3 || v.kept != Kept::AsPromised);
+    for (client, v) in shown {
+        let _ = writeln!(
+            w,
+            "- {client}: **{}**: {}.",
+            match v.kept {
+                Kept::AsPromised => "as promised",
+                Kept::Broken => "broken",
+                Kept::NotDecidable => "not decidable",
+            },
+            v.why
+        );
+    }
+    if verdicts.len() > 3 {
+        let kept = verdicts
+            .iter()
+            .filter(|(_, v)| v.kept == Kept::AsPromised)
+            .count();
+        let _ = writeln!(
+            w,
+            "- {kept} of {} subscribers: as promised.",
+            verdicts.len()
         );
     }
 }

@@ -154,6 +154,9 @@ pub struct UnexpectedDisconnect {
 pub struct SessionFacts {
     pub clean_session: Option<bool>,
     pub subscribe_qos: Option<u8>,
+    /// The MQTT protocol level of its CONNECT (3, 4 or 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protocol_version: Option<u8>,
     /// MQTT 5: the Session Expiry Interval its CONNECT asked for, seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_expiry_s: Option<u32>,
@@ -331,6 +334,54 @@ pub struct DataMetrics {
     pub pings: u64,
     /// The median interval between two PINGREQs on one connection.
     pub ping_interval_s: Option<f64>,
+    /// Whether it got what its QoS and session promised (absent when its subscription's QoS
+    /// is not known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<DeliveryVerdict>,
+}
+
+/// What the subscription's QoS promises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Promise {
+    AtMostOnce,
+    AtLeastOnce,
+    ExactlyOnce,
+}
+
+/// A message the verdict names: the first missing or doubled one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Missing {
+    pub topic: String,
+    pub seq: u64,
+    /// When it was published, from the experiment start.
+    pub published_s: f64,
+    /// What the CONNACK after it said of the session (absent: no reconnect came after it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_present: Option<bool>,
+}
+
+/// Whether the subscriber got what its QoS and session promised (see the `delivery` module).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryVerdict {
+    /// The lower of the subscription's and the publisher's QoS.
+    pub qos: u8,
+    pub promise: Promise,
+    pub kept: crate::delivery::Kept,
+    /// The verdict in words, with its reasons.
+    pub why: String,
+    /// Lost where the promise allows it (QoS 0, or a session that ended as the client asked).
+    pub lost_allowed: u64,
+    /// Lost although the promise covered them.
+    pub lost_promised: u64,
+    pub duplicates: u64,
+    /// Deliveries the wire showed with the DUP flag (absent where no wire was watched).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicates_flagged: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_missing: Option<Missing>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_doubled: Option<Missing>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

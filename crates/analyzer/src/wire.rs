@@ -113,6 +113,28 @@ pub fn client_events(
         .collect()
 }
 
+/// How many PUBLISHes reached the client on `conns` with the DUP flag set: the broker's
+/// resends; `None` when the wire saw none of its connections.
+pub fn dup_flagged(proxy: &[Event], conns: &std::collections::BTreeSet<u64>) -> Option<u64> {
+    if conns.is_empty() {
+        return None;
+    }
+    Some(
+        proxy
+            .iter()
+            .filter(|e| match &e.kind {
+                EventKind::MqttPacket(p) => {
+                    p.dup == Some(true)
+                        && p.kind() == Some(PacketType::Publish)
+                        && reached_client(p)
+                        && conns.contains(&p.conn)
+                }
+                _ => false,
+            })
+            .count() as u64,
+    )
+}
+
 /// PINGREQs on the wire, per connection: their times, in order.
 pub struct Pings(BTreeMap<u64, Vec<i64>>);
 

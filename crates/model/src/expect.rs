@@ -3,7 +3,8 @@
 //! Conditions: a number (`0`, equal), a comparison (`<= 4`, `< 4`, `>= 1`, `> 1`, `== 2`), or an
 //! inclusive range (`2..4`). A metric that has no value (a subscriber that never detected the
 //! outage has no `client_detect_s`) fails every condition: "never" is not "fast". The condition
-//! `never` is the one that holds exactly then ("a short cut must not be noticed").
+//! `never` is the one that holds exactly then ("a short cut must not be noticed"). A verdict
+//! metric (`delivery`) takes `as-promised` or `broken`.
 //!
 //! A metric names the first fault's window unless prefixed: `fault2.client_detect_s` is the
 //! second window's.
@@ -21,17 +22,24 @@ pub enum Condition {
     Range(f64, f64),
     /// The metric has no value (the thing never happened).
     Never,
+    /// A verdict (`delivery`) held: its value is 1.
+    AsPromised,
+    /// A verdict (`delivery`) failed: its value is 0.
+    Broken,
 }
 
 impl Condition {
     pub fn parse(text: &str) -> Result<Condition, String> {
         let t = text.trim();
-        if t == "never" {
-            return Ok(Condition::Never);
+        match t {
+            "never" => return Ok(Condition::Never),
+            "as-promised" => return Ok(Condition::AsPromised),
+            "broken" => return Ok(Condition::Broken),
+            _ => {}
         }
         let number = |s: &str| {
             s.trim().parse::<f64>().map_err(|_| {
-                format!("`{text}` is not a condition; write e.g. 0, <= 4, >= 1, 2..4 or never")
+                format!("`{text}` is not a condition; write e.g. 0, <= 4, >= 1, 2..4, never, or as-promised / broken for delivery")
             })
         };
         if let Some((a, b)) = t.split_once("..") {
@@ -68,6 +76,8 @@ impl Condition {
             Condition::Ge(x) => v >= x,
             Condition::Range(a, b) => v >= a && v <= b,
             Condition::Never => false,
+            Condition::AsPromised => v == 1.0,
+            Condition::Broken => v == 0.0,
         }
     }
 }

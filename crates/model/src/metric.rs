@@ -76,6 +76,7 @@ metrics! {
     Delivered => "delivered", Run, false, "messages the subscriber received";
     Lost => "lost", Run, false, "messages published and never delivered (except in the last second before the subscriber stopped)";
     Duplicates => "duplicates", Run, false, "messages received more than once";
+    Delivery => "delivery", Run, false, "whether the subscriber got what its QoS and session promised: 1 as promised, 0 broken, none when not decidable (conditions `as-promised`, `broken`)";
     OutOfOrder => "out_of_order", Run, false, "messages received after a later one";
     Late => "late", Run, false, "messages published during an outage and delivered after it";
     LateMaxDelayS => "late_max_delay_s", Run, false, "the longest delay of a late message, seconds";

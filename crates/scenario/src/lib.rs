@@ -24,9 +24,9 @@ use linecut_model::duration::{interval_from_rate, parse_duration};
 use linecut_model::network::{MAX_RETRIES2, MAX_SYN_RETRIES};
 use linecut_model::settings::MAX_CONNECT_TIMEOUT_S;
 use linecut_model::{
-    check_text, Condition, FieldError, Jitter, LinkKind, MetricName, MosquittoSettings, Protocol,
-    PublisherSettings, ReconnectPolicy, ResubscribePolicy, SubscriberSettings, TextUse, Topic,
-    Will,
+    check_text, Condition, FieldError, Jitter, LinkKind, Metric, MetricName, MosquittoSettings,
+    Protocol, PublisherSettings, ReconnectPolicy, ResubscribePolicy, SubscriberSettings, TextUse,
+    Topic, Will,
 };
 pub use linecut_model::{LinkFaultSpec, NetworkMode, TcpSettings};
 use linecut_proxy::faults::{self, KeyDef, KeyType};

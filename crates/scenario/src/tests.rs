@@ -788,3 +788,25 @@ fn each_mode_plays_the_kinds_of_its_table() {
     assert!(namespace.contains(&"unplug") && !proxy.contains(&"unplug"));
     assert!(proxy.contains(&"latency") && !namespace.contains(&"latency"));
 }
+
+#[test]
+fn a_delivery_expectation_is_a_verdict_on_a_qos_that_promises_something() {
+    let text = |qos: u8, cond: &str| {
+        format!(
+            "name = \"d\"\nduration = \"90s\"\n[publisher]\nqos = {qos}\n[subscriber]\ntopics = [\"linecut/#:1\"]\n[expect]\ndelivery = \"{cond}\"\n"
+        )
+    };
+    assert!(parse(Path::new("d.toml"), &text(1, "as-promised")).is_ok());
+    let e = errors(&text(0, "as-promised"));
+    assert!(
+        e.contains("bad.toml:8:") && e.contains("expect.delivery") && e.contains("QoS 0"),
+        "{e}"
+    );
+    let e = errors(&text(1, "<= 1"));
+    assert!(e.contains("delivery is a verdict"), "{e}");
+    let e = errors("name = \"d\"\nduration = \"90s\"\n[expect]\nlost = \"broken\"\n");
+    assert!(
+        e.contains("expect.lost") && e.contains("for `delivery` only"),
+        "{e}"
+    );
+}

@@ -227,7 +227,13 @@ impl Checker<'_> {
                 }
             }
         }
-        let expect = self.expectations(raw.expect.unwrap_or_default());
+        // The QoS the subscriber's messages can have: the lower of the publisher's and its
+        // subscriptions' highest (a delivery expectation needs one above 0).
+        let qos = publisher.as_ref().zip(subscriber.as_ref()).map(|(p, s)| {
+            let sub = s.settings.topics.iter().map(|t| t.qos).max().unwrap_or(0);
+            p.qos.min(sub)
+        });
+        let expect = self.expectations(raw.expect.unwrap_or_default(), qos);
         Some(Scenario {
             name,
             description: raw.description,
@@ -248,23 +254,50 @@ impl Checker<'_> {
 
     /// `[expect]`: every key must name a metric linecut reports and every value must be a
     /// condition, or the run would be wasted on a typo.
+    /// A verdict metric (`delivery`) takes `as-promised` or `broken` and nothing else takes
+    /// those; a delivery expectation needs a QoS that promises something (`qos`, when the
+    /// publisher and subscriber parsed).
     pub(crate) fn expectations(
         &mut self,
         table: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+        qos: Option<u8>,
     ) -> BTreeMap<String, String> {
         let mut out = BTreeMap::new();
         for (key, value) in table {
             let field = format!("expect.{}", key.get_ref());
-            if let Err(e) = MetricName::parse(key.get_ref()) {
-                self.problem(key.span(), &field, e);
-            }
+            let metric = match MetricName::parse(key.get_ref()) {
+                Ok(m) => Some(m.metric),
+                Err(e) => {
+                    self.problem(key.span(), &field, e);
+                    None
+                }
+            };
             let span = value.span();
             let condition = match value.into_inner() {
                 toml::Value::String(s) => s,
                 other => other.to_string(),
             };
-            if let Err(e) = Condition::parse(&condition) {
-                self.problem(span, &field, e);
+            match Condition::parse(&condition) {
+                Err(e) => self.problem(span.clone(), &field, e),
+                Ok(c) => {
+                    let verdict = matches!(c, Condition::AsPromised | Condition::Broken);
+                    let delivery = metric == Some(Metric::Delivery);
+                    if delivery && !verdict {
+                        self.problem(
+                            span.clone(),
+                            &field,
+                            "delivery is a verdict: write \"as-promised\" or \"broken\"",
+                        );
+                    } else if verdict && metric.is_some() && !delivery {
+                        self.problem(
+                            span.clone(),
+                            &field,
+                            format!("`{condition}` is a condition for `delivery` only"),
+                        );
+                    } else if delivery && qos == Some(0) {
+                        self.problem(span.clone(), &field, "the subscriber's messages are QoS 0 (the lower of the publisher's qos and its subscriptions'), which promises nothing to check: a delivery expectation needs QoS 1 or 2");
+                    }
+                }
             }
             out.insert(key.into_inner(), condition);
         }

@@ -1,0 +1,79 @@
+//! The delivery verdict end to end against a real mosquitto (installed by the test command):
+//! what a QoS 1 subscription with a kept session must get across an outage, and what a clean
+//! one may lose.
+
+use linecut_analyzer::{Kept, Report};
+use linecut_runner::{run, DisplayMode, RunOptions, RunStatus};
+use std::path::Path;
+
+async fn run_text(name: &str, text: &str) -> Report {
+    let dir = linecut_testkit::fresh_path("delivery", name);
+    let scenario = linecut_scenario::parse(Path::new("test.toml"), text).unwrap();
+    let options = RunOptions {
+        dir: dir.clone(),
+        force: false,
+        display: DisplayMode::Quiet,
+    };
+    let outcome = run(&scenario, &options, std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(outcome.status, RunStatus::Complete, "{}", dir.display());
+    outcome.report.expect("analysed")
+}
+
+/// A subscriber at QoS 1 (publisher QoS 1, every 200 ms) behind a 6 s cut with keepalive 2 s:
+/// it gives up in 2..4 s and comes back when the line does.
+fn qos1_cut(name: &str, session: &str) -> String {
+    format!(
+        r#"
+name = "{name}"
+duration = "14s"
+[broker]
+kind = "mosquitto"
+[publisher]
+interval = "200ms"
+qos = 1
+[subscriber]
+client_id = "{name}"
+keepalive = "2s"
+topics = ["linecut/#:1"]
+reconnect = "immediate"
+{session}
+[[fault]]
+kind = "cut"
+at = "3s"
+for = "6s"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_session_at_qos_1_loses_nothing_across_a_cut() {
+    let text = qos1_cut(
+        "kept",
+        "clean_session = false\nresubscribe = \"when-session-lost\"",
+    ) + "[expect]\ndelivery = \"as-promised\"\nlost = 0\n";
+    let report = run_text("kept", &text).await;
+    let d = &report.data[0];
+    let v = d.delivery.as_ref().expect("a verdict");
+    assert_eq!(
+        (v.qos, v.kept, v.lost_promised),
+        (1, Kept::AsPromised, 0),
+        "{v:#?}"
+    );
+    assert!(d.late > 0, "the outage's messages came after it: {d:#?}");
+    assert_eq!(report.windows[0].subscribers[0].session_present, Some(true));
+    let failed: Vec<_> = report.expectations.iter().filter(|x| !x.ok).collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clean_session_at_qos_1_may_lose_the_outages_messages_and_the_verdict_says_why() {
+    let report = run_text("clean", &qos1_cut("clean", "clean_session = true")).await;
+    let d = &report.data[0];
+    let v = d.delivery.as_ref().expect("a verdict");
+    assert!(d.lost > 0, "{d:#?}");
+    assert_eq!(v.kept, Kept::AsPromised, "{v:#?}");
+    assert_eq!((v.lost_allowed, v.lost_promised), (d.lost, 0), "{v:#?}");
+    assert!(v.why.contains("asked for a clean session"), "{}", v.why);
+}
