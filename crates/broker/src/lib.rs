@@ -18,7 +18,7 @@ mod log;
 mod mosquitto;
 
 pub use log::{embedded_log_writer, set_embedded_log, EmbeddedLogWriter};
-pub use mosquitto::MosquittoBroker;
+pub use mosquitto::{MosquittoBroker, READY_WITHIN};
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};

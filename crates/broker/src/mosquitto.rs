@@ -15,13 +15,19 @@ use std::time::{Duration, Instant};
 
 use linecut_model::MosquittoSettings;
 
-/// A running mosquitto; dropping it stops the process.
+/// A running mosquitto; dropping it stops the process. It can be halted and resumed on the
+/// same address with the same configuration (a broker restart as a fault).
 #[derive(Debug)]
 pub struct MosquittoBroker {
     child: Child,
     addr: SocketAddr,
     version: String,
     log: PathBuf,
+    binary: PathBuf,
+    dir: PathBuf,
+    run_as: RunAs,
+    /// Stopped on purpose ([`MosquittoBroker::halt`]): its exit is not a death.
+    halted: bool,
 }
 
 fn io(action: impl Into<String>) -> impl FnOnce(std::io::Error) -> BrokerError {
@@ -179,55 +185,15 @@ impl MosquittoBroker {
         }
         std::fs::write(&conf, config_text(config, addr, run_as))
             .map_err(io(format!("write {}", conf.display())))?;
-        // mosquitto runs in the run directory and the configuration names its files relative to
-        // it, so no path (which holds the user's scenario name) is ever written into the
-        // configuration: a name cannot add directives to it.
-        let mut command = Command::new(&binary);
-        if let RunAs::Account { uid, gid } = run_as {
-            // SAFETY: setgroups, setgid and setuid are async-signal-safe system calls.
-            unsafe {
-                command.pre_exec(move || {
-                    if libc::setgroups(0, std::ptr::null()) != 0
-                        || libc::setgid(gid) != 0
-                        || libc::setuid(uid) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
-        // After the switch of account, which would clear it. SAFETY: the hook only makes
-        // async-signal-safe calls (see linecut_events::process).
-        unsafe {
-            command.pre_exec(tie_to_parent(false));
-        }
-        let mut child = command
-            .arg("-c")
-            .arg(CONF_FILE)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(io(format!("start {}", binary.display())))?;
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Ok(Some(status)) = child.try_wait() {
-                return Err(BrokerError::MosquittoDied {
-                    status: status.to_string(),
-                    log: std::fs::read_to_string(&log).unwrap_or_default(),
-                });
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                break;
-            }
+        let mut child = launch(&binary, dir, run_as)?;
+        let deadline = Instant::now() + READY_WITHIN;
+        while !ready(&mut child, addr, &log)? {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(BrokerError::NotReady {
                     addr,
-                    waited: Duration::from_secs(10),
+                    waited: READY_WITHIN,
                 });
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -237,7 +203,50 @@ impl MosquittoBroker {
             addr,
             version,
             log,
+            binary,
+            dir: dir.to_path_buf(),
+            run_as,
+            halted: false,
         })
+    }
+
+    /// Begins stopping mosquitto as a broker restart does: SIGTERM, on which it publishes the
+    /// wills, saves its store when persistence is on, and closes every connection. Its exit is
+    /// not a death from here on; [`gone`](Self::gone) says when it has exited.
+    pub fn begin_halt(&mut self) {
+        self.halted = true;
+        self.signal(libc::SIGTERM);
+    }
+
+    /// After [`begin_halt`](Self::begin_halt): whether it has exited (and was reaped).
+    pub fn gone(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)) | Err(_))
+    }
+
+    /// Ends a halt that lingers.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts it again after a halt: the same configuration on the same address, its store
+    /// read back when persistence is on. [`accepting`](Self::accepting) says when it is up.
+    pub fn begin_resume(&mut self) -> Result<(), BrokerError> {
+        self.child = launch(&self.binary, &self.dir, self.run_as)?;
+        self.halted = false;
+        Ok(())
+    }
+
+    /// Whether it accepts connections yet; an error if it died starting.
+    pub fn accepting(&mut self) -> Result<bool, BrokerError> {
+        ready(&mut self.child, self.addr, &self.log)
+    }
+
+    fn signal(&self, signal: libc::c_int) {
+        // SAFETY: kill has no memory preconditions; the pid is our own unreaped child.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, signal);
+        }
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -257,8 +266,12 @@ impl MosquittoBroker {
         self.child.id()
     }
 
-    /// How mosquitto ended, if it has (a broker that dies mid-run makes the run incomplete).
+    /// How mosquitto ended, if it has (a broker that dies mid-run makes the run incomplete);
+    /// `None` while it is halted on purpose.
     pub fn exited(&mut self) -> Option<String> {
+        if self.halted {
+            return None;
+        }
         match self.child.try_wait() {
             Ok(Some(status)) => Some(status.to_string()),
             Ok(None) => None,
@@ -273,9 +286,7 @@ impl MosquittoBroker {
 
     fn terminate(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
+            self.signal(libc::SIGTERM);
             let deadline = Instant::now() + Duration::from_secs(3);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = self.child.try_wait() {
@@ -287,6 +298,57 @@ impl MosquittoBroker {
         }
         let _ = self.child.wait();
     }
+}
+
+/// How long mosquitto gets to accept connections after it starts.
+pub const READY_WITHIN: Duration = Duration::from_secs(10);
+
+/// Starts mosquitto with the run directory's configuration.
+fn launch(binary: &Path, dir: &Path, run_as: RunAs) -> Result<Child, BrokerError> {
+    // mosquitto runs in the run directory and the configuration names its files relative to
+    // it, so no path (which holds the user's scenario name) is ever written into the
+    // configuration: a name cannot add directives to it.
+    let mut command = Command::new(binary);
+    if let RunAs::Account { uid, gid } = run_as {
+        // SAFETY: setgroups, setgid and setuid are async-signal-safe system calls.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(gid) != 0
+                    || libc::setuid(uid) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    // After the switch of account, which would clear it. SAFETY: the hook only makes
+    // async-signal-safe calls (see linecut_events::process).
+    unsafe {
+        command.pre_exec(tie_to_parent(false));
+    }
+    command
+        .arg("-c")
+        .arg(CONF_FILE)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(io(format!("start {}", binary.display())))
+}
+
+/// Whether mosquitto accepts connections on `addr` yet (a connection to loopback or a bridge
+/// is answered at once either way); an error, with its log, if it exited instead.
+fn ready(child: &mut Child, addr: SocketAddr, log: &Path) -> Result<bool, BrokerError> {
+    if let Ok(Some(status)) = child.try_wait() {
+        return Err(BrokerError::MosquittoDied {
+            status: status.to_string(),
+            log: std::fs::read_to_string(log).unwrap_or_default(),
+        });
+    }
+    Ok(TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok())
 }
 
 impl Drop for MosquittoBroker {

@@ -21,6 +21,7 @@
 //! - [`glob`]: a fleet's client ids and the `target = "client=PATTERN"` globs over them;
 //! - [`text`]: the one check for user text that becomes a file name or a command argument.
 
+pub mod broker_fault;
 pub mod duration;
 pub mod expect;
 pub mod glob;
@@ -36,6 +37,7 @@ pub mod schedule;
 pub mod settings;
 pub mod text;
 
+pub use broker_fault::BrokerFault;
 pub use duration::{parse_duration, MAX_DURATION};
 pub use expect::Condition;
 pub use glob::{fleet_ids, spec_target, Glob};

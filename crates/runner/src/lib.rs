@@ -30,6 +30,7 @@ mod display;
 mod front;
 mod links;
 mod phase;
+mod restart;
 mod run_dir;
 mod stack;
 mod subjects;
@@ -384,6 +385,7 @@ impl Experiment<'_> {
         }
 
         let mut publisher_task = None;
+        let mut restarts_started = 0;
         if reason.is_none() {
             let t0 = Instant::now();
             dir.update(|m| m.experiment_start_us = Some(now_us()))?;
@@ -400,15 +402,29 @@ impl Experiment<'_> {
                 scenario.duration,
                 t0,
             );
+            // The broker's own faults take the ids after the front's.
+            let front_faults = (faults.proxy.len() + faults.links.len()) as u64;
+            let mut broker_faults =
+                restart::BrokerFaults::new(&scenario.broker_faults, t0, front_faults + 1);
             reporter.phase("running");
             let end = tokio::time::Instant::from_std(t0 + scenario.duration);
             loop {
                 // Proxy faults or link faults alike (namespace mode showed "no fault" during cuts).
-                let active = stack.front.active_faults();
+                let mut active = stack.front.active_faults();
+                if broker_faults.active() {
+                    active.push("restart");
+                }
+                let next_broker_step = broker_faults.next_at().map(tokio::time::Instant::from_std);
                 let (connected, messages) = subjects.progress(stack.front.wire_connected());
                 reporter.tick(t0.elapsed(), &active, connected, s.count, messages);
                 tokio::select! {
                     _ = tokio::time::sleep_until(end) => break,
+                    _ = tokio::time::sleep_until(next_broker_step.unwrap_or(end)), if next_broker_step.is_some() => {
+                        if let Err(e) = broker_faults.play(&mut stack.broker, &stack.logs.front_sink).await {
+                            reason = Some(format!("{e} {:.1}s into the run", t0.elapsed().as_secs_f64()));
+                            break;
+                        }
+                    }
                     Some(exit) = exits.recv() => {
                         reason = Some(subjects.describe_exit(&exit, Some(t0.elapsed())));
                         break;
@@ -425,6 +441,7 @@ impl Experiment<'_> {
                     }
                 }
             }
+            restarts_started = broker_faults.started;
         }
 
         reporter.phase("stopping");
@@ -452,7 +469,7 @@ impl Experiment<'_> {
         for problem in problems {
             note(&mut reason, &problem);
         }
-        summary.faults_started = stack.front.faults_started();
+        summary.faults_started = stack.front.faults_started() + restarts_started;
         let incomplete = reason.is_some();
         stack
             .logs

@@ -61,12 +61,13 @@ impl RunDir {
             ended_us: None,
             duration_s: scenario.duration.as_secs_f64(),
             // The faults of whichever mode the run plays (a namespace run has link faults
-            // only; meta.json said `[]` for them, the review's D10).
+            // only; meta.json said `[]` for them, the review's D10), and the broker's own.
             faults: scenario
                 .faults
                 .iter()
                 .map(|f| f.to_string())
                 .chain(scenario.link_faults.iter().map(|f| f.to_string()))
+                .chain(scenario.broker_faults.iter().map(|f| f.spec()))
                 .collect(),
             expectations: scenario.expect.clone(),
             client_script: None,

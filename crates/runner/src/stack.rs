@@ -97,6 +97,8 @@ pub(crate) struct Logs {
     pub subscriber_sink: EventSink,
     pub publisher_sink: EventSink,
     pub watcher_sink: Option<EventSink>,
+    /// The front's file, for the faults the run plays itself (the broker's own).
+    pub front_sink: EventSink,
 }
 
 impl Logs {
@@ -141,6 +143,7 @@ impl Logs {
                 subscriber_sink,
                 publisher_sink,
                 watcher_sink,
+                front_sink: front_sink.clone(),
             },
             front_sink,
         ))
@@ -389,8 +392,9 @@ impl Stack {
             subscriber_sink,
             publisher_sink,
             watcher_sink,
+            front_sink,
         } = logs;
-        drop((subscriber_sink, publisher_sink, watcher_sink));
+        drop((subscriber_sink, publisher_sink, watcher_sink, front_sink));
         let mut broker = broker;
         if let RunningBroker::Mosquitto(m) = &mut broker {
             if let Some(status) = m.exited() {

@@ -77,3 +77,66 @@ async fn a_clean_session_at_qos_1_may_lose_the_outages_messages_and_the_verdict_
     assert_eq!((v.lost_allowed, v.lost_promised), (d.lost, 0), "{v:#?}");
     assert!(v.why.contains("asked for a clean session"), "{}", v.why);
 }
+
+/// A kept session at QoS 1 while the subscriber is away (a 12 s cut, keepalive 2 s: mosquitto
+/// drops it within 10 s and queues for it), and the broker restarted inside that absence.
+fn restart_while_away(name: &str, persistence: bool) -> String {
+    format!(
+        r#"
+name = "{name}"
+duration = "20s"
+[broker]
+kind = "mosquitto"
+persistence = {persistence}
+[publisher]
+interval = "200ms"
+qos = 1
+[subscriber]
+client_id = "{name}"
+keepalive = "2s"
+topics = ["linecut/#:1"]
+clean_session = false
+resubscribe = "when-session-lost"
+reconnect = "immediate"
+[[fault]]
+kind = "cut"
+at = "2s"
+for = "12s"
+[[fault]]
+kind = "restart"
+at = "11s"
+for = "1s"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_without_persistence_loses_the_queued_messages_and_the_verdict_names_the_first(
+) {
+    let report = run_text(
+        "restart-volatile",
+        &restart_while_away("restart-volatile", false),
+    )
+    .await;
+    assert_eq!(report.windows.len(), 2, "the cut and the restart");
+    assert_eq!(report.windows[1].kind, "restart");
+    let v = report.data[0].delivery.as_ref().expect("a verdict");
+    assert_eq!(v.kept, Kept::Broken, "{v:#?}");
+    let first = v.first_missing.as_ref().expect("named");
+    assert_eq!(first.session_present, Some(false), "{v:#?}");
+    // Queued from the drop (at most 10 s after the cut began at 2 s) until the restart.
+    assert!((2.0..=12.0).contains(&first.published_s), "{first:?}");
+    assert!(v.why.contains("asked to keep its session"), "{}", v.why);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_with_persistence_keeps_the_queued_messages() {
+    let report = run_text(
+        "restart-persistent",
+        &restart_while_away("restart-persistent", true),
+    )
+    .await;
+    let v = report.data[0].delivery.as_ref().expect("a verdict");
+    assert_eq!((v.kept, v.lost_promised), (Kept::AsPromised, 0), "{v:#?}");
+    assert_eq!(report.data[0].lost, 0, "{:#?}", report.data[0]);
+}

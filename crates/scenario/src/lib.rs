@@ -24,9 +24,9 @@ use linecut_model::duration::{interval_from_rate, parse_duration};
 use linecut_model::network::{MAX_RETRIES2, MAX_SYN_RETRIES};
 use linecut_model::settings::MAX_CONNECT_TIMEOUT_S;
 use linecut_model::{
-    check_text, Condition, FieldError, Jitter, LinkKind, Metric, MetricName, MosquittoSettings,
-    Protocol, PublisherSettings, ReconnectPolicy, ResubscribePolicy, SubscriberSettings, TextUse,
-    Topic, Will,
+    check_text, BrokerFault, Condition, FieldError, Jitter, LinkKind, Metric, MetricName,
+    MosquittoSettings, Protocol, PublisherSettings, ReconnectPolicy, ResubscribePolicy,
+    SubscriberSettings, TextUse, Topic, Will,
 };
 pub use linecut_model::{LinkFaultSpec, NetworkMode, TcpSettings};
 use linecut_proxy::faults::{self, KeyDef, KeyType};
@@ -111,6 +111,8 @@ pub struct Scenario {
     /// The link faults of a namespace run (its `faults` is then empty); `fault_jitter` and
     /// the `[[fault]]` numbering apply to them.
     pub link_faults: Vec<LinkFaultSpec>,
+    /// The broker's own faults (`restart`), played by the runner in either mode.
+    pub broker_faults: Vec<BrokerFault>,
     /// The file as written.
     pub source: String,
 }
@@ -303,6 +305,14 @@ impl Scenario {
             if let LinkKind::Loss { probability } = link.kind {
                 out.push_str(&format!("probability = {probability}\n"));
             }
+        }
+        for fault in &self.broker_faults {
+            out.push_str(&format!(
+                "\n[[fault]]\nkind = {}\nat = {}\nfor = {}\n",
+                quoted(fault.kind()),
+                quoted(&duration_text(fault.at())),
+                quoted(&duration_text(fault.down()))
+            ));
         }
         if self.network.mode == NetworkMode::Namespace {
             out.push_str("\n[network]\nmode = \"namespace\"\n");

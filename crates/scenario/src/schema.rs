@@ -125,9 +125,13 @@ fn will() -> Value {
 /// common keys and every kind's own keys, each typed as its descriptor says.
 fn fault_items() -> Value {
     let mut properties = serde_json::Map::new();
-    // The proxy's kinds and the link kinds of namespace mode (cut is both).
+    // The proxy's kinds, the link kinds of namespace mode (cut is both), and the broker's own
+    // (either mode).
     let mut kinds: Vec<&str> = faults::kind_names();
-    for k in linecut_model::LinkKind::NAMES {
+    for k in linecut_model::LinkKind::NAMES
+        .into_iter()
+        .chain(linecut_model::BrokerFault::KINDS)
+    {
         if !kinds.contains(&k) {
             kinds.push(k);
         }

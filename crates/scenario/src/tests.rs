@@ -810,3 +810,61 @@ fn a_delivery_expectation_is_a_verdict_on_a_qos_that_promises_something() {
         "{e}"
     );
 }
+
+#[test]
+fn a_broker_restart_needs_a_broker_linecut_can_restart_and_must_end_inside_the_run() {
+    let text = |broker: &str, fault: &str| {
+        format!("name = \"r\"\nduration = \"90s\"\n[broker]\nkind = \"{broker}\"\n[[fault]]\nkind = \"cut\"\nat = \"5s\"\nfor = \"5s\"\n[[fault]]\nkind = \"restart\"\n{fault}")
+    };
+    let s = parse(
+        Path::new("r.toml"),
+        &text("mosquitto", "at = \"20s\"\nfor = \"2s\"\n"),
+    )
+    .unwrap();
+    assert_eq!(
+        s.broker_faults,
+        vec![BrokerFault::Restart {
+            at: Duration::from_secs(20),
+            down: Duration::from_secs(2)
+        }]
+    );
+    assert_eq!(s.faults.len(), 1, "the cut is the proxy's");
+    let again = parse(Path::new("r.toml"), &s.resolved_toml()).unwrap();
+    assert_eq!(again.broker_faults, s.broker_faults);
+    // In namespace mode too: the broker's own faults are the run's, not the links'.
+    let ns =
+        text("mosquitto", "at = \"20s\"\nfor = \"2s\"\n") + "[network]\nmode = \"namespace\"\n";
+    let ns = parse(Path::new("r.toml"), &ns).unwrap();
+    assert_eq!((ns.broker_faults.len(), ns.link_faults.len()), (1, 1));
+    let e = errors(&text("embedded", "at = \"20s\"\nfor = \"2s\"\n"));
+    assert!(
+        e.contains("bad.toml:10:")
+            && e.contains("fault[2].kind")
+            && e.contains("cannot be stopped"),
+        "{e}"
+    );
+    let e = errors(&text("mosquitto", "at = \"20s\"\n"));
+    assert!(
+        e.contains("fault[2]") && e.contains("needs `at` and `for`"),
+        "{e}"
+    );
+    let e = errors(&text("mosquitto", "at = \"85s\"\nfor = \"10s\"\n"));
+    assert!(
+        e.contains("fault[2].for") && e.contains("would not end inside it"),
+        "{e}"
+    );
+    let e = errors(&text(
+        "mosquitto",
+        "at = \"20s\"\nfor = \"2s\"\ntarget = \"client=a\"\n",
+    ));
+    assert!(
+        e.contains("fault[2].target") && e.contains("no target"),
+        "{e}"
+    );
+    let two = text(
+        "mosquitto",
+        "at = \"20s\"\nfor = \"5s\"\n[[fault]]\nkind = \"restart\"\nat = \"22s\"\nfor = \"1s\"\n",
+    );
+    let e = errors(&two);
+    assert!(e.contains("fault[3].at") && e.contains("overlaps"), "{e}");
+}

@@ -120,13 +120,13 @@ impl Checker<'_> {
 
     pub(crate) fn faults(
         &mut self,
-        raw: &[Spanned<RawFault>],
+        raw: &[(usize, &Spanned<RawFault>)],
         duration: Option<Duration>,
     ) -> Option<(Vec<FaultSpec>, Vec<Option<Jitter>>)> {
         let mut faults = Vec::new();
         let mut jitters = Vec::new();
         let mut ok = true;
-        for (i, fault) in raw.iter().enumerate() {
+        for &(i, fault) in raw {
             let field = format!("fault[{}]", i + 1);
             let table = fault.get_ref();
             let Some((spec, jitter)) = self.fault(&field, fault.span(), table) else {
@@ -167,11 +167,11 @@ impl Checker<'_> {
     /// The `[[fault]]` tables of a namespace run: link faults.
     pub(crate) fn link_faults(
         &mut self,
-        raw: &[Spanned<RawFault>],
+        raw: &[(usize, &Spanned<RawFault>)],
         duration: Option<Duration>,
     ) -> Option<(Vec<LinkFaultSpec>, Vec<Option<Jitter>>)> {
         let (mut out, mut jitters, mut ok) = (Vec::new(), Vec::new(), true);
-        for (i, fault) in raw.iter().enumerate() {
+        for &(i, fault) in raw {
             let field = format!("fault[{}]", i + 1);
             let table = fault.get_ref();
             let Some((_, kind)) = table.iter().find(|(k, _)| k.get_ref() == "kind") else {
@@ -244,16 +244,16 @@ impl Checker<'_> {
     /// A jittered fault must still start inside the run, however late its draw.
     pub(crate) fn check_phases(
         &mut self,
-        raw: &[Spanned<RawFault>],
+        raw: &[(usize, &Spanned<RawFault>)],
         starts: &[Duration],
         jitters: &[Option<Jitter>],
         duration: Duration,
         keepalive_s: u16,
     ) {
-        for (i, (at, jitter)) in starts.iter().zip(jitters).enumerate() {
+        for (&(i, fault), (at, jitter)) in raw.iter().zip(starts.iter().zip(jitters)) {
             let Some(jitter) = jitter else { continue };
             let field = format!("fault[{}].{JITTER_KEY}", i + 1);
-            let span = value_span(raw[i].get_ref(), JITTER_KEY).unwrap_or(raw[i].span());
+            let span = value_span(fault.get_ref(), JITTER_KEY).unwrap_or(fault.span());
             if matches!(jitter, Jitter::Keepalives(_)) && keepalive_s == 0 {
                 self.problem(
                     span,
@@ -276,6 +276,124 @@ impl Checker<'_> {
             }
         }
     }
+}
+
+impl Checker<'_> {
+    /// The broker's own faults (`restart`), played by the runner in either mode: only on a
+    /// broker linecut started and can start again (mosquitto), at a time and for a while
+    /// inside the run.
+    pub(crate) fn broker_faults(
+        &mut self,
+        raw: &[(usize, &Spanned<RawFault>)],
+        broker: Option<&BrokerSpec>,
+        duration: Option<Duration>,
+    ) -> Option<Vec<BrokerFault>> {
+        let mut out: Vec<BrokerFault> = Vec::new();
+        let mut ok = true;
+        for &(i, fault) in raw {
+            let field = format!("fault[{}]", i + 1);
+            let table = fault.get_ref();
+            let kind_span = value_span(table, "kind").unwrap_or(fault.span());
+            match broker {
+                Some(BrokerSpec::Mosquitto(_)) | None => {}
+                Some(BrokerSpec::Embedded) => {
+                    self.problem(kind_span.clone(), &format!("{field}.kind"), "`restart` needs [broker] kind = \"mosquitto\": the embedded broker (rumqttd 0.20) cannot be stopped and started again inside the process");
+                    ok = false;
+                }
+                Some(BrokerSpec::External { .. }) => {
+                    self.problem(kind_span.clone(), &format!("{field}.kind"), "`restart` needs a broker linecut starts ([broker] kind = \"mosquitto\"): linecut does not control an external broker");
+                    ok = false;
+                }
+            }
+            let (mut at, mut down) = (None, None);
+            for (key, value) in table {
+                let sub = format!("{field}.{}", key.get_ref());
+                match key.get_ref().as_str() {
+                    "kind" => {}
+                    name @ ("at" | "for") => {
+                        let parsed = value
+                            .get_ref()
+                            .as_str()
+                            .ok_or_else(|| {
+                                "must be a duration as a string, e.g. \"10s\"".to_string()
+                            })
+                            .and_then(|t| parse_duration(t).map_err(|e| format!("`{t}` {e}")));
+                        match parsed {
+                            Ok(d) if name == "at" => at = Some(d),
+                            Ok(d) => down = Some(d),
+                            Err(e) => {
+                                self.problem(value.span(), &sub, e);
+                                ok = false;
+                            }
+                        }
+                    }
+                    other => {
+                        self.problem(key.span(), &sub, format!("`restart` has no key `{other}`; keys are: kind, at, for (a restart stops the broker for every client: no target, no direction)"));
+                        ok = false;
+                    }
+                }
+            }
+            let (Some(at), Some(down)) = (at, down) else {
+                if ok {
+                    self.problem(
+                        fault.span(),
+                        &field,
+                        "`restart` needs `at` and `for` (how long the broker stays down)",
+                    );
+                }
+                ok = false;
+                continue;
+            };
+            if down.is_zero() {
+                let span = value_span(table, "for").unwrap_or(fault.span());
+                self.problem(span, &format!("{field}.for"), "must be longer than 0s");
+                ok = false;
+                continue;
+            }
+            if let Some(d) = duration.filter(|d| at + down >= *d) {
+                let span = value_span(table, "for").unwrap_or(fault.span());
+                self.problem(
+                    span,
+                    &format!("{field}.for"),
+                    format!(
+                        "the broker would come back at {}, but the run lasts {}: the restart would not end inside it",
+                        humantime::format_duration(at + down),
+                        humantime::format_duration(d)
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            // One broker: a restart cannot begin while another has it down.
+            if let Some(other) = out
+                .iter()
+                .find(|f| at < f.at() + f.down() && f.at() < at + down)
+            {
+                let span = value_span(table, "at").unwrap_or(fault.span());
+                self.problem(
+                    span,
+                    &format!("{field}.at"),
+                    format!(
+                        "overlaps `{}`: the broker is down then already",
+                        other.spec()
+                    ),
+                );
+                ok = false;
+                continue;
+            }
+            out.push(BrokerFault::Restart { at, down });
+        }
+        ok.then_some(out)
+    }
+}
+
+/// Whether a `[[fault]]` table is one of the broker's own faults.
+pub(crate) fn is_broker_fault(table: &RawFault) -> bool {
+    table
+        .iter()
+        .find(|(k, _)| k.get_ref() == "kind")
+        .and_then(|(_, v)| v.get_ref().as_str())
+        .is_some_and(|k| BrokerFault::KINDS.contains(&k))
 }
 
 /// Where the value of `key` stands in a `[[fault]]` table.

@@ -142,11 +142,18 @@ impl Checker<'_> {
         if namespace {
             self.fit_namespace(&raw, subscriber.as_ref(), broker.as_ref());
         }
+        // The broker's own faults are the runner's in either mode; the rest are the front's.
+        let (broker_raw, front_raw): (Vec<_>, Vec<_>) = raw
+            .faults
+            .iter()
+            .enumerate()
+            .partition(|(_, f)| fault::is_broker_fault(f.get_ref()));
+        let broker_faults = self.broker_faults(&broker_raw, broker.as_ref(), duration);
         let faults = if namespace {
-            self.link_faults(&raw.faults, duration)
+            self.link_faults(&front_raw, duration)
                 .map(|(links, jitters)| (Vec::new(), links, jitters))
         } else {
-            self.faults(&raw.faults, duration)
+            self.faults(&front_raw, duration)
                 .map(|(specs, jitters)| (specs, Vec::new(), jitters))
         };
         if let (Some((specs, links, jitters)), Some(d), Some(sub)) =
@@ -157,7 +164,7 @@ impl Checker<'_> {
             } else {
                 specs.iter().map(|f| f.schedule.at).collect()
             };
-            self.check_phases(&raw.faults, &starts, jitters, d, sub.settings.keepalive_s);
+            self.check_phases(&front_raw, &starts, jitters, d, sub.settings.keepalive_s);
         }
         // A target that matches none of the subscribers would play the fault on nobody while
         // the run counts it as started and judges everyone against it (review D4).
@@ -244,6 +251,7 @@ impl Checker<'_> {
             faults: faults.as_ref()?.0.clone(),
             link_faults: faults.as_ref()?.1.clone(),
             fault_jitter: faults?.2,
+            broker_faults: broker_faults?,
             network: network?,
             seed,
             expect,
