@@ -151,6 +151,7 @@ pub(crate) fn data_metrics<'a>(
         delivery: None,
     };
     let ledger = Ledger {
+        published,
         lost: lost_rows,
         doubled,
     };

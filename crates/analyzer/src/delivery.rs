@@ -25,6 +25,8 @@ use serde::{Deserialize, Serialize};
 /// What the run's data said of one subscriber: the messages it was owed and lost, and the ones
 /// it got twice.
 pub(crate) struct Ledger<'a> {
+    /// Everything published on its topics while it was subscribed, in time order.
+    pub published: Vec<&'a Publish>,
     pub lost: Vec<&'a Publish>,
     /// (topic, seq) of each message received more than once, once per extra copy.
     pub doubled: Vec<(u32, u64)>,
@@ -150,6 +152,74 @@ fn session_ends(c: &Client, windows: &[Window], drops: &[i64], asked: &Asked) ->
     ends
 }
 
+/// The broker's queue for a kept session: for a client that is away (from when the broker
+/// dropped it to its next CONNACK) it takes a message only while the session holds fewer than
+/// `limit`, in flight ones included, and drops the rest (mosquitto's `db__ready_for_queue`;
+/// measured: with a limit of 5, nothing published after the drop survived the 20 messages
+/// already in flight).
+struct QueueLimit<'a> {
+    limit: u32,
+    /// Each absence: from the drop to the CONNACK that found the session, with the moment the
+    /// client's acknowledgements stopped (the outage's start): every message since then is
+    /// still the session's, in flight or queued, and counts against the limit.
+    absences: Vec<(i64, i64, i64)>,
+    published: &'a [&'a Publish],
+}
+
+impl<'a> QueueLimit<'a> {
+    fn of(
+        run: &Run,
+        c: &Client,
+        windows: &[Window],
+        drops: &[i64],
+        ledger: &'a Ledger<'a>,
+    ) -> Option<QueueLimit<'a>> {
+        // 0 is mosquitto's "no limit".
+        let limit = run.max_queued_messages.filter(|l| *l > 0)?;
+        let connacks: Vec<i64> = c
+            .events
+            .iter()
+            .filter(
+                |e| matches!(&e.kind, EventKind::Connack(a) if a.code == 0 && a.session_present),
+            )
+            .map(|e| e.ts_us)
+            .collect();
+        let absences = drops
+            .iter()
+            .filter_map(|d| {
+                let back = connacks.iter().find(|t| *t > d)?;
+                let unacked_from = windows
+                    .iter()
+                    .map(|w| w.start)
+                    .filter(|s| s <= d)
+                    .max()
+                    .unwrap_or(*d);
+                Some((unacked_from, *d, *back))
+            })
+            .collect();
+        Some(QueueLimit {
+            limit,
+            absences,
+            published: &ledger.published,
+        })
+    }
+
+    /// Whether `p`, published while the client was away, found the session's queue full.
+    fn dropped(&self, p: &Publish) -> bool {
+        let Some(&(from, _, _)) = self
+            .absences
+            .iter()
+            .find(|(_, dropped, back)| p.ts_us >= *dropped && p.ts_us < *back)
+        else {
+            return false;
+        };
+        // `published` is in time order (the run's publishes are sorted when loaded).
+        let first = self.published.partition_point(|q| q.ts_us < from);
+        let this = self.published.partition_point(|q| q.ts_us < p.ts_us);
+        this - first >= self.limit as usize
+    }
+}
+
 /// The verdict for subscriber `c`, given its `ledger`, the subscription's QoS, what it asked of
 /// its session, and how many of its deliveries the wire showed flagged DUP.
 #[allow(clippy::too_many_arguments)]
@@ -201,12 +271,24 @@ pub(crate) fn verdict(
         return Some(v);
     }
     let ends = session_ends(c, windows, drops, asked);
+    let queue = QueueLimit::of(run, c, windows, drops, ledger);
     let mut undecided = 0u64;
+    let mut queue_dropped = 0u64;
+    let mut ended_as_asked = 0u64;
     let mut broken_end: Option<&SessionEnd> = None;
     for p in &ledger.lost {
         let end = ends.iter().find(|e| p.ts_us < e.resubscribed);
+        if end.is_none() && queue.as_ref().is_some_and(|q| q.dropped(p)) {
+            // Kept session, but the broker's queue for it was full.
+            queue_dropped += 1;
+            v.lost_allowed += 1;
+            continue;
+        }
         match end.map(|e| e.allowed) {
-            Some(Some(true)) => v.lost_allowed += 1,
+            Some(Some(true)) => {
+                v.lost_allowed += 1;
+                ended_as_asked += 1;
+            }
             Some(None) => undecided += 1,
             Some(Some(false)) | None => {
                 v.lost_promised += 1;
@@ -262,11 +344,16 @@ pub(crate) fn verdict(
             }
         ));
     }
-    if v.lost_allowed > 0 {
+    if ended_as_asked > 0 {
         parts.push(format!(
-            "{} lost with a session that ended as the client asked ({})",
-            v.lost_allowed,
+            "{ended_as_asked} lost with a session that ended as the client asked ({})",
             allowed_why.unwrap_or_default()
+        ));
+    }
+    if queue_dropped > 0 {
+        let limit = queue.as_ref().map_or(0, |q| q.limit);
+        parts.push(format!(
+            "{queue_dropped} lost while the client was away and its session already held {limit} or more messages, in flight or queued: the broker's max_queued_messages = {limit} drops the rest"
         ));
     }
     if undecided > 0 {

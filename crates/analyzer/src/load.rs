@@ -128,6 +128,9 @@ pub struct Run {
     /// The will watcher's events, in runs whose subscribers left a will (`None`: nobody
     /// listened for wills, so none can be said to be missing).
     pub watcher: Option<Vec<Event>>,
+    /// The queue limit the run's mosquitto was configured with (`max_queued_messages` in its
+    /// mosquitto.conf), when linecut started one.
+    pub max_queued_messages: Option<u32>,
 }
 
 /// Interns names; consecutive lines usually repeat a name, so the last hit is checked first.
@@ -549,6 +552,14 @@ pub fn load(dir: &Path) -> Result<Run, AnalyzeError> {
     run.publishes.extend(subscriber.publishes);
     run.deliveries.sort_by_key(|d| d.ts_us);
     run.publishes.sort_by_key(|p| p.ts_us);
+    run.max_queued_messages = std::fs::read_to_string(layout.mosquitto_conf())
+        .ok()
+        .and_then(|conf| {
+            conf.lines().find_map(|l| {
+                l.strip_prefix("max_queued_messages ")
+                    .and_then(|n| n.trim().parse().ok())
+            })
+        });
     if layout.watcher_events().is_file() {
         let watcher = read_file(&layout.watcher_events(), false, None)?;
         run.lines += watcher.lines;

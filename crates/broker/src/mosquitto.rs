@@ -141,6 +141,12 @@ fn config_text(config: &MosquittoSettings, listen: SocketAddr, run_as: RunAs) ->
     if let Some(k) = config.max_keepalive {
         text.push_str(&format!("max_keepalive {k}\n"));
     }
+    // Written even at mosquitto's default: the run directory then says which limit the
+    // delivery verdict holds the broker to.
+    text.push_str(&format!(
+        "max_queued_messages {}\n",
+        config.max_queued_messages
+    ));
     text
 }
 
@@ -367,6 +373,7 @@ mod tests {
             persistence: true,
             persistent_client_expiration: Some(Duration::from_secs(7200)),
             max_keepalive: Some(30),
+            max_queued_messages: 50,
         };
         let text = config_text(
             &config,
@@ -397,9 +404,11 @@ mod tests {
                 "persistence_location",
                 "persistence_file",
                 "persistent_client_expiration",
-                "max_keepalive"
+                "max_keepalive",
+                "max_queued_messages"
             ]
         );
         assert!(text.contains("listener 1883 127.0.0.1\n"));
+        assert!(text.contains("max_queued_messages 50\n"));
     }
 }

@@ -337,12 +337,31 @@ fn check_agent_keepalive(protocol: Protocol, keepalive_s: u16, errors: &mut Vec<
 }
 
 /// What a run may set on the mosquitto it starts.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct MosquittoSettings {
     pub persistence: bool,
     /// mosquitto counts this in whole hours (at least one).
     pub persistent_client_expiration: Option<Duration>,
     pub max_keepalive: Option<u16>,
+    /// QoS 1 and 2 messages mosquitto queues for a client that is away; more are dropped.
+    /// Always written into the configuration, so the run records the limit it ran with.
+    pub max_queued_messages: u32,
+}
+
+impl MosquittoSettings {
+    /// mosquitto's own default (`max_queued_messages`, mosquitto.conf(5)).
+    pub const DEFAULT_MAX_QUEUED_MESSAGES: u32 = 1000;
+}
+
+impl Default for MosquittoSettings {
+    fn default() -> Self {
+        MosquittoSettings {
+            persistence: false,
+            persistent_client_expiration: None,
+            max_keepalive: None,
+            max_queued_messages: MosquittoSettings::DEFAULT_MAX_QUEUED_MESSAGES,
+        }
+    }
 }
 
 #[cfg(test)]

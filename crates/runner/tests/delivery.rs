@@ -140,3 +140,22 @@ async fn a_broker_restart_with_persistence_keeps_the_queued_messages() {
     assert_eq!((v.kept, v.lost_promised), (Kept::AsPromised, 0), "{v:#?}");
     assert_eq!(report.data[0].lost, 0, "{:#?}", report.data[0]);
 }
+
+/// mosquitto holds at most `max_queued_messages` for a client that is away, the messages still
+/// in flight to it included: with 5, the 20 messages in flight when it dropped the client fill
+/// the session, and everything published after the drop is lost as configured, not broken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_past_the_brokers_queue_limit_are_lost_as_configured() {
+    let text = restart_while_away("queue-limit", false)
+        .replace("persistence = false", "max_queued_messages = 5")
+        .replace(
+            "[[fault]]\nkind = \"restart\"\nat = \"11s\"\nfor = \"1s\"\n",
+            "",
+        );
+    assert!(!text.contains("restart\""), "{text}");
+    let report = run_text("queue-limit", &text).await;
+    let v = report.data[0].delivery.as_ref().expect("a verdict");
+    assert!(report.data[0].lost > 0, "{:#?}", report.data[0]);
+    assert_eq!((v.kept, v.lost_promised), (Kept::AsPromised, 0), "{v:#?}");
+    assert!(v.why.contains("max_queued_messages = 5"), "{}", v.why);
+}

@@ -164,6 +164,10 @@ impl Scenario {
                 if let Some(k) = m.max_keepalive {
                     out.push_str(&format!("max_keepalive = {k}\n"));
                 }
+                out.push_str(&format!(
+                    "max_queued_messages = {}\n",
+                    m.max_queued_messages
+                ));
             }
             BrokerSpec::External { address } => {
                 out.push_str(&format!(

@@ -53,6 +53,7 @@ pub struct RawBroker {
     pub persistence: Option<bool>,
     pub persistent_client_expiration: Option<Spanned<String>>,
     pub max_keepalive: Option<Spanned<u16>>,
+    pub max_queued_messages: Option<Spanned<u32>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -29,7 +29,8 @@ pub fn json_schema() -> Value {
                     "address": {"type": "string", "description": "HOST:PORT, for kind = external"},
                     "persistence": {"type": "boolean"},
                     "persistent_client_expiration": duration(),
-                    "max_keepalive": {"type": "integer", "minimum": 0, "maximum": 65535}
+                    "max_keepalive": {"type": "integer", "minimum": 0, "maximum": 65535},
+                    "max_queued_messages": {"type": "integer", "minimum": 0, "description": "mosquitto only: QoS 1 and 2 messages queued for a client that is away (default 1000, mosquitto's own; 0 means no limit)"}
                 }
             },
             "publisher": {

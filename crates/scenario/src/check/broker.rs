@@ -11,7 +11,8 @@ impl Checker<'_> {
         let kind_span = b.kind.as_ref().map_or(0..0, |k| k.span());
         let mosquitto_only = b.persistence.is_some()
             || b.persistent_client_expiration.is_some()
-            || b.max_keepalive.is_some();
+            || b.max_keepalive.is_some()
+            || b.max_queued_messages.is_some();
         match kind {
             "embedded" | "mosquitto" | "external" => {}
             other => {
@@ -25,7 +26,7 @@ impl Checker<'_> {
             }
         }
         if mosquitto_only && kind != "mosquitto" {
-            self.problem(kind_span.clone(), "broker.kind", format!("persistence, persistent_client_expiration and max_keepalive are mosquitto settings, but kind is `{kind}`"));
+            self.problem(kind_span.clone(), "broker.kind", format!("persistence, persistent_client_expiration, max_keepalive and max_queued_messages are mosquitto settings, but kind is `{kind}`"));
         }
         match kind {
             "embedded" => {
@@ -52,6 +53,12 @@ impl Checker<'_> {
                     persistence: b.persistence.unwrap_or(false),
                     persistent_client_expiration: expiration,
                     max_keepalive: b.max_keepalive.as_ref().map(|k| *k.get_ref()),
+                    max_queued_messages: b
+                        .max_queued_messages
+                        .as_ref()
+                        .map_or(MosquittoSettings::DEFAULT_MAX_QUEUED_MESSAGES, |m| {
+                            *m.get_ref()
+                        }),
                 }))
             }
             _ => match &b.address {
