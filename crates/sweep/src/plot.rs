@@ -129,6 +129,7 @@ pub fn detection(report: &SweepReport, plan: &Plan) -> Option<String> {
             r.client_detect
                 .iter()
                 .chain(&r.broker_detect)
+                .chain(&r.will)
                 .filter_map(|p| p.value)
                 .chain(r.client_band.iter().map(|b| b.high_s))
                 .chain(r.broker_band.iter().map(|b| b.high_s))
@@ -228,6 +229,17 @@ pub fn detection(report: &SweepReport, plan: &Plan) -> Option<String> {
                         draw_shape(&mut chart, oi, (px, y), style);
                     }
                 }
+                // When the backend heard: the watcher's wills, as crosses over the points.
+                let n = row.will.len().max(1);
+                for (j, p) in row.will.iter().enumerate() {
+                    let px = x - half + 2.0 * half * (j as f64 + 0.5) / n as f64;
+                    let y = p.value.unwrap_or(never_y);
+                    let _ = chart.draw_series(std::iter::once(Cross::new(
+                        (px, y),
+                        5,
+                        BLACK.stroke_width(1),
+                    )));
+                }
             }
         }
         // The legend, drawn in its own column: bands, series, outage lengths.
@@ -257,6 +269,13 @@ pub fn detection(report: &SweepReport, plan: &Plan) -> Option<String> {
             BLACK.mix(0.12).filled(),
         ));
         line("the broker's band (right of the client's)".into(), &mut y);
+        if report.cells.iter().any(|r| !r.will.is_empty()) {
+            let _ = legend_area.draw(&Cross::new((16, y), 5, BLACK.stroke_width(1)));
+            line(
+                "the watcher heard the will (the backend knew)".into(),
+                &mut y,
+            );
+        }
         for (oi, outage) in outages.iter().enumerate() {
             let at = (16, y);
             let style = BLACK.filled();

@@ -31,6 +31,18 @@ pub const METRICS: [&str; 11] = [
     Metric::PingIntervalS.name(),
 ];
 
+/// The will's column, in sweeps whose subscribers leave one (the others keep their columns).
+const WILL: &str = Metric::WillS.name();
+
+/// The columns of `report`: [`METRICS`], and the will's where the watcher listened.
+fn columns(report: &SweepReport) -> Vec<&'static str> {
+    let mut columns = METRICS.to_vec();
+    if report.cells.iter().any(|r| !r.will.is_empty()) {
+        columns.insert(2, WILL);
+    }
+    columns
+}
+
 /// The window metrics compared (the timings of the first fault window).
 const WINDOW_METRICS: [Metric; 6] = [
     Metric::ClientDetectS,
@@ -185,6 +197,22 @@ pub struct CellRow {
     pub ping_intervals_s: Vec<f64>,
     /// Each run's fault phase offset (seconds after the planned start), when drawn.
     pub phase_offsets_s: Vec<f64>,
+    /// When the will watcher heard each subscriber's will in the first fault window, in
+    /// sweeps whose subscribers leave one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub will: Vec<Point>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub will_band: Option<BandRange>,
+    /// Runs whose will the watcher heard in the first fault window, with its interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub will_heard: Option<Rate>,
+    /// Of those, the wills that came when the device was connected again.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub will_while_connected: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// `sweep.json`.
@@ -237,6 +265,10 @@ pub fn build(plan: &Plan, dir: &Path) -> Result<SweepReport, SweepError> {
             unexpected: Vec::new(),
             ping_intervals_s: Vec::new(),
             phase_offsets_s: Vec::new(),
+            will: Vec::new(),
+            will_band: None,
+            will_heard: None,
+            will_while_connected: 0,
         };
         let mut samples: BTreeMap<&str, Vec<Option<f64>>> = BTreeMap::new();
         for r in 1..=plan.repeat {
@@ -295,6 +327,13 @@ pub fn build(plan: &Plan, dir: &Path) -> Result<SweepReport, SweepError> {
                     row.broker_detect
                         .push(point(m.broker_detect_s, &m.broker_detect_band));
                 }
+                // A will, where the watcher listened (a band or a will says it did).
+                if m.connected_at_start && (m.will_s.is_some() || m.will_band.is_some()) {
+                    row.will.push(point(m.will_s, &m.will_band));
+                    row.will_band = row.will_band.take().or_else(|| band(&m.will_band));
+                    row.will_while_connected += u32::from(m.will_after_connack_s.is_some());
+                    samples.entry(WILL).or_default().push(m.will_s);
+                }
                 row.client_band = row
                     .client_band
                     .take()
@@ -318,6 +357,10 @@ pub fn build(plan: &Plan, dir: &Path) -> Result<SweepReport, SweepError> {
                 .filter(|p| p.value.is_some())
                 .count();
             row.client_noticed = Some(Rate::of(hits, row.client_detect.len()));
+        }
+        if !row.will.is_empty() {
+            let hits = row.will.iter().filter(|p| p.value.is_some()).count();
+            row.will_heard = Some(Rate::of(hits, row.will.len()));
         }
         cells.push(row);
     }
@@ -557,6 +600,24 @@ fn summarise(report: &SweepReport, plan: &Plan) -> Vec<String> {
                     "; in {late} of them the verdict came after the line had returned"
                 ));
             }
+            if let Some(heard) = row.will_heard {
+                let times: Vec<f64> = row.will.iter().filter_map(|p| p.value).collect();
+                text.push_str(&format!("; the backend heard its will in {}", heard.text()));
+                if let Some(m) = median(times.clone()) {
+                    text.push_str(&format!(
+                        ", a median of {} after the outage began ({}–{})",
+                        secs(m),
+                        secs(times.iter().copied().fold(f64::INFINITY, f64::min)),
+                        secs(times.iter().copied().fold(0.0, f64::max))
+                    ));
+                }
+                if row.will_while_connected > 0 {
+                    text.push_str(&format!(
+                        ", {} of them when the device was connected again",
+                        row.will_while_connected
+                    ));
+                }
+            }
             parts.push(text);
         }
         let down: u32 = rows.iter().map(|r| r.down_before_fault).sum();
@@ -767,7 +828,8 @@ pub fn markdown(report: &SweepReport, plan: &Plan, plots: &[(&str, &str)]) -> St
     let mut header = vec!["cell".to_string()];
     header.extend(plan.axes.iter().map(|a| a.label.clone()));
     header.extend(["library".to_string(), "runs".to_string()]);
-    header.extend(METRICS.iter().map(|m| m.to_string()));
+    let columns = columns(report);
+    header.extend(columns.iter().map(|m| m.to_string()));
     let _ = writeln!(w, "| {} |", header.join(" | "));
     let _ = writeln!(w, "|{}", "---|".repeat(header.len()));
     for (i, row) in report.cells.iter().enumerate() {
@@ -785,7 +847,7 @@ pub fn markdown(report: &SweepReport, plan: &Plan, plots: &[(&str, &str)]) -> St
                 .to_string(),
         );
         cols.push(format!("{}/{}", row.complete_runs, row.runs));
-        cols.extend(METRICS.iter().map(|m| stat_text(row.metrics.get(*m))));
+        cols.extend(columns.iter().map(|m| stat_text(row.metrics.get(*m))));
         let _ = writeln!(w, "| {} |", cols.join(" | "));
     }
     let _ = writeln!(
@@ -812,7 +874,8 @@ pub fn csv(report: &SweepReport, plan: &Plan) -> String {
         "runs".into(),
         "complete_runs".into(),
     ]);
-    for m in METRICS {
+    let columns = columns(report);
+    for m in &columns {
         for part in ["median", "min", "max", "count"] {
             header.push(format!("{m}_{part}"));
         }
@@ -831,8 +894,8 @@ pub fn csv(report: &SweepReport, plan: &Plan) -> String {
             row.runs.to_string(),
             row.complete_runs.to_string(),
         ]);
-        for m in METRICS {
-            match row.metrics.get(m) {
+        for m in &columns {
+            match row.metrics.get(*m) {
                 Some(s) => {
                     cols.extend([fmt(s.median), fmt(s.min), fmt(s.max), s.count.to_string()])
                 }
