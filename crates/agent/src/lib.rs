@@ -50,26 +50,6 @@ pub fn subscriber_session(options: &SubscriberOptions, client_id: &str) -> Clien
     })
 }
 
-/// The watcher's session on `broker` (`HOST:PORT`, checked by the caller): MQTT 3.1.1, a clean
-/// session, the publisher's keepalive.
-pub fn watcher_session(broker: &str, client_id: &str) -> Result<ClientSession, AgentError> {
-    let (host, port) = options::parse_broker(broker)?;
-    let d = linecut_model::PublisherSettings::default();
-    Ok(ClientSession::new(&SessionConfig {
-        host: &host,
-        port,
-        client_id,
-        keepalive_s: d.keepalive_s,
-        clean_session: true,
-        connect_timeout_s: d.connect_timeout_s,
-        queue: 16,
-        protocol: linecut_model::Protocol::V311,
-        will: None,
-        session_expiry_s: None,
-        receive_maximum: None,
-    }))
-}
-
 /// A session for validated publisher options.
 pub fn publisher_session(options: &PublisherOptions) -> ClientSession {
     let (host, port) =

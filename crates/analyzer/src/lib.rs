@@ -246,7 +246,7 @@ pub fn analyze(run: &Run) -> Report {
         .flat_map(|c| unexpected::unexpected_disconnects(run, &index, c, &window_settle, start))
         .collect();
     let pings = wire::Pings::of(&run.proxy);
-    let asked = delivery::Asked {
+    let session_asked = delivery::Asked {
         clean: session.clean_session,
         session_expiry_s: session.session_expiry_s,
         v5: session.protocol_version == Some(5),
@@ -273,7 +273,7 @@ pub fn analyze(run: &Run) -> Report {
                 &drops,
                 &ledger,
                 session.subscribe_qos,
-                &asked,
+                &session_asked,
                 wire::dup_flagged(&run.proxy, &c.conns),
                 start,
             );
@@ -293,6 +293,7 @@ pub fn analyze(run: &Run) -> Report {
         experiment_start_us: start,
         keepalive_s,
         keepalive_granted_s: granted,
+        keepalive_asked_s: asked.filter(|a| granted.is_some_and(|g| g != *a)),
         session: session.clone(),
         network: meta.network.clone(),
         client_rule: keepalive_s.and_then(|k| bands::client_consequence(ctx.client_library, k)),

@@ -295,7 +295,8 @@ fn header(w: &mut String, r: &Report) {
         "- Keepalive: {}; clean session: {}; subscription QoS: {}",
         match (r.keepalive_s, r.keepalive_granted_s) {
             (Some(k), Some(g)) => format!(
-                "the broker granted {g} s in its CONNACK (Server Keep Alive) and holds the client to it, so the broker's band uses {g} s; {}",
+                "the client asked for {} s and the broker granted {g} s in its CONNACK (Server Keep Alive), which it holds the client to, so the broker's band uses {g} s; {}",
+                r.keepalive_asked_s.unwrap_or(g),
                 if k == g {
                     format!("the client runs on {g} s too, and its band uses it")
                 } else {

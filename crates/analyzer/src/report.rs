@@ -427,6 +427,9 @@ pub struct Report {
     /// holds the client to: the broker's and the will's bands are drawn for it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keepalive_granted_s: Option<u16>,
+    /// What the client asked for in its CONNECT, when the broker granted something else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalive_asked_s: Option<u16>,
     #[serde(default)]
     pub session: SessionFacts,
     /// A namespace run's network (its links, the device TCP settings); absent in proxy mode.

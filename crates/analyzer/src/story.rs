@@ -84,10 +84,12 @@ pub enum Story {
     DownBeforeFault,
     /// The broker published the client's will after the client was connected again.
     WillWhileConnected,
+    /// The broker sent a DISCONNECT with a reason code (MQTT 5): it said why.
+    BrokerSaidWhy,
 }
 
 impl Story {
-    const ALL: [Story; 7] = [
+    const ALL: [Story; 8] = [
         Story::PingTimeout,
         Story::BrokerTimedOut,
         Story::SessionTakeover,
@@ -95,6 +97,7 @@ impl Story {
         Story::RodeThrough,
         Story::DownBeforeFault,
         Story::WillWhileConnected,
+        Story::BrokerSaidWhy,
     ];
 
     /// The words reports print.
@@ -111,6 +114,7 @@ impl Story {
             Story::WillWhileConnected => {
                 "the backend heard the client's will while the client was connected again"
             }
+            Story::BrokerSaidWhy => "the broker said why it ended the connection",
         }
     }
 }

@@ -567,6 +567,14 @@ fn reason_codes_are_named_in_the_timeline_with_the_connections_version() {
         "{:#?}",
         r.timeline
     );
+    let m = &r.windows[0].subscribers[0];
+    let said = m.stories.iter().find(|t| t.story == Story::BrokerSaidWhy);
+    assert!(
+        said.is_some_and(|t| t.evidence
+            == "it sent DISCONNECT 0x8E (Session taken over) on conn 1 10.060 s into the outage"),
+        "{:#?}",
+        m.stories
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Minimal MQTT 3.1.1 encoders for the packets linecut synthesises itself: test traffic, the
-//! captures its benchmarks and tests generate. Not a client codec: no properties, QoS 0 PUBLISH
-//! only.
+//! captures its benchmarks and tests generate, and the will watcher's few packets (it speaks
+//! MQTT itself so that it stamps each packet when its bytes are read). Not a client codec: no
+//! properties, QoS 0 PUBLISH only.
 
 /// Appends MQTT's variable-length "remaining length".
 pub fn remaining_length(mut len: usize, out: &mut Vec<u8>) {
@@ -45,12 +46,36 @@ pub fn publish(topic: &str, payload: &[u8]) -> Vec<u8> {
 
 /// A SUBSCRIBE for one filter.
 pub fn subscribe(packet_id: u16, filter: &str, qos: u8) -> Vec<u8> {
-    let mut body = Vec::with_capacity(5 + filter.len());
-    body.extend_from_slice(&packet_id.to_be_bytes());
-    body.extend_from_slice(&(filter.len() as u16).to_be_bytes());
-    body.extend_from_slice(filter.as_bytes());
-    body.push(qos);
+    subscribe_all(packet_id, [(filter, qos)])
+}
+
+/// A SUBSCRIBE for every filter given, each with its QoS.
+pub fn subscribe_all<'a>(
+    packet_id: u16,
+    filters: impl IntoIterator<Item = (&'a str, u8)>,
+) -> Vec<u8> {
+    let mut body = packet_id.to_be_bytes().to_vec();
+    for (filter, qos) in filters {
+        body.extend_from_slice(&(filter.len() as u16).to_be_bytes());
+        body.extend_from_slice(filter.as_bytes());
+        body.push(qos);
+    }
     packet(0x82, &body)
+}
+
+/// A PUBACK.
+pub fn puback(packet_id: u16) -> Vec<u8> {
+    packet(0x40, &packet_id.to_be_bytes())
+}
+
+/// A PINGREQ.
+pub fn pingreq() -> Vec<u8> {
+    packet(0xC0, &[])
+}
+
+/// A DISCONNECT (MQTT 3.1.1: no reason code).
+pub fn disconnect() -> Vec<u8> {
+    packet(0xE0, &[])
 }
 
 #[cfg(test)]
@@ -92,5 +117,30 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+        match decode(&subscribe_all(8, [("a/1", 1), ("a/2", 0)]), None) {
+            Decoded::Packet {
+                packet: Packet::Subscribe(s),
+                ..
+            } => assert_eq!(s.filters.count(), 2),
+            other => panic!("{other:?}"),
+        }
+        let v = Some(crate::Version::V3_1_1);
+        assert!(
+            matches!(decode(&puback(9), v), Decoded::Packet { packet: Packet::PubAck(a), .. } if a.packet_id == 9)
+        );
+        assert!(matches!(
+            decode(&pingreq(), v),
+            Decoded::Packet {
+                packet: Packet::PingReq,
+                ..
+            }
+        ));
+        assert!(matches!(
+            decode(&disconnect(), v),
+            Decoded::Packet {
+                packet: Packet::Disconnect(_),
+                ..
+            }
+        ));
     }
 }

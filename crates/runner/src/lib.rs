@@ -332,13 +332,11 @@ impl Experiment<'_> {
 
         let (watcher_stop, watcher_stopped) = watch::channel(false);
         let watcher = stack.logs.watcher_sink.clone().map(|sink| {
-            let options = watcher_options(scenario);
-            let address = stack.broker.address(linecut_model::Protocol::V311);
+            let broker = stack.broker.address(linecut_model::Protocol::V311);
+            let options = watcher_options(scenario, broker);
             let (ready_tx, ready) = watch::channel(false);
             let task = tokio::spawn(async move {
-                let session = linecut_agent::watcher_session(&address, &options.client_id)
-                    .expect("the broker's own address");
-                run_watcher(&options, session, &sink, watcher_stopped, ready_tx).await
+                run_watcher(&options, &sink, watcher_stopped, ready_tx).await
             });
             (task, ready)
         });
@@ -512,7 +510,7 @@ fn publisher_settings(scenario: &Scenario) -> PublisherSettings {
 
 /// The will watcher: every subscriber's will as it will be published. Its client id is unique
 /// per process against an external broker, as the publisher's.
-fn watcher_options(scenario: &Scenario) -> WatcherOptions {
+fn watcher_options(scenario: &Scenario, broker: String) -> WatcherOptions {
     let s = &scenario.subscriber.settings;
     let mut client_id = "linecut-watcher".to_string();
     if let linecut_scenario::BrokerSpec::External { .. } = scenario.broker {
@@ -532,7 +530,11 @@ fn watcher_options(scenario: &Scenario) -> WatcherOptions {
             })
         })
         .collect();
-    WatcherOptions { client_id, wills }
+    WatcherOptions {
+        client_id,
+        broker,
+        wills,
+    }
 }
 
 fn publisher_options(settings: &PublisherSettings, broker: &str) -> PublisherOptions {

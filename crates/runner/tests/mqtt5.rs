@@ -64,7 +64,7 @@ for = "22s"
     assert!(broker.rule.contains("floor(1.5K) = 15"), "{}", broker.rule);
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(
-        md.contains("the broker granted 10 s in its CONNACK (Server Keep Alive)"),
+        md.contains("the client asked for 30 s and the broker granted 10 s in its CONNACK (Server Keep Alive)"),
         "{md}"
     );
 }

@@ -671,3 +671,65 @@ count = 2
         .all(|w| w.subscribers.iter().all(|m| m.client_detect_s.is_none())));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The Last Will and a broker restart on real links: the agent's will, left through its own
+/// namespace, is published when the link cut outlasts mosquitto's keepalive band (K = 2 s: more
+/// than 3 whole seconds of silence, checked every 6 s, so within 10 s) and again when mosquitto
+/// is restarted under it (its shutdown publishes every will); the watcher, on the host, hears
+/// both, and the restart's window runs from the stop to mosquitto accepting again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_will_and_a_broker_restart_on_real_links() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let (dir, report) = run_namespace(
+        "will-restart",
+        r#"
+name = "ns-will-restart"
+duration = "24s"
+[broker]
+kind = "mosquitto"
+[publisher]
+interval = "200ms"
+[subscriber]
+client_id = "ns-will"
+keepalive = "2s"
+connect_timeout = "1s"
+reconnect = "fixed:500ms"
+will = { topic = "devices/{client_id}/status", payload = "offline" }
+[network]
+mode = "namespace"
+[[fault]]
+kind = "cut"
+at = "2s"
+for = "10s"
+[[fault]]
+kind = "restart"
+at = "17s"
+for = "1s"
+"#,
+    )
+    .await;
+    assert_eq!(report.windows.len(), 2, "the cut and the restart");
+    let cut = &report.windows[0].subscribers[0];
+    let will_s = cut.will_s.expect("a will after the cut");
+    assert_eq!(
+        cut.will_band.as_ref().map(|b| b.verdict),
+        Some(linecut_analyzer::Verdict::Inside),
+        "{cut:#?}"
+    );
+    assert!(will_s <= 10.1, "{will_s}");
+    let restart = &report.windows[1];
+    assert_eq!(restart.kind, "restart");
+    assert!(restart.outage_end_us > restart.outage_start_us);
+    // mosquitto's shutdown publishes the will at once: within its loop pass and the hop.
+    let m = &restart.subscribers[0];
+    assert!(
+        m.will_s.is_some_and(|t| t < 0.5),
+        "the shutdown's will: {m:#?}"
+    );
+    assert!(m.reconnect_s.is_some(), "back after the restart: {m:#?}");
+    let meta = read_json(&dir.join("meta.json"));
+    assert_eq!(meta["faults"][1], "restart:at=17s,for=1s", "{meta}");
+}

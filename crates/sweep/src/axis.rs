@@ -7,9 +7,10 @@
 //!   fault's duration is its `for` key).
 //!
 //! Values are written as on the command line (`1s,2s,5s`, `0,1`, `rumqttc,paho-python`). A bare
-//! number given to a duration field means seconds (`subscriber.keepalive=1,2,5`); otherwise a
-//! value that reads as a TOML literal (a number, `true`, `false`) is one, and anything else is a
-//! string. Whether the value fits the field is decided by the scenario parser itself, on every
+//! number given to a duration field means seconds (`subscriber.keepalive=1,2,5`); a text field
+//! (`mqtt`, `paho`, `client_id`) takes every value as text (`subscriber.mqtt=3.1.1,5`);
+//! otherwise a value that reads as a TOML literal (a number, `true`, `false`) is one, and
+//! anything else is a string. Whether the value fits the field is decided by the scenario parser itself, on every
 //! cell, before any cell runs.
 
 use crate::SweepError;
@@ -26,6 +27,10 @@ const SCENARIO_DURATION_KEYS: [&str; 5] = [
     "connect_timeout",
     "persistent_client_expiration",
 ];
+
+/// Scenario fields outside `[[fault]]` that are text even when a value reads as a number: an
+/// MQTT version (`5`), a paho-mqtt series (`1.6`, `2`), a client id.
+const SCENARIO_TEXT_KEYS: [&str; 4] = ["mqtt", "paho", "client_id", "python"];
 
 /// Whether a `[[fault]]` key takes a duration, as the fault kinds' descriptors say.
 fn is_fault_duration(key: &str) -> bool {
@@ -172,6 +177,9 @@ fn value_for(key: &str, text: &str, in_fault: bool) -> Value {
         }
         return Value::String(text.to_string());
     }
+    if !in_fault && SCENARIO_TEXT_KEYS.contains(&key) {
+        return Value::String(text.to_string());
+    }
     if let Ok(i) = text.parse::<i64>() {
         return Value::Integer(i);
     }
@@ -271,6 +279,11 @@ at = "20s"
         apply(&mut d, "publisher.qos", "1").unwrap();
         apply(&mut d, "subscriber.clean_session", "false").unwrap();
         apply(&mut d, "subscriber.client", "paho-python").unwrap();
+        // Text fields stay text when a value reads as a number.
+        apply(&mut d, "subscriber.mqtt", "5").unwrap();
+        apply(&mut d, "subscriber.paho", "1.6").unwrap();
+        assert_eq!(d["subscriber"]["mqtt"].as_str(), Some("5"));
+        assert_eq!(d["subscriber"]["paho"].as_str(), Some("1.6"));
         assert_eq!(d["subscriber"]["keepalive"].as_str(), Some("5s"));
         assert_eq!(d["fault"][0]["for"].as_str(), Some("10s"));
         assert_eq!(d["fault"][1]["at"].as_str(), Some("25s"));

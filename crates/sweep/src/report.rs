@@ -209,6 +209,19 @@ pub struct CellRow {
     /// Of those, the wills that came when the device was connected again.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub will_while_connected: u32,
+    /// Each run's delivery verdict, where the QoS promised something (1 or 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub delivery: Vec<DeliveryPoint>,
+}
+
+/// One run's delivery verdict for one subscriber.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeliveryPoint {
+    pub repeat: u32,
+    pub kept: linecut_analyzer::Kept,
+    pub lost_allowed: u64,
+    pub lost_promised: u64,
+    pub late: u64,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -269,6 +282,7 @@ pub fn build(plan: &Plan, dir: &Path) -> Result<SweepReport, SweepError> {
             will_band: None,
             will_heard: None,
             will_while_connected: 0,
+            delivery: Vec::new(),
         };
         let mut samples: BTreeMap<&str, Vec<Option<f64>>> = BTreeMap::new();
         for r in 1..=plan.repeat {
@@ -292,6 +306,16 @@ pub fn build(plan: &Plan, dir: &Path) -> Result<SweepReport, SweepError> {
                 }));
             row.ping_intervals_s
                 .extend(report.data.iter().filter_map(|d| d.ping_interval_s));
+            row.delivery.extend(report.data.iter().filter_map(|d| {
+                let v = d.delivery.as_ref().filter(|v| v.qos > 0)?;
+                Some(DeliveryPoint {
+                    repeat: r,
+                    kept: v.kept,
+                    lost_allowed: v.lost_allowed,
+                    lost_promised: v.lost_promised,
+                    late: d.late,
+                })
+            }));
             if let Some(phase) = &report.phase {
                 row.phase_offsets_s
                     .extend(phase.faults.first().map(|f| round(f.offset_s)));
@@ -388,6 +412,20 @@ fn fold_data(report: &Report, samples: &mut BTreeMap<&'static str, Vec<Option<f6
                 .or_default()
                 .push(linecut_analyzer::metric_value(metric, None, Some(d)));
         }
+    }
+}
+
+/// A row by its values on every axis, for sentences about one cell.
+fn describe_row(row: &CellRow, plan: &Plan) -> String {
+    let parts: Vec<String> = plan
+        .axes
+        .iter()
+        .filter_map(|a| row.values.get(&a.path).map(|v| format!("{}={v}", a.label)))
+        .collect();
+    if parts.is_empty() {
+        "every run".into()
+    } else {
+        parts.join(", ")
     }
 }
 
@@ -730,16 +768,42 @@ fn summarise(report: &SweepReport, plan: &Plan) -> Vec<String> {
             parts.join("; ")
         ));
     }
+    // What the QoS and the session promised, per cell, where they promised something.
+    for row in report.cells.iter().filter(|r| !r.delivery.is_empty()) {
+        let d = &row.delivery;
+        let count = |k: linecut_analyzer::Kept| d.iter().filter(|p| p.kept == k).count();
+        let med = |f: fn(&DeliveryPoint) -> u64| {
+            median(d.iter().map(|p| f(p) as f64).collect()).unwrap_or(0.0)
+        };
+        let name = describe_row(row, plan);
+        out.push(format!(
+            "{name}: the delivery verdict was as promised in {} of {} runs (broken in {}, not decidable in {}); per run a median of {} message(s) lost where the session allowed it, {} lost that it promised, {} delivered late.",
+            count(linecut_analyzer::Kept::AsPromised),
+            d.len(),
+            count(linecut_analyzer::Kept::Broken),
+            count(linecut_analyzer::Kept::NotDecidable),
+            fmt(med(|p| p.lost_allowed)),
+            fmt(med(|p| p.lost_promised)),
+            fmt(med(|p| p.late)),
+        ));
+    }
     let points: Vec<&Point> = report
         .cells
         .iter()
-        .flat_map(|r| r.client_detect.iter().chain(&r.broker_detect))
+        .flat_map(|r| {
+            r.client_detect
+                .iter()
+                .chain(&r.broker_detect)
+                .chain(&r.will)
+        })
         .filter(|p| p.verdict.is_some())
         .collect();
     if !points.is_empty() {
         let count = |v: Verdict| points.iter().filter(|p| p.verdict == Some(v)).count();
+        let wills = report.cells.iter().any(|r| !r.will.is_empty());
         out.push(format!(
-            "Against the bands the protocol and the implementations give (client and broker, \"never\" included): {} inside, {} outside, {} not decidable (a \"never\" for an outage shorter than the band's upper end).",
+            "Against the bands the protocol and the implementations give (client and broker{}, \"never\" included): {} inside, {} outside, {} not decidable (a \"never\" for an outage shorter than the band's upper end).",
+            if wills { " and the will" } else { "" },
             count(Verdict::Inside),
             count(Verdict::Outside),
             count(Verdict::NotDecidable)

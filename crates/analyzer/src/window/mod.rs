@@ -319,7 +319,8 @@ pub(crate) fn window_metrics(
         will_after_connack_s: will
             .as_ref()
             .and_then(|h| h.at.zip(h.after_connack))
-            .map(|(at, connack)| secs(at - connack)),
+            // `+ 0.0`: a will a rounding below the CONNACK is 0.000, not -0.000.
+            .map(|(at, connack)| secs(at - connack) + 0.0),
         reconnect_s: back.connack.map(|a| secs(a.ts_us - w.end)),
         resubscribe_s: back.suback.map(|s| secs(s.ts_us - w.end)),
         connect_attempts: back.attempts,

@@ -124,6 +124,36 @@ pub(crate) fn told(
             evidence: super::stale::stale_evidence(st),
         });
     }
+    // MQTT 5: a DISCONNECT from the broker carries its reason.
+    for e in &run.proxy {
+        let EventKind::MqttPacket(p) = &e.kind else {
+            continue;
+        };
+        if e.ts_us < w.start
+            || e.ts_us >= horizon
+            || p.dir != linecut_events::Direction::Down
+            || p.kind() != Some(linecut_mqtt::PacketType::Disconnect)
+            || !c.conns.contains(&p.conn)
+        {
+            continue;
+        }
+        let Some(code) = p.reason_code else { continue };
+        let name = linecut_mqtt::reason_name(
+            linecut_mqtt::Version::V5,
+            linecut_mqtt::PacketType::Disconnect,
+            code,
+        )
+        .map(|n| format!(" ({n})"))
+        .unwrap_or_default();
+        stories.push(Told {
+            story: Story::BrokerSaidWhy,
+            evidence: format!(
+                "it sent DISCONNECT 0x{code:02X}{name} on conn {} {}",
+                p.conn,
+                into(e.ts_us)
+            ),
+        });
+    }
     if let Some((at, connack)) = will.and_then(|h| h.at.zip(h.after_connack)) {
         stories.push(Told {
             story: Story::WillWhileConnected,
