@@ -26,10 +26,12 @@ fuzz_target!(|data: &[u8]| {
         qos: 0,
     };
     for format in FORMATS.iter() {
-        if let Line::Event { kind: EventKind::Message(m), .. } = format.parse(&line, &defaults) {
-            if !matches!(format, OutputFormat::Events) {
-                assert_eq!(m.client, "fuzz");
-                assert!(m.payload_len as usize <= line.len());
+        if let Line::Event { kind, .. } = format.parse(&line, &defaults) {
+            if let EventKind::Message(m) = *kind {
+                if !matches!(format, OutputFormat::Events) {
+                    assert_eq!(m.client, "fuzz");
+                    assert!(m.payload_len as usize <= line.len());
+                }
             }
         }
     }
