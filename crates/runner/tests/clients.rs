@@ -3,6 +3,8 @@
 //! real proxy in front of a real mosquitto. Detection is judged against the client library's
 //! band (K..2K+1 s for paho and libmosquitto) with the analyzer's scheduling slack.
 
+mod support;
+
 use linecut_analyzer::{Report, Verdict};
 use linecut_runner::{run, DisplayMode, RunError, RunOptions, RunStatus};
 use std::path::{Path, PathBuf};
@@ -471,23 +473,6 @@ command = ["mosquitto_sub", "-h", "{host}", "-p", "{port}", "-i", "a/b", "-k", "
     assert!(started.elapsed() < Duration::from_secs(20), "{reason}");
 }
 
-/// The wills the run's watcher received: (client, payload length, time).
-fn wills_heard(dir: &Path) -> Vec<(String, u64, i64)> {
-    std::fs::read_to_string(dir.join("watcher.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|e| e["type"] == "will_received")
-        .map(|e| {
-            (
-                e["client"].as_str().unwrap_or("").to_string(),
-                e["payload_len"].as_u64().unwrap(),
-                e["ts_us"].as_i64().unwrap(),
-            )
-        })
-        .collect()
-}
-
 /// A client under test given a will leaves it: a reset 0.5 s into a 4 s refusal drops its
 /// connection (mosquitto publishes the will of a connection lost without DISCONNECT, after its
 /// Will Delay Interval in MQTT 5) and keeps it from coming back before the will is out.
@@ -524,7 +509,7 @@ at = "2500ms"
 "#
     );
     let (report, dir) = run_ok(&text, name).await;
-    let heard = wills_heard(&dir);
+    let heard = support::wills_heard(&dir);
     assert_eq!(heard.len(), 1, "{name}: {heard:?}");
     let (client, len, at) = &heard[0];
     assert_eq!(client, name, "attributed by its topic and payload");

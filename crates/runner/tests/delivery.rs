@@ -2,23 +2,13 @@
 //! what a QoS 1 subscription with a kept session must get across an outage, and what a clean
 //! one may lose.
 
+mod support;
+
 use linecut_analyzer::{Kept, Report};
-use linecut_runner::{run, DisplayMode, RunOptions, RunStatus};
-use std::path::Path;
 
 async fn run_text(name: &str, text: &str) -> Report {
-    let dir = linecut_testkit::fresh_path("delivery", name);
-    let scenario = linecut_scenario::parse(Path::new("test.toml"), text).unwrap();
-    let options = RunOptions {
-        dir: dir.clone(),
-        force: false,
-        display: DisplayMode::Quiet,
-    };
-    let outcome = run(&scenario, &options, std::future::pending())
-        .await
-        .unwrap();
-    assert_eq!(outcome.status, RunStatus::Complete, "{}", dir.display());
-    outcome.report.expect("analysed")
+    support::need_mosquitto();
+    support::run_complete("delivery", name, text).await.0
 }
 
 /// A subscriber at QoS 1 (publisher QoS 1, every 200 ms) behind a 6 s cut with keepalive 2 s:

@@ -1,26 +1,13 @@
 //! MQTT 5 under faults, end to end against a real mosquitto (installed by the test command):
 //! the keepalive the broker grants, and the session the client asks for.
 
-use linecut_runner::{run, DisplayMode, RunOptions, RunStatus};
-use std::path::{Path, PathBuf};
+mod support;
 
-fn run_dir(name: &str) -> PathBuf {
-    linecut_testkit::fresh_path("mqtt5", name)
-}
+use std::path::PathBuf;
 
 async fn run_text(name: &str, text: &str) -> (linecut_analyzer::Report, PathBuf) {
-    let dir = run_dir(name);
-    let scenario = linecut_scenario::parse(Path::new("test.toml"), text).unwrap();
-    let options = RunOptions {
-        dir: dir.clone(),
-        force: false,
-        display: DisplayMode::Quiet,
-    };
-    let outcome = run(&scenario, &options, std::future::pending())
-        .await
-        .unwrap();
-    assert_eq!(outcome.status, RunStatus::Complete, "{}", dir.display());
-    (outcome.report.expect("analysed"), dir)
+    support::need_mosquitto();
+    support::run_complete("mqtt5", name, text).await
 }
 
 /// mosquitto's `max_keepalive 10` answers a CONNECT asking for 30 s with Server Keep Alive 10;

@@ -1,6 +1,8 @@
 //! The runner end to end, in process: real brokers (embedded rumqttd, and mosquitto, which the
 //! test command installs), the real proxy and agents, and the run directory they leave.
 
+mod support;
+
 use linecut_runner::{run, DisplayMode, RunError, RunOptions, RunStatus};
 use std::path::{Path, PathBuf};
 
@@ -120,14 +122,7 @@ async fn a_run_with_the_embedded_broker_leaves_every_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_with_mosquitto_keeps_its_log_and_names_its_version() {
-    assert!(
-        std::process::Command::new("sh")
-            .args(["-c", "command -v mosquitto || test -x /usr/sbin/mosquitto"])
-            .status()
-            .unwrap()
-            .success(),
-        "mosquitto is not installed: run the tests with scripts/test, which installs it"
-    );
+    support::need_mosquitto();
     let dir = temp_dir("mosquitto");
     let _ = std::fs::remove_dir_all(&dir);
     let text = format!("{SHORT}\n[broker]\nkind = \"mosquitto\"\n");

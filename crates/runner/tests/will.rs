@@ -2,52 +2,19 @@
 //! watcher (straight to the broker) records what mosquitto publishes, and the report judges it
 //! against mosquitto's rule. mosquitto is installed by the test command.
 
-use linecut_runner::{run, DisplayMode, RunOptions, RunStatus};
+mod support;
+
 use std::path::{Path, PathBuf};
-
-fn temp_dir(name: &str) -> PathBuf {
-    linecut_testkit::fresh_path("will", name)
-}
-
-fn options(dir: &Path) -> RunOptions {
-    RunOptions {
-        dir: dir.to_path_buf(),
-        force: false,
-        display: DisplayMode::Quiet,
-    }
-}
-
-fn read_json(path: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
+use support::read_json;
 
 /// The times (Unix µs) of the wills the watcher received.
 fn wills(dir: &Path) -> Vec<i64> {
-    std::fs::read_to_string(dir.join("watcher.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|e| e["type"] == "will_received")
-        .map(|e| e["ts_us"].as_i64().unwrap())
-        .collect()
+    support::wills_heard(dir).into_iter().map(|w| w.2).collect()
 }
 
 async fn run_text(name: &str, text: &str) -> PathBuf {
-    assert!(
-        std::process::Command::new("sh")
-            .args(["-c", "command -v mosquitto || test -x /usr/sbin/mosquitto"])
-            .status()
-            .unwrap()
-            .success(),
-        "mosquitto is not installed: run the tests with scripts/test, which installs it"
-    );
-    let dir = temp_dir(name);
-    let scenario = linecut_scenario::parse(Path::new("test.toml"), text).unwrap();
-    let outcome = run(&scenario, &options(&dir), std::future::pending())
-        .await
-        .unwrap();
-    assert_eq!(outcome.status, RunStatus::Complete, "{}", dir.display());
-    dir
+    support::need_mosquitto();
+    support::run_complete("will", name, text).await.1
 }
 
 /// K = 2 s: mosquitto drops a client after more than floor(1.5K) = 3 whole seconds of silence,
