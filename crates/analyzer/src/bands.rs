@@ -2,6 +2,12 @@
 //! from the outage start with keepalive K (facts from the libraries' and brokers' sources; see
 //! the project's keepalive notes), and the three-way verdict on a measurement.
 //!
+//! MQTT 5 changes none of these rules in the brokers linecut starts (mosquitto 2.0's
+//! `keepalive.c` and rumqttd 0.20's read timeout in `link/network.rs` treat both versions
+//! alike); what it adds is the keepalive a broker may grant instead of the one asked for
+//! (mosquitto's `max_keepalive`, sent as Server Keep Alive; rumqttd sends none), which the
+//! analysis reads off the CONNACK, and the Will Delay Interval of [`will`].
+//!
 //! Every band carries its tolerance and where the tolerance comes from, so a value just past an
 //! edge is judged by a rule the report prints, not by a hidden slack. A "never" is judged too:
 //! it violates a band only when the outage (and the time watched after it) outlasted the band's
