@@ -559,3 +559,47 @@ command = ["mosquitto_sub", "-h", "{host}", "-p", "{port}", "-i", "{client_id}",
 pattern = '^\S+ (?P<payload>.*)$'"#;
     leaves_its_will("command-will", command, "3.1.1", None).await;
 }
+
+/// paho-mqtt 2.1 does not adopt an MQTT 5 Server Keep Alive (its `_handle_connack` only hands
+/// the property to on_connect): asking for 30 s from a mosquitto whose `max_keepalive` is 10, it
+/// keeps pinging every 30 s while mosquitto holds it to 10 (more than 15 whole seconds of
+/// silence, checked every 6 s), so the healthy client is dropped with no fault at all, between
+/// 15 and 22 s after its last packet. The report says asked, granted, and which band uses which.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paho_ignoring_the_server_keep_alive_is_dropped_on_a_healthy_line() {
+    let text = r#"
+name = "paho-server-keepalive"
+duration = "32s"
+[broker]
+kind = "mosquitto"
+max_keepalive = 10
+[publisher]
+interval = "1s"
+[subscriber]
+client = "paho-python"
+paho = "2"
+client_id = "paho-sk"
+keepalive = "30s"
+mqtt = "5"
+"#;
+    let (report, _) = run_ok(text, "paho-server-keepalive").await;
+    assert_eq!(
+        (
+            report.keepalive_s,
+            report.keepalive_granted_s,
+            report.keepalive_asked_s
+        ),
+        (Some(30), Some(10), Some(30)),
+        "paho runs on what it asked for"
+    );
+    let dropped = report
+        .unexpected_disconnects
+        .iter()
+        .find(|u| u.by == "broker")
+        .unwrap_or_else(|| panic!("{:#?}", report.unexpected_disconnects));
+    assert!(
+        (15.0..=22.1).contains(&dropped.t_s),
+        "dropped at t+{} s",
+        dropped.t_s
+    );
+}
