@@ -9,7 +9,8 @@
 //! through an outage it did not survive), and the marks that tell the story: each connect
 //! attempt the client reported (▲, whether or not it reached the wire), PINGREQ
 //! (a cross, red when no PINGRESP answered it), PINGRESP (a dot just below), the client giving up
-//! (▼), the broker closing its side (■), stale data reaching a connection the client had left
+//! (▼), the will watcher hearing the client's will (W, in runs with one), the broker closing
+//! its side (■), stale data reaching a connection the client had left
 //! (◆), a reset (R), and on a real link (a namespace run's capture) every retransmission and SYN
 //! retry, the client's above its bar and the broker's below. Only plotters' SVG backend is used, so text needs no fonts at build
 //! time.
@@ -30,8 +31,9 @@ const STALE: RGBColor = RGBColor(230, 140, 20);
 const RESENT: RGBColor = RGBColor(120, 60, 160);
 /// Title lines are wrapped at this many characters (the canvas holds about 130 at 18 px).
 const TITLE_CHARS: usize = 110;
-/// Room under the lanes for the marks' legend.
-const LEGEND_H: u32 = 40;
+/// Where the marks' legend starts under the lanes, and the height of each of its lines.
+const LEGEND_TOP: u32 = 6;
+const LEGEND_LINE: u32 = 15;
 
 struct Lane {
     label: String,
@@ -89,6 +91,9 @@ impl Clock {
 struct Marks {
     gave_up: Vec<(f64, usize)>,
     attempts: Vec<(f64, usize)>,
+    /// When the will watcher heard the client's will, on the row of its connection open or
+    /// last opened at the time.
+    wills: Vec<(f64, usize)>,
     /// (time, lane, a PINGRESP rather than a PINGREQ)
     pings: Vec<(f64, usize, bool)>,
 }
@@ -429,9 +434,25 @@ fn marks(
         }
     }
 
+    let mut wills: Vec<(f64, usize)> = Vec::new();
+    for e in run.watcher.iter().flatten() {
+        let EventKind::WillReceived(w) = &e.kind else {
+            continue;
+        };
+        let Some(client) = &w.client else { continue };
+        let at = t(e.ts_us);
+        if let Some(lane) = lanes
+            .iter()
+            .rposition(|(conn, l)| client_of.get(conn) == Some(client) && l.opened <= at)
+        {
+            wills.push((at, lane));
+        }
+    }
+
     Marks {
         gave_up,
         attempts,
+        wills,
         pings,
     }
 }
@@ -445,10 +466,21 @@ fn draw(
     lanes: &[(u64, Lane)],
     marks: &Marks,
 ) -> String {
+    // The marks' legend, under the lanes, wrapped to the canvas (a fourth line when the run had
+    // a will watcher), and the canvas as tall as its lines: it was 40 px for three, which cut
+    // the last line's lower half off.
+    let mut legend = "Connections: solid while both sides had one, thin from the first side's close (its FIN or RST, the client's give-up, the broker's log) until both were done. ▲ connect attempt (the client's record, whether or not it reached the wire), × PINGREQ (red: unanswered), ● PINGRESP, ▼ client gave up, ■ broker closed, ◆ stale data reached an abandoned connection, R reset, | resent on a real link (client's above a bar, broker's below).".to_string();
+    if !marks.wills.is_empty() {
+        legend.push_str(" W the will watcher heard the client's will (the backend knew).");
+    }
+    let legend = wrap(&legend, TITLE_CHARS + 40);
+    // Each line is 15 px, its text about 10 px tall from where it is placed (`dy` 0.76 em of
+    // a 9.7 px font plus descenders): the canvas ends 12 px under the last line's top.
+    let legend_h = LEGEND_TOP + LEGEND_LINE * (legend.len() as u32).saturating_sub(1) + 12;
     let mut svg = String::new();
     {
         let root =
-            SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT + LEGEND_H)).into_drawing_area();
+            SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT + legend_h)).into_drawing_area();
         let _ = root.fill(&WHITE);
         let mut title = wrap(&report.scenario, TITLE_CHARS);
         title.extend(wrap(
@@ -470,12 +502,10 @@ fn draw(
         let x_max = end * 1.02;
         draw_deliveries(&upper, x_max, windows, points);
         draw_lanes(&lower, x_max, windows, lanes, marks);
-        // The marks' legend, under the lanes, wrapped to the canvas.
-        let legend = "Connections: solid while both sides had one, thin from the first side's close (its FIN or RST, the client's give-up, the broker's log) until both were done. ▲ connect attempt (the client's record, whether or not it reached the wire), × PINGREQ (red: unanswered), ● PINGRESP, ▼ client gave up, ■ broker closed, ◆ stale data reached an abandoned connection, R reset, | resent on a real link (client's above a bar, broker's below).";
-        for (i, line) in wrap(legend, TITLE_CHARS + 40).iter().enumerate() {
+        for (i, line) in legend.iter().enumerate() {
             let _ = root.draw(&Text::new(
                 line.clone(),
-                (14, (HEIGHT + LEGEND_H) as i32 - 34 + 15 * i as i32),
+                (14, (HEIGHT + LEGEND_TOP + LEGEND_LINE * i as u32) as i32),
                 ("sans-serif", 12).into_font(),
             ));
         }
@@ -549,6 +579,7 @@ fn draw_lanes(
     let Marks {
         gave_up,
         attempts,
+        wills,
         pings,
     } = marks;
     let lane_index_len = lanes.len();
@@ -638,6 +669,11 @@ fn draw_lanes(
         let _ = chart.draw_series(gave_up.iter().map(|&(x, lane)| {
             EmptyElement::at((x, lane as f64 + 0.35))
                 + Polygon::new(vec![(-6, -10), (6, -10), (0, -1)], GAVE_UP.filled())
+        }));
+        // The backend heard: the will, under the bar.
+        let _ = chart.draw_series(wills.iter().map(|&(x, lane)| {
+            EmptyElement::at((x, lane as f64 + 0.35))
+                + Text::new("W", (-5, 4), ("sans-serif", 13).into_font().color(&GAVE_UP))
         }));
         // A PINGREQ is answered when a PINGRESP came on its lane before the next PINGREQ.
         let mut answered_req: Vec<bool> = Vec::new();
