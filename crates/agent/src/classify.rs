@@ -40,7 +40,8 @@ pub fn classify5(error: &rumqttc::v5::ConnectionError) -> DisconnectCause {
     }
 }
 
-fn classify_io(error: &std::io::Error) -> DisconnectCause {
+/// A socket error's cause (the agents' sessions and the will watcher alike).
+pub(crate) fn classify_io(error: &std::io::Error) -> DisconnectCause {
     match error.kind() {
         ErrorKind::ConnectionRefused => DisconnectCause::Refused,
         ErrorKind::ConnectionReset | ErrorKind::BrokenPipe | ErrorKind::ConnectionAborted => {

@@ -14,6 +14,7 @@
 //! says when it is subscribed, so a run can start its subscribers only once no will can be
 //! missed.
 
+use crate::classify::classify_io;
 use linecut_events::{
     now_us, ClientRef, Connack, ConnectAttempt, DisconnectCause, Disconnected, EventKind,
     EventSink, Suback, SubscribeReason, SubscribeSent, TopicFilter, WillReceived,
@@ -155,12 +156,12 @@ impl Watcher<'_> {
         };
         let mut stream = match connected {
             Ok(Ok(s)) => s,
-            Ok(Err(e)) => return failed(cause_of(&e), e),
+            Ok(Err(e)) => return failed(classify_io(&e), e),
             Err(_) => return failed(DisconnectCause::ConnectTimeout, "connect timed out"),
         };
         let _ = stream.set_nodelay(true);
         if let Err(e) = stream.write_all(&encode::connect(&id, KEEPALIVE_S)).await {
-            return failed(cause_of(&e), e);
+            return failed(classify_io(&e), e);
         }
         let topics = self.options.topics();
         let mut buf: Vec<u8> = Vec::with_capacity(4096);
@@ -176,7 +177,7 @@ impl Watcher<'_> {
                 }
                 _ = ping.tick() => {
                     if let Err(e) = stream.write_all(&encode::pingreq()).await {
-                        return failed(cause_of(&e), e);
+                        return failed(classify_io(&e), e);
                     }
                     self.sink.emit(EventKind::PingSent(ClientRef { client: id.clone() }));
                     continue;
@@ -184,7 +185,7 @@ impl Watcher<'_> {
                 read = stream.read(&mut chunk) => match read {
                     Ok(0) => return failed(DisconnectCause::ClosedByPeer, "the broker closed the connection"),
                     Ok(n) => n,
-                    Err(e) => return failed(cause_of(&e), e),
+                    Err(e) => return failed(classify_io(&e), e),
                 },
             };
             // Every packet these bytes complete is stamped with this read.
@@ -216,7 +217,7 @@ impl Watcher<'_> {
             buf.drain(..used);
             for reply in replies {
                 if let Err(e) = stream.write_all(&reply).await {
-                    return failed(cause_of(&e), e);
+                    return failed(classify_io(&e), e);
                 }
             }
         }
@@ -299,16 +300,5 @@ impl Watcher<'_> {
             }
             _ => {}
         }
-    }
-}
-
-/// A socket error's cause, as the agents classify one.
-fn cause_of(e: &std::io::Error) -> DisconnectCause {
-    use std::io::ErrorKind::*;
-    match e.kind() {
-        ConnectionRefused => DisconnectCause::Refused,
-        ConnectionReset | BrokenPipe | ConnectionAborted => DisconnectCause::ConnectionReset,
-        TimedOut => DisconnectCause::KernelTimeout,
-        _ => DisconnectCause::Other,
     }
 }

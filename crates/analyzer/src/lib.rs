@@ -230,6 +230,7 @@ pub fn analyze(run: &Run) -> Report {
         wire: run.wire,
         wills: wills.as_ref(),
         session: &session,
+        broker_reasons: &window::broker_reasons(&run.proxy),
         // meta.json writes it as the socket option's milliseconds (`2000ms`).
         user_timeout_s: meta
             .network
@@ -246,6 +247,20 @@ pub fn analyze(run: &Run) -> Report {
         .flat_map(|c| unexpected::unexpected_disconnects(run, &index, c, &window_settle, start))
         .collect();
     let pings = wire::Pings::of(&run.proxy);
+    // When the broker was seen dropping each subscriber, window by window, and the DUP-flagged
+    // deliveries per connection: gathered once for every subscriber's verdict.
+    let mut drops: std::collections::HashMap<&str, Vec<i64>> = Default::default();
+    for w in &window_reports {
+        for m in &w.subscribers {
+            if let Some(s) = m.broker_detect_s {
+                drops
+                    .entry(m.client.as_str())
+                    .or_default()
+                    .push(w.outage_start_us + (s * 1e6) as i64);
+            }
+        }
+    }
+    let dups = wire::DupFlags::of(&run.proxy);
     let session_asked = delivery::Asked {
         clean: session.clean_session,
         session_expiry_s: session.session_expiry_s,
@@ -255,26 +270,15 @@ pub fn analyze(run: &Run) -> Report {
         .values()
         .map(|c| {
             let (mut d, ledger) = data_metrics(run, c, &windows, &pings);
-            // When the broker was seen dropping this subscriber, window by window.
-            let drops: Vec<i64> = window_reports
-                .iter()
-                .flat_map(|w| {
-                    w.subscribers
-                        .iter()
-                        .filter(|m| m.client == c.id)
-                        .filter_map(|m| m.broker_detect_s)
-                        .map(|s| w.outage_start_us + (s * 1e6) as i64)
-                })
-                .collect();
             d.delivery = delivery::verdict(
                 run,
                 c,
                 &windows,
-                &drops,
+                drops.get(c.id.as_str()).map_or(&[][..], Vec::as_slice),
                 &ledger,
                 session.subscribe_qos,
                 &session_asked,
-                wire::dup_flagged(&run.proxy, &c.conns),
+                dups.of_conns(&c.conns),
                 start,
             );
             d

@@ -82,7 +82,8 @@ pub enum Story {
     RodeThrough,
     /// The connection had already ended when the fault began.
     DownBeforeFault,
-    /// The broker published the client's will after the client was connected again.
+    /// The broker published the client's will once the client had come back: with its new
+    /// connection taking the session over, or after its CONNACK.
     WillWhileConnected,
     /// The broker sent a DISCONNECT with a reason code (MQTT 5): it said why.
     BrokerSaidWhy,
@@ -112,7 +113,7 @@ impl Story {
             Story::RodeThrough => "rode through the outage without reconnecting",
             Story::DownBeforeFault => "the connection had already ended when the fault began",
             Story::WillWhileConnected => {
-                "the backend heard the client's will while the client was connected again"
+                "the backend heard the client's will once the client had come back"
             }
             Story::BrokerSaidWhy => "the broker said why it ended the connection",
         }

@@ -113,26 +113,28 @@ pub fn client_events(
         .collect()
 }
 
-/// How many PUBLISHes reached the client on `conns` with the DUP flag set: the broker's
-/// resends; `None` when the wire saw none of its connections.
-pub fn dup_flagged(proxy: &[Event], conns: &std::collections::BTreeSet<u64>) -> Option<u64> {
-    if conns.is_empty() {
-        return None;
-    }
-    Some(
-        proxy
-            .iter()
-            .filter(|e| match &e.kind {
-                EventKind::MqttPacket(p) => {
-                    p.dup == Some(true)
-                        && p.kind() == Some(PacketType::Publish)
-                        && reached_client(p)
-                        && conns.contains(&p.conn)
+/// PUBLISHes that reached the client with the DUP flag set (the broker's resends), per
+/// connection: counted in one pass over the wire.
+pub struct DupFlags(HashMap<u64, u64>);
+
+impl DupFlags {
+    pub fn of(proxy: &[Event]) -> DupFlags {
+        let mut counts: HashMap<u64, u64> = HashMap::new();
+        for e in proxy {
+            if let EventKind::MqttPacket(p) = &e.kind {
+                if p.dup == Some(true) && p.kind() == Some(PacketType::Publish) && reached_client(p)
+                {
+                    *counts.entry(p.conn).or_default() += 1;
                 }
-                _ => false,
-            })
-            .count() as u64,
-    )
+            }
+        }
+        DupFlags(counts)
+    }
+
+    /// The count on `conns`; `None` when the wire saw none of the client's connections.
+    pub fn of_conns(&self, conns: &std::collections::BTreeSet<u64>) -> Option<u64> {
+        (!conns.is_empty()).then(|| conns.iter().filter_map(|c| self.0.get(c)).sum())
+    }
 }
 
 /// PINGREQs on the wire, per connection: their times, in order.

@@ -651,7 +651,7 @@ fn summarise(report: &SweepReport, plan: &Plan) -> Vec<String> {
                 }
                 if row.will_while_connected > 0 {
                     text.push_str(&format!(
-                        ", {} of them when the device was connected again",
+                        ", {} of them once the device had come back",
                         row.will_while_connected
                     ));
                 }

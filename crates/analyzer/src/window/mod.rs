@@ -113,6 +113,25 @@ pub(crate) struct RunContext<'a> {
     pub wills: Option<&'a std::collections::HashMap<String, Vec<i64>>>,
     /// What the subscriber's CONNECT asked for.
     pub session: &'a crate::report::SessionFacts,
+    /// Every DISCONNECT the broker sent with a reason code (MQTT 5): (time, connection, code),
+    /// gathered once (they are rare; the wire's events are not).
+    pub broker_reasons: &'a [(i64, u64, u8)],
+}
+
+/// The DISCONNECTs with a reason code the wire saw the broker send, in time order.
+pub(crate) fn broker_reasons(proxy: &[linecut_events::Event]) -> Vec<(i64, u64, u8)> {
+    proxy
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::MqttPacket(p)
+                if p.dir == linecut_events::Direction::Down
+                    && p.kind() == Some(linecut_mqtt::PacketType::Disconnect) =>
+            {
+                Some((e.ts_us, p.conn, p.reason_code?))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// What a window looks like from one subscriber before any question is asked of it.

@@ -125,19 +125,10 @@ pub(crate) fn told(
         });
     }
     // MQTT 5: a DISCONNECT from the broker carries its reason.
-    for e in &run.proxy {
-        let EventKind::MqttPacket(p) = &e.kind else {
-            continue;
-        };
-        if e.ts_us < w.start
-            || e.ts_us >= horizon
-            || p.dir != linecut_events::Direction::Down
-            || p.kind() != Some(linecut_mqtt::PacketType::Disconnect)
-            || !c.conns.contains(&p.conn)
-        {
+    for &(ts, conn, code) in ctx.broker_reasons {
+        if ts < w.start || ts >= horizon || !c.conns.contains(&conn) {
             continue;
         }
-        let Some(code) = p.reason_code else { continue };
         let name = linecut_mqtt::reason_name(
             linecut_mqtt::Version::V5,
             linecut_mqtt::PacketType::Disconnect,
@@ -148,9 +139,8 @@ pub(crate) fn told(
         stories.push(Told {
             story: Story::BrokerSaidWhy,
             evidence: format!(
-                "it sent DISCONNECT 0x{code:02X}{name} on conn {} {}",
-                p.conn,
-                into(e.ts_us)
+                "it sent DISCONNECT 0x{code:02X}{name} on conn {conn} {}",
+                into(ts)
             ),
         });
     }
