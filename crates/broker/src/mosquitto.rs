@@ -174,7 +174,6 @@ impl MosquittoBroker {
                     .map(|l| l.trim().to_string())
             })
             .unwrap_or_else(|| "mosquitto (version unknown)".into());
-        let addr = free_port(SocketAddr::new(ip, 0))?;
         let log = dir.join(LOG_FILE);
         let conf = dir.join(CONF_FILE);
         let run_as = run_as();
@@ -189,21 +188,27 @@ impl MosquittoBroker {
                 give(&data, uid, gid)?;
             }
         }
-        std::fs::write(&conf, config_text(config, addr, run_as))
-            .map_err(io(format!("write {}", conf.display())))?;
-        let mut child = launch(&binary, dir, run_as)?;
-        let deadline = Instant::now() + READY_WITHIN;
-        while !ready(&mut child, addr, &log)? {
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(BrokerError::NotReady {
-                    addr,
-                    waited: READY_WITHIN,
-                });
+        // mosquitto binds its own listener, so the free port is found by binding port 0 and
+        // letting it go: another process can take it in between (seen once under a loaded
+        // test run, "Address already in use"), and then mosquitto is started on a new one.
+        let mut attempt = 0;
+        let (child, addr) = loop {
+            attempt += 1;
+            if attempt > 1 {
+                // The failed attempt's lines are not this broker's (truncating keeps the owner).
+                std::fs::write(&log, b"").map_err(io(format!("truncate {}", log.display())))?;
             }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+            let addr = free_port(SocketAddr::new(ip, 0))?;
+            std::fs::write(&conf, config_text(config, addr, run_as))
+                .map_err(io(format!("write {}", conf.display())))?;
+            let mut child = launch(&binary, dir, run_as)?;
+            match wait_ready(&mut child, addr, &log) {
+                Ok(()) => break (child, addr),
+                Err(BrokerError::MosquittoDied { log: text, .. })
+                    if attempt < PORT_ATTEMPTS && text.contains("Address already in use") => {}
+                Err(e) => return Err(e),
+            }
+        };
         Ok(MosquittoBroker {
             child,
             addr,
@@ -343,6 +348,26 @@ fn launch(binary: &Path, dir: &Path, run_as: RunAs) -> Result<Child, BrokerError
         .stderr(Stdio::null())
         .spawn()
         .map_err(io(format!("start {}", binary.display())))
+}
+
+/// Start attempts when the free port found is taken before mosquitto binds it.
+const PORT_ATTEMPTS: u32 = 5;
+
+/// Waits until mosquitto accepts connections on `addr`, or fails saying why.
+fn wait_ready(child: &mut Child, addr: SocketAddr, log: &Path) -> Result<(), BrokerError> {
+    let deadline = Instant::now() + READY_WITHIN;
+    while !ready(child, addr, log)? {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(BrokerError::NotReady {
+                addr,
+                waited: READY_WITHIN,
+            });
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    Ok(())
 }
 
 /// Whether mosquitto accepts connections on `addr` yet (a connection to loopback or a bridge
