@@ -255,6 +255,17 @@ impl Loader {
                 frame,
                 bytes,
             } => self.resent(conn, dir, ts_us, frame, bytes),
+            Observation::Quiet {
+                conn,
+                ts_us,
+                frame,
+                since_us,
+            } => self.run.quiet.push(crate::middlebox::Quiet {
+                conn,
+                since_us,
+                until_us: ts_us,
+                frame,
+            }),
             Observation::Neighbour {
                 ts_us,
                 frame,
@@ -624,6 +635,7 @@ fn observation_conn(o: &Observation<'_>) -> Option<u64> {
         Observation::Packet { conn, .. }
         | Observation::Malformed { conn, .. }
         | Observation::Resent { conn, .. }
+        | Observation::Quiet { conn, .. }
         | Observation::Closed { conn, .. } => Some(*conn),
         Observation::Opened { .. }
         | Observation::Gap { .. }

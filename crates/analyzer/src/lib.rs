@@ -60,6 +60,7 @@ pub mod frames;
 mod index;
 mod load;
 mod markdown;
+mod middlebox;
 mod report;
 mod retain;
 mod story;

@@ -131,6 +131,9 @@ pub struct Run {
     /// The queue limit the run's mosquitto was configured with (`max_queued_messages` in its
     /// mosquitto.conf), when linecut started one.
     pub max_queued_messages: Option<u32>,
+    /// Silences on the captured connections, in capture order: what an idle-timeout
+    /// middlebox's timer saw ([`crate::middlebox`]).
+    pub quiet: Vec<crate::middlebox::Quiet>,
 }
 
 /// Interns names; consecutive lines usually repeat a name, so the last hit is checked first.
@@ -569,6 +572,8 @@ pub fn load(dir: &Path) -> Result<Run, AnalyzeError> {
     if let Some(port) = run.meta.network.as_ref().map(|n| n.broker_port) {
         add_link_capture(&mut run, &layout.capture(), port)?;
     }
+    // A middlebox's outages are the flows it forgot, found in the wire just read.
+    crate::middlebox::forgotten_windows(&mut run);
     Ok(run)
 }
 
@@ -594,6 +599,7 @@ fn add_link_capture(run: &mut Run, pcap: &Path, port: u16) -> Result<(), Analyze
         }
     };
     run.frames.extend(captured.frames);
+    run.quiet.extend(captured.quiet);
     run.proxy.extend(captured.proxy.into_iter().filter(|e| {
         !matches!(
             e.kind,

@@ -95,7 +95,13 @@ fn in_short(
                         b.why
                     ));
                 }
-                if t > outage_s {
+                // A middlebox's window ends when the dead connection does, not when a line
+                // returns: there is no restore to be late for.
+                let middlebox = window
+                    .spec
+                    .parse::<linecut_model::LinkFaultSpec>()
+                    .is_ok_and(|s| s.kind.is_middlebox());
+                if t > outage_s && !middlebox {
                     sentence.push_str(&format!(
                         ". That was {:.3} s after the line had already returned: the verdict of a ping tick that fell just after the restore, a matter of phase",
                         t - outage_s

@@ -173,6 +173,12 @@ pub(crate) fn timeline(
             }
             EventKind::LegClosed(l) => {
                 let who = match (l.leg, l.by) {
+                    // A capture has no proxy: what closed a leg on the path is the network.
+                    (Leg::Client, ClosedBy::Proxy)
+                        if e.source == linecut_events::Source::Capture =>
+                    {
+                        "the network closed the client's connection"
+                    }
                     (Leg::Client, ClosedBy::Peer) => "the client closed its connection",
                     (Leg::Upstream, ClosedBy::Peer) => "the broker closed its connection",
                     (Leg::Client, ClosedBy::Proxy) => "the proxy closed the client's connection",

@@ -88,6 +88,15 @@ pub enum Observation<'a> {
     /// forgets it. Later segments on its addresses without a SYN may still come as the same
     /// `conn` (retransmissions, stale data), and end it again.
     Ended { conn: u64, ts_us: i64, frame: u64 },
+    /// A segment of `conn`, either way, came after at least [`QUIET_US`] without one: how a
+    /// middlebox's idle timer sees the flow (every segment counts, a bare ACK too).
+    Quiet {
+        conn: u64,
+        ts_us: i64,
+        frame: u64,
+        /// The previous segment of the connection.
+        since_us: i64,
+    },
     /// A host asked for a neighbour's link address (ARP request or IPv6 neighbour
     /// solicitation). Not tied to a connection: the analysis decides whose attempt it was.
     Neighbour {
@@ -122,7 +131,13 @@ struct Conn {
     /// The client's SYN sequence number: a SYN repeating it is a retry of the same
     /// connection (unanswered on a cut link), not a new one.
     syn_seq: Option<u32>,
+    /// When the connection's latest segment, either way, was captured.
+    last_us: Option<i64>,
 }
+
+/// The shortest silence on a connection reported as [`Observation::Quiet`]: a middlebox
+/// timer counts whole seconds, and an MQTT connection is quiet that long only between pings.
+pub const QUIET_US: i64 = 1_000_000;
 
 /// Totals over all connections.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -230,6 +245,7 @@ impl Flows {
                     up: Half::new(Role::Client),
                     down: Half::new(Role::Broker),
                     syn_seq: None,
+                    last_us: None,
                 };
                 conn.up.closed = up_closed;
                 conn.down.closed = down_closed;
@@ -257,6 +273,7 @@ impl Flows {
                 up: Half::new(Role::Client),
                 down: Half::new(Role::Broker),
                 syn_seq: (segment.syn && dir == Direction::Up).then_some(segment.seq),
+                last_us: None,
             };
             if !segment.syn {
                 // The capture began after this connection did: its first packet is not its
@@ -268,6 +285,15 @@ impl Flows {
         }
         let conn = self.conns.get_mut(&key).expect("inserted above");
         let id = conn.id;
+        if let Some(since_us) = conn.last_us.filter(|last| ts_us - last >= QUIET_US) {
+            out(Observation::Quiet {
+                conn: id,
+                ts_us,
+                frame,
+                since_us,
+            });
+        }
+        conn.last_us = Some(ts_us);
         let (half, other) = match dir {
             Direction::Up => (&mut conn.up, &mut conn.down),
             Direction::Down => (&mut conn.down, &mut conn.up),

@@ -16,6 +16,9 @@ pub enum BrokerLogKind {
     KeepaliveTimeout,
     /// A new connection with the same client id replaced the old one.
     Takeover,
+    /// The broker found the client's connection closed or broken under it (a FIN, a reset,
+    /// a socket error) without a DISCONNECT.
+    Closed,
 }
 
 /// One entry of the broker's log that the analysis uses.
@@ -31,16 +34,30 @@ pub struct BrokerLogEntry {
 
 const TIMEOUT_SUFFIX: &str = " has exceeded timeout, disconnecting.";
 const TAKEOVER_SUFFIX: &str = " already connected, closing old connection.";
+const CLOSED_SUFFIX: &str = " closed its connection.";
+const SOCKET_ERROR_PREFIX: &str = "Socket error on client ";
+const SOCKET_ERROR_SUFFIX: &str = ", disconnecting.";
 
 /// Reads one line of mosquitto's log; `None` for lines the analysis does not use.
 pub fn parse_mosquitto_line(line: &str) -> Option<BrokerLogEntry> {
     let (ts, text) = line.split_once(": ")?;
     let secs: i64 = ts.trim().parse().ok()?;
-    let body = text.strip_prefix("Client ")?;
-    let (client, kind) = if let Some(client) = body.strip_suffix(TIMEOUT_SUFFIX) {
+    let socket_error = text
+        .strip_prefix(SOCKET_ERROR_PREFIX)
+        .and_then(|b| b.strip_suffix(SOCKET_ERROR_SUFFIX));
+    let body = text.strip_prefix("Client ");
+    let (client, kind) = if let Some(client) = socket_error {
+        (client, BrokerLogKind::Closed)
+    } else if let Some(client) = body.and_then(|b| b.strip_suffix(TIMEOUT_SUFFIX)) {
         (client, BrokerLogKind::KeepaliveTimeout)
-    } else if let Some(client) = body.strip_suffix(TAKEOVER_SUFFIX) {
+    } else if let Some(client) = body.and_then(|b| b.strip_suffix(TAKEOVER_SUFFIX)) {
         (client, BrokerLogKind::Takeover)
+    } else if let Some(client) = body
+        .and_then(|b| b.strip_suffix(CLOSED_SUFFIX))
+        // A connection that never sent CONNECT (a readiness probe) has no client to speak of.
+        .filter(|c| *c != "<unknown>")
+    {
+        (client, BrokerLogKind::Closed)
     } else {
         return None;
     };
@@ -62,15 +79,23 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_two_verdicts_are_read_and_everything_else_skipped() {
+    fn the_broker_verdicts_are_read_and_everything_else_skipped() {
         let log = "1795649978: mosquitto version 2.0.11 starting\n\
                    1795650040: Client paho 2014 has exceeded timeout, disconnecting.\n\
                    1795650100: Client s already connected, closing old connection.\n\
                    1795650101: Client s disconnected.\n\
+                   1795650102: Client s closed its connection.\n\
+                   1795650103: Socket error on client s, disconnecting.\n\
+                   1795650104: Client <unknown> closed its connection.\n\
                    garbage\n\
                    99999999999999999999: Client x has exceeded timeout, disconnecting.\n";
         let entries = parse_mosquitto_log(log);
-        assert_eq!(entries.len(), 2);
+        assert_eq!(entries.len(), 4);
+        assert_eq!(entries[2].kind, BrokerLogKind::Closed);
+        assert_eq!(
+            (entries[3].kind, entries[3].client.as_str()),
+            (BrokerLogKind::Closed, "s")
+        );
         assert_eq!(entries[0].client, "paho 2014", "ids may hold spaces");
         assert_eq!(entries[0].kind, BrokerLogKind::KeepaliveTimeout);
         assert_eq!(entries[0].ts_us, 1_795_650_040_000_000);

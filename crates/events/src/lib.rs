@@ -484,12 +484,17 @@ pub struct Applied {
     pub ts_us: i64,
 }
 
+/// [`FaultAction::action`] of an idle-timeout middlebox forgetting a connection, stamped when
+/// it forgot it.
+pub const ACTION_FORGOT: &str = "forgot";
+
 /// Something a fault did to a specific connection (or to the listener, for `refuse`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FaultAction {
     pub fault: u64,
     pub kind: String,
-    /// `reset`, `close`, `refuse`, `give_up`, `listener_closed`, `listener_reopened`.
+    /// `reset`, `close`, `refuse`, `give_up`, `listener_closed`, `listener_reopened`,
+    /// [`ACTION_FORGOT`].
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conn: Option<u64>,

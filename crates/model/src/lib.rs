@@ -42,9 +42,11 @@ pub use duration::{parse_duration, MAX_DURATION};
 pub use expect::Condition;
 pub use glob::{fleet_ids, spec_target, Glob};
 pub use identity::{BrokerFamily, ClientFamily, ClientIdentity};
-pub use link::{link_keys, LinkFaultSpec};
+pub use link::{
+    check_middlebox_schedule, link_keys, take_idle_timeout, LinkFaultSpec, IDLE_TIMEOUT_KEYS,
+};
 pub use metric::{Metric, MetricName, MetricScope};
-pub use network::{CutLayer, LinkKind, NetworkMode, TcpSettings};
+pub use network::{CutLayer, Forget, LinkKind, NetworkMode, TcpSettings};
 pub use phase::{FaultPhase, Jitter, PhaseRecord, PhaseRng};
 pub use policy::{ReconnectPolicy, ResubscribePolicy};
 pub use protocol::{topic_matches, Protocol, Topic};

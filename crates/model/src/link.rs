@@ -3,9 +3,23 @@
 //! `count`, one parser for both modes). No runtime: the runner turns a spec into nftables
 //! rules.
 
-use crate::network::{CutLayer, LinkKind};
+use crate::network::{CutLayer, Forget, LinkKind};
 use crate::schedule::{spec_text, KeyDef, KeyType, Keys, Schedule, SpecError, Target};
 use std::fmt;
+
+/// `idle_timeout`'s own keys, the same in both modes.
+pub const IDLE_TIMEOUT_KEYS: [KeyDef; 2] = [
+    KeyDef {
+        name: "timeout",
+        ty: KeyType::Duration,
+        doc: "how long a flow may be idle before the middlebox forgets it, whole seconds (the kernel's connection tracking counts in seconds)",
+    },
+    KeyDef {
+        name: "then",
+        ty: KeyType::Choice(&Forget::NAMES),
+        doc: "what happens to a segment of a forgotten flow: drop (silent, the default), reset (answered with a TCP reset), remap (namespace mode: a new external port, which the broker resets)",
+    },
+];
 
 /// The link fault kinds' own keys.
 pub fn link_keys(kind: &str) -> Option<&'static [KeyDef]> {
@@ -23,6 +37,7 @@ pub fn link_keys(kind: &str) -> Option<&'static [KeyDef]> {
         "cut" => Some(&[LAYER]),
         "unplug" | "reject" => Some(&[]),
         "loss" => Some(&[PROBABILITY]),
+        "idle_timeout" => Some(&IDLE_TIMEOUT_KEYS),
         _ => None,
     }
 }
@@ -66,6 +81,10 @@ impl LinkFaultSpec {
             },
             "unplug" => LinkKind::Unplug,
             "reject" => LinkKind::Reject,
+            "idle_timeout" => {
+                let (timeout_s, then) = take_idle_timeout(&mut keys)?;
+                LinkKind::IdleTimeout { timeout_s, then }
+            }
             _ => LinkKind::Loss {
                 probability: probability(keys.take("probability"))?,
             },
@@ -78,6 +97,9 @@ impl LinkFaultSpec {
                 "`target=new` is the proxy's (connections opened during the fault); a link fault takes all or client=PATTERN",
             ));
         }
+        if kind.is_middlebox() {
+            check_middlebox_schedule(&schedule)?;
+        }
         // A cable is pulled for both directions at once.
         if kind == LinkKind::Unplug && schedule.dir != crate::schedule::Dir::Both {
             return Err(SpecError::at(
@@ -89,8 +111,15 @@ impl LinkFaultSpec {
     }
 
     /// The kind's own keys in canonical spelling (defaults left out).
-    fn params(&self) -> Vec<(&'static str, String)> {
+    pub fn params(&self) -> Vec<(&'static str, String)> {
         match self.kind {
+            LinkKind::IdleTimeout { timeout_s, then } => {
+                let mut out = vec![("timeout", format!("{timeout_s}s"))];
+                if then != Forget::default() {
+                    out.push(("then", then.name().to_string()));
+                }
+                out
+            }
             LinkKind::Loss { probability } => vec![("probability", probability.to_string())],
             LinkKind::Cut { layer } if layer != CutLayer::default() => {
                 vec![("layer", layer.name().to_string())]
@@ -98,6 +127,70 @@ impl LinkFaultSpec {
             _ => Vec::new(),
         }
     }
+}
+
+/// The longest idle timeout: a day, longer than any middlebox's (home routers and carrier NATs
+/// keep idle TCP flows minutes to hours) and than any run.
+const MAX_IDLE_TIMEOUT_S: u32 = 86_400;
+
+/// Takes `idle_timeout`'s keys: its timeout in seconds and what it does after.
+pub fn take_idle_timeout(keys: &mut Keys) -> Result<(u32, Forget), SpecError> {
+    let timeout_s = idle_timeout(keys)?;
+    let then = match keys.take("then") {
+        None => Forget::default(),
+        Some(value) => Forget::parse(&value).ok_or_else(|| {
+            SpecError::at(
+                "then",
+                format!(
+                    "`then={value}` is not what a middlebox does with a forgotten flow; use {}",
+                    Forget::NAMES.join(", ")
+                ),
+            )
+        })?,
+    };
+    Ok((timeout_s, then))
+}
+
+/// `idle_timeout`'s timeout: whole seconds from 1 s to a day. The kernel's connection tracking
+/// keeps a flow's timeout in seconds, so a fraction would be a promise the run cannot keep.
+fn idle_timeout(keys: &mut Keys) -> Result<u32, SpecError> {
+    let d = keys.duration("timeout")?.ok_or_else(|| {
+        SpecError::at(
+            "timeout",
+            "`idle_timeout` needs `timeout`, how long a flow may be idle, e.g. 30s",
+        )
+    })?;
+    if d.is_zero() || d.subsec_nanos() != 0 || d.as_secs() > u64::from(MAX_IDLE_TIMEOUT_S) {
+        return Err(SpecError::at(
+            "timeout",
+            "must be whole seconds from 1s to 24h (connection tracking counts in seconds), e.g. 30s",
+        ));
+    }
+    Ok(d.as_secs() as u32)
+}
+
+/// A middlebox is part of the path, from the run's start to its end, for the devices
+/// `target` names: the keys that place an event in time mean nothing to it.
+pub fn check_middlebox_schedule(schedule: &Schedule) -> Result<(), SpecError> {
+    let why = |key: &str| {
+        SpecError::at(
+            key,
+            format!("`idle_timeout` is a middlebox on the path for the whole run, both ways, so `{key}` has no meaning; `target = \"client=PATTERN\"` puts only some devices behind it"),
+        )
+    };
+    if !schedule.at.is_zero() {
+        return Err(why("at"));
+    }
+    if schedule.duration.is_some() {
+        return Err(why("for"));
+    }
+    if schedule.repeat.is_some() {
+        return Err(why("every"));
+    }
+    if schedule.dir != crate::schedule::Dir::Both {
+        return Err(why("dir"));
+    }
+    Ok(())
 }
 
 /// `loss`'s probability. The rule draws in millionths (`numgen … mod 1000000`): a probability
@@ -214,12 +307,40 @@ mod tests {
             ("unplug", vec![("layer", "link")], Some("layer")),
             ("cut", vec![("target", "new")], Some("target")),
             ("latency", vec![], None),
+            ("idle_timeout", vec![], Some("timeout")),
+            ("idle_timeout", vec![("timeout", "0s")], Some("timeout")),
+            ("idle_timeout", vec![("timeout", "1500ms")], Some("timeout")),
+            ("idle_timeout", vec![("timeout", "2d")], Some("timeout")),
+            (
+                "idle_timeout",
+                vec![("timeout", "30s"), ("then", "vanish")],
+                Some("then"),
+            ),
+            (
+                "idle_timeout",
+                vec![("timeout", "30s"), ("at", "5s")],
+                Some("at"),
+            ),
+            (
+                "idle_timeout",
+                vec![("timeout", "30s"), ("for", "5s")],
+                Some("for"),
+            ),
+            (
+                "idle_timeout",
+                vec![("timeout", "30s"), ("dir", "up")],
+                Some("dir"),
+            ),
         ] {
             let e = parse(kind, &pairs).unwrap_err();
             assert_eq!(e.key.as_deref(), key, "{kind} {pairs:?}: {e}");
         }
         let e = parse("latency", &[]).unwrap_err();
-        assert!(e.message.contains("cut, unplug, loss, reject"), "{e}");
+        assert!(
+            e.message
+                .contains("cut, unplug, loss, reject, idle_timeout"),
+            "{e}"
+        );
     }
 
     /// The analysis reads a fault back from its events' spec text: every spelling round-trips.
@@ -231,6 +352,8 @@ mod tests {
             "unplug:at=2s,for=3s",
             "loss:at=0s,for=10s,probability=0.2",
             "reject:at=1s,for=2s,target=client=s-*,every=10s,count=3",
+            "idle_timeout:at=0s,timeout=30s",
+            "idle_timeout:at=0s,target=client=s-*,timeout=60s,then=remap",
         ] {
             let spec: LinkFaultSpec = text.parse().unwrap();
             assert_eq!(spec.to_string(), text);

@@ -91,11 +91,53 @@ pub enum LinkKind {
     /// Answer TCP with a reset (and anything else with ICMP unreachable): the broker's host is
     /// up but the service is gone, or a fail-fast partition.
     Reject,
+    /// A NAT or stateful firewall on the path that forgets a flow idle for `timeout_s`
+    /// seconds, and then does `then` with whatever either side sends on it. On the path for
+    /// the whole run: it is the network, not an event in it.
+    IdleTimeout { timeout_s: u32, then: Forget },
+}
+
+/// What a middlebox does with a segment of a flow it has forgotten.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Forget {
+    /// Drops it silently: the common NAT and firewall.
+    #[default]
+    Drop,
+    /// Answers it with a TCP reset, as some firewalls do, to whichever side sent it.
+    Reset,
+    /// Gives the device's flow a new external port (a NAT that lost the mapping): the broker
+    /// sees segments of a connection it does not know and answers with a reset; what the
+    /// broker sends on its old connection goes nowhere.
+    Remap,
+}
+
+impl Forget {
+    pub const NAMES: [&'static str; 3] = ["drop", "reset", "remap"];
+
+    pub fn parse(text: &str) -> Option<Forget> {
+        match text {
+            "drop" => Some(Forget::Drop),
+            "reset" => Some(Forget::Reset),
+            "remap" => Some(Forget::Remap),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Forget::Drop => "drop",
+            Forget::Reset => "reset",
+            Forget::Remap => "remap",
+        }
+    }
 }
 
 impl LinkKind {
     /// The kinds a namespace scenario accepts, by name.
-    pub const NAMES: [&'static str; 4] = ["cut", "unplug", "loss", "reject"];
+    pub const NAMES: [&'static str; 5] = ["cut", "unplug", "loss", "reject", "idle_timeout"];
+
+    /// The kinds that are middleboxes on the path for the whole run ([`LinkKind::is_middlebox`]).
+    pub const MIDDLEBOXES: [&'static str; 1] = ["idle_timeout"];
 
     /// The plain cut: past the first hop.
     pub const CUT: LinkKind = LinkKind::Cut {
@@ -108,6 +150,7 @@ impl LinkKind {
             LinkKind::Unplug => "unplug",
             LinkKind::Loss { .. } => "loss",
             LinkKind::Reject => "reject",
+            LinkKind::IdleTimeout { .. } => "idle_timeout",
         }
     }
 
@@ -123,12 +166,29 @@ impl LinkKind {
             LinkKind::Unplug => "the device's cable pulled: its carrier down, so its kernel refuses connects at once (network unreachable) and nothing crosses",
             LinkKind::Loss { .. } => "random loss: each packet dropped with the given probability",
             LinkKind::Reject => "a reject: TCP answered with a reset at once, as by a host whose service is gone",
+            LinkKind::IdleTimeout { then: Forget::Drop, .. } => "a NAT or firewall that forgets an idle flow and then drops what either side sends on it",
+            LinkKind::IdleTimeout { then: Forget::Reset, .. } => "a firewall that forgets an idle flow and then answers what either side sends on it with a reset",
+            LinkKind::IdleTimeout { then: Forget::Remap, .. } => "a NAT that forgets an idle flow and gives the device's next segment a new external port, which the broker answers with a reset",
         }
     }
 
     /// Whether it silences the line (a keepalive is what notices it).
     pub fn is_silent(self) -> bool {
-        matches!(self, LinkKind::Cut { .. } | LinkKind::Unplug)
+        matches!(
+            self,
+            LinkKind::Cut { .. }
+                | LinkKind::Unplug
+                | LinkKind::IdleTimeout {
+                    then: Forget::Drop,
+                    ..
+                }
+        )
+    }
+
+    /// Whether it is a middlebox on the path for the whole run rather than an event at a time:
+    /// its outages are the flows it forgets, found in the run's wire.
+    pub fn is_middlebox(self) -> bool {
+        matches!(self, LinkKind::IdleTimeout { .. })
     }
 }
 

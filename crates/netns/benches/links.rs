@@ -37,7 +37,7 @@ fn setup_teardown(count: u32, runs: usize) -> (f64, f64) {
     for _ in 0..runs {
         let t = Instant::now();
         let mut topo = Topology::create(RunId::fresh(), count, &TcpSettings::default()).unwrap();
-        let rules = LinkRules::install(&topo).unwrap();
+        let rules = LinkRules::install(&topo, None).unwrap();
         up.push(t.elapsed().as_secs_f64());
         drop(rules);
         let t = Instant::now();
@@ -115,7 +115,7 @@ fn nft_process(netns: Option<&str>, table: &str, chain: &str, cut: bool) {
 /// `LinkRules::apply` against an `nft` process per side per member.
 fn fault_change(count: u32) {
     let topo = Topology::create(RunId::fresh(), count, &TcpSettings::default()).unwrap();
-    let mut link_rules = LinkRules::install(&topo).unwrap();
+    let mut link_rules = LinkRules::install(&topo, None).unwrap();
     let table = topo.id.table();
     let (mut netlink, mut process, mut spread) = (Vec::new(), Vec::new(), Vec::new());
     for i in 0..200 {
@@ -170,7 +170,7 @@ fn main() {
         fault_change(count);
     }
     let topo = Topology::create(RunId::fresh(), 1, &TcpSettings::default()).unwrap();
-    let _rules = LinkRules::install(&topo).unwrap();
+    let _rules = LinkRules::install(&topo, None).unwrap();
     let m = &topo.members[0];
     let secs = 5;
     use linecut_netns::capture::{Capture, Method};

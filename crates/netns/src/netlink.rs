@@ -53,6 +53,13 @@ const NFT_MSG_DELTABLE: u16 = 2;
 const NFT_MSG_NEWCHAIN: u16 = 3;
 const NFT_MSG_NEWRULE: u16 = 6;
 const NFT_MSG_DELRULE: u16 = 8;
+const NFT_MSG_NEWOBJ: u16 = 18;
+const NFTA_OBJ_TABLE: u16 = 1;
+const NFTA_OBJ_NAME: u16 = 2;
+const NFTA_OBJ_TYPE: u16 = 3;
+const NFTA_OBJ_DATA: u16 = 4;
+/// `NFT_OBJECT_CT_TIMEOUT`: a connection tracking timeout policy.
+const NFT_OBJECT_CT_TIMEOUT: u32 = 7;
 const NFTA_TABLE_NAME: u16 = 1;
 const NFTA_CHAIN_TABLE: u16 = 1;
 const NFTA_CHAIN_NAME: u16 = 3;
@@ -123,6 +130,44 @@ pub enum Hook {
     Ingress { device: String },
     /// `inet` input (packets for this host).
     Input,
+    /// `inet` prerouting (every packet arriving, before the routing decision).
+    Prerouting,
+    /// `inet` output (packets this host sends).
+    Output,
+}
+
+impl Hook {
+    /// `NF_NETDEV_INGRESS` is 0 in its family; the `inet` hooks are `enum nf_inet_hooks`.
+    fn number(&self) -> u32 {
+        match self {
+            Hook::Ingress { .. } | Hook::Prerouting => 0,
+            Hook::Input => 1,
+            Hook::Output => 3,
+        }
+    }
+}
+
+/// What a base chain is for: filtering, or choosing a new flow's address translation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChainType {
+    Filter,
+    Nat,
+}
+
+/// A connection tracking state, as `ct state` matches it (`NF_CT_STATE_*_BIT`, host order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CtState {
+    Invalid,
+    New,
+}
+
+impl CtState {
+    fn bit(self) -> u32 {
+        match self {
+            CtState::Invalid => 1,
+            CtState::New => 1 << 3,
+        }
+    }
 }
 
 /// A value the `meta` expression loads.
@@ -185,6 +230,18 @@ pub enum Expr {
     Drop,
     /// Answers a TCP segment with a reset and drops it.
     RejectWithTcpReset,
+    /// Whether the packet's connection tracking state is this one (ends the rule if not).
+    CtStateIs(CtState),
+    /// Register 1 = (register 1 & mask), over the mask's length.
+    And(Vec<u8>),
+    /// Gives the packet's new connection this table's timeout policy (an object of the table).
+    SetCtTimeout(String),
+    /// Source NAT of a new flow to `addr` and a port drawn at random from `ports`, whatever
+    /// the flow's own port was (`snat ip to ADDR:LO-HI fully-random`).
+    SnatRandomPort {
+        addr: std::net::Ipv4Addr,
+        ports: (u16, u16),
+    },
 }
 
 /// Appends netlink attributes to a message.
@@ -291,6 +348,62 @@ fn encode(expr: &Expr, a: &mut Attrs) {
             a.be32(1, 1); // NFTA_REJECT_TYPE: NFT_REJECT_TCP_RST
             a.put(2, &[0]); // NFTA_REJECT_ICMP_CODE (u8, unused for a reset)
         }),
+        // ct state → reg 1; reg 1 &= bit; reg 1 != 0.
+        Expr::CtStateIs(state) => {
+            a.expr("ct", |a| {
+                a.be32(1, REG_1); // NFTA_CT_DREG
+                a.be32(2, 0); // NFTA_CT_KEY: NFT_CT_STATE
+            });
+            encode(&Expr::And(state.bit().to_ne_bytes().to_vec()), a);
+            encode(&Expr::Cmp(Op::Neq, vec![0; 4]), a);
+        }
+        Expr::And(mask) => a.expr("bitwise", |a| {
+            a.be32(1, REG_1); // NFTA_BITWISE_SREG
+            a.be32(2, REG_1); // NFTA_BITWISE_DREG
+            a.be32(3, mask.len() as u32); // NFTA_BITWISE_LEN
+            a.nest(4, |a| a.put(NFTA_DATA_VALUE, mask)); // NFTA_BITWISE_MASK
+            a.nest(5, |a| a.put(NFTA_DATA_VALUE, &vec![0; mask.len()])); // NFTA_BITWISE_XOR
+        }),
+        Expr::SetCtTimeout(name) => a.expr("objref", |a| {
+            a.be32(1, NFT_OBJECT_CT_TIMEOUT); // NFTA_OBJREF_IMM_TYPE
+            a.string(2, name); // NFTA_OBJREF_IMM_NAME
+        }),
+        Expr::SnatRandomPort { addr, ports } => {
+            // The address and the port range go to registers 1 to 3 first.
+            let load = |a: &mut Attrs, reg: u32, value: &[u8]| {
+                a.expr("immediate", |a| {
+                    a.be32(1, reg); // NFTA_IMMEDIATE_DREG
+                    a.nest(2, |a| a.put(NFTA_DATA_VALUE, value)); // NFTA_IMMEDIATE_DATA
+                })
+            };
+            load(a, REG_1, &addr.octets());
+            load(a, REG_1 + 1, &ports.0.to_be_bytes());
+            load(a, REG_1 + 2, &ports.1.to_be_bytes());
+            a.expr("nat", |a| {
+                a.be32(1, 0); // NFTA_NAT_TYPE: NFT_NAT_SNAT
+                a.be32(2, 2); // NFTA_NAT_FAMILY: NFPROTO_IPV4
+                a.be32(3, REG_1); // NFTA_NAT_REG_ADDR_MIN
+                a.be32(4, REG_1); // NFTA_NAT_REG_ADDR_MAX
+                a.be32(5, REG_1 + 1); // NFTA_NAT_REG_PROTO_MIN
+                a.be32(6, REG_1 + 2); // NFTA_NAT_REG_PROTO_MAX
+                                      // NF_NAT_RANGE_MAP_IPS | NF_NAT_RANGE_PROTO_SPECIFIED |
+                                      // NF_NAT_RANGE_PROTO_RANDOM_FULLY
+                a.be32(7, 1 | 2 | 16); // NFTA_NAT_FLAGS
+            });
+        }
+    }
+}
+
+/// A TCP timeout policy for connection tracking: each state's timeout in seconds, by its
+/// `CTA_TIMEOUT_TCP_*` number; a state left out keeps the kernel's default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpTimeouts(pub Vec<(u16, u32)>);
+
+impl TcpTimeouts {
+    /// `CTA_TIMEOUT_TCP_ESTABLISHED`, `_RETRANS`, `_UNACK`: an open flow, idle or not, with data
+    /// retransmitted or unacknowledged. A middlebox's idle timer is the same in all three.
+    pub fn open_flows(seconds: u32) -> TcpTimeouts {
+        TcpTimeouts(vec![(3, seconds), (10, seconds), (11, seconds)])
     }
 }
 
@@ -355,23 +468,59 @@ impl Batch {
 
     /// Creates a filter base chain at priority 0 whose policy is accept.
     pub fn add_chain(&mut self, family: Family, table: &str, chain: &str, hook: &Hook) {
+        self.add_base_chain(family, table, chain, hook, ChainType::Filter, 0);
+    }
+
+    /// Creates a base chain of `kind` at `priority` whose policy is accept.
+    pub fn add_base_chain(
+        &mut self,
+        family: Family,
+        table: &str,
+        chain: &str,
+        hook: &Hook,
+        kind: ChainType,
+        priority: i32,
+    ) {
         let what = format!("add chain {} {table} {chain}", family.name());
         self.message(NFT_MSG_NEWCHAIN, NLM_F_CREATE, family, what, |a| {
             a.string(NFTA_CHAIN_TABLE, table);
             a.string(NFTA_CHAIN_NAME, chain);
             a.nest(NFTA_CHAIN_HOOK, |a| {
-                match hook {
-                    // NF_NETDEV_INGRESS, NF_INET_LOCAL_IN
-                    Hook::Ingress { .. } => a.be32(NFTA_HOOK_HOOKNUM, 0),
-                    Hook::Input => a.be32(NFTA_HOOK_HOOKNUM, 1),
-                }
-                a.be32(NFTA_HOOK_PRIORITY, 0);
+                a.be32(NFTA_HOOK_HOOKNUM, hook.number());
+                // A signed priority, sent as its two's complement.
+                a.be32(NFTA_HOOK_PRIORITY, priority as u32);
                 if let Hook::Ingress { device } = hook {
                     a.string(NFTA_HOOK_DEV, device);
                 }
             });
             a.be32(NFTA_CHAIN_POLICY, NF_ACCEPT);
-            a.string(NFTA_CHAIN_TYPE, "filter");
+            a.string(
+                NFTA_CHAIN_TYPE,
+                match kind {
+                    ChainType::Filter => "filter",
+                    ChainType::Nat => "nat",
+                },
+            );
+        });
+    }
+
+    /// Creates a connection tracking timeout policy for IPv4 TCP, named `name` in `table`.
+    pub fn add_ct_timeout(&mut self, family: Family, table: &str, name: &str, t: &TcpTimeouts) {
+        let what = format!("add ct timeout {} {table} {name} {:?}", family.name(), t.0);
+        self.message(NFT_MSG_NEWOBJ, NLM_F_CREATE, family, what, |a| {
+            a.string(NFTA_OBJ_TABLE, table);
+            a.string(NFTA_OBJ_NAME, name);
+            a.be32(NFTA_OBJ_TYPE, NFT_OBJECT_CT_TIMEOUT);
+            a.nest(NFTA_OBJ_DATA, |a| {
+                a.put(1, &2u16.to_be_bytes()); // NFTA_CT_TIMEOUT_L3PROTO: NFPROTO_IPV4
+                a.put(2, &[6]); // NFTA_CT_TIMEOUT_L4PROTO: TCP
+                a.nest(3, |a| {
+                    // NFTA_CT_TIMEOUT_DATA
+                    for (state, seconds) in &t.0 {
+                        a.be32(*state, *seconds);
+                    }
+                });
+            });
         });
     }
 

@@ -15,10 +15,12 @@
 //! namespace's transaction returns, and [`LinkRules::apply`] says when that was.
 
 use crate::names::RunId;
-use crate::netlink::{Batch, Expr, Family, Header, Hook, Meta, Netlink, Op};
+use crate::netlink::{
+    Batch, ChainType, CtState, Expr, Family, Header, Hook, Meta, Netlink, Op, TcpTimeouts,
+};
 use crate::topology::{Member, Topology};
 use crate::NetnsError;
-use linecut_model::{CutLayer, LinkKind};
+use linecut_model::{CutLayer, Forget, LinkKind};
 use std::time::Instant;
 
 /// The namespace-side chain's name (one per namespace).
@@ -78,6 +80,176 @@ pub fn base_host(t: &Topology) -> Batch {
             &Hook::Ingress {
                 device: m.veth_host.clone(),
             },
+        );
+    }
+    b
+}
+
+/// An idle-timeout middlebox on the path of some members: a NAT or stateful firewall made of
+/// the host's own connection tracking, which every packet between a member and the broker
+/// crosses (the broker is on the host, the member's frames reach it through the bridge).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Middlebox {
+    pub timeout_s: u32,
+    pub then: Forget,
+    /// The members behind it, by index in the topology's `members`.
+    pub members: Vec<usize>,
+}
+
+/// The timeout policy's name in the run's table.
+const IDLE_POLICY: &str = "idle";
+/// The device's new external port after a remap is drawn from here: below Linux's ephemeral
+/// range (32768-60999), so it always differs from the port the device chose.
+pub const REMAP_PORTS: (u16, u16) = (20000, 29999);
+
+/// The middlebox's rules in the host's table.
+///
+/// Each flow a member opens gets the policy `idle` on its first packet (its SYN, in
+/// prerouting, before the flow is confirmed: a policy is only taken then), so connection
+/// tracking forgets it `timeout_s` after its last packet either way. What comes after is a
+/// packet that finds no flow: the kernel takes it up as a new flow (`ct state new`, TCP's
+/// loose pick-up) or, a reset or with pick-up off, as invalid. A segment that is not a bare
+/// SYN and starts a flow is exactly "a segment of a flow the middlebox forgot":
+/// - `drop`: dropped in input (from the device, after its capture on the pair) and in output
+///   (from the broker, before its capture: the middlebox is between the broker and the wire
+///   the run captures, so what the broker sends into the void is not in `capture.pcap`);
+/// - `reset`: answered with a reset to its sender, each way;
+/// - `remap`: the device's segment is given a new source port (`snat … fully-random` in the
+///   nat input hook), so the broker's TCP finds no connection and resets it, and the reset
+///   finds its way back through the new mapping; the broker's segments on the old flow are
+///   dropped, as a NAT drops what arrives for a mapping it no longer has.
+///
+/// The unconfirmed flow a dropped packet started dies with it, so every later segment is
+/// judged the same way. Nothing else on the host changes: no sysctl, no other flow's timeout.
+pub fn middlebox(t: &Topology, m: &Middlebox) -> Batch {
+    let table = t.id.table();
+    let mut b = Batch::new();
+    b.add_ct_timeout(
+        Family::Inet,
+        &table,
+        IDLE_POLICY,
+        &TcpTimeouts::open_flows(m.timeout_s),
+    );
+    // Connection tracking runs at -200; -150 is the first point with the flow to give a
+    // policy to (where `nft` documents `ct timeout set`).
+    b.add_base_chain(
+        Family::Inet,
+        &table,
+        "mb_pre",
+        &Hook::Prerouting,
+        ChainType::Filter,
+        -150,
+    );
+    b.add_chain(Family::Inet, &table, "mb_in", &Hook::Input);
+    b.add_chain(Family::Inet, &table, "mb_out", &Hook::Output);
+    if m.then == Forget::Remap {
+        // NF_IP_PRI_NAT_SRC.
+        b.add_base_chain(
+            Family::Inet,
+            &table,
+            "mb_nat",
+            &Hook::Input,
+            ChainType::Nat,
+            100,
+        );
+    }
+    let verdict = |then: Forget| match then {
+        Forget::Reset => Expr::RejectWithTcpReset,
+        Forget::Drop | Forget::Remap => Expr::Drop,
+    };
+    for member in m.members.iter().filter_map(|i| t.members.get(*i)) {
+        let addr = member.addr.octets().to_vec();
+        let tcp_at = |offset: u32| {
+            vec![
+                Expr::Meta(Meta::Nfproto),
+                Expr::Cmp(Op::Eq, vec![2]), // NFPROTO_IPV4
+                Expr::Payload {
+                    header: Header::Network,
+                    offset,
+                    len: 4,
+                },
+                Expr::Cmp(Op::Eq, addr.clone()),
+                Expr::Meta(Meta::L4proto),
+                Expr::Cmp(Op::Eq, vec![IPPROTO_TCP]),
+            ]
+        };
+        let (from, to) = (tcp_at(12), tcp_at(16));
+        let with = |base: &Vec<Expr>, tail: &[Expr]| {
+            let mut rule = base.clone();
+            rule.extend_from_slice(tail);
+            rule
+        };
+        // tcp flags & (syn | ack) != syn
+        let not_a_syn = [
+            Expr::Payload {
+                header: Header::Transport,
+                offset: 13,
+                len: 1,
+            },
+            Expr::And(vec![0x12]),
+            Expr::Cmp(Op::Neq, vec![0x02]),
+        ];
+        let forgotten = |verdict: Expr| {
+            let mut tail = not_a_syn.to_vec();
+            tail.push(Expr::CtStateIs(CtState::New));
+            tail.push(verdict);
+            tail
+        };
+        b.add_rule(
+            Family::Inet,
+            &table,
+            "mb_pre",
+            &with(
+                &from,
+                &[
+                    Expr::CtStateIs(CtState::New),
+                    Expr::SetCtTimeout(IDLE_POLICY.into()),
+                ],
+            ),
+        );
+        // From the device: a reset, or a segment with pick-up off, of a forgotten flow.
+        let device = match m.then {
+            Forget::Remap => Expr::Drop,
+            then => verdict(then),
+        };
+        b.add_rule(
+            Family::Inet,
+            &table,
+            "mb_in",
+            &with(&from, &[Expr::CtStateIs(CtState::Invalid), device.clone()]),
+        );
+        if m.then == Forget::Remap {
+            b.add_rule(
+                Family::Inet,
+                &table,
+                "mb_nat",
+                &with(
+                    &from,
+                    &forgotten(Expr::SnatRandomPort {
+                        addr: member.addr,
+                        ports: REMAP_PORTS,
+                    }),
+                ),
+            );
+        } else {
+            b.add_rule(
+                Family::Inet,
+                &table,
+                "mb_in",
+                &with(&from, &forgotten(device)),
+            );
+        }
+        b.add_rule(
+            Family::Inet,
+            &table,
+            "mb_out",
+            &with(&to, &[Expr::CtStateIs(CtState::Invalid), verdict(m.then)]),
+        );
+        b.add_rule(
+            Family::Inet,
+            &table,
+            "mb_out",
+            &with(&to, &forgotten(verdict(m.then))),
         );
     }
     b
@@ -167,6 +339,9 @@ pub fn rules(kind: LinkKind) -> Vec<Vec<Expr>> {
             is(Op::Eq, &[IPPROTO_TCP]),
             Expr::RejectWithTcpReset,
         ]],
+        // Not a rule on the pair: the host's connection tracking, there from the start
+        // ([`middlebox`]).
+        LinkKind::IdleTimeout { .. } => Vec::new(),
     }
 }
 
@@ -205,10 +380,17 @@ pub struct LinkRules {
 
 impl LinkRules {
     /// Opens the sockets and puts the base rules of `topology` in place: the host's tables and
-    /// guard, and each namespace's chain.
-    pub fn install(topology: &Topology) -> Result<LinkRules, NetnsError> {
+    /// guard, the middlebox if the run has one (before any flow opens: a flow takes its
+    /// timeout policy on its first packet), and each namespace's chain.
+    pub fn install(
+        topology: &Topology,
+        middlebox: Option<&Middlebox>,
+    ) -> Result<LinkRules, NetnsError> {
         let mut host = Netlink::nftables()?;
         host.commit(&base_host(topology))?;
+        if let Some(m) = middlebox {
+            host.commit(&self::middlebox(topology, m))?;
+        }
         // One thread visits every namespace in turn, opening its socket there.
         let mut inside = std::thread::scope(|s| {
             s.spawn(|| -> Result<Vec<Netlink>, NetnsError> {

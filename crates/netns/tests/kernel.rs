@@ -33,7 +33,7 @@ impl std::ops::Deref for Net {
 /// A topology for `count` subscribers with its base rules in place.
 fn topology(count: u32, tcp: &TcpSettings) -> Net {
     let t = Topology::create(RunId::fresh(), count, tcp).unwrap();
-    let rules = std::sync::Mutex::new(LinkRules::install(&t).unwrap());
+    let rules = std::sync::Mutex::new(LinkRules::install(&t, None).unwrap());
     Net { t, rules }
 }
 
@@ -735,7 +735,7 @@ fn link_rules_give_each_member_its_own_faults_and_unplug_moves_the_carrier() {
         return;
     }
     let t = Topology::create(RunId::fresh(), 2, &TcpSettings::default()).unwrap();
-    let mut link_rules = LinkRules::install(&t).unwrap();
+    let mut link_rules = LinkRules::install(&t, None).unwrap();
     let table = t.id.table();
     let host_chain = |n: usize| {
         let chain = rules::up_chain(t.members[n].index);
@@ -1009,7 +1009,7 @@ fn a_change_on_every_member_of_the_largest_run_goes_in_whole() {
         &TcpSettings::default(),
     )
     .unwrap();
-    let mut link_rules = LinkRules::install(&t).unwrap();
+    let mut link_rules = LinkRules::install(&t, None).unwrap();
     let hosts: Vec<String> = t.members.iter().map(|m| m.veth_host.clone()).collect();
     let pcap = std::env::temp_dir().join(format!("linecut-netns-{}-large.pcap", t.id));
     let capture = linecut_netns::capture::Capture::start_with(

@@ -288,6 +288,26 @@ impl FaultBoard {
             .collect()
     }
 
+    /// A fault's action that took effect at `ts_us`, before it was found (an idle timeout).
+    pub(crate) fn emit_action_at(
+        &self,
+        fault: &ActiveFault,
+        action: &str,
+        conn: Option<u64>,
+        ts_us: i64,
+    ) {
+        self.events.batch().push_at(
+            ts_us,
+            EventKind::FaultAction(FaultAction {
+                fault: fault.id,
+                kind: fault.spec.kind().to_string(),
+                action: action.to_string(),
+                conn,
+                detail: None,
+            }),
+        );
+    }
+
     pub(crate) fn emit_action(&self, fault: &ActiveFault, action: &str, conn: Option<u64>) {
         self.events.emit(EventKind::FaultAction(FaultAction {
             fault: fault.id,

@@ -38,6 +38,11 @@ pub struct ConnHandle {
     /// A SUBACK came down this connection: its client is subscribed (the runner starts the
     /// experiment clock on this for clients that report nothing themselves).
     subscribed: AtomicBool,
+    /// When a unit was last read from either side, in nanoseconds after `opened_at`: an
+    /// idle-timeout middlebox's timer.
+    last_read_ns: AtomicU64,
+    /// An idle-timeout middlebox forgot this connection: nothing crosses it any more.
+    forgotten: AtomicBool,
     kill: watch::Sender<Option<Kill>>,
 }
 
@@ -67,6 +72,26 @@ impl ConnHandle {
         self.subscribed.store(true, Ordering::Release);
     }
 
+    /// When a unit was last read from either side (the connection's opening before any).
+    pub(crate) fn last_read(&self) -> Instant {
+        self.opened_at + std::time::Duration::from_nanos(self.last_read_ns.load(Ordering::Acquire))
+    }
+
+    /// A unit was read at `now`.
+    pub(crate) fn touch(&self, now: Instant) {
+        let ns = now.saturating_duration_since(self.opened_at).as_nanos() as u64;
+        self.last_read_ns.fetch_max(ns, Ordering::AcqRel);
+    }
+
+    /// Marks the connection forgotten; true only for the first caller, who tells it.
+    pub(crate) fn forget(&self) -> bool {
+        !self.forgotten.swap(true, Ordering::AcqRel)
+    }
+
+    pub fn is_forgotten(&self) -> bool {
+        self.forgotten.load(Ordering::Acquire)
+    }
+
     /// Asks the pumps to end the connection. A reset overrides a close in progress; otherwise the
     /// first request wins.
     pub fn kill(&self, action: ConnAction, reason: impl Into<String>) {
@@ -85,6 +110,15 @@ impl ConnHandle {
 
     pub(crate) fn watch_kill(&self) -> watch::Receiver<Option<Kill>> {
         self.kill.subscribe()
+    }
+
+    /// Whether `leg` has ended.
+    pub(crate) fn leg_closed(&self, leg: Leg) -> bool {
+        match leg {
+            Leg::Client => &self.client_leg_closed,
+            Leg::Upstream => &self.upstream_leg_closed,
+        }
+        .load(Ordering::Acquire)
     }
 
     /// Records that `leg` has ended; true only for the first caller, who logs it.
@@ -122,6 +156,8 @@ impl ConnRegistry {
             client_leg_closed: AtomicBool::new(false),
             upstream_leg_closed: AtomicBool::new(false),
             subscribed: AtomicBool::new(false),
+            last_read_ns: AtomicU64::new(0),
+            forgotten: AtomicBool::new(false),
             kill,
         });
         self.lock().insert(id, handle.clone());

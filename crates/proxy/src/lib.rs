@@ -19,6 +19,7 @@
 //! | `refuse` | broker down, port closed | new connects refused (listener closed); live connections untouched |
 //! | `latency` | slow or long path | each unit delivered `delay ± jitter` after it was read, order kept |
 //! | `bandwidth` | thin link | throughput capped at `rate` bytes per second |
+//! | `idle_timeout` | NAT or firewall forgetting an idle flow | on the path for the whole run: a connection silent both ways for longer than `timeout` is forgotten, and nothing sent on it after crosses (`then=reset`: its sender's leg is reset too) |
 //!
 //! Every fault has a direction, a target (all, new, or a client-id glob), a start and a duration,
 //! and optional repetition; see [`spec`] for the `KIND[:key=value,...]` spelling and [`faults`] for

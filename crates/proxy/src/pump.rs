@@ -303,6 +303,8 @@ impl Lane {
                     match result {
                         Ok(0) => {
                             src_open = false;
+                            // A FIN is a segment of the flow like any other.
+                            self.idle_check(&snapshot, now, src);
                             if let Some((tap, up)) = self.pcap() {
                                 tap.close(self.conn.id, leg_side(self.src_leg()), up, false, now_us());
                             }
@@ -321,6 +323,7 @@ impl Lane {
                                 Direction::Down => &self.conn.bytes_down,
                             };
                             counter.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                            self.idle_check(&snapshot, now, src);
                             if !self.process(&snapshot, now) {
                                 continue;
                             }
@@ -349,6 +352,76 @@ impl Lane {
     }
 }
 
+impl Lane {
+    /// An idle-timeout middlebox's view of a read at `now`: a read after more than its timeout
+    /// of silence (either way) finds the connection forgotten, from the timeout's end; a read
+    /// on a forgotten connection resets its sender's leg when the middlebox resets. Anything
+    /// else keeps the connection alive.
+    fn idle_check(&self, snapshot: &Snapshot, now: Instant, src: &OwnedReadHalf) {
+        let Some((fault, (timeout, then))) = self
+            .applying(snapshot)
+            .find_map(|f| Some((f, f.spec.fault.idle_timeout()?)))
+        else {
+            return;
+        };
+        let last = self.conn.last_read();
+        if !self.conn.is_forgotten()
+            && now.saturating_duration_since(last) > timeout
+            && self.conn.forget()
+        {
+            // Stamped when the middlebox forgot, not when the proxy found out.
+            let forgot_at =
+                now_us() - now.saturating_duration_since(last + timeout).as_micros() as i64;
+            self.shared.board.emit_action_at(
+                fault,
+                linecut_events::ACTION_FORGOT,
+                Some(self.conn.id),
+                forgot_at,
+            );
+        }
+        if !self.conn.is_forgotten() {
+            self.conn.touch(now);
+            return;
+        }
+        if then == linecut_model::Forget::Reset && !self.conn.leg_closed(self.src_leg()) {
+            // Only this side's TCP connection: the other learns when it sends, or never.
+            if let Err(e) = abort(src) {
+                tracing::warn!("could not reset the {} leg: {e}", leg_name(self.src_leg()));
+            }
+            self.leg_closed(
+                self.src_leg(),
+                ClosedBy::Proxy,
+                CloseHow::Rst,
+                Some("the middlebox's reset, for a connection it had forgotten".into()),
+            );
+        }
+    }
+}
+
+/// Resets one TCP connection while both of its halves stay owned: `connect` with `AF_UNSPEC`
+/// makes Linux disconnect the socket (`tcp_disconnect`), sending RST to its peer. Reads then
+/// see the end of the stream and writes fail, which the lanes already handle.
+fn abort(socket: &OwnedReadHalf) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = socket.as_ref().as_raw_fd();
+    // SAFETY: a zeroed sockaddr with family AF_UNSPEC, its real size, on a descriptor the
+    // connection owns for the duration of the call.
+    let done = unsafe {
+        let mut addr: libc::sockaddr = std::mem::zeroed();
+        addr.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+        libc::connect(
+            fd,
+            &addr,
+            std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
+        )
+    };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Asks every fault applying to this lane what the head item must wait for.
 fn gate(
     conn: &ConnHandle,
@@ -358,6 +431,10 @@ fn gate(
     pacing: &mut Pacing,
     now: Instant,
 ) -> Gate {
+    // A forgotten connection carries nothing, for ever.
+    if conn.is_forgotten() {
+        return Gate::Hold { give_up: None };
+    }
     {
         let unit = WriteContext {
             read_at: item.read_at,

@@ -18,7 +18,7 @@ use linecut_events::run_dir::{NetworkMember, NetworkRecord};
 use linecut_events::{Applied, EventKind, EventSink, FaultEnded, FaultStarted, RunLayout, Source};
 use linecut_model::{LinkFaultSpec, LinkKind, Target};
 use linecut_netns::capture::Capture;
-use linecut_netns::rules::{LinkRules, MemberFaults};
+use linecut_netns::rules::{LinkRules, MemberFaults, Middlebox};
 use linecut_netns::{RunId, Topology};
 use linecut_proxy::timer::{Stage, Timer};
 use std::collections::{BTreeMap, BTreeSet};
@@ -71,7 +71,9 @@ impl LinkFront {
             &scenario.network.tcp,
         )
         .map_err(|e| RunError::Network(e.to_string()))?;
-        let rules = LinkRules::install(&topology).map_err(|e| RunError::Network(e.to_string()))?;
+        let middlebox = middlebox(scenario);
+        let rules = LinkRules::install(&topology, middlebox.as_ref())
+            .map_err(|e| RunError::Network(e.to_string()))?;
         Ok(LinkFront {
             topology,
             rules: Some(rules),
@@ -298,6 +300,21 @@ impl Front for LinkFront {
         (*self).stop_all(&mut problems);
         Box::pin(std::future::ready(problems))
     }
+}
+
+/// The run's idle-timeout middlebox, if a fault puts one on the path: the members behind it
+/// are known before anything connects, from the client ids the fleet will use.
+fn middlebox(scenario: &linecut_scenario::Scenario) -> Option<Middlebox> {
+    let s = &scenario.subscriber.settings;
+    let ids = linecut_agent::fleet_ids(&s.client_id, s.count);
+    scenario.link_faults.iter().find_map(|f| match f.kind {
+        LinkKind::IdleTimeout { timeout_s, then } => Some(Middlebox {
+            timeout_s,
+            then,
+            members: targets(f, &ids),
+        }),
+        _ => None,
+    })
 }
 
 /// The members a fault acts on.

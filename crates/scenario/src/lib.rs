@@ -303,11 +303,13 @@ impl Scenario {
                     out.push_str(&format!("count = {c}\n"));
                 }
             }
-            if let LinkKind::Cut { layer } = link.kind {
-                out.push_str(&format!("layer = \"{}\"\n", layer.name()));
-            }
-            if let LinkKind::Loss { probability } = link.kind {
-                out.push_str(&format!("probability = {probability}\n"));
+            // The kind's own keys: numbers as numbers, words and durations as strings.
+            for (key, value) in link.params() {
+                if value.parse::<f64>().is_ok() {
+                    out.push_str(&format!("{key} = {value}\n"));
+                } else {
+                    out.push_str(&format!("{key} = {}\n", quoted(&value)));
+                }
             }
         }
         for fault in &self.broker_faults {

@@ -305,6 +305,10 @@ fn the_json_schema_describes_exactly_the_keys_the_parser_accepts() {
     // (proxy mode) cannot hold; NAMESPACE has them.
     fault_keys.push("probability".into());
     fault_keys.push("layer".into());
+    // `timeout` and `then` are the idle-timeout middlebox's, which a run has at most one of
+    // and FULL has none (it would change every window).
+    fault_keys.push("timeout".into());
+    fault_keys.push("then".into());
     fault_keys.sort();
     fault_keys.dedup();
     assert_eq!(props(&schema["properties"]["fault"]["items"]), fault_keys);
@@ -773,6 +777,65 @@ fn a_fault_of_the_other_mode_is_an_error_naming_the_kind_and_the_mode() {
     let e = errors("duration = \"10s\"\n[network]\ntcp_retries2 = 3\n");
     assert!(
         e.contains("network") && e.contains("only namespace mode"),
+        "{e}"
+    );
+}
+
+/// An idle-timeout middlebox: on the path for the whole run, one per run, with a timeout the
+/// run can reach; each bad value is named by its field, nothing else is.
+#[test]
+fn an_idle_timeout_is_checked_in_both_modes() {
+    let ns = |fault: &str| {
+        format!(
+            "duration = \"60s\"\n[broker]\nkind = \"mosquitto\"\n[subscriber]\nkeepalive = \"10s\"\n[network]\nmode = \"namespace\"\n[[fault]]\nkind = \"idle_timeout\"\n{fault}\n"
+        )
+    };
+    let s = parse(
+        Path::new("nat.toml"),
+        &ns("timeout = \"30s\"\nthen = \"remap\""),
+    )
+    .unwrap();
+    assert_eq!(
+        s.link_faults[0].to_string(),
+        "idle_timeout:at=0s,timeout=30s,then=remap"
+    );
+    let again = parse(Path::new("r.toml"), &s.resolved_toml()).unwrap();
+    assert_eq!(again.link_faults, s.link_faults);
+    for (fault, field) in [
+        ("timeout = \"0s\"", "fault[1].timeout"),
+        ("timeout = \"2500ms\"", "fault[1].timeout"),
+        ("timeout = \"60s\"", "fault[1].timeout"),
+        ("timeout = \"30s\"\nthen = \"forget\"", "fault[1].then"),
+        ("timeout = \"30s\"\nat = \"5s\"", "fault[1].at"),
+        ("timeout = \"30s\"\nfor = \"5s\"", "fault[1].for"),
+        (
+            "timeout = \"30s\"\nstart_jitter = \"K\"",
+            "fault[1].start_jitter",
+        ),
+        (
+            "timeout = \"30s\"\n[[fault]]\nkind = \"idle_timeout\"\ntimeout = \"20s\"",
+            "fault[2].kind",
+        ),
+    ] {
+        let e = errors(&ns(fault));
+        assert!(e.contains(field), "{fault}: {e}");
+    }
+    // Proxy mode: the same spelling, but no port to remap.
+    let proxy = "duration = \"60s\"\n[subscriber]\nkeepalive = \"10s\"\n[[fault]]\nkind = \"idle_timeout\"\ntimeout = \"30s\"\n";
+    assert_eq!(
+        parse(Path::new("p.toml"), proxy).unwrap().faults[0].to_string(),
+        "idle_timeout:at=0s,timeout=30s"
+    );
+    let e = errors(&format!("{proxy}then = \"remap\"\n"));
+    assert!(
+        e.contains("fault[1].then") && e.contains("namespace"),
+        "{e}"
+    );
+    let e = errors(&proxy.replace("30s", "0s"));
+    assert!(e.contains("fault[1].timeout"), "{e}");
+    let e = errors(&proxy.replace("30s", "90s"));
+    assert!(
+        e.contains("fault[1].timeout") && e.contains("shorter than the run"),
         "{e}"
     );
 }

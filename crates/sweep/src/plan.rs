@@ -286,6 +286,11 @@ fn add_keepalive_jitter(doc: &mut toml::Table) {
     }
     if let Some(faults) = doc.get_mut("fault").and_then(|f| f.as_array_mut()) {
         for fault in faults.iter_mut().filter_map(|f| f.as_table_mut()) {
+            // A middlebox is on the path from the start: it has no start to move.
+            let kind = fault.get("kind").and_then(|k| k.as_str()).unwrap_or("");
+            if linecut_model::LinkKind::MIDDLEBOXES.contains(&kind) {
+                continue;
+            }
             fault
                 .entry(linecut_scenario::JITTER_KEY)
                 .or_insert_with(|| toml::Value::String("K".into()));

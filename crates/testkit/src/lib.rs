@@ -37,6 +37,32 @@ pub struct Syn {
 
 /// Every SYN in the capture at `pcap`, in file order.
 pub fn syns(pcap: &Path) -> Vec<Syn> {
+    segments(pcap)
+        .into_iter()
+        .filter(|s| s.syn)
+        .map(|s| Syn {
+            ts_us: s.ts_us,
+            src: s.src,
+            dst: s.dst,
+        })
+        .collect()
+}
+
+/// One TCP segment in a capture: when, between whom, its flags and payload length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segment {
+    pub ts_us: i64,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub syn: bool,
+    pub fin: bool,
+    pub rst: bool,
+    pub seq: u32,
+    pub len: usize,
+}
+
+/// Every TCP segment in the capture at `pcap`, in file order.
+pub fn segments(pcap: &Path) -> Vec<Segment> {
     let mut out = Vec::new();
     linecut_capture::read::read_frames(pcap, |f| {
         let Some(ip) = linecut_capture::link::ip_packet(f.linktype, f.data) else {
@@ -45,13 +71,16 @@ pub fn syns(pcap: &Path) -> Vec<Syn> {
         let Some(s) = linecut_capture::link::tcp_segment(ip) else {
             return;
         };
-        if s.syn {
-            out.push(Syn {
-                ts_us: f.ts_us,
-                src: s.src,
-                dst: s.dst,
-            });
-        }
+        out.push(Segment {
+            ts_us: f.ts_us,
+            src: s.src,
+            dst: s.dst,
+            syn: s.syn,
+            fin: s.fin,
+            rst: s.rst,
+            seq: s.seq,
+            len: s.payload.len(),
+        });
     })
     .unwrap();
     out

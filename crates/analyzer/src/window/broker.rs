@@ -33,11 +33,30 @@ pub(crate) fn dropped<'a>(ctx: &RunContext<'a>, c: &Client, w: &Window, v: &View
     let broker_leg = index.first_in(&v.live, w.start, broker_until, |f| {
         &f.upstream_closed_by_peer
     });
+    // A middlebox that resets what either side sends on a forgotten flow resets the broker's
+    // own send: the broker finds its connection broken (its log's "closed its connection"),
+    // which is how it learns the device is gone. Elsewhere that line is the client's own close
+    // reaching it, not a detection.
+    let resets_broker = w
+        .spec
+        .parse::<linecut_model::LinkFaultSpec>()
+        .is_ok_and(|s| {
+            matches!(
+                s.kind,
+                linecut_model::LinkKind::IdleTimeout {
+                    then: linecut_model::Forget::Reset,
+                    ..
+                }
+            )
+        });
+    let drop_line = |kind: BrokerLogKind| {
+        kind == BrokerLogKind::KeepaliveTimeout || (resets_broker && kind == BrokerLogKind::Closed)
+    };
     let log_line = run
         .broker_log
         .iter()
         .find(|l| {
-            l.kind == BrokerLogKind::KeepaliveTimeout
+            drop_line(l.kind)
                 && l.client == c.id
                 && match broker_leg {
                     // With the proxy's view, the log only confirms the close it saw.
@@ -56,7 +75,7 @@ pub(crate) fn dropped<'a>(ctx: &RunContext<'a>, c: &Client, w: &Window, v: &View
     let log_in_window = run.broker_log.iter().find(|l| {
         fin_waits
             && v.connected_at_start
-            && l.kind == BrokerLogKind::KeepaliveTimeout
+            && drop_line(l.kind)
             && l.client == c.id
             && l.ts_us >= w.start - 1_000_000
             && l.ts_us < broker_until

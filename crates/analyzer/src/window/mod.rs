@@ -221,7 +221,14 @@ pub(crate) fn window_metrics(
 
     // Bands apply to silent outages of a connection that was up when they began.
     let inferred = w.kind == crate::capture::INFERRED;
-    let silent = (matches!(w.kind.as_str(), "cut" | "blackhole" | "unplug") || inferred)
+    let middlebox_drops = || {
+        w.spec
+            .parse::<linecut_model::LinkFaultSpec>()
+            .is_ok_and(|s| s.kind.is_middlebox() && s.kind.is_silent())
+    };
+    let silent = (matches!(w.kind.as_str(), "cut" | "blackhole" | "unplug")
+        || inferred
+        || middlebox_drops())
         && v.connected_at_start;
     let watched = bands::Watched {
         outage_s: secs(w.end - w.start),

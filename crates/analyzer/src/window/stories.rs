@@ -69,8 +69,11 @@ pub(crate) fn told(
             evidence,
         });
     }
+    // A broker that found its connection reset did not time the client out.
+    let reset_under_it =
+        log_line.is_some_and(|l| l.kind == linecut_events::broker_log::BrokerLogKind::Closed);
     if let Some((b, how)) = &broker_detect {
-        if detect.as_ref().is_none_or(|d| *b < d.0) {
+        if detect.as_ref().is_none_or(|d| *b < d.0) && !reset_under_it {
             let evidence = match (how, log_line) {
                 (DetectHow::Proxy, Some(_)) => format!(
                     "the broker closed its side {} (the proxy saw it), and its log says the client exceeded its keepalive",

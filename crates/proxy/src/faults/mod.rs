@@ -11,6 +11,7 @@
 //! | [`Fault::on_write`] / [`Fault::after_write`] | before and after each unit is written to the other endpoint | `cut`, `latency`, `bandwidth` |
 //! | [`Fault::on_start`] | once per occurrence, for each live targeted connection | `reset`, `close` |
 //! | [`Fault::refuses_connections`] | while active, by the accept loop | `refuse` |
+//! | [`Fault::idle_timeout`] | by each read, against the connection's idle time | `idle_timeout` |
 //!
 //! The contract every fault must honour:
 //! 1. **Look like a network event, not like a proxy.** Both endpoints must see what they would see
@@ -40,6 +41,7 @@ mod bandwidth;
 mod blackhole;
 mod close;
 mod cut;
+mod idle_timeout;
 mod latency;
 mod refuse;
 mod reset;
@@ -48,6 +50,7 @@ pub use bandwidth::Bandwidth;
 pub use blackhole::{Blackhole, BlackholeMode};
 pub use close::Close;
 pub use cut::Cut;
+pub use idle_timeout::IdleTimeout;
 pub use latency::Latency;
 pub use refuse::Refuse;
 pub use reset::Reset;
@@ -81,6 +84,7 @@ pub const KINDS: &[&KindDescriptor] = &[
     &refuse::DESCRIPTOR,
     &latency::DESCRIPTOR,
     &bandwidth::DESCRIPTOR,
+    &idle_timeout::DESCRIPTOR,
 ];
 
 /// The kind named `name`.
@@ -207,6 +211,13 @@ pub trait Fault: fmt::Debug + Send + Sync + 'static {
 
     fn refuses_connections(&self) -> bool {
         false
+    }
+
+    /// A middlebox's idle timer: a connection silent both ways for longer than this is
+    /// forgotten, and what arrives on it after is held for ever (and, with `Forget::Reset`,
+    /// its sender's leg reset).
+    fn idle_timeout(&self) -> Option<(std::time::Duration, linecut_model::Forget)> {
+        None
     }
 }
 

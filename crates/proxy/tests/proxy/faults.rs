@@ -396,3 +396,81 @@ async fn bandwidth_caps_throughput_at_its_rate() {
     writer.await.unwrap();
     rig.stop().await;
 }
+
+/// The idle time a test leaves a connection: past the 1 s timeout by more than the timer
+/// slack of a loaded machine, the experiment's condition rather than a synchronisation.
+const PAST_IDLE_TIMEOUT: Duration = Duration::from_millis(1300);
+
+/// `idle_timeout`, drop: a connection silent for longer than the timeout is forgotten from
+/// the timeout's end, and nothing either side sends on it after crosses (held, never
+/// released); a connection that keeps talking more often than the timeout lives on.
+#[tokio::test]
+async fn idle_timeout_forgets_a_silent_connection_and_drops_both_ways() {
+    let rig = Rig::start().await;
+    rig.fault("idle_timeout:timeout=1s").await;
+    let (mut client, mut broker) = rig.mqtt_pair("idle").await;
+    let (mut chatty, mut chatty_broker) = rig.mqtt_pair("chatty").await;
+    // The chatty pair pings every 400 ms for twice the idle time: never idle for 1 s.
+    let talk = async {
+        let until = Instant::now() + 2 * PAST_IDLE_TIMEOUT;
+        while Instant::now() < until {
+            chatty.write_all(&PINGREQ).await.unwrap();
+            assert_eq!(read_exact(&mut chatty_broker, 2).await, PINGREQ);
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+    };
+    let ((), ()) = tokio::join!(talk, tokio::time::sleep(PAST_IDLE_TIMEOUT));
+    client.write_all(&PINGREQ).await.unwrap();
+    let down = publish_packet("t", b"into the void");
+    broker.write_all(&down).await.unwrap();
+    assert_silent(&mut broker, "broker side of a forgotten connection").await;
+    assert_silent(&mut client, "client side of a forgotten connection").await;
+    let events = rig.stop().await;
+    let forgot: Vec<(u64, i64)> = events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::FaultAction(a) if a.action == linecut_events::ACTION_FORGOT => {
+                Some((a.conn.unwrap(), e.ts_us))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(forgot.len(), 1, "only the silent connection: {forgot:?}");
+    // Stamped at the timeout's end: 1 s after the CONNACK, the connection's last unit.
+    let connack = events
+        .iter()
+        .find(|e| {
+            matches!(&e.kind, EventKind::MqttPacket(p)
+            if p.conn == forgot[0].0 && p.packet_type == "CONNACK")
+        })
+        .unwrap()
+        .ts_us;
+    let idle = forgot[0].1 - connack;
+    // The proxy stamps the unit when logging it, a few µs after the read the timer counts
+    // from: a millisecond covers it.
+    assert!((999_000..1_001_000).contains(&idle), "{idle} µs");
+    let fates: Vec<(Fate, &str)> = packet_events(&events)
+        .iter()
+        .filter(|p| p.conn == forgot[0].0 && p.fate != Fate::Forwarded)
+        .map(|p| (p.fate, p.dir.as_str()))
+        .collect();
+    assert!(fates.contains(&(Fate::Held, "up")), "{fates:?}");
+    assert!(fates.contains(&(Fate::Held, "down")), "{fates:?}");
+    assert!(!fates.iter().any(|f| f.0 == Fate::Released), "{fates:?}");
+}
+
+/// `idle_timeout`, reset: whichever side sends on a forgotten connection gets a reset, and
+/// only it: the other learns when it sends.
+#[tokio::test]
+async fn idle_timeout_reset_resets_each_side_when_it_sends() {
+    let rig = Rig::start().await;
+    rig.fault("idle_timeout:timeout=1s,then=reset").await;
+    let (mut client, mut broker) = rig.mqtt_pair("idle-rst").await;
+    tokio::time::sleep(PAST_IDLE_TIMEOUT).await;
+    client.write_all(&PINGREQ).await.unwrap();
+    assert_eq!(read_to_end(&mut client).await, (End::Reset, 0));
+    assert_silent(&mut broker, "the broker, which has sent nothing").await;
+    broker.write_all(&PINGRESP).await.unwrap();
+    assert_eq!(read_to_end(&mut broker).await, (End::Reset, 0));
+    rig.stop().await;
+}

@@ -133,11 +133,66 @@ impl Checker<'_> {
                 ok = false;
                 continue;
             };
+            if let Some((timeout, _)) = spec.fault.idle_timeout() {
+                let second = faults
+                    .iter()
+                    .any(|f: &FaultSpec| f.fault.idle_timeout().is_some());
+                let m = Middlebox {
+                    field: &field,
+                    timeout_s: timeout.as_secs() as u32,
+                    jitter: jitter.is_some(),
+                    second,
+                };
+                ok &= self.middlebox_fits(table, fault.span(), m, duration);
+            }
             jitters.push(jitter);
             ok &= self.starts_in_run(fault, &field, spec.schedule.at, duration);
             faults.push(spec);
         }
         ok.then_some((faults, jitters))
+    }
+
+    /// An idle-timeout middlebox, in either mode: one per run, on the path from the start (no
+    /// phase to draw), with a timeout a flow can reach inside the run.
+    fn middlebox_fits(
+        &mut self,
+        table: &RawFault,
+        span: Range<usize>,
+        m: Middlebox<'_>,
+        duration: Option<Duration>,
+    ) -> bool {
+        let mut ok = true;
+        if m.jitter {
+            let at = value_span(table, JITTER_KEY).unwrap_or(span.clone());
+            self.problem(
+                at,
+                &format!("{}.{JITTER_KEY}", m.field),
+                "`idle_timeout` is on the path from the run's start: it has no start to move",
+            );
+            ok = false;
+        }
+        if m.second {
+            self.problem(
+                span.clone(),
+                &format!("{}.kind", m.field),
+                "a run has one idle-timeout middlebox; `target = \"client=PATTERN\"` chooses the devices behind it",
+            );
+            ok = false;
+        }
+        if let Some(d) = duration.filter(|d| d.as_secs() <= u64::from(m.timeout_s)) {
+            let at = value_span(table, "timeout").unwrap_or(span);
+            self.problem(
+                at,
+                &format!("{}.timeout", m.field),
+                format!(
+                    "a flow can never be idle {} s in a run of {}; make the timeout shorter than the run",
+                    m.timeout_s,
+                    crate::duration_text(d)
+                ),
+            );
+            ok = false;
+        }
+        ok
     }
 
     /// A fault must start before the run ends, or it would never happen.
@@ -225,6 +280,16 @@ impl Checker<'_> {
             match LinkFaultSpec::from_pairs(name, pairs) {
                 Ok(spec) => {
                     ok &= self.starts_in_run(fault, &field, spec.schedule.at, duration);
+                    if let linecut_model::LinkKind::IdleTimeout { timeout_s, .. } = spec.kind {
+                        let second = out.iter().any(|o: &LinkFaultSpec| o.kind.is_middlebox());
+                        let m = Middlebox {
+                            field: &field,
+                            timeout_s,
+                            jitter: jitter.is_some(),
+                            second,
+                        };
+                        ok &= self.middlebox_fits(table, kind.span(), m, duration);
+                    }
                     out.push(spec);
                     jitters.push(jitter);
                 }
@@ -388,6 +453,16 @@ impl Checker<'_> {
 }
 
 /// Whether a `[[fault]]` table is one of the broker's own faults.
+/// What [`Checker::middlebox_fits`] is asked about one `idle_timeout` fault.
+struct Middlebox<'a> {
+    field: &'a str,
+    timeout_s: u32,
+    /// It has a `start_jitter`.
+    jitter: bool,
+    /// An earlier fault of the run is a middlebox too.
+    second: bool,
+}
+
 pub(crate) fn is_broker_fault(table: &RawFault) -> bool {
     table
         .iter()

@@ -1,0 +1,214 @@
+//! The flows an idle-timeout middlebox forgot, as outage windows.
+//!
+//! A NAT or stateful firewall on the path (`idle_timeout`) is there for the whole run; its
+//! outages are the flows it forgets. It forgets a flow `timeout` after the flow's last segment
+//! either way, so the capture (which sees every segment the middlebox let through, a bare ACK
+//! too) says when: the first silence on a connection longer than the timeout ends with the
+//! flow forgotten `timeout` after the silence began. Every segment after that is judged by the
+//! middlebox, not carried, so later silences on the connection say nothing more.
+//!
+//! Each forgotten flow becomes a window of its subscriber from that moment until the
+//! connection ended for the client: its own close or a reset reaching it, or its next
+//! connection, or the run's end. The line itself is fine all along (a
+//! new connection gets a new flow), so the window is the dead connection's afterlife: how long
+//! the client and the broker took to notice, what each sent into the void, and how long the
+//! client took to come back.
+
+use crate::load::Run;
+use linecut_events::{
+    Applied, CloseHow, ClosedBy, Event, EventKind, FaultEnded, FaultStarted, Leg, Source,
+};
+use linecut_model::{Forget, LinkFaultSpec, LinkKind};
+
+/// A silence on a connection the capture saw: no segment either way from `since_us` until the
+/// segment at `until_us` (capture frame `frame`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quiet {
+    pub conn: u64,
+    pub since_us: i64,
+    pub until_us: i64,
+    pub frame: u64,
+}
+
+/// The moment the middlebox forgot each connection it forgot: the first silence longer than
+/// `timeout_us`, for the connections `behind` says are behind it.
+pub(crate) fn forgotten(
+    quiet: &[Quiet],
+    timeout_us: i64,
+    behind: impl Fn(u64) -> bool,
+) -> Vec<(u64, i64)> {
+    let mut out: Vec<(u64, i64)> = Vec::new();
+    for q in quiet {
+        // Conntrack's own test: a flow whose timeout has passed is gone at the next lookup.
+        if q.until_us - q.since_us > timeout_us
+            && behind(q.conn)
+            && !out.iter().any(|(conn, _)| *conn == q.conn)
+        {
+            out.push((q.conn, q.since_us + timeout_us));
+        }
+    }
+    out
+}
+
+/// Replaces the middlebox's run-long fault in `run.proxy` with a window per flow it forgot
+/// (fault id and spec kept, the subscriber whose flow it was as the one it applied to).
+pub(crate) fn forgotten_windows(run: &mut Run) {
+    let Some(pos) = run.proxy.iter().position(|e| {
+        matches!(&e.kind, EventKind::FaultStarted(f)
+            if f.spec.parse::<LinkFaultSpec>().is_ok_and(|s| s.kind.is_middlebox()))
+    }) else {
+        return;
+    };
+    let start = run.proxy.remove(pos);
+    let EventKind::FaultStarted(fault) = start.kind else {
+        return;
+    };
+    let Ok(LinkFaultSpec {
+        kind: LinkKind::IdleTimeout { timeout_s, then },
+        ..
+    }) = fault.spec.parse::<LinkFaultSpec>()
+    else {
+        return;
+    };
+    let conn_client = crate::wire::connection_clients(&run.proxy);
+    let client_of = |conn: u64| conn_client.get(&conn);
+    // The subscribers it stood in front of: those its rules were in for.
+    let behind =
+        |conn: u64| client_of(conn).is_some_and(|c| fault.applied.iter().any(|a| &a.client == c));
+    let mut quiet = run.quiet.clone();
+    quiet.sort_by_key(|q| q.until_us);
+    // The run's end as the analysis takes it: its latest event of any kind.
+    let run_end = run
+        .proxy
+        .iter()
+        .chain(&run.subscriber)
+        .chain(&run.publisher)
+        .map(|e| e.ts_us)
+        .max()
+        .unwrap_or(0);
+    let mut windows = Vec::new();
+    // The proxy says when it forgot a connection; a capture shows it.
+    let told: Vec<(u64, i64)> = run
+        .proxy
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::FaultAction(a)
+                if a.fault == fault.fault && a.action == linecut_events::ACTION_FORGOT =>
+            {
+                Some((a.conn?, e.ts_us))
+            }
+            _ => None,
+        })
+        .collect();
+    let found = if told.is_empty() {
+        forgotten(&quiet, i64::from(timeout_s) * 1_000_000, behind)
+    } else {
+        told
+    };
+    for (conn, at) in found {
+        let Some(client) = client_of(conn).cloned() else {
+            continue;
+        };
+        // The client's side closing (its own close, or a reset reaching it: the broker's
+        // close does not cross a forgotten flow), or the client's next connection.
+        let end = run
+            .proxy
+            .iter()
+            .filter(|e| e.ts_us >= at)
+            .find(|e| match &e.kind {
+                EventKind::LegClosed(l) => l.conn == conn && l.leg == Leg::Client,
+                EventKind::ConnOpened(o) => {
+                    o.conn != conn && client_of(o.conn).is_some_and(|c| *c == client)
+                }
+                _ => false,
+            })
+            .map_or(run_end, |e| e.ts_us);
+        windows.push((client, at, end));
+        if then != Forget::Drop {
+            own_the_resets(run, conn, at, then);
+        }
+    }
+    for (client, at, end) in windows {
+        let applied = |ts_us| {
+            vec![Applied {
+                client: client.clone(),
+                ts_us,
+            }]
+        };
+        run.proxy.push(Event {
+            ts_us: at,
+            source: Source::Capture,
+            kind: EventKind::FaultStarted(FaultStarted {
+                fault: fault.fault,
+                spec: fault.spec.clone(),
+                kind: fault.kind.clone(),
+                scheduled_us: None,
+                lateness_us: None,
+                applied: applied(at),
+            }),
+        });
+        run.proxy.push(Event {
+            ts_us: end,
+            source: Source::Capture,
+            kind: EventKind::FaultEnded(FaultEnded {
+                fault: fault.fault,
+                kind: fault.kind.clone(),
+                scheduled_us: None,
+                lateness_us: None,
+                applied: applied(end),
+            }),
+        });
+    }
+    // Stable: each window's start stays before its end at the same instant.
+    run.proxy.sort_by_key(|e| e.ts_us);
+}
+
+/// A reset from the broker's address on a forgotten flow is not the broker ending its
+/// connection: with `reset` the middlebox sent it in the broker's name, with `remap` the
+/// broker's kernel sent it for a connection it did not know (the segment came from the NAT's
+/// new port), while the broker's own connection lived on. Either way it is the network closing
+/// the client's connection, and the capture's close is said so.
+fn own_the_resets(run: &mut Run, conn: u64, at: i64, then: Forget) {
+    for e in run.proxy.iter_mut().filter(|e| e.ts_us >= at) {
+        if let EventKind::LegClosed(l) = &mut e.kind {
+            if l.conn == conn && l.leg == Leg::Upstream && l.how == CloseHow::Rst {
+                l.leg = Leg::Client;
+                l.by = ClosedBy::Proxy;
+                l.reason = Some(match then {
+                    Forget::Remap => "the broker's kernel answering a segment from the NAT's new port, a connection it did not know; the broker's own connection lives on".into(),
+                    _ => "the middlebox's reset, in the broker's name, for a flow it had forgotten".into(),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(conn: u64, since_s: i64, until_s: i64) -> Quiet {
+        Quiet {
+            conn,
+            since_us: since_s * 1_000_000,
+            until_us: until_s * 1_000_000,
+            frame: 0,
+        }
+    }
+
+    #[test]
+    fn the_first_silence_past_the_timeout_forgets_the_flow_once() {
+        let quiet = [
+            q(1, 0, 9),
+            q(1, 9, 20),
+            q(2, 5, 16),
+            q(1, 20, 50),
+            q(3, 0, 30),
+        ];
+        // conn 3 is not behind the middlebox.
+        let got = forgotten(&quiet, 10_000_000, |c| c != 3);
+        assert_eq!(got, vec![(1, 19_000_000), (2, 15_000_000)]);
+        // A silence of exactly the timeout: the flow is still there (conntrack's `<= 0`).
+        assert!(forgotten(&[q(1, 0, 10)], 10_000_000, |_| true).is_empty());
+    }
+}
