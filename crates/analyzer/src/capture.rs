@@ -299,7 +299,11 @@ impl Loader {
             } => self.closed(conn, ts_us, frame, by, rst),
             // The follower forgot the connection: it may be folded now, and with it what was
             // kept about it (and about its client, when none of the client's is held).
-            Observation::Ended { conn, .. } => {
+            Observation::Ended { conn, wire, .. } => {
+                // A connection picked up again after its end ends again: its frames add up.
+                let cost = self.run.wire_totals.entry(conn).or_default();
+                cost.frames += wire.frames;
+                cost.bytes += wire.bytes;
                 for (folded, client) in self.retainer.end(conn) {
                     self.conns.remove(&folded);
                     self.ledger.ends.remove(&folded);

@@ -149,6 +149,17 @@ pub(crate) fn data_metrics<'a>(
         pings,
         ping_interval_s: ping_interval.map(secs),
         delivery: None,
+        wire: (!run.wire_totals.is_empty()).then(|| {
+            c.conns
+                .iter()
+                .filter_map(|conn| run.wire_totals.get(conn))
+                .fold(crate::report::WireCost::default(), |a, w| {
+                    crate::report::WireCost {
+                        frames: a.frames + w.frames,
+                        bytes: a.bytes + w.bytes,
+                    }
+                })
+        }),
     };
     let ledger = Ledger {
         published,

@@ -82,7 +82,7 @@ pub use load::{check_fast_message_path, load, Delivery, Publish, Run, Wire};
 pub use report::{
     Band, DataMetrics, DeliveryVerdict, Distribution, ExpectationResult, Missing, Promise, Report,
     Retransmitted, SessionFacts, StaleData, TimelineEntry, Told, UnexpectedDisconnect, Verdict,
-    WindowMetrics, WindowReport, WireDifference,
+    WindowMetrics, WindowReport, WireCost, WireDifference,
 };
 pub use retain::{Folded, DETAIL};
 pub use story::{DetectHow, Story};

@@ -134,6 +134,8 @@ pub struct Run {
     /// Silences on the captured connections, in capture order: what an idle-timeout
     /// middlebox's timer saw ([`crate::middlebox`]).
     pub quiet: Vec<crate::middlebox::Quiet>,
+    /// What each captured connection cost on the wire (a capture's runs only).
+    pub wire_totals: HashMap<u64, crate::report::WireCost>,
 }
 
 /// Interns names; consecutive lines usually repeat a name, so the last hit is checked first.
@@ -600,6 +602,7 @@ fn add_link_capture(run: &mut Run, pcap: &Path, port: u16) -> Result<(), Analyze
     };
     run.frames.extend(captured.frames);
     run.quiet.extend(captured.quiet);
+    run.wire_totals.extend(captured.wire_totals);
     run.proxy.extend(captured.proxy.into_iter().filter(|e| {
         !matches!(
             e.kind,

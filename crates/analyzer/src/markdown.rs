@@ -692,12 +692,22 @@ fn unexpected(w: &mut String, r: &Report) {
 /// The report's per subscriber, what was published, delivered, lost, late and out of order.
 fn data(w: &mut String, r: &Report) {
     let _ = writeln!(w, "## Data\n");
-    let _ = writeln!(w, "| subscriber | published | delivered | lost | duplicates | late (max delay) | out of order | longest gap, receive time | longest gap, publish time | reconnects | foreign | PINGREQs (median interval) |");
-    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    // What the connections cost on the wire, where a capture counted their frames.
+    let wire = r.data.iter().any(|d| d.wire.is_some());
+    let _ = writeln!(
+        w,
+        "| subscriber | published | delivered | lost | duplicates | late (max delay) | out of order | longest gap, receive time | longest gap, publish time | reconnects | foreign | PINGREQs (median interval) |{}",
+        if wire { " on the wire (frames, bytes with headers) |" } else { "" }
+    );
+    let _ = writeln!(
+        w,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|{}",
+        if wire { "---|" } else { "" }
+    );
     for d in &r.data {
         let _ = writeln!(
             w,
-            "| {} | {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} ({}) |",
+            "| {} | {} | {} | {} | {} | {} ({}) | {} | {} | {} | {} | {} | {} ({}) |{}",
             d.client,
             d.published,
             d.delivered,
@@ -714,6 +724,11 @@ fn data(w: &mut String, r: &Report) {
             d.pings,
             d.ping_interval_s
                 .map_or("—".into(), |v| format!("{v:.3} s")),
+            match (wire, d.wire) {
+                (false, _) => String::new(),
+                (true, Some(c)) => format!(" {} frames, {} bytes |", c.frames, c.bytes),
+                (true, None) => " — |".into(),
+            }
         );
     }
     // Fleets: the verdicts that were not kept, and a count of the rest.

@@ -338,6 +338,17 @@ pub struct DataMetrics {
     /// is not known).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<DeliveryVerdict>,
+    /// What its connections cost on the wire over the run, headers included: the capture's
+    /// frames (namespace mode; the proxy sees a stream, not frames).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire: Option<WireCost>,
+}
+
+/// Frames and bytes on the wire, link, IP and TCP headers included.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireCost {
+    pub frames: u64,
+    pub bytes: u64,
 }
 
 /// What the subscription's QoS promises.

@@ -87,7 +87,13 @@ pub enum Observation<'a> {
     /// the end of the capture): after what its streams still held was reported, the follower
     /// forgets it. Later segments on its addresses without a SYN may still come as the same
     /// `conn` (retransmissions, stale data), and end it again.
-    Ended { conn: u64, ts_us: i64, frame: u64 },
+    Ended {
+        conn: u64,
+        ts_us: i64,
+        frame: u64,
+        /// The frames of the connection since it was (last) picked up, headers included.
+        wire: WireTotals,
+    },
     /// A segment of `conn`, either way, came after at least [`QUIET_US`] without one: how a
     /// middlebox's idle timer sees the flow (every segment counts, a bare ACK too).
     Quiet {
@@ -133,6 +139,22 @@ struct Conn {
     syn_seq: Option<u32>,
     /// When the connection's latest segment, either way, was captured.
     last_us: Option<i64>,
+    wire: WireTotals,
+}
+
+/// What a connection cost on the wire: its frames and their bytes as sent (link, IP and TCP
+/// headers included, the capture's snap length notwithstanding).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WireTotals {
+    pub frames: u64,
+    pub bytes: u64,
+}
+
+impl WireTotals {
+    fn add(&mut self, bytes: usize) {
+        self.frames += 1;
+        self.bytes += bytes as u64;
+    }
 }
 
 /// The shortest silence on a connection reported as [`Observation::Quiet`]: a middlebox
@@ -166,6 +188,8 @@ pub struct Flows {
     next_id: u64,
     /// The frame being fed: what every observation it causes names.
     frame: u64,
+    /// Its length on the wire, when the caller said ([`Flows::frame`]).
+    frame_len: usize,
     pub stats: FlowStats,
 }
 
@@ -186,8 +210,25 @@ impl Flows {
             ended_order: VecDeque::new(),
             next_id: 0,
             frame: 0,
+            frame_len: 0,
             stats: FlowStats::default(),
         }
+    }
+
+    /// Feeds the segment of frame `frame`, `wire_len` bytes on the wire: [`Flows::segment`],
+    /// counting the frame against its connection.
+    pub fn frame(
+        &mut self,
+        ts_us: i64,
+        frame: u64,
+        wire_len: usize,
+        segment: &Segment<'_>,
+        len: usize,
+        out: &mut impl FnMut(Observation<'_>),
+    ) {
+        self.frame_len = wire_len;
+        self.segment(ts_us, frame, segment, len, out);
+        self.frame_len = 0;
     }
 
     /// Feeds one segment (of `len` payload bytes, of which the capture has `segment.payload`),
@@ -220,7 +261,13 @@ impl Flows {
                 .is_some_and(|c| c.syn_seq == Some(segment.seq));
         if retry {
             self.stats.syn_retries += 1;
-            let id = self.conns[&key].id;
+            let frame_len = self.frame_len;
+            let conn = self
+                .conns
+                .get_mut(&key)
+                .expect("a retry of a known connection");
+            conn.wire.add(frame_len);
+            let id = conn.id;
             // A resent segment with no payload: the kernel retrying an unanswered connect.
             out(Observation::Resent {
                 conn: id,
@@ -246,6 +293,7 @@ impl Flows {
                     down: Half::new(Role::Broker),
                     syn_seq: None,
                     last_us: None,
+                    wire: WireTotals::default(),
                 };
                 conn.up.closed = up_closed;
                 conn.down.closed = down_closed;
@@ -274,6 +322,7 @@ impl Flows {
                 down: Half::new(Role::Broker),
                 syn_seq: (segment.syn && dir == Direction::Up).then_some(segment.seq),
                 last_us: None,
+                wire: WireTotals::default(),
             };
             if !segment.syn {
                 // The capture began after this connection did: its first packet is not its
@@ -294,6 +343,7 @@ impl Flows {
             });
         }
         conn.last_us = Some(ts_us);
+        conn.wire.add(self.frame_len);
         let (half, other) = match dir {
             Direction::Up => (&mut conn.up, &mut conn.down),
             Direction::Down => (&mut conn.down, &mut conn.up),
@@ -387,6 +437,7 @@ impl Flows {
             conn: conn.id,
             ts_us,
             frame: self.frame,
+            wire: conn.wire,
         });
     }
 

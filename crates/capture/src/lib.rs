@@ -19,7 +19,7 @@ pub mod reassembly;
 pub mod write;
 
 pub use describe::describe;
-pub use flows::{FlowStats, Observation, Side};
+pub use flows::{FlowStats, Observation, Side, WireTotals};
 pub use read::ReadSummary;
 pub use write::{LegSide, PcapTap, RawPcap};
 
@@ -91,7 +91,8 @@ pub fn read_mqtt(
             return;
         };
         let len = segment.payload.len() + frame.missing as usize;
-        flows.segment(ts, frame.number, &segment, len, &mut out);
+        let wire_len = frame.data.len() + frame.missing as usize;
+        flows.frame(ts, frame.number, wire_len, &segment, len, &mut out);
     })?;
     flows.finish(last_ts, &mut out);
     summary.read = read;

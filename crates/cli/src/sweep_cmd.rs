@@ -110,7 +110,8 @@ pub fn sweep(args: SweepArgs) -> anyhow::Result<ExitCode> {
         Some(p) => p.into(),
         None => section.phase.unwrap_or_default(),
     };
-    let plan = linecut_sweep::plan(&args.scenario, &source, &axes, repeat, phase, shard)?;
+    let mut plan = linecut_sweep::plan(&args.scenario, &source, &axes, repeat, phase, shard)?;
+    plan.goal = section.goal;
     let dir = args.out.unwrap_or_else(|| {
         PathBuf::from(linecut_events::run_dir::DEFAULT_RUNS_DIR)
             .join(format!("{}-sweep", plan.scenario_name))

@@ -171,5 +171,30 @@ async fn a_keepalive_shorter_than_the_timeout_keeps_the_flow_alive() {
         .filter(|s| s.syn && !s.src.ip().to_string().ends_with(".1"))
         .count();
     assert_eq!(conns, 1, "the client had to reconnect");
+    // What the connection cost on the wire is what tshark counts: every frame to or from the
+    // broker's port, headers included.
+    let port = tshark_oracle::broker_port(&dir).unwrap();
+    let lens = std::process::Command::new("tshark")
+        .args(["-r"])
+        .arg(dir.join("capture.pcap"))
+        .args([
+            "-Y",
+            &format!("tcp.port == {port}"),
+            "-T",
+            "fields",
+            "-e",
+            "frame.len",
+        ])
+        .output()
+        .unwrap();
+    let lens: Vec<u64> = String::from_utf8_lossy(&lens.stdout)
+        .lines()
+        .map(|l| l.trim().parse().unwrap())
+        .collect();
+    let wire = report.data[0].wire.expect("a capture counts the frames");
+    assert_eq!(
+        (wire.frames, wire.bytes),
+        (lens.len() as u64, lens.iter().sum::<u64>())
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }

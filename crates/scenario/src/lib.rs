@@ -37,6 +37,9 @@ use raw::{RawFault, RawNetwork, RawScenario};
 /// Subscribers a namespace run holds: one namespace each, on one /24 (see linecut-netns).
 pub const MAX_NAMESPACE_SUBSCRIBERS: u32 = 252;
 
+/// The keys of `[sweep.goal]`, what a deployment needs of its keepalive: each a duration.
+pub const SWEEP_GOAL_KEYS: [&str; 3] = ["notice_within", "idle_timeout", "will_within"];
+
 /// The `[[fault]]` key that moves a fault's start at random (see [`linecut_model::phase`]);
 /// not `jitter`, which the latency fault has for its own delays.
 pub const JITTER_KEY: &str = "start_jitter";

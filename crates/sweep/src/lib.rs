@@ -14,6 +14,7 @@
 //! comparison and its summary), [`plot`] (the SVGs).
 
 pub mod axis;
+mod choose;
 pub mod exec;
 pub mod plan;
 pub mod plot;
@@ -21,7 +22,7 @@ pub mod report;
 
 pub use axis::Axis;
 pub use exec::{default_jobs, execute, ExecOptions, ExecSummary};
-pub use plan::{from_section, plan, run_seed, Cell, PhaseMode, Plan, Section, Shard};
+pub use plan::{from_section, plan, run_seed, Cell, Goal, PhaseMode, Plan, Section, Shard};
 pub use report::SweepReport;
 
 use std::path::{Path, PathBuf};

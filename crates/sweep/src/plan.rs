@@ -35,6 +35,9 @@ pub struct Plan {
     /// `I/N` when this directory holds one shard of the plan's cells.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shard: Option<Shard>,
+    /// What the deployment needs (`[sweep.goal]`).
+    #[serde(default, skip_serializing_if = "Goal::is_empty")]
+    pub goal: Goal,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,12 +65,64 @@ pub fn run_seed(cell: &str, repeat: u32) -> u64 {
     linecut_model::phase::derive_seed(0, cell, repeat) >> 11
 }
 
-/// The `[sweep]` section: axes, repeats and the phase mode.
+/// The `[sweep]` section: axes, repeats, the phase mode and the deployment's goal.
 #[derive(Debug, Default)]
 pub struct Section {
     pub axes: Vec<Axis>,
     pub repeat: Option<u32>,
     pub phase: Option<PhaseMode>,
+    pub goal: Goal,
+}
+
+/// `[sweep.goal]`: what a deployment needs of its keepalive. The sweep's decision table names,
+/// per client, the cheapest keepalive (fewest pings) that met every goal its runs measured.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Goal {
+    /// `notice_within`: the client notices a dead connection within this, in 95% of the
+    /// outages its runs had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notice_within_s: Option<f64>,
+    /// `idle_timeout`: its connection survives a middlebox that forgets flows idle this long
+    /// (no flow forgotten in any run behind such a middlebox).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout_s: Option<f64>,
+    /// `will_within`: the backend hears the device's will within this (median).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub will_within_s: Option<f64>,
+}
+
+impl Goal {
+    pub fn is_empty(&self) -> bool {
+        *self == Goal::default()
+    }
+
+    fn from_table(table: &toml::Table) -> Result<Goal, SweepError> {
+        let mut goal = Goal::default();
+        for (key, value) in table {
+            let seconds = value
+                .as_str()
+                .and_then(|t| linecut_model::parse_duration(t).ok())
+                .filter(|d| !d.is_zero())
+                .map(|d| d.as_secs_f64())
+                .ok_or_else(|| {
+                    SweepError::Axis(format!(
+                        "[sweep.goal] {key}: a duration longer than 0s, e.g. \"30s\""
+                    ))
+                })?;
+            match key.as_str() {
+                "notice_within" => goal.notice_within_s = Some(seconds),
+                "idle_timeout" => goal.idle_timeout_s = Some(seconds),
+                "will_within" => goal.will_within_s = Some(seconds),
+                other => {
+                    return Err(SweepError::Axis(format!(
+                        "[sweep.goal] has no key `{other}`; keys are: {}",
+                        linecut_scenario::SWEEP_GOAL_KEYS.join(", ")
+                    )))
+                }
+            }
+        }
+        Ok(goal)
+    }
 }
 
 /// The `index`-th (1-based) of `count` slices of the cells.
@@ -269,6 +324,7 @@ pub fn plan(
         phase,
         cells,
         shard,
+        goal: Goal::default(),
     })
 }
 
@@ -318,6 +374,16 @@ pub fn from_section(source: &str) -> Result<Section, SweepError> {
                         SweepError::Axis("[sweep] repeat: a whole number from 1".into())
                     })? as u32,
             );
+            continue;
+        }
+        if key == "goal" {
+            let table = value.as_table().ok_or_else(|| {
+                SweepError::Axis(
+                    "[sweep.goal]: a table, e.g. notice_within = \"30s\", idle_timeout = \"30s\""
+                        .into(),
+                )
+            })?;
+            section.goal = Goal::from_table(table)?;
             continue;
         }
         if key == "phase" {
@@ -541,6 +607,20 @@ repeat = 2
         assert_eq!(section.phase, None);
         let fixed = format!("{BASE}phase = \"fixed\"\n");
         assert_eq!(from_section(&fixed).unwrap().phase, Some(PhaseMode::Fixed));
+        let goal = format!("{BASE}[sweep.goal]\nnotice_within = \"30s\"\nidle_timeout = \"1m\"\n");
+        assert_eq!(
+            from_section(&goal).unwrap().goal,
+            Goal {
+                notice_within_s: Some(30.0),
+                idle_timeout_s: Some(60.0),
+                will_within_s: None,
+            }
+        );
+        let typo = format!("{BASE}[sweep.goal]\nnotice = \"30s\"\n");
+        assert!(from_section(&typo)
+            .unwrap_err()
+            .to_string()
+            .contains("notice_within"));
         let bad = format!("{BASE}phase = \"sometimes\"\n");
         assert!(from_section(&bad)
             .unwrap_err()

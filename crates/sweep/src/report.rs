@@ -212,6 +212,9 @@ pub struct CellRow {
     /// Each run's delivery verdict, where the QoS promised something (1 or 2).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub delivery: Vec<DeliveryPoint>,
+    /// What the keepalive bought and cost, for the decision table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub choice: Option<crate::choose::Choice>,
 }
 
 /// One run's delivery verdict for one subscriber.
@@ -283,7 +286,9 @@ pub fn build(plan: &Plan, dir: &Path) -> Result<SweepReport, SweepError> {
             will_heard: None,
             will_while_connected: 0,
             delivery: Vec::new(),
+            choice: None,
         };
+        let mut tally = crate::choose::Tally::new(idle_timeout_s(&cell.name, &cell.scenario));
         let mut samples: BTreeMap<&str, Vec<Option<f64>>> = BTreeMap::new();
         for r in 1..=plan.repeat {
             let run = run_dir(dir, &cell.name, r);
@@ -323,6 +328,7 @@ pub fn build(plan: &Plan, dir: &Path) -> Result<SweepReport, SweepError> {
             row.client_library = report.client_library.clone();
             row.broker = report.broker.clone();
             row.keepalive_s = report.keepalive_s.map(f64::from);
+            tally.add(&report, cell.duration_s);
             let Some(window) = report.windows.first() else {
                 // No fault window: only the whole-run metrics exist.
                 fold_data(&report, &mut samples);
@@ -386,6 +392,9 @@ pub fn build(plan: &Plan, dir: &Path) -> Result<SweepReport, SweepError> {
             let hits = row.will.iter().filter(|p| p.value.is_some()).count();
             row.will_heard = Some(Rate::of(hits, row.will.len()));
         }
+        if row.complete_runs > 0 {
+            row.choice = Some(tally.finish());
+        }
         cells.push(row);
     }
     let mut report = SweepReport {
@@ -401,6 +410,21 @@ pub fn build(plan: &Plan, dir: &Path) -> Result<SweepReport, SweepError> {
     };
     report.summary = summarise(&report, plan);
     Ok(report)
+}
+
+/// The idle timeout of the middlebox a cell's scenario puts on the path, in either mode.
+fn idle_timeout_s(name: &str, scenario: &str) -> Option<f64> {
+    let s = linecut_scenario::parse(Path::new(name), scenario).ok()?;
+    let link = s.link_faults.iter().find_map(|f| match f.kind {
+        linecut_model::LinkKind::IdleTimeout { timeout_s, .. } => Some(f64::from(timeout_s)),
+        _ => None,
+    });
+    link.or_else(|| {
+        s.faults
+            .iter()
+            .find_map(|f| f.fault.idle_timeout())
+            .map(|(t, _)| t.as_secs_f64())
+    })
 }
 
 /// Adds each subscriber's whole-run metrics of one run to the cell's samples.
@@ -885,6 +909,7 @@ pub fn markdown(report: &SweepReport, plan: &Plan, plots: &[(&str, &str)]) -> St
     for (file, title) in plots {
         let _ = writeln!(w, "\n![{title}]({file})");
     }
+    w.push_str(&crate::choose::markdown(report, plan));
     let _ = writeln!(
         w,
         "\n## Cells\n\nTimes in seconds (median, then min–max over repeats; \"never\" when it did not happen; n/m when it happened in n of m runs). Detection times are from the first fault window's start, recovery times from its end.\n"

@@ -16,6 +16,43 @@ pub(crate) struct Checker<'a> {
 }
 
 impl Checker<'_> {
+    /// `[sweep.goal]`: its keys from [`crate::SWEEP_GOAL_KEYS`], each a duration above 0.
+    fn sweep_goal(&mut self, span: Range<usize>, value: &toml::Value) {
+        let Some(table) = value.as_table() else {
+            self.problem(
+                span,
+                "sweep.goal",
+                "must be a table, e.g. idle_timeout = \"30s\"",
+            );
+            return;
+        };
+        for (key, v) in table {
+            let field = format!("sweep.goal.{key}");
+            if !crate::SWEEP_GOAL_KEYS.contains(&key.as_str()) {
+                self.problem(
+                    span.clone(),
+                    &field,
+                    format!(
+                        "is not a goal; goals are: {}",
+                        crate::SWEEP_GOAL_KEYS.join(", ")
+                    ),
+                );
+                continue;
+            }
+            let ok = v
+                .as_str()
+                .and_then(|t| linecut_model::parse_duration(t).ok())
+                .is_some_and(|d| !d.is_zero());
+            if !ok {
+                self.problem(
+                    span.clone(),
+                    &field,
+                    "must be a duration longer than 0s, e.g. \"30s\"",
+                );
+            }
+        }
+    }
+
     pub(crate) fn problem(&mut self, span: Range<usize>, field: &str, message: impl Into<String>) {
         self.problem_with(span, field, message, None);
     }
@@ -220,6 +257,10 @@ impl Checker<'_> {
                         matches!(value.as_str(), Some("random" | "fixed")),
                         "\"random\" (each repeat draws its own fault phase) or \"fixed\"",
                     ),
+                    "goal" => {
+                        self.sweep_goal(sweep.span(), value);
+                        continue;
+                    }
                     _ => (
                         value.as_array().is_some_and(|a| !a.is_empty()),
                         "a non-empty list of values, e.g. [\"1s\", \"5s\"]",
