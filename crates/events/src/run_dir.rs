@@ -200,6 +200,10 @@ pub struct NetworkRecord {
     pub subscribers: Vec<NetworkMember>,
     /// The device TCP settings applied in every namespace (sysctl name to value).
     pub tcp: BTreeMap<String, String>,
+    /// The seed of linecut's wire, when weak-link faults ran on it: the same seed, faults and
+    /// frames give the same losses, delays and duplicates (`seed` in the scenario replays it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wire_seed: Option<u64>,
 }
 
 /// One subscriber's place in a namespace run.

@@ -26,6 +26,7 @@ pub mod duration;
 pub mod expect;
 pub mod glob;
 pub mod identity;
+pub mod impairment;
 pub mod link;
 pub mod metric;
 pub mod network;

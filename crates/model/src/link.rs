@@ -38,7 +38,7 @@ pub fn link_keys(kind: &str) -> Option<&'static [KeyDef]> {
         "unplug" | "reject" => Some(&[]),
         "loss" => Some(&[PROBABILITY]),
         "idle_timeout" => Some(&IDLE_TIMEOUT_KEYS),
-        _ => None,
+        other => crate::impairment::impairment_keys(other),
     }
 }
 
@@ -85,6 +85,29 @@ impl LinkFaultSpec {
                 let (timeout_s, then) = take_idle_timeout(&mut keys)?;
                 LinkKind::IdleTimeout { timeout_s, then }
             }
+            "latency" => LinkKind::Latency(crate::impairment::take_latency(&mut keys)?),
+            "bandwidth" => LinkKind::Bandwidth {
+                rate: keys.bytes("rate")?.ok_or_else(|| {
+                    SpecError::at(
+                        "rate",
+                        "`bandwidth` needs `rate` in bytes per second, e.g. 16KiB",
+                    )
+                })?,
+            },
+            "burst_loss" => LinkKind::BurstLoss(crate::impairment::take_burst_loss(&mut keys)?),
+            "duplicate" | "corrupt" => {
+                let probability = keys.probability("probability")?.ok_or_else(|| {
+                    SpecError::at(
+                        "probability",
+                        format!("`{kind}` needs `probability`, e.g. 0.01"),
+                    )
+                })?;
+                if kind == "duplicate" {
+                    LinkKind::Duplicate { probability }
+                } else {
+                    LinkKind::Corrupt { probability }
+                }
+            }
             _ => LinkKind::Loss {
                 probability: probability(keys.take("probability"))?,
             },
@@ -121,6 +144,12 @@ impl LinkFaultSpec {
                 out
             }
             LinkKind::Loss { probability } => vec![("probability", probability.to_string())],
+            LinkKind::Latency(l) => crate::impairment::latency_params(&l),
+            LinkKind::Bandwidth { rate } => vec![("rate", rate.to_string())],
+            LinkKind::BurstLoss(b) => crate::impairment::burst_loss_params(&b),
+            LinkKind::Duplicate { probability } | LinkKind::Corrupt { probability } => {
+                vec![("probability", crate::impairment::number(probability))]
+            }
             LinkKind::Cut { layer } if layer != CutLayer::default() => {
                 vec![("layer", layer.name().to_string())]
             }
@@ -306,7 +335,38 @@ mod tests {
             ("unplug", vec![("dir", "up")], Some("dir")),
             ("unplug", vec![("layer", "link")], Some("layer")),
             ("cut", vec![("target", "new")], Some("target")),
-            ("latency", vec![], None),
+            ("blackhole", vec![], None),
+            ("latency", vec![], Some("delay")),
+            ("latency", vec![("delay", "11s")], Some("delay")),
+            (
+                "latency",
+                vec![("delay", "10ms"), ("jitter", "11ms")],
+                Some("jitter"),
+            ),
+            (
+                "latency",
+                vec![
+                    ("delay", "10ms"),
+                    ("jitter", "6ms"),
+                    ("distribution", "normal"),
+                ],
+                Some("jitter"),
+            ),
+            (
+                "latency",
+                vec![("delay", "10ms"), ("distribution", "poisson")],
+                Some("distribution"),
+            ),
+            (
+                "latency",
+                vec![("delay", "10ms"), ("reorder", "1.5")],
+                Some("reorder"),
+            ),
+            ("burst_loss", vec![("p", "0.1")], Some("r")),
+            ("burst_loss", vec![("p", "0"), ("r", "0.5")], Some("p")),
+            ("duplicate", vec![("probability", "1")], Some("probability")),
+            ("corrupt", vec![], Some("probability")),
+            ("bandwidth", vec![("rate", "fast")], Some("rate")),
             ("idle_timeout", vec![], Some("timeout")),
             ("idle_timeout", vec![("timeout", "0s")], Some("timeout")),
             ("idle_timeout", vec![("timeout", "1500ms")], Some("timeout")),
@@ -335,10 +395,10 @@ mod tests {
             let e = parse(kind, &pairs).unwrap_err();
             assert_eq!(e.key.as_deref(), key, "{kind} {pairs:?}: {e}");
         }
-        let e = parse("latency", &[]).unwrap_err();
+        let e = parse("blackhole", &[]).unwrap_err();
         assert!(
             e.message
-                .contains("cut, unplug, loss, reject, idle_timeout"),
+                .contains("cut, unplug, loss, reject, idle_timeout, latency"),
             "{e}"
         );
     }
@@ -354,6 +414,11 @@ mod tests {
             "reject:at=1s,for=2s,target=client=s-*,every=10s,count=3",
             "idle_timeout:at=0s,timeout=30s",
             "idle_timeout:at=0s,target=client=s-*,timeout=60s,then=remap",
+            "latency:at=1s,for=5s,dir=down,delay=20ms,jitter=5ms,distribution=pareto,correlation=0.25,reorder=0.1",
+            "bandwidth:at=0s,rate=16384",
+            "burst_loss:at=0s,for=1m,p=0.01,r=0.3,loss_bad=0.8,loss_good=0.001",
+            "duplicate:at=0s,probability=0.01",
+            "corrupt:at=0s,probability=0.001",
         ] {
             let spec: LinkFaultSpec = text.parse().unwrap();
             assert_eq!(spec.to_string(), text);

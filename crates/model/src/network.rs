@@ -95,6 +95,18 @@ pub enum LinkKind {
     /// seconds, and then does `then` with whatever either side sends on it. On the path for
     /// the whole run: it is the network, not an event in it.
     IdleTimeout { timeout_s: u32, then: Forget },
+    /// Frames delayed (with jitter, perhaps reordered) by the link: played by linecut's wire.
+    Latency(crate::impairment::Latency),
+    /// The link's throughput capped at `rate` bytes a second, frames queueing behind each
+    /// other: played by the wire.
+    Bandwidth { rate: u64 },
+    /// Loss in bursts (Gilbert-Elliott): played by the wire.
+    BurstLoss(crate::impairment::BurstLoss),
+    /// Each frame sent twice with this chance: played by the wire.
+    Duplicate { probability: f64 },
+    /// One bit of each frame flipped with this chance (past its link header, so the
+    /// receiving kernel finds a bad checksum and drops it): played by the wire.
+    Corrupt { probability: f64 },
 }
 
 /// What a middlebox does with a segment of a flow it has forgotten.
@@ -134,7 +146,18 @@ impl Forget {
 
 impl LinkKind {
     /// The kinds a namespace scenario accepts, by name.
-    pub const NAMES: [&'static str; 5] = ["cut", "unplug", "loss", "reject", "idle_timeout"];
+    pub const NAMES: [&'static str; 10] = [
+        "cut",
+        "unplug",
+        "loss",
+        "reject",
+        "idle_timeout",
+        "latency",
+        "bandwidth",
+        "burst_loss",
+        "duplicate",
+        "corrupt",
+    ];
 
     /// The kinds that are middleboxes on the path for the whole run ([`LinkKind::is_middlebox`]).
     pub const MIDDLEBOXES: [&'static str; 1] = ["idle_timeout"];
@@ -151,6 +174,11 @@ impl LinkKind {
             LinkKind::Loss { .. } => "loss",
             LinkKind::Reject => "reject",
             LinkKind::IdleTimeout { .. } => "idle_timeout",
+            LinkKind::Latency(_) => "latency",
+            LinkKind::Bandwidth { .. } => "bandwidth",
+            LinkKind::BurstLoss(_) => "burst_loss",
+            LinkKind::Duplicate { .. } => "duplicate",
+            LinkKind::Corrupt { .. } => "corrupt",
         }
     }
 
@@ -169,6 +197,11 @@ impl LinkKind {
             LinkKind::IdleTimeout { then: Forget::Drop, .. } => "a NAT or firewall that forgets an idle flow and then drops what either side sends on it",
             LinkKind::IdleTimeout { then: Forget::Reset, .. } => "a firewall that forgets an idle flow and then answers what either side sends on it with a reset",
             LinkKind::IdleTimeout { then: Forget::Remap, .. } => "a NAT that forgets an idle flow and gives the device's next segment a new external port, which the broker answers with a reset",
+            LinkKind::Latency(_) => "a slow link: every frame delayed, with jitter, on linecut's wire",
+            LinkKind::Bandwidth { .. } => "a thin link: frames queue behind each other at the link's rate, on linecut's wire",
+            LinkKind::BurstLoss(_) => "a weak link losing frames in bursts (Gilbert-Elliott), on linecut's wire",
+            LinkKind::Duplicate { .. } => "a link that sends some frames twice, on linecut's wire",
+            LinkKind::Corrupt { .. } => "a link that damages some frames (a bad checksum: the receiver drops them), on linecut's wire",
         }
     }
 
@@ -182,6 +215,19 @@ impl LinkKind {
                     then: Forget::Drop,
                     ..
                 }
+        )
+    }
+
+    /// Whether linecut's wire plays it (frames forwarded by linecut between the device's link
+    /// and the bridge) rather than a rule on the link.
+    pub fn is_impairment(self) -> bool {
+        matches!(
+            self,
+            LinkKind::Latency(_)
+                | LinkKind::Bandwidth { .. }
+                | LinkKind::BurstLoss(_)
+                | LinkKind::Duplicate { .. }
+                | LinkKind::Corrupt { .. }
         )
     }
 
@@ -285,7 +331,11 @@ mod tests {
             assert_eq!(CutLayer::parse(name).unwrap().name(), name);
         }
         assert_eq!(CutLayer::default(), CutLayer::Path);
-        assert_eq!(crate::link_keys("latency"), None);
+        assert_eq!(crate::link_keys("blackhole"), None);
+        for kind in LinkKind::MIDDLEBOXES {
+            let spec: crate::LinkFaultSpec = format!("{kind}:timeout=5s").parse().unwrap();
+            assert!(spec.kind.is_middlebox(), "{kind}");
+        }
     }
 
     #[test]

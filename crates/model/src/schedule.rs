@@ -297,6 +297,28 @@ impl Schedule {
     }
 }
 
+/// Parses sizes like `1500`, `64KiB`, `10MB`, `1.5MiB`.
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale = match unit.trim() {
+        "" | "B" => 1.0,
+        "KB" | "kB" => 1e3,
+        "KiB" => 1024.0,
+        "MB" => 1e6,
+        "MiB" => 1024.0 * 1024.0,
+        "GB" => 1e9,
+        "GiB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    let value = number * scale;
+    (value.is_finite() && value >= 1.0).then_some(value as u64)
+}
+
 /// A duration as a spec writes it: `0s`, `1m30s`, `5s352ms119us` (no spaces, so the text
 /// stays one `key=value` pair).
 pub fn fmt_duration(d: Duration) -> String {
@@ -400,6 +422,37 @@ impl Keys {
     }
 
     /// Every key taken: a key left over is not one of `kind`'s, and the error lists what is.
+    /// A size (`1500`, `64KiB`, `10MB`), if given.
+    pub fn bytes(&mut self, key: &str) -> Result<Option<u64>, SpecError> {
+        let Some(text) = self.take(key) else {
+            return Ok(None);
+        };
+        parse_bytes(&text).map(Some).ok_or_else(|| {
+            SpecError::at(
+                key,
+                format!("`{key}={text}` is not a size; write e.g. 1500, 64KiB, 10MB"),
+            )
+        })
+    }
+
+    /// A probability, if given: a number from 0 to 1 with both ends excluded (a certainty is
+    /// not an impairment, and never is no fault).
+    pub fn probability(&mut self, key: &str) -> Result<Option<f64>, SpecError> {
+        let Some(text) = self.take(key) else {
+            return Ok(None);
+        };
+        text.parse::<f64>()
+            .ok()
+            .filter(|p| *p > 0.0 && *p < 1.0)
+            .map(Some)
+            .ok_or_else(|| {
+                SpecError::at(
+                    key,
+                    format!("`{key}={text}` must be a number between 0 and 1, e.g. 0.05"),
+                )
+            })
+    }
+
     pub fn finish(self, kind: &str, own: &[KeyDef]) -> Result<(), SpecError> {
         if let Some(key) = self.values.keys().next() {
             let allowed: Vec<&str> = COMMON_KEYS.iter().chain(own).map(|k| k.name).collect();

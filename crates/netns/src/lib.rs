@@ -28,11 +28,13 @@
 pub mod capture;
 pub mod command;
 pub mod doctor;
+pub mod impair;
 pub mod leftovers;
 pub mod names;
 pub mod netlink;
 pub mod rules;
 pub mod topology;
+pub mod wire;
 
 pub use names::RunId;
 pub use topology::{Member, Topology};

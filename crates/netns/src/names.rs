@@ -49,6 +49,11 @@ impl RunId {
         format!("{self}h{n}")
     }
 
+    /// Subscriber `n`'s TAP on the bridge, when linecut is its wire ([`crate::wire`]).
+    pub fn tap(self, n: u32) -> String {
+        format!("{self}t{n}")
+    }
+
     /// The namespace end of subscriber `n`'s pair.
     pub fn veth_ns(self, n: u32) -> String {
         format!("{self}c{n}")

@@ -73,14 +73,30 @@ pub fn base_host(t: &Topology) -> Batch {
     );
     b.add_table(Family::Netdev, &table);
     for m in &t.members {
+        // What the device sends enters the host where its frames meet the bridge: the pair's
+        // host end, or a wired member's TAP.
         b.add_chain(
             Family::Netdev,
             &table,
             &up_chain(m.index),
             &Hook::Ingress {
-                device: m.veth_host.clone(),
+                device: m.tap.clone().unwrap_or_else(|| m.veth_host.clone()),
             },
         );
+        if m.tap.is_some() {
+            // The wire reads the pair's host end before this hook; the host itself must not
+            // see those frames (it would answer ARP and take IP for the broker directly).
+            let chain = format!("wire{}", m.index);
+            b.add_chain(
+                Family::Netdev,
+                &table,
+                &chain,
+                &Hook::Ingress {
+                    device: m.veth_host.clone(),
+                },
+            );
+            b.add_rule(Family::Netdev, &table, &chain, &[Expr::Drop]);
+        }
     }
     b
 }
@@ -342,6 +358,12 @@ pub fn rules(kind: LinkKind) -> Vec<Vec<Expr>> {
         // Not a rule on the pair: the host's connection tracking, there from the start
         // ([`middlebox`]).
         LinkKind::IdleTimeout { .. } => Vec::new(),
+        // Not a rule either: linecut's wire plays them ([`crate::wire`]).
+        LinkKind::Latency(_)
+        | LinkKind::Bandwidth { .. }
+        | LinkKind::BurstLoss(_)
+        | LinkKind::Duplicate { .. }
+        | LinkKind::Corrupt { .. } => Vec::new(),
     }
 }
 

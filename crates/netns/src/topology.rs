@@ -1,5 +1,7 @@
 //! A namespace run's network: a bridge on the host with the broker's address, and per
-//! subscriber a namespace joined to it by a veth pair, its device TCP settings applied.
+//! subscriber a namespace joined to it by a veth pair, its device TCP settings applied. A
+//! wired subscriber's pair ends on the host instead, and a TAP takes its place on the bridge:
+//! linecut's wire carries its frames between the two ([`crate::wire`]).
 //!
 //! [`Topology::create`] returns only a whole topology: if a step fails, what was made is
 //! removed before the error comes back. [`Topology::remove`] (and `Drop`) deletes the
@@ -10,7 +12,7 @@ use crate::command::ip_batch;
 use crate::{leftovers, names::RunId, NetnsError};
 use linecut_model::TcpSettings;
 use std::net::Ipv4Addr;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 
 /// Subscribers per run: one /24, minus the network, broadcast and the bridge's address.
 pub const MAX_MEMBERS: u32 = 252;
@@ -23,6 +25,8 @@ pub struct Member {
     pub veth_host: String,
     pub veth_ns: String,
     pub addr: Ipv4Addr,
+    /// The TAP standing in for the pair's host end on the bridge, when the member is wired.
+    pub tap: Option<String>,
 }
 
 /// A namespace run's network, removed when dropped.
@@ -33,6 +37,8 @@ pub struct Topology {
     /// The broker's address, on the bridge.
     pub host_addr: Ipv4Addr,
     pub members: Vec<Member>,
+    /// The wired members' TAPs, by member index, until the wire takes them.
+    taps: Vec<(usize, std::os::fd::OwnedFd)>,
     removed: bool,
 }
 
@@ -128,6 +134,16 @@ pub fn in_netns<T: Send>(
 impl Topology {
     /// Builds the network for `count` subscribers with `tcp` applied in every namespace.
     pub fn create(id: RunId, count: u32, tcp: &TcpSettings) -> Result<Topology, NetnsError> {
+        Topology::create_wired(id, count, tcp, &[])
+    }
+
+    /// [`Topology::create`], with the members whose indices are in `wired` on linecut's wire.
+    pub fn create_wired(
+        id: RunId,
+        count: u32,
+        tcp: &TcpSettings,
+        wired: &[usize],
+    ) -> Result<Topology, NetnsError> {
         if count == 0 || count > MAX_MEMBERS {
             return Err(NetnsError::TooMany {
                 count,
@@ -140,9 +156,10 @@ impl Topology {
             bridge: id.bridge(),
             host_addr: Ipv4Addr::UNSPECIFIED,
             members: Vec::new(),
+            taps: Vec::new(),
             removed: false,
         };
-        match topology.build(count, tcp) {
+        match topology.build(count, tcp, wired) {
             Ok(()) => Ok(topology),
             Err(e) => {
                 topology.remove();
@@ -151,7 +168,7 @@ impl Topology {
         }
     }
 
-    fn build(&mut self, count: u32, tcp: &TcpSettings) -> Result<(), NetnsError> {
+    fn build(&mut self, count: u32, tcp: &TcpSettings, wired: &[usize]) -> Result<(), NetnsError> {
         // Runs starting together (a sweep's parallel cells) choose their /24 one at a time: the
         // kernel would accept one address on two bridges, so the choice and the bridge's
         // address are made under a lock every namespace run takes.
@@ -178,13 +195,22 @@ impl Topology {
                 veth_host: self.id.veth_host(n),
                 veth_ns: self.id.veth_ns(n),
                 addr: Ipv4Addr::new(198, b, c, (n + 2) as u8),
+                tap: wired.contains(&(n as usize)).then(|| self.id.tap(n)),
             };
             host.push(format!("netns add {}", m.netns));
             host.push(format!(
                 "link add {} type veth peer name {} netns {}",
                 m.veth_host, m.veth_ns, m.netns
             ));
-            host.push(format!("link set {} master {}", m.veth_host, self.bridge));
+            match &m.tap {
+                // The wire joins the pair's host end to the bridge: the TAP is on it instead.
+                Some(tap) => {
+                    self.taps.push((n as usize, crate::wire::open_tap(tap)?));
+                    host.push(format!("link set {tap} master {}", self.bridge));
+                    up.push(format!("link set {tap} up"));
+                }
+                None => host.push(format!("link set {} master {}", m.veth_host, self.bridge)),
+            }
             up.push(format!("link set {} up", m.veth_host));
             self.members.push(m);
         }
@@ -194,8 +220,10 @@ impl Topology {
         // so into every capture (100 idle namespaces wrote 17,555 ICMPv6 frames in 3 s: the
         // reliability review). Off before the links are up, so not even the first burst leaves.
         if ipv6_present() {
-            for link in
-                std::iter::once(&self.bridge).chain(self.members.iter().map(|m| &m.veth_host))
+            let taps = self.members.iter().filter_map(|m| m.tap.as_ref());
+            for link in std::iter::once(&self.bridge)
+                .chain(self.members.iter().map(|m| &m.veth_host))
+                .chain(taps)
             {
                 disable_ipv6(link)?;
             }
@@ -234,10 +262,18 @@ impl Topology {
                     std::fs::write(&file, value)
                         .map_err(|e| NetnsError::system(format!("write {file}"), e))?;
                 }
+                if m.tap.is_some() {
+                    full_frames(&m.veth_ns)?;
+                }
                 ip_batch(&inside)
             })?;
         }
         Ok(())
+    }
+
+    /// The wired members' TAPs, for the wire (they disappear when it closes them).
+    pub fn take_taps(&mut self) -> Vec<(usize, std::os::fd::OwnedFd)> {
+        std::mem::take(&mut self.taps)
     }
 
     /// Removes everything the run created; safe to call twice.
@@ -248,6 +284,59 @@ impl Topology {
         self.removed = true;
         leftovers::remove_run(self.id);
     }
+}
+
+/// Makes `link` (in the calling thread's namespace) hand over whole frames: its checksums
+/// computed and its segments cut to the MTU before they leave, as a physical NIC puts them on
+/// the wire. A veth leaves both to the receiver by default (checksum and segmentation
+/// offload), which is fine inside one kernel but not for a wire that forwards frames through
+/// a TAP: a partial checksum arrives as a bad one, a 64 KiB segment does not fit. Turning the
+/// checksum offload off turns segmentation offload off with it (it depends on it).
+fn full_frames(link: &str) -> Result<(), NetnsError> {
+    // linux/ethtool.h, linux/sockios.h
+    const SIOCETHTOOL: libc::c_ulong = 0x8946;
+    const ETHTOOL_STXCSUM: u32 = 0x17;
+    #[repr(C)]
+    struct EthtoolValue {
+        cmd: u32,
+        data: u32,
+    }
+    let mut value = EthtoolValue {
+        cmd: ETHTOOL_STXCSUM,
+        data: 0,
+    };
+    // struct ifreq: the name, then a pointer to the command in the union.
+    #[repr(C)]
+    struct IfReq {
+        name: [u8; 16],
+        data: *mut EthtoolValue,
+        _pad: [u8; 16],
+    }
+    let mut ifr = IfReq {
+        name: [0; 16],
+        data: &mut value,
+        _pad: [0; 16],
+    };
+    let bytes = link.as_bytes();
+    ifr.name[..bytes.len().min(15)].copy_from_slice(&bytes[..bytes.len().min(15)]);
+    // SAFETY: a plain socket for the ioctl, closed on return.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(NetnsError::system(
+            "open a socket",
+            std::io::Error::last_os_error(),
+        ));
+    }
+    // SAFETY: fd was just returned by socket.
+    let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    // SAFETY: SIOCETHTOOL reads a struct ifreq whose data points at a live ethtool_value.
+    if unsafe { libc::ioctl(fd.as_raw_fd(), SIOCETHTOOL, &mut ifr) } != 0 {
+        return Err(NetnsError::system(
+            format!("turn checksum offload off on {link}"),
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
 }
 
 /// Whether this kernel has IPv6 at all (booted with `ipv6.disable=1` it has no settings).

@@ -11,7 +11,8 @@
 use crate::faults::{self, Fault};
 use linecut_events::Direction;
 pub use linecut_model::schedule::{
-    fmt_duration, Dir, KeyDef, KeyType, Keys, Repeat, Schedule, SpecError, Target, COMMON_KEYS,
+    fmt_duration, parse_bytes, Dir, KeyDef, KeyType, Keys, Repeat, Schedule, SpecError, Target,
+    COMMON_KEYS,
 };
 /// Client-id globs are one definition for every fault, in either mode.
 pub use linecut_model::Glob;
@@ -90,41 +91,6 @@ impl fmt::Display for FaultSpec {
             &self.pairs(),
         ))
     }
-}
-
-/// A byte count from `keys`: a number with an optional unit (B, KB, KiB, MB, MiB, GB, GiB).
-pub fn bytes(keys: &mut Keys, key: &str) -> Result<Option<u64>, SpecError> {
-    let Some(text) = keys.take(key) else {
-        return Ok(None);
-    };
-    parse_bytes(&text).map(Some).ok_or_else(|| {
-        SpecError::at(
-            key,
-            format!("`{key}={text}` is not a size; write e.g. 1500, 64KiB, 10MB"),
-        )
-    })
-}
-
-/// Parses sizes like `1500`, `64KiB`, `10MB`, `1.5MiB`.
-pub fn parse_bytes(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().ok()?;
-    let scale = match unit.trim() {
-        "" | "B" => 1.0,
-        "KB" | "kB" => 1e3,
-        "KiB" => 1024.0,
-        "MB" => 1e6,
-        "MiB" => 1024.0 * 1024.0,
-        "GB" => 1e9,
-        "GiB" => 1024.0 * 1024.0 * 1024.0,
-        _ => return None,
-    };
-    let value = number * scale;
-    (value.is_finite() && value >= 1.0).then_some(value as u64)
 }
 
 #[cfg(test)]

@@ -18,7 +18,9 @@ use linecut_events::run_dir::{NetworkMember, NetworkRecord};
 use linecut_events::{Applied, EventKind, EventSink, FaultEnded, FaultStarted, RunLayout, Source};
 use linecut_model::{LinkFaultSpec, LinkKind, Target};
 use linecut_netns::capture::Capture;
+use linecut_netns::impair::Impairments;
 use linecut_netns::rules::{LinkRules, MemberFaults, Middlebox};
+use linecut_netns::wire::{Wire, WirePort};
 use linecut_netns::{RunId, Topology};
 use linecut_proxy::timer::{Stage, Timer};
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,6 +45,12 @@ pub(crate) struct LinkFront {
     active: Arc<Mutex<BTreeMap<usize, &'static str>>>,
     /// Where `link.jsonl`'s events go, once the events files are open.
     sink: Option<EventSink>,
+    /// linecut's wire, when weak-link faults need it, with its seed; handed to the schedule.
+    wire: Option<(Wire, u64)>,
+    /// The wire's seed, for meta.json.
+    wire_seed: Option<u64>,
+    /// Each wired member's port on the wire, by member index.
+    wire_ports: Vec<Option<usize>>,
 }
 
 /// The link events file.
@@ -65,15 +73,46 @@ impl LinkFront {
                 gone.len()
             );
         }
-        let topology = Topology::create(
+        let s = &scenario.subscriber.settings;
+        let ids = linecut_agent::fleet_ids(&s.client_id, s.count);
+        // The members a weak-link fault targets are on linecut's wire for the whole run.
+        let wired: Vec<usize> = scenario
+            .link_faults
+            .iter()
+            .filter(|f| f.kind.is_impairment())
+            .flat_map(|f| targets(f, &ids))
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let network = |e: linecut_netns::NetnsError| RunError::Network(e.to_string());
+        let mut topology = Topology::create_wired(
             RunId::fresh(),
             scenario.subscriber.settings.count,
             &scenario.network.tcp,
+            &wired,
         )
-        .map_err(|e| RunError::Network(e.to_string()))?;
+        .map_err(network)?;
         let middlebox = middlebox(scenario);
-        let rules = LinkRules::install(&topology, middlebox.as_ref())
-            .map_err(|e| RunError::Network(e.to_string()))?;
+        let rules = LinkRules::install(&topology, middlebox.as_ref()).map_err(network)?;
+        let mut wire_ports = vec![None; topology.members.len()];
+        let ports: Vec<WirePort> = topology
+            .take_taps()
+            .into_iter()
+            .enumerate()
+            .map(|(port, (member, tap))| {
+                wire_ports[member] = Some(port);
+                WirePort {
+                    veth_host: topology.members[member].veth_host.clone(),
+                    tap,
+                }
+            })
+            .collect();
+        let wire = if ports.is_empty() {
+            None
+        } else {
+            let seed = scenario.seed.unwrap_or_else(crate::phase::fresh_seed);
+            Some((Wire::start(ports, seed).map_err(network)?, seed))
+        };
         Ok(LinkFront {
             topology,
             rules: Some(rules),
@@ -83,6 +122,9 @@ impl LinkFront {
             failed: Arc::new(Mutex::new(None)),
             active: Arc::new(Mutex::new(BTreeMap::new())),
             sink: None,
+            wire_seed: wire.as_ref().map(|(_, seed)| *seed),
+            wire,
+            wire_ports,
         })
     }
 
@@ -126,6 +168,8 @@ impl LinkFront {
         };
         let schedules: Vec<_> = faults.iter().map(|f| f.schedule.clone()).collect();
         let stage = LinkStage {
+            wire: self.wire.take().map(|(wire, _)| wire),
+            wire_ports: self.wire_ports.clone(),
             targets: faults.iter().map(|f| targets(f, &ids)).collect(),
             ids,
             faults,
@@ -187,8 +231,14 @@ impl LinkFront {
         if let Some(e) = self.dead_part() {
             problems.push(e);
         }
-        // Stops the timer's thread once the change it may be applying is in.
+        // Stops the timer's thread once the change it may be applying is in (and with it
+        // the wire it holds).
         drop(self.scheduler.take());
+        if let Some((wire, _)) = self.wire.take() {
+            if let Err(e) = wire.stop() {
+                problems.push(e);
+            }
+        }
         let started = self.started.load(Ordering::Relaxed);
         if let Some(capture) = self.capture.take() {
             match capture.stop() {
@@ -292,6 +342,7 @@ impl Front for LinkFront {
                 })
                 .collect(),
             tcp: scenario.network.tcp.named().into_iter().collect(),
+            wire_seed: self.wire_seed,
         })
     }
 
@@ -327,8 +378,12 @@ fn targets(spec: &LinkFaultSpec, ids: &[String]) -> Vec<usize> {
 }
 
 /// Link faults on the timer: each step rewrites the chains of the members the fault targets,
-/// from the faults active then, and is stamped when the kernel has the rules.
+/// from the faults active then, and is stamped when the kernel has the rules; a weak-link
+/// fault changes what the wire does to the member's frames from then on.
 struct LinkStage {
+    wire: Option<Wire>,
+    /// Each member's port on the wire, if it is wired.
+    wire_ports: Vec<Option<usize>>,
     faults: Vec<LinkFaultSpec>,
     /// Per fault, the members it acts on.
     targets: Vec<Vec<usize>>,
@@ -453,6 +508,13 @@ impl LinkStage {
             })
             .collect();
         let stamps = self.rules.apply(&changed).map_err(|e| e.to_string())?;
+        if let Some(wire) = &self.wire {
+            for c in &changed {
+                if let Some(port) = self.wire_ports[c.member] {
+                    wire.set(port, Impairments::of(&c.up), Impairments::of(&c.down));
+                }
+            }
+        }
         // The events' clock is the wall clock; an Instant is placed on it by its distance from
         // now.
         let (now, now_us) = (Instant::now(), linecut_events::now_us());

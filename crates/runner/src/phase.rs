@@ -9,7 +9,8 @@ use std::time::Duration;
 
 /// A seed when the scenario gives none: different on every run, and below 2^53 so `meta.json`
 /// and a scenario's `seed = …` hold it exactly.
-fn fresh_seed() -> u64 {
+/// A seed for a run whose scenario gives none (recorded, so `seed` replays it).
+pub(crate) fn fresh_seed() -> u64 {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);

@@ -729,13 +729,27 @@ fn a_namespace_scenario_reads_its_link_faults_and_device_settings_and_resolves_t
 
 #[test]
 fn a_fault_of_the_other_mode_is_an_error_naming_the_kind_and_the_mode() {
-    let e = errors(&NAMESPACE.replace("kind = \"loss\"", "kind = \"latency\""));
+    let e = errors(&NAMESPACE.replace("kind = \"loss\"", "kind = \"blackhole\""));
     assert!(
         e.contains("fault[2].kind")
-            && e.contains("`latency` is a proxy fault")
+            && e.contains("`blackhole` is a proxy fault")
             && e.contains("namespace"),
         "{e}"
     );
+    // A weak link's kinds need the wire: a proxy run is told which mode plays them.
+    let e = errors("duration = \"10s\"\n[subscriber]\nkeepalive = \"2s\"\n[[fault]]\nkind = \"burst_loss\"\np = 0.1\nr = 0.5\n");
+    assert!(
+        e.contains("fault[1].kind") && e.contains("`burst_loss` is a link fault"),
+        "{e}"
+    );
+    let e = errors(&NAMESPACE.replace(
+        "kind = \"loss\"\nat = \"20s\"\nfor = \"5s\"\nprobability = 0.2",
+        "kind = \"latency\"\nat = \"20s\"\nfor = \"5s\"\ndelay = \"5s\"\njitter = \"6s\"",
+    ));
+    assert!(e.contains("fault[2].jitter"), "{e}");
+    // The same spelling, the proxy's own keys: a link's `distribution` is not one of them.
+    let e = errors("duration = \"10s\"\n[subscriber]\nkeepalive = \"2s\"\n[[fault]]\nkind = \"latency\"\ndelay = \"10ms\"\ndistribution = \"normal\"\n");
+    assert!(e.contains("fault[1].distribution"), "{e}");
     let e = errors("duration = \"10s\"\n[subscriber]\nkeepalive = \"2s\"\n[[fault]]\nkind = \"loss\"\nprobability = 0.1\n");
     assert!(
         e.contains("fault[1].kind")
@@ -840,8 +854,9 @@ fn an_idle_timeout_is_checked_in_both_modes() {
     );
 }
 
-/// One table says which kinds each mode plays: `cut` in both, the link kinds in namespace mode
-/// only, the proxy's other kinds in proxy mode only.
+/// One table says which kinds each mode plays: `cut`, `latency`, `bandwidth` and
+/// `idle_timeout` in both, the other link kinds in namespace mode only, the proxy's other kinds
+/// in proxy mode only.
 #[test]
 fn each_mode_plays_the_kinds_of_its_table() {
     use crate::{kinds_played_by, NetworkMode};
@@ -849,7 +864,9 @@ fn each_mode_plays_the_kinds_of_its_table() {
     let namespace = kinds_played_by(NetworkMode::Namespace);
     assert!(proxy.contains(&"cut") && namespace.contains(&"cut"));
     assert!(namespace.contains(&"unplug") && !proxy.contains(&"unplug"));
-    assert!(proxy.contains(&"latency") && !namespace.contains(&"latency"));
+    assert!(proxy.contains(&"latency") && namespace.contains(&"latency"));
+    assert!(namespace.contains(&"burst_loss") && !proxy.contains(&"burst_loss"));
+    assert!(proxy.contains(&"blackhole") && !namespace.contains(&"blackhole"));
 }
 
 #[test]

@@ -16,7 +16,7 @@ pub struct Bandwidth {
 
 impl Bandwidth {
     pub fn from_keys(keys: &mut Keys) -> Result<Self, SpecError> {
-        let rate = crate::spec::bytes(keys, "rate")?.ok_or_else(|| {
+        let rate = keys.bytes("rate")?.ok_or_else(|| {
             SpecError::at(
                 "rate",
                 "`bandwidth` needs `rate` in bytes per second, e.g. bandwidth:rate=10KiB",

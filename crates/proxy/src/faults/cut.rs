@@ -28,7 +28,7 @@ pub struct Cut {
 
 impl Cut {
     pub fn from_keys(keys: &mut Keys) -> Result<Self, SpecError> {
-        let hold = crate::spec::bytes(keys, "hold")?.map_or(DEFAULT_HOLD as u64, |b| b);
+        let hold = keys.bytes("hold")?.map_or(DEFAULT_HOLD as u64, |b| b);
         if hold > MAX_HOLD as u64 {
             return Err(SpecError::at(
                 "hold",

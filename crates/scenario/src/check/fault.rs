@@ -280,6 +280,13 @@ impl Checker<'_> {
             match LinkFaultSpec::from_pairs(name, pairs) {
                 Ok(spec) => {
                     ok &= self.starts_in_run(fault, &field, spec.schedule.at, duration);
+                    if let (linecut_model::LinkKind::Latency(l), Some(d)) = (spec.kind, duration) {
+                        if l.delay >= d {
+                            let at = value_span(table, "delay").unwrap_or(kind.span());
+                            self.problem(at, &format!("{field}.delay"), format!("a delay of {} is longer than the run ({}): nothing would arrive", crate::duration_text(l.delay), crate::duration_text(d)));
+                            ok = false;
+                        }
+                    }
                     if let linecut_model::LinkKind::IdleTimeout { timeout_s, .. } = spec.kind {
                         let second = out.iter().any(|o: &LinkFaultSpec| o.kind.is_middlebox());
                         let m = Middlebox {
