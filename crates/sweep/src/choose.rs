@@ -39,10 +39,50 @@ pub struct Choice {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub forgotten_every_s: Option<f64>,
     pub pings_per_hour: Option<f64>,
+    /// Reconnects per hour over all runs together (every client's, as a rate of the runs'
+    /// total time), with a 95% interval: on a link with no outage, each is a false
+    /// disconnect.
+    pub reconnects: u64,
+    pub reconnects_per_hour: Option<PerHour>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wire_bytes_per_day: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub will_median_s: Option<f64>,
+}
+
+/// A rate per hour from a count over some hours, with its 95% interval (Poisson: exact for no
+/// event, the normal approximation on the count's square root otherwise, which is close
+/// enough from a handful of events on).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct PerHour {
+    pub rate: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+impl PerHour {
+    pub fn of(count: u64, hours: f64) -> Option<PerHour> {
+        if hours <= 0.0 {
+            return None;
+        }
+        let k = count as f64;
+        let (low, high) = if count == 0 {
+            // P(0 events | rate) = 0.025 at rate = ln 40 ≈ 3.69 events.
+            (0.0, 40f64.ln())
+        } else {
+            let root = k.sqrt();
+            (((root - 0.98).max(0.0)).powi(2), (root + 0.98).powi(2))
+        };
+        Some(PerHour {
+            rate: k / hours,
+            low: low / hours,
+            high: high / hours,
+        })
+    }
+
+    fn text(&self) -> String {
+        format!("{:.1} ({:.1}–{:.1})", self.rate, self.low, self.high)
+    }
 }
 
 /// What a cell's runs add up to, while they are read.
@@ -55,6 +95,9 @@ pub(crate) struct Tally {
     pings_per_hour: Vec<f64>,
     bytes_per_day: Vec<f64>,
     wills: Vec<f64>,
+    reconnects: u64,
+    /// Subscriber-hours the runs lasted.
+    hours: f64,
 }
 
 impl Tally {
@@ -73,6 +116,15 @@ impl Tally {
             if w.kind == "idle_timeout" {
                 forgotten += 1;
             }
+            // A weak link's window is the link's state, not an outage: a give-up in it is a
+            // false disconnect (counted as a reconnect), not a notice.
+            let weak = w
+                .spec
+                .parse::<linecut_model::LinkFaultSpec>()
+                .is_ok_and(|s| s.kind.is_impairment() || s.kind.name() == "loss");
+            if weak {
+                continue;
+            }
             for m in w.subscribers.iter().filter(|m| m.connected_at_start) {
                 self.notice.push(m.client_detect_s);
                 self.wills.extend(m.will_s);
@@ -86,6 +138,8 @@ impl Tally {
         }
         if duration_s > 0.0 {
             for d in &report.data {
+                self.reconnects += d.reconnects;
+                self.hours += duration_s / 3600.0;
                 self.pings_per_hour
                     .push(d.pings as f64 * 3600.0 / duration_s);
                 if let Some(wire) = d.wire {
@@ -113,6 +167,8 @@ impl Tally {
             forgotten: self.forgotten,
             forgotten_every_s: median(self.forgotten_every),
             pings_per_hour: median(self.pings_per_hour),
+            reconnects: self.reconnects,
+            reconnects_per_hour: PerHour::of(self.reconnects, self.hours),
             wire_bytes_per_day: median(self.bytes_per_day),
             will_median_s: median(self.wills),
         }
@@ -180,7 +236,7 @@ pub(crate) fn markdown(report: &SweepReport, plan: &Plan) -> String {
     }
     let mut w = String::new();
     let _ = writeln!(w, "\n## The keepalive to choose\n");
-    let _ = writeln!(w, "Per cell, over every outage window of every run: how soon the client noticed a dead connection (median and 95th percentile, nearest rank, a window never noticed ranking last), whether its connection survived the idle-timeout middlebox on the path, how soon the backend heard its will, and what the keepalive cost: PINGREQs per hour and bytes per day on the wire (every frame of its connections, headers included, from the capture; — where the wire is the proxy's) at the run's own rate, so the first connection's set-up (about 1.5 kB) and every reconnect count, medians over runs.\n");
+    let _ = writeln!(w, "Per cell, over every outage window of every run: how soon the client noticed a dead connection (median and 95th percentile, nearest rank, a window never noticed ranking last), whether its connection survived the idle-timeout middlebox on the path, how soon the backend heard its will, how often it reconnected (on a link with no outage, every reconnect is a false disconnect; the rate is over all runs' time together), and what the keepalive cost: PINGREQs per hour and bytes per day on the wire (every frame of its connections, headers included, from the capture; — where the wire is the proxy's) at the run's own rate, so the first connection's set-up (about 1.5 kB) and every reconnect count, medians over runs.\n");
     let goal = &plan.goal;
     let with_goal = !goal.is_empty();
     // The cell's settings as the cells table names them, then the library.
@@ -192,6 +248,7 @@ pub(crate) fn markdown(report: &SweepReport, plan: &Plan) -> String {
             "noticed (median / p95)",
             "middlebox",
             "will (median)",
+            "reconnects per hour (95% interval)",
             "PINGREQs per hour",
             "bytes per day",
         ]
@@ -270,10 +327,11 @@ pub(crate) fn markdown(report: &SweepReport, plan: &Plan) -> String {
             .collect();
         let _ = writeln!(
             w,
-            "| {index} | {} | {} | {noticed} | {middlebox} | {} | {} | {} |{goal_text}",
+            "| {index} | {} | {} | {noticed} | {middlebox} | {} | {} | {} | {} |{goal_text}",
             settings.join(" | "),
             row.client_library.split(" (").next().unwrap_or(""),
             secs(c.will_median_s),
+            c.reconnects_per_hour.map_or("—".into(), |r| r.text()),
             c.pings_per_hour.map_or("—".into(), |p| format!("{p:.0}")),
             c.wire_bytes_per_day.map_or("—".into(), bytes),
         );
@@ -401,6 +459,19 @@ mod tests {
             ..Goal::default()
         };
         assert_eq!(meets(&all_seen, &goal), vec![("notice", Some(true))]);
+    }
+
+    #[test]
+    fn a_rate_per_hour_has_an_interval_that_holds_its_count() {
+        let none = PerHour::of(0, 2.0).unwrap();
+        assert_eq!(none.rate, 0.0);
+        assert!((none.high - 40f64.ln() / 2.0).abs() < 1e-9);
+        let some = PerHour::of(9, 0.5).unwrap();
+        assert_eq!(some.rate, 18.0);
+        assert!(some.low < 18.0 && some.high > 18.0);
+        // 9 events: the interval's ends are (3 ∓ 0.98)² ≈ 4.1 and 15.9 events.
+        assert!((some.low * 0.5 - 4.08).abs() < 0.01 && (some.high * 0.5 - 15.84).abs() < 0.01);
+        assert!(PerHour::of(3, 0.0).is_none());
     }
 
     #[test]
