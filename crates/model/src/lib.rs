@@ -33,6 +33,7 @@ pub mod network;
 pub mod payload;
 pub mod phase;
 pub mod policy;
+pub mod profile;
 pub mod protocol;
 pub mod schedule;
 pub mod settings;

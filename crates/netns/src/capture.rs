@@ -100,13 +100,6 @@ fn last_error(what: &str) -> std::io::Error {
 /// A packet socket bound to `interface`, with µs timestamps on every frame, and a ring of
 /// `blocks` blocks when asked for one (set up before the bind, as the kernel requires).
 fn tap(interface: &str, blocks: Option<usize>) -> std::io::Result<(OwnedFd, Option<Ring>)> {
-    let name = CString::new(interface).map_err(std::io::Error::other)?;
-    // SAFETY: plain libc calls; the name is a valid C string.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if index == 0 {
-        return Err(last_error(&format!("find interface {interface}")));
-    }
-    let protocol = (libc::ETH_P_ALL as u16).to_be();
     // Opened with no protocol, so it receives nothing until bound to its interface with one
     // (packet(7)): a socket that already receives waits for an RCU grace period each time it
     // is re-hooked (its ring set up, its bind), about 12 ms here, which for 252 taps was
@@ -118,27 +111,15 @@ fn tap(interface: &str, blocks: Option<usize>) -> std::io::Result<(OwnedFd, Opti
     }
     // SAFETY: fd was just returned by socket and is owned from here on.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: sockaddr_ll is plain data; zeroed is a valid value before the fields are set.
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_protocol = protocol;
-    addr.sll_ifindex = index as i32;
     let ring = match blocks {
         Some(blocks) => Some(Ring::map(&fd, blocks)?),
         None => None,
     };
+    bind_to(&fd, interface)?;
     let on: libc::c_int = 1;
     let buffer: libc::c_int = 8 << 20;
     // SAFETY: valid descriptor, pointers to live values of the sizes given.
     unsafe {
-        if libc::bind(
-            fd.as_raw_fd(),
-            (&addr as *const libc::sockaddr_ll).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
-        ) != 0
-        {
-            return Err(last_error(&format!("bind a tap to {interface}")));
-        }
         // Timestamps from the moment the kernel took the frame in, as `SO_TIMESTAMP` asks of
         // every received frame; the ring's headers carry the same stamp.
         if libc::setsockopt(
@@ -161,6 +142,34 @@ fn tap(interface: &str, blocks: Option<usize>) -> std::io::Result<(OwnedFd, Opti
         );
     }
     Ok((fd, ring))
+}
+
+/// Binds packet socket `fd` to `interface`, for every protocol: from then on it reads that
+/// interface's frames (and sends out of it).
+pub(crate) fn bind_to(fd: &OwnedFd, interface: &str) -> std::io::Result<()> {
+    let name = CString::new(interface).map_err(std::io::Error::other)?;
+    // SAFETY: plain libc calls; the name is a valid C string.
+    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
+    if index == 0 {
+        return Err(last_error(&format!("find interface {interface}")));
+    }
+    // SAFETY: sockaddr_ll is plain data; zeroed is a valid value before the fields are set.
+    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+    addr.sll_family = libc::AF_PACKET as u16;
+    addr.sll_protocol = (libc::ETH_P_ALL as u16).to_be();
+    addr.sll_ifindex = index as i32;
+    // SAFETY: valid descriptor, a pointer to a live sockaddr_ll of the size given.
+    let bound = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_ll).cast(),
+            std::mem::size_of::<libc::sockaddr_ll>() as u32,
+        )
+    };
+    if bound != 0 {
+        return Err(last_error(&format!("bind a packet socket to {interface}")));
+    }
+    Ok(())
 }
 
 /// How many taps are opened or closed at once. Setting up a ring and closing a packet socket

@@ -76,19 +76,13 @@ pub fn open_tap(name: &str) -> Result<OwnedFd, NetnsError> {
 
 /// A packet socket on `interface` that reads what arrives there and sends out of it.
 fn port(interface: &str) -> Result<OwnedFd, NetnsError> {
-    let name = CString::new(interface).map_err(|e| NetnsError::Io(e.to_string()))?;
-    // SAFETY: plain libc calls; the name is a valid C string.
-    let index = unsafe { libc::if_nametoindex(name.as_ptr()) };
-    if index == 0 {
-        return Err(last_error(&format!("find interface {interface}")));
-    }
-    let protocol = (libc::ETH_P_ALL as u16).to_be();
+    // Opened with no protocol, so it reads nothing until bound (as the capture's taps).
     // SAFETY: a plain socket call.
     let fd = unsafe {
         libc::socket(
             libc::AF_PACKET,
             libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            i32::from(protocol),
+            0,
         )
     };
     if fd < 0 {
@@ -96,33 +90,22 @@ fn port(interface: &str) -> Result<OwnedFd, NetnsError> {
     }
     // SAFETY: fd was just returned by socket.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-    // SAFETY: sockaddr_ll is plain data; zeroed is valid before the fields are set.
-    let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    addr.sll_family = libc::AF_PACKET as u16;
-    addr.sll_protocol = protocol;
-    addr.sll_ifindex = index as i32;
     let on: libc::c_int = 1;
-    // SAFETY: valid descriptor, pointers to live values of the sizes given.
-    unsafe {
-        if libc::setsockopt(
+    // SAFETY: valid descriptor, a pointer to a live int of the size given.
+    let set = unsafe {
+        libc::setsockopt(
             fd.as_raw_fd(),
             libc::SOL_PACKET,
             PACKET_IGNORE_OUTGOING,
             (&on as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as u32,
-        ) != 0
-        {
-            return Err(last_error("ignore the wire's own frames"));
-        }
-        if libc::bind(
-            fd.as_raw_fd(),
-            (&addr as *const libc::sockaddr_ll).cast(),
-            std::mem::size_of::<libc::sockaddr_ll>() as u32,
-        ) != 0
-        {
-            return Err(last_error(&format!("bind the wire to {interface}")));
-        }
+        )
+    };
+    if set != 0 {
+        return Err(last_error("ignore the wire's own frames"));
     }
+    crate::capture::bind_to(&fd, interface)
+        .map_err(|e| NetnsError::system(format!("bind the wire to {interface}"), e))?;
     Ok(fd)
 }
 
@@ -237,6 +220,36 @@ struct Queued {
     frame: Vec<u8>,
 }
 
+/// The frames waiting, by when they leave (ties in the order they were queued).
+#[derive(Default)]
+struct Waiting {
+    due: BinaryHeap<Reverse<(u64, u64)>>,
+    frames: std::collections::HashMap<u64, Queued>,
+    next_id: u64,
+}
+
+impl Waiting {
+    fn push(&mut self, at: u64, frame: Queued) {
+        self.next_id += 1;
+        self.frames.insert(self.next_id, frame);
+        self.due.push(Reverse((at, self.next_id)));
+    }
+
+    /// The next frame due by `now`.
+    fn pop_due(&mut self, now: u64) -> Option<Queued> {
+        let Reverse((at, id)) = *self.due.peek()?;
+        if at > now {
+            return None;
+        }
+        self.due.pop();
+        self.frames.remove(&id)
+    }
+
+    fn next_at(&self) -> Option<u64> {
+        self.due.peek().map(|Reverse((at, _))| *at)
+    }
+}
+
 struct Engine {
     lanes: Vec<[Lane; 2]>,
     taps: Vec<OwnedFd>,
@@ -253,9 +266,7 @@ impl Engine {
         unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
         let start = Instant::now();
         let now_ns = || start.elapsed().as_nanos() as u64;
-        let mut due: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
-        let mut queued: std::collections::HashMap<u64, Queued> = Default::default();
-        let mut next_id = 0u64;
+        let mut waiting = Waiting::default();
         // When the last frame queued on each lane leaves: a lane whose impairments ended
         // still lets the frames it holds out first.
         let mut lane_free = vec![[0u64; 2]; self.lanes.len()];
@@ -273,20 +284,12 @@ impl Engine {
             .collect();
         while !self.stop.load(Ordering::Relaxed) {
             let now = now_ns();
-            while let Some(Reverse((at, id))) = due.peek().copied() {
-                if at > now {
-                    break;
-                }
-                due.pop();
-                if let Some(q) = queued.remove(&id) {
-                    self.send(q.member, q.dir, &q.frame);
-                }
+            while let Some(q) = waiting.pop_due(now) {
+                self.send(q.member, q.dir, &q.frame);
             }
-            let wait = due
-                .peek()
-                .map_or(IDLE, |Reverse((at, _))| {
-                    Duration::from_nanos(at.saturating_sub(now_ns()))
-                })
+            let wait = waiting
+                .next_at()
+                .map_or(IDLE, |at| Duration::from_nanos(at.saturating_sub(now_ns())))
                 .min(IDLE);
             let ts = libc::timespec {
                 tv_sec: wait.as_secs() as libc::time_t,
@@ -331,17 +334,8 @@ impl Engine {
                         if lane_free[member][dir] <= now {
                             self.send(member, dir, frame);
                         } else {
-                            let at = lane_free[member][dir];
-                            next_id += 1;
-                            queued.insert(
-                                next_id,
-                                Queued {
-                                    member,
-                                    dir,
-                                    frame: frame.to_vec(),
-                                },
-                            );
-                            due.push(Reverse((at, next_id)));
+                            let frame = frame.to_vec();
+                            waiting.push(lane_free[member][dir], Queued { member, dir, frame });
                         }
                         continue;
                     }
@@ -365,16 +359,8 @@ impl Engine {
                             self.send(member, dir, &copy);
                         } else {
                             lane_free[member][dir] = lane_free[member][dir].max(at);
-                            next_id += 1;
-                            queued.insert(
-                                next_id,
-                                Queued {
-                                    member,
-                                    dir,
-                                    frame: copy,
-                                },
-                            );
-                            due.push(Reverse((at, next_id)));
+                            let frame = copy;
+                            waiting.push(at, Queued { member, dir, frame });
                         }
                     }
                 }

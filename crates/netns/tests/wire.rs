@@ -9,114 +9,14 @@
 //! is the down direction's delay plus the host's echo (tens of microseconds): the tolerances
 //! below add 1 ms for that and the capture's stamping.
 
+#[path = "support/echo.rs"]
+mod echo;
+
+use echo::{echo, exchanges, rig};
 use linecut_model::impairment::{BurstLoss, DelayDistribution, Latency};
-use linecut_model::TcpSettings;
-use linecut_netns::capture::Capture;
 use linecut_netns::impair::Impairments;
-use linecut_netns::rules::LinkRules;
-use linecut_netns::topology::in_netns;
-use linecut_netns::wire::{Wire, WirePort};
-use linecut_netns::{RunId, Topology};
 use linecut_testkit::root;
-use std::collections::HashMap;
-use std::net::{Ipv4Addr, UdpSocket};
-use std::path::Path;
 use std::time::Duration;
-
-/// One wired member, its rules, its wire (seeded) and a capture on its pair's host end.
-struct Rig {
-    t: Topology,
-    _rules: LinkRules,
-    wire: Wire,
-    capture: Capture,
-    pcap: std::path::PathBuf,
-}
-
-fn rig(name: &str, seed: u64) -> Rig {
-    let mut t = Topology::create_wired(RunId::fresh(), 1, &TcpSettings::default(), &[0]).unwrap();
-    let rules = LinkRules::install(&t, None).unwrap();
-    let ports = t
-        .take_taps()
-        .into_iter()
-        .map(|(m, tap)| WirePort {
-            veth_host: t.members[m].veth_host.clone(),
-            tap,
-        })
-        .collect();
-    let wire = Wire::start(ports, seed).unwrap();
-    let pcap = linecut_testkit::temp_dir("wire", name).join("capture.pcap");
-    let capture = Capture::start(&pcap, &[t.members[0].veth_host.clone()], 9, 1).unwrap();
-    Rig {
-        t,
-        _rules: rules,
-        wire,
-        capture,
-        pcap,
-    }
-}
-
-/// Sends `count` numbered datagrams `every` apart from the member to an echo on the host and
-/// waits for the echoes that come back (or for the last one's time out).
-fn echo(r: &Rig, count: u32, every: Duration) {
-    let server = UdpSocket::bind((r.t.host_addr, 0)).unwrap();
-    let to = server.local_addr().unwrap();
-    server
-        .set_read_timeout(Some(Duration::from_millis(100)))
-        .unwrap();
-    let echoing = std::thread::spawn(move || {
-        let mut buf = [0u8; 64];
-        let mut idle = 0;
-        // Ends after a second with nothing to echo.
-        while idle < 10 {
-            match server.recv_from(&mut buf) {
-                Ok((n, from)) => {
-                    idle = 0;
-                    server.send_to(&buf[..n], from).unwrap();
-                }
-                Err(_) => idle += 1,
-            }
-        }
-    });
-    in_netns(&r.t.members[0].netns, || {
-        let socket = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0)).unwrap();
-        for n in 0..count {
-            socket.send_to(&n.to_be_bytes(), to).unwrap();
-            std::thread::sleep(every);
-        }
-        Ok(())
-    })
-    .unwrap();
-    echoing.join().unwrap();
-}
-
-/// Per datagram number: when the request was captured, and when each echo was.
-fn exchanges(pcap: &Path, device: Ipv4Addr) -> HashMap<u32, (Option<i64>, Vec<i64>)> {
-    let mut out: HashMap<u32, (Option<i64>, Vec<i64>)> = HashMap::new();
-    linecut_capture::read::read_frames(pcap, |f| {
-        let Some(ip) = linecut_capture::link::ip_packet(f.linktype, f.data) else {
-            return;
-        };
-        // IPv4, UDP, a 4-byte payload.
-        if ip.len() < 32 || ip[0] >> 4 != 4 || ip[9] != 17 {
-            return;
-        }
-        let ihl = usize::from(ip[0] & 0x0f) * 4;
-        let payload = &ip[ihl + 8..];
-        if payload.len() != 4 {
-            return;
-        }
-        let n = u32::from_be_bytes(payload.try_into().unwrap());
-        let from_device = ip[12..16] == device.octets();
-        let entry = out.entry(n).or_default();
-        if from_device {
-            entry.0.get_or_insert(f.ts_us);
-        } else {
-            entry.1.push(f.ts_us);
-        }
-    })
-    .unwrap();
-    out
-}
 
 fn latency(delay_ms: u64, jitter_ms: u64, reorder: f64) -> Latency {
     Latency {
@@ -136,16 +36,14 @@ fn delay_and_jitter_on_the_wire_follow_their_distribution() {
         eprintln!("skipped: needs root");
         return;
     }
-    let r = rig("delay", 1);
+    let r = rig("delay", Some(1));
     let down = Impairments {
         latency: Some(latency(20, 5, 0.0)),
         ..Impairments::default()
     };
-    r.wire.set(0, Impairments::default(), down);
+    r.wire().set(0, Impairments::default(), down);
     echo(&r, 300, Duration::from_millis(12));
-    let (device, pcap) = (r.t.members[0].addr, r.pcap.clone());
-    r.capture.stop().unwrap();
-    r.wire.stop().unwrap();
+    let (device, pcap) = r.finish();
     let mut late: Vec<f64> = exchanges(&pcap, device)
         .values()
         .filter_map(|(sent, echoes)| Some((echoes.first()? - (*sent)?) as f64 / 1e3))
@@ -169,7 +67,7 @@ fn burst_loss_and_duplicates_on_the_wire() {
         eprintln!("skipped: needs root");
         return;
     }
-    let r = rig("bursts", 2);
+    let r = rig("bursts", Some(2));
     let up = Impairments {
         burst_loss: Some(BurstLoss {
             p: 0.05,
@@ -183,11 +81,9 @@ fn burst_loss_and_duplicates_on_the_wire() {
         duplicate: 0.1,
         ..Impairments::default()
     };
-    r.wire.set(0, up, down);
+    r.wire().set(0, up, down);
     echo(&r, 3000, Duration::from_millis(1));
-    let (device, pcap) = (r.t.members[0].addr, r.pcap.clone());
-    r.capture.stop().unwrap();
-    r.wire.stop().unwrap();
+    let (device, pcap) = r.finish();
     let seen = exchanges(&pcap, device);
     let mut bursts = Vec::new();
     let mut run = 0;
@@ -227,16 +123,14 @@ fn reorder_on_the_wire_overtakes_delayed_frames() {
         eprintln!("skipped: needs root");
         return;
     }
-    let r = rig("reorder", 3);
+    let r = rig("reorder", Some(3));
     let down = Impairments {
         latency: Some(latency(10, 0, 0.25)),
         ..Impairments::default()
     };
-    r.wire.set(0, Impairments::default(), down);
+    r.wire().set(0, Impairments::default(), down);
     echo(&r, 500, Duration::from_millis(1));
-    let (device, pcap) = (r.t.members[0].addr, r.pcap.clone());
-    r.capture.stop().unwrap();
-    r.wire.stop().unwrap();
+    let (device, pcap) = r.finish();
     let mut order: Vec<(i64, u32)> = exchanges(&pcap, device)
         .into_iter()
         .filter_map(|(n, (_, e))| Some((*e.first()?, n)))

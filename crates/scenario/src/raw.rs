@@ -31,6 +31,7 @@ pub struct RawScenario {
 #[serde(deny_unknown_fields)]
 pub struct RawNetwork {
     pub mode: Option<Spanned<String>>,
+    pub profile: Option<Spanned<String>>,
     pub tcp_syn_retries: Option<Spanned<i64>>,
     pub tcp_retries2: Option<Spanned<i64>>,
     pub tcp_keepalive_time: Option<Spanned<String>>,

@@ -854,6 +854,62 @@ fn an_idle_timeout_is_checked_in_both_modes() {
     );
 }
 
+/// A profile expands to exactly the faults its registry entry lists, and `scenarios/README.md`
+/// documents each with exactly those faults; an unknown one, or one in proxy mode, is an
+/// error naming `network.profile`.
+#[test]
+fn a_profile_expands_to_exactly_the_faults_it_documents() {
+    let readme = include_str!("../../../scenarios/README.md");
+    for p in linecut_model::profile::PROFILES {
+        let text = format!(
+            "duration = \"10m\"\n[broker]\nkind = \"mosquitto\"\n[network]\nmode = \"namespace\"\nprofile = \"{}\"\n",
+            p.name
+        );
+        let s = parse(Path::new("p.toml"), &text).unwrap();
+        let got: Vec<String> = s
+            .link_faults
+            .iter()
+            .map(|f| f.to_string().replacen("at=0s,", "", 1))
+            .collect();
+        assert_eq!(got, p.faults, "{}", p.name);
+        let row = readme
+            .lines()
+            .find(|l| l.starts_with(&format!("| `{}` |", p.name)))
+            .unwrap_or_else(|| panic!("scenarios/README.md has no row for {}", p.name));
+        let documented: Vec<&str> = row
+            .split('|')
+            .nth(3)
+            .unwrap()
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .collect();
+        assert_eq!(documented, p.faults, "{}: the README's row", p.name);
+        // Resolved, the profile is its faults: reading that back gives the same run.
+        let again = parse(Path::new("r.toml"), &s.resolved_toml()).unwrap();
+        assert_eq!(again.link_faults, s.link_faults);
+    }
+    let ns =
+        "duration = \"10m\"\n[broker]\nkind = \"mosquitto\"\n[network]\nmode = \"namespace\"\n";
+    let e = errors(&format!("{ns}profile = \"lte\"\n"));
+    assert!(
+        e.contains("network.profile") && e.contains("y1541-class1"),
+        "{e}"
+    );
+    let e = errors("duration = \"10m\"\n[network]\nprofile = \"y1541-class0\"\n");
+    assert!(
+        e.contains("network.profile") && e.contains("namespace"),
+        "{e}"
+    );
+    let e = errors(&format!(
+        "{ns}profile = \"azure-load-balancer\"\n[[fault]]\nkind = \"idle_timeout\"\ntimeout = \"30s\"\n"
+    ));
+    assert!(
+        e.contains("network.profile") && e.contains("a run has one"),
+        "{e}"
+    );
+}
+
 /// One table says which kinds each mode plays: `cut`, `latency`, `bandwidth` and
 /// `idle_timeout` in both, the other link kinds in namespace mode only, the proxy's other kinds
 /// in proxy mode only.

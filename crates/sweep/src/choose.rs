@@ -11,7 +11,7 @@
 //! capture; the proxy sees streams, not frames), each the median over runs of the run's rate.
 
 use crate::plan::{Goal, Plan};
-use crate::report::{CellRow, SweepReport};
+use crate::report::{median, CellRow, SweepReport};
 use linecut_analyzer::Report;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -173,19 +173,6 @@ impl Tally {
             will_median_s: median(self.wills),
         }
     }
-}
-
-fn median(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let mid = v.len() / 2;
-    Some(if v.len() % 2 == 1 {
-        v[mid]
-    } else {
-        (v[mid - 1] + v[mid]) / 2.0
-    })
 }
 
 /// Whether a cell met one part of the goal: `None` when its runs did not measure it.

@@ -480,7 +480,7 @@ fn secs(v: f64) -> String {
 }
 
 /// The median of a list (None when empty).
-fn median(mut v: Vec<f64>) -> Option<f64> {
+pub(crate) fn median(mut v: Vec<f64>) -> Option<f64> {
     if v.is_empty() {
         return None;
     }

@@ -188,6 +188,7 @@ impl Checker<'_> {
         let broker_faults = self.broker_faults(&broker_raw, broker.as_ref(), duration);
         let faults = if namespace {
             self.link_faults(&front_raw, duration)
+                .and_then(|(links, jitters)| self.profile(raw.network.as_ref(), links, jitters))
                 .map(|(links, jitters)| (Vec::new(), links, jitters))
         } else {
             self.faults(&front_raw, duration)

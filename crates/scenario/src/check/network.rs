@@ -3,6 +3,55 @@
 use super::*;
 
 impl Checker<'_> {
+    /// `[network] profile`: its faults added after the scenario's own (namespace mode; the
+    /// caller only asks there), one middlebox in all.
+    pub(crate) fn profile(
+        &mut self,
+        raw: Option<&Spanned<RawNetwork>>,
+        mut links: Vec<linecut_model::LinkFaultSpec>,
+        mut jitters: Vec<Option<Jitter>>,
+    ) -> Option<(Vec<linecut_model::LinkFaultSpec>, Vec<Option<Jitter>>)> {
+        let Some(name) = raw.and_then(|n| n.get_ref().profile.as_ref()) else {
+            return Some((links, jitters));
+        };
+        let Some(profile) = linecut_model::profile::find(name.get_ref()) else {
+            self.problem_with(
+                name.span(),
+                "network.profile",
+                format!(
+                    "`{}` is not a profile; profiles are: {}",
+                    name.get_ref(),
+                    linecut_model::profile::names().join(", ")
+                ),
+                closest(name.get_ref(), linecut_model::profile::names()).map(|k| format!("`{k}`")),
+            );
+            return None;
+        };
+        let specs = match profile.specs() {
+            Ok(specs) => specs,
+            Err(e) => {
+                self.problem(name.span(), "network.profile", e.to_string());
+                return None;
+            }
+        };
+        let middleboxes = links
+            .iter()
+            .chain(&specs)
+            .filter(|s| s.kind.is_middlebox())
+            .count();
+        if middleboxes > 1 {
+            self.problem(
+                name.span(),
+                "network.profile",
+                format!("`{}` puts an idle-timeout middlebox on the path and a [[fault]] does too; a run has one", profile.name),
+            );
+            return None;
+        }
+        jitters.extend(specs.iter().map(|_| None));
+        links.extend(specs);
+        Some((links, jitters))
+    }
+
     /// `[network]`: the mode and the device's TCP settings, each checked where it is written.
     pub(crate) fn network(&mut self, raw: Option<&Spanned<RawNetwork>>) -> Option<NetworkSpec> {
         let Some(raw) = raw else {
@@ -108,6 +157,14 @@ impl Checker<'_> {
                 raw.span(),
                 "network",
                 "TCP settings apply to the subscribers' own kernels, which only namespace mode gives them: set mode = \"namespace\"",
+            );
+            ok = false;
+        }
+        if let (NetworkMode::Proxy, Some(profile)) = (mode, &n.profile) {
+            self.problem(
+                profile.span(),
+                "network.profile",
+                "a profile is link faults (latency, loss, a middlebox) on the devices' own links, which only namespace mode gives them: set mode = \"namespace\"",
             );
             ok = false;
         }
