@@ -16,6 +16,7 @@ pub(crate) fn data_metrics<'a>(
     c: &Client,
     windows: &[Window],
     pings: &wire::Pings,
+    weak_at_stop: bool,
 ) -> (DataMetrics, Ledger<'a>) {
     let filters: Vec<String> = c
         .events
@@ -65,11 +66,26 @@ pub(crate) fn data_metrics<'a>(
                 && p.ts_us < stopped_at
         })
         .collect();
+    // How long each delivery took, publish to receipt.
+    let mut delays: Vec<i64> = c
+        .deliveries
+        .iter()
+        .filter_map(|d| Some(d.ts_us - d.pub_ts_us?))
+        .collect();
+    delays.sort_unstable();
     // …of which the last second's may still have been in flight when it stopped: not "lost".
+    // On a weak link still slowing the line at the stop, a message may be in flight as long
+    // as the slowest delivery of the run took (delays, retransmissions after a burst): that
+    // long, not a second.
+    let grace = if weak_at_stop {
+        STOP_GRACE_US.max(delays.last().copied().unwrap_or(0))
+    } else {
+        STOP_GRACE_US
+    };
     // Sorted vectors rather than maps: a busy run has millions of (topic, seq) pairs.
     let mut expected: Vec<(u32, u64)> = published
         .iter()
-        .filter(|p| p.ts_us < stopped_at - STOP_GRACE_US)
+        .filter(|p| p.ts_us < stopped_at - grace)
         .map(|p| (p.topic, p.seq))
         .collect();
     expected.sort_unstable();
@@ -96,8 +112,7 @@ pub(crate) fn data_metrics<'a>(
         .iter()
         .copied()
         .filter(|p| {
-            p.ts_us < stopped_at - STOP_GRACE_US
-                && delivered.binary_search(&(p.topic, p.seq)).is_err()
+            p.ts_us < stopped_at - grace && delivered.binary_search(&(p.topic, p.seq)).is_err()
         })
         .collect();
     lost_rows.sort_by_key(|p| (p.ts_us, p.topic, p.seq));
@@ -149,6 +164,18 @@ pub(crate) fn data_metrics<'a>(
         pings,
         ping_interval_s: ping_interval.map(secs),
         delivery: None,
+        // What a weak link did to the data that crossed it: how long deliveries took.
+        delay_s: (weak_at_stop && !delays.is_empty()).then(|| {
+            let at = |q: f64| {
+                let rank = ((q * delays.len() as f64).ceil() as usize).clamp(1, delays.len());
+                secs(delays[rank - 1])
+            };
+            crate::report::DelayQuantiles {
+                p50: at(0.5),
+                p99: at(0.99),
+                max: at(1.0),
+            }
+        }),
         wire: (!run.wire_totals.is_empty()).then(|| {
             c.conns
                 .iter()

@@ -205,7 +205,22 @@ pub fn analyze(run: &Run) -> Report {
 
     let client_library = meta.subscriber_client.clone();
     let broker = meta.broker.clone();
-    let windows = windows(run, run_end);
+    // A weak link (latency, burst loss … on linecut's wire) is the line's condition, not an
+    // outage: it draws no window, and a disconnect during it is one no outage explains (a
+    // false disconnect, said so). The timeline still shows when it began and ended.
+    let all_windows = windows(run, run_end);
+    let is_weak = |w: &window::Window| {
+        w.spec
+            .parse::<linecut_model::LinkFaultSpec>()
+            .is_ok_and(|s| s.kind.is_impairment())
+    };
+    let weak: Vec<&window::Window> = all_windows.iter().filter(|w| is_weak(w)).collect();
+    let weak_at_stop = weak.iter().any(|w| w.end >= run_end);
+    let windows: Vec<window::Window> = all_windows
+        .iter()
+        .filter(|w| !is_weak(w))
+        .cloned()
+        .collect();
     let index = ConnIndex::build(&run.proxy);
     let session = session_facts(run, &clients);
     let wills = run.watcher.as_ref().map(|events| {
@@ -246,6 +261,13 @@ pub fn analyze(run: &Run) -> Report {
     let unexpected_disconnects: Vec<UnexpectedDisconnect> = clients
         .values()
         .flat_map(|c| unexpected::unexpected_disconnects(run, &index, c, &window_settle, start))
+        .map(|mut u| {
+            u.weak_link = weak
+                .iter()
+                .find(|w| w.start <= u.ts_us && u.ts_us <= w.end)
+                .map(|w| w.fault);
+            u
+        })
         .collect();
     let pings = wire::Pings::of(&run.proxy);
     // When the broker was seen dropping each subscriber, window by window, and the DUP-flagged
@@ -270,7 +292,7 @@ pub fn analyze(run: &Run) -> Report {
     let data: Vec<DataMetrics> = clients
         .values()
         .map(|c| {
-            let (mut d, ledger) = data_metrics(run, c, &windows, &pings);
+            let (mut d, ledger) = data_metrics(run, c, &windows, &pings, weak_at_stop);
             d.delivery = delivery::verdict(
                 run,
                 c,
@@ -285,7 +307,7 @@ pub fn analyze(run: &Run) -> Report {
             d
         })
         .collect();
-    let timeline = timeline(run, &clients, &windows, start, keepalive_s);
+    let timeline = timeline(run, &clients, &all_windows, start, keepalive_s);
     let mut report = Report {
         schema: REPORT_SCHEMA.into(),
         schema_version: REPORT_SCHEMA_VERSION,

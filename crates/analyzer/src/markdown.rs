@@ -675,14 +675,28 @@ fn unexpected(w: &mut String, r: &Report) {
             "None: every subscriber connection that ended, ended inside a fault window or its settling time, after the client's DISCONNECT, or when the run stopped (connections that never subscribed, a capture's publishers among them, are not judged).\n"
         );
     } else {
-        let _ = writeln!(w, "No fault explains these: the line was healthy.\n");
+        if r.unexpected_disconnects
+            .iter()
+            .any(|u| u.weak_link.is_some())
+        {
+            let _ = writeln!(w, "No outage explains these: the line never went down. Those marked \"weak link\" happened while a weak-link fault slowed and thinned it: false disconnects, a deadline missed on a link that was still up.\n");
+        } else {
+            let _ = writeln!(w, "No fault explains these: the line was healthy.\n");
+        }
         let _ = writeln!(w, "| subscriber | at | ended by | cause | evidence |");
         let _ = writeln!(w, "|---|---|---|---|---|");
         for u in &r.unexpected_disconnects {
             let _ = writeln!(
                 w,
-                "| {} | t{:+.3} s | {} | {} | {} |",
-                u.client, u.t_s, u.by, u.cause, u.evidence
+                "| {} | t{:+.3} s{} | {} | {} | {} |",
+                u.client,
+                u.t_s,
+                u.weak_link
+                    .map(|f| format!(" (weak link, fault {f})"))
+                    .unwrap_or_default(),
+                u.by,
+                u.cause,
+                u.evidence
             );
         }
         let _ = writeln!(w);
@@ -730,6 +744,15 @@ fn data(w: &mut String, r: &Report) {
                 (true, None) => " — |".into(),
             }
         );
+    }
+    for d in &r.data {
+        if let Some(q) = d.delay_s {
+            let _ = writeln!(
+                w,
+                "\n{}: on the weak link, deliveries took {:.3} s (median), {:.3} s (p99), {:.3} s at most, publish to receipt.",
+                d.client, q.p50, q.p99, q.max
+            );
+        }
     }
     // Fleets: the verdicts that were not kept, and a count of the rest.
     let verdicts: Vec<(&str, &crate::DeliveryVerdict)> = r

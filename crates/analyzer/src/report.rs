@@ -147,6 +147,10 @@ pub struct UnexpectedDisconnect {
     pub cause: String,
     /// The events that show it.
     pub evidence: String,
+    /// The weak-link fault that was on when it happened: the line never went down, so this is
+    /// a false disconnect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weak_link: Option<u64>,
 }
 
 /// What the subscriber asked of the broker, read off its CONNECT and SUBSCRIBE.
@@ -342,6 +346,18 @@ pub struct DataMetrics {
     /// frames (namespace mode; the proxy sees a stream, not frames).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wire: Option<WireCost>,
+    /// How long deliveries took from publish to receipt, in runs whose link was weak at the
+    /// end (latency, burst loss … on linecut's wire).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_s: Option<DelayQuantiles>,
+}
+
+/// Quantiles of a delay, seconds (nearest rank).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DelayQuantiles {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
 }
 
 /// Frames and bytes on the wire, link, IP and TCP headers included.

@@ -134,6 +134,8 @@ pub(crate) fn unexpected_disconnects(
             by: by.to_string(),
             cause,
             evidence,
+            // Set by the caller, which knows the weak links.
+            weak_link: None,
         });
     }
     out.sort_by_key(|u| u.ts_us);

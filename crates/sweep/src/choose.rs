@@ -46,6 +46,9 @@ pub struct Choice {
     pub reconnects_per_hour: Option<PerHour>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wire_bytes_per_day: Option<f64>,
+    /// On a weak link: the delivery delay's p99, median over runs, and messages lost per run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delay_p99_s: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub will_median_s: Option<f64>,
 }
@@ -98,6 +101,7 @@ pub(crate) struct Tally {
     reconnects: u64,
     /// Subscriber-hours the runs lasted.
     hours: f64,
+    delay_p99: Vec<f64>,
 }
 
 impl Tally {
@@ -140,6 +144,7 @@ impl Tally {
             for d in &report.data {
                 self.reconnects += d.reconnects;
                 self.hours += duration_s / 3600.0;
+                self.delay_p99.extend(d.delay_s.map(|q| q.p99));
                 self.pings_per_hour
                     .push(d.pings as f64 * 3600.0 / duration_s);
                 if let Some(wire) = d.wire {
@@ -170,6 +175,7 @@ impl Tally {
             reconnects: self.reconnects,
             reconnects_per_hour: PerHour::of(self.reconnects, self.hours),
             wire_bytes_per_day: median(self.bytes_per_day),
+            delay_p99_s: median(self.delay_p99),
             will_median_s: median(self.wills),
         }
     }
@@ -223,7 +229,7 @@ pub(crate) fn markdown(report: &SweepReport, plan: &Plan) -> String {
     }
     let mut w = String::new();
     let _ = writeln!(w, "\n## The keepalive to choose\n");
-    let _ = writeln!(w, "Per cell, over every outage window of every run: how soon the client noticed a dead connection (median and 95th percentile, nearest rank, a window never noticed ranking last), whether its connection survived the idle-timeout middlebox on the path, how soon the backend heard its will, how often it reconnected (on a link with no outage, every reconnect is a false disconnect; the rate is over all runs' time together), and what the keepalive cost: PINGREQs per hour and bytes per day on the wire (every frame of its connections, headers included, from the capture; — where the wire is the proxy's) at the run's own rate, so the first connection's set-up (about 1.5 kB) and every reconnect count, medians over runs.\n");
+    let _ = writeln!(w, "Per cell, over every outage window of every run: how soon the client noticed a dead connection (median and 95th percentile, nearest rank, a window never noticed ranking last), whether its connection survived the idle-timeout middlebox on the path, how soon the backend heard its will, how often it reconnected (on a link with no outage, every reconnect is a false disconnect; the rate is over all runs' time together), how long deliveries took on a weak link (the 99th percentile, median over runs), and what the keepalive cost: PINGREQs per hour and bytes per day on the wire (every frame of its connections, headers included, from the capture; — where the wire is the proxy's) at the run's own rate, so the first connection's set-up (about 1.5 kB) and every reconnect count, medians over runs.\n");
     let goal = &plan.goal;
     let with_goal = !goal.is_empty();
     // The cell's settings as the cells table names them, then the library.
@@ -236,6 +242,7 @@ pub(crate) fn markdown(report: &SweepReport, plan: &Plan) -> String {
             "middlebox",
             "will (median)",
             "reconnects per hour (95% interval)",
+            "delivery delay p99",
             "PINGREQs per hour",
             "bytes per day",
         ]
@@ -314,11 +321,12 @@ pub(crate) fn markdown(report: &SweepReport, plan: &Plan) -> String {
             .collect();
         let _ = writeln!(
             w,
-            "| {index} | {} | {} | {noticed} | {middlebox} | {} | {} | {} | {} |{goal_text}",
+            "| {index} | {} | {} | {noticed} | {middlebox} | {} | {} | {} | {} | {} |{goal_text}",
             settings.join(" | "),
             row.client_library.split(" (").next().unwrap_or(""),
             secs(c.will_median_s),
             c.reconnects_per_hour.map_or("—".into(), |r| r.text()),
+            secs(c.delay_p99_s),
             c.pings_per_hour.map_or("—".into(), |p| format!("{p:.0}")),
             c.wire_bytes_per_day.map_or("—".into(), bytes),
         );

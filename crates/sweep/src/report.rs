@@ -125,6 +125,9 @@ pub struct Unexpected {
     pub t_s: f64,
     pub by: String,
     pub cause: String,
+    /// It came while a weak-link fault was on: a false disconnect.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub weak_link: bool,
 }
 
 /// A proportion with its 95% Wilson score interval: the interval stays inside [0, 1] and
@@ -308,6 +311,7 @@ pub fn build(plan: &Plan, dir: &Path) -> Result<SweepReport, SweepError> {
                     t_s: u.t_s,
                     by: u.by.clone(),
                     cause: u.cause.clone(),
+                    weak_link: u.weak_link.is_some(),
                 }));
             row.ping_intervals_s
                 .extend(report.data.iter().filter_map(|d| d.ping_interval_s));
@@ -699,6 +703,8 @@ fn summarise(report: &SweepReport, plan: &Plan) -> Vec<String> {
         runs_hit: usize,
         runs: usize,
         causes: BTreeMap<String, usize>,
+        /// Of them, the ones on a weak link.
+        weak: usize,
     }
     let mut unexpected: BTreeMap<(String, u64), Findings> = BTreeMap::new();
     for row in &report.cells {
@@ -711,6 +717,7 @@ fn summarise(report: &SweepReport, plan: &Plan) -> Vec<String> {
         let runs: std::collections::BTreeSet<u32> =
             row.unexpected.iter().map(|u| u.repeat).collect();
         entry.runs_hit += runs.len();
+        entry.weak += row.unexpected.iter().filter(|u| u.weak_link).count();
         for u in &row.unexpected {
             *entry
                 .causes
@@ -731,6 +738,7 @@ fn summarise(report: &SweepReport, plan: &Plan) -> Vec<String> {
                 runs_hit,
                 runs,
                 causes,
+                weak,
             },
         ) in unexpected
         {
@@ -742,8 +750,17 @@ fn summarise(report: &SweepReport, plan: &Plan) -> Vec<String> {
             } else {
                 format!("{series}, keepalive {}", secs(k_ms as f64 / 1000.0))
             };
+            let all: usize = causes.values().sum();
+            let line = if weak == all {
+                "The line never went down, only a weak link slowed and thinned it: every one is a false disconnect"
+                    .to_string()
+            } else if weak > 0 {
+                format!("The line never went down; {weak} of them came on a weak link (false disconnects), the rest while it was healthy")
+            } else {
+                "The line was healthy".to_string()
+            };
             out.push(format!(
-                "Disconnects with no fault to explain them, {who}: in {} — {}. The line was healthy; see the runs' reports.",
+                "Disconnects with no fault to explain them, {who}: in {} — {}. {line}; see the runs' reports.",
                 Rate::of(runs_hit, runs).text(),
                 causes
                     .iter()
