@@ -30,6 +30,16 @@ fuzz_target!(|data: &[u8]| {
             | Observation::Closed { frame, .. }
             | Observation::Ended { frame, .. }
             | Observation::Neighbour { frame, .. } => frame,
+            Observation::Quiet {
+                frame,
+                ts_us,
+                since_us,
+                ..
+            } => {
+                // A silence is at least a second, and ends with the frame that broke it.
+                assert!(ts_us - since_us >= linecut_capture::flows::QUIET_US);
+                frame
+            }
         };
         // Frames are cited by number: each names a frame the file has, in file order.
         assert!(frame >= 1 && frame >= last_frame);
