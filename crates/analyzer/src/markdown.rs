@@ -97,11 +97,7 @@ fn in_short(
                 }
                 // A middlebox's window ends when the dead connection does, not when a line
                 // returns: there is no restore to be late for.
-                let middlebox = window
-                    .spec
-                    .parse::<linecut_model::LinkFaultSpec>()
-                    .is_ok_and(|s| s.kind.is_middlebox());
-                if t > outage_s && !middlebox {
+                if t > outage_s && !is_middlebox(window) {
                     sentence.push_str(&format!(
                         ". That was {:.3} s after the line had already returned: the verdict of a ping tick that fell just after the restore, a matter of phase",
                         t - outage_s
@@ -266,7 +262,27 @@ fn in_short(
     } else if m.client_detect_s.is_some() {
         out.push("Nothing reached the abandoned connection after the client left it.".into());
     }
+    if is_middlebox(window) {
+        // A middlebox's window is a dead connection's afterlife, not a line that went and came
+        // back: its start is the middlebox forgetting the flow, its end the connection ending
+        // for the client.
+        for line in &mut out {
+            *line = line
+                .replace("after it went", "after the middlebox forgot its flow")
+                .replace("after the line went", "after the middlebox forgot the flow")
+                .replace("after the line returned", "after its dead connection ended")
+                .replace("the outage (", "the dead connection's time (");
+        }
+    }
     out
+}
+
+/// Whether the window is a flow an idle-timeout middlebox forgot.
+fn is_middlebox(window: &WindowReport) -> bool {
+    window
+        .spec
+        .parse::<linecut_model::LinkFaultSpec>()
+        .is_ok_and(|s| s.kind.is_middlebox())
 }
 
 /// The run's wire was a capture (a namespace run's links, or `linecut analyze CAPTURE`), not
@@ -447,15 +463,33 @@ fn windows(w: &mut String, r: &Report) {
 /// One fault window's section: its timings per subscriber, bands, stories and frames.
 fn fault_window(w: &mut String, r: &Report, window: &crate::report::WindowReport) {
     let t = |us: i64| (us - r.experiment_start_us) as f64 / 1e6;
-    let _ = writeln!(
-        w,
-        "## Fault {}: {} from t+{:.3} s to t+{:.3} s\n\n`{}`\n",
-        window.fault,
-        window.kind,
-        t(window.outage_start_us),
-        t(window.outage_end_us),
-        window.spec
-    );
+    if is_middlebox(window) {
+        let whose = window
+            .subscribers
+            .iter()
+            .map(|m| m.client.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let _ = writeln!(
+            w,
+            "## Fault {}: {} forgot {whose}'s flow at t+{:.3} s (its connection dead until t+{:.3} s)\n\n`{}`\n",
+            window.fault,
+            window.kind,
+            t(window.outage_start_us),
+            t(window.outage_end_us),
+            window.spec
+        );
+    } else {
+        let _ = writeln!(
+            w,
+            "## Fault {}: {} from t+{:.3} s to t+{:.3} s\n\n`{}`\n",
+            window.fault,
+            window.kind,
+            t(window.outage_start_us),
+            t(window.outage_end_us),
+            window.spec
+        );
+    }
     if let Some(rule) = &r.client_rule {
         let _ = writeln!(w, "The client's rule: {rule}\n");
     }
