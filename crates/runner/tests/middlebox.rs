@@ -71,7 +71,7 @@ async fn a_forgotten_flow_drops_what_either_side_sends_and_the_ping_goes_nowhere
         eprintln!("skipped: needs root");
         return;
     }
-    let (report, dir) = run("drop", &scenario("nat-drop", 8, 2, "drop", 22)).await;
+    let (report, dir) = run("drop", &scenario("nat-drop", 8, 2, "drop", 18)).await;
     let w = report
         .windows
         .iter()
@@ -122,7 +122,7 @@ async fn a_remapped_flow_is_reset_by_the_broker_which_keeps_its_dead_session() {
         eprintln!("skipped: needs root");
         return;
     }
-    let (report, dir) = run("remap", &scenario("nat-remap", 8, 2, "remap", 22)).await;
+    let (report, dir) = run("remap", &scenario("nat-remap", 8, 2, "remap", 12)).await;
     let w = &report.windows[0];
     let m = &w.subscribers[0];
     reset_answers_the_ping(&dir, w.outage_start_us);
