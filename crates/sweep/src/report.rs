@@ -604,7 +604,10 @@ fn compare_modes(report: &SweepReport, plan: &Plan) -> Vec<String> {
 fn summarise(report: &SweepReport, plan: &Plan) -> Vec<String> {
     let mut out = Vec::new();
     let phased = report.cells.iter().any(|r| !r.phase_offsets_s.is_empty());
-    if phased {
+    let behind_middlebox = |r: &CellRow| r.choice.as_ref().and_then(|c| c.idle_timeout_s).is_some();
+    if !report.cells.is_empty() && report.cells.iter().all(behind_middlebox) {
+        out.push("Every run had an idle-timeout middlebox on the path from its start: it forgets a flow a fixed time after the flow's last segment, so where the ping cycle stands is the client's doing, not a phase drawn by the run.".into());
+    } else if phased {
         out.push("Each run started its fault at a random point of the client's ping cycle (the planned start plus up to one keepalive, seeded per run and recorded in its meta.json), so the rates below sample the phase; where the rule says \"depends on the phase\", the rate is the share of phases in which the outage was noticed.".into());
     } else {
         out.push("Every run started its fault at the same moment, so repeats repeat one phase of the ping cycle: a rate between 0 and n says little about other phases.".into());
@@ -633,6 +636,36 @@ fn summarise(report: &SweepReport, plan: &Plan) -> Vec<String> {
         };
         let mut parts = Vec::new();
         for row in &rows {
+            // Behind a middlebox a window is a flow it forgot, not an outage of the line.
+            if let Some(c) = row.choice.as_ref().filter(|c| c.idle_timeout_s.is_some()) {
+                let flows: u32 = c.forgotten.iter().sum();
+                let hit = c.forgotten.iter().filter(|n| **n > 0).count();
+                let mut text = format!(
+                    "behind a {} idle timeout the middlebox forgot the flow in {} ({flows} flow(s) in all)",
+                    secs(c.idle_timeout_s.unwrap_or(0.0)),
+                    Rate::of(hit, c.forgotten.len()).text(),
+                );
+                let detect: Vec<f64> = row.client_detect.iter().filter_map(|p| p.value).collect();
+                if let Some(m) = median(detect.clone()) {
+                    text.push_str(&format!(
+                        ", the client noticing a median of {} after it forgot it ({}–{})",
+                        secs(m),
+                        secs(detect.iter().copied().fold(f64::INFINITY, f64::min)),
+                        secs(detect.iter().copied().fold(0.0, f64::max))
+                    ));
+                }
+                let wills: Vec<f64> = row.will.iter().filter_map(|p| p.value).collect();
+                if let Some(m) = median(wills.clone()) {
+                    text.push_str(&format!(
+                        ", the backend hearing its will a median of {} after ({}–{})",
+                        secs(m),
+                        secs(wills.iter().copied().fold(f64::INFINITY, f64::min)),
+                        secs(wills.iter().copied().fold(0.0, f64::max))
+                    ));
+                }
+                parts.push(text);
+                continue;
+            }
             let (Some(outage), Some(rate)) = (row.outage_s, row.client_noticed) else {
                 continue;
             };
