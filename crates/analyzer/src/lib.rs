@@ -209,11 +209,7 @@ pub fn analyze(run: &Run) -> Report {
     // outage: it draws no window, and a disconnect during it is one no outage explains (a
     // false disconnect, said so). The timeline still shows when it began and ended.
     let all_windows = windows(run, run_end);
-    let is_weak = |w: &window::Window| {
-        w.spec
-            .parse::<linecut_model::LinkFaultSpec>()
-            .is_ok_and(|s| s.kind.is_impairment())
-    };
+    let is_weak = |w: &window::Window| w.link.is_some_and(|k| k.is_impairment());
     let weak: Vec<&window::Window> = all_windows.iter().filter(|w| is_weak(w)).collect();
     let weak_at_stop = weak.iter().any(|w| w.end >= run_end);
     let windows: Vec<window::Window> = all_windows

@@ -702,7 +702,21 @@ fn fault_window(w: &mut String, r: &Report, window: &crate::report::WindowReport
 
 /// The report's disconnects no fault explains.
 fn unexpected(w: &mut String, r: &Report) {
-    let _ = writeln!(w, "## Disconnects outside any fault\n");
+    // A weak link is a fault but not an outage: disconnects during it are listed here, under a
+    // heading that does not say they came outside every fault.
+    let weak = r
+        .unexpected_disconnects
+        .iter()
+        .any(|u| u.weak_link.is_some());
+    let _ = writeln!(
+        w,
+        "## Disconnects {}\n",
+        if weak {
+            "no outage explains"
+        } else {
+            "outside any fault"
+        }
+    );
     if r.unexpected_disconnects.is_empty() {
         let _ = writeln!(
             w,

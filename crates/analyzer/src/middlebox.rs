@@ -86,7 +86,6 @@ pub(crate) fn forgotten_windows(run: &mut Run) {
         .map(|e| e.ts_us)
         .max()
         .unwrap_or(0);
-    let mut windows = Vec::new();
     // The proxy says when it forgot a connection; a capture shows it.
     let told: Vec<(u64, i64)> = run
         .proxy
@@ -105,28 +104,46 @@ pub(crate) fn forgotten_windows(run: &mut Run) {
     } else {
         told
     };
+    // A reset on a forgotten flow is the network's: said so before the ends are read, so that
+    // one reaching the client ends its dead connection.
+    if then != Forget::Drop {
+        for (conn, at) in &found {
+            own_the_resets(run, *conn, *at, then);
+        }
+    }
+    // When each connection's client side closed, and when each client opened a connection:
+    // gathered in one pass, so a fleet's many forgotten flows do not each rescan the log.
+    let mut client_closes: std::collections::HashMap<u64, Vec<i64>> = Default::default();
+    let mut opens: std::collections::HashMap<&str, Vec<(i64, u64)>> = Default::default();
+    for e in &run.proxy {
+        match &e.kind {
+            EventKind::LegClosed(l) if l.leg == Leg::Client => {
+                client_closes.entry(l.conn).or_default().push(e.ts_us)
+            }
+            EventKind::ConnOpened(o) => {
+                if let Some(c) = conn_client.get(&o.conn) {
+                    opens.entry(c.as_str()).or_default().push((e.ts_us, o.conn));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut windows = Vec::new();
     for (conn, at) in found {
-        let Some(client) = client_of(conn).cloned() else {
+        let Some(client) = conn_client.get(&conn).cloned() else {
             continue;
         };
         // The client's side closing (its own close, or a reset reaching it: the broker's
         // close does not cross a forgotten flow), or the client's next connection.
-        let end = run
-            .proxy
-            .iter()
-            .filter(|e| e.ts_us >= at)
-            .find(|e| match &e.kind {
-                EventKind::LegClosed(l) => l.conn == conn && l.leg == Leg::Client,
-                EventKind::ConnOpened(o) => {
-                    o.conn != conn && client_of(o.conn).is_some_and(|c| *c == client)
-                }
-                _ => false,
-            })
-            .map_or(run_end, |e| e.ts_us);
+        let closed = client_closes
+            .get(&conn)
+            .and_then(|t| t.iter().copied().find(|t| *t >= at));
+        let reopened = opens
+            .get(client.as_str())
+            .and_then(|o| o.iter().find(|(t, c)| *t >= at && *c != conn))
+            .map(|(t, _)| *t);
+        let end = closed.into_iter().chain(reopened).min().unwrap_or(run_end);
         windows.push((client, at, end));
-        if then != Forget::Drop {
-            own_the_resets(run, conn, at, then);
-        }
     }
     for (client, at, end) in windows {
         let applied = |ts_us| {

@@ -92,7 +92,7 @@ impl LinkFront {
             &wired,
         )
         .map_err(network)?;
-        let middlebox = middlebox(scenario);
+        let middlebox = middlebox(scenario, &ids);
         let rules = LinkRules::install(&topology, middlebox.as_ref()).map_err(network)?;
         let mut wire_ports = vec![None; topology.members.len()];
         let ports: Vec<WirePort> = topology
@@ -355,14 +355,12 @@ impl Front for LinkFront {
 
 /// The run's idle-timeout middlebox, if a fault puts one on the path: the members behind it
 /// are known before anything connects, from the client ids the fleet will use.
-fn middlebox(scenario: &linecut_scenario::Scenario) -> Option<Middlebox> {
-    let s = &scenario.subscriber.settings;
-    let ids = linecut_agent::fleet_ids(&s.client_id, s.count);
+fn middlebox(scenario: &linecut_scenario::Scenario, ids: &[String]) -> Option<Middlebox> {
     scenario.link_faults.iter().find_map(|f| match f.kind {
         LinkKind::IdleTimeout { timeout_s, then } => Some(Middlebox {
             timeout_s,
             then,
-            members: targets(f, &ids),
+            members: targets(f, ids),
         }),
         _ => None,
     })

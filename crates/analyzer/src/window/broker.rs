@@ -37,18 +37,13 @@ pub(crate) fn dropped<'a>(ctx: &RunContext<'a>, c: &Client, w: &Window, v: &View
     // own send: the broker finds its connection broken (its log's "closed its connection"),
     // which is how it learns the device is gone. Elsewhere that line is the client's own close
     // reaching it, not a detection.
-    let resets_broker = w
-        .spec
-        .parse::<linecut_model::LinkFaultSpec>()
-        .is_ok_and(|s| {
-            matches!(
-                s.kind,
-                linecut_model::LinkKind::IdleTimeout {
-                    then: linecut_model::Forget::Reset,
-                    ..
-                }
-            )
-        });
+    let resets_broker = matches!(
+        w.link,
+        Some(linecut_model::LinkKind::IdleTimeout {
+            then: linecut_model::Forget::Reset,
+            ..
+        })
+    );
     let drop_line = |kind: BrokerLogKind| {
         kind == BrokerLogKind::KeepaliveTimeout || (resets_broker && kind == BrokerLogKind::Closed)
     };

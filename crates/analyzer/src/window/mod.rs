@@ -37,6 +37,9 @@ pub(crate) struct Window {
     pub spec: String,
     pub start: i64,
     pub end: i64,
+    /// The link fault the window is of, read once from its spec (namespace runs; `None` for
+    /// the proxy's faults and inferred windows).
+    pub link: Option<linecut_model::LinkKind>,
     /// Namespace mode: when the fault's rules were in for each subscriber, and out again
     /// (the window's own times are the last subscriber's).
     pub per_client: std::collections::HashMap<String, (Option<i64>, Option<i64>)>,
@@ -65,6 +68,11 @@ pub(crate) fn windows(run: &Run, run_end: i64) -> Vec<Window> {
                     fault: f.fault,
                     kind: f.kind.clone(),
                     spec: f.spec.clone(),
+                    link: f
+                        .spec
+                        .parse::<linecut_model::LinkFaultSpec>()
+                        .ok()
+                        .map(|s| s.kind),
                     start: e.ts_us,
                     end: run_end,
                     per_client: f
@@ -221,15 +229,10 @@ pub(crate) fn window_metrics(
 
     // Bands apply to silent outages of a connection that was up when they began.
     let inferred = w.kind == crate::capture::INFERRED;
-    let middlebox_drops = || {
-        w.spec
-            .parse::<linecut_model::LinkFaultSpec>()
-            .is_ok_and(|s| s.kind.is_middlebox() && s.kind.is_silent())
-    };
-    let silent = (matches!(w.kind.as_str(), "cut" | "blackhole" | "unplug")
-        || inferred
-        || middlebox_drops())
-        && v.connected_at_start;
+    let middlebox_drops = w.link.is_some_and(|k| k.is_middlebox() && k.is_silent());
+    let silent =
+        (matches!(w.kind.as_str(), "cut" | "blackhole" | "unplug") || inferred || middlebox_drops)
+            && v.connected_at_start;
     let watched = bands::Watched {
         outage_s: secs(w.end - w.start),
         watched_s: secs(v.horizon - w.start),
