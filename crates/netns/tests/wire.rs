@@ -53,7 +53,15 @@ fn delay_and_jitter_on_the_wire_follow_their_distribution() {
     let q = |p: f64| late[((late.len() - 1) as f64 * p).round() as usize];
     // Evenly over 15..25 ms plus the echo: deciles 1 ms apart. With 300 draws a decile's
     // standard error is about 0.17 ms; 0.7 ms is four of them.
-    assert!(late[0] >= 15.0 - 0.1 && q(1.0) <= 25.0 + 1.0, "{late:?}");
+    // Never early. Late past the range only by the wire thread being scheduled late: on two
+    // busy cores one frame in a few thousand waits 2–4 ms (the `wire` benchmark), so a handful
+    // of 300 may, never more than 1 %.
+    assert!(late[0] >= 15.0 - 0.1, "{late:?}");
+    let past = late.iter().filter(|l| **l > 25.0 + 1.0).count();
+    assert!(
+        past * 100 <= late.len(),
+        "{past} echoes past 26 ms: {late:?}"
+    );
     for (p, want) in [(0.1, 16.0), (0.5, 20.0), (0.9, 24.0)] {
         assert!((q(p) - want).abs() < 0.7, "p{p}: {} ms", q(p));
     }
