@@ -13,9 +13,13 @@ fn temp_dir(name: &str) -> PathBuf {
     common::temp_dir("sweep", name)
 }
 
-/// 2 × 2 cells of 5 s: keepalive 1 s or 2 s, a cut of 0.5 s (ridden through) or 3 s (detected).
-/// The phase is fixed: with K = 2 s a 3 s cut is noticed or not depending on where it falls in
-/// the ping cycle, and these tests check the machinery, not the phase.
+/// 2 × 2 cells of 5 s: keepalive 1 s or 2 s, a cut of 0.5 s (ridden through) or 3.5 s (detected).
+/// The phase is fixed, and these tests check the machinery, not the phase. The long cut must
+/// hold until rumqttc's tick that finds its PINGREQ unanswered, with room to spare: with K = 2 s
+/// the subscriber connects a few ms before t = 0, pings at about t+2 s (lost) and checks at about
+/// t+4 s. A 3 s cut ended at t+4.000 s, 5 ms after that check, and the proxy's release of the held
+/// PINGRESP at the restore won the race once on a loaded machine. Ending at t+4.5 s leaves 0.5 s
+/// for timer and scheduling lateness.
 const MINI: &str = r#"
 name = "mini"
 duration = "5s"
@@ -27,10 +31,10 @@ reconnect = "immediate"
 [[fault]]
 kind = "cut"
 at = "1s"
-for = "3s"
+for = "3500ms"
 [sweep]
 "subscriber.keepalive" = ["1s", "2s"]
-"fault.cut.for" = ["500ms", "3s"]
+"fault.cut.for" = ["500ms", "3500ms"]
 phase = "fixed"
 "#;
 
@@ -348,7 +352,7 @@ fn a_random_phase_sweep_draws_and_records_a_phase_per_run() {
     let text = MINI
         .replace("phase = \"fixed\"\n", "")
         .replace(
-            "\"fault.cut.for\" = [\"500ms\", \"3s\"]",
+            "\"fault.cut.for\" = [\"500ms\", \"3500ms\"]",
             "\"fault.cut.for\" = [\"500ms\"]",
         )
         .replace(
