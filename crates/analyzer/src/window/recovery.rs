@@ -41,10 +41,20 @@ pub(crate) fn came_back<'a>(c: &'a Client, w: &Window, after: Option<i64>) -> Ca
             matches!(e.kind, EventKind::Suback(_))
         })
     });
+    // The new connection begins at the attempt that made it, when the client reports its
+    // attempts: a client may write SUBSCRIBE right after CONNECT, before the CONNACK reaches
+    // it (MQTT 3.1.1 §3.1.4 allows it; aiomqtt does so when it reconnects), and that is a
+    // subscription on the new session too.
     let resubscribed = connack.map(|a| {
+        let attempt = c
+            .events
+            .iter()
+            .rev()
+            .filter(|e| e.ts_us <= a.ts_us && after.is_none_or(|t| e.ts_us > t))
+            .find(|e| matches!(e.kind, EventKind::ConnectAttempt(_)));
         first(
             &c.events,
-            a.ts_us,
+            attempt.map_or(a.ts_us, |e| e.ts_us),
             next_connack.map_or(i64::MAX, |n| n.ts_us),
             |e| matches!(e.kind, EventKind::SubscribeSent(_)),
         )
