@@ -127,9 +127,19 @@ const PAHO_TOLERANCE: &str = "the client loop's wake-up and event stamping on a 
 /// mosquitto's clock is whole seconds and its check runs in its event loop.
 const MOSQUITTO_TOLERANCE: &str =
     "mosquitto's event loop wakes at least once a second; the close is stamped when the proxy or the capture sees it";
+/// MQTT.js's timer is Node's `setInterval`, run when the event loop is free.
+const MQTTJS_TOLERANCE: &str = "Node's interval timer fires when the event loop is free; events are stamped when the program's callback runs";
+/// Paho C's own check spacing is inside the band; its receive thread also waits on `select`.
+const PAHO_C_TOLERANCE: &str = "the library's receive thread reaches its keepalive check between socket waits; events are stamped in the program's callbacks";
+/// Paho Go's ticker runs on the Go runtime's timer.
+const PAHO_GO_TOLERANCE: &str = "the Go runtime's ticker and goroutine scheduling; events are stamped in the program's handlers";
 /// rumqttd's read timeout is a tokio timer in its connection task.
 const RUMQTTD_TOLERANCE: &str =
     "rumqttd's read timeout runs on its async runtime's timer; the close is stamped when the proxy or the capture sees it";
+/// aedes's keepalive is a Node `setTimeout` per client.
+const AEDES_TOLERANCE: &str = "aedes's keepalive timer is Node's setTimeout, run when the event loop is free; the close is stamped when the proxy or the capture sees it";
+/// amqtt's reader wait is an asyncio timeout.
+const AMQTT_TOLERANCE: &str = "amqtt's timers run on its asyncio loop; the close is stamped when the proxy or the capture sees it";
 /// A will is stamped by the watcher, not at the broker's close.
 const WILL_TOLERANCE: &str =
     "the broker's loop (mosquitto's wakes at least every 100 ms, rumqttd's timers are its runtime's) and the will's loopback hop to the watcher, stamped when the watcher's task runs";
@@ -137,32 +147,147 @@ const WILL_TOLERANCE: &str =
 /// well below the shortest keepalive the bands are drawn for (1 s).
 const TOLERANCE_S: f64 = 0.1;
 
+/// One client library's detection rule, written from its source (docs/clients.md gives the
+/// file and line of each): everything the analysis needs to know about a library is its row of
+/// [`CLIENT_RULES`].
+struct ClientRule {
+    family: ClientFamily,
+    /// The band's ends for keepalive K, seconds after a silent outage starts.
+    band: fn(f64) -> (f64, f64),
+    /// The rule in words, for the band.
+    rule: &'static str,
+    /// What it does, in words, for keepalive K (the report's "the client's rule").
+    how: fn(u16) -> String,
+    tolerance: &'static str,
+    /// Longest silence of an idle, healthy client between two packets it sends (K for a
+    /// library that pings every K; more where its check runs on a coarser clock).
+    silence: fn(f64) -> f64,
+    /// Whether it runs on the keepalive an MQTT 5 broker grants in its CONNACK (Server Keep
+    /// Alive), as MQTT 5.0 §3.2.2.3.14 requires.
+    adopts_server_keepalive: bool,
+}
+
+/// Paho C's keepalive check runs at most every clamp(K/10, 0.1 s, 5 s)
+/// (`MQTTProtocolClient.c` `MQTTProtocol_keepalive`, called from the receive loop).
+fn paho_c_spacing(k: f64) -> f64 {
+    (k / 10.0).clamp(0.1, 5.0)
+}
+
+/// Paho Go's ping ticker: every 5 s when K > 10 s, else every K/2 (`ping.go`, `keepalive`).
+fn paho_go_tick(k: f64) -> f64 {
+    if k > 10.0 {
+        5.0
+    } else {
+        k / 2.0
+    }
+}
+
+/// Paho Go's default `PingTimeout` (`options.go`, `NewClientOptions`).
+const PAHO_GO_PING_TIMEOUT_S: f64 = 10.0;
+
+const CLIENT_RULES: [ClientRule; 7] = [
+    ClientRule {
+        family: ClientFamily::Rumqttc,
+        band: |k| (k, 2.0 * k),
+        rule: "rumqttc sends PINGREQ every K from CONNACK, whatever else it sends or receives, and gives up at the next tick if that PINGREQ is still unanswered: K..2K after the outage starts",
+        how: |k| format!("rumqttc sends PINGREQ every {k} s from CONNACK and gives up at the next tick if it is unanswered"),
+        tolerance: RUMQTTC_TOLERANCE,
+        silence: |k| k,
+        // v5/eventloop.rs, `connect`.
+        adopts_server_keepalive: true,
+    },
+    ClientRule {
+        family: ClientFamily::Libmosquitto,
+        band: |k| (k, 2.0 * k + 1.0),
+        rule: "libmosquitto sends PINGREQ once K has passed since it last sent a packet and gives up K after an unanswered PINGREQ; its loop checks about once a second: K..2K+1 s",
+        how: |k| format!("libmosquitto sends PINGREQ once {k} s have passed since it last sent anything and gives up {k} s after an unanswered PINGREQ"),
+        tolerance: PAHO_TOLERANCE,
+        silence: |k| k + 1.0,
+        // handle_connack.c.
+        adopts_server_keepalive: true,
+    },
+    ClientRule {
+        family: ClientFamily::Paho,
+        band: |k| (k, 2.0 * k + 1.0),
+        rule: "paho sends PINGREQ once K has passed since it last sent a packet or since it last received one, whichever is first (so incoming data does not postpone it), and gives up K after an unanswered PINGREQ; it checks on each loop wake-up, at least once a second: K..2K+1 s (client.py `_check_keepalive`, the same in paho-mqtt 1.0, 1.6 and 2.1)",
+        how: |k| format!("paho sends PINGREQ once {k} s have passed since it last sent anything (every {k} to {} s for a subscriber that only receives, as its check runs about once a second) and gives up {k} s after an unanswered PINGREQ", k + 1),
+        tolerance: PAHO_TOLERANCE,
+        // Measured: paho 2.1 pings every K or K + 1 s while it only receives.
+        silence: |k| k + 1.0,
+        // 1.6 and 2.1's `_handle_connack` hand the property to on_connect only.
+        adopts_server_keepalive: false,
+    },
+    ClientRule {
+        family: ClientFamily::MqttJs,
+        band: |k| (0.5 * k, 1.5 * k),
+        rule: "MQTT.js runs a K/2 interval timer from the last PINGRESP (or acknowledgement of its own packets), sends PINGREQ at the second tick and gives up at the third if it is unanswered; an incoming PUBLISH does not postpone it: 0.5K..1.5K after the outage starts (KeepaliveManager.js, handlers/index.js)",
+        how: |k| format!("MQTT.js sends PINGREQ {k} s after the last PINGRESP and gives up {:.1} s after that PINGRESP if the new one has not come", 1.5 * f64::from(k)),
+        tolerance: MQTTJS_TOLERANCE,
+        silence: |k| k,
+        // client.js `_handleConnack` takes serverKeepAlive and shifts its ping interval.
+        adopts_server_keepalive: true,
+    },
+    ClientRule {
+        family: ClientFamily::PahoC,
+        band: |k| (1.5 * k, 2.5 * k + 2.0 * paho_c_spacing(k)),
+        rule: "Paho C sends PINGREQ once K has passed since it last sent a packet (or last received one), and gives up once that PINGREQ is 1.5K old and nothing at all came for 1.5K; it checks every clamp(K/10, 0.1 s, 5 s): 1.5K..2.5K plus two check spacings (MQTTProtocolClient.c `MQTTProtocol_keepalive`)",
+        how: |k| format!("Paho C sends PINGREQ once {k} s have passed since it last sent anything and gives up {:.1} s after an unanswered PINGREQ", 1.5 * f64::from(k)),
+        tolerance: PAHO_C_TOLERANCE,
+        silence: |k| k + paho_c_spacing(k),
+        // MQTTAsync.c keeps the keepAliveInterval the application set; no Server Keep Alive.
+        adopts_server_keepalive: false,
+    },
+    ClientRule {
+        family: ClientFamily::Aiomqtt,
+        band: |k| (k, 2.0 * k + 2.0),
+        rule: "aiomqtt runs paho-mqtt's rule (PINGREQ once K has passed since it last sent or received, give up K after an unanswered PINGREQ) from asyncio, which calls paho's check once a second: K..2K+2 s (aiomqtt client.py `_misc_loop`, paho client.py `_check_keepalive`)",
+        how: |k| format!("aiomqtt (paho-mqtt underneath) sends PINGREQ once {k} s have passed since it last sent anything and gives up {k} s after an unanswered PINGREQ, checked once a second"),
+        tolerance: PAHO_TOLERANCE,
+        silence: |k| k + 1.0,
+        // paho-mqtt 2.x underneath, which does not adopt it.
+        adopts_server_keepalive: false,
+    },
+    ClientRule {
+        family: ClientFamily::PahoGo,
+        band: |k| {
+            let tick = paho_go_tick(k);
+            (
+                PAHO_GO_PING_TIMEOUT_S,
+                k + 1.0 + PAHO_GO_PING_TIMEOUT_S + 2.0 * tick,
+            )
+        },
+        rule: "Paho Go's ping ticker (every 5 s for K > 10 s, else every K/2) sends PINGREQ once K has passed, at 1 s resolution, since it last sent or received, and gives up at the first tick where that PINGREQ has been unanswered for PingTimeout (10 s): 10 s..K + 11 s + two ticks (ping.go `keepalive`)",
+        how: |k| format!("Paho Go sends PINGREQ once {k} s have passed since it last sent anything and gives up when it has been unanswered for its PingTimeout of 10 s, whatever the keepalive"),
+        tolerance: PAHO_GO_TOLERANCE,
+        silence: |k| k + 1.0 + paho_go_tick(k),
+        // MQTT 3.1.1 only: there is no Server Keep Alive to adopt.
+        adopts_server_keepalive: false,
+    },
+];
+
+fn client_rule(library: ClientFamily) -> Option<&'static ClientRule> {
+    CLIENT_RULES.iter().find(|r| r.family == library)
+}
+
 /// Whether the library runs on the keepalive an MQTT 5 broker grants in its CONNACK (Server
-/// Keep Alive), as MQTT 5.0 §3.2.2.3.14 requires: rumqttc does (`v5/eventloop.rs`, `connect`),
-/// libmosquitto does (`handle_connack.c`); paho-mqtt 1.6 and 2.1 do not (their
-/// `_handle_connack` hands the property to `on_connect` only and keeps pinging on their own).
+/// Keep Alive), as MQTT 5.0 §3.2.2.3.14 requires.
 pub fn adopts_server_keepalive(library: ClientFamily) -> bool {
-    matches!(library, ClientFamily::Rumqttc | ClientFamily::Libmosquitto)
+    client_rule(library).is_some_and(|r| r.adopts_server_keepalive)
 }
 
 /// The client library's band.
 pub fn client(library: ClientFamily, k: u16) -> Option<Rule> {
-    let k = f64::from(k);
-    if k == 0.0 {
+    let r = client_rule(library)?;
+    if k == 0 {
         return None;
     }
-    let (high_s, rule, tolerance) = match library {
-        ClientFamily::Rumqttc => (2.0 * k, "rumqttc sends PINGREQ every K from CONNACK, whatever else it sends or receives, and gives up at the next tick if that PINGREQ is still unanswered: K..2K after the outage starts", RUMQTTC_TOLERANCE),
-        ClientFamily::Libmosquitto => (2.0 * k + 1.0, "libmosquitto sends PINGREQ once K has passed since it last sent a packet and gives up K after an unanswered PINGREQ; its loop checks about once a second: K..2K+1 s", PAHO_TOLERANCE),
-        ClientFamily::Paho => (2.0 * k + 1.0, "paho sends PINGREQ once K has passed since it last sent a packet or since it last received one, whichever is first (so incoming data does not postpone it), and gives up K after an unanswered PINGREQ; it checks on each loop wake-up, at least once a second: K..2K+1 s (client.py `_check_keepalive`, the same in paho-mqtt 1.0, 1.6 and 2.1)", PAHO_TOLERANCE),
-        _ => return None,
-    };
+    let (low_s, high_s) = (r.band)(f64::from(k));
     Some(Rule {
-        low_s: k,
+        low_s,
         high_s,
         tolerance_s: TOLERANCE_S,
-        tolerance,
-        rule: rule.into(),
+        tolerance: r.tolerance,
+        rule: r.rule.into(),
         never_by_design: None,
     })
 }
@@ -170,28 +295,17 @@ pub fn client(library: ClientFamily, k: u16) -> Option<Rule> {
 /// The client's rule and what it means for an outage, in words, for keepalive `k`: when a cut
 /// is never noticed, always noticed, and when it depends on the phase.
 pub fn client_consequence(library: ClientFamily, k: u16) -> Option<String> {
-    let r = client(library, k)?;
-    let (low, high) = (r.low_s, r.high_s);
-    let how = match library {
-        ClientFamily::Rumqttc => format!("rumqttc sends PINGREQ every {k} s from CONNACK and gives up at the next tick if it is unanswered"),
-        ClientFamily::Paho => format!("paho sends PINGREQ once {k} s have passed since it last sent anything (every {k} to {} s for a subscriber that only receives, as its check runs about once a second) and gives up {k} s after an unanswered PINGREQ", k + 1),
-        ClientFamily::Libmosquitto => format!("libmosquitto sends PINGREQ once {k} s have passed since it last sent anything and gives up {k} s after an unanswered PINGREQ"),
-        _ => return None,
-    };
+    let band = client(library, k)?;
+    let how = (client_rule(library)?.how)(k);
+    let (low, high) = (band.low_s, band.high_s);
     Some(format!(
         "{how}. So an outage of {low:.0} s or less is never noticed, one of {high:.0} s or more always is, and in between it depends on where the outage falls in the ping cycle."
     ))
 }
 
-/// Longest silence of an idle, healthy client between two packets it sends: K for rumqttc (it
-/// pings every K from CONNACK); up to K + 1 s for paho and libmosquitto, whose check runs about
-/// once a second (measured: paho 2.1 pings every K or K + 1 s while it only receives).
+/// Longest silence of an idle, healthy client between two packets it sends.
 fn client_silence(library: ClientFamily, k: f64) -> f64 {
-    if matches!(library, ClientFamily::Paho | ClientFamily::Libmosquitto) {
-        k + 1.0
-    } else {
-        k
-    }
+    client_rule(library).map_or(k, |r| (r.silence)(k))
 }
 
 /// The broker's band, given the client library (whose ping rhythm decides how long before the
@@ -246,6 +360,24 @@ pub fn broker(
                 "never, as rumqttd's code gives: it restarts its keepalive timer whenever it sends to the client, and it kept publishing to it through the outage. That departs from the spec's 1.5K rule".to_string()
             }),
         }),
+        BrokerFamily::Aedes => Some(Rule {
+            low_s: (1.5 * k - before.0).max(0.0),
+            high_s: 1.5 * k - before.1,
+            tolerance_s: TOLERANCE_S,
+            tolerance: AEDES_TOLERANCE,
+            rule: format!("aedes drops a client 1.5K (+1 ms) after its last packet, a timer every packet from it restarts (lib/handlers/connect.js, lib/handlers/index.js); {before_words}"),
+            never_by_design: None,
+        }),
+        BrokerFamily::Amqtt => Some(Rule {
+            low_s: (1.5 * k - before.0).max(0.0),
+            high_s: 1.5 * k - before.1,
+            tolerance_s: TOLERANCE_S,
+            tolerance: AMQTT_TOLERANCE,
+            rule: format!("the MQTT spec (3.1.1 §3.1.2.10) has the broker drop a client after 1.5K of silence; {before_words}"),
+            never_by_design: Some(
+                "never, as amqtt's code gives: its reader times out after K, but the broker's keepalive-timeout handler does nothing (mqtt/protocol/broker_handler.py), so a silent client stays connected for good. That departs from the spec's 1.5K rule".to_string(),
+            ),
+        }),
         _ => None,
     }
 }
@@ -290,6 +422,17 @@ pub fn will(
                 },
             )
         }
+        // MQTT 3.1.1 only: no Will Delay Interval.
+        BrokerFamily::Aedes => (
+            0.0,
+            0.0,
+            "aedes publishes the will as it drops the client (1 ms later, measured)".to_string(),
+        ),
+        BrokerFamily::Amqtt => (
+            0.0,
+            0.0,
+            "amqtt publishes the will when it ends the client's connection".to_string(),
+        ),
         _ => return None,
     };
     Some(Rule {
@@ -409,5 +552,31 @@ mod tests {
             text.contains("every 5 to 6 s") && text.contains("11 s or more"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn every_named_library_has_a_band_that_opens_after_the_outage_starts() {
+        use ClientFamily::*;
+        for family in [Rumqttc, Libmosquitto, Paho, MqttJs, PahoC, Aiomqtt, PahoGo] {
+            for k in [2, 5, 60] {
+                let r = client(family, k).unwrap();
+                assert!(
+                    0.0 < r.low_s && r.low_s < r.high_s,
+                    "{family:?} K={k}: {r:?}"
+                );
+                assert!(client_consequence(family, k).is_some());
+            }
+        }
+        assert!(client(Other, 5).is_none());
+        // The libraries' own numbers (docs/clients.md): MQTT.js 0.5K..1.5K; Paho C at K = 10
+        // 15..27 s (measured 23.0-25.4 s); Paho Go at K = 60 10..81 s (about K + 20 s).
+        let band = |f, k| {
+            let r = client(f, k).unwrap();
+            (r.low_s, r.high_s)
+        };
+        assert_eq!(band(MqttJs, 10), (5.0, 15.0));
+        assert_eq!(band(PahoC, 10), (15.0, 27.0));
+        assert_eq!(band(PahoGo, 60), (10.0, 81.0));
+        assert!(adopts_server_keepalive(MqttJs) && !adopts_server_keepalive(PahoC));
     }
 }

@@ -362,6 +362,34 @@ fn a_disconnect_reported_twice_is_one_give_up_and_no_failed_attempt() {
     assert_eq!(gives_up, 1, "{:#?}", r.timeline);
 }
 
+/// aiomqtt writes SUBSCRIBE right after CONNECT when it reconnects, before the CONNACK reaches
+/// it: a subscription on the new connection all the same, which the attempt's report shows.
+#[test]
+fn a_subscribe_written_before_the_connack_arrives_is_a_resubscription() {
+    let mut run = classic_events();
+    // Replace the way back: attempt at 20.05, SUBSCRIBE at 20.06, CONNACK at 20.1, SUBACK after.
+    run.subscriber
+        .retain(|e| e.ts_us < T0 + 20 * S || e.ts_us >= T0 + 21 * S);
+    run.subscriber.push(sub(
+        20.05,
+        EventKind::ConnectAttempt(ConnectAttempt {
+            client: "s".into(),
+            attempt: 2,
+            broker: "b".into(),
+            delay_ms: 0,
+        }),
+    ));
+    let mut back = subscribed(20.06);
+    back[1].ts_us = T0 + (20.2 * S as f64) as i64;
+    run.subscriber.extend(back);
+    run.subscriber.push(connack(20.1));
+    run.subscriber.sort_by_key(|e| e.ts_us);
+    let r = analyze(&run.compact());
+    let m = &r.windows[0].subscribers[0];
+    assert_eq!(m.reconnect_s, Some(0.1));
+    assert_eq!(m.resubscribed, Some(true), "{m:#?}");
+}
+
 /// The broker dropped the connection 0.4 s before the cut began: the fault cannot have been
 /// detected on it, and the drop is a finding of its own.
 #[test]

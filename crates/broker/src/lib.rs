@@ -13,12 +13,16 @@
 //!
 //! [`MosquittoBroker`] runs the reference broker of the 2014 experiment as a child process with
 //! a generated configuration, its log in the run directory, stopped (and reaped) when dropped.
+//! [`ProgramBroker`] does the same for another project's broker (aedes, amqtt), started as the
+//! caller's [`Launch`] says.
 
 mod log;
 mod mosquitto;
+mod program;
 
 pub use log::{embedded_log_writer, set_embedded_log, EmbeddedLogWriter};
 pub use mosquitto::{MosquittoBroker, READY_WITHIN};
+pub use program::{Launch, ProgramBroker, PROGRAM_LOG_FILE};
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -47,6 +51,19 @@ pub enum BrokerError {
     },
     #[error("mosquitto exited during start-up ({status}); its log: {log}")]
     MosquittoDied { status: String, log: String },
+    #[error("{name} exited during start-up ({status}); its log: {log}")]
+    ProgramDied {
+        name: String,
+        status: String,
+        log: String,
+    },
+    #[error("{name} did not accept connections on {addr} within {waited:?}; its log: {log}")]
+    ProgramNotReady {
+        name: String,
+        addr: SocketAddr,
+        waited: Duration,
+        log: String,
+    },
 }
 
 /// Settings of the embedded broker that experiments vary.

@@ -524,6 +524,70 @@ fn agent_options_are_refused_before_the_run_directory_exists() {
     assert!(!out_dir.exists());
 }
 
+/// A client or broker program whose library is not installed, or whose runtime (node) is not
+/// on PATH, is refused with what to install, exit 2, before anything exists: no directory.
+#[test]
+fn a_missing_client_or_broker_install_exits_2_naming_what_to_install() {
+    let dir = temp_dir("missing-install");
+    let empty = dir.join("no-clients");
+    std::fs::create_dir_all(&empty).unwrap();
+    let cases = [
+        ("client = \"mqttjs\"", "", "MQTT.js not found"),
+        (
+            "client = \"paho-c\"",
+            "",
+            "the compiled paho_c_subscriber not found",
+        ),
+        ("client = \"aiomqtt\"", "", "aiomqtt not found"),
+        (
+            "client = \"paho-go\"",
+            "",
+            "the compiled paho_go_subscriber not found",
+        ),
+        ("", "[broker]\nkind = \"aedes\"\n", "aedes not found"),
+        ("", "[broker]\nkind = \"amqtt\"\n", "amqtt not found"),
+    ];
+    for (i, (client, broker, says)) in cases.iter().enumerate() {
+        let scenario = dir.join(format!("s{i}.toml"));
+        std::fs::write(
+            &scenario,
+            format!("duration = \"5s\"\n{broker}[subscriber]\nkeepalive = \"2s\"\n{client}\n"),
+        )
+        .unwrap();
+        let out_dir = dir.join(format!("run{i}"));
+        let out = linecut()
+            .args(["run", "--plain", "--out"])
+            .arg(&out_dir)
+            .arg(&scenario)
+            .env("LINECUT_CLIENTS_DIR", &empty)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{says}: {stderr}");
+        assert!(stderr.contains(says), "{says}: {stderr}");
+        assert!(stderr.contains("scripts/setup-clients"), "{stderr}");
+        assert!(!out_dir.exists(), "{says}: a run directory was made");
+    }
+    // No node on PATH: said before the install is looked for.
+    let scenario = dir.join("node.toml");
+    std::fs::write(
+        &scenario,
+        "duration = \"5s\"\n[subscriber]\nkeepalive = \"2s\"\nclient = \"mqttjs\"\n",
+    )
+    .unwrap();
+    let out = linecut()
+        .args(["run", "--plain", "--out"])
+        .arg(dir.join("run-node"))
+        .arg(&scenario)
+        .env("PATH", &empty)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("node is not installed"), "{stderr}");
+    assert!(stderr.contains("install Node.js"), "{stderr}");
+}
+
 /// The reliability review's data-loss reproduction (`name = ".."` with `--force` and with
 /// `check`) and variants: `.`, a newline that would inject mosquitto directives, a leading `-`.
 #[test]

@@ -25,9 +25,11 @@
 //! (agents or clients under test, chosen once), `client` (clients under test as processes),
 //! `display` (the progress line), `phase` (the faults' drawn start offsets).
 
+mod brokers;
 pub mod client;
 mod display;
 mod front;
+pub mod installs;
 mod links;
 mod phase;
 mod restart;
@@ -189,6 +191,7 @@ pub async fn run(
     check_machine(scenario)?;
     check_options(scenario)?;
     let mut external = client::prepare(scenario)?;
+    let broker_program = brokers::prepare(&scenario.broker)?;
     let publisher = publisher_settings(scenario);
 
     let agent = format!("rumqttc {AGENT_CLIENT_VERSION} (linecut-agent)");
@@ -232,7 +235,7 @@ pub async fn run(
     }
 
     reporter.phase("starting the broker and the proxy");
-    let mut stack = match Stack::start(scenario, dir.layout()).await {
+    let mut stack = match Stack::start(scenario, broker_program.as_ref(), dir.layout()).await {
         Ok(stack) => stack,
         Err(e) => return Err(dir.fail(&summary, e)),
     };

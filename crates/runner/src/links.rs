@@ -132,11 +132,12 @@ impl LinkFront {
     /// the broker's port, then the events files.
     pub fn stack(
         scenario: &linecut_scenario::Scenario,
+        program: Option<&crate::brokers::Prepared>,
         layout: &RunLayout,
     ) -> Result<Stack, RunError> {
         let mut links = LinkFront::start(scenario)?;
         let ip = std::net::IpAddr::V4(links.topology.host_addr);
-        let broker = RunningBroker::start(&scenario.broker, layout, Some(ip))?;
+        let broker = RunningBroker::start(&scenario.broker, program, layout, Some(ip))?;
         let port = broker
             .address(scenario.subscriber.settings.protocol)
             .rsplit(':')

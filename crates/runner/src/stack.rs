@@ -7,10 +7,11 @@
 //! terminated, the events files are flushed, the proxy's stop sender is dropped, which ends it).
 //! [`Stack::stop`] is the orderly path and says what did not stop cleanly.
 
+use crate::brokers;
 use crate::front::{Faults, Front, FrontLog};
 use crate::links::LinkFront;
 use crate::{io, RunError, VERSION};
-use linecut_broker::{EmbeddedBroker, EmbeddedConfig, MosquittoBroker};
+use linecut_broker::{EmbeddedBroker, EmbeddedConfig, MosquittoBroker, ProgramBroker};
 use linecut_capture::PcapTap;
 use linecut_events::{EventLog, EventSink, RunLayout, Source};
 use linecut_model::{NetworkMode, Protocol};
@@ -28,13 +29,16 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 pub(crate) enum RunningBroker {
     Embedded(EmbeddedBroker),
     Mosquitto(MosquittoBroker),
+    Program(ProgramBroker),
     External(String),
 }
 
 impl RunningBroker {
-    /// Starts the broker on loopback, or on `ip` (a namespace run's bridge).
+    /// Starts the broker on loopback, or on `ip` (a namespace run's bridge); `program` is the
+    /// broker program [`brokers::prepare`] found for a `BrokerSpec::Program`.
     pub fn start(
         spec: &BrokerSpec,
+        program: Option<&brokers::Prepared>,
         layout: &RunLayout,
         ip: Option<IpAddr>,
     ) -> Result<RunningBroker, RunError> {
@@ -51,6 +55,13 @@ impl RunningBroker {
             BrokerSpec::Mosquitto(settings) => {
                 RunningBroker::Mosquitto(MosquittoBroker::start_on(settings, layout.dir(), ip)?)
             }
+            BrokerSpec::Program(p) => {
+                let prepared = program.ok_or_else(|| {
+                    RunError::Client(format!("the broker {} was not prepared", p.spec().kind))
+                })?;
+                let launch = prepared.launch(layout.dir())?;
+                RunningBroker::Program(ProgramBroker::start_on(&launch, layout.dir(), ip)?)
+            }
             BrokerSpec::External { address } => RunningBroker::External(address.clone()),
         })
     }
@@ -63,6 +74,7 @@ impl RunningBroker {
                 Protocol::V5 => b.addr_v5().to_string(),
             },
             RunningBroker::Mosquitto(b) => b.addr().to_string(),
+            RunningBroker::Program(b) => b.addr().to_string(),
             RunningBroker::External(a) => a.clone(),
         }
     }
@@ -71,6 +83,7 @@ impl RunningBroker {
         match self {
             RunningBroker::Embedded(b) => b.describe(),
             RunningBroker::Mosquitto(b) => format!("{} (started by linecut)", b.version()),
+            RunningBroker::Program(b) => b.describe().to_string(),
             RunningBroker::External(a) => format!("external broker at {a}"),
         }
     }
@@ -168,8 +181,12 @@ const PROXY_LOG: FrontLog = FrontLog {
 
 impl ProxyTask {
     /// A proxy-mode stack: the broker on loopback, the events files, the proxy in front.
-    async fn stack(scenario: &Scenario, layout: &RunLayout) -> Result<Stack, RunError> {
-        let broker = RunningBroker::start(&scenario.broker, layout, None)?;
+    async fn stack(
+        scenario: &Scenario,
+        program: Option<&brokers::Prepared>,
+        layout: &RunLayout,
+    ) -> Result<Stack, RunError> {
+        let broker = RunningBroker::start(&scenario.broker, program, layout, None)?;
         let (logs, proxy_sink) = Logs::create(layout, &PROXY_LOG, scenario)?;
         let upstream = broker.address(scenario.subscriber.settings.protocol);
         let proxy = ProxyTask::start(scenario, layout, upstream, proxy_sink).await?;
@@ -328,10 +345,14 @@ impl Stack {
     /// Starts the broker, opens the events files, and starts the front: each kind of network
     /// in its own order (namespace mode builds the network first: the broker listens on its
     /// bridge). This table is the one place a kind of network is chosen.
-    pub async fn start(scenario: &Scenario, layout: &RunLayout) -> Result<Stack, RunError> {
+    pub async fn start(
+        scenario: &Scenario,
+        program: Option<&brokers::Prepared>,
+        layout: &RunLayout,
+    ) -> Result<Stack, RunError> {
         match scenario.network.mode {
-            NetworkMode::Proxy => ProxyTask::stack(scenario, layout).await,
-            NetworkMode::Namespace => LinkFront::stack(scenario, layout),
+            NetworkMode::Proxy => ProxyTask::stack(scenario, program, layout).await,
+            NetworkMode::Namespace => LinkFront::stack(scenario, program, layout),
         }
     }
 
@@ -352,6 +373,11 @@ impl Stack {
             RunningBroker::Embedded(b) => {
                 if let Some(panic) = b.panicked() {
                     return Some(format!("the embedded broker panicked: {panic}"));
+                }
+            }
+            RunningBroker::Program(b) => {
+                if !b.running() {
+                    return Some(format!("the broker ({}) died mid-run", b.describe()));
                 }
             }
             RunningBroker::External(_) => {}
@@ -396,10 +422,23 @@ impl Stack {
         } = logs;
         drop((subscriber_sink, publisher_sink, watcher_sink, front_sink));
         let mut broker = broker;
-        if let RunningBroker::Mosquitto(m) = &mut broker {
-            if let Some(status) = m.exited() {
-                problems.push(format!("the broker (mosquitto) died mid-run: {status}"));
+        match &mut broker {
+            RunningBroker::Mosquitto(m) => {
+                if let Some(status) = m.exited() {
+                    problems.push(format!("the broker (mosquitto) died mid-run: {status}"));
+                }
             }
+            RunningBroker::Program(b) => {
+                if !b.running() {
+                    problems.push(format!("the broker ({}) died mid-run", b.describe()));
+                } else if !b.stop() {
+                    problems.push(format!(
+                        "the broker ({}) did not stop within its grace period and was killed",
+                        b.describe()
+                    ));
+                }
+            }
+            _ => {}
         }
         // Reverse order of start: the broker goes before the events files are closed.
         drop(broker);

@@ -4,6 +4,7 @@
 //! argument's placeholders expand to, and whether an output pattern can yield deliveries. The
 //! runner (`linecut-runner`'s `client` module) does the starting and the reading.
 
+use linecut_model::Protocol;
 use regex::Regex;
 use std::path::PathBuf;
 
@@ -23,6 +24,8 @@ pub enum ClientKind {
     },
     /// `mosquitto_sub -v` from mosquitto-clients.
     MosquittoSub,
+    /// A subscriber program linecut ships for another library ([`PROGRAMS`]).
+    Program(Program),
     /// Any program, started without a shell.
     Command {
         /// Program and arguments, with placeholders (see [`PLACEHOLDERS`]).
@@ -42,22 +45,40 @@ pub enum Kind {
     Rumqttc,
     PahoPython,
     MosquittoSub,
+    Program(Program),
     Command,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Rumqttc,
         Kind::PahoPython,
         Kind::MosquittoSub,
+        Kind::Program(Program::MqttJs),
+        Kind::Program(Program::PahoC),
+        Kind::Program(Program::Aiomqtt),
+        Kind::Program(Program::PahoGo),
         Kind::Command,
     ];
     /// The names, in the order of [`Kind::ALL`].
-    pub const NAMES: [&'static str; 4] = ["rumqttc", "paho-python", "mosquitto_sub", "command"];
+    pub const NAMES: [&'static str; 8] = [
+        "rumqttc",
+        "paho-python",
+        "mosquitto_sub",
+        "mqttjs",
+        "paho-c",
+        "aiomqtt",
+        "paho-go",
+        "command",
+    ];
 
     /// The kind's name as written in a scenario.
     pub fn name(self) -> &'static str {
-        Kind::NAMES[self as usize]
+        let i = Kind::ALL
+            .iter()
+            .position(|k| *k == self)
+            .expect("every kind is in Kind::ALL");
+        Kind::NAMES[i]
     }
 
     pub fn parse(name: &str) -> Option<Kind> {
@@ -81,6 +102,7 @@ impl ClientKind {
             ClientKind::Rumqttc => Kind::Rumqttc,
             ClientKind::PahoPython { .. } => Kind::PahoPython,
             ClientKind::MosquittoSub => Kind::MosquittoSub,
+            ClientKind::Program(p) => Kind::Program(*p),
             ClientKind::Command { .. } => Kind::Command,
         }
     }
@@ -94,10 +116,70 @@ impl ClientKind {
     pub fn is_external(&self) -> bool {
         !matches!(self, ClientKind::Rumqttc)
     }
+}
 
-    /// Whether the runner installs a script for this client to run (linecut's paho script).
-    pub fn runs_a_script(&self) -> bool {
-        matches!(self, ClientKind::PahoPython { .. })
+/// A library linecut ships a subscriber program for. Each is one row of [`PROGRAMS`] here (what
+/// a scenario may ask of it) and one of the runner's table (how it is found and started); the
+/// programs themselves live in `crates/runner/clients/`, and `docs/clients.md` gives each
+/// library's rules from its source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Program {
+    /// MQTT.js (npm `mqtt`), under Node.
+    MqttJs,
+    /// Eclipse Paho C's asynchronous client (`MQTTAsync`), a small C program.
+    PahoC,
+    /// aiomqtt, asyncio Python on paho-mqtt 2.x.
+    Aiomqtt,
+    /// Eclipse Paho Go (`paho.mqtt.golang`), a small Go program.
+    PahoGo,
+}
+
+/// What a scenario may ask of a shipped program.
+#[derive(Debug, Clone, Copy)]
+pub struct ProgramSpec {
+    pub program: Program,
+    /// The library, as reports name it (`MQTT.js`).
+    pub library: &'static str,
+    /// The MQTT versions the library speaks.
+    pub protocols: &'static [Protocol],
+    /// The smallest keepalive it takes, in seconds, and why (`None`: any).
+    pub min_keepalive: Option<(u16, &'static str)>,
+}
+
+/// The shipped programs, in the order of [`Program`].
+pub const PROGRAMS: [ProgramSpec; 4] = [
+    ProgramSpec {
+        program: Program::MqttJs,
+        library: "MQTT.js",
+        protocols: &[Protocol::V311, Protocol::V5],
+        min_keepalive: None,
+    },
+    ProgramSpec {
+        program: Program::PahoC,
+        library: "Eclipse Paho C",
+        protocols: &[Protocol::V311, Protocol::V5],
+        min_keepalive: None,
+    },
+    ProgramSpec {
+        program: Program::Aiomqtt,
+        library: "aiomqtt",
+        protocols: &[Protocol::V311, Protocol::V5],
+        min_keepalive: None,
+    },
+    ProgramSpec {
+        program: Program::PahoGo,
+        library: "Eclipse Paho Go",
+        protocols: &[Protocol::V311],
+        // ping.go ticks every K/2 whole seconds for K <= 10: K = 1 makes a zero ticker, and
+        // Go's time.NewTicker panics on it.
+        min_keepalive: Some((2, "Paho Go 1.1.1 ticks every K/2 whole seconds, and K = 1 makes its ping ticker zero, which panics")),
+    },
+];
+
+impl Program {
+    /// Its row of [`PROGRAMS`].
+    pub fn spec(self) -> &'static ProgramSpec {
+        &PROGRAMS[self as usize]
     }
 }
 
@@ -115,7 +197,7 @@ pub const OWNED_SETTINGS: [(&str, &[Kind], &str); 8] = [
     (
         "resubscribe",
         &[Kind::Rumqttc],
-        " (paho-python subscribes in on_connect, as the 2014 client did; mosquitto_sub re-subscribes on every connect)",
+        " (paho-python subscribes in on_connect, as the 2014 client did; mosquitto_sub re-subscribes on every connect; mqttjs, paho-c, aiomqtt and paho-go do what their library does or its documentation shows, docs/clients.md)",
     ),
     (
         "reconnect",
@@ -245,6 +327,13 @@ mod tests {
     fn each_kind_reads_back_from_its_name_and_owns_its_own_fields_only() {
         for kind in Kind::ALL {
             assert_eq!(Kind::parse(kind.name()), Some(kind));
+        }
+        for (i, spec) in PROGRAMS.iter().enumerate() {
+            assert_eq!(
+                spec.program as usize, i,
+                "PROGRAMS is in the order of Program"
+            );
+            assert!(spec.protocols.contains(&Protocol::V311));
         }
         assert!(Kind::PahoPython.owns("paho") && !Kind::Rumqttc.owns("paho"));
         assert!(Kind::Command.owns("pattern") && !Kind::MosquittoSub.owns("pattern"));

@@ -11,6 +11,7 @@
 
 mod check;
 use check::Checker;
+pub mod broker;
 pub mod client;
 mod error;
 mod raw;
@@ -70,6 +71,8 @@ pub enum BrokerSpec {
     Embedded,
     /// A mosquitto process started by the runner with a generated configuration.
     Mosquitto(MosquittoSettings),
+    /// Another project's broker the runner starts (aedes, amqtt).
+    Program(broker::BrokerProgram),
     /// A broker the user runs; linecut starts nothing.
     External { address: String },
 }
@@ -172,6 +175,9 @@ impl Scenario {
                     m.max_queued_messages
                 ));
             }
+            BrokerSpec::Program(p) => {
+                out.push_str(&format!("kind = \"{}\"\n", p.spec().kind));
+            }
             BrokerSpec::External { address } => {
                 out.push_str(&format!(
                     "kind = \"external\"\naddress = {}\n",
@@ -244,7 +250,7 @@ impl Scenario {
                     out.push_str(&format!("python = {}\n", quoted(&p.to_string_lossy())));
                 }
             }
-            ClientKind::MosquittoSub => {}
+            ClientKind::MosquittoSub | ClientKind::Program(_) => {}
             ClientKind::Command {
                 argv,
                 pattern,

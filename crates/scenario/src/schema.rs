@@ -25,7 +25,7 @@ pub fn json_schema() -> Value {
             "broker": {
                 "type": "object", "additionalProperties": false,
                 "properties": {
-                    "kind": {"enum": ["embedded", "mosquitto", "external"]},
+                    "kind": {"enum": ["embedded", "mosquitto", "aedes", "amqtt", "external"], "description": "the broker: rumqttd in-process (default), or a program linecut starts (mosquitto; aedes and amqtt installed by scripts/setup-clients), or one you run"},
                     "address": {"type": "string", "description": "HOST:PORT, for kind = external"},
                     "persistence": {"type": "boolean"},
                     "persistent_client_expiration": duration(),
@@ -83,7 +83,7 @@ pub fn json_schema() -> Value {
                     "reconnect": {"type": "string", "description": "immediate | fixed:DURATION | exponential:min=D,max=D[,jitter=F]"},
                     "resubscribe": {"enum": ["always", "when-session-lost", "never"], "description": "rumqttc only"},
                     "mqtt": {"enum": ["3.1.1", "5"]},
-                    "client": {"enum": ["rumqttc", "paho-python", "mosquitto_sub", "command"], "description": "who subscribes through the proxy; default rumqttc (linecut's agent)"},
+                    "client": {"enum": crate::client::Kind::NAMES, "description": "who subscribes through the proxy; default rumqttc (linecut's agent); mqttjs, paho-c, aiomqtt and paho-go are programs linecut ships (scripts/setup-clients installs them)"},
                     "paho": {"enum": crate::client::PAHO_SERIES, "description": "paho-python only: the paho-mqtt series"},
                     "python": {"type": "string", "description": "paho-python only: the Python to run linecut's paho script with"},
                     "command": {"type": "array", "minItems": 1, "items": {"type": "string"}, "description": "command only: program and arguments, no shell; placeholders {host} {port} {client_id} {keepalive} {topic} {qos} {clean_session} {mqtt}, and for a will {will_topic} {will_payload} {will_qos} {will_retain} {will_delay}, for MQTT 5 {session_expiry} {receive_maximum}"},

@@ -467,7 +467,10 @@ fn client_kind_errors_name_field_and_fix() {
         e.contains("c.toml:3:10: subscriber.client: `paho` is not a client kind"),
         "{e}"
     );
-    assert!(e.contains("did you mean `paho-python`?"), "{e}");
+    assert!(
+        e.contains("did you mean `paho-python`, `paho-c` or `paho-go`?"),
+        "{e}"
+    );
     let e = subscriber_of("client = \"paho-python\"\npaho = \"1.5\"").unwrap_err();
     assert!(
         e.contains("subscriber.paho: `1.5` is not a paho-mqtt series"),

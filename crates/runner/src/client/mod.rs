@@ -12,7 +12,9 @@
 //! pings and reconnects on the wire, so a client that prints nothing is measured too.
 
 pub mod output;
+pub mod programs;
 
+use crate::installs::{clients_dirs, command_output, find_program};
 use crate::RunError;
 use linecut_events::process::tie_to_parent;
 use linecut_events::run_dir::{ClientScript, CLIENT_SCRIPT_DIR_ENV};
@@ -20,7 +22,6 @@ use linecut_events::{now_us, ClientExited, DisconnectCause, Disconnected, EventK
 use linecut_model::{ClientFamily, ClientIdentity, Protocol, ReconnectPolicy};
 use linecut_scenario::{client as spec, ClientKind, Scenario};
 use output::{Line, MessageDefaults, OutputFormat};
-use sha2::{Digest, Sha256};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -44,16 +45,27 @@ const MAX_LINE: usize = 64 * 1024;
 /// How long a client gets to exit after SIGTERM before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// A script linecut carries for a client, and the file name it is written under.
+#[derive(Debug, Clone, Copy)]
+pub struct ScriptFile {
+    pub name: &'static str,
+    pub content: &'static str,
+}
+
 /// A client kind, checked and ready to start.
 #[derive(Debug, Clone)]
 pub struct Prepared {
     /// The kind's scenario name (for its exit event).
     kind: &'static str,
-    /// The runner installs linecut's script for it ([`Prepared::install_script`]).
-    wants_script: bool,
+    /// The script linecut installs for it ([`Prepared::install_script`]), if it runs one.
+    script_file: Option<ScriptFile>,
+    /// A compiled program: its path and the SHA-256 of the source it was built from.
+    built_from: Option<(PathBuf, String)>,
     program: PathBuf,
     /// The script the program runs, once installed ([`Prepared::install_script`]).
     script: Option<PathBuf>,
+    /// Environment the program gets beside linecut's own.
+    env: Vec<(&'static str, PathBuf)>,
     /// How its stdout is read.
     format: OutputFormat,
     /// For `meta.json` and the reports; names the library so detection bands apply.
@@ -63,28 +75,29 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Writes the script this client runs (paho's) where it will run from: the directory
+    /// Writes the script this client runs where it will run from: the directory
     /// [`CLIENT_SCRIPT_DIR_ENV`] names, or `run_dir`. An existing copy with the same content is used
-    /// as it is. Returns what `meta.json` records; `None` for clients without a script.
+    /// as it is. Returns what `meta.json` records: the script and its SHA-256, or for a compiled
+    /// program its path and the SHA-256 of the source it was built from; `None` for clients
+    /// linecut carries no program for.
     pub fn install_script(&mut self, run_dir: &Path) -> Result<Option<ClientScript>, RunError> {
-        if !self.wants_script {
-            return Ok(None);
-        }
+        let Some(file) = self.script_file else {
+            return Ok(self.built_from.as_ref().map(|(path, sha256)| ClientScript {
+                path: path.display().to_string(),
+                sha256: sha256.clone(),
+            }));
+        };
         let dir = std::env::var_os(CLIENT_SCRIPT_DIR_ENV)
             .map_or_else(|| run_dir.to_path_buf(), PathBuf::from);
         std::fs::create_dir_all(&dir).map_err(crate::io(format!("create {}", dir.display())))?;
-        let path = dir.join(PAHO_SCRIPT_NAME);
-        if std::fs::read(&path).ok().as_deref() != Some(PAHO_SCRIPT.as_bytes()) {
-            linecut_events::run_dir::write_atomically(&path, PAHO_SCRIPT.as_bytes())?;
+        let path = dir.join(file.name);
+        if std::fs::read(&path).ok().as_deref() != Some(file.content.as_bytes()) {
+            linecut_events::run_dir::write_atomically(&path, file.content.as_bytes())?;
         }
-        let sha256 = Sha256::digest(PAHO_SCRIPT.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
         self.script = Some(path.clone());
         Ok(Some(ClientScript {
             path: path.display().to_string(),
-            sha256,
+            sha256: programs::sha256_hex(file.content),
         }))
     }
 }
@@ -93,66 +106,21 @@ fn client_error(message: impl Into<String>) -> RunError {
     RunError::Client(message.into())
 }
 
-/// Finds `program` as a shell would (a path if it has a slash, else on `PATH`).
-fn find_program(program: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let executable = |p: &Path| {
-        p.is_file()
-            && p.metadata()
-                .map(|m| m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-    };
-    if program.contains('/') {
-        let p = PathBuf::from(program);
-        return executable(&p).then_some(p);
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| executable(p))
-}
-
-/// Where `scripts/setup-clients` puts paho's virtual environments: `target/clients/` of the
-/// checkout linecut runs from (found from the current directory and from linecut's own binary),
-/// or `$LINECUT_CLIENTS_DIR`.
+/// The Pythons of the paho-mqtt virtual environments `scripts/setup-clients` makes.
 fn paho_python_candidates(series: &str) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = Vec::new();
-    if let Some(d) = std::env::var_os("LINECUT_CLIENTS_DIR") {
-        dirs.push(PathBuf::from(d));
-    }
-    dirs.push(PathBuf::from("target/clients"));
-    if let Ok(exe) = std::env::current_exe() {
-        // target/debug/linecut, or target/debug/deps/<test binary>.
-        for up in exe.ancestors().skip(1).take(3) {
-            dirs.push(up.join("clients"));
-        }
-    }
-    dirs.into_iter()
+    clients_dirs()
+        .into_iter()
         .map(|d| d.join(format!("paho-{series}")).join("bin").join("python"))
         .collect()
-}
-
-fn command_output(program: &Path, args: &[&str]) -> Result<String, String> {
-    let out = std::process::Command::new(program)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| e.to_string())?;
-    let text =
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    if out.status.success() {
-        Ok(text)
-    } else {
-        Err(text.trim().lines().last().unwrap_or("failed").to_string())
-    }
 }
 
 /// Checks the scenario's client before anything is started. `None` for linecut's own agent.
 pub fn prepare(scenario: &Scenario) -> Result<Option<Prepared>, RunError> {
     let client = &scenario.subscriber.client;
-    let (kind, wants_script) = (client.name(), client.runs_a_script());
+    let kind = client.name();
     match client {
         ClientKind::Rumqttc => Ok(None),
+        ClientKind::Program(program) => programs::prepare(scenario, *program).map(Some),
         ClientKind::PahoPython { paho, python } => {
             let candidates = match python {
                 Some(p) => vec![p.clone()],
@@ -173,6 +141,7 @@ pub fn prepare(scenario: &Scenario) -> Result<Option<Prepared>, RunError> {
                     "-c",
                     "import paho.mqtt, sys; print(paho.mqtt.__version__, sys.version.split()[0])",
                 ],
+                &[],
             )
             .map_err(|e| {
                 client_error(format!("{} cannot import paho-mqtt: {e}", python.display()))
@@ -189,7 +158,12 @@ pub fn prepare(scenario: &Scenario) -> Result<Option<Prepared>, RunError> {
             Ok(Some(Prepared {
                 script: None,
                 kind,
-                wants_script,
+                script_file: Some(ScriptFile {
+                    name: PAHO_SCRIPT_NAME,
+                    content: PAHO_SCRIPT,
+                }),
+                built_from: None,
+                env: Vec::new(),
                 program: python.clone(),
                 format: OutputFormat::Events,
                 description: format!(
@@ -222,7 +196,9 @@ pub fn prepare(scenario: &Scenario) -> Result<Option<Prepared>, RunError> {
             Ok(Some(Prepared {
                 script: None,
                 kind,
-                wants_script,
+                script_file: None,
+                built_from: None,
+                env: Vec::new(),
                 program,
                 format: OutputFormat::MosquittoSubVerbose,
                 identity: ClientIdentity {
@@ -265,7 +241,9 @@ pub fn prepare(scenario: &Scenario) -> Result<Option<Prepared>, RunError> {
             Ok(Some(Prepared {
                 script: None,
                 kind,
-                wants_script,
+                script_file: None,
+                built_from: None,
+                env: Vec::new(),
                 program,
                 format,
                 description: match library {
@@ -308,49 +286,33 @@ fn arguments(
                 ReconnectPolicy::Exponential { min, max, .. } => (min, max),
             };
             let script = script.ok_or_else(|| client_error("the paho script was not installed"))?;
-            let mut args = vec![
-                script.to_string_lossy().into_owned(),
-                "--host".into(),
-                host,
-                "--port".into(),
-                port,
-                // `--flag=value`: a value starting with `-` would otherwise read as a flag.
-                format!("--client-id={id}"),
-                "--keepalive".into(),
-                s.keepalive_s.to_string(),
-                "--clean-session".into(),
-                u8::from(s.clean_session).to_string(),
-                "--mqtt".into(),
-                mqtt.into(),
-                "--reconnect-min".into(),
-                min.as_secs_f64().to_string(),
-                "--reconnect-max".into(),
-                max.as_secs_f64().to_string(),
-            ];
+            let mut args = vec![script.to_string_lossy().into_owned()];
+            args.extend(programs::contract_arguments(
+                scenario,
+                &host,
+                proxy.port(),
+                id,
+            ));
+            // paho's own: the back-off it is given, and the device's TCP_USER_TIMEOUT.
+            args.push(format!("--reconnect-min={}", min.as_secs_f64()));
+            args.push(format!("--reconnect-max={}", max.as_secs_f64()));
             if let Some(ms) = scenario.network.tcp.user_timeout_ms {
                 args.push(format!("--tcp-user-timeout-ms={ms}"));
             }
-            if let Some(e) = s.session_expiry_s {
-                args.push(format!("--session-expiry={e}"));
-            }
-            if let Some(r) = s.receive_maximum {
-                args.push(format!("--receive-maximum={r}"));
-            }
-            if let Some(w) = &s.will {
-                let (topic, payload) = w.for_client(id);
-                args.extend([
-                    format!("--will-topic={topic}"),
-                    format!("--will-payload={payload}"),
-                    format!("--will-qos={}", w.qos),
-                    format!("--will-retain={}", u8::from(w.retain)),
-                ]);
-                if let Some(d) = w.delay_s {
-                    args.push(format!("--will-delay={d}"));
-                }
-            }
-            for t in &s.topics {
-                args.push(format!("--topic={}:{}", t.name, t.qos));
-            }
+            args
+        }
+        ClientKind::Program(_) => {
+            // A script runs under its runtime; a compiled program takes the arguments alone.
+            let mut args: Vec<String> = script
+                .map(|p| p.to_string_lossy().into_owned())
+                .into_iter()
+                .collect();
+            args.extend(programs::contract_arguments(
+                scenario,
+                &host,
+                proxy.port(),
+                id,
+            ));
             args
         }
         ClientKind::MosquittoSub => {
@@ -586,6 +548,7 @@ impl ClientFleet {
             let stderr = std::fs::File::create(&stderr_path)
                 .map_err(crate::io(format!("create {stderr_name}")))?;
             let mut command = Command::new(&prepared.program);
+            command.envs(prepared.env.iter().map(|(k, v)| (k, v.as_os_str())));
             // Its own process group, so stopping it stops what it started too; and it dies
             // with linecut. SAFETY: the hook only makes async-signal-safe calls.
             unsafe {

@@ -1,4 +1,5 @@
-//! `[broker]`: the embedded broker, mosquitto with its settings, or an external address.
+//! `[broker]`: the embedded broker, mosquitto with its settings, another broker linecut starts
+//! (aedes, amqtt), or an external address.
 
 use super::*;
 
@@ -13,17 +14,19 @@ impl Checker<'_> {
             || b.persistent_client_expiration.is_some()
             || b.max_keepalive.is_some()
             || b.max_queued_messages.is_some();
-        match kind {
-            "embedded" | "mosquitto" | "external" => {}
-            other => {
-                self.problem_with(
-                    kind_span.clone(),
-                    "broker.kind",
-                    format!("`{other}` is not a broker kind; use embedded, mosquitto or external"),
-                    closest(other, ["embedded", "mosquitto", "external"]).map(|s| format!("`{s}`")),
-                );
-                return None;
-            }
+        let kinds: Vec<&str> = ["embedded", "mosquitto"]
+            .into_iter()
+            .chain(crate::broker::BROKER_PROGRAMS.iter().map(|s| s.kind))
+            .chain(["external"])
+            .collect();
+        if !kinds.contains(&kind) {
+            self.problem_with(
+                kind_span.clone(),
+                "broker.kind",
+                format!("`{kind}` is not a broker kind; use {}", kinds.join(", ")),
+                closest(kind, kinds.iter().copied()).map(|s| format!("`{s}`")),
+            );
+            return None;
         }
         if mosquitto_only && kind != "mosquitto" {
             self.problem(kind_span.clone(), "broker.kind", format!("persistence, persistent_client_expiration, max_keepalive and max_queued_messages are mosquitto settings, but kind is `{kind}`"));
@@ -60,6 +63,38 @@ impl Checker<'_> {
                             *m.get_ref()
                         }),
                 }))
+            }
+            kind if crate::broker::BrokerProgram::parse(kind).is_some() => {
+                let program = crate::broker::BrokerProgram::parse(kind).expect("checked");
+                if let Some(a) = &b.address {
+                    self.problem(a.span(), "broker.address", format!("linecut starts {kind} on a free port of its own; `address` is for kind = \"external\""));
+                }
+                // What the broker does not speak cannot be asked of the clients.
+                let spec = program.spec();
+                let asks = [
+                    (
+                        "subscriber.mqtt",
+                        raw.subscriber.as_ref().and_then(|s| s.mqtt.as_ref()),
+                    ),
+                    (
+                        "publisher.mqtt",
+                        raw.publisher.as_ref().and_then(|p| p.mqtt.as_ref()),
+                    ),
+                ];
+                for (field, mqtt) in asks {
+                    if let Some(m) = mqtt {
+                        if let Ok(p) = linecut_model::Protocol::parse(m.get_ref()) {
+                            if !spec.protocols.contains(&p) {
+                                self.problem(
+                                    m.span(),
+                                    field,
+                                    format!("[broker] kind = \"{kind}\" speaks MQTT 3.1.1 only"),
+                                );
+                            }
+                        }
+                    }
+                }
+                Some(BrokerSpec::Program(program))
             }
             _ => match &b.address {
                 Some(a) => {

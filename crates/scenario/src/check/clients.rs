@@ -289,13 +289,23 @@ impl Checker<'_> {
                     "`{name}` is not a client kind; use {}",
                     client::Kind::NAMES.join(", ")
                 ),
-                closest(name, client::Kind::NAMES)
-                    .or_else(|| {
-                        client::Kind::NAMES
-                            .into_iter()
-                            .find(|n| n.starts_with(name) || name.starts_with(n))
-                    })
-                    .map(|s| format!("`{s}`")),
+                // A family name (`paho`) names several kinds: all of them, not the closest
+                // spelling.
+                {
+                    let family: Vec<String> = client::Kind::NAMES
+                        .into_iter()
+                        .filter(|n| n.starts_with(name) || name.starts_with(n))
+                        .map(|n| format!("`{n}`"))
+                        .collect();
+                    match family.len() {
+                        0 => closest(name, client::Kind::NAMES).map(|s| format!("`{s}`")),
+                        1 => family.into_iter().next(),
+                        _ => {
+                            let (last, rest) = family.split_last().expect("two or more");
+                            Some(format!("{} or {last}", rest.join(", ")))
+                        }
+                    }
+                },
             );
             return None;
         };
@@ -387,6 +397,37 @@ impl Checker<'_> {
                     ok = false;
                 }
                 ClientKind::MosquittoSub
+            }
+            client::Kind::Program(program) => {
+                // What the library cannot do cannot be asked of it (client::PROGRAMS).
+                let spec = program.spec();
+                if let Some(m) = &s.mqtt {
+                    if let Ok(p) = Protocol::parse(m.get_ref()) {
+                        if !spec.protocols.contains(&p) {
+                            self.problem(
+                                m.span(),
+                                "subscriber.mqtt",
+                                format!(
+                                    "{} speaks MQTT 3.1.1 only; use mqtt = \"3.1.1\"",
+                                    spec.library
+                                ),
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+                if let (Some((min, why)), Some(k)) = (spec.min_keepalive, keepalive_s) {
+                    if k > 0 && k < min {
+                        let span = s.keepalive.as_ref().map_or(kind_span.clone(), |k| k.span());
+                        self.problem(
+                            span,
+                            "subscriber.keepalive",
+                            format!("{k}s: {why}; use at least {min}s"),
+                        );
+                        ok = false;
+                    }
+                }
+                ClientKind::Program(program)
             }
             client::Kind::Command => {
                 let argv = match &s.command {

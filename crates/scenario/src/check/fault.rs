@@ -376,6 +376,10 @@ impl Checker<'_> {
                     self.problem(kind_span.clone(), &format!("{field}.kind"), "`restart` needs a broker linecut starts ([broker] kind = \"mosquitto\"): linecut does not control an external broker");
                     ok = false;
                 }
+                Some(BrokerSpec::Program(p)) => {
+                    self.problem(kind_span.clone(), &format!("{field}.kind"), format!("`restart` needs [broker] kind = \"mosquitto\": linecut restarts only mosquitto, whose store and wills it knows, not {}", p.spec().kind));
+                    ok = false;
+                }
             }
             let (mut at, mut down) = (None, None);
             for (key, value) in table {

@@ -184,7 +184,7 @@ impl Checker<'_> {
             self.problem(
                 span.clone(),
                 "broker.kind",
-                "namespace mode starts its own broker on the run's bridge: use kind = \"embedded\" or \"mosquitto\"",
+                "namespace mode starts its own broker on the run's bridge: use a kind linecut starts (embedded, mosquitto, aedes, amqtt)",
             );
         }
         if let Some(s) = subscriber {
@@ -196,7 +196,7 @@ impl Checker<'_> {
                 self.problem(
                     span.clone(),
                     "network.tcp_user_timeout",
-                    "TCP_USER_TIMEOUT is set by the client on its own socket: linecut's paho script does (client = \"paho-python\"); rumqttc, mosquitto_sub and command clients give no way to",
+                    "TCP_USER_TIMEOUT is set by the client on its own socket: linecut's paho script does (client = \"paho-python\"); the other clients give no way to",
                 );
             }
             if s.settings.count > MAX_NAMESPACE_SUBSCRIBERS {
