@@ -16,6 +16,7 @@
 pub mod axis;
 mod choose;
 pub mod exec;
+pub mod matrix;
 pub mod plan;
 pub mod plot;
 pub mod report;

@@ -76,16 +76,8 @@ pub struct Stat {
 impl Stat {
     fn of(values: &[Option<f64>]) -> Option<Stat> {
         let mut v: Vec<f64> = values.iter().flatten().copied().collect();
-        if v.is_empty() {
-            return None;
-        }
+        let median = median(v.clone())?;
         v.sort_by(f64::total_cmp);
-        let mid = v.len() / 2;
-        let median = if v.len() % 2 == 1 {
-            v[mid]
-        } else {
-            (v[mid - 1] + v[mid]) / 2.0
-        };
         Some(Stat {
             median: round(median),
             min: v[0],

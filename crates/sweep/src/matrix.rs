@@ -1,0 +1,495 @@
+//! A client matrix: several sweeps over the same client libraries (`subscriber.client`), one per
+//! outage, read side by side. `matrix.md` and `matrix.json` say per library and outage when it
+//! noticed (against its own band), how it came back, whether it re-subscribed and had to, and
+//! what it lost; then every surprise the runs hold (a give-up outside the band, a library that
+//! never noticed or never came back, a reconnect long after the restore, a subscription lost, a
+//! disconnect no outage explains), each with the run that shows it.
+//!
+//! A matrix is found, not declared: a directory with two or more sweeps among its children whose
+//! plans have a `subscriber.client` axis. Everything is read from the runs' `report.json` files,
+//! so `linecut report` regenerates it with the sweeps.
+
+use crate::exec::{is_complete, run_dir};
+use crate::report::median;
+use crate::{read_plan, SweepError};
+use linecut_analyzer::{Report, Verdict};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The axis a matrix's rows come from.
+pub const CLIENT_AXIS: &str = "subscriber.client";
+
+/// A reconnect this long after the restore is a surprise worth naming: longer than any of the
+/// libraries' first retry (1–5 s) plus the kernel's SYN retransmissions up to the third
+/// (1 + 2 + 4 s, TCP_TIMEOUT_INIT doubling) plus the 30 s connect timeouts MQTT.js, Paho C and
+/// Paho Go use.
+const SLOW_RECONNECT_S: f64 = 40.0;
+
+/// The sweeps of a matrix directory, in the order of their outages (shortest first, a
+/// middlebox's open-ended windows last), or `None` when `dir` is not a matrix.
+pub fn sweeps_of(dir: &Path) -> Option<Vec<PathBuf>> {
+    let mut sweeps: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| crate::is_sweep_dir(p))
+        .filter(|p| read_plan(p).is_ok_and(|plan| plan.axes.iter().any(|a| a.path == CLIENT_AXIS)))
+        .collect();
+    if sweeps.len() < 2 {
+        return None;
+    }
+    sweeps.sort();
+    Some(sweeps)
+}
+
+/// One run's part in the matrix: its first fault window's first subscriber.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunFacts {
+    /// The run directory, relative to the matrix directory.
+    pub run: String,
+    pub detect_s: Option<f64>,
+    pub verdict: Option<Verdict>,
+    pub band: Option<(f64, f64)>,
+    /// Seconds after the restore (negative: during the outage).
+    pub reconnect_s: Option<f64>,
+    pub attempts: u32,
+    pub resubscribed: Option<bool>,
+    pub session_present: Option<bool>,
+    pub lost: u64,
+    /// Disconnects no outage explains: (seconds into the run, cause).
+    pub unexpected: Vec<(f64, String)>,
+}
+
+/// One library under one outage.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    pub client: String,
+    /// The library as the runs named it (`MQTT.js 5.16.0 (...)`).
+    pub library: String,
+    pub runs: Vec<RunFacts>,
+    /// Runs the plan has that did not finish.
+    pub missing: u32,
+}
+
+/// One sweep of the matrix: an outage and what every library did under it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Column {
+    /// The sweep's directory name.
+    pub name: String,
+    pub scenario: String,
+    pub description: Option<String>,
+    /// The fault as the runs name it (`cut:at=10s,for=20s`).
+    pub fault: String,
+    pub keepalive_s: Option<u16>,
+    pub entries: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Matrix {
+    pub schema: &'static str,
+    pub schema_version: u32,
+    pub columns: Vec<Column>,
+    /// The clients, in the order of the first sweep's axis.
+    pub clients: Vec<String>,
+    pub surprises: Vec<String>,
+}
+
+fn first_window_facts(report: &Report, run: String) -> RunFacts {
+    let m = report.windows.first().and_then(|w| w.subscribers.first());
+    RunFacts {
+        run,
+        detect_s: m.and_then(|m| m.client_detect_s),
+        verdict: m.and_then(|m| m.client_detect_band.as_ref().map(|b| b.verdict)),
+        band: m.and_then(|m| m.client_detect_band.as_ref().map(|b| (b.low_s, b.high_s))),
+        reconnect_s: m.and_then(|m| m.reconnect_s),
+        attempts: m.map_or(0, |m| m.connect_attempts),
+        resubscribed: m.and_then(|m| m.resubscribed),
+        session_present: m.and_then(|m| m.session_present),
+        lost: report.data.first().map_or(0, |d| d.lost),
+        unexpected: report
+            .unexpected_disconnects
+            .iter()
+            .map(|u| (u.t_s, u.cause.clone()))
+            .collect(),
+    }
+}
+
+/// Reads a matrix from its sweeps' runs.
+pub fn build(dir: &Path, sweeps: &[PathBuf]) -> Result<Matrix, SweepError> {
+    let mut columns = Vec::new();
+    let mut clients: Vec<String> = Vec::new();
+    for sweep in sweeps {
+        let plan = read_plan(sweep)?;
+        let name = sweep
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+        let mut column = Column {
+            name: name.clone(),
+            scenario: plan.scenario_name.clone(),
+            description: None,
+            fault: String::new(),
+            keepalive_s: None,
+            entries: Vec::new(),
+        };
+        for cell in &plan.cells {
+            let Some((_, client)) = cell.values.iter().find(|(p, _)| p == CLIENT_AXIS) else {
+                continue;
+            };
+            if !clients.contains(client) {
+                clients.push(client.clone());
+            }
+            let mut entry = Entry {
+                client: client.clone(),
+                library: String::new(),
+                runs: Vec::new(),
+                missing: 0,
+            };
+            for r in 1..=plan.repeat {
+                let run = run_dir(sweep, &cell.name, r);
+                let path = linecut_events::RunLayout::new(&run).report_json();
+                if !is_complete(&run) || !path.is_file() {
+                    entry.missing += 1;
+                    continue;
+                }
+                let text = std::fs::read_to_string(&path).map_err(crate::io(path.clone()))?;
+                let report: Report = serde_json::from_str(&text)
+                    .map_err(|e| SweepError::Report(format!("{}: {e}", path.display())))?;
+                entry.library.clone_from(&report.client_library);
+                column.description = column.description.or(report.description.clone());
+                column.keepalive_s = column.keepalive_s.or(report.keepalive_s);
+                if column.fault.is_empty() {
+                    if let Some(w) = report.windows.first() {
+                        column.fault = fault_words(&w.spec);
+                    }
+                }
+                let relative = run.strip_prefix(dir).unwrap_or(&run).display().to_string();
+                entry.runs.push(first_window_facts(&report, relative));
+            }
+            column.entries.push(entry);
+        }
+        columns.push(column);
+    }
+    let mut matrix = Matrix {
+        schema: "linecut-matrix",
+        schema_version: 1,
+        columns,
+        clients,
+        surprises: Vec::new(),
+    };
+    matrix.surprises = surprises(&matrix);
+    Ok(matrix)
+}
+
+/// The fault's spec without the phase the sweep drew (`cut:at=10.4s,for=20s` reads `cut
+/// for=20s`): the columns compare outages, not phases.
+fn fault_words(spec: &str) -> String {
+    let (kind, params) = spec.split_once(':').unwrap_or((spec, ""));
+    let kept: Vec<&str> = params
+        .split(',')
+        .filter(|p| !p.is_empty() && !p.starts_with("at="))
+        .collect();
+    if kept.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind} {}", kept.join(","))
+    }
+}
+
+/// `12.3 (10.1–14.0)`, or `12.3` when every run agreed, or `—`.
+fn spread(values: Vec<f64>) -> String {
+    let (Some(lo), Some(hi)) = (
+        values.iter().copied().reduce(f64::min),
+        values.iter().copied().reduce(f64::max),
+    ) else {
+        return "—".into();
+    };
+    let mid = median(values).expect("non-empty");
+    if (hi - lo).abs() < 0.0005 {
+        format!("{mid:.1}")
+    } else {
+        format!("{mid:.1} ({lo:.1}–{hi:.1})")
+    }
+}
+
+impl Entry {
+    /// When it noticed: median (range) s, how many runs, against the band.
+    fn noticed(&self) -> String {
+        let n = self.runs.len();
+        if n == 0 {
+            return "no runs".into();
+        }
+        let values: Vec<f64> = self.runs.iter().filter_map(|r| r.detect_s).collect();
+        let noticed = values.len();
+        let inside = self
+            .runs
+            .iter()
+            .filter(|r| r.verdict == Some(Verdict::Inside))
+            .count();
+        let outside = self
+            .runs
+            .iter()
+            .filter(|r| r.verdict == Some(Verdict::Outside))
+            .count();
+        let band = self.runs.iter().find_map(|r| r.band).map_or_else(
+            || "no band".to_string(),
+            |(lo, hi)| format!("band {lo:.1}–{hi:.1}"),
+        );
+        let judged = match (inside, outside) {
+            (i, 0) if i == n => format!("{band}: all inside"),
+            (i, o) => format!("{band}: {i} inside, {o} outside"),
+        };
+        if noticed == 0 {
+            format!("never in {n} runs; {judged}")
+        } else {
+            format!("{} s in {noticed}/{n}; {judged}", spread(values))
+        }
+    }
+
+    /// How it came back: after the restore, attempts, re-subscribed.
+    fn back(&self) -> String {
+        let gave_up: Vec<&RunFacts> = self.runs.iter().filter(|r| r.detect_s.is_some()).collect();
+        if gave_up.is_empty() {
+            return "—".into();
+        }
+        let back: Vec<f64> = gave_up.iter().filter_map(|r| r.reconnect_s).collect();
+        let attempts: Vec<f64> = gave_up.iter().map(|r| f64::from(r.attempts)).collect();
+        let never = gave_up.len() - back.len();
+        let resub = gave_up
+            .iter()
+            .filter(|r| r.reconnect_s.is_some())
+            .map(|r| (r.resubscribed, r.session_present))
+            .collect::<Vec<_>>();
+        let had_to = resub.iter().filter(|(_, p)| *p == Some(false)).count();
+        let did = resub
+            .iter()
+            .filter(|(s, p)| *p == Some(false) && *s == Some(true))
+            .count();
+        let mut text = format!(
+            "+{} s, {} attempt(s)",
+            spread(back),
+            median(attempts).map_or("—".into(), |a| format!("{a:.0}"))
+        );
+        if never > 0 {
+            text.push_str(&format!(", not back in {never}"));
+        }
+        if had_to > 0 {
+            text.push_str(&if did == had_to {
+                "; re-subscribed".to_string()
+            } else {
+                format!("; re-subscribed in {did} of {had_to}")
+            });
+        }
+        text
+    }
+
+    fn lost(&self) -> String {
+        spread(self.runs.iter().map(|r| r.lost as f64).collect()).replace(".0", "")
+    }
+}
+
+/// Everything in the runs a reader should not miss, each with the run that shows it.
+fn surprises(m: &Matrix) -> Vec<String> {
+    let mut out = Vec::new();
+    for column in &m.columns {
+        for e in &column.entries {
+            for r in &e.runs {
+                let at = format!("`{}`", r.run);
+                if r.verdict == Some(Verdict::Outside) {
+                    let band = r.band.map_or(String::new(), |(lo, hi)| {
+                        format!(" (band {lo:.1}–{hi:.1} s)")
+                    });
+                    out.push(match r.detect_s {
+                        Some(d) => format!("{} ({}): gave up {d:.3} s into the outage, outside its band{band}: {at}", e.client, column.fault),
+                        None => format!("{} ({}): never noticed, although the outage outlasted its band{band}: {at}", e.client, column.fault),
+                    });
+                }
+                if r.detect_s.is_some() && r.reconnect_s.is_none() {
+                    out.push(format!(
+                        "{} ({}): gave up and was not back by the end of the run: {at}",
+                        e.client, column.fault
+                    ));
+                }
+                if let Some(s) = r.reconnect_s.filter(|s| *s > SLOW_RECONNECT_S) {
+                    out.push(format!(
+                        "{} ({}): back {s:.1} s after the restore: {at}",
+                        e.client, column.fault
+                    ));
+                }
+                if r.session_present == Some(false) && r.resubscribed == Some(false) {
+                    out.push(format!("{} ({}): reconnected to a broker that kept no session and did not subscribe again; nothing more reached it: {at}", e.client, column.fault));
+                }
+                for (t, cause) in &r.unexpected {
+                    out.push(format!(
+                        "{} ({}): a disconnect no outage explains at t+{t:.1} s ({cause}): {at}",
+                        e.client, column.fault
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `matrix.md`.
+pub fn markdown(m: &Matrix) -> String {
+    let mut s = String::from("# Client matrix\n\n");
+    s.push_str("Every client library under the same outages, each on a real link against the same broker, several runs with the outage at a random point of the ping cycle. Generated by `linecut report` from the runs' own reports; each column is a sweep in this directory.\n\n");
+    for c in &m.columns {
+        s.push_str(&format!(
+            "- **{}** (`{}/`): {}{}\n",
+            c.fault,
+            c.name,
+            c.description.as_deref().unwrap_or(&c.scenario),
+            c.keepalive_s
+                .map_or(String::new(), |k| format!(" Keepalive {k} s."))
+        ));
+    }
+    let header = |what: &str| {
+        let mut h = format!("\n## {what}\n\n| client | library |");
+        for c in &m.columns {
+            h.push_str(&format!(" {} |", c.fault));
+        }
+        h.push_str("\n|---|---|");
+        h.push_str(&"---|".repeat(m.columns.len()));
+        h.push('\n');
+        h
+    };
+    type Cell = fn(&Entry) -> String;
+    let tables: [(&str, &str, Cell); 3] = [
+        ("When it noticed", "Seconds from the outage start to the client giving up: median (range), in how many runs, against the band its library's rule gives (docs/clients.md; each run's report states the tolerance and its source).", Entry::noticed),
+        ("How it came back", "Seconds from the restore to its CONNACK (median, range; negative: during the outage), connection attempts from giving up to that CONNACK, and whether it subscribed again where the broker had kept no session.", Entry::back),
+        ("What it lost", "Messages published during the run that never reached it (QoS 0): median (range).", Entry::lost),
+    ];
+    for (title, words, cell) in tables {
+        s.push_str(&header(title));
+        for client in &m.clients {
+            let library = m
+                .columns
+                .iter()
+                .flat_map(|c| &c.entries)
+                .find(|e| &e.client == client && !e.library.is_empty())
+                .map_or("", |e| e.library.as_str());
+            let library = library.split(" (").next().unwrap_or(library);
+            s.push_str(&format!("| {client} | {library} |"));
+            for c in &m.columns {
+                let text = c
+                    .entries
+                    .iter()
+                    .find(|e| &e.client == client)
+                    .map_or_else(|| "not run".to_string(), cell);
+                s.push_str(&format!(" {text} |"));
+            }
+            s.push('\n');
+        }
+        s.push_str(&format!("\n{words}\n"));
+    }
+    s.push_str("\n## Surprises\n\n");
+    if m.surprises.is_empty() {
+        s.push_str("None: every library gave up inside its band or rode the outage through, came back, and subscribed again where it had to.\n");
+    } else {
+        for line in &m.surprises {
+            s.push_str(&format!("- {line}\n"));
+        }
+    }
+    let missing: u32 = m
+        .columns
+        .iter()
+        .flat_map(|c| &c.entries)
+        .map(|e| e.missing)
+        .sum();
+    if missing > 0 {
+        s.push_str(&format!(
+            "\n{missing} planned run(s) did not finish and are not counted.\n"
+        ));
+    }
+    s
+}
+
+/// Writes `matrix.json` and `matrix.md` into `dir`.
+pub fn write(dir: &Path, sweeps: &[PathBuf]) -> Result<Matrix, SweepError> {
+    let matrix = build(dir, sweeps)?;
+    let files: BTreeMap<&str, String> = [
+        (
+            "matrix.json",
+            serde_json::to_string_pretty(&matrix).expect("matrix serialises") + "\n",
+        ),
+        ("matrix.md", markdown(&matrix)),
+    ]
+    .into_iter()
+    .collect();
+    for (name, text) in files {
+        let path = dir.join(name);
+        let tmp = dir.join(format!("{name}.tmp"));
+        std::fs::write(&tmp, text)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(crate::io(path))?;
+    }
+    Ok(matrix)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fault_reads_without_its_phase() {
+        assert_eq!(fault_words("cut:at=10.412s,for=20s"), "cut for=20s");
+        assert_eq!(
+            fault_words("idle_timeout:timeout=30s"),
+            "idle_timeout timeout=30s"
+        );
+        assert_eq!(fault_words("reject:at=3s"), "reject");
+    }
+
+    #[test]
+    fn spreads_and_notices_say_what_the_runs_did() {
+        assert_eq!(spread(vec![]), "—");
+        assert_eq!(spread(vec![2.0, 2.0]), "2.0");
+        assert_eq!(spread(vec![3.0, 1.0, 2.0]), "2.0 (1.0–3.0)");
+        let run = |d: Option<f64>, v: Verdict| RunFacts {
+            run: "blip/cells/x/r1".into(),
+            detect_s: d,
+            verdict: Some(v),
+            band: Some((5.0, 10.0)),
+            reconnect_s: d.map(|_| 0.5),
+            attempts: 1,
+            resubscribed: Some(true),
+            session_present: Some(false),
+            lost: 3,
+            unexpected: Vec::new(),
+        };
+        let e = Entry {
+            client: "mqttjs".into(),
+            library: "MQTT.js 5.16.0".into(),
+            runs: vec![run(Some(6.0), Verdict::Inside), run(None, Verdict::Outside)],
+            missing: 0,
+        };
+        assert_eq!(
+            e.noticed(),
+            "6.0 s in 1/2; band 5.0–10.0: 1 inside, 1 outside"
+        );
+        assert_eq!(e.back(), "+0.5 s, 1 attempt(s); re-subscribed");
+        let m = Matrix {
+            schema: "linecut-matrix",
+            schema_version: 1,
+            columns: vec![Column {
+                name: "blip".into(),
+                scenario: "s".into(),
+                description: None,
+                fault: "cut for=3s".into(),
+                keepalive_s: Some(5),
+                entries: vec![e],
+            }],
+            clients: vec!["mqttjs".into()],
+            surprises: Vec::new(),
+        };
+        let found = surprises(&m);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(
+            found[0].contains("never noticed, although the outage outlasted its band"),
+            "{found:?}"
+        );
+        assert!(found[0].contains("`blip/cells/x/r1`"), "{found:?}");
+    }
+}
