@@ -286,17 +286,17 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
         linecut_sweep::write_reports(sweep)?;
         println!("{}: sweep reports regenerated", sweep.display());
     }
-    // A directory holding sweeps of the same clients under different outages is a client
-    // matrix: its comparison is regenerated with them.
+    // A directory holding sweeps of the same clients (or brokers) under different outages is
+    // a matrix: its comparison is regenerated with them.
     let mut parents: Vec<PathBuf> = sweeps
         .iter()
         .filter_map(|s| s.parent().map(std::path::Path::to_path_buf))
         .collect();
     parents.dedup();
     for parent in parents {
-        if let Some(columns) = linecut_sweep::matrix::sweeps_of(&parent) {
-            linecut_sweep::matrix::write(&parent, &columns)?;
-            println!("{}: client matrix regenerated", parent.display());
+        if let Some((columns, rows)) = linecut_sweep::matrix::sweeps_of(&parent) {
+            linecut_sweep::matrix::write(&parent, &columns, rows)?;
+            println!("{}: matrix regenerated", parent.display());
         }
     }
     Ok(ExitCode::SUCCESS)

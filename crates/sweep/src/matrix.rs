@@ -1,24 +1,38 @@
-//! A client matrix: several sweeps over the same client libraries (`subscriber.client`), one per
-//! outage, read side by side. `matrix.md` and `matrix.json` say per library and outage when it
-//! noticed (against its own band), how it came back, whether it re-subscribed and had to, and
-//! what it lost; then every surprise the runs hold (a give-up outside the band, a library that
-//! never noticed or never came back, a reconnect long after the restore, a subscription lost, a
-//! disconnect no outage explains), each with the run that shows it.
+//! A matrix: several sweeps over the same implementations, one per outage, read side by side.
+//! Its rows are client libraries (a `subscriber.client` axis: the client matrix) or brokers (a
+//! `broker.kind` axis: the broker matrix). `matrix.md` and `matrix.json` say per row and outage,
+//! for a client, when it noticed (against its own band), how it came back, whether it
+//! re-subscribed and had to, and what it lost; for a broker, when it dropped the silent client
+//! (against its band), what it did when the client came back while it still held the old
+//! connection, and when the backend heard the will. Then every surprise the runs hold (a
+//! verdict outside its band, a client that never came back, a reconnect long after the restore,
+//! a subscription lost, a disconnect no outage explains), each with the run that shows it.
 //!
 //! A matrix is found, not declared: a directory with two or more sweeps among its children whose
-//! plans have a `subscriber.client` axis. Everything is read from the runs' `report.json` files,
-//! so `linecut report` regenerates it with the sweeps.
+//! plans share one of those axes. Everything is read from the runs' `report.json` files, so
+//! `linecut report` regenerates it with the sweeps.
 
 use crate::exec::{is_complete, run_dir};
 use crate::report::median;
 use crate::{read_plan, SweepError};
-use linecut_analyzer::{Report, Verdict};
+use linecut_analyzer::{Report, Story, Verdict};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// The axis a matrix's rows come from.
-pub const CLIENT_AXIS: &str = "subscriber.client";
+/// What a matrix's rows are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rows {
+    Clients,
+    Brokers,
+}
+
+/// The axes a matrix's rows come from, and what they make the rows.
+pub const ROW_AXES: [(&str, Rows); 2] = [
+    ("subscriber.client", Rows::Clients),
+    ("broker.kind", Rows::Brokers),
+];
 
 /// A reconnect this long after the restore is a surprise worth naming: longer than any of the
 /// libraries' first retry (1–5 s) plus the kernel's SYN retransmissions up to the third
@@ -26,21 +40,35 @@ pub const CLIENT_AXIS: &str = "subscriber.client";
 /// Paho Go use.
 const SLOW_RECONNECT_S: f64 = 40.0;
 
-/// The sweeps of a matrix directory, in the order of their outages (shortest first, a
-/// middlebox's open-ended windows last), or `None` when `dir` is not a matrix.
-pub fn sweeps_of(dir: &Path) -> Option<Vec<PathBuf>> {
-    let mut sweeps: Vec<PathBuf> = std::fs::read_dir(dir)
+/// The sweeps of a matrix directory and what its rows are, or `None` when `dir` is not a
+/// matrix. Sweeps in the order of their directory names.
+pub fn sweeps_of(dir: &Path) -> Option<(Vec<PathBuf>, Rows)> {
+    let children: Vec<PathBuf> = std::fs::read_dir(dir)
         .ok()?
         .flatten()
         .map(|e| e.path())
         .filter(|p| crate::is_sweep_dir(p))
-        .filter(|p| read_plan(p).is_ok_and(|plan| plan.axes.iter().any(|a| a.path == CLIENT_AXIS)))
         .collect();
-    if sweeps.len() < 2 {
-        return None;
+    for (axis, rows) in ROW_AXES {
+        let mut sweeps: Vec<PathBuf> = children
+            .iter()
+            .filter(|p| read_plan(p).is_ok_and(|plan| plan.axes.iter().any(|a| a.path == axis)))
+            .cloned()
+            .collect();
+        if sweeps.len() >= 2 {
+            sweeps.sort();
+            return Some((sweeps, rows));
+        }
     }
-    sweeps.sort();
-    Some(sweeps)
+    None
+}
+
+fn row_axis(rows: Rows) -> &'static str {
+    ROW_AXES
+        .iter()
+        .find(|(_, r)| *r == rows)
+        .map(|(a, _)| *a)
+        .expect("every kind of row has its axis")
 }
 
 /// One run's part in the matrix: its first fault window's first subscriber.
@@ -59,13 +87,24 @@ pub struct RunFacts {
     pub lost: u64,
     /// Disconnects no outage explains: (seconds into the run, cause).
     pub unexpected: Vec<(f64, String)>,
+    /// When the broker dropped the client, from the outage start, and the verdict on it.
+    pub broker_detect_s: Option<f64>,
+    pub broker_verdict: Option<Verdict>,
+    pub broker_band: Option<(f64, f64)>,
+    /// The client's new connection came while the broker still held the old one.
+    pub takeover: bool,
+    /// When the backend heard the will, from the outage start.
+    pub will_s: Option<f64>,
+    /// The will came after the client was connected again: seconds after its CONNACK.
+    pub will_after_connack_s: Option<f64>,
 }
 
-/// One library under one outage.
+/// One client library (or broker) under one outage.
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
+    /// The row's axis value (`mqttjs`, `aedes`).
     pub client: String,
-    /// The library as the runs named it (`MQTT.js 5.16.0 (...)`).
+    /// The implementation as the runs named it (`MQTT.js 5.16.0 (...)`, `aedes 1.2.0 (...)`).
     pub library: String,
     pub runs: Vec<RunFacts>,
     /// Runs the plan has that did not finish.
@@ -89,8 +128,9 @@ pub struct Column {
 pub struct Matrix {
     pub schema: &'static str,
     pub schema_version: u32,
+    pub rows: Rows,
     pub columns: Vec<Column>,
-    /// The clients, in the order of the first sweep's axis.
+    /// The rows' axis values, in the order of the first sweep's axis.
     pub clients: Vec<String>,
     pub surprises: Vec<String>,
 }
@@ -112,11 +152,18 @@ fn first_window_facts(report: &Report, run: String) -> RunFacts {
             .iter()
             .map(|u| (u.t_s, u.cause.clone()))
             .collect(),
+        broker_detect_s: m.and_then(|m| m.broker_detect_s),
+        broker_verdict: m.and_then(|m| m.broker_detect_band.as_ref().map(|b| b.verdict)),
+        broker_band: m.and_then(|m| m.broker_detect_band.as_ref().map(|b| (b.low_s, b.high_s))),
+        takeover: m.is_some_and(|m| m.told(Story::SessionTakeover)),
+        will_s: m.and_then(|m| m.will_s),
+        will_after_connack_s: m.and_then(|m| m.will_after_connack_s),
     }
 }
 
 /// Reads a matrix from its sweeps' runs.
-pub fn build(dir: &Path, sweeps: &[PathBuf]) -> Result<Matrix, SweepError> {
+pub fn build(dir: &Path, sweeps: &[PathBuf], rows: Rows) -> Result<Matrix, SweepError> {
+    let axis = row_axis(rows);
     let mut columns = Vec::new();
     let mut clients: Vec<String> = Vec::new();
     for sweep in sweeps {
@@ -133,7 +180,7 @@ pub fn build(dir: &Path, sweeps: &[PathBuf]) -> Result<Matrix, SweepError> {
             entries: Vec::new(),
         };
         for cell in &plan.cells {
-            let Some((_, client)) = cell.values.iter().find(|(p, _)| p == CLIENT_AXIS) else {
+            let Some((_, client)) = cell.values.iter().find(|(p, _)| p == axis) else {
                 continue;
             };
             if !clients.contains(client) {
@@ -155,7 +202,10 @@ pub fn build(dir: &Path, sweeps: &[PathBuf]) -> Result<Matrix, SweepError> {
                 let text = std::fs::read_to_string(&path).map_err(crate::io(path.clone()))?;
                 let report: Report = serde_json::from_str(&text)
                     .map_err(|e| SweepError::Report(format!("{}: {e}", path.display())))?;
-                entry.library.clone_from(&report.client_library);
+                entry.library.clone_from(match rows {
+                    Rows::Clients => &report.client_library,
+                    Rows::Brokers => &report.broker,
+                });
                 column.description = column.description.or(report.description.clone());
                 column.keepalive_s = column.keepalive_s.or(report.keepalive_s);
                 if column.fault.is_empty() {
@@ -173,6 +223,7 @@ pub fn build(dir: &Path, sweeps: &[PathBuf]) -> Result<Matrix, SweepError> {
     let mut matrix = Matrix {
         schema: "linecut-matrix",
         schema_version: 1,
+        rows,
         columns,
         clients,
         surprises: Vec::new(),
@@ -283,6 +334,56 @@ impl Entry {
         text
     }
 
+    /// When the broker dropped the silent client, against its band.
+    fn dropped(&self) -> String {
+        let n = self.runs.len();
+        if n == 0 {
+            return "no runs".into();
+        }
+        let values: Vec<f64> = self.runs.iter().filter_map(|r| r.broker_detect_s).collect();
+        let band = self.runs.iter().find_map(|r| r.broker_band).map_or_else(
+            || "no band".to_string(),
+            |(lo, hi)| format!("band {lo:.1}–{hi:.1}"),
+        );
+        let inside = self
+            .runs
+            .iter()
+            .filter(|r| r.broker_verdict == Some(Verdict::Inside))
+            .count();
+        let judged = if inside == n {
+            format!("{band}: all inside")
+        } else {
+            format!("{band}: {inside} of {n} inside")
+        };
+        match values.len() {
+            0 => format!("never in {n} runs; {judged}"),
+            k => format!("{} s in {k}/{n}; {judged}", spread(values)),
+        }
+    }
+
+    /// What happened when the client came back: a takeover, and the will.
+    fn came_back_to(&self) -> String {
+        let n = self.runs.len();
+        let takeovers = self.runs.iter().filter(|r| r.takeover).count();
+        let wills: Vec<f64> = self.runs.iter().filter_map(|r| r.will_s).collect();
+        let while_connected = self
+            .runs
+            .iter()
+            .filter(|r| r.will_after_connack_s.is_some())
+            .count();
+        let mut text = format!("takeover in {takeovers}/{n}");
+        text.push_str(&match wills.len() {
+            0 => "; no will".to_string(),
+            k => format!("; will at {} s in {k}/{n}", spread(wills)),
+        });
+        if while_connected > 0 {
+            text.push_str(&format!(
+                ", {while_connected} of them after the client was back"
+            ));
+        }
+        text
+    }
+
     fn lost(&self) -> String {
         spread(self.runs.iter().map(|r| r.lost as f64).collect()).replace(".0", "")
     }
@@ -295,6 +396,15 @@ fn surprises(m: &Matrix) -> Vec<String> {
         for e in &column.entries {
             for r in &e.runs {
                 let at = format!("`{}`", r.run);
+                if r.broker_verdict == Some(Verdict::Outside) {
+                    let band = r.broker_band.map_or(String::new(), |(lo, hi)| {
+                        format!(" (band {lo:.1}–{hi:.1} s)")
+                    });
+                    out.push(match r.broker_detect_s {
+                        Some(d) => format!("{} ({}): the broker dropped the client {d:.3} s into the outage, outside its band{band}: {at}", e.client, column.fault),
+                        None => format!("{} ({}): the broker never dropped the silent client, although the outage outlasted its band{band}: {at}", e.client, column.fault),
+                    });
+                }
                 if r.verdict == Some(Verdict::Outside) {
                     let band = r.band.map_or(String::new(), |(lo, hi)| {
                         format!(" (band {lo:.1}–{hi:.1} s)")
@@ -333,8 +443,11 @@ fn surprises(m: &Matrix) -> Vec<String> {
 
 /// `matrix.md`.
 pub fn markdown(m: &Matrix) -> String {
-    let mut s = String::from("# Client matrix\n\n");
-    s.push_str("Every client library under the same outages, each on a real link against the same broker, several runs with the outage at a random point of the ping cycle. Generated by `linecut report` from the runs' own reports; each column is a sweep in this directory.\n\n");
+    let mut s = String::from(match m.rows {
+        Rows::Clients => "# Client matrix\n\nEvery client library under the same outages, each on a real link against the same broker, several runs with the outage at a random point of the ping cycle.",
+        Rows::Brokers => "# Broker matrix\n\nEvery broker under the same outages, with the same client on a real link, several runs with the outage at a random point of the ping cycle.",
+    });
+    s.push_str(" Generated by `linecut report` from the runs' own reports; each column is a sweep in this directory.\n\n");
     for c in &m.columns {
         s.push_str(&format!(
             "- **{}** (`{}/`): {}{}\n",
@@ -346,7 +459,10 @@ pub fn markdown(m: &Matrix) -> String {
         ));
     }
     let header = |what: &str| {
-        let mut h = format!("\n## {what}\n\n| client | library |");
+        let mut h = match m.rows {
+            Rows::Clients => format!("\n## {what}\n\n| client | library |"),
+            Rows::Brokers => format!("\n## {what}\n\n| broker | version |"),
+        };
         for c in &m.columns {
             h.push_str(&format!(" {} |", c.fault));
         }
@@ -356,11 +472,20 @@ pub fn markdown(m: &Matrix) -> String {
         h
     };
     type Cell = fn(&Entry) -> String;
-    let tables: [(&str, &str, Cell); 3] = [
-        ("When it noticed", "Seconds from the outage start to the client giving up: median (range), in how many runs, against the band its library's rule gives (docs/clients.md; each run's report states the tolerance and its source).", Entry::noticed),
-        ("How it came back", "Seconds from the restore to its CONNACK (median, range; negative: during the outage), connection attempts from giving up to that CONNACK, and whether it subscribed again where the broker had kept no session.", Entry::back),
-        ("What it lost", "Messages published during the run that never reached it (QoS 0): median (range).", Entry::lost),
-    ];
+    let lost: (&str, &str, Cell) = ("What it lost", "Messages published during the run that never reached the subscriber (QoS 0): median (range).", Entry::lost);
+    let tables: Vec<(&str, &str, Cell)> = match m.rows {
+        Rows::Clients => vec![
+            ("When it noticed", "Seconds from the outage start to the client giving up: median (range), in how many runs, against the band its library's rule gives (docs/clients.md; each run's report states the tolerance and its source).", Entry::noticed),
+            ("How it came back", "Seconds from the restore to its CONNACK (median, range; negative: during the outage), connection attempts from giving up to that CONNACK, and whether it subscribed again where the broker had kept no session.", Entry::back),
+            lost,
+        ],
+        Rows::Brokers => vec![
+            ("When it dropped the silent client", "Seconds from the outage start to the broker closing its side of the client's connection: median (range), in how many runs, against the band its rule gives (docs/clients.md; a \"never\" its own code gives is inside).", Entry::dropped),
+            ("When the client came back", "Whether the client's new connection took over one the broker still held (its side still open when the new CONNECT came), and when the backend heard the client's will, from the outage start.", Entry::came_back_to),
+            ("The client", "How the client (the same in every row) noticed and came back, as in the client matrix.", Entry::noticed),
+            lost,
+        ],
+    };
     for (title, words, cell) in tables {
         s.push_str(&header(title));
         for client in &m.clients {
@@ -386,7 +511,7 @@ pub fn markdown(m: &Matrix) -> String {
     }
     s.push_str("\n## Surprises\n\n");
     if m.surprises.is_empty() {
-        s.push_str("None: every library gave up inside its band or rode the outage through, came back, and subscribed again where it had to.\n");
+        s.push_str("None: every verdict inside its band, every client back, subscribed again where it had to, and no disconnect without an outage.\n");
     } else {
         for line in &m.surprises {
             s.push_str(&format!("- {line}\n"));
@@ -407,8 +532,8 @@ pub fn markdown(m: &Matrix) -> String {
 }
 
 /// Writes `matrix.json` and `matrix.md` into `dir`.
-pub fn write(dir: &Path, sweeps: &[PathBuf]) -> Result<Matrix, SweepError> {
-    let matrix = build(dir, sweeps)?;
+pub fn write(dir: &Path, sweeps: &[PathBuf], rows: Rows) -> Result<Matrix, SweepError> {
+    let matrix = build(dir, sweeps, rows)?;
     let files: BTreeMap<&str, String> = [
         (
             "matrix.json",
@@ -458,6 +583,12 @@ mod tests {
             session_present: Some(false),
             lost: 3,
             unexpected: Vec::new(),
+            broker_detect_s: None,
+            broker_verdict: None,
+            broker_band: None,
+            takeover: false,
+            will_s: None,
+            will_after_connack_s: None,
         };
         let e = Entry {
             client: "mqttjs".into(),
@@ -473,6 +604,7 @@ mod tests {
         let m = Matrix {
             schema: "linecut-matrix",
             schema_version: 1,
+            rows: Rows::Clients,
             columns: vec![Column {
                 name: "blip".into(),
                 scenario: "s".into(),
