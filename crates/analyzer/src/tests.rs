@@ -362,6 +362,22 @@ fn a_disconnect_reported_twice_is_one_give_up_and_no_failed_attempt() {
     assert_eq!(gives_up, 1, "{:#?}", r.timeline);
 }
 
+/// rumqttd restarts its keepalive timer whenever it writes to the client, so while messages
+/// are published to a silent subscriber it never drops it. A real link drops the broker's
+/// segments before the capture sees them; the publisher's record still shows the broker had
+/// them to write, so the "never" is rumqttd's own rule, not a miss.
+#[test]
+fn rumqttd_writing_the_publishers_messages_to_a_silent_client_is_known_from_the_publisher() {
+    let mut run = classic_events();
+    run.meta.broker = "rumqttd 0.20 (embedded)".into();
+    let r = analyze(&run.compact());
+    let m = &r.windows[0].subscribers[0];
+    assert_eq!(m.broker_detect_s, None);
+    let band = m.broker_detect_band.as_ref().unwrap();
+    assert_eq!(band.verdict, Verdict::Inside, "{band:?}");
+    assert!(band.why.contains("departs from the spec"), "{band:?}");
+}
+
 /// aiomqtt writes SUBSCRIBE right after CONNECT when it reconnects, before the CONNACK reaches
 /// it: a subscription on the new connection all the same, which the attempt's report shows.
 #[test]

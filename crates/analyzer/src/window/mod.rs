@@ -209,6 +209,27 @@ impl View {
     }
 }
 
+/// Whether anything was published on `c`'s subscribed topics in `[from, to)`.
+fn published_to(run: &Run, c: &Client, from: i64, to: i64) -> bool {
+    let filters: Vec<&str> = c
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::SubscribeSent(s) => Some(s.topics.iter().map(|t| t.filter.as_str())),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let on_topic: Vec<bool> = run
+        .topics
+        .iter()
+        .map(|t| filters.iter().any(|f| crate::topic_matches(f, t)))
+        .collect();
+    run.publishes.iter().any(|p| {
+        p.ts_us >= from && p.ts_us < to && on_topic.get(p.topic as usize).copied().unwrap_or(false)
+    })
+}
+
 pub(crate) fn window_metrics(
     ctx: &RunContext<'_>,
     c: &Client,
@@ -243,11 +264,16 @@ pub(crate) fn window_metrics(
         .filter_map(|conn| index.get(*conn))
         .filter_map(|f| last_before(&f.up_forwarded, w.start))
         .max();
+    // The broker kept writing to the connection through the outage: seen on the wire, or, where
+    // the wire cannot show it (a real link drops the broker's segments before the capture sees
+    // them), known from the publisher: every message published on the subscriber's topics during
+    // the outage was routed to that connection, and the broker wrote it to its socket.
     let kept_sending = v
         .live
         .iter()
         .filter_map(|conn| index.get(*conn))
-        .any(|f| count_in(&f.down_any, w.start, w.end) > 0);
+        .any(|f| count_in(&f.down_any, w.start, w.end) > 0)
+        || (v.connected_at_start && published_to(ctx.run, c, w.start, w.end));
     let client_band = ctx
         .keepalive_s
         .and_then(|k| {

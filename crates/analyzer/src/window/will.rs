@@ -66,6 +66,10 @@ pub(crate) fn takeover_publishes(
             clean == Some(true),
             "rumqttd publishes the pending will when the new connection starts with a clean session, and cancels it otherwise (server/broker.rs)",
         )),
+        BrokerFamily::Aedes => Some((
+            true,
+            "aedes closes the old connection on a takeover (aedes.js `registerClient`) and publishes its will as for any close without DISCONNECT (lib/client.js `close`)",
+        )),
         _ => None,
     }
 }
