@@ -576,6 +576,8 @@ pub fn load(dir: &Path) -> Result<Run, AnalyzeError> {
     }
     // A middlebox's outages are the flows it forgot, found in the wire just read.
     crate::middlebox::forgotten_windows(&mut run);
+    // So are the resets a reject rule sends in the broker's name.
+    crate::middlebox::reject_resets(&mut run);
     Ok(run)
 }
 

@@ -13,6 +13,10 @@
 //! new connection gets a new flow), so the window is the dead connection's afterlife: how long
 //! the client and the broker took to notice, what each sent into the void, and how long the
 //! client took to come back.
+//!
+//! A `reject` link is the network's too: it answers each of the device's segments with a reset
+//! in the broker's name, which the capture on the host end sees as the broker closing the
+//! connection while the broker heard nothing ([`reject_resets`]).
 
 use crate::load::Run;
 use linecut_events::{
@@ -186,18 +190,71 @@ pub(crate) fn forgotten_windows(run: &mut Run) {
 /// new port), while the broker's own connection lived on. Either way it is the network closing
 /// the client's connection, and the capture's close is said so.
 fn own_the_resets(run: &mut Run, conn: u64, at: i64, then: Forget) {
-    for e in run.proxy.iter_mut().filter(|e| e.ts_us >= at) {
+    let reason = match then {
+        Forget::Remap => "the broker's kernel answering a segment from the NAT's new port, a connection it did not know; the broker's own connection lives on",
+        _ => "the middlebox's reset, in the broker's name, for a flow it had forgotten",
+    };
+    network_resets(run, |c, t| c == conn && t >= at, reason);
+}
+
+/// Every reset the capture took for the broker's on a connection `mine` claims (connection,
+/// time) is said to be the network's, for `reason`.
+fn network_resets(run: &mut Run, mine: impl Fn(u64, i64) -> bool, reason: &str) {
+    for e in run.proxy.iter_mut() {
+        let ts = e.ts_us;
         if let EventKind::LegClosed(l) = &mut e.kind {
-            if l.conn == conn && l.leg == Leg::Upstream && l.how == CloseHow::Rst {
+            if l.leg == Leg::Upstream && l.how == CloseHow::Rst && mine(l.conn, ts) {
                 l.leg = Leg::Client;
                 l.by = ClosedBy::Proxy;
-                l.reason = Some(match then {
-                    Forget::Remap => "the broker's kernel answering a segment from the NAT's new port, a connection it did not know; the broker's own connection lives on".into(),
-                    _ => "the middlebox's reset, in the broker's name, for a flow it had forgotten".into(),
-                });
+                l.reason = Some(reason.into());
             }
         }
     }
+}
+
+/// A `reject` link that rejects the device's segments (`dir` up or both) answers each with a
+/// reset in the broker's name; the broker hears nothing. A reset the capture saw reach a device
+/// the link stood in front of, while the link rejected, is the network's, not the broker's
+/// close (the broker's own side lives on until it times the client out or a takeover ends it).
+pub(crate) fn reject_resets(run: &mut Run) {
+    let mut spans: Vec<(u64, i64, i64, Vec<String>)> = Vec::new();
+    for e in &run.proxy {
+        match &e.kind {
+            EventKind::FaultStarted(f) => {
+                let Ok(spec) = f.spec.parse::<LinkFaultSpec>() else {
+                    continue;
+                };
+                if spec.kind == LinkKind::Reject && spec.schedule.dir != linecut_model::Dir::Down {
+                    let clients = f.applied.iter().map(|a| a.client.clone()).collect();
+                    spans.push((f.fault, e.ts_us, i64::MAX, clients));
+                }
+            }
+            EventKind::FaultEnded(f) => {
+                if let Some(span) = spans
+                    .iter_mut()
+                    .rev()
+                    .find(|s| s.0 == f.fault && s.2 == i64::MAX)
+                {
+                    span.2 = e.ts_us;
+                }
+            }
+            _ => {}
+        }
+    }
+    if spans.is_empty() {
+        return;
+    }
+    let conn_client = crate::wire::connection_clients(&run.proxy);
+    network_resets(
+        run,
+        |conn, t| {
+            let client = conn_client.get(&conn);
+            spans.iter().any(|(_, from, until, clients)| {
+                t >= *from && t <= *until && client.is_some_and(|c| clients.contains(c))
+            })
+        },
+        "the reject rule's reset, in the broker's name, answering the device's segment; the broker heard nothing",
+    );
 }
 
 #[cfg(test)]

@@ -362,6 +362,66 @@ fn a_disconnect_reported_twice_is_one_give_up_and_no_failed_attempt() {
     assert_eq!(gives_up, 1, "{:#?}", r.timeline);
 }
 
+/// A reject rule answers the device's segments with resets in the broker's name: the capture's
+/// RST toward the device during the rule is the network's close, and the broker, which heard
+/// nothing, did not give up.
+#[test]
+fn a_reject_rules_reset_is_the_networks_not_the_brokers() {
+    let mut run = classic_events();
+    run.proxy.retain(|e| {
+        !matches!(
+            e.kind,
+            EventKind::FaultStarted(_) | EventKind::FaultEnded(_)
+        )
+    });
+    run.proxy.push(proxy(
+        10.0,
+        EventKind::FaultStarted(FaultStarted {
+            fault: 1,
+            spec: "reject:at=10s,for=10s,dir=up".into(),
+            kind: "reject".into(),
+            scheduled_us: None,
+            lateness_us: None,
+            applied: vec![Applied {
+                client: "s".into(),
+                ts_us: T0 + 10 * S,
+            }],
+        }),
+    ));
+    run.proxy
+        .push(leg(10.5, 1, Leg::Upstream, ClosedBy::Peer, CloseHow::Rst));
+    run.proxy.push(proxy(
+        20.0,
+        EventKind::FaultEnded(FaultEnded {
+            fault: 1,
+            kind: "reject".into(),
+            scheduled_us: None,
+            lateness_us: None,
+            applied: Vec::new(),
+        }),
+    ));
+    run.proxy.sort_by_key(|e| e.ts_us);
+    let mut run = run.compact();
+    crate::middlebox::reject_resets(&mut run);
+    let closes: Vec<&LegClosed> = run
+        .proxy
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::LegClosed(l) => Some(l),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closes.len(), 1);
+    assert_eq!(
+        (closes[0].leg, closes[0].by),
+        (Leg::Client, ClosedBy::Proxy)
+    );
+    assert!(closes[0]
+        .reason
+        .as_deref()
+        .is_some_and(|r| r.contains("reject rule")));
+}
+
 /// rumqttd restarts its keepalive timer whenever it writes to the client, so while messages
 /// are published to a silent subscriber it never drops it. A real link drops the broker's
 /// segments before the capture sees them; the publisher's record still shows the broker had
