@@ -588,6 +588,32 @@ fn a_missing_client_or_broker_install_exits_2_naming_what_to_install() {
     assert!(stderr.contains("install Node.js"), "{stderr}");
 }
 
+/// A broker program started for a run whose directory is given relative to where linecut runs
+/// (the broker runs inside the run directory, so its launcher must not be named by a path
+/// relative to linecut's own working directory).
+#[test]
+fn a_broker_program_starts_for_a_relative_run_directory() {
+    let dir = temp_dir("relative-broker");
+    std::fs::write(
+        dir.join("s.toml"),
+        "duration = \"2s\"\n[broker]\nkind = \"aedes\"\n[subscriber]\nkeepalive = \"2s\"\n",
+    )
+    .unwrap();
+    let out = linecut()
+        .args(["run", "--plain", "--force", "--out", "runs/aedes", "s.toml"])
+        .current_dir(&dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let meta = read_meta(&dir.join("runs/aedes"));
+    assert_eq!(meta["status"], "complete", "{meta}");
+    assert!(
+        meta["broker"].as_str().unwrap().starts_with("aedes "),
+        "{meta}"
+    );
+}
+
 /// The reliability review's data-loss reproduction (`name = ".."` with `--force` and with
 /// `check`) and variants: `.`, a newline that would inject mosquitto directives, a leading `-`.
 #[test]

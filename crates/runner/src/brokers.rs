@@ -162,15 +162,16 @@ impl Prepared {
         let description = format!("{} (started by linecut)", self.version);
         Ok(match run.runtime {
             Runtime::Node { script, source, .. } => {
-                let path = dir.join(script);
-                linecut_events::run_dir::write_atomically(&path, source.as_bytes())?;
+                linecut_events::run_dir::write_atomically(&dir.join(script), source.as_bytes())?;
                 Launch {
                     name: kind.into(),
                     program: self.executable.clone(),
                     setup: Box::new(move |addr| {
                         (
+                            // By its name: the broker runs in the run directory (a path joined
+                            // to a relative run directory would name it twice).
                             vec![
-                                path.display().to_string(),
+                                script.to_string(),
                                 format!("--host={}", addr.ip()),
                                 format!("--port={}", addr.port()),
                             ],
