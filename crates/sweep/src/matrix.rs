@@ -76,6 +76,9 @@ fn row_axis(rows: Rows) -> &'static str {
 pub struct RunFacts {
     /// The run directory, relative to the matrix directory.
     pub run: String,
+    /// The fault took the subscriber's connection (the run has a window for it): false when a
+    /// middlebox never forgot its flow, for one.
+    pub outage: bool,
     pub detect_s: Option<f64>,
     pub verdict: Option<Verdict>,
     pub band: Option<(f64, f64)>,
@@ -139,6 +142,7 @@ fn first_window_facts(report: &Report, run: String) -> RunFacts {
     let m = report.windows.first().and_then(|w| w.subscribers.first());
     RunFacts {
         run,
+        outage: m.is_some(),
         detect_s: m.and_then(|m| m.client_detect_s),
         verdict: m.and_then(|m| m.client_detect_band.as_ref().map(|b| b.verdict)),
         band: m.and_then(|m| m.client_detect_band.as_ref().map(|b| (b.low_s, b.high_s))),
@@ -270,6 +274,9 @@ impl Entry {
         if n == 0 {
             return "no runs".into();
         }
+        if !self.runs.iter().any(|r| r.outage) {
+            return format!("no outage in {n} runs: the fault never took its connection");
+        }
         let values: Vec<f64> = self.runs.iter().filter_map(|r| r.detect_s).collect();
         let noticed = values.len();
         let inside = self
@@ -340,6 +347,9 @@ impl Entry {
         if n == 0 {
             return "no runs".into();
         }
+        if !self.runs.iter().any(|r| r.outage) {
+            return format!("no outage in {n} runs");
+        }
         let values: Vec<f64> = self.runs.iter().filter_map(|r| r.broker_detect_s).collect();
         let band = self.runs.iter().find_map(|r| r.broker_band).map_or_else(
             || "no band".to_string(),
@@ -393,7 +403,22 @@ impl Entry {
 fn surprises(m: &Matrix) -> Vec<String> {
     let mut out = Vec::new();
     for column in &m.columns {
+        // A fault that took the others' connections and never this one's: something of this
+        // client's kept its line from the fault (the run's capture shows what).
+        let others_hit = column
+            .entries
+            .iter()
+            .any(|e| e.runs.iter().any(|r| r.outage));
         for e in &column.entries {
+            if others_hit && !e.runs.is_empty() && !e.runs.iter().any(|r| r.outage) {
+                out.push(format!(
+                    "{} ({}): the fault never took its connection in {} runs, where it took the others': `{}`",
+                    e.client,
+                    column.fault,
+                    e.runs.len(),
+                    e.runs[0].run
+                ));
+            }
             for r in &e.runs {
                 let at = format!("`{}`", r.run);
                 if r.broker_verdict == Some(Verdict::Outside) {
@@ -574,6 +599,7 @@ mod tests {
         assert_eq!(spread(vec![3.0, 1.0, 2.0]), "2.0 (1.0–3.0)");
         let run = |d: Option<f64>, v: Verdict| RunFacts {
             run: "blip/cells/x/r1".into(),
+            outage: true,
             detect_s: d,
             verdict: Some(v),
             band: Some((5.0, 10.0)),
@@ -618,6 +644,29 @@ mod tests {
         };
         let found = surprises(&m);
         assert_eq!(found.len(), 1, "{found:?}");
+        // A client whose connection the fault never took, where it took the others'.
+        let mut spared = m.columns[0].entries[0].clone();
+        spared.client = "paho-go".into();
+        for r in &mut spared.runs {
+            r.outage = false;
+            r.verdict = None;
+            r.detect_s = None;
+            r.reconnect_s = None;
+        }
+        assert!(
+            spared.noticed().starts_with("no outage in 2 runs"),
+            "{}",
+            spared.noticed()
+        );
+        let mut m = m;
+        m.columns[0].entries.push(spared);
+        let found = surprises(&m);
+        assert!(
+            found.iter().any(|f| f.starts_with(
+                "paho-go (cut for=3s): the fault never took its connection in 2 runs"
+            )),
+            "{found:?}"
+        );
         assert!(
             found[0].contains("never noticed, although the outage outlasted its band"),
             "{found:?}"
