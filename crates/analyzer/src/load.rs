@@ -16,7 +16,7 @@
 //! is nothing to analyse.
 
 use crate::AnalyzeError;
-use linecut_events::broker_log::{parse_mosquitto_log, BrokerLogEntry};
+use linecut_events::broker_log::{parse_broker_log, BrokerLogEntry};
 use linecut_events::{Event, EventKind, EventReader, RunLayout, RunMeta};
 use memchr::memmem::Finder;
 use serde::Deserialize;
@@ -497,7 +497,7 @@ fn read_file(
 /// Reads mosquitto's log (none for other brokers: the file then holds nothing it parses).
 fn broker_log(layout: &RunLayout) -> Vec<BrokerLogEntry> {
     std::fs::read_to_string(layout.broker_log())
-        .map(|text| parse_mosquitto_log(&text))
+        .map(|text| parse_broker_log(&text))
         .unwrap_or_default()
 }
 

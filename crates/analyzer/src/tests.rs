@@ -752,7 +752,7 @@ fn mosquitto_log_lines_confirm_the_broker_close_the_proxy_saw() {
         }),
     ));
     run.proxy.sort_by_key(|e| e.ts_us);
-    run.broker_log = linecut_events::broker_log::parse_mosquitto_log(&format!(
+    run.broker_log = linecut_events::broker_log::parse_broker_log(&format!(
         "{}: Client s has exceeded timeout, disconnecting.\n",
         (T0 + 14 * S) / S
     ));

@@ -1,4 +1,5 @@
-//! mosquitto's log, read into typed entries: the two lines the analysis uses.
+//! A broker's log, read into typed entries: the lines the analysis uses, from mosquitto's log
+//! or from linecut's aedes launcher (`crates/runner/brokers/aedes_broker.mjs`).
 //!
 //! mosquitto writes `<unix seconds>: <message>` with its default messages; linecut's
 //! configuration turns on timestamps and connection messages. Two messages matter:
@@ -8,6 +9,10 @@
 //!
 //! Everything else (connects, subscribes, config) is skipped. Timestamps have one-second
 //! resolution: an entry happened within the second after its time.
+//!
+//! The aedes launcher writes `<unix seconds>.<microseconds> <event> <details>`; its
+//! `keepalive_timeout client <id>` is aedes's keepalive verdict, stamped to the microsecond.
+//! (amqtt never times a client out, and its log names no client ids on close: nothing to read.)
 
 /// What a log entry says happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,9 +74,32 @@ pub fn parse_mosquitto_line(line: &str) -> Option<BrokerLogEntry> {
     })
 }
 
-/// Reads a whole log, keeping the entries the analysis uses, in order.
-pub fn parse_mosquitto_log(text: &str) -> Vec<BrokerLogEntry> {
-    text.lines().filter_map(parse_mosquitto_line).collect()
+const LAUNCHER_TIMEOUT: &str = "keepalive_timeout client ";
+
+/// Reads one line of linecut's aedes launcher; `None` for lines the analysis does not use.
+pub fn parse_launcher_line(line: &str) -> Option<BrokerLogEntry> {
+    let (ts, text) = line.split_once(' ')?;
+    let (secs, micros) = ts.split_once('.')?;
+    if micros.len() != 6 {
+        return None;
+    }
+    let secs: i64 = secs.parse().ok()?;
+    let micros: i64 = micros.parse().ok()?;
+    let client = text.strip_prefix(LAUNCHER_TIMEOUT)?;
+    Some(BrokerLogEntry {
+        ts_us: secs.checked_mul(1_000_000)?.checked_add(micros)?,
+        client: client.to_string(),
+        kind: BrokerLogKind::KeepaliveTimeout,
+        text: text.to_string(),
+    })
+}
+
+/// Reads a whole log, keeping the entries the analysis uses, in order: each line as mosquitto's
+/// or as the aedes launcher's.
+pub fn parse_broker_log(text: &str) -> Vec<BrokerLogEntry> {
+    text.lines()
+        .filter_map(|l| parse_mosquitto_line(l).or_else(|| parse_launcher_line(l)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -89,7 +117,7 @@ mod tests {
                    1795650104: Client <unknown> closed its connection.\n\
                    garbage\n\
                    99999999999999999999: Client x has exceeded timeout, disconnecting.\n";
-        let entries = parse_mosquitto_log(log);
+        let entries = parse_broker_log(log);
         assert_eq!(entries.len(), 4);
         assert_eq!(entries[2].kind, BrokerLogKind::Closed);
         assert_eq!(
@@ -104,5 +132,19 @@ mod tests {
             entries[1].text,
             "Client s already connected, closing old connection."
         );
+    }
+
+    #[test]
+    fn the_aedes_launchers_keepalive_verdict_is_read_to_the_microsecond() {
+        let log = "1796553917.652482 listening 127.0.0.1:34161 aedes 1.2.0\n\
+                   1796553922.713116 keepalive_timeout client linecut sub\n\
+                   1796553922.714929 client_error client linecut sub: keep alive timeout\n\
+                   1796553922.71 keepalive_timeout client short\n\
+                   x.123456 keepalive_timeout client bad\n";
+        let entries = parse_broker_log(log);
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        assert_eq!(entries[0].kind, BrokerLogKind::KeepaliveTimeout);
+        assert_eq!(entries[0].client, "linecut sub");
+        assert_eq!(entries[0].ts_us, 1_796_553_922_713_116);
     }
 }
