@@ -289,13 +289,10 @@ impl Entry {
             .iter()
             .filter(|r| r.verdict == Some(Verdict::Outside))
             .count();
-        let band = self.runs.iter().find_map(|r| r.band).map_or_else(
-            || "no band".to_string(),
-            |(lo, hi)| format!("band {lo:.1}–{hi:.1}"),
-        );
-        let judged = match (inside, outside) {
-            (i, 0) if i == n => format!("{band}: all inside"),
-            (i, o) => format!("{band}: {i} inside, {o} outside"),
+        let judged = match (self.runs.iter().find_map(|r| r.band), inside, outside) {
+            (None, ..) => "no band (not a silent outage)".to_string(),
+            (Some((lo, hi)), i, 0) if i == n => format!("band {lo:.1}–{hi:.1}: all inside"),
+            (Some((lo, hi)), i, o) => format!("band {lo:.1}–{hi:.1}: {i} inside, {o} outside"),
         };
         if noticed == 0 {
             format!("never in {n} runs; {judged}")
@@ -351,19 +348,15 @@ impl Entry {
             return format!("no outage in {n} runs");
         }
         let values: Vec<f64> = self.runs.iter().filter_map(|r| r.broker_detect_s).collect();
-        let band = self.runs.iter().find_map(|r| r.broker_band).map_or_else(
-            || "no band".to_string(),
-            |(lo, hi)| format!("band {lo:.1}–{hi:.1}"),
-        );
         let inside = self
             .runs
             .iter()
             .filter(|r| r.broker_verdict == Some(Verdict::Inside))
             .count();
-        let judged = if inside == n {
-            format!("{band}: all inside")
-        } else {
-            format!("{band}: {inside} of {n} inside")
+        let judged = match self.runs.iter().find_map(|r| r.broker_band) {
+            None => "no band (not a silent outage)".to_string(),
+            Some((lo, hi)) if inside == n => format!("band {lo:.1}–{hi:.1}: all inside"),
+            Some((lo, hi)) => format!("band {lo:.1}–{hi:.1}: {inside} of {n} inside"),
         };
         match values.len() {
             0 => format!("never in {n} runs; {judged}"),
