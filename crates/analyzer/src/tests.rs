@@ -422,6 +422,33 @@ fn a_reject_rules_reset_is_the_networks_not_the_brokers() {
         .is_some_and(|r| r.contains("reject rule")));
 }
 
+/// mosquitto timed the client out inside a short cut (its 1.5K counts from the client's last
+/// packet) and its reset reached the client: the client learned of the outage from the broker,
+/// sooner than its own rule would, and its band is not held against it.
+#[test]
+fn a_client_told_by_the_brokers_close_is_not_judged_by_its_own_keepalive_rule() {
+    let mut run = classic_events();
+    run.subscriber.retain(
+        |e| !matches!(&e.kind, EventKind::Disconnected(d) if d.cause == DisconnectCause::KeepaliveTimeout),
+    );
+    run.subscriber
+        .push(disconnected(11.0, DisconnectCause::ConnectionReset));
+    run.subscriber.sort_by_key(|e| e.ts_us);
+    run.proxy
+        .push(leg(10.8, 1, Leg::Upstream, ClosedBy::Peer, CloseHow::Rst));
+    run.proxy.sort_by_key(|e| e.ts_us);
+    let r = analyze(&run.compact());
+    let m = &r.windows[0].subscribers[0];
+    assert_eq!(m.client_detect_s, Some(1.0), "{m:#?}");
+    assert_eq!(m.broker_detect_s, Some(0.8), "{m:#?}");
+    let band = m.client_detect_band.as_ref().unwrap();
+    assert_eq!(band.verdict, Verdict::NotDecidable, "{band:?}");
+    assert!(
+        band.why.contains("the broker dropped the connection first"),
+        "{band:?}"
+    );
+}
+
 /// rumqttd restarts its keepalive timer whenever it writes to the client, so while messages
 /// are published to a silent subscriber it never drops it. A real link drops the broker's
 /// segments before the capture sees them; the publisher's record still shows the broker had

@@ -87,6 +87,9 @@ pub struct RunFacts {
     pub attempts: u32,
     pub resubscribed: Option<bool>,
     pub session_present: Option<bool>,
+    /// Seconds from the restore to the first message published after it that reached the
+    /// subscriber.
+    pub first_fresh_s: Option<f64>,
     pub lost: u64,
     /// Disconnects no outage explains: (seconds into the run, cause).
     pub unexpected: Vec<(f64, String)>,
@@ -150,6 +153,7 @@ fn first_window_facts(report: &Report, run: String) -> RunFacts {
         attempts: m.map_or(0, |m| m.connect_attempts),
         resubscribed: m.and_then(|m| m.resubscribed),
         session_present: m.and_then(|m| m.session_present),
+        first_fresh_s: m.and_then(|m| m.first_fresh_s),
         lost: report.data.first().map_or(0, |d| d.lost),
         unexpected: report
             .unexpected_disconnects
@@ -445,7 +449,10 @@ fn surprises(m: &Matrix) -> Vec<String> {
                     ));
                 }
                 if r.session_present == Some(false) && r.resubscribed == Some(false) {
-                    out.push(format!("{} ({}): reconnected to a broker that kept no session and did not subscribe again; nothing more reached it: {at}", e.client, column.fault));
+                    out.push(match r.first_fresh_s {
+                        None => format!("{} ({}): reconnected to a broker that kept no session and did not subscribe again; nothing published after the restore reached it: {at}", e.client, column.fault),
+                        Some(f) => format!("{} ({}): its first connection back ended without subscribing; a later one did (the first fresh message came {f:.1} s after the restore): {at}", e.client, column.fault),
+                    });
                 }
                 for (t, cause) in &r.unexpected {
                     out.push(format!(
@@ -600,6 +607,7 @@ mod tests {
             attempts: 1,
             resubscribed: Some(true),
             session_present: Some(false),
+            first_fresh_s: Some(1.0),
             lost: 3,
             unexpected: Vec::new(),
             broker_detect_s: None,

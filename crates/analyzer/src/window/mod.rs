@@ -358,11 +358,45 @@ pub(crate) fn window_metrics(
         overlapped_by: Vec::new(),
         client_detect_s: detect_s,
         client_detect_how: detect.map(|d| d.1),
-        client_detect_band: client_band.map(|b| b.judge(detect_s, watched)),
+        client_detect_band: client_band.map(|b| {
+            let mut band = b.judge(detect_s, watched);
+            // The broker closed the connection first and its reset or FIN reached the client:
+            // the client learned of the outage from the broker, not by its own keepalive rule,
+            // so the rule's band says nothing about when.
+            let told_by_broker = matches!(
+                detect.map(|d| d.1),
+                Some(DetectHow::Cause(
+                    DisconnectCause::ConnectionReset
+                        | DisconnectCause::ClosedByPeer
+                        | DisconnectCause::ConnectionLost
+                ))
+            );
+            if let (true, Some(b), Some(d)) = (told_by_broker, broker_s, detect_s) {
+                if b <= d && band.verdict == Verdict::Outside {
+                    band.verdict = Verdict::NotDecidable;
+                    band.why = format!("the broker dropped the connection first ({b:.3} s into the outage) and the client learned of it from the broker's close at {d:.3} s, not by its own keepalive rule");
+                }
+            }
+            band
+        }),
         broker_detect_s: broker_s,
         broker_detect_how: broker_detect.map(|d| d.1),
         broker_detect_band: broker_band.map(|b| {
             let mut band = b.judge(broker_s, watched);
+            // mosquitto's log stamps whole seconds: a drop read from it happened within the
+            // second after its stamp, so a stamp up to 1 s below the band is no evidence of an
+            // early drop.
+            let whole_second_log = matches!(broker_detect.map(|d| d.1), Some(DetectHow::BrokerLog))
+                && broker_detect.is_some_and(|d| d.0 % 1_000_000 == 0 || d.0 == w.start);
+            if let (true, Some(m)) = (whole_second_log, broker_s) {
+                if band.verdict == Verdict::Outside
+                    && m < band.low_s - band.tolerance_s
+                    && m + 1.0 >= band.low_s - band.tolerance_s
+                {
+                    band.verdict = Verdict::Inside;
+                    band.why = format!("{m:.3} s is the broker log's whole-second stamp: the drop came within the second after it, which reaches the band");
+                }
+            }
             if inferred && broker_s.is_none() {
                 band.verdict = Verdict::NotDecidable;
                 band.why = "the broker's side of this outage is not visible in this capture".into();
