@@ -127,6 +127,8 @@ pub struct Column {
     /// The fault as the runs name it (`cut:at=10s,for=20s`).
     pub fault: String,
     pub keepalive_s: Option<u16>,
+    /// How long the outage lasted (the first window read), for the columns' order.
+    pub outage_s: Option<f64>,
     pub entries: Vec<Entry>,
 }
 
@@ -185,6 +187,7 @@ pub fn build(dir: &Path, sweeps: &[PathBuf], rows: Rows) -> Result<Matrix, Sweep
             description: None,
             fault: String::new(),
             keepalive_s: None,
+            outage_s: None,
             entries: Vec::new(),
         };
         for cell in &plan.cells {
@@ -219,6 +222,7 @@ pub fn build(dir: &Path, sweeps: &[PathBuf], rows: Rows) -> Result<Matrix, Sweep
                 if column.fault.is_empty() {
                     if let Some(w) = report.windows.first() {
                         column.fault = fault_words(&w.spec);
+                        column.outage_s = Some((w.outage_end_us - w.outage_start_us) as f64 / 1e6);
                     }
                 }
                 let relative = run.strip_prefix(dir).unwrap_or(&run).display().to_string();
@@ -228,6 +232,18 @@ pub fn build(dir: &Path, sweeps: &[PathBuf], rows: Rows) -> Result<Matrix, Sweep
         }
         columns.push(column);
     }
+    // Shortest outage first; a middlebox's (a whole-run fault, its windows as long as the
+    // flows it forgot) last.
+    columns.sort_by(|a, b| {
+        let key = |c: &Column| {
+            (
+                c.fault.starts_with("idle_timeout"),
+                c.outage_s.unwrap_or(f64::MAX),
+            )
+        };
+        let (ka, kb) = (key(a), key(b));
+        ka.0.cmp(&kb.0).then(ka.1.total_cmp(&kb.1))
+    });
     let mut matrix = Matrix {
         schema: "linecut-matrix",
         schema_version: 1,
@@ -638,6 +654,7 @@ mod tests {
                 description: None,
                 fault: "cut for=3s".into(),
                 keepalive_s: Some(5),
+                outage_s: Some(3.0),
                 entries: vec![e],
             }],
             clients: vec!["mqttjs".into()],
