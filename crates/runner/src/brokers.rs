@@ -9,6 +9,7 @@
 use crate::installs::{self, command_output, find_program, CLIENT_HOME_ENV};
 use crate::RunError;
 use linecut_broker::Launch;
+use linecut_events::run_dir::CLIENT_SCRIPT_DIR_ENV;
 use linecut_scenario::broker::BrokerProgram;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,7 @@ use std::path::{Path, PathBuf};
 /// What runs a broker.
 #[derive(Debug, Clone, Copy)]
 enum Runtime {
-    /// Node, on `PATH`, running linecut's launcher script (written into the run directory)
+    /// Node, on `PATH`, running linecut's launcher script (written where client scripts go)
     /// with the broker's package under `<dir>/node_modules/<package>`.
     Node {
         package: &'static str,
@@ -154,7 +155,7 @@ pub fn prepare(spec: &linecut_scenario::BrokerSpec) -> Result<Option<Prepared>, 
 
 impl Prepared {
     /// How to start it with the run directory `dir` as its working directory (a launcher
-    /// script is written there first).
+    /// script is written first, into the run directory or a sweep's shared script directory).
     pub fn launch(&self, dir: &Path) -> Result<Launch, RunError> {
         let run = &RUNS[self.program as usize];
         let kind = self.program.spec().kind;
@@ -162,16 +163,26 @@ impl Prepared {
         let description = format!("{} (started by linecut)", self.version);
         Ok(match run.runtime {
             Runtime::Node { script, source, .. } => {
-                linecut_events::run_dir::write_atomically(&dir.join(script), source.as_bytes())?;
+                // Where client scripts go: a sweep's one shared directory, or the run
+                // directory. Named by an absolute path: the broker runs in the run directory,
+                // and a path relative to linecut's own would name it twice.
+                let scripts = std::env::var_os(CLIENT_SCRIPT_DIR_ENV)
+                    .map_or_else(|| dir.to_path_buf(), PathBuf::from);
+                std::fs::create_dir_all(&scripts)
+                    .map_err(crate::io(format!("create {}", scripts.display())))?;
+                let path = scripts.join(script);
+                if std::fs::read(&path).ok().as_deref() != Some(source.as_bytes()) {
+                    linecut_events::run_dir::write_atomically(&path, source.as_bytes())?;
+                }
+                let path = std::path::absolute(&path)
+                    .map_err(crate::io(format!("resolve {}", path.display())))?;
                 Launch {
                     name: kind.into(),
                     program: self.executable.clone(),
                     setup: Box::new(move |addr| {
                         (
-                            // By its name: the broker runs in the run directory (a path joined
-                            // to a relative run directory would name it twice).
                             vec![
-                                script.to_string(),
+                                path.display().to_string(),
                                 format!("--host={}", addr.ip()),
                                 format!("--port={}", addr.port()),
                             ],
