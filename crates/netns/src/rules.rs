@@ -291,6 +291,9 @@ const ETH_IP: [u8; 2] = [0x08, 0x00];
 const ETH_IP6: [u8; 2] = [0x86, 0xdd];
 const IPPROTO_ICMPV6: u8 = 58;
 const IPPROTO_TCP: u8 = 6;
+/// The TCP header's flags byte, and its RST bit (RFC 9293 §3.1).
+const TCP_FLAGS_OFFSET: u32 = 13;
+const TCP_RST: u8 = 0x04;
 /// ICMPv6 neighbour solicitation and advertisement (RFC 4861).
 const ND_SOLICIT: u8 = 135;
 const ND_ADVERT: u8 = 136;
@@ -349,10 +352,19 @@ pub fn rules(kind: LinkKind) -> Vec<Vec<Expr>> {
             Expr::Drop,
         ]],
         // TCP gets a reset at once; other protocols (ARP among them) pass, as they would to
-        // a host whose service is gone.
+        // a host whose service is gone. A reset itself is let through: the one this rule sends
+        // back crosses the other direction's rule, which (dir = both) would otherwise swallow
+        // it, and the endpoint would see a silent cut instead of a refusal.
         LinkKind::Reject => vec![vec![
             Expr::Meta(Meta::L4proto),
             is(Op::Eq, &[IPPROTO_TCP]),
+            Expr::Payload {
+                header: Header::Transport,
+                offset: TCP_FLAGS_OFFSET,
+                len: 1,
+            },
+            Expr::And(vec![TCP_RST]),
+            is(Op::Eq, &[0]),
             Expr::RejectWithTcpReset,
         ]],
         // Not a rule on the pair: the host's connection tracking, there from the start

@@ -335,6 +335,34 @@ fn reject_refuses_at_once_with_a_reset() {
     assert!(err.to_string().contains("refused"), "{err}");
 }
 
+/// Both ways at once (a scenario's default `dir`): the reset the device-side rule sends back
+/// crosses the other direction's rule, which must let it through, or the device sees a silent
+/// cut and retries its SYN.
+#[test]
+fn reject_both_ways_still_refuses_at_once() {
+    if !root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let t = topology(1, &TcpSettings::default());
+    let listener = TcpListener::bind((t.host_addr, 0)).unwrap();
+    set(&t, 0, &[LinkKind::Reject], &[LinkKind::Reject]);
+    let began = Instant::now();
+    let err = connect_from(
+        &t,
+        0,
+        listener.local_addr().unwrap(),
+        Duration::from_secs(5),
+    )
+    .unwrap_err();
+    assert!(
+        began.elapsed() < Duration::from_millis(500),
+        "{:?}: {err}",
+        began.elapsed()
+    );
+    assert!(err.to_string().contains("refused"), "{err}");
+}
+
 #[test]
 fn tcp_settings_apply_in_the_namespace_only() {
     if !root() {
@@ -846,7 +874,7 @@ fn nft_reads_back_every_kinds_rules_as_written() {
         ),
         (
             LinkKind::Reject,
-            vec!["meta l4proto tcp reject with tcp reset"],
+            vec!["tcp flags ! rst reject with tcp reset"],
         ),
         (LinkKind::Unplug, vec![]),
     ];
