@@ -25,12 +25,27 @@ fn every_frame_a_committed_report_cites_is_what_tshark_reads() {
     let mut runs = Vec::new();
     runs_with_captures(&results, &mut runs);
     assert!(!runs.is_empty(), "no committed run has a capture");
-    let mut checked = 0;
-    for run in &runs {
-        let port = tshark_oracle::broker_port(run)
-            .unwrap_or_else(|| panic!("{}: a capture but no broker port", run.display()));
-        checked += tshark_oracle::check_run(run, port);
-    }
+    // One tshark per run, on every core: a matrix commits hundreds of runs.
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let chunk = runs.len().div_ceil(workers);
+    let checked: usize = std::thread::scope(|scope| {
+        let handles: Vec<_> = runs
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|run| {
+                            let port = tshark_oracle::broker_port(run).unwrap_or_else(|| {
+                                panic!("{}: a capture but no broker port", run.display())
+                            });
+                            tshark_oracle::check_run(run, port)
+                        })
+                        .sum::<usize>()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).sum()
+    });
     // The seed's run alone cites its broker's RST and the retransmission it answered.
     assert!(
         checked >= 2,

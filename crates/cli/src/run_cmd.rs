@@ -288,9 +288,11 @@ pub fn report(args: ReportArgs) -> anyhow::Result<ExitCode> {
     }
     // A directory holding sweeps of the same clients (or brokers) under different outages is
     // a matrix: its comparison is regenerated with them.
+    // Only inside DIR: regenerating one sweep does not rewrite what lies beside it.
     let mut parents: Vec<PathBuf> = sweeps
         .iter()
         .filter_map(|s| s.parent().map(std::path::Path::to_path_buf))
+        .filter(|p| p.starts_with(&dir))
         .collect();
     parents.dedup();
     for parent in parents {

@@ -9,7 +9,7 @@
 //! a subscription lost, a disconnect no outage explains), each with the run that shows it.
 //!
 //! A matrix is found, not declared: a directory with two or more sweeps among its children whose
-//! plans share one of those axes. Everything is read from the runs' `report.json` files, so
+//! plans have one of those axes and no other. Everything is read from the runs' `report.json` files, so
 //! `linecut report` regenerates it with the sweeps.
 
 use crate::exec::{is_complete, run_dir};
@@ -50,9 +50,13 @@ pub fn sweeps_of(dir: &Path) -> Option<(Vec<PathBuf>, Rows)> {
         .filter(|p| crate::is_sweep_dir(p))
         .collect();
     for (axis, rows) in ROW_AXES {
+        // Sweeps whose only axis is the rows': the same implementations, one outage each (a
+        // sweep over keepalives as well compares something else).
         let mut sweeps: Vec<PathBuf> = children
             .iter()
-            .filter(|p| read_plan(p).is_ok_and(|plan| plan.axes.iter().any(|a| a.path == axis)))
+            .filter(|p| {
+                read_plan(p).is_ok_and(|plan| plan.axes.len() == 1 && plan.axes[0].path == axis)
+            })
             .cloned()
             .collect();
         if sweeps.len() >= 2 {
