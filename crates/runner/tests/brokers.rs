@@ -85,11 +85,11 @@ async fn amqtt_never_drops_a_silent_client_and_the_report_says_so() {
         band.why.contains("never, as amqtt's code gives"),
         "{band:?}"
     );
+    // Said plainly either way the run went: with amqtt's own rule, or, when the client's new
+    // connection reached the broker while the proxy still held the old one open, as a takeover
+    // of a connection the broker had never dropped.
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
-    assert!(
-        md.contains("That departs from the spec's 1.5K rule"),
-        "{md}"
-    );
+    assert!(md.contains("The broker never dropped"), "{md}");
     // It stopped on SIGINT within the grace period: a broker that had to be killed would have
     // made the run incomplete, which run_complete refuses.
     nothing_left(&dir);
