@@ -37,14 +37,23 @@ fn install(name: &str, into: &Path) -> f64 {
     started.elapsed().as_secs_f64()
 }
 
-fn du_mb(path: &Path) -> f64 {
-    let out = Command::new("du").arg("-sk").arg(path).output().unwrap();
-    let kb: f64 = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .and_then(|k| k.parse().ok())
-        .unwrap_or(0.0);
-    kb / 1024.0
+/// The bytes of every file under `path`, in MB (symbolic links not followed).
+fn size_mb(path: &Path) -> f64 {
+    fn bytes(path: &Path) -> u64 {
+        let Ok(meta) = std::fs::symlink_metadata(path) else {
+            return 0;
+        };
+        if !meta.is_dir() {
+            return meta.len();
+        }
+        std::fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| bytes(&e.path()))
+            .sum()
+    }
+    bytes(path) as f64 / (1024.0 * 1024.0)
 }
 
 /// Seconds from a run's start to the first SUBACK the proxy forwarded.
@@ -101,7 +110,7 @@ fn main() {
     let peer = install("paho", &fresh) / 3.0;
     println!(
         "| paho-python (one of its three venvs) | {peer:.1} | {:.0} MB | 1.00× |",
-        du_mb(&fresh.join("paho-2"))
+        size_mb(&fresh.join("paho-2"))
     );
     for (name, subdir) in [
         ("mqttjs", "mqttjs"),
@@ -114,7 +123,7 @@ fn main() {
         let s = install(name, &fresh);
         println!(
             "| {name} | {s:.1} | {:.0} MB | {:.2}× |",
-            du_mb(&fresh.join(subdir)),
+            size_mb(&fresh.join(subdir)),
             s / peer
         );
     }
