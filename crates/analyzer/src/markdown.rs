@@ -139,6 +139,10 @@ fn in_short(
                 "Whether the broker dropped the old connection is not visible in this capture: it shows the outage from one side only."
                     .into(),
             ),
+            _ if m.told(Story::OldConnectionKept) => out.push(
+                "The broker never dropped the old connection itself, and kept it open beside the client's new one, with the same client id, until it ended by itself (above)."
+                    .into(),
+            ),
             _ if takeover => out.push(
                 "The broker never dropped the old connection itself: the client's new connection, with the same client id, took it over."
                     .into(),
@@ -181,6 +185,11 @@ fn in_short(
             Some(a) if a < 0.0 => out.push(format!(
                 "Its successful attempt began {:.3} s before the line returned and waited in the proxy, which completes TCP handshakes during a cut and holds the bytes; on a pulled cable the handshake would not complete, and the reconnect would come at the first attempt after the restore.",
                 -a
+            )),
+            // After a connection it closed itself (told above), the wait is that attempt's and
+            // the library's delay after it, not what remained of the back-off.
+            Some(a) if m.told(Story::ClosedBeforeConnack) => out.push(format!(
+                "Its successful attempt began {a:.3} s after the line returned, after the new connection it closed itself (above)."
             )),
             Some(a) => out.push(format!(
                 "Its successful attempt began {a:.3} s after the line returned: the rest of its back-off, which depends on when it gave up (the phase), not on how fast it reconnects."

@@ -49,6 +49,9 @@ pub struct Band {
 pub struct Told {
     pub story: Story,
     pub evidence: String,
+    /// The capture's frames the evidence names, where it names any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frames: Vec<crate::frames::CitedFrame>,
 }
 
 /// What became of the broker's data held for a connection the client had already left.

@@ -87,10 +87,15 @@ pub enum Story {
     WillWhileConnected,
     /// The broker sent a DISCONNECT with a reason code (MQTT 5): it said why.
     BrokerSaidWhy,
+    /// The client closed a new connection itself after its CONNECT, before the broker answered.
+    ClosedBeforeConnack,
+    /// The client's new connection came while the broker still held the old one, and the
+    /// broker, by its rule, kept the old one open beside it instead of taking it over.
+    OldConnectionKept,
 }
 
 impl Story {
-    const ALL: [Story; 8] = [
+    const ALL: [Story; 10] = [
         Story::PingTimeout,
         Story::BrokerTimedOut,
         Story::SessionTakeover,
@@ -99,6 +104,8 @@ impl Story {
         Story::DownBeforeFault,
         Story::WillWhileConnected,
         Story::BrokerSaidWhy,
+        Story::ClosedBeforeConnack,
+        Story::OldConnectionKept,
     ];
 
     /// The words reports print.
@@ -116,6 +123,12 @@ impl Story {
                 "the backend heard the client's will once the client had come back"
             }
             Story::BrokerSaidWhy => "the broker said why it ended the connection",
+            Story::ClosedBeforeConnack => {
+                "the client closed a new connection itself before the broker answered its CONNECT"
+            }
+            Story::OldConnectionKept => {
+                "the broker kept the old connection open beside the client's new one"
+            }
         }
     }
 }

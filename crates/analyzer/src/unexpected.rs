@@ -58,13 +58,21 @@ pub(crate) fn unexpected_disconnects(
             let existed = opened < w.end.max(w.start + 1);
             let until = (*settle_until).max(w.end + AFTER_END_US);
             // A connection the client gave up on during the window was abandoned then, however
-            // late its end reaches the wire (on a real link, after the restore).
-            let abandoned = opened < w.start
-                && c.events.iter().any(|e| {
-                    e.ts_us >= w.start
-                        && e.ts_us < until
-                        && matches!(&e.kind, EventKind::Disconnected(d) if d.cause != DisconnectCause::Requested)
-                });
+            // late its end reaches the wire (on a real link, after the restore): it said so, or
+            // the wire shows it opening another connection while this one was still open (its
+            // socket closed, the kernel answers the broker's next retransmission with a reset).
+            let reported = c.events.iter().any(|e| {
+                e.ts_us >= w.start
+                    && e.ts_us < until
+                    && matches!(&e.kind, EventKind::Disconnected(d) if d.cause != DisconnectCause::Requested)
+            });
+            let moved_on = c.conns.iter().any(|other| {
+                index
+                    .get(*other)
+                    .and_then(|o| o.opened_us)
+                    .is_some_and(|t| t >= w.start && t < until && t < ts)
+            });
+            let abandoned = opened < w.start && (reported || moved_on);
             existed && ts >= w.start && (ts < until || abandoned)
         });
         // A connection the proxy opened during a window and that ended before it finished is
@@ -121,10 +129,21 @@ pub(crate) fn unexpected_disconnects(
                         cause_name(d.cause)
                     ),
                 ),
-                _ => (
-                    "the client closed it".to_string(),
-                    "the proxy saw the client close its side".to_string(),
-                ),
+                _ => {
+                    let how = if f.client_resets.binary_search(&ts).is_ok() {
+                        "reset (RST)"
+                    } else {
+                        "FIN"
+                    };
+                    (
+                        "the client closed it".to_string(),
+                        if f.captured {
+                            format!("the capture shows the client's {how}")
+                        } else {
+                            format!("the proxy saw the client's {how}")
+                        },
+                    )
+                }
             }
         };
         out.push(UnexpectedDisconnect {

@@ -6,14 +6,17 @@
 //! through the proxy. A packet going up counts when the proxy first read it (the client sent it
 //! then, whatever a fault did next); a packet going down counts when the proxy wrote it to the
 //! client (forwarded at once or released after a hold), never while it was held or after it was
-//! dropped.
+//! dropped. In a capture, a packet going down that met a connection the client had already
+//! closed (its FIN or RST came first) reached no client: libmosquitto closes a new connection
+//! right after its CONNECT when the connect took longer than its keepalive, and the broker's
+//! CONNACK then arrives only to be refused with a reset.
 
 use linecut_events::{
-    ClientRef, Connack, ConnectAttempt, Direction, Event, EventKind, Fate, MqttPacket, Source,
-    Suback, SubscribeReason, SubscribeSent,
+    ClientRef, ClosedBy, Connack, ConnectAttempt, Direction, Event, EventKind, Fate, Leg,
+    MqttPacket, Source, Suback, SubscribeReason, SubscribeSent,
 };
 use linecut_mqtt::PacketType;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Which client id each proxy connection carried (from its CONNECT).
 pub fn connection_clients(proxy: &[Event]) -> BTreeMap<u64, String> {
@@ -46,10 +49,26 @@ pub fn client_events(
     // Hashed while filling (one lookup per packet of a fleet), ordered once at the end.
     let mut out: HashMap<&str, Vec<Event>> = HashMap::new();
     let mut attempts: HashMap<&str, u32> = HashMap::new();
+    // Connections whose client closed its side, as a capture ordered it. Only the capture's
+    // order is the kernel's: the proxy logs a close and a write from two tasks, which can swap.
+    // (An MQTT client never half-closes: a FIN is the end of its reading too.)
+    let mut client_closed: HashSet<u64> = HashSet::new();
     for e in proxy {
-        let EventKind::MqttPacket(p) = &e.kind else {
-            continue;
+        let p = match &e.kind {
+            EventKind::LegClosed(l)
+                if e.source == Source::Capture
+                    && l.leg == Leg::Client
+                    && l.by == ClosedBy::Peer =>
+            {
+                client_closed.insert(l.conn);
+                continue;
+            }
+            EventKind::MqttPacket(p) => p,
+            _ => continue,
         };
+        if p.dir == Direction::Down && client_closed.contains(&p.conn) {
+            continue;
+        }
         let Some(client) = conn_client.get(&p.conn) else {
             continue;
         };

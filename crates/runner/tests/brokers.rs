@@ -86,10 +86,17 @@ async fn amqtt_never_drops_a_silent_client_and_the_report_says_so() {
         "{band:?}"
     );
     // Said plainly either way the run went: with amqtt's own rule, or, when the client's new
-    // connection reached the broker while the proxy still held the old one open, as a takeover
-    // of a connection the broker had never dropped.
+    // connection reached the broker while the proxy still held the old one open, as the old
+    // connection kept beside the new one, which the broker had never dropped.
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(md.contains("The broker never dropped"), "{md}");
+    // And never as a takeover: with a clean session amqtt leaves the old connection running
+    // beside the new one (broker.py `_delete_session`; docs/clients.md).
+    assert!(
+        !m.told(linecut_analyzer::Story::SessionTakeover),
+        "{:?}",
+        m.stories
+    );
     // It stopped on SIGINT within the grace period: a broker that had to be killed would have
     // made the run incomplete, which run_complete refuses.
     nothing_left(&dir);

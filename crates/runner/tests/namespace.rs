@@ -492,7 +492,16 @@ for = "12s"
 }
 
 /// A client under test that prints nothing (mosquitto_sub) in namespace mode: the capture
-/// tells when it is subscribed, and measures it from the wire.
+/// tells when it is subscribed, and measures it from the wire. And libmosquitto's self-closing
+/// reconnection: it starts its keepalive clock before a blocking connect (lib/connect.c:182,
+/// the connect at :204) and its keepalive check closes a connection not yet acknowledged once
+/// K has passed (lib/util_mosq.c:95–109), so a connect that took longer than K is closed right
+/// after its CONNECT. The cut is long enough that every connect made during it takes longer:
+/// libmosquitto gives up 5–11 s into the cut (K..2K+1, K = 5 s), reconnects 1 s later (its
+/// reconnect_delay), so its first SYN leaves between t+8 and t+14 s; the kernel resends it
+/// 1, 3, 7 and 15 s later (TCP_TIMEOUT_INIT 1 s, doubling), and with the line back at t+18 s
+/// no SYN of it sent up to 3 s after its first is answered: the handshake completes at least
+/// 7 s (> K) after the first SYN. The next connection, 1 s on, connects at once and subscribes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mosquitto_sub_on_a_real_link_is_measured_from_the_capture() {
     if !root()
@@ -507,7 +516,7 @@ async fn mosquitto_sub_on_a_real_link_is_measured_from_the_capture() {
     let (dir, report) = run_namespace(
         "mosquitto-sub",
         r#"
-duration = "18s"
+duration = "32s"
 [broker]
 kind = "mosquitto"
 [publisher]
@@ -521,7 +530,7 @@ mode = "namespace"
 [[fault]]
 kind = "cut"
 at = "2s"
-for = "12s"
+for = "16s"
 "#,
     )
     .await;
@@ -533,6 +542,30 @@ for = "12s"
     assert!(
         m.client_detect_s.is_some_and(|t| (4.9..=11.2).contains(&t)),
         "{m:#?}"
+    );
+    let closed = m
+        .stories
+        .iter()
+        .find(|t| t.story == linecut_analyzer::Story::ClosedBeforeConnack)
+        .unwrap_or_else(|| panic!("no self-closed connection told: {m:#?}"));
+    assert!(
+        closed.evidence.contains("longer than its keepalive of 5 s"),
+        "{closed:?}"
+    );
+    // Its first SYN and its close, both checked against tshark by run_namespace.
+    assert_eq!(closed.frames.len(), 2, "{closed:?}");
+    // Back on the connection after it, subscribed again (clean session), not on the one it
+    // closed, and that closed connection is no disconnect of its own.
+    assert!(m.connect_attempts >= 2, "{m:#?}");
+    assert_eq!(m.resubscribed, Some(true), "{m:#?}");
+    assert!(
+        m.reconnect_s.is_some_and(|s| s > 0.0),
+        "back after the restore: {m:#?}"
+    );
+    assert!(
+        report.unexpected_disconnects.is_empty(),
+        "{:?}",
+        report.unexpected_disconnects
     );
     assert!(report.data[0].delivered > 10, "{:?}", report.data[0]);
     let _ = std::fs::remove_dir_all(&dir);

@@ -1,6 +1,7 @@
 //! A matrix: several sweeps over the same implementations, one per outage, read side by side.
-//! Its rows are client libraries (a `subscriber.client` axis: the client matrix) or brokers (a
-//! `broker.kind` axis: the broker matrix). `matrix.md` and `matrix.json` say per row and outage,
+//! Its rows are client libraries (a `subscriber.client` axis, or a `subscriber.paho` axis for
+//! the Python library's series: the client matrix) or brokers (a `broker.kind` axis: the broker
+//! matrix). `matrix.md` and `matrix.json` say per row and outage,
 //! for a client, when it noticed (against its own band), how it came back, whether it
 //! re-subscribed and had to, and what it lost; for a broker, when it dropped the silent client
 //! (against its band), what it did when the client came back while it still held the old
@@ -9,8 +10,12 @@
 //! a subscription lost, a disconnect no outage explains), each with the run that shows it.
 //!
 //! A matrix is found, not declared: a directory with two or more sweeps among its children whose
-//! plans have one of those axes and no other. Everything is read from the runs' `report.json` files, so
-//! `linecut report` regenerates it with the sweeps.
+//! plans vary one of those axes and nothing else (an axis given a single value is a setting, as
+//! `--set subscriber.client=paho-python` beside `--set subscriber.paho=1.0,1.6`). Sweeps of the
+//! same scenario and settings are one column, so rows added later by another sweep (paho-mqtt's
+//! older series beside the libraries) join the table instead of making columns of their own.
+//! Everything is read from the runs' `report.json` files, so `linecut report` regenerates it
+//! with the sweeps.
 
 use crate::exec::{is_complete, run_dir};
 use crate::report::median;
@@ -29,10 +34,63 @@ pub enum Rows {
 }
 
 /// The axes a matrix's rows come from, and what they make the rows.
-pub const ROW_AXES: [(&str, Rows); 2] = [
+pub const ROW_AXES: [(&str, Rows); 3] = [
     ("subscriber.client", Rows::Clients),
+    ("subscriber.paho", Rows::Clients),
     ("broker.kind", Rows::Brokers),
 ];
+
+/// The kind of rows an axis path gives, if it is a row axis.
+fn rows_of(path: &str) -> Option<Rows> {
+    ROW_AXES.iter().find(|(a, _)| *a == path).map(|(_, r)| *r)
+}
+
+/// The kind of rows a sweep's plan gives: exactly one axis with more than one value, a row axis,
+/// and every other axis a single value.
+fn plan_rows(plan: &crate::Plan) -> Option<Rows> {
+    let mut varying = plan.axes.iter().filter(|a| a.values.len() > 1);
+    let axis = varying.next()?;
+    if varying.next().is_some() {
+        return None;
+    }
+    rows_of(&axis.path)
+}
+
+/// A cell's row: the values of its row axes in the order of `ROW_AXES`, whatever order the
+/// sweep gave them (`mqttjs`, `paho-python 1.0`).
+fn row_label(cell: &crate::Cell, rows: Rows) -> Option<String> {
+    let words: Vec<&str> = ROW_AXES
+        .iter()
+        .filter(|(_, r)| *r == rows)
+        .filter_map(|(axis, _)| cell.values.iter().find(|(p, _)| p == axis))
+        .map(|(_, v)| v.as_str())
+        .collect();
+    (!words.is_empty()).then(|| words.join(" "))
+}
+
+/// What makes two sweeps one column: the scenario and the settings that are not rows.
+fn column_key(plan: &crate::Plan) -> (String, Vec<(String, Vec<String>)>) {
+    let settings = plan
+        .axes
+        .iter()
+        .filter(|a| a.values.len() == 1 && rows_of(&a.path).is_none())
+        .map(|a| (a.path.clone(), a.values.clone()))
+        .collect();
+    (plan.scenario_name.clone(), settings)
+}
+
+/// Where a new row goes: after the rows of the same implementation (`paho-python 1.0` after
+/// `paho-python`), else last.
+fn insert_row(rows: &mut Vec<String>, label: &str) {
+    if rows.iter().any(|r| r == label) {
+        return;
+    }
+    let kind = label.split(' ').next().unwrap_or(label);
+    match rows.iter().rposition(|r| r.split(' ').next() == Some(kind)) {
+        Some(i) => rows.insert(i + 1, label.to_string()),
+        None => rows.push(label.to_string()),
+    }
+}
 
 /// A reconnect this long after the restore is a surprise worth naming: longer than any of the
 /// libraries' first retry (1–5 s) plus the kernel's SYN retransmissions up to the third
@@ -49,14 +107,10 @@ pub fn sweeps_of(dir: &Path) -> Option<(Vec<PathBuf>, Rows)> {
         .map(|e| e.path())
         .filter(|p| crate::is_sweep_dir(p))
         .collect();
-    for (axis, rows) in ROW_AXES {
-        // Sweeps whose only axis is the rows': the same implementations, one outage each (a
-        // sweep over keepalives as well compares something else).
+    for (_, rows) in ROW_AXES {
         let mut sweeps: Vec<PathBuf> = children
             .iter()
-            .filter(|p| {
-                read_plan(p).is_ok_and(|plan| plan.axes.len() == 1 && plan.axes[0].path == axis)
-            })
+            .filter(|p| read_plan(p).is_ok_and(|plan| plan_rows(&plan) == Some(rows)))
             .cloned()
             .collect();
         if sweeps.len() >= 2 {
@@ -65,14 +119,6 @@ pub fn sweeps_of(dir: &Path) -> Option<(Vec<PathBuf>, Rows)> {
         }
     }
     None
-}
-
-fn row_axis(rows: Rows) -> &'static str {
-    ROW_AXES
-        .iter()
-        .find(|(_, r)| *r == rows)
-        .map(|(a, _)| *a)
-        .expect("every kind of row has its axis")
 }
 
 /// One run's part in the matrix: its first fault window's first subscriber.
@@ -101,8 +147,14 @@ pub struct RunFacts {
     pub broker_detect_s: Option<f64>,
     pub broker_verdict: Option<Verdict>,
     pub broker_band: Option<(f64, f64)>,
-    /// The client's new connection came while the broker still held the old one.
+    /// The client's new connection came while the broker still held the old one, and the
+    /// broker took the old one over.
     pub takeover: bool,
+    /// The same, and the broker kept the old connection open beside the new one.
+    pub kept_old: bool,
+    /// A new connection the client closed itself before the broker answered its CONNECT: the
+    /// report's evidence (the connect's duration among it).
+    pub closed_before_connack: Option<String>,
     /// When the backend heard the will, from the outage start.
     pub will_s: Option<f64>,
     /// The will came after the client was connected again: seconds after its CONNACK.
@@ -124,8 +176,8 @@ pub struct Entry {
 /// One sweep of the matrix: an outage and what every library did under it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Column {
-    /// The sweep's directory name.
-    pub name: String,
+    /// The directory names of the sweeps it reads (one, or one per group of rows).
+    pub sweeps: Vec<String>,
     pub scenario: String,
     pub description: Option<String>,
     /// The fault as the runs name it (`cut:at=10s,for=20s`).
@@ -170,6 +222,13 @@ fn first_window_facts(report: &Report, run: String) -> RunFacts {
         broker_verdict: m.and_then(|m| m.broker_detect_band.as_ref().map(|b| b.verdict)),
         broker_band: m.and_then(|m| m.broker_detect_band.as_ref().map(|b| (b.low_s, b.high_s))),
         takeover: m.is_some_and(|m| m.told(Story::SessionTakeover)),
+        kept_old: m.is_some_and(|m| m.told(Story::OldConnectionKept)),
+        closed_before_connack: m.and_then(|m| {
+            m.stories
+                .iter()
+                .find(|t| t.story == Story::ClosedBeforeConnack)
+                .map(|t| t.evidence.clone())
+        }),
         will_s: m.and_then(|m| m.will_s),
         will_after_connack_s: m.and_then(|m| m.will_after_connack_s),
     }
@@ -177,30 +236,38 @@ fn first_window_facts(report: &Report, run: String) -> RunFacts {
 
 /// Reads a matrix from its sweeps' runs.
 pub fn build(dir: &Path, sweeps: &[PathBuf], rows: Rows) -> Result<Matrix, SweepError> {
-    let axis = row_axis(rows);
-    let mut columns = Vec::new();
+    let mut columns: Vec<Column> = Vec::new();
+    let mut keys = Vec::new();
     let mut clients: Vec<String> = Vec::new();
     for sweep in sweeps {
         let plan = read_plan(sweep)?;
         let name = sweep
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
-        let mut column = Column {
-            name: name.clone(),
-            scenario: plan.scenario_name.clone(),
-            description: None,
-            fault: String::new(),
-            keepalive_s: None,
-            outage_s: None,
-            entries: Vec::new(),
+        let key = column_key(&plan);
+        let at = match keys.iter().position(|k| *k == key) {
+            Some(i) => i,
+            None => {
+                keys.push(key);
+                columns.push(Column {
+                    sweeps: Vec::new(),
+                    scenario: plan.scenario_name.clone(),
+                    description: None,
+                    fault: String::new(),
+                    keepalive_s: None,
+                    outage_s: None,
+                    entries: Vec::new(),
+                });
+                columns.len() - 1
+            }
         };
+        let column = &mut columns[at];
+        column.sweeps.push(name);
         for cell in &plan.cells {
-            let Some((_, client)) = cell.values.iter().find(|(p, _)| p == axis) else {
+            let Some(client) = row_label(cell, rows) else {
                 continue;
             };
-            if !clients.contains(client) {
-                clients.push(client.clone());
-            }
+            insert_row(&mut clients, &client);
             let mut entry = Entry {
                 client: client.clone(),
                 library: String::new(),
@@ -221,7 +288,7 @@ pub fn build(dir: &Path, sweeps: &[PathBuf], rows: Rows) -> Result<Matrix, Sweep
                     Rows::Clients => &report.client_library,
                     Rows::Brokers => &report.broker,
                 });
-                column.description = column.description.or(report.description.clone());
+                column.description = column.description.take().or(report.description.clone());
                 column.keepalive_s = column.keepalive_s.or(report.keepalive_s);
                 if column.fault.is_empty() {
                     if let Some(w) = report.windows.first() {
@@ -234,7 +301,6 @@ pub fn build(dir: &Path, sweeps: &[PathBuf], rows: Rows) -> Result<Matrix, Sweep
             }
             column.entries.push(entry);
         }
-        columns.push(column);
     }
     // Shortest outage first; a middlebox's (a whole-run fault, its windows as long as the
     // flows it forgot) last.
@@ -250,7 +316,8 @@ pub fn build(dir: &Path, sweeps: &[PathBuf], rows: Rows) -> Result<Matrix, Sweep
     });
     let mut matrix = Matrix {
         schema: "linecut-matrix",
-        schema_version: 1,
+        // 2: a column names every sweep it reads (`sweeps`), not one (`name`).
+        schema_version: 2,
         rows,
         columns,
         clients,
@@ -398,7 +465,12 @@ impl Entry {
             .iter()
             .filter(|r| r.will_after_connack_s.is_some())
             .count();
-        let mut text = format!("takeover in {takeovers}/{n}");
+        let kept = self.runs.iter().filter(|r| r.kept_old).count();
+        let mut text = if kept > 0 {
+            format!("kept the old connection beside the new one in {kept}/{n}, takeover in {takeovers}/{n}")
+        } else {
+            format!("takeover in {takeovers}/{n}")
+        };
         text.push_str(&match wills.len() {
             0 => "; no will".to_string(),
             k => format!("; will at {} s in {k}/{n}", spread(wills)),
@@ -474,6 +546,12 @@ fn surprises(m: &Matrix) -> Vec<String> {
                         Some(f) => format!("{} ({}): its first connection back ended without subscribing; a later one did (the first fresh message came {f:.1} s after the restore): {at}", e.client, column.fault),
                     });
                 }
+                if let Some(evidence) = &r.closed_before_connack {
+                    out.push(format!(
+                        "{} ({}): closed a new connection itself right after its CONNECT, before the broker answered ({evidence}): {at}",
+                        e.client, column.fault
+                    ));
+                }
                 for (t, cause) in &r.unexpected {
                     out.push(format!(
                         "{} ({}): a disconnect no outage explains at t+{t:.1} s ({cause}): {at}",
@@ -492,12 +570,13 @@ pub fn markdown(m: &Matrix) -> String {
         Rows::Clients => "# Client matrix\n\nEvery client library under the same outages, each on a real link against the same broker, several runs with the outage at a random point of the ping cycle.",
         Rows::Brokers => "# Broker matrix\n\nEvery broker under the same outages, with the same client on a real link, several runs with the outage at a random point of the ping cycle.",
     });
-    s.push_str(" Generated by `linecut report` from the runs' own reports; each column is a sweep in this directory.\n\n");
+    s.push_str(" Generated by `linecut report` from the runs' own reports; each column is one outage, read from the sweeps of this directory named beside it.\n\n");
     for c in &m.columns {
+        let dirs: Vec<String> = c.sweeps.iter().map(|d| format!("`{d}/`")).collect();
         s.push_str(&format!(
-            "- **{}** (`{}/`): {}{}\n",
+            "- **{}** ({}): {}{}\n",
             c.fault,
-            c.name,
+            dirs.join(", "),
             c.description.as_deref().unwrap_or(&c.scenario),
             c.keepalive_s
                 .map_or(String::new(), |k| format!(" Keepalive {k} s."))
@@ -526,7 +605,7 @@ pub fn markdown(m: &Matrix) -> String {
         ],
         Rows::Brokers => vec![
             ("When it dropped the silent client", "Seconds from the outage start to the broker closing its side of the client's connection: median (range), in how many runs, against the band its rule gives (docs/clients.md; a \"never\" its own code gives is inside).", Entry::dropped),
-            ("When the client came back", "Whether the client's new connection took over one the broker still held (its side still open when the new CONNECT came), and when the backend heard the client's will, from the outage start.", Entry::came_back_to),
+            ("When the client came back", "Whether the client's new connection took over one the broker still held (its side still open when the new CONNECT came) or the broker, by its rule, kept the old one open beside it, and when the backend heard the client's will, from the outage start.", Entry::came_back_to),
             ("The client", "How the client (the same in every row) noticed and came back, as in the client matrix.", Entry::noticed),
             lost,
         ],
@@ -634,6 +713,8 @@ mod tests {
             broker_verdict: None,
             broker_band: None,
             takeover: false,
+            kept_old: false,
+            closed_before_connack: None,
             will_s: None,
             will_after_connack_s: None,
         };
@@ -650,10 +731,10 @@ mod tests {
         assert_eq!(e.back(), "+0.5 s, 1 attempt(s); re-subscribed");
         let m = Matrix {
             schema: "linecut-matrix",
-            schema_version: 1,
+            schema_version: 2,
             rows: Rows::Clients,
             columns: vec![Column {
-                name: "blip".into(),
+                sweeps: vec!["blip".into()],
                 scenario: "s".into(),
                 description: None,
                 fault: "cut for=3s".into(),
@@ -694,5 +775,91 @@ mod tests {
             "{found:?}"
         );
         assert!(found[0].contains("`blip/cells/x/r1`"), "{found:?}");
+    }
+
+    fn plan(axes: &[(&str, &[&str])]) -> crate::Plan {
+        let axes: Vec<crate::plan::PlanAxis> = axes
+            .iter()
+            .map(|(path, values)| crate::plan::PlanAxis {
+                path: (*path).into(),
+                label: (*path).into(),
+                values: values.iter().map(|v| (*v).into()).collect(),
+            })
+            .collect();
+        let cells = axes[0]
+            .values
+            .iter()
+            .map(|v| crate::Cell {
+                name: v.clone(),
+                values: axes
+                    .iter()
+                    .map(|a| {
+                        let value = if a.values.len() == 1 { &a.values[0] } else { v };
+                        (a.path.clone(), value.clone())
+                    })
+                    .collect(),
+                scenario: String::new(),
+                duration_s: 30.0,
+            })
+            .collect();
+        crate::Plan {
+            scenario_name: "client-matrix-blip".into(),
+            axes,
+            repeat: 5,
+            phase: crate::PhaseMode::Random,
+            cells,
+            shard: None,
+            goal: crate::Goal::default(),
+        }
+    }
+
+    /// A sweep of paho-mqtt's series with the client set to paho-python is the same column as
+    /// the sweep of libraries over the same scenario, and its rows sit beside paho-python's.
+    #[test]
+    fn a_second_sweep_of_rows_joins_the_columns_of_the_first() {
+        let libraries = plan(&[("subscriber.client", &["rumqttc", "paho-python", "mqttjs"])]);
+        let series = plan(&[
+            ("subscriber.paho", &["1.0", "1.6"]),
+            ("subscriber.client", &["paho-python"]),
+        ]);
+        assert_eq!(plan_rows(&libraries), Some(Rows::Clients));
+        assert_eq!(plan_rows(&series), Some(Rows::Clients));
+        assert_eq!(column_key(&libraries), column_key(&series));
+        // Two axes that vary compare something else; so does a setting outside the rows.
+        let crossed = plan(&[
+            ("subscriber.client", &["rumqttc", "mqttjs"]),
+            ("subscriber.keepalive", &["5s", "60s"]),
+        ]);
+        assert_eq!(plan_rows(&crossed), None);
+        let other = plan(&[
+            ("subscriber.client", &["rumqttc", "mqttjs"]),
+            ("subscriber.keepalive", &["60s"]),
+        ]);
+        assert_ne!(column_key(&other), column_key(&libraries));
+        let labels: Vec<String> = series
+            .cells
+            .iter()
+            .filter_map(|c| row_label(c, Rows::Clients))
+            .collect();
+        assert_eq!(labels, ["paho-python 1.0", "paho-python 1.6"]);
+        let mut rows: Vec<String> = libraries
+            .cells
+            .iter()
+            .filter_map(|c| row_label(c, Rows::Clients))
+            .collect();
+        for label in ["paho-python 1.0", "paho-python 1.6", "paho-go", "mqttjs"] {
+            insert_row(&mut rows, label);
+        }
+        assert_eq!(
+            rows,
+            [
+                "rumqttc",
+                "paho-python",
+                "paho-python 1.0",
+                "paho-python 1.6",
+                "mqttjs",
+                "paho-go"
+            ]
+        );
     }
 }

@@ -8,6 +8,7 @@ use super::client::GaveUp;
 use super::{RunContext, View, Window};
 use crate::bands::Watched;
 use crate::clients::{first, secs, Client};
+use crate::frames::{cite, CitedFrame, Sender, WireSign};
 use crate::index::ConnIndex;
 use crate::report::{StaleData, Told};
 use crate::story::{DetectHow, Story};
@@ -38,6 +39,7 @@ pub(crate) fn told(
         stories.push(Told {
             story: Story::DownBeforeFault,
             evidence: ended_before(index, run, c, &v.opened_before, w.start),
+            frames: Vec::new(),
         });
     }
     if let Some((ts, DetectHow::Cause(DisconnectCause::KeepaliveTimeout))) = detect {
@@ -67,6 +69,7 @@ pub(crate) fn told(
         stories.push(Told {
             story: Story::PingTimeout,
             evidence,
+            frames: Vec::new(),
         });
     }
     // A broker that found its connection reset did not time the client out.
@@ -87,6 +90,7 @@ pub(crate) fn told(
             stories.push(Told {
                 story: Story::BrokerTimedOut,
                 evidence,
+                frames: Vec::new(),
             });
         }
     }
@@ -104,9 +108,64 @@ pub(crate) fn told(
         let wire_takeover = !old_closed_by_broker_before
             && !v.live.is_empty()
             && upstream_still_open(index, &v.live, new);
-        if wire_takeover || log_takeover {
+        let kept = super::will::keeps_old_connection(ctx.broker, ctx.session.clean_session);
+        if let (true, Some(rule)) = (wire_takeover && !log_takeover, kept) {
+            // When the old connection did end: the first close either side made of it after
+            // the new CONNECT, once the line was back (a close inside the fault never crossed).
+            let ended = v
+                .live
+                .iter()
+                .filter_map(|conn| {
+                    let f = index.get(*conn)?;
+                    let after = |t: &&i64| **t > new && **t >= w.end;
+                    let client = f.client_closed_by_peer.iter().find(after).copied();
+                    let broker = f.upstream_closed_by_peer.iter().find(after).copied();
+                    let (t, sender) = match (client, broker) {
+                        (Some(c), Some(b)) if b < c => (b, Sender::Broker),
+                        (Some(c), _) => (c, Sender::Client),
+                        (None, Some(b)) => (b, Sender::Broker),
+                        (None, None) => return None,
+                    };
+                    let frame = [WireSign::Rst, WireSign::Fin]
+                        .into_iter()
+                        .find_map(|sign| ctx.run.frames.at(*conn, sender, sign, t));
+                    Some((t, sender, frame))
+                })
+                .min_by_key(|(t, ..)| *t);
+            let mut frames = Vec::new();
+            let end = match ended {
+                Some((t, sender, frame)) => {
+                    frames.extend(frame);
+                    format!(
+                        "; the old connection ended {:.3} s after the new CONNECT, {}{}",
+                        secs(t - new),
+                        match sender {
+                            Sender::Client =>
+                                "when the client's kernel refused the broker's next segment",
+                            Sender::Broker => "closed by the broker",
+                        },
+                        frame.map_or(String::new(), |f| format!(
+                            " ({} {}, frame {})",
+                            sender.name(),
+                            f.sign.name(),
+                            f.frame
+                        )),
+                    )
+                }
+                None => "; it was still open when the analysis ended".into(),
+            };
+            stories.push(Told {
+                story: Story::OldConnectionKept,
+                evidence: format!(
+                    "the new CONNECT came {} while the broker's side of the old connection was still open, and {rule}{end}",
+                    into(new)
+                ),
+                frames,
+            });
+        } else if wire_takeover || log_takeover {
             stories.push(Told {
                 story: Story::SessionTakeover,
+                frames: Vec::new(),
                 evidence: if log_takeover {
                     format!(
                         "the new CONNECT came {} and the broker's log reports the old connection taken over",
@@ -121,10 +180,18 @@ pub(crate) fn told(
             });
         }
     }
+    if let Some((evidence, frames)) = closed_before_connack(ctx, c, w, horizon) {
+        stories.push(Told {
+            story: Story::ClosedBeforeConnack,
+            evidence,
+            frames,
+        });
+    }
     if let Some(st) = stale {
         stories.push(Told {
             story: Story::StaleDataAfterAbandon,
             evidence: super::stale::stale_evidence(st),
+            frames: Vec::new(),
         });
     }
     // MQTT 5: a DISCONNECT from the broker carries its reason.
@@ -141,6 +208,7 @@ pub(crate) fn told(
         .unwrap_or_default();
         stories.push(Told {
             story: Story::BrokerSaidWhy,
+            frames: Vec::new(),
             evidence: format!(
                 "it sent DISCONNECT 0x{code:02X}{name} on conn {conn} {}",
                 into(ts)
@@ -150,6 +218,7 @@ pub(crate) fn told(
     if let Some((at, connack)) = will.and_then(|h| h.at.zip(h.after_connack)) {
         stories.push(Told {
             story: Story::WillWhileConnected,
+            frames: Vec::new(),
             evidence: format!(
                 "the watcher received its will {} and {:.3} s {} the client's CONNACK on its new connection ({}){}",
                 into(at),
@@ -167,6 +236,7 @@ pub(crate) fn told(
     if connected_at_start && detect.is_none() && broker_detect.is_none() {
         stories.push(Told {
             story: Story::RodeThrough,
+            frames: Vec::new(),
             evidence: format!(
                 "no disconnect from either side in the {:.3} s watched from the outage start",
                 watched.watched_s
@@ -174,6 +244,73 @@ pub(crate) fn told(
         });
     }
     stories
+}
+
+/// A new connection the client closed itself after its CONNECT and before anything came back
+/// (no CONNACK read, no DISCONNECT sent), with how long its TCP connect had taken: from the
+/// connection's first SYN to its CONNECT. libmosquitto does this when the connect took longer
+/// than its keepalive (docs/clients.md); the wire shows the two times, whatever the library.
+fn closed_before_connack(
+    ctx: &RunContext<'_>,
+    c: &Client,
+    w: &Window,
+    horizon: i64,
+) -> Option<(String, Vec<CitedFrame>)> {
+    let at = |ts: i64| {
+        if ts >= w.end {
+            format!("{:.3} s after the restore", secs(ts - w.end))
+        } else {
+            format!("{:.3} s into the outage", secs(ts - w.start))
+        }
+    };
+    let mut frames = Vec::new();
+    let told: Vec<String> = c
+        .conns
+        .iter()
+        .filter_map(|conn| Some((*conn, ctx.index.get(*conn)?)))
+        .filter_map(|(conn, f)| {
+            let opened = f.opened_us?;
+            let connect = *f.connects.first()?;
+            let closed = *f.client_closed_by_peer.first()?;
+            let answered = f.down_any.first().is_some_and(|d| *d < closed);
+            let new_and_unanswered = opened >= w.start
+                && opened < horizon
+                && connect < horizon
+                && closed >= connect
+                && !answered
+                && f.disconnect_sent.is_none();
+            if !new_and_unanswered {
+                return None;
+            }
+            let took = secs(connect - opened);
+            let longer = ctx
+                .keepalive_s
+                .filter(|k| took > f64::from(*k))
+                .map(|k| format!(", longer than its keepalive of {k} s"))
+                .unwrap_or_default();
+            let sign = if f.client_resets.binary_search(&closed).is_ok() {
+                WireSign::Rst
+            } else {
+                WireSign::Fin
+            };
+            let cited: Vec<CitedFrame> = [
+                ctx.run.frames.at(conn, Sender::Client, WireSign::Syn, opened),
+                ctx.run.frames.at(conn, Sender::Client, sign, closed),
+            ]
+            .into_iter()
+            .flatten()
+            .collect();
+            let named = cite(&cited).map_or(String::new(), |f| format!(" ({f})"));
+            frames.extend(cited);
+            Some(format!(
+                "conn {conn}: its CONNECT went out {} and the client closed the connection ({}) {:.1} ms later, before any answer from the broker; its TCP connect had taken {took:.3} s from the first SYN{longer}{named}",
+                at(connect),
+                sign.name(),
+                (closed - connect) as f64 / 1e3,
+            ))
+        })
+        .collect();
+    (!told.is_empty()).then(|| (told.join("; "), frames))
 }
 
 /// How the connection that was up before the fault ended, in words.

@@ -74,6 +74,21 @@ pub(crate) fn takeover_publishes(
     }
 }
 
+/// Whether the broker leaves the old connection running when a new one with the same client id
+/// connects, for the session the new connection asks for, and the rule in words. amqtt 0.12.1
+/// with a clean session deletes the old session's subscriptions and queues (broker.py:508-511,
+/// `_delete_session` :912-924) and never stops the old connection's handler: the takeover at
+/// :568-575 is reached only by a persistent session. The old connection lives on until it ends
+/// by itself, and its will is published then (`_handle_disconnect`, :674-692).
+pub(crate) fn keeps_old_connection(
+    broker: BrokerFamily,
+    clean: Option<bool>,
+) -> Option<&'static str> {
+    (broker == BrokerFamily::Amqtt && clean == Some(true)).then_some(
+        "amqtt, for a new connection with a clean session, deletes the old session's subscriptions and leaves the old connection running until it ends by itself, publishing its will then (broker.py `_delete_session`; its takeover is for persistent sessions only)",
+    )
+}
+
 /// The verdict on the window's will: by the broker's drop band, or, for a will that came with
 /// the takeover, by the broker's takeover rule.
 pub(crate) fn judge(
