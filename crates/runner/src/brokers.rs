@@ -103,7 +103,9 @@ pub fn prepare(spec: &linecut_scenario::BrokerSpec) -> Result<Option<Prepared>, 
         |what: String| RunError::Client(format!("[broker] kind = \"{kind}\": {what}; {SETUP}"));
     let (executable, home, version) = match run.runtime {
         Runtime::Node {
-            package, source, ..
+            package,
+            script,
+            source,
         } => {
             let node = find_program("node").ok_or_else(|| {
                 refuse("node is not installed (not on PATH); install Node.js (apt-get install nodejs npm), then".into())
@@ -116,18 +118,12 @@ pub fn prepare(spec: &linecut_scenario::BrokerSpec) -> Result<Option<Prepared>, 
                 .expect("<dir>/node_modules/<package>/package.json");
             // The launcher names the version it loaded; run from a temporary copy (the run
             // directory does not exist yet).
-            let temp = std::env::temp_dir().join(format!(
-                "linecut-broker-check-{}-{kind}.mjs",
-                std::process::id()
-            ));
-            std::fs::write(&temp, source)
-                .map_err(crate::io(format!("write {}", temp.display())))?;
+            let temp = installs::temp_script(run.dir, script, source)?;
             let out = command_output(
                 &node,
-                &[&temp.to_string_lossy(), "--version"],
+                &[&temp.path.to_string_lossy(), "--version"],
                 &[(CLIENT_HOME_ENV, home)],
             );
-            let _ = std::fs::remove_file(&temp);
             let version =
                 out.map_err(|e| refuse(format!("the launcher cannot load {package}: {e}")))?;
             (node, home.to_path_buf(), version.trim().to_string())

@@ -91,3 +91,33 @@ pub fn command_output(
         Err(text.trim().lines().last().unwrap_or("failed").to_string())
     }
 }
+
+/// A program's source written to a temporary directory of its own, to ask it `--version`
+/// before the run directory exists; removed when dropped.
+pub(crate) struct TempScript {
+    pub path: PathBuf,
+}
+
+impl Drop for TempScript {
+    fn drop(&mut self) {
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Writes `source` as `file` into a fresh temporary directory named for this process and `tag`.
+pub(crate) fn temp_script(
+    tag: &str,
+    file: &str,
+    source: &str,
+) -> Result<TempScript, crate::RunError> {
+    let dir = std::env::temp_dir().join(format!(
+        "linecut-version-check-{}-{tag}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).map_err(crate::io(format!("create {}", dir.display())))?;
+    let path = dir.join(file);
+    std::fs::write(&path, source).map_err(crate::io(format!("write {}", path.display())))?;
+    Ok(TempScript { path })
+}

@@ -23,7 +23,7 @@ use linecut_scenario::client::Program;
 use linecut_scenario::Scenario;
 use output::OutputFormat;
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::output;
 
@@ -213,7 +213,7 @@ fn version_info(
     let _temp = match run.runtime {
         Runtime::Built { .. } => None,
         _ => {
-            let temp = tempfile_copy(run)?;
+            let temp = crate::installs::temp_script(run.dir, run.file, run.source)?;
             args.push(temp.path.display().to_string());
             Some(temp)
         }
@@ -241,31 +241,6 @@ fn version_info(
             text.trim().chars().take(200).collect::<String>()
         ))
     })
-}
-
-/// A copy of a program's script in a temporary directory, removed when dropped.
-struct TempScript {
-    path: PathBuf,
-}
-
-impl Drop for TempScript {
-    fn drop(&mut self) {
-        if let Some(dir) = self.path.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
-fn tempfile_copy(run: &ProgramRun) -> Result<TempScript, RunError> {
-    let dir = std::env::temp_dir().join(format!(
-        "linecut-client-check-{}-{}",
-        std::process::id(),
-        run.dir
-    ));
-    std::fs::create_dir_all(&dir).map_err(crate::io(format!("create {}", dir.display())))?;
-    let path = dir.join(run.file);
-    std::fs::write(&path, run.source).map_err(crate::io(format!("write {}", path.display())))?;
-    Ok(TempScript { path })
 }
 
 /// The arguments every linecut subscriber program takes (the contract of
