@@ -87,7 +87,8 @@ pub enum Story {
     WillWhileConnected,
     /// The broker sent a DISCONNECT with a reason code (MQTT 5): it said why.
     BrokerSaidWhy,
-    /// The client closed a new connection itself after its CONNECT, before the broker answered.
+    /// The client closed a new connection itself right after its CONNECT, without waiting for
+    /// the broker's answer.
     ClosedBeforeConnack,
     /// The client's new connection came while the broker still held the old one, and the
     /// broker, by its rule, kept the old one open beside it instead of taking it over.
@@ -124,7 +125,7 @@ impl Story {
             }
             Story::BrokerSaidWhy => "the broker said why it ended the connection",
             Story::ClosedBeforeConnack => {
-                "the client closed a new connection itself before the broker answered its CONNECT"
+                "the client closed a new connection itself right after its CONNECT, without waiting for the broker's answer"
             }
             Story::OldConnectionKept => {
                 "the broker kept the old connection open beside the client's new one"

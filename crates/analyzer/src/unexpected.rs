@@ -73,11 +73,17 @@ pub(crate) fn unexpected_disconnects(
                     .is_some_and(|t| t >= w.start && t < until && t < ts)
             });
             let abandoned = opened < w.start && (reported || moved_on);
-            existed && ts >= w.start && (ts < until || abandoned)
+            // An attempt begun inside the outage that ended before the broker answered it, how
+            // late soever: its connect spanned the outage (a client that closes a connection
+            // whose connect took longer than its keepalive: libmosquitto, paho-mqtt 1.0).
+            let unanswered_attempt = opened >= w.start
+                && opened < w.end
+                && f.down_any.first().is_none_or(|d| *d >= ts);
+            existed && ts >= w.start && (ts < until || abandoned || unanswered_attempt)
         });
-        // A connection the proxy opened during a window and that ended before it finished is
-        // an attempt into the outage, covered by the test above; one that ended before any
-        // fault began is a finding like any other.
+        // A connection the proxy opened during a window and that ended before it finished, or
+        // ended unanswered later, is an attempt into the outage, covered by the test above;
+        // one that ended before any fault began is a finding like any other.
         if explained {
             continue;
         }

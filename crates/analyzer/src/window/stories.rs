@@ -7,7 +7,7 @@ use super::broker::Dropped;
 use super::client::GaveUp;
 use super::{RunContext, View, Window};
 use crate::bands::Watched;
-use crate::clients::{first, secs, Client};
+use crate::clients::{first, secs, Client, SAME_MOMENT_US};
 use crate::frames::{cite, CitedFrame, Sender, WireSign};
 use crate::index::ConnIndex;
 use crate::report::{StaleData, Told};
@@ -246,8 +246,9 @@ pub(crate) fn told(
     stories
 }
 
-/// A new connection the client closed itself after its CONNECT and before anything came back
-/// (no CONNACK read, no DISCONNECT sent), with how long its TCP connect had taken: from the
+/// A new connection the client closed itself right after its CONNECT, without waiting for
+/// anything to come back (no CONNACK read, no DISCONNECT sent, closed within the same moment),
+/// with how long its TCP connect had taken: from the
 /// connection's first SYN to its CONNECT. libmosquitto does this when the connect took longer
 /// than its keepalive (docs/clients.md); the wire shows the two times, whatever the library.
 fn closed_before_connack(
@@ -273,10 +274,13 @@ fn closed_before_connack(
             let connect = *f.connects.first()?;
             let closed = *f.client_closed_by_peer.first()?;
             let answered = f.down_any.first().is_some_and(|d| *d < closed);
+            // At once: a client that waited for its CONNACK and gave up (a connect timeout,
+            // an attempt into the outage) is an attempt that failed, told as such elsewhere.
             let new_and_unanswered = opened >= w.start
                 && opened < horizon
                 && connect < horizon
                 && closed >= connect
+                && closed - connect < SAME_MOMENT_US
                 && !answered
                 && f.disconnect_sent.is_none();
             if !new_and_unanswered {
