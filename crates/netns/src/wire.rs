@@ -13,9 +13,9 @@
 //! what the device sent before the link touched it and what reached the device after.
 //!
 //! One thread serves every wired member: it waits on all their sockets and on the earliest
-//! frame due, with a 1 ns timer slack so a delay is kept to tens of microseconds (the
-//! benchmark `wire` measures it), and applies the impairments active on each direction when a
-//! frame arrives ([`Wire::set`] changes them).
+//! frame due, with a 1 ns timer slack and a real-time priority so a delay is kept to tens of
+//! microseconds whatever else the machine runs (the benchmark `wire` measures it), and applies
+//! the impairments active on each direction when a frame arrives ([`Wire::set`] changes them).
 
 use crate::impair::{Fate, Impairments, Lane};
 use crate::NetnsError;
@@ -264,6 +264,19 @@ impl Engine {
         // A delay is a timer: the default slack (50 µs) would be added to every one.
         // SAFETY: prctl on the calling thread with an integer argument.
         unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+        // The kernel's netem delays frames in softirq, ahead of every process; this thread
+        // is the link, so it runs ahead of them too (real-time, lowest FIFO priority but one):
+        // on a machine busy with other work (a sweep's other runs, tshark) a normal thread's
+        // wake-up was seen 1–4 ms late for several frames in 300. It sleeps between frames, and
+        // the kernel's real-time throttling keeps it from ever taking a whole core.
+        let param = libc::sched_param { sched_priority: 2 };
+        // SAFETY: sets the calling thread's own policy (pid 0) from a live sched_param.
+        if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) } != 0 {
+            tracing::warn!(
+                error = %std::io::Error::last_os_error(),
+                "the wire runs at normal priority: its delays may be late on a busy machine"
+            );
+        }
         let start = Instant::now();
         let now_ns = || start.elapsed().as_nanos() as u64;
         let mut waiting = Waiting::default();
