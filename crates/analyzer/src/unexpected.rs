@@ -61,18 +61,22 @@ pub(crate) fn unexpected_disconnects(
             // late its end reaches the wire (on a real link, after the restore): it said so, or
             // the wire shows it opening another connection while this one was still open (its
             // socket closed, the kernel answers the broker's next retransmission with a reset).
-            let reported = c.events.iter().any(|e| {
-                e.ts_us >= w.start
-                    && e.ts_us < until
-                    && matches!(&e.kind, EventKind::Disconnected(d) if d.cause != DisconnectCause::Requested)
-            });
-            let moved_on = c.conns.iter().any(|other| {
-                index
-                    .get(*other)
-                    .and_then(|o| o.opened_us)
-                    .is_some_and(|t| t >= w.start && t < until && t < ts)
-            });
-            let abandoned = opened < w.start && (reported || moved_on);
+            let reported = || {
+                c.events.iter().any(|e| {
+                    e.ts_us >= w.start
+                        && e.ts_us < until
+                        && matches!(&e.kind, EventKind::Disconnected(d) if d.cause != DisconnectCause::Requested)
+                })
+            };
+            let moved_on = || {
+                c.conns.iter().any(|other| {
+                    index
+                        .get(*other)
+                        .and_then(|o| o.opened_us)
+                        .is_some_and(|t| t >= w.start && t < until && t < ts)
+                })
+            };
+            let abandoned = opened < w.start && (reported() || moved_on());
             // An attempt begun inside the outage that ended before the broker answered it, how
             // late soever: its connect spanned the outage (a client that closes a connection
             // whose connect took longer than its keepalive: libmosquitto, paho-mqtt 1.0).

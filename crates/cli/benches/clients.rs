@@ -136,14 +136,14 @@ fn main() {
     std::fs::create_dir_all(&runs).unwrap();
     let agent = median((0..3).map(|_| start_up("rumqttc", &fresh, &runs)).collect());
     println!("| rumqttc (linecut's agent) | {agent:.3} | 1.00× |");
-    for client in [
-        "paho-python",
-        "mosquitto_sub",
-        "mqttjs",
-        "paho-c",
-        "aiomqtt",
-        "paho-go",
-    ] {
+    // Every kind linecut starts but its own agent (the peer) and `command` (nothing to
+    // install).
+    use linecut_scenario::client::Kind;
+    for client in Kind::ALL
+        .into_iter()
+        .filter(|k| !matches!(k, Kind::Rumqttc | Kind::Command))
+        .map(Kind::name)
+    {
         let s = median((0..3).map(|_| start_up(client, &fresh, &runs)).collect());
         println!("| {client} | {s:.3} | {:.2}× |", s / agent);
     }

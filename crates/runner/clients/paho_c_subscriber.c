@@ -593,24 +593,33 @@ static void on_connection_lost(void *context, char *cause)
 	pthread_mutex_unlock(&lock);
 }
 
-static void on_suback(void *context, MQTTAsync_successData *r)
+/* One `suback` event: the packet's codes, one per filter. Called with the lock held. */
+static void emit_suback(int token, const int *codes, int n)
 {
 	jbuf b;
 	int i;
-	(void)context;
-	pthread_mutex_lock(&lock);
 	jb_begin(&b, "suback");
-	jb_int(&b, "packet_id", r->token);
+	jb_int(&b, "packet_id", token);
 	jb_key(&b, "codes");
 	jb_puts(&b, "[");
-	for (i = 0; i < A.ntopics; i++) {
+	for (i = 0; i < n; i++) {
 		char num[16];
-		int code = A.ntopics == 1 ? r->alt.qos : r->alt.qosList != NULL ? r->alt.qosList[i] : -1;
-		snprintf(num, sizeof num, "%s%d", i ? "," : "", code);
+		snprintf(num, sizeof num, "%s%d", i ? "," : "", codes[i]);
 		jb_puts(&b, num);
 	}
 	jb_puts(&b, "]");
 	jb_emit(&b);
+}
+
+static void on_suback(void *context, MQTTAsync_successData *r)
+{
+	int codes[MAX_TOPICS];
+	int i;
+	(void)context;
+	for (i = 0; i < A.ntopics; i++)
+		codes[i] = A.ntopics == 1 ? r->alt.qos : r->alt.qosList != NULL ? r->alt.qosList[i] : -1;
+	pthread_mutex_lock(&lock);
+	emit_suback(r->token, codes, A.ntopics);
 	pthread_mutex_unlock(&lock);
 }
 
@@ -619,12 +628,8 @@ static void on_suback_failure(void *context, MQTTAsync_failureData *r)
 	(void)context;
 	pthread_mutex_lock(&lock);
 	if (r->code == 0x80) { /* one filter, refused by the server */
-		jbuf b;
-		jb_begin(&b, "suback");
-		jb_int(&b, "packet_id", r->token);
-		jb_key(&b, "codes");
-		jb_puts(&b, "[128]");
-		jb_emit(&b);
+		int refused = 0x80;
+		emit_suback(r->token, &refused, 1);
 	} else
 		note("SUBSCRIBE %d failed, code %d", r->token, r->code);
 	pthread_mutex_unlock(&lock);
@@ -632,23 +637,16 @@ static void on_suback_failure(void *context, MQTTAsync_failureData *r)
 
 static void on_suback5(void *context, MQTTAsync_successData5 *r)
 {
-	jbuf b;
-	int i;
+	int codes[MAX_TOPICS];
+	int i, n = r->alt.sub.reasonCodeCount;
 	(void)context;
-	pthread_mutex_lock(&lock);
-	jb_begin(&b, "suback");
-	jb_int(&b, "packet_id", r->token);
-	jb_key(&b, "codes");
-	jb_puts(&b, "[");
-	for (i = 0; i < r->alt.sub.reasonCodeCount; i++) {
-		char num[16];
-		int code = r->alt.sub.reasonCodeCount > 1 && r->alt.sub.reasonCodes != NULL
+	if (n > MAX_TOPICS)
+		n = MAX_TOPICS;
+	for (i = 0; i < n; i++)
+		codes[i] = n > 1 && r->alt.sub.reasonCodes != NULL
 			? (int)r->alt.sub.reasonCodes[i] : (int)r->reasonCode;
-		snprintf(num, sizeof num, "%s%d", i ? "," : "", code);
-		jb_puts(&b, num);
-	}
-	jb_puts(&b, "]");
-	jb_emit(&b);
+	pthread_mutex_lock(&lock);
+	emit_suback(r->token, codes, n);
 	pthread_mutex_unlock(&lock);
 }
 
@@ -657,14 +655,8 @@ static void on_suback5_failure(void *context, MQTTAsync_failureData5 *r)
 	(void)context;
 	pthread_mutex_lock(&lock);
 	if (r->reasonCode >= 0x80) { /* one filter, refused by the server */
-		jbuf b;
-		char codes[24];
-		jb_begin(&b, "suback");
-		jb_int(&b, "packet_id", r->token);
-		snprintf(codes, sizeof codes, "[%d]", (int)r->reasonCode);
-		jb_key(&b, "codes");
-		jb_puts(&b, codes);
-		jb_emit(&b);
+		int refused = (int)r->reasonCode;
+		emit_suback(r->token, &refused, 1);
 	} else
 		note("SUBSCRIBE %d failed, code %d", r->token, r->code);
 	pthread_mutex_unlock(&lock);

@@ -164,7 +164,7 @@ pub struct RunFacts {
 /// One client library (or broker) under one outage.
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
-    /// The row's axis value (`mqttjs`, `aedes`).
+    /// The row: its row axes' values (`mqttjs`, `paho-python 1.0`, `aedes`).
     pub client: String,
     /// The implementation as the runs named it (`MQTT.js 5.16.0 (...)`, `aedes 1.2.0 (...)`).
     pub library: String,
@@ -173,7 +173,7 @@ pub struct Entry {
     pub missing: u32,
 }
 
-/// One sweep of the matrix: an outage and what every library did under it.
+/// One column of the matrix: an outage and what every library did under it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Column {
     /// The directory names of the sweeps it reads (one, or one per group of rows).
