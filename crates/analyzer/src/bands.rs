@@ -210,7 +210,7 @@ const CLIENT_RULES: [ClientRule; 7] = [
         family: ClientFamily::Paho,
         band: |k| (k, 2.0 * k + 1.0),
         rule: "paho sends PINGREQ once K has passed since its last PINGREQ (1.6 and 2.1, whose writes leave that clock alone; 1.0: since it last sent anything) or since it last received a packet, whichever comes first, so incoming data does not postpone it, and gives up K after an unanswered PINGREQ; it checks on each loop wake-up, at least once a second: K..2K+1 s (client.py `_check_keepalive`, the band the same in paho-mqtt 1.0, 1.6 and 2.1)",
-        how: |k| format!("paho sends PINGREQ once {k} s have passed since it last sent anything (every {k} to {} s for a subscriber that only receives, as its check runs about once a second) and gives up {k} s after an unanswered PINGREQ", k + 1),
+        how: |k| format!("paho sends PINGREQ once {k} s have passed since its last PINGREQ (1.0: since it last sent anything, the same for a subscriber that only receives), every {k} to {} s as its check runs about once a second, and gives up {k} s after an unanswered PINGREQ", k + 1),
         tolerance: PAHO_TOLERANCE,
         // Measured: paho 2.1 pings every K or K + 1 s while it only receives.
         silence: |k| k + 1.0,
